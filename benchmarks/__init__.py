@@ -1,0 +1,1 @@
+"""Benchmark profiles, the EvalPlus runner, and fit's own performance benchmarks."""

@@ -1,0 +1,1 @@
+"""fit's model of a llama.cpp launch: inventory, hardware, memory, cost and placement."""
