@@ -11,6 +11,8 @@ those weights over PCIe for every ubatch (ggml-backend.cpp,
 ``ggml_backend_sched_backend_id_from_cur``, cause "1.off"; the threshold is ggml-cuda.cu's
 ``GGML_OP_OFFLOAD_MIN_BATCH``, default 32).
 
+Everything is precomputed into ``CostTables``: seconds for each (layer, part, device), so the
+cost of a plan is a sum of table entries — the same numbers the CP-SAT objective uses.
 Coefficients start from spec sheets (``CostCoefficients`` defaults) and are replaced by values
 fitted to measured runs (``solver.calibrate``).
 """
@@ -27,15 +29,12 @@ from solver.hardware import Hardware
 from solver.plan import CPU, Plan
 from solver.units import LayerTable, Unit
 
-# Order in which a layer's parts run in llama.cpp's graphs (attention, then the FFN: routed
-# experts before shared experts, as build_moe_ffn's result is added to the shared FFN's).
-GRAPH_ORDER: tuple[Unit | None, ...] = (
-    Unit.ATTENTION,
-    None,  # norms and router: follow the layer
-    Unit.FFN_DENSE,
-    Unit.EXPERTS,
-    Unit.SHARED_EXPERTS,
-)
+# The parts of a layer in the order llama.cpp's graphs run them: attention (with the layer's
+# norms, router and KV cache, which never move), then the FFN — routed experts before shared
+# experts, as build_moe_ffn's result is added to the shared FFN's.
+LAYER = "layer"
+PARTS: tuple[str, ...] = (LAYER, Unit.FFN_DENSE, Unit.EXPERTS, Unit.SHARED_EXPERTS)
+MOVABLE: tuple[Unit, ...] = (Unit.FFN_DENSE, Unit.EXPERTS, Unit.SHARED_EXPERTS)
 
 
 class DeviceRates(BaseModel):
@@ -64,6 +63,38 @@ class CostCoefficients(BaseModel):
     measured: dict[str, DeviceRates] = Field(
         default_factory=dict, description="calibrated rates per device name, if any"
     )
+
+
+class Workload(BaseModel):
+    """What the cost depends on besides the placement."""
+
+    model_config = ConfigDict(frozen=True)
+
+    n_embd: int
+    kv_bytes_per_position: tuple[int, ...] = Field(
+        description="per layer: K+V bytes of one cached position"
+    )
+    attention_flops_per_position: tuple[float, ...] = Field(
+        description="per layer: QK and PV flops per query token per key position"
+    )
+    depth: int = Field(default=0, description="positions already in the cache while decoding")
+    n_ubatch: int = 512
+
+
+class CostTables(BaseModel):
+    """Seconds per (layer, part, device) for decoding one token and prefilling one ubatch."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    devices: tuple[str, ...]
+    present: np.ndarray = Field(description="[layer, part] True if the layer has that part")
+    decode: np.ndarray = Field(description="[layer, part, device] seconds per token")
+    prefill: np.ndarray = Field(description="[layer, part, device] seconds per ubatch")
+    output_decode: np.ndarray = Field(description="[device] output head, seconds per token")
+    split_decode: float = Field(description="seconds per device switch, decoding")
+    split_prefill: float = Field(description="seconds per device switch, per ubatch")
+    token_overhead: float
+    n_ubatch: int
 
 
 class CostEstimate(BaseModel):
@@ -99,16 +130,84 @@ def device_rates(hardware: Hardware, coefficients: CostCoefficients) -> dict[str
     return rates
 
 
-def graph_devices(plan: Plan, table: LayerTable) -> list[str]:
-    """Devices along the decode graph: input, each present part of each layer, output."""
+def build_cost_tables(
+    table: LayerTable,
+    hardware: Hardware,
+    workload: Workload,
+    coefficients: CostCoefficients | None = None,
+) -> CostTables:
+    """Precompute every (layer, part, device) time once; plans and the solver sum them."""
+    coefficients = coefficients or CostCoefficients()
+    rates = device_rates(hardware, coefficients)
+    devices = tuple(hardware.device_names)
+    bandwidth = np.array([rates[d].bandwidth_bytes_per_s for d in devices])
+    flops = np.array([rates[d].flops for d in devices])
     column = {unit: i for i, unit in enumerate(table.units)}
+    n_layers = table.stored.shape[0]
+    n = workload.n_ubatch
+
+    stored = np.zeros((n_layers, len(PARTS)))
+    read = np.zeros((n_layers, len(PARTS)))
+    params = np.zeros((n_layers, len(PARTS)))
+    attention = column[Unit.ATTENTION]
+    stored[:, 0] = table.stored[:, attention] + table.pinned
+    read[:, 0] = table.read_per_token[:, attention] + table.pinned
+    read[:, 0] += np.asarray(workload.kv_bytes_per_position, dtype=float) * workload.depth
+    params[:, 0] = table.params[:, attention] + table.pinned_params
+    for p, unit in enumerate(PARTS[1:], start=1):
+        stored[:, p] = table.stored[:, column[unit]]
+        read[:, p] = table.read_per_token[:, column[unit]]
+        params[:, p] = table.params[:, column[unit]]
+    present = stored > 0
+    present[:, 0] = True
+
+    # Step 1: decode — every byte a token touches, read at its device's bandwidth.
+    decode = read[:, :, None] / bandwidth[None, None, :]
+
+    # Step 2: prefill — one ubatch of n tokens. Matmul work scales with the active share;
+    # a big ubatch touches every expert, so all stored bytes are read (roofline: the max).
+    share = np.divide(read, stored, out=np.zeros_like(read), where=stored > 0)
+    share[:, 0] = 1.0
+    work = 2.0 * n * params * share
+    attention_work = np.asarray(workload.attention_flops_per_position) * n
+    work[:, 0] += attention_work * (workload.depth + n / 2)
+    prefill = np.maximum(
+        work[:, :, None] / flops[None, None, :], stored[:, :, None] / bandwidth[None, None, :]
+    )
+    if hardware.gpus and n >= coefficients.op_offload_min_batch:
+        # Host-resident weights stream to the first GPU each ubatch and are multiplied there.
+        first_gpu = rates[hardware.gpus[0].device]
+        prefill[:, :, 0] = stored / first_gpu.link_bytes_per_s + work / first_gpu.flops
+
+    output_bytes = sum(b for name, b in table.global_bytes.items() if name.startswith("output"))
+    slowest_link = min((r.link_bytes_per_s for r in rates.values()), default=float("inf"))
+    activation = workload.n_embd * 4.0  # one f32 row per token crosses each split
+    return CostTables(
+        devices=devices,
+        present=present,
+        decode=decode,
+        prefill=prefill,
+        output_decode=output_bytes / bandwidth,
+        split_decode=coefficients.split_latency_s + 2 * activation / slowest_link,
+        split_prefill=coefficients.split_latency_s + 2 * n * activation / slowest_link,
+        token_overhead=coefficients.token_overhead_s,
+        n_ubatch=n,
+    )
+
+
+def part_devices(plan: Plan) -> list[list[str]]:
+    """For each layer, the device of each part in ``PARTS`` order."""
+    return [
+        [plan.layer_devices[layer], *(plan.unit_device(layer, unit) for unit in MOVABLE)]
+        for layer in range(plan.n_layers)
+    ]
+
+
+def graph_devices(plan: Plan, tables: CostTables) -> list[str]:
+    """Devices along the graph: the input (host), each present part of each layer, output."""
     sequence = [CPU]  # token_embd rows are read on the host
-    for layer in range(plan.n_layers):
-        for unit in GRAPH_ORDER:
-            if unit is None:
-                sequence.append(plan.layer_devices[layer])
-            elif table.stored[layer, column[unit]] > 0:
-                sequence.append(plan.unit_device(layer, unit))
+    for layer, devices in enumerate(part_devices(plan)):
+        sequence.extend(d for p, d in enumerate(devices) if tables.present[layer, p])
     sequence.append(plan.output_device)
     return sequence
 
@@ -118,109 +217,25 @@ def crossings(sequence: Sequence[str]) -> Iterator[tuple[str, str]]:
     return ((a, b) for a, b in pairwise(sequence) if a != b)
 
 
-def split_seconds(
-    sequence: Sequence[str],
-    nbytes: float,
-    rates: dict[str, DeviceRates],
-    coefficients: CostCoefficients,
-) -> float:
-    """Latency plus transfer of ``nbytes`` of activations at every split of ``sequence``.
-
-    GPU to GPU goes through the host, so both devices' links count.
-    """
-    seconds = 0.0
-    for a, b in crossings(sequence):
-        seconds += coefficients.split_latency_s
-        for device in (a, b):
-            if device != CPU:
-                seconds += nbytes / rates[device].link_bytes_per_s
-    return seconds
-
-
-def estimate_cost(
-    plan: Plan,
-    table: LayerTable,
-    hardware: Hardware,
-    *,
-    n_embd: int,
-    kv_bytes_per_token: Sequence[int],
-    attention_flops_per_token_per_position: Sequence[float],
-    depth: int = 0,
-    n_ubatch: int = 512,
-    coefficients: CostCoefficients | None = None,
-) -> CostEstimate:
-    """Decode seconds per token and prefill seconds per ubatch of ``plan``.
-
-    ``kv_bytes_per_token[l]`` is layer l's K+V bytes per cached position (read once per
-    decoded token at ``depth`` positions); ``attention_flops_per_token_per_position[l]`` is
-    the QK and PV work per query token per key position.
-    """
-    coefficients = coefficients or CostCoefficients()
-    rates = device_rates(hardware, coefficients)
-    column = {unit: i for i, unit in enumerate(table.units)}
-    by_device: dict[str, float] = {}
-
-    def add(device: str, seconds: float) -> None:
-        by_device[device] = by_device.get(device, 0.0) + seconds
-
-    # Step 1: decode — every byte a token touches, read at its device's bandwidth.
-    for layer in range(plan.n_layers):
-        layer_device = plan.layer_devices[layer]
-        layer_bw = rates[layer_device].bandwidth_bytes_per_s
-        add(layer_device, float(table.pinned[layer]) / layer_bw)
-        add(layer_device, float(kv_bytes_per_token[layer]) * depth / layer_bw)
-        for unit, i in column.items():
-            nbytes = table.read_per_token[layer, i]
-            if nbytes:
-                device = plan.unit_device(layer, unit)
-                add(device, nbytes / rates[device].bandwidth_bytes_per_s)
-    output_device = plan.output_device
-    output_bytes = sum(
-        nbytes for name, nbytes in table.global_bytes.items() if name.startswith("output")
-    )
-    add(output_device, output_bytes / rates[output_device].bandwidth_bytes_per_s)
-
-    sequence = graph_devices(plan, table)
-    activation = n_embd * 4.0  # one f32 row per token crosses each split
-    decode = (
-        sum(by_device.values())
-        + split_seconds(sequence, activation, rates, coefficients)
-        + coefficients.token_overhead_s
-    )
-
-    # Step 2: prefill — one ubatch of n tokens; compute-bound, CPU weights stream over PCIe.
-    n = n_ubatch
-    first_gpu = plan.gpus[0] if plan.gpus else None
-    offload = first_gpu is not None and n >= coefficients.op_offload_min_batch
+def estimate_cost(plan: Plan, tables: CostTables) -> CostEstimate:
+    """Decode seconds per token and prefill seconds per ubatch of ``plan``."""
+    index = {device: k for k, device in enumerate(tables.devices)}
+    by_device = dict.fromkeys(tables.devices, 0.0)
     prefill = 0.0
-    params = table.params.astype(np.float64)
-    for layer in range(plan.n_layers):
-        layer_device = plan.layer_devices[layer]
-        attention_flops = attention_flops_per_token_per_position[layer] * n * (depth + n / 2)
-        prefill += attention_flops / rates[plan.unit_device(layer, Unit.ATTENTION)].flops
-        pinned_flops = 2.0 * n * float(table.pinned_params[layer])
-        prefill += pinned_flops / rates[layer_device].flops
-        for unit, i in column.items():
-            if not table.stored[layer, i]:
-                continue
-            share = table.read_per_token[layer, i] / table.stored[layer, i]
-            flops = 2.0 * n * params[layer, i] * share
-            device = plan.unit_device(layer, unit)
-            if device == CPU and offload:
-                assert first_gpu is not None
-                prefill += table.stored[layer, i] / rates[first_gpu].link_bytes_per_s
-                prefill += flops / rates[first_gpu].flops
-            else:
-                # Roofline: a big ubatch touches every expert, so all stored bytes are read.
-                read_seconds = table.stored[layer, i] / rates[device].bandwidth_bytes_per_s
-                prefill += max(flops / rates[device].flops, read_seconds)
-    prefill += split_seconds(sequence, n * activation, rates, coefficients)
-
+    for layer, devices in enumerate(part_devices(plan)):
+        for p, device in enumerate(devices):
+            if tables.present[layer, p]:
+                by_device[device] += float(tables.decode[layer, p, index[device]])
+                prefill += float(tables.prefill[layer, p, index[device]])
+    by_device[plan.output_device] += float(tables.output_decode[index[plan.output_device]])
+    splits = sum(1 for _ in crossings(graph_devices(plan, tables)))
+    decode = sum(by_device.values()) + splits * tables.split_decode + tables.token_overhead
+    prefill += splits * tables.split_prefill
     return CostEstimate(
         decode_seconds_per_token=decode,
         decode_tps=1.0 / decode,
         prefill_seconds_per_ubatch=prefill,
-        prefill_tps=n / prefill if prefill > 0 else float("inf"),
-        decode_seconds_by_device=by_device,
-        splits_per_token=sum(1 for _ in crossings(sequence)),
+        prefill_tps=tables.n_ubatch / prefill if prefill > 0 else float("inf"),
+        decode_seconds_by_device={d: s for d, s in by_device.items() if s > 0},
+        splits_per_token=splits,
     )

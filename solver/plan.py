@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from solver.units import Unit
@@ -25,7 +26,11 @@ class Plan(BaseModel):
     gpus: tuple[str, ...] = Field(description="GPU device names in llama.cpp order")
     n_layers: int
     gpu_layers: tuple[int, ...] = Field(description="repeating layers per GPU, in order")
-    output_on_gpu: bool = Field(description="output head on the last GPU holding layers")
+    output_device: str = Field(
+        default=CPU,
+        description="CPU, or the GPU holding the output head: the last GPU holding layers, "
+        "or any GPU when no layer is offloaded (-ngl 1)",
+    )
     overrides: dict[Unit, tuple[str | None, ...]] = Field(
         default_factory=dict,
         description="per unit, per layer: device the unit is moved to, None = follows layer",
@@ -37,8 +42,14 @@ class Plan(BaseModel):
             raise ValueError("gpu_layers needs one count per GPU")
         if any(count < 0 for count in self.gpu_layers) or sum(self.gpu_layers) > self.n_layers:
             raise ValueError("GPU layer counts must be >= 0 and sum to at most n_layers")
-        if self.output_on_gpu and not self.gpus:
-            raise ValueError("the output head can only be on a GPU if there is one")
+        if self.output_device != CPU:
+            holding = [g for g, count in zip(self.gpus, self.gpu_layers, strict=True) if count]
+            allowed = holding[-1:] if holding else list(self.gpus)
+            if self.output_device not in allowed:
+                raise ValueError(
+                    f"the output head cannot be on {self.output_device}: it is the last -ngl "
+                    f"slot, so it goes to {' or '.join(allowed) or 'the CPU'}"
+                )
         for unit, devices in self.overrides.items():
             if len(devices) != self.n_layers:
                 raise ValueError(f"overrides for {unit} need one entry per layer")
@@ -53,6 +64,10 @@ class Plan(BaseModel):
         """The ``-ngl`` value: GPU slots, counting the output head as one."""
         return sum(self.gpu_layers) + int(self.output_on_gpu)
 
+    @property
+    def output_on_gpu(self) -> bool:
+        return self.output_device != CPU
+
     @cached_property
     def layer_devices(self) -> tuple[str, ...]:
         """Device of each repeating layer (its norms, router and KV cache live there)."""
@@ -60,13 +75,6 @@ class Plan(BaseModel):
         for gpu, count in zip(self.gpus, self.gpu_layers, strict=True):
             devices.extend([gpu] * count)
         return tuple(devices)
-
-    @property
-    def output_device(self) -> str:
-        if not self.output_on_gpu:
-            return CPU
-        holding = [gpu for gpu, count in zip(self.gpus, self.gpu_layers, strict=True) if count]
-        return holding[-1] if holding else self.gpus[-1]
 
     def unit_device(self, layer: int, unit: Unit) -> str:
         moved = self.overrides.get(unit)
@@ -88,3 +96,19 @@ class Plan(BaseModel):
         for devices in self.overrides.values():
             used.update(d for d in devices if d is not None)
         return tuple(d for d in (CPU, *self.gpus) if d in used)
+
+
+def split_slots(proportions: tuple[float, ...], n_slots: int) -> tuple[int, ...]:
+    """Slots per GPU that llama.cpp gives ``-ts proportions`` for ``n_slots`` GPU slots.
+
+    Mirrors ``llama_model::load_tensors`` (src/llama-model.cpp): cumulative split points in
+    float32, normalised, then slot i goes to the first GPU whose point exceeds i / n_slots.
+    """
+    points = np.cumsum(np.asarray(proportions, dtype=np.float32), dtype=np.float32)
+    points = (points / points[-1]).astype(np.float32)
+    counts = [0] * len(proportions)
+    for slot in range(n_slots):
+        position = np.float32(slot) / np.float32(n_slots)
+        gpu = int(np.searchsorted(points, position, side="right"))
+        counts[min(gpu, len(counts) - 1)] += 1
+    return tuple(counts)
