@@ -123,7 +123,9 @@ class ModelsConf:
 
     def __init__(self, text: str, source: str = "<text>") -> None:
         self.source = source
-        self._lines = _split_lines(text)
+        # a UTF-8 byte order mark (Windows editors add one) is kept, not parsed
+        self._bom = "\ufeff" if text.startswith("\ufeff") else ""
+        self._lines = _split_lines(text[len(self._bom) :])
         self._profiles: tuple[Profile, ...] = ()
         # profile id -> (first line, header line, last line), 0-based indices into _lines
         self._spans: dict[str, tuple[int, int, int]] = {}
@@ -145,7 +147,7 @@ class ModelsConf:
     # --- reading ------------------------------------------------------------------------
 
     def render(self) -> str:
-        return "".join(line.text + line.ending for line in self._lines)
+        return self._bom + "".join(line.text + line.ending for line in self._lines)
 
     @property
     def profiles(self) -> tuple[Profile, ...]:
