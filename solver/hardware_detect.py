@@ -158,6 +158,12 @@ def detect_gpus() -> tuple[list[DetectedGpu], list[str]]:
     if not by_bus:
         return [], ["no NVIDIA GPU detected: NVML found no devices"]
     order, notes = cuda_bus_order(list(by_bus.values()))
+    if len(order) < len(by_bus):
+        hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+        notes.append(
+            f"CUDA sees {len(order)} of the {len(by_bus)} GPUs NVML reports "
+            f"(CUDA_VISIBLE_DEVICES={hidden!r}); only those are listed"
+        )
     detected = [
         DetectedGpu(cuda_index=cuda_index, **by_bus[bus]) for cuda_index, bus in enumerate(order)
     ]
