@@ -126,3 +126,49 @@ def test_unknown_scenario_lists_the_bundled_ones():
 def test_spec_override_keeps_table_provenance():
     rig = load_hardware("reference")
     assert rig.gpus[0].spec.source == find_gpu_spec("RTX 4090").source
+
+
+def test_writer_round_trips_detected_style_gpus(tmp_path):
+    from solver.hardware import Gpu, GpuSpec, Hardware, Host
+
+    table_4090 = find_gpu_spec("RTX 4090")
+    custom = GpuSpec(
+        name="Prototype X",
+        vram_bytes=20 * GIB,
+        bandwidth_bytes_per_s=700e9,
+        fp16_flops=90e12,
+        pcie_gen=4,
+        pcie_lanes=8,
+        source="x",
+    )
+    rig = Hardware(
+        name="detected",
+        description="two cards",
+        notes=("a note",),
+        gpus=(
+            Gpu(
+                device="CUDA0",
+                spec=table_4090.model_copy(update={"vram_bytes": 24_564 * 2**20}),
+                free_bytes=23_000 * 2**20,
+                pcie_gen=4,
+                pcie_lanes=16,
+            ),
+            Gpu(device="CUDA1", spec=custom, pcie_gen=3, pcie_lanes=4),
+        ),
+        host=Host(
+            ram_bytes=64_000_000 * 1024,
+            available_bytes=50_000_000 * 1024,
+            bandwidth_bytes_per_s=44_749_899_245.0,
+            cores=8,
+            threads=16,
+            bandwidth_source="measured: test",
+        ),
+    )
+    path = tmp_path / "rig.toml"
+    path.write_text(hardware_to_toml(rig), encoding="utf-8")
+    loaded = load_hardware(str(path))
+    assert loaded.gpus[0] == rig.gpus[0]
+    assert loaded.host == rig.host and loaded.notes == rig.notes
+    assert loaded.gpus[1].spec.name == "Prototype X"
+    assert loaded.gpus[1].spec.bandwidth_bytes_per_s == 700e9
+    assert (loaded.gpus[1].pcie_gen, loaded.gpus[1].pcie_lanes) == (3, 4)
