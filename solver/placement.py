@@ -19,8 +19,8 @@ class has.
   layers there (``P_c(i)``: members of c below index i, an element constraint).
 - ``m[c][d][pi]``: how many class-c layers on device d place their units by pattern pi; they
   sum to ``cnt[c][d]``. A unit on a device other than its layer's is an ``-ot`` rule.
-- ``output[k] = 1`` if the output head is on k: the last ``-ngl`` slot, so on a GPU it must be
-  the GPU of the last non-empty block, or any GPU if no layer is offloaded.
+- ``output[k] = 1`` if the output head is on k: the last ``-ngl`` slot, so on a GPU no later
+  GPU may hold layers.
 
 Memory (bytes) per device k: layers' fixed weights and KV + units placed on k + output head +
 a fixed amount when k is used (compute and output buffers; the host's token embedding)
@@ -245,10 +245,9 @@ def build_model(problem: PlacementProblem) -> _Model:
         )
         model.add_bool_or([active[k].Not(), *active[k + 1 :], is_last])
         last_block.append(is_last)
-    any_gpu = model.new_bool_var("any_gpu_layer")
-    model.add_max_equality(any_gpu, active[1:] or [model.new_constant(0)])
     for k in range(1, n_dev):
-        model.add_bool_or([last_block[k], any_gpu.Not()]).only_enforce_if(output[k])
+        for later in active[k + 1 :]:
+            model.add_implication(output[k], later.Not())
 
     # Step 4: memory per device.
     for k, device in enumerate(problem.devices):

@@ -28,8 +28,8 @@ class Plan(BaseModel):
     gpu_layers: tuple[int, ...] = Field(description="repeating layers per GPU, in order")
     output_device: str = Field(
         default=CPU,
-        description="CPU, or the GPU holding the output head: the last GPU holding layers, "
-        "or any GPU when no layer is offloaded (-ngl 1)",
+        description="CPU, or the GPU holding the output head: the last GPU holding layers "
+        "or one after it in device order",
     )
     overrides: dict[Unit, tuple[str | None, ...]] = Field(
         default_factory=dict,
@@ -43,8 +43,9 @@ class Plan(BaseModel):
         if any(count < 0 for count in self.gpu_layers) or sum(self.gpu_layers) > self.n_layers:
             raise ValueError("GPU layer counts must be >= 0 and sum to at most n_layers")
         if self.output_device != CPU:
-            holding = [g for g, count in zip(self.gpus, self.gpu_layers, strict=True) if count]
-            allowed = holding[-1:] if holding else list(self.gpus)
+            # The head is the last -ngl slot: on the last GPU holding layers or a later one.
+            holding = [i for i, count in enumerate(self.gpu_layers) if count]
+            allowed = self.gpus[holding[-1] if holding else 0 :]
             if self.output_device not in allowed:
                 raise ValueError(
                     f"the output head cannot be on {self.output_device}: it is the last -ngl "

@@ -21,6 +21,12 @@ def test_output_head_without_layers_may_go_to_any_gpu():
     assert plan.tensor_split() == (1, 0)
 
 
+def test_output_head_may_sit_on_a_gpu_after_the_last_layer():
+    # -ngl 4 -ts 3,1 on 3 layers: the fourth slot, the head, lands alone on the second GPU.
+    plan = Plan(gpus=("CUDA0", "CUDA1"), n_layers=3, gpu_layers=(3, 0), output_device="CUDA1")
+    assert plan.tensor_split() == (3, 1)
+
+
 def test_output_on_cpu_when_not_offloaded():
     plan = Plan(gpus=("CUDA0",), n_layers=4, gpu_layers=(4,))
     assert plan.n_gpu_layers == 4
@@ -49,6 +55,7 @@ def test_unit_override_wins_over_layer_device():
         {"gpus": ("CUDA0",), "n_layers": 3, "gpu_layers": (1, 1)},
         {"gpus": (), "n_layers": 3, "gpu_layers": (), "output_device": "CUDA0"},
         {"gpus": ("A", "B"), "n_layers": 3, "gpu_layers": (2, 1), "output_device": "A"},
+        {"gpus": ("A", "B"), "n_layers": 3, "gpu_layers": (0, 1), "output_device": "A"},
         {
             "gpus": ("CUDA0",),
             "n_layers": 3,
