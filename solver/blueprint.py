@@ -21,6 +21,7 @@ layer, names sorted within a layer (``weight_name_comparer`` in ``src/llama-mode
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Literal
 
@@ -89,10 +90,7 @@ class TensorSpec(BaseModel):
 
     @property
     def n_elements(self) -> int:
-        count = 1
-        for dim in self.shape:
-            count *= dim
-        return count
+        return math.prod(self.shape)
 
 
 class Blueprint(BaseModel):

@@ -13,6 +13,7 @@ time. Byte sizes come from ``gguf.GGML_QUANT_SIZES``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
@@ -58,6 +59,8 @@ FILE_TYPES: dict[str, FT] = {
     "IQ1_M": FT.MOSTLY_IQ1_M,
     "IQ4_NL": FT.MOSTLY_IQ4_NL,
     "IQ4_XS": FT.MOSTLY_IQ4_XS,
+    "TQ1_0": FT.MOSTLY_TQ1_0,
+    "TQ2_0": FT.MOSTLY_TQ2_0,
     "MXFP4_MOE": FT.MOSTLY_MXFP4_MOE,
     "MXFP4": FT.MOSTLY_MXFP4_MOE,
 }
@@ -95,6 +98,8 @@ _DEFAULT_TYPE: dict[FT, Q] = {
     FT.MOSTLY_IQ4_XS: Q.IQ4_XS,
     FT.MOSTLY_IQ3_S: Q.IQ3_S,
     FT.MOSTLY_IQ3_M: Q.IQ3_S,
+    FT.MOSTLY_TQ1_0: Q.TQ1_0,
+    FT.MOSTLY_TQ2_0: Q.TQ2_0,
 }
 
 _UNQUANTIZED = {Q.F32, Q.F16, Q.BF16, Q.F64, Q.I8, Q.I16, Q.I32, Q.I64}
@@ -176,7 +181,7 @@ def _category(name: str) -> _Category:
 _ATTN_V_LIKE = (_Category.ATTENTION_V, _Category.ATTENTION_QKV, _Category.ATTENTION_KV_B)
 
 
-def _allows_quantization(spec: TensorSpec) -> bool:
+def allows_quantization(spec: TensorSpec) -> bool:
     """tensor_allows_quantization, restricted to names the described architectures have."""
     name = spec.name
     return (
@@ -469,7 +474,7 @@ def tensor_types(
     types: list[str] = []
     for spec in specs:
         source = Q[spec.source_type]
-        if not _allows_quantization(spec):
+        if not allows_quantization(spec):
             types.append(source.name)
             continue
         new_type = default_type
@@ -483,9 +488,7 @@ def tensor_types(
 def tensor_nbytes(type_name: str, shape: tuple[int, ...]) -> int:
     """ggml_nbytes of a contiguous tensor: rows of whole blocks, ``GGML_QUANT_SIZES``."""
     block_size, type_size = gguf.GGML_QUANT_SIZES[Q[type_name]]
-    n_elements = 1
-    for dim in shape:
-        n_elements *= dim
+    n_elements = math.prod(shape)
     if shape[0] % block_size:
         raise BadInput(f"row length {shape[0]} is not a multiple of {type_name}'s {block_size}")
     return n_elements // block_size * type_size

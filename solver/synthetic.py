@@ -15,7 +15,7 @@ ending its key/value list with ``split.no`` (u16), ``split.count`` (u16) and
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import gguf
@@ -252,15 +252,17 @@ def write_synthetic_gguf(
     *,
     n_parts: int = 1,
     sparse: bool = False,
+    exclude: Collection[str] = (),
 ) -> list[Path]:
     """Write ``blueprint`` quantized as ``quant`` to ``path`` (or a split set); return the files.
 
     Zero weights: llama.cpp loads and runs them (every quant type decodes an all-zero block to
     zeros). ``sparse=True`` writes only headers and extends each file with ``truncate()``.
+    ``exclude`` leaves named tensors out (to check which ones llama.cpp insists on).
     """
     path = Path(path)
     metadata = synthetic_metadata(blueprint, quant)
-    tensors = quantized_tensors(blueprint, quant)
+    tensors = [t for t in quantized_tensors(blueprint, quant) if t.name not in exclude]
     groups = _split_tensors(tensors, n_parts)
     paths = [path] if n_parts == 1 else [split_path(path, i, n_parts) for i in range(n_parts)]
     for part, (part_path, group) in enumerate(zip(paths, groups, strict=True)):
@@ -355,6 +357,52 @@ _TINY_COMMON = {
     "n_head_kv": 2,
     "rms_norm_eps": 1e-5,
 }
+
+
+def miniature(bp: Blueprint) -> Blueprint:
+    """``bp`` shrunk to tiny sizes with every structural feature kept.
+
+    Same architecture, tied/untied output, biases, q/k norms, shared experts, leading dense
+    layers, NextN layers, MLA with or without q compression, sliding window, rope scaling: the
+    tensor list has the same names per layer kind, only dimensions and counts shrink. Loading
+    the miniature in llama-server checks the full-size blueprint's tensor set.
+    """
+    n_head = 4
+    mha = bp.n_head_kv == bp.n_head
+    n_expert = min(bp.n_expert, 8)
+    groups = {}
+    if bp.expert_groups is not None:
+        # keep "grouped routing" when the model has it; llama.cpp wants used < groups
+        grouped = bp.expert_groups > 1
+        groups = {"expert_groups": 2 if grouped else 1, "expert_groups_used": 1}
+    return bp.model_copy(
+        update={
+            "name": f"mini-{bp.name}",
+            "n_layer": max(2, bp.leading_dense_layers + 1),
+            "n_embd": 256,
+            "n_vocab": 320,
+            "context_length": 4096,
+            "n_head": n_head,
+            "n_head_kv": n_head if mha else 2,
+            "head_dim": 64 if bp.head_dim is not None else None,
+            "rope_dim": 32 if bp.rope_dim is not None else None,
+            "n_ff": 512 if bp.n_ff else 0,
+            "n_expert": n_expert,
+            "n_expert_used": min(bp.n_expert_used, 2),
+            "n_ff_exp": 256 if bp.n_ff_exp else 0,
+            "leading_dense_layers": min(bp.leading_dense_layers, 1),
+            "q_lora_rank": 256 if bp.q_lora_rank else 0,
+            "kv_lora_rank": 256 if bp.kv_lora_rank else 0,
+            "qk_nope_head_dim": 64 if bp.qk_nope_head_dim else 0,
+            "qk_rope_head_dim": 32 if bp.qk_rope_head_dim else 0,
+            "v_head_dim": 64 if bp.v_head_dim else 0,
+            "sliding_window": min(bp.sliding_window, 128),
+            "tokenizer": bp.tokenizer.model_copy(
+                update={"bos_token_id": None, "eos_token_id": None, "n_merges": None}
+            ),
+            **groups,
+        }
+    )
 
 
 def tiny_blueprint(arch: Arch | str) -> Blueprint:
