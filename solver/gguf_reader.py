@@ -246,7 +246,7 @@ class _Cursor:
         unpack_from = _U64.unpack_from
         for _ in range(count):
             at = self.pos - self._buf_start
-            if 0 <= at and at + 8 <= len(self._buf):
+            if at >= 0 and at + 8 <= len(self._buf):
                 length = unpack_from(self._buf, at)[0]
                 self.pos += 8
             else:

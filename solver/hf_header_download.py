@@ -155,7 +155,7 @@ class HubRangeSource:
             )
 
 
-class _hub_errors:  # noqa: N801 - used as a context manager, reads like a statement
+class _hub_errors:  # a context manager that reads like a statement
     """Map huggingface_hub / network failures to fit's errors, naming the file."""
 
     def __init__(self, file: HubFile) -> None:
