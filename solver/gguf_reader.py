@@ -298,6 +298,11 @@ def read_local_header(path: str | os.PathLike[str]) -> tuple[GGUFHeader, int]:
         return header, source.bytes_read
 
 
+def _quote(text: str, limit: int = 80) -> str:
+    """A name for an error message: quoted, control bytes escaped, long names cut."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
+
+
 def _align(offset: int, alignment: int) -> int:
     return (offset + alignment - 1) // alignment * alignment
 
@@ -365,8 +370,8 @@ def _read_key_values(cursor: _Cursor, n_kv: int) -> tuple[dict[str, MetadataValu
         if not key:
             raise cursor.fail(f"key #{index} is empty", key_offset)
         if key in metadata:
-            raise cursor.fail(f"duplicate key {key!r}", key_offset)
-        value_type = _read_value_type(cursor, f"key {key!r}")
+            raise cursor.fail(f"duplicate key {_quote(key)}", key_offset)
+        value_type = _read_value_type(cursor, f"key {_quote(key)}")
         if key == Keys.General.ALIGNMENT:
             alignment = _read_alignment(cursor, value_type)
             metadata[key] = alignment
@@ -389,36 +394,37 @@ def _read_alignment(cursor: _Cursor, value_type: GGUFValueType) -> int:
 
 def _read_scalar(cursor: _Cursor, value_type: GGUFValueType, key: str) -> MetadataValue:
     if value_type == GGUFValueType.STRING:
-        length = _read_string_length(cursor, f"value of {key!r}", MAX_STRING_BYTES)
+        length = _read_string_length(cursor, f"value of {_quote(key)}", MAX_STRING_BYTES)
         if length > MAX_KEPT_STRING:
-            cursor.skip(length, f"value of {key!r}")
+            cursor.skip(length, f"value of {_quote(key)}")
             return length
-        return cursor.take(length, f"value of {key!r}").decode("utf-8", "replace")
+        return cursor.take(length, f"value of {_quote(key)}").decode("utf-8", "replace")
     fmt = _SCALAR_FORMATS[value_type]
-    value = fmt.unpack(cursor.take(fmt.size, f"value of {key!r}"))[0]
+    value = fmt.unpack(cursor.take(fmt.size, f"value of {_quote(key)}"))[0]
     return bool(value) if value_type == GGUFValueType.BOOL else value
 
 
 def _read_array(cursor: _Cursor, key: str) -> MetadataValue:
-    element_type = _read_value_type(cursor, f"element type of {key!r}")
+    element_type = _read_value_type(cursor, f"element type of {_quote(key)}")
     if element_type == GGUFValueType.ARRAY:
-        raise cursor.fail(f"{key!r} is an array of arrays, which llama.cpp does not accept")
+        raise cursor.fail(f"{_quote(key)} is an array of arrays, which llama.cpp does not accept")
     count_offset = cursor.pos
-    count = cursor.u64(f"length of {key!r}")
+    count = cursor.u64(f"length of {_quote(key)}")
     min_size = 8 if element_type == GGUFValueType.STRING else _SCALAR_FORMATS[element_type].size
     remaining = cursor.remaining()
     if count > MAX_ARRAY_ELEMENTS or (remaining is not None and count * min_size > remaining):
         raise cursor.fail(
-            f"array {key!r} claims {count} elements, more than the file can hold", count_offset
+            f"array {_quote(key)} claims {count} elements, more than the file can hold",
+            count_offset,
         )
     if element_type == GGUFValueType.STRING:
-        cursor.skip_strings(count, f"a string in array {key!r}")
+        cursor.skip_strings(count, f"a string in array {_quote(key)}")
         return count
     fmt = _SCALAR_FORMATS[element_type]
     if count > MAX_KEPT_ARRAY:
-        cursor.skip(count * fmt.size, f"array {key!r}")
+        cursor.skip(count * fmt.size, f"array {_quote(key)}")
         return count
-    raw = cursor.take(count * fmt.size, f"array {key!r}")
+    raw = cursor.take(count * fmt.size, f"array {_quote(key)}")
     values = [item[0] for item in fmt.iter_unpack(raw)]
     if element_type == GGUFValueType.BOOL:
         return [bool(value) for value in values]
@@ -430,38 +436,38 @@ def _read_tensor_info(cursor: _Cursor, index: int) -> tuple[GGUFTensorInfo, int]
     start = cursor.pos
     name = _read_string(cursor, f"name of tensor #{index}", MAX_STRING_BYTES)
     if len(name.encode()) > MAX_TENSOR_NAME_BYTES:
-        raise cursor.fail(f"tensor name {name[:80]!r} is longer than 63 bytes", start)
+        raise cursor.fail(f"tensor name {_quote(name)} is longer than 63 bytes", start)
     n_dims_offset = cursor.pos
-    n_dims = cursor.u32(f"n_dims of tensor {name!r}")
+    n_dims = cursor.u32(f"n_dims of tensor {_quote(name)}")
     if n_dims > MAX_DIMS:
         raise cursor.fail(
-            f"tensor {name!r} has {n_dims} dimensions (max {MAX_DIMS})", n_dims_offset
+            f"tensor {_quote(name)} has {n_dims} dimensions (max {MAX_DIMS})", n_dims_offset
         )
     shape: list[int] = []
     n_elements = 1
     for axis in range(n_dims):
         dim_offset = cursor.pos
-        dim = cursor.i64(f"shape of tensor {name!r}")
+        dim = cursor.i64(f"shape of tensor {_quote(name)}")
         if dim <= 0:
-            raise cursor.fail(f"tensor {name!r} has dimension {axis} = {dim}", dim_offset)
+            raise cursor.fail(f"tensor {_quote(name)} has dimension {axis} = {dim}", dim_offset)
         if n_elements > INT64_MAX // dim:
-            raise cursor.fail(f"tensor {name!r} has more than 2^63 elements", dim_offset)
+            raise cursor.fail(f"tensor {_quote(name)} has more than 2^63 elements", dim_offset)
         n_elements *= dim
         shape.append(dim)
     type_offset = cursor.pos
-    type_id = cursor.u32(f"type of tensor {name!r}")
+    type_id = cursor.u32(f"type of tensor {_quote(name)}")
     type_info = ggml_type_info(type_id)
     if type_info is None:
-        raise cursor.fail(f"tensor {name!r} has unknown ggml type id {type_id}", type_offset)
+        raise cursor.fail(f"tensor {_quote(name)} has unknown ggml type id {type_id}", type_offset)
     type_name, block_size, type_size = type_info
     row = shape[0] if shape else 1
     if row % block_size:
         raise cursor.fail(
-            f"tensor {name!r} of type {type_name} has rows of {row} elements, "
+            f"tensor {_quote(name)} of type {type_name} has rows of {row} elements, "
             f"not a multiple of the block size {block_size}",
             type_offset,
         )
-    relative = cursor.u64(f"offset of tensor {name!r}")
+    relative = cursor.u64(f"offset of tensor {_quote(name)}")
     info = GGUFTensorInfo(
         name=name,
         type=type_name,
@@ -489,12 +495,12 @@ def _place_tensors(
     previous = ""
     for info, info_offset in infos:
         if info.name in seen:
-            raise cursor.fail(f"duplicate tensor name {info.name!r}", info_offset)
+            raise cursor.fail(f"duplicate tensor name {_quote(info.name)}", info_offset)
         seen.add(info.name)
         if info.offset % alignment:
             problem = f"is not aligned to {alignment} bytes"
         elif info.offset < expected:
-            problem = f"overlaps the data of {previous!r}"
+            problem = f"overlaps the data of {_quote(previous)}"
         elif info.offset > expected:
             problem = (
                 f"leaves a gap of {info.offset - expected} bytes after {previous or 'start'!r}"
@@ -503,13 +509,14 @@ def _place_tensors(
             problem = ""
         if problem:
             raise cursor.fail(
-                f"tensor {info.name!r} data offset {info.offset} {problem} (expected {expected})",
+                f"tensor {_quote(info.name)} data offset {info.offset} {problem} "
+                f"(expected {expected})",
                 info_offset,
             )
         end = data_offset + info.offset + info.n_bytes
         if cursor.size is not None and end > cursor.size:
             raise cursor.fail(
-                f"tensor {info.name!r} data ends at byte {end}, past the end of the file "
+                f"tensor {_quote(info.name)} data ends at byte {end}, past the end of the file "
                 f"({cursor.size} bytes; truncated?)",
                 info_offset,
             )
