@@ -11,6 +11,7 @@ server that ignores ``Range`` is cut off after the bytes asked for.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import httpx2
@@ -31,6 +32,7 @@ from solver.errors import BadInput, FitError, OperationFailed
 HF_SCHEME = "hf://"
 _REPO_TYPE_PREFIXES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 _TIMEOUT_S = 30.0
+_SPECIAL_REF = re.compile(r"^refs/(?:convert/[\w.-]+|pr/\d+)(?=/)")
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,12 @@ def parse_hf_url(url: str) -> HubFile:
     if at:
         if revision is not None or not repo_revision:
             raise BadInput(f"{url}: give the revision once, after the repo or after the file")
-        revision = repo_revision
+        # Like huggingface_hub's URI parser: refs/pr/N and refs/convert/X contain slashes.
+        special = _SPECIAL_REF.match(f"{repo_revision}/{path}")
+        if special:
+            revision, path = special.group(0), f"{repo_revision}/{path}"[special.end() + 1 :]
+        else:
+            revision = repo_revision
     if not path.endswith(".gguf"):
         raise BadInput(f"{url}: does not name a .gguf file")
     if revision == "":

@@ -71,6 +71,8 @@ class _Part:
 def load_local_inventory(path: str | Path) -> Inventory:
     """Inventory of a local GGUF file or of the whole split set it is part of."""
     path = Path(path)
+    if path.is_dir():
+        raise BadInput(f"{path}: is a directory, not a GGUF file")
     if not path.is_file():
         raise BadInput(f"{path}: no such file")
     names = split_part_names(path.name) or [path.name]
@@ -106,7 +108,7 @@ def load_hub_inventory(url: str) -> Inventory:
             source = first_source
         else:
             source = HubRangeSource(first.sibling(full, commit))
-        parts.append(_read_part(source.file.url, source))
+        parts.append(_read_part(source.file.sibling(full, commit).url, source))
     return _merge_parts(url, parts, named_as_split=len(names) > 1)
 
 

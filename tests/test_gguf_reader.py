@@ -16,6 +16,7 @@ from solver.gguf_reader import (
     read_header,
     read_local_header,
 )
+from tests.gemma_reference import gguf_py_reader
 from tests.gguf_bytes import (
     f32_tensor,
     gguf_string,
@@ -71,8 +72,7 @@ def gemma_header(gemma_gguf: Path) -> tuple[GGUFHeader, int]:
 
 @pytest.fixture(scope="module")
 def reference(gemma_gguf: Path) -> GGUFReader:
-    """gguf-py's own reader (slow: it builds an array per token), once per module."""
-    return GGUFReader(gemma_gguf)
+    return gguf_py_reader(gemma_gguf)
 
 
 def test_gemma_tensors_match_gguf_py(gemma_header, reference: GGUFReader) -> None:
