@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +137,15 @@ def test_missing_gguf_path(tmp_path: Path) -> None:
 def test_directory_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="is a directory"):
         load_inventory(str(tmp_path))
+
+
+def test_catalogue_names_are_consulted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """solver.catalogue belongs to another part of fit; stand in for its two functions."""
+    (path,) = write_llama(tmp_path / "m.gguf")
+    stand_in = types.ModuleType("solver.catalogue")
+    stand_in.catalogue_names = lambda: ["tiny-llama"]  # type: ignore[attr-defined]
+    stand_in.load_catalogue_entry = lambda name: load_inventory(str(path))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "solver.catalogue", stand_in)
+    assert load_inventory("tiny-llama").n_tensors == len(llama_tensors())
+    with pytest.raises(BadInput, match=r"catalogue: tiny-llama\)"):
+        load_inventory("huge-llama")
