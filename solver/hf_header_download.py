@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx2
@@ -27,7 +29,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_stream_backoff
 
-from solver.errors import BadInput, FitError, OperationFailed
+from solver.errors import BadInput, OperationFailed
 
 HF_SCHEME = "hf://"
 _REPO_TYPE_PREFIXES = {"models": "model", "datasets": "dataset", "spaces": "space"}
@@ -162,33 +164,25 @@ class HubRangeSource:
             )
 
 
-class _hub_errors:  # a context manager that reads like a statement
-    """Map huggingface_hub / network failures to fit's errors, naming the file."""
-
-    def __init__(self, file: HubFile) -> None:
-        self.file = file
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb) -> bool:
-        if error is None or isinstance(error, FitError):
-            return False
-        where = self.file.url
-        if isinstance(error, RepositoryNotFoundError | GatedRepoError):
-            raise BadInput(f"{where}: repository not found or not accessible") from None
-        if isinstance(error, RevisionNotFoundError):
-            raise BadInput(f"{where}: revision {self.file.revision!r} not found") from None
-        if isinstance(error, EntryNotFoundError):
-            raise BadInput(f"{where}: no such file in the repository") from None
-        if isinstance(error, HFValidationError):
-            raise BadInput(f"{where}: {error}") from None
-        if isinstance(error, OfflineModeIsEnabled):
-            raise OperationFailed(f"{where}: HF_HUB_OFFLINE is set, cannot reach the Hub") from None
+@contextmanager
+def _hub_errors(file: HubFile) -> Iterator[None]:
+    """Map huggingface_hub and network failures to fit's errors, naming the file."""
+    where = file.url
+    try:
+        yield
+    except (RepositoryNotFoundError, GatedRepoError):
+        raise BadInput(f"{where}: repository not found or not accessible") from None
+    except RevisionNotFoundError:
+        raise BadInput(f"{where}: revision {file.revision!r} not found") from None
+    except EntryNotFoundError:
+        raise BadInput(f"{where}: no such file in the repository") from None
+    except HFValidationError as error:
+        raise BadInput(f"{where}: {error}") from None
+    except OfflineModeIsEnabled:
+        raise OperationFailed(f"{where}: HF_HUB_OFFLINE is set, cannot reach the Hub") from None
+    except (HfHubHTTPError, httpx2.HTTPError) as error:
         status = getattr(getattr(error, "response", None), "status_code", None)
-        if isinstance(error, HfHubHTTPError) and status == 404:
+        if status == 404:
             raise BadInput(f"{where}: not found on the Hub (HTTP 404)") from None
-        if isinstance(error, HfHubHTTPError | httpx2.HTTPError):
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise OperationFailed(f"{where}: {reason}") from None
-        return False
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise OperationFailed(f"{where}: {reason}") from None

@@ -86,6 +86,7 @@ class ArchFacts:
     n_layer_kv_from_start: int = -1  # fixed count of layers owning a KV cache
     kv_shared_by_key: bool = False  # n_layer - {arch}.attention.shared_kv_layers own KV
     value_length_is_kv_lora_rank: bool = False  # MLA cache holds the compressed latent
+    one_expert_is_dense: bool = False  # expert_count <= 1 means no experts at all
 
 
 def _swa(source: str, when: SwaWhen, pattern: int = 0, **kw: Any) -> ArchFacts:
@@ -158,6 +159,9 @@ ARCH_FACTS: dict[str, ArchFacts] = {
     "qwen35moe": _recurrent("qwen35moe.cpp", RecurrentWhen.INTERVAL, full_attention_interval=4),
     "qwen4exp": _recurrent("qwen4exp.cpp", RecurrentWhen.INTERVAL, full_attention_interval=4),
     "minimax-01": _recurrent("minimax-01.cpp", RecurrentWhen.INTERVAL, full_attention_interval=8),
+    # mixture of experts (llama-model.cpp llama_model_base::load_hparams)
+    "hunyuan_vl": ArchFacts("llama-model.cpp load_hparams", one_expert_is_dense=True),
+    "hunyuan-dense": ArchFacts("llama-model.cpp load_hparams", one_expert_is_dense=True),
 }
 
 _NO_FACTS = ArchFacts(source="generic load_hparams only")
@@ -353,6 +357,8 @@ def _experts(meta: _Meta, facts: ArchFacts, tensors: Sequence[Tensor], n_layers:
     if count > MAX_EXPERTS:
         raise meta.bad(f"expert_count {count} exceeds llama.cpp's {MAX_EXPERTS}")
     used = max(meta.per_layer(Keys.LLM.EXPERT_USED_COUNT, n_layers, (0,)), default=0)
+    if facts.one_expert_is_dense and count <= 1:
+        count = used = 0
     if used > count:
         raise meta.bad(f"expert_used_count {used} exceeds expert_count {count}")
     # Graphs with shared-expert tensors build one shared FFN; older GGUFs omit the count.

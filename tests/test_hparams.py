@@ -199,6 +199,12 @@ def test_shared_expert_count_defaults_to_one_when_tensors_show_one() -> None:
     assert inv.experts.shared == 1
 
 
+def test_hunyuan_dense_single_expert_is_no_expert() -> None:
+    # llama-model.cpp load_hparams: HUNYUAN_VL/HUNYUAN_DENSE with n_expert <= 1 -> 0.
+    inv = model("hunyuan-dense", expert_count=1, expert_used_count=1)
+    assert (inv.experts.count, inv.experts.used) == (0, 0)
+
+
 def test_more_experts_used_than_exist_is_bad_input() -> None:
     bad("exceeds expert_count", "qwen3moe", expert_count=4, expert_used_count=8)
 
