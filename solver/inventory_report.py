@@ -118,10 +118,10 @@ def summary_lines(inventory: Inventory) -> list[str]:
                 f"{_count_true(rec.recurrent_layers)} of {inv.n_layers} layers recurrent",
             )
         )
-    files = f"{len(inv.files)} files" if len(inv.files) > 1 else "1 file"
+    files = {0: "", 1: " (1 file)"}.get(len(inv.files), f" ({len(inv.files)} files)")
     rows += [
         ("parameters", _params(inv.n_params)),
-        ("size", f"{_gib(inv.total_bytes)} in {inv.n_tensors} tensors ({files})"),
+        ("size", f"{_gib(inv.total_bytes)} in {inv.n_tensors} tensors{files}"),
         (
             "by type",
             ", ".join(f"{name} {_gib(n)}" for name, n in inv.bytes_by_type().items()),
