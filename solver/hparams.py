@@ -364,15 +364,20 @@ def _experts(meta: _Meta, facts: ArchFacts, tensors: Sequence[Tensor], n_layers:
     # Graphs with shared-expert tensors build one shared FFN; older GGUFs omit the count.
     has_shared = any(t.group == TensorGroup.FFN_SHARED_EXPERTS for t in tensors)
     shared_default = facts.default_shared_experts or (1 if has_shared else 0)
+    shared = meta.uint(Keys.LLM.EXPERT_SHARED_COUNT, shared_default)
+    expert_width = max(
+        meta.per_layer(Keys.LLM.EXPERT_FEED_FORWARD_LENGTH, n_layers, (0,)), default=0
+    )
+    # Without the key, the shared FFN is n_ff_exp * n_expert_shared wide, as deepseek2.cpp
+    # (and the bailingmoe3/laguna fallbacks) create the ffn_*_shexp tensors.
+    shared_width = meta.uint(Keys.LLM.EXPERT_SHARED_FEED_FORWARD_LENGTH, expert_width * shared)
     return Experts(
         count=count,
         used=used,
-        shared=meta.uint(Keys.LLM.EXPERT_SHARED_COUNT, shared_default),
+        shared=shared,
         leading_dense_layers=meta.uint(Keys.LLM.LEADING_DENSE_BLOCK_COUNT, 0),
-        feed_forward_length=max(
-            meta.per_layer(Keys.LLM.EXPERT_FEED_FORWARD_LENGTH, n_layers, (0,)), default=0
-        ),
-        shared_feed_forward_length=meta.uint(Keys.LLM.EXPERT_SHARED_FEED_FORWARD_LENGTH, 0),
+        feed_forward_length=expert_width,
+        shared_feed_forward_length=shared_width,
     )
 
 
@@ -428,7 +433,7 @@ def _sliding_window(
     else the architecture's default pattern (llama_model_base::load_swa_pattern and
     llama_hparams::set_swa_pattern).
     """
-    none = ("none", 0, (False,) * n_layers)
+    none: tuple[str, int, tuple[bool, ...]] = ("none", 0, ())  # () like Attention's default
     when = facts.swa_when
     has_window = meta.has(Keys.Attention.SLIDING_WINDOW)
     window = meta.uint(Keys.Attention.SLIDING_WINDOW, facts.default_window)

@@ -115,7 +115,7 @@ def test_defaults_follow_load_hparams() -> None:
     assert inv.attention.n_head_kv == (8,) * 8
     assert inv.attention.key_length == inv.attention.value_length == 512 // 8
     assert inv.attention.rope_dim == 64
-    assert inv.attention.swa_type == "none" and not any(inv.attention.swa_layers)
+    assert inv.attention.swa_type == "none" and inv.attention.swa_layers == ()
     assert inv.recurrent is None and inv.experts.count == 0
 
 
@@ -184,7 +184,7 @@ def test_deepseek2_moe_and_mla() -> None:
         "shared": 1,
         "leading_dense_layers": 2,
         "feed_forward_length": 2048,
-        "shared_feed_forward_length": 0,
+        "shared_feed_forward_length": 2048,  # deepseek2.cpp: n_ff_exp * n_expert_shared
     }
     att = inv.attention
     assert (att.kv_lora_rank, att.q_lora_rank, att.rope_dim) == (512, 1536, 64)
