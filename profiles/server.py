@@ -404,6 +404,7 @@ class RpcServers(_ProcessContext):
         log_dir: Path | None = None,
         startup_timeout_s: float = 30.0,
         stop_grace_s: float = 5.0,
+        env: dict[str, str] | None = None,
     ) -> None:
         if count < 1:
             raise BadInput(f"RpcServers needs at least one server, got {count}")
@@ -415,6 +416,7 @@ class RpcServers(_ProcessContext):
         self.log_dir = log_dir
         self.startup_timeout_s = startup_timeout_s
         self.stop_grace_s = stop_grace_s
+        self.env = env
         self.endpoints: list[str] = []
         self._processes: list[ServerProcess] = []
 
@@ -448,7 +450,7 @@ class RpcServers(_ProcessContext):
     def _start_one(self, index: int) -> None:
         for attempt in range(3):
             port = free_port()
-            process = spawn(self.argv(port), self._log_path(index))
+            process = spawn(self.argv(port), self._log_path(index), self.env)
             self._processes.append(process)
             deadline = time.monotonic() + self.startup_timeout_s
             while not listens_on(process.pid, port):
