@@ -331,6 +331,11 @@ class RunReport(BaseModel):
 
 # --- the parser -------------------------------------------------------------------------------
 
+# "%12s model buffer size = %8.2f MiB" (src/llama-model.cpp: llama_model::load_tensors),
+# "%10s KV buffer size" (src/llama-kv-cache.cpp: llama_kv_cache::llama_kv_cache),
+# "%10s RS buffer size" (src/llama-memory-recurrent.cpp: llama_memory_recurrent::...),
+# "%10s  output buffer size" (src/llama-context.cpp: llama_context::llama_context),
+# "%10s compute buffer size" (src/llama-context.cpp: llama_context::sched_reserve)
 _BUFFER = re.compile(
     r"(?P<func>\w+):\s+(?P<buffer>\S+)\s+(?P<label>[A-Za-z][\w ]*?)\s+buffer size =\s*"
     r"(?P<mib>-?\d+\.\d+) MiB$"
@@ -342,17 +347,25 @@ _KIND_BY_LABEL = {
     "compute": BufferKind.COMPUTE,
     "output": BufferKind.OUTPUT,
 }
-_KV_CACHE_START = re.compile(r"llama_kv_cache_iswa: creating\s+(?P<which>non-SWA|SWA) KV cache")
+# src/llama-kv-cache-iswa.cpp: llama_kv_cache_iswa::llama_kv_cache_iswa ("non-SWA"/"SWA"),
+# src/llama-memory-hybrid-idx.cpp ("indexer"): the KV buffer lines that follow belong to it
+_KV_CACHE_START = re.compile(r"\w+: creating\s+(?P<which>[\w-]+) KV cache, size =")
+# src/llama-kv-cache.cpp: llama_kv_cache::llama_kv_cache, after its buffers
 _KV_SUMMARY = re.compile(
     r"llama_kv_cache: size =\s*(?P<mib>\d+\.\d+) MiB \(\s*(?P<cells>\d+) cells,\s*"
     r"(?P<layers>\d+) layers,\s*(?P<seqs>\d+)/(?P<streams>\d+) seqs\), "
     r"K \((?P<tk>\w+)\):\s*(?P<k>\d+\.\d+) MiB, V \((?P<tv>\w+)\):\s*(?P<v>\d+\.\d+) MiB"
 )
+# src/llama-context.cpp: llama_context::llama_context ("%s: n_ctx                 = %u")
 _CONTEXT_FIELD = re.compile(r"llama_context: (?P<key>\w+)\s+= (?P<value>\S+)$")
+# src/llama-context.cpp: llama_context::resolve_fused_ops, for flash_attn = auto
 _FA_RESOLVED = re.compile(r"resolve_fused_ops: Flash Attention (?P<state>enabled|not supported)")
+# src/llama-model.cpp: llama_model::load_tensors (only where a GPU/RPC backend exists)
 _OFFLOADED = re.compile(r"load_tensors: offloaded (?P<n>\d+)/(?P<m>\d+) layers to GPU")
 _OUTPUT_OFFLOADED = re.compile(r"load_tensors: offloading output layer to GPU")
 _LOAD_MODE = re.compile(r"load_tensors: loading model tensors.*\(load_mode = (?P<mode>\w+)\)")
+# src/llama-context.cpp: llama_context::sched_reserve; "x / y" and the batch sizes only when
+# the pp and tg graphs differ
 _GRAPH = re.compile(
     r"sched_reserve: graph(?: \(pp bs=(?P<pp_bs>\d+), tg bs=(?P<tg_bs>\d+)\))?: "
     r"nodes = (?P<nodes>\d+)(?: / (?P<nodes_tg>\d+))?, "
@@ -364,13 +377,18 @@ _GRAPH_OLD = re.compile(
     r"\(with bs=(?P<tg_bs>\d+)\))?"
 )
 _SCHED_COPIES = re.compile(r"sched_reserve: reserve took .* sched copies = (?P<n>\d+)")
+# common/common.cpp: common_params_print_info (func printed as "%12.*s": "common_param")
 _BUILD = re.compile(r"common_param(?:s_print_info)?: (?P<build>build \d+ \(.*\) with .*)$")
 _SYSTEM_INFO = re.compile(r"(?P<info>system_info: .*)$")
 _DEVICE = re.compile(
     r"common_param(?:s_print_info)?:\s+- (?P<name>\S+)\s*: (?P<desc>.*) "
     r"\((?P<total>\d+) MiB, (?P<free>\d+) MiB free\)$"
 )
+# src/llama.cpp: llama_prepare_model_devices
+_USING_DEVICE = re.compile(r"using device (?P<name>\S+) \((?P<desc>[^)]*)\) \(")
+# tools/server/server.cpp: llama_server ("listening on %s", "model loaded")
 _LISTENING = re.compile(r"listening on (?P<url>\S+)")
+# common/fit.cpp: common_memory_breakdown_print, template_gpu and template_other rows
 _BREAKDOWN_DEVICE = re.compile(
     r"common_memory_breakdown_print: \|\s+- (?P<name>.+?)\s+\|\s*(?P<total>-?\d+) = "
     r"(?P<free>-?\d+) \+ \(\s*(?P<self>-?\d+) =\s*(?P<model>-?\d+) \+\s*(?P<context>-?\d+) \+"
@@ -402,13 +420,13 @@ _RPC_BUFFER = re.compile(r"^RPC(?P<index>\d+)\[(?P<endpoint>[^\]]+)\]$")
 
 
 class _DeviceNames:
-    """Buffer type name -> llama.cpp device name, from the ``device_info`` block."""
+    """Buffer type name -> llama.cpp device name, from (name, description) pairs."""
 
-    def __init__(self, devices: Iterable[LoggedDevice]) -> None:
+    def __init__(self, devices: Iterable[tuple[str, str]]) -> None:
         self.rpc_by_endpoint: dict[str, list[str]] = {}
-        for device in devices:
-            if device.name.startswith("RPC"):
-                self.rpc_by_endpoint.setdefault(device.description, []).append(device.name)
+        for name, description in dict(devices).items():
+            if name.startswith("RPC"):
+                self.rpc_by_endpoint.setdefault(description, []).append(name)
 
     def device_of(self, buffer: str) -> str:
         if _HOST_BUFFER.match(buffer):
@@ -453,7 +471,10 @@ def parse_server_log(text: str) -> RunReport:
         for _, body in lines
         if (m := _DEVICE.search(body))
     ]
-    names = _DeviceNames(devices)
+    # the device_info block needs -lv 4; llama_prepare_model_devices names the devices the
+    # model uses at the default verbosity too (src/llama.cpp: "using device %s (%s) ...")
+    used = [(m["name"], m["desc"]) for _, body in lines if (m := _USING_DEVICE.search(body))]
+    names = _DeviceNames([*used, *((d.name, d.description) for d in devices)])
 
     found: dict = {"context": {}}
     buffers: list[LoggedBuffer] = []

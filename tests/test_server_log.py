@@ -201,6 +201,14 @@ def test_a_log_without_prefixes_parses_the_same() -> None:
     assert without.devices == with_prefix.devices and without.loaded
 
 
+def test_rpc_devices_are_named_without_the_device_info_block() -> None:
+    text = (LOGS / "rpc-2dev.log").read_text()
+    without_block = "\n".join(line for line in text.splitlines() if "common_param:" not in line)
+    report = parse_server_log(without_block)
+    assert not report.devices
+    assert {b.device for b in report.buffers_of(BufferKind.KV)} == {"RPC0", "RPC1"}
+
+
 def test_graph_line_when_pp_and_tg_graphs_differ() -> None:
     # the other branch of the format in src/llama-context.cpp: llama_context::sched_reserve
     line = (
