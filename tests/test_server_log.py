@@ -240,3 +240,12 @@ def test_cuda_allocation_failure_line() -> None:
     assert report.allocation_failures[0].size == LoggedSize.from_mib_text("1024.00")
     assert {f.device for f in report.allocation_failures} == {"CUDA1"}
     assert report.failure_reason() is not None and "CUDA1" in report.failure_reason()
+
+
+def test_recurrent_state_buffer_line() -> None:
+    # format of src/llama-memory-recurrent.cpp: llama_memory_recurrent::llama_memory_recurrent
+    # (not yet seen in a real log here: gemma has no recurrent layers)
+    report = parse_server_log("I llama_memory_recurrent:      CUDA0 RS buffer size =     0.07 MiB")
+    (buffer,) = report.buffers
+    assert (buffer.kind, buffer.device, buffer.size.printed_mib) == (BufferKind.RS, "CUDA0", 0.07)
+    assert report.per_device()["CUDA0"].rs == buffer.size
