@@ -418,7 +418,8 @@ def _run_logged(argv: Sequence[str], log: Path, progress: Callable[[str], None],
             assert process.stdout is not None
             for line in process.stdout:
                 out.write(line)
-                tail.append(line.rstrip("\n"))
+                if line.strip():
+                    tail.append(line.rstrip("\n"))
                 if _PROGRESS_LINE.match(line):
                     progress(line.rstrip("\n"))
             code = process.wait()

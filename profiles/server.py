@@ -119,6 +119,8 @@ class ServerProcess:
         """The exit status if the child has exited (without reaping it), else None."""
         if self.process.returncode is not None:
             return self.process.returncode
+        if not hasattr(os, "waitid"):  # macOS: no peeking, poll() reaps
+            return self.process.poll()
         try:
             info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         except ChildProcessError:
@@ -155,6 +157,15 @@ class ServerProcess:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+
+def owns_port(pid: int, port: int) -> bool:
+    """Whether ``pid`` listens on ``port``; without /proc, whether anything accepts there."""
+    if Path("/proc/net/tcp").exists():
+        return listens_on(pid, port)
+    with suppress(OSError), socket.create_connection((HOST, port), timeout=1):
+        return True
+    return False
 
 
 def listens_on(pid: int, port: int) -> bool:
@@ -331,7 +342,8 @@ class LlamaServer(_ProcessContext):
             code = self._process.exit_code()
             if code is not None:
                 raise self._failure(f"llama-server exited with status {code} before it was ready")
-            if self._healthy():
+            # a 200 from a port someone else grabbed in the meantime must not count
+            if self._healthy() and owns_port(self._process.pid, self.port):
                 return
             if time.monotonic() >= deadline:
                 raise self._failure(
@@ -453,7 +465,7 @@ class RpcServers(_ProcessContext):
             process = spawn(self.argv(port), self._log_path(index), self.env)
             self._processes.append(process)
             deadline = time.monotonic() + self.startup_timeout_s
-            while not listens_on(process.pid, port):
+            while not owns_port(process.pid, port):
                 code = process.exit_code()
                 if code is not None or time.monotonic() >= deadline:
                     text = process.log_text()

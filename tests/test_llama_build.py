@@ -317,3 +317,32 @@ def test_unpack_takes_only_the_llama_cpp_tree(tmp_path: Path) -> None:
     with pytest.raises(OperationFailed, match="outside the destination"):
         lb.unpack_source(sdist, tmp_path / "src2")
     assert not (tmp_path / "escaped.txt").exists()
+
+
+# --- failures of the real cmake, as the user sees them ---------------------------------------
+
+
+def _broken_sdist(path: Path) -> Path:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        data = b"cmake_minimum_required(VERSION 3.14)\nproject(broken)\nthis_is_not_cmake(\n"
+        info = tarfile.TarInfo(f"{lb.SDIST_SOURCE_DIR}/CMakeLists.txt")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def test_cli_build_failure_is_one_error_with_the_log_tail(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # only the download is replaced (no network in tests); unpack and cmake are the real ones
+    sdist = _broken_sdist(tmp_path / lb.SDIST_FILENAME)
+    monkeypatch.setattr(lb, "download_sdist", lambda *args, **kwargs: sdist)
+    result = CliRunner().invoke(cli, ["llama", "build", "--jobs", "1"])
+    assert result.exit_code == 1, result.output
+    assert "cmake failed (exit 1)" in result.output
+    assert "this_is_not_cmake" in result.output or "Parse error" in result.output
+    assert "Traceback" not in result.output
+    assert lb.installed_build(lb.build_key(), cache) is None
+    assert _leftovers(cache) == []
