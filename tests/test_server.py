@@ -94,11 +94,18 @@ def test_cpu_only_launch(gemma_gguf: Path, run_llama, gemma_layers: int) -> None
 def test_completion_returns_server_timings(
     gemma_gguf: Path, llama_server_bin: Path, server_env: dict[str, str], tmp_path: Path
 ) -> None:
+    progress: list[str] = []
     with LlamaServer(
-        gemma_gguf, BASE_ARGS, binary=llama_server_bin, env=server_env, log_path=tmp_path / "l"
+        gemma_gguf,
+        BASE_ARGS,
+        binary=llama_server_bin,
+        env=server_env,
+        log_path=tmp_path / "l",
+        progress=progress.append,
     ) as server:
         result = complete(server.url, "The capital of France is", n_predict=8)
         assert server.report().loaded
+    assert progress and all(line in (tmp_path / "l").read_text() for line in progress)
     assert result.timings.predicted_n == 8
     assert result.timings.prompt_n >= 1
     assert result.timings.predicted_per_second > 0 and result.timings.prompt_per_second > 0
@@ -210,6 +217,17 @@ def test_bad_argument_fails_with_the_servers_words(
     with pytest.raises(ServerFailed, match="invalid argument: --no-such-flag") as failed, server:
         pass
     assert failed.value.report is not None and not failed.value.report.loaded
+
+
+def test_a_server_not_ready_in_time_is_stopped(
+    gemma_gguf: Path, llama_server_bin: Path, server_env: dict[str, str]
+) -> None:
+    server = LlamaServer(
+        gemma_gguf, BASE_ARGS, binary=llama_server_bin, env=server_env, startup_timeout_s=0
+    )
+    with pytest.raises(ServerFailed, match="was not ready after 0 s"), server:
+        pass
+    assert server.pid is None  # stopped and reaped; the autouse check scans /proc as well
 
 
 def test_fit_owns_host_and_port(gemma_gguf: Path, llama_server_bin: Path) -> None:
