@@ -477,6 +477,18 @@ def _remove_stale_temporaries(folder: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
+def _fsync_tree(root: Path, *, files: bool = True) -> None:
+    """Flush a finished install (its files, then its folders) before it is renamed in."""
+    paths = sorted(root.rglob("*"), reverse=True) if files else []
+    for path in [*paths, root]:
+        flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
+        descriptor = os.open(path, flags)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
 SourceStep = Callable[[Path, Callable[[str], None]], Path]
 CompileStep = Callable[
     [Path, Path, Sequence[str], int, Path, Callable[[str], None]], dict[str, Path]
@@ -546,10 +558,12 @@ def build_llama(
                 seconds=round(time.monotonic() - started, 1),
             )
             (staging / "build-info.json").write_text(build.model_dump_json(indent=2))
+            _fsync_tree(staging)
             if final.exists():  # --force: the old build goes only once the new one is whole
                 retired = folder / f"{_TMP_PREFIX}old-{key.folder_name}-{os.getpid()}"
                 final.rename(retired)
             staging.rename(final)
+            _fsync_tree(folder, files=False)
             log.unlink(missing_ok=True)
         finally:
             _remove_stale_temporaries(folder)
