@@ -32,7 +32,12 @@ FFN_OF_LAYERS_10_TO_17 = r"blk\.1[0-7]\.ffn_(up|gate|down)\.weight"
 
 
 @pytest.fixture(autouse=True)
-def no_server_outlives_its_test(server_marker: str) -> Iterator[None]:
+def no_server_outlives_its_test(
+    server_marker: str, llama_server_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    # binaries are resolved first; then default server logs go to the test's folder, not the
+    # user's cache (autouse fixtures run before server_env copies the environment)
+    monkeypatch.setenv("FIT_CACHE_DIR", str(tmp_path / "fit-cache"))
     yield
     assert marked_processes(server_marker) == []
 
