@@ -285,6 +285,7 @@ class ModelTensors:
         self.tied_output = "output.weight" not in names and "token_embd.weight" in names
         self.by_name = {w.name: w for w in weights}
         self._override_matches: dict[str, frozenset[str]] = {}
+        self._first_rule: dict[tuple[str, ...], dict[str, int]] = {}
 
     def matching(self, pattern: str) -> frozenset[str]:
         """Names ``std::regex_search(name, pattern)`` finds a match in (cached per pattern)."""
@@ -293,6 +294,19 @@ class ModelTensors:
             regex = _compile_ecmascript(pattern)
             found = frozenset(w.name for w in self.weights if regex.search(w.name))
             self._override_matches[pattern] = found
+        return found
+
+    def first_matching_rule(self, patterns: tuple[str, ...]) -> dict[str, int]:
+        """Weight name -> index of the first pattern that matches it (cached per rule list)."""
+        found = self._first_rule.get(patterns)
+        if found is None:
+            found = {}
+            for index, pattern in enumerate(patterns):
+                for name in self.matching(pattern):
+                    found.setdefault(name, index)
+            if len(self._first_rule) > 256:
+                self._first_rule.clear()
+            self._first_rule[patterns] = found
         return found
 
     @cached_property
@@ -526,19 +540,18 @@ def place_tensors(
     layer_lists = [layer_list(split[il]) for il in range(n_layer_all)]
     output_list = layer_list(split[n_layer_all])
     override_bufts = _override_buffer_types(config, devices, device_bufts)
-    rules = [(tables.matching(rule.pattern), rule.buffer_type) for rule in config.overrides]
+    first_rule = tables.first_matching_rule(tuple(rule.pattern for rule in config.overrides))
     use_mmap = config.use_mmap
 
     def choose(weight: WeightInfo, name: str, op: Op, candidates: list[BufferType]) -> BufferType:
         buft = None
-        for matched, target in rules:
-            if name in matched:
-                buft = (
-                    _first_supported(cpu_list, weight, op, cpu)
-                    if target == CPU
-                    else override_bufts[target]
-                )
-                break
+        rule_index = first_rule.get(name)
+        if rule_index is not None:  # the first -ot rule that matches wins
+            target = config.overrides[rule_index].buffer_type
+            if target == CPU:
+                buft = _first_supported(cpu_list, weight, op, cpu)
+            else:
+                buft = override_bufts[target]
         if buft is None:
             buft = _first_supported(candidates, weight, op, cpu)
         if use_mmap and buft.host:  # "avoid using a host buffer when using mmap"
