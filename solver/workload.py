@@ -42,6 +42,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from solver.errors import BadInput
+from solver.ggml_types import block_and_type_size, is_quantized
 from solver.llama_args import UINT32_MAX, LaunchConfig
 from solver.llama_hparams import ModelHparams
 
@@ -106,7 +107,10 @@ def resolve_workload(
     3. common_fit (``--fit on``): an unset context becomes ``n_ctx_train * n_streams``.
     4. llama_context: unset context -> n_ctx_train; n_batch clamped to the context (causal);
        ubatch clamped to the batch; context padded to 256, per stream too when not unified.
-    5. Flash attention ``auto`` -> on unless a device holding attention lacks a kernel.
+    5. llama_init_from_model's checks: MLA needs equal K and V types; a quantized V cache
+       forces flash attention on (an error with ``-fa off``); quantized caches need head
+       sizes divisible by the block. ``auto`` then resolves to on unless a device holding
+       attention lacks a kernel (CUDA head sizes).
     """
     # 1. server slots
     n_parallel = config.n_parallel
@@ -138,17 +142,39 @@ def resolve_workload(
     if any(layer.is_swa for layer in hparams.layers):
         window = hparams.n_swa * (n_seq_max if kv_unified else 1) + n_ubatch
         kv_cells_swa = n_ctx_seq if config.swa_full else _pad(min(n_ctx_seq, window), GGML_KQ_PAD)
-    # 5. flash attention
-    flash_attn = config.flash_attn != "off"
-    if config.flash_attn == "auto":
+    # 5. flash attention and cache types (llama_init_from_model, then llama_context)
+    flash_mode = config.flash_attn
+    if hparams.arch == "grok":
+        flash_mode = "off"  # "flash_attn is not compatible with Grok - forcing off"
+    if hparams.is_mla and config.cache_type_k != config.cache_type_v:
+        raise BadInput(
+            f"model does not support different K ({config.cache_type_k.lower()}) and "
+            f"V ({config.cache_type_v.lower()}) cache types (MLA): give -ctk and -ctv the same"
+        )
+    v_quantized = is_quantized(config.cache_type_v)
+    if v_quantized and flash_mode == "off":
+        raise BadInput("quantized V cache requires flash_attn to be enabled")
+    if v_quantized:
+        flash_mode = "on"  # "enabling flash_attn since it is required for quantized V cache"
+    if flash_mode != "off":
+        for cache_type, width in (("K", "head_k"), ("V", "head_v")):
+            type_name = config.cache_type_k if cache_type == "K" else config.cache_type_v
+            block, _ = block_and_type_size(type_name)
+            for il in range(hparams.n_layer):
+                head = getattr(hparams.layers[il], width)
+                if is_quantized(type_name) and head % block:
+                    raise BadInput(
+                        f"{cache_type} cache type {type_name.lower()} with block size {block} "
+                        f"does not divide n_embd_head_{cache_type.lower()}={head}"
+                    )
+    flash_attn = flash_mode != "off"
+    if flash_mode == "auto":
         for il, device in enumerate(layer_devices):
             layer = hparams.layers[il]
             if device_kinds.get(device) == "CUDA" and (
                 (layer.head_k, layer.head_v) not in CUDA_FLASH_ATTN_HEADS
             ):
                 flash_attn = False
-    if not flash_attn and config.cache_type_v not in ("F32", "F16", "BF16"):
-        raise BadInput("quantized V cache was requested, but this requires Flash Attention")
     n_devices = len(device_kinds)
     n_gpu_layers = config.n_gpu_layers if config.n_gpu_layers >= 0 else hparams.n_layer_all + 1
     pipeline_parallel = (
@@ -167,8 +193,8 @@ def resolve_workload(
         n_stream=n_stream,
         n_outputs_max=n_outputs_max,
         flash_attn=flash_attn,
-        flash_attn_mode=config.flash_attn,
-        v_trans=config.flash_attn == "off",
+        flash_attn_mode=flash_mode,
+        v_trans=flash_mode == "off",
         type_k=config.cache_type_k,
         type_v=config.cache_type_v,
         swa_full=config.swa_full,

@@ -1,0 +1,103 @@
+"""fit's memory model against llama-server on synthetic GGUFs of other architectures.
+
+The tiny models come from ``solver.synthetic`` (each one loads in the real llama-server):
+qwen3moe (routed experts), deepseek2 (MLA, shared experts, a leading dense layer),
+gpt-oss (sliding window every other layer, attention sinks, biases), glm4moe (an MTP layer
+llama.cpp skips), llama and qwen3 (dense, GQA). Two RPC servers stand in for two GPUs and
+report exact bytes; the CPU's buffers are compared at the two decimals llama.cpp prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from solver.device_map import CpuFeatures
+from solver.errors import BadInput
+from solver.llama_args import parse_llama_args
+from solver.memory import estimate_memory
+from tests.gguf_adapter import read_inventory
+from tests.gguf_factory import SyntheticFactory, synthetic_gguf  # noqa: F401 (fixture)
+from tests.llama_harness import RpcServer, llama_bin_dir, run_llama_server
+from tests.test_memory_llama import check_against_log, check_rpc_bytes
+
+pytestmark = [pytest.mark.llama, pytest.mark.slow]
+
+BIN = llama_bin_dir()
+if BIN is None:
+    pytest.skip("llama-server build not available", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def rpc_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RpcServer]]:
+    assert BIN is not None
+    logs = tmp_path_factory.mktemp("rpc-synthetic")
+    servers = [RpcServer(BIN, logs / f"rpc{i}.log") for i in range(2)]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+CASES = {
+    ("qwen3moe", "split"): "-c 1024 -ngl 99 -ts 1,1",
+    ("qwen3moe", "cpu-moe"): "-c 2048 -ngl 99 -ts 2,1 --cpu-moe",
+    ("qwen3moe", "n-cpu-moe-no-mmap"): "-c 1024 -ngl 99 -ts 1,1 --n-cpu-moe 1 --load-mode none",
+    ("qwen3moe", "exps-to-rpc1"): "-c 1024 -ngl 1 -ts 1,1 -ot exps=@1 -ctk q8_0 -fa on",
+    ("deepseek2", "split"): "-c 1024 -ngl 99 -ts 1,1",
+    ("deepseek2", "mla-q8-cpu-moe"): "-c 2048 -ngl 99 -ts 1,3 -ctk q8_0 -ctv q8_0 -fa on --cpu-moe",
+    ("deepseek2", "fa-off-slots"): "-c 2048 -ngl 2 -ts 1,1 -fa off -np 2 --no-kv-unified",
+    ("gpt-oss", "split"): "-c 1024 -ngl 99 -ts 1,1",
+    ("gpt-oss", "swa-full-ub"): "-c 4096 -ngl 99 -ts 1,2 --swa-full -ub 128",
+    ("gpt-oss", "slots-cpu-moe"): "-c 4096 -ngl 2 -ts 1,1 -np 3 --no-kv-unified --cpu-moe",
+    ("glm4moe", "mtp-skipped"): "-c 1024 -ngl 99 -ts 1,1",
+    ("glm4moe", "first-match"): r"-c 1024 -ngl 99 -ts 1,1 -ot blk\.1\.=CPU,blk\.=@0",
+    ("llama", "split-q8"): "-c 1024 -ngl 99 -ts 3,1 -ctk q8_0 -ctv q8_0 -fa on",
+    ("qwen3", "partial-nkvo"): "-c 1024 -ngl 2 -ts 1,1 -nkvo",
+}
+
+
+@pytest.mark.parametrize(("arch", "case"), list(CASES))
+def test_synthetic_architecture(
+    arch: str,
+    case: str,
+    synthetic_gguf: SyntheticFactory,  # noqa: F811
+    rpc_pair: list[RpcServer],
+) -> None:
+    assert BIN is not None
+    (path,) = synthetic_gguf(arch, quant="Q4_K_M")
+    inventory = read_inventory(path)
+    # "@i" stands for the buffer type of the i-th RPC server
+    args = [
+        part.replace("@0", f"RPC0[{rpc_pair[0].endpoint}]").replace(
+            "@1", f"RPC0[{rpc_pair[1].endpoint}]"
+        )
+        for part in CASES[(arch, case)].split()
+    ]
+    log = run_llama_server(BIN, path, args, rpc=rpc_pair)
+    full_args = ["--rpc", ",".join(s.endpoint for s in rpc_pair), *args]
+    cpu = CpuFeatures.from_system_info(log.system_info)
+    report = estimate_memory(inventory, parse_llama_args(full_args), cpu=cpu)
+    check_against_log(report, log)
+    check_rpc_bytes(report, log, rpc_pair)
+
+
+REFUSED = {
+    "mla-mixed-cache-types": ("deepseek2", "-c 1024 -ctk q8_0"),
+    "quantized-v-without-fa": ("qwen3", "-c 1024 -ctv q8_0 -fa off"),
+}
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_llama_refuses_what_fit_refuses(
+    name: str,
+    synthetic_gguf: SyntheticFactory,  # noqa: F811
+) -> None:
+    """llama_init_from_model rejects these contexts; fit says so instead of estimating."""
+    assert BIN is not None
+    arch, args = REFUSED[name]
+    (path,) = synthetic_gguf(arch, quant="Q4_K_M")
+    log = run_llama_server(BIN, path, args.split())
+    assert "failed to create context" in log.text
+    with pytest.raises(BadInput):
+        estimate_memory(read_inventory(path), parse_llama_args(args.split()), cpu=CpuFeatures())
