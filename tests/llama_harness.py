@@ -20,6 +20,9 @@ from pathlib import Path
 
 MIB = 1024 * 1024
 
+# memory-relevant arguments every run gets before the test's own (later values win)
+HARNESS_ARGS = ["--fit", "off"]
+
 _CANDIDATE_BIN_DIRS = [
     os.environ.get("FIT_LLAMA_BIN", ""),
     "/tmp/llb/bin",
@@ -187,8 +190,7 @@ def run_llama_server(
         "--port",
         str(free_port()),
         "--no-warmup",
-        "--fit",
-        "off",
+        *HARNESS_ARGS,
         "-lv",
         "4",
         "-t",

@@ -16,7 +16,14 @@ from solver.inventory import Inventory
 from solver.llama_args import parse_llama_args
 from solver.memory import MemoryReport, estimate_memory
 from tests.gguf_adapter import read_inventory
-from tests.llama_harness import MIB, RpcServer, ServerLog, llama_bin_dir, run_llama_server
+from tests.llama_harness import (
+    HARNESS_ARGS,
+    MIB,
+    RpcServer,
+    ServerLog,
+    llama_bin_dir,
+    run_llama_server,
+)
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 
@@ -78,6 +85,11 @@ CPU_CASES = {
     "swa-full": ["-c", "2048", "--swa-full"],
     "no-mmap": ["-c", "1024", "--load-mode", "none"],
     "ot-to-cpu-no-mmap": ["-c", "1024", "--load-mode", "none", "-ot", r"blk\.1[0-7]\.=CPU"],
+    # the harness passes --fit off first; a later --fit on wins (last value is used)
+    "ctx-from-model-fit-on": ["--fit", "on"],
+    "ctx-from-model-fit-on-streams": ["--fit", "on", "-np", "2", "--no-kv-unified"],
+    "ctx-from-model-fit-off-streams": ["-np", "2", "--no-kv-unified"],
+    "per-slot-pool": ["--kv-unified-per-slot", "1000", "-np", "3"],
 }
 
 
@@ -88,7 +100,7 @@ def test_cpu_only(name: str, gemma: tuple[Path, Inventory]) -> None:
     args = CPU_CASES[name]
     log = run_llama_server(BIN, path, args)
     cpu = CpuFeatures.from_system_info(log.system_info)
-    report = estimate_memory(inventory, parse_llama_args(args), cpu=cpu)
+    report = estimate_memory(inventory, parse_llama_args([*HARNESS_ARGS, *args]), cpu=cpu)
     check_against_log(report, log)
     assert int(log.context["n_ctx"]) == report.workload.n_ctx
     assert int(log.context["n_ctx_seq"]) == report.workload.n_ctx_seq
@@ -116,7 +128,7 @@ def test_two_rpc_devices(
     args = RPC_CASES[name].split()
     log = run_llama_server(BIN, path, args, rpc=rpc_pair)
     cpu = CpuFeatures.from_system_info(log.system_info)
-    full_args = ["--rpc", ",".join(s.endpoint for s in rpc_pair), *args]
+    full_args = [*HARNESS_ARGS, "--rpc", ",".join(s.endpoint for s in rpc_pair), *args]
     report = estimate_memory(inventory, parse_llama_args(full_args), cpu=cpu)
     check_against_log(report, log)
     check_rpc_bytes(report, log, rpc_pair)
@@ -129,7 +141,7 @@ def test_override_to_rpc_buffer(gemma: tuple[Path, Inventory], rpc_pair: list[Rp
     target = f"RPC0[{rpc_pair[1].endpoint}]"
     args = ["-c", "1024", "-ngl", "5", "-ts", "1,1", "-ot", f"token_embd={target}"]
     log = run_llama_server(BIN, path, args, rpc=rpc_pair)
-    full_args = ["--rpc", ",".join(s.endpoint for s in rpc_pair), *args]
+    full_args = [*HARNESS_ARGS, "--rpc", ",".join(s.endpoint for s in rpc_pair), *args]
     cpu = CpuFeatures.from_system_info(log.system_info)
     report = estimate_memory(inventory, parse_llama_args(full_args), cpu=cpu)
     check_against_log(report, log)

@@ -19,7 +19,7 @@ from solver.llama_args import parse_llama_args
 from solver.memory import estimate_memory
 from tests.gguf_adapter import read_inventory
 from tests.gguf_factory import SyntheticFactory, synthetic_gguf  # noqa: F401 (fixture)
-from tests.llama_harness import RpcServer, llama_bin_dir, run_llama_server
+from tests.llama_harness import HARNESS_ARGS, RpcServer, llama_bin_dir, run_llama_server
 from tests.test_memory_llama import check_against_log, check_rpc_bytes
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
@@ -75,7 +75,7 @@ def test_synthetic_architecture(
         for part in CASES[(arch, case)].split()
     ]
     log = run_llama_server(BIN, path, args, rpc=rpc_pair)
-    full_args = ["--rpc", ",".join(s.endpoint for s in rpc_pair), *args]
+    full_args = [*HARNESS_ARGS, "--rpc", ",".join(s.endpoint for s in rpc_pair), *args]
     cpu = CpuFeatures.from_system_info(log.system_info)
     report = estimate_memory(inventory, parse_llama_args(full_args), cpu=cpu)
     check_against_log(report, log)
