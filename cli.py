@@ -53,6 +53,35 @@ def cli() -> None:
 # --- inspect ----------------------------------------------------------------------------
 
 
+@cli.command()
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--tensors", "show_tensors", is_flag=True, help="Also list every tensor.")
+def inspect(model: str, as_json: bool, show_tensors: bool) -> None:
+    """Show a model's architecture, hyperparameters and tensor sizes, from its header only.
+
+    MODEL is a local .gguf (any part of a split set brings in all parts), an
+    hf://OWNER/REPO/FILE.gguf[@REVISION] URL (only the header is downloaded), or a
+    catalogue name.
+
+    \b
+    Examples:
+        fit inspect ~/models/gemma-3-270m-q4_k_m.gguf
+        fit inspect hf://unsloth/gpt-oss-20b-GGUF/gpt-oss-20b-Q4_K_M.gguf --json
+    """
+    from solver.inventory_report import inventory_json, role_table, summary_lines, tensor_table
+    from solver.sources import load_inventory
+
+    inventory = load_inventory(model)
+    if as_json:
+        emit_json(inventory_json(inventory))
+        return
+    lines = [*summary_lines(inventory), "", *role_table(inventory)]
+    if show_tensors:
+        lines += ["", *tensor_table(inventory)]
+    click.echo("\n".join(lines))
+
+
 # --- hardware ---------------------------------------------------------------------------
 
 

@@ -23,13 +23,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from solver.blueprint import Blueprint, MetadataValue, gguf_metadata, tensor_specs
+from solver.blueprint import Blueprint, gguf_metadata, tensor_specs
 from solver.errors import BadInput
+from solver.hparams import build_inventory
 from solver.inventory import (
-    Attention,
-    Experts,
     Inventory,
-    Tensor,
     make_tensor,
 )
 from solver.quant_mix import parse_file_type, tensor_nbytes, tensor_types
@@ -240,89 +238,8 @@ def load_catalogue_entry(name: str) -> Inventory:
             f"{quant_entry['total_bytes']}"
         )
     metadata = {**entry["metadata"], "general.file_type": quant_entry["file_type"]}
-    inventory = _build_inventory(f"catalogue:{model}:{quant}", metadata, tensors)
+    inventory = build_inventory(f"catalogue:{model}:{quant}", metadata, tensors)
     return inventory.model_copy(update={"file_type": quant})
-
-
-# --- Inventory from metadata (stand-in for solver.hparams.build_inventory) --------------------
-
-# load_swa_pattern defaults in src/models/gemma3.cpp (6) and src/models/openai-moe.cpp (2)
-_SWA_PATTERN_DEFAULT = {"gemma3": 6, "gpt-oss": 2}
-
-
-def _build_inventory(
-    source: str,
-    metadata: dict[str, MetadataValue],
-    tensors: list[Tensor],
-    files: tuple[str, ...] = (),
-    header_bytes: int = 0,
-) -> Inventory:
-    """Same signature as ``solver.hparams.build_inventory``; swap to it once it lands in main.
-
-    Derives what llama.cpp's ``load_hparams`` derives for the architectures the catalogue
-    holds: per-layer head counts and FFN widths, head sizes, MLA ranks, sliding-window layers.
-    """
-    arch = str(metadata["general.architecture"])
-
-    def key(suffix: str, default: Any = None) -> Any:
-        return metadata.get(f"{arch}.{suffix}", default)
-
-    n_layers = int(key("block_count"))
-    n_embd = int(key("embedding_length"))
-    n_head = int(key("attention.head_count"))
-    n_head_kv = int(key("attention.head_count_kv", n_head))
-    n_expert = int(key("expert_count", 0))
-    leading_dense = int(key("leading_dense_block_count", 0))
-    n_ff = int(key("feed_forward_length", 0))
-    moe_layers = [n_expert > 0 and layer >= leading_dense for layer in range(n_layers)]
-    sliding_window = int(key("attention.sliding_window", 0))
-    swa_layers: tuple[bool, ...] = ()
-    if sliding_window and arch in _SWA_PATTERN_DEFAULT:
-        pattern = int(key("attention.sliding_window_pattern", _SWA_PATTERN_DEFAULT[arch]))
-        # llama_hparams::set_swa_pattern, dense_first = false
-        swa_layers = tuple(
-            pattern == 0 or layer % pattern < pattern - 1 for layer in range(n_layers)
-        )
-    key_length = int(key("attention.key_length", n_embd // n_head))
-    n_ff_exp = int(key("expert_feed_forward_length", 0))
-    n_shared = int(key("expert_shared_count", 0))
-    n_vocab = int(key("vocab_size", metadata.get("tokenizer.ggml.tokens", 0)))
-    scalars = {k: v for k, v in metadata.items() if isinstance(v, str | int | float | bool | list)}
-    return Inventory(
-        source=source,
-        architecture=arch,
-        name=str(metadata.get("general.name", "")),
-        n_layers=n_layers,
-        n_embd=n_embd,
-        n_vocab=n_vocab,
-        context_length=int(key("context_length")),
-        n_ff=tuple(0 if moe else n_ff for moe in moe_layers),
-        attention=Attention(
-            n_head=(n_head,) * n_layers,
-            n_head_kv=(n_head_kv,) * n_layers,
-            key_length=key_length,
-            value_length=int(key("attention.value_length", key_length)),
-            sliding_window=sliding_window,
-            swa_layers=swa_layers,
-            kv_lora_rank=int(key("attention.kv_lora_rank", 0)),
-            q_lora_rank=int(key("attention.q_lora_rank", 0)),
-            rope_dim=int(key("rope.dimension_count", key_length)),
-            key_length_mla=int(key("attention.key_length_mla", 0)),
-            value_length_mla=int(key("attention.value_length_mla", 0)),
-        ),
-        experts=Experts(
-            count=n_expert,
-            used=int(key("expert_used_count", 0)),
-            shared=n_shared,
-            leading_dense_layers=leading_dense,
-            feed_forward_length=n_ff_exp,
-            shared_feed_forward_length=n_ff_exp * n_shared,
-        ),
-        metadata=scalars,
-        tensors=tuple(tensors),
-        files=files,
-        header_bytes=header_bytes,
-    )
 
 
 # --- command line -------------------------------------------------------------------------------
