@@ -18,8 +18,8 @@ from pathlib import Path
 from solver.device_map import CpuFeatures
 from solver.llama_args import parse_llama_args
 from solver.memory import MemoryReport, estimate_memory
+from solver.sources import load_inventory
 from solver.synthetic import tiny_blueprint, write_synthetic_gguf
-from tests.gguf_adapter import read_inventory
 from tests.llama_harness import (
     HARNESS_ARGS,
     MIB,
@@ -82,7 +82,7 @@ def main() -> int:
             log = run_llama_server(bin_dir, model, args, rpc=rpc if with_rpc else None)
             full = [*HARNESS_ARGS, *endpoints, *args] if with_rpc else [*HARNESS_ARGS, *args]
             report = estimate_memory(
-                read_inventory(model),
+                load_inventory(str(model)),
                 parse_llama_args(full),
                 cpu=CpuFeatures.from_system_info(log.system_info),
             )

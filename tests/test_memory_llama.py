@@ -15,7 +15,7 @@ from solver.device_map import CpuFeatures
 from solver.inventory import Inventory
 from solver.llama_args import parse_llama_args
 from solver.memory import MemoryReport, estimate_memory
-from tests.gguf_adapter import read_inventory
+from solver.sources import load_inventory
 from tests.llama_harness import (
     HARNESS_ARGS,
     MIB,
@@ -34,7 +34,7 @@ if BIN is None:
 
 @pytest.fixture(scope="module")
 def gemma(gemma_gguf: Path) -> tuple[Path, Inventory]:
-    return gemma_gguf, read_inventory(gemma_gguf)
+    return gemma_gguf, load_inventory(str(gemma_gguf))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 from solver.device_map import CpuFeatures
 from solver.llama_args import parse_llama_args
 from solver.memory import estimate_memory
-from tests.gguf_adapter import read_inventory
+from solver.sources import load_inventory
 from tests.llama_harness import parse_server_log
 from tests.test_memory_llama import check_against_log
 
@@ -26,7 +26,7 @@ def test_native_build_with_amx_repacking(gemma_gguf: Path) -> None:
     cpu = CpuFeatures.from_system_info(log.system_info)
     assert cpu.amx_int8 and cpu.avx2
     report = estimate_memory(
-        read_inventory(gemma_gguf), parse_llama_args(["-c", "1024", "--fit", "off"]), cpu=cpu
+        load_inventory(str(gemma_gguf)), parse_llama_args(["-c", "1024", "--fit", "off"]), cpu=cpu
     )
     check_against_log(report, log)
     assert report.devices["CPU"].repack > 0

@@ -17,7 +17,7 @@ from solver.device_map import CpuFeatures
 from solver.errors import BadInput
 from solver.llama_args import parse_llama_args
 from solver.memory import estimate_memory
-from tests.gguf_adapter import read_inventory
+from solver.sources import load_inventory
 from tests.gguf_factory import SyntheticFactory, synthetic_gguf  # noqa: F401 (fixture)
 from tests.llama_harness import HARNESS_ARGS, RpcServer, llama_bin_dir, run_llama_server
 from tests.test_memory_llama import check_against_log, check_rpc_bytes
@@ -66,7 +66,7 @@ def test_synthetic_architecture(
 ) -> None:
     assert BIN is not None
     (path,) = synthetic_gguf(arch, quant="Q4_K_M")
-    inventory = read_inventory(path)
+    inventory = load_inventory(str(path))
     # "@i" stands for the buffer type of the i-th RPC server
     args = [
         part.replace("@0", f"RPC0[{rpc_pair[0].endpoint}]").replace(
@@ -100,4 +100,6 @@ def test_llama_refuses_what_fit_refuses(
     log = run_llama_server(BIN, path, args.split())
     assert "failed to create context" in log.text
     with pytest.raises(BadInput):
-        estimate_memory(read_inventory(path), parse_llama_args(args.split()), cpu=CpuFeatures())
+        estimate_memory(
+            load_inventory(str(path)), parse_llama_args(args.split()), cpu=CpuFeatures()
+        )
