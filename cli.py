@@ -285,9 +285,19 @@ def _memory_text(report: Any) -> str:
 @click.argument("model")
 @click.argument("llama_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--hardware", "hardware_name", help="Hardware scenario name or TOML file.")
+@click.option(
+    "--cpu",
+    "cpu_flags",
+    help="CPU features of the llama.cpp build that decide weight repacking: comma list of "
+    "avx2, avx512, amx, or 'none' (default: this machine's CPU, as a native build sees it).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def memory(
-    model: str, llama_args: tuple[str, ...], hardware_name: str | None, as_json: bool
+    model: str,
+    llama_args: tuple[str, ...],
+    hardware_name: str | None,
+    cpu_flags: str | None,
+    as_json: bool,
 ) -> None:
     """Predict every buffer llama-server allocates for MODEL with these arguments.
 
@@ -300,6 +310,7 @@ def memory(
     """
     from solver.llama_args import parse_llama_args
     from solver.memory import estimate_memory
+    from solver.sources import load_inventory
 
     hardware = None
     gpu_buffers: list[str] = []
@@ -309,23 +320,25 @@ def memory(
         hardware = load_hardware(hardware_name)
         gpu_buffers = [gpu.device for gpu in hardware.gpus]
     config = parse_llama_args(list(llama_args), gpu_buffers=gpu_buffers or ())
-    inventory = _load_model(model)
-    report = estimate_memory(inventory, config, hardware=hardware)
+    cpu = _cpu_features(cpu_flags)
+    inventory = load_inventory(model)
+    report = estimate_memory(inventory, config, hardware=hardware, cpu=cpu)
     if as_json:
         emit_json(report.to_json())
     else:
         click.echo(_memory_text(report))
 
 
-def _load_model(model: str) -> Any:
-    """The model's inventory through ``solver.sources`` (files, hf:// and catalogue names)."""
-    try:
-        from solver.sources import load_inventory
-    except ImportError:
-        from solver.errors import OperationFailed
+def _cpu_features(flags: str | None) -> Any:
+    from solver.device_map import CpuFeatures
 
-        raise OperationFailed("model loading (solver.sources) is not part of this build") from None
-    return load_inventory(model)
+    if flags is None:
+        return None
+    names = {name.strip().lower() for name in flags.split(",") if name.strip()} - {"none"}
+    unknown = names - {"avx2", "avx512", "amx"}
+    if unknown:
+        raise click.BadParameter(f"unknown CPU feature(s): {', '.join(sorted(unknown))}")
+    return CpuFeatures(avx2="avx2" in names, avx512="avx512" in names, amx_int8="amx" in names)
 
 
 # --- solve / whatif ---------------------------------------------------------------------
