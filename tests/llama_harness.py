@@ -15,8 +15,11 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 MIB = 1024 * 1024
 
@@ -238,3 +241,16 @@ def run_llama_server(
             time.sleep(0.05)
         log.rpc[server.endpoint] = parse_rpc_debug(server.log_since(offset))
     return log
+
+
+@pytest.fixture(scope="module")
+def rpc_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RpcServer]]:
+    """Two RPC servers for a test module (import the fixture into the module to use it)."""
+    bin_dir = llama_bin_dir()
+    if bin_dir is None:
+        pytest.skip("llama-server build not available")
+    logs = tmp_path_factory.mktemp("rpc")
+    servers = [RpcServer(bin_dir, logs / f"rpc{i}.log") for i in range(2)]
+    yield servers
+    for server in servers:
+        server.stop()

@@ -6,7 +6,6 @@ printed two decimals) and, for RPC devices, the exact bytes the RPC servers allo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from tests.llama_harness import (
     RpcServer,
     ServerLog,
     llama_bin_dir,
+    rpc_pair,  # noqa: F401 (fixture)
     run_llama_server,
 )
 
@@ -35,16 +35,6 @@ if BIN is None:
 @pytest.fixture(scope="module")
 def gemma(gemma_gguf: Path) -> tuple[Path, Inventory]:
     return gemma_gguf, load_inventory(str(gemma_gguf))
-
-
-@pytest.fixture(scope="module")
-def rpc_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RpcServer]]:
-    assert BIN is not None
-    logs = tmp_path_factory.mktemp("rpc")
-    servers = [RpcServer(BIN, logs / f"rpc{i}.log") for i in range(2)]
-    yield servers
-    for server in servers:
-        server.stop()
 
 
 def _mib(size: int) -> str:
@@ -121,7 +111,9 @@ RPC_CASES = {
 
 @pytest.mark.parametrize("name", list(RPC_CASES))
 def test_two_rpc_devices(
-    name: str, gemma: tuple[Path, Inventory], rpc_pair: list[RpcServer]
+    name: str,
+    gemma: tuple[Path, Inventory],
+    rpc_pair: list[RpcServer],  # noqa: F811
 ) -> None:
     assert BIN is not None
     path, inventory = gemma
@@ -134,7 +126,7 @@ def test_two_rpc_devices(
     check_rpc_bytes(report, log, rpc_pair)
 
 
-def test_override_to_rpc_buffer(gemma: tuple[Path, Inventory], rpc_pair: list[RpcServer]) -> None:
+def test_override_to_rpc_buffer(gemma: tuple[Path, Inventory], rpc_pair: list[RpcServer]) -> None:  # noqa: F811
     """-ot naming an RPC buffer type moves the token embeddings off the CPU."""
     assert BIN is not None
     path, inventory = gemma

@@ -9,8 +9,6 @@ report exact bytes; the CPU's buffers are compared at the two decimals llama.cpp
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from solver.device_map import CpuFeatures
@@ -19,7 +17,13 @@ from solver.llama_args import parse_llama_args
 from solver.memory import estimate_memory
 from solver.sources import load_inventory
 from tests.gguf_factory import SyntheticFactory, synthetic_gguf  # noqa: F401 (fixture)
-from tests.llama_harness import HARNESS_ARGS, RpcServer, llama_bin_dir, run_llama_server
+from tests.llama_harness import (
+    HARNESS_ARGS,
+    RpcServer,
+    llama_bin_dir,
+    rpc_pair,  # noqa: F401 (fixture)
+    run_llama_server,
+)
 from tests.test_memory_llama import check_against_log, check_rpc_bytes
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
@@ -27,16 +31,6 @@ pytestmark = [pytest.mark.llama, pytest.mark.slow]
 BIN = llama_bin_dir()
 if BIN is None:
     pytest.skip("llama-server build not available", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def rpc_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RpcServer]]:
-    assert BIN is not None
-    logs = tmp_path_factory.mktemp("rpc-synthetic")
-    servers = [RpcServer(BIN, logs / f"rpc{i}.log") for i in range(2)]
-    yield servers
-    for server in servers:
-        server.stop()
 
 
 CASES = {
@@ -62,7 +56,7 @@ def test_synthetic_architecture(
     arch: str,
     case: str,
     synthetic_gguf: SyntheticFactory,  # noqa: F811
-    rpc_pair: list[RpcServer],
+    rpc_pair: list[RpcServer],  # noqa: F811
 ) -> None:
     assert BIN is not None
     (path,) = synthetic_gguf(arch, quant="Q4_K_M")
