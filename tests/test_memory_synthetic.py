@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import pytest
 
+from solver.catalogue import catalogue_blueprint, catalogue_names
 from solver.device_map import CpuFeatures
 from solver.errors import BadInput
 from solver.llama_args import parse_llama_args
 from solver.memory import estimate_memory
 from solver.sources import load_inventory
+from solver.synthetic import miniature
 from tests.gguf_factory import SyntheticFactory, synthetic_gguf  # noqa: F401 (fixture)
 from tests.llama_harness import (
     HARNESS_ARGS,
@@ -97,3 +99,42 @@ def test_llama_refuses_what_fit_refuses(
         estimate_memory(
             load_inventory(str(path)), parse_llama_args(args.split()), cpu=CpuFeatures()
         )
+
+
+def _catalogue_miniatures() -> list[tuple[str, str]]:
+    """(model, quant) for every catalogue model, in its first listed quant."""
+    chosen: dict[str, str] = {}
+    for name in catalogue_names():
+        model, _, quant = name.partition(":")
+        if quant and model not in chosen:
+            chosen[model] = quant
+    return sorted(chosen.items())
+
+
+MINIATURE_CASES = {
+    "split": "-c 1024 -ngl 99 -ts 1,1",
+    "partial-q8-cpu-moe": "-c 2048 -ngl 2 -ts 1,2 -ctk q8_0 -ctv q8_0 -fa on --cpu-moe",
+}
+
+
+@pytest.mark.parametrize("case", list(MINIATURE_CASES))
+@pytest.mark.parametrize(("model", "quant"), _catalogue_miniatures())
+def test_catalogue_miniature(
+    model: str,
+    quant: str,
+    case: str,
+    synthetic_gguf: SyntheticFactory,  # noqa: F811
+    rpc_pair: list[RpcServer],  # noqa: F811
+) -> None:
+    """Each catalogue model's structure (rope_freqs, MTP layers, tied heads, MXFP4 experts...)
+    shrunk to a few MiB, against llama-server."""
+    assert BIN is not None
+    (path,) = synthetic_gguf(miniature(catalogue_blueprint(model)), quant=quant)
+    inventory = load_inventory(str(path))
+    args = MINIATURE_CASES[case].split()
+    log = run_llama_server(BIN, path, args, rpc=rpc_pair)
+    full_args = [*HARNESS_ARGS, "--rpc", ",".join(s.endpoint for s in rpc_pair), *args]
+    cpu = CpuFeatures.from_system_info(log.system_info)
+    report = estimate_memory(inventory, parse_llama_args(full_args), cpu=cpu)
+    check_against_log(report, log)
+    check_rpc_bytes(report, log, rpc_pair)
