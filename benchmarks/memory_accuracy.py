@@ -15,11 +15,12 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+from solver.catalogue import catalogue_blueprint
 from solver.device_map import CpuFeatures
 from solver.llama_args import parse_llama_args
 from solver.memory import MemoryReport, estimate_memory
 from solver.sources import load_inventory
-from solver.synthetic import tiny_blueprint, write_synthetic_gguf
+from solver.synthetic import miniature, tiny_blueprint, write_synthetic_gguf
 from tests.llama_harness import (
     HARNESS_ARGS,
     MIB,
@@ -30,6 +31,7 @@ from tests.llama_harness import (
 )
 from tests.test_memory_llama import CPU_CASES, RPC_CASES
 from tests.test_memory_synthetic import CASES as SYNTHETIC_CASES
+from tests.test_memory_synthetic import MINIATURE_CASES, catalogue_miniatures
 
 
 def _rows(case: str, report: MemoryReport, log: ServerLog, rpc: list[RpcServer]) -> list[tuple]:
@@ -101,6 +103,11 @@ def main() -> int:
                 for p in args.split()
             ]
             run(f"{arch} {name}", path, concrete, with_rpc=True)
+        for model, quant in catalogue_miniatures():
+            blueprint = miniature(catalogue_blueprint(model))
+            (path,) = write_synthetic_gguf(blueprint, quant, workdir / f"mini-{model}.gguf")
+            for name, args in MINIATURE_CASES.items():
+                run(f"mini {model} {name}", path, args.split(), with_rpc=True)
     finally:
         for server in rpc:
             server.stop()

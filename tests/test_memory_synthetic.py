@@ -101,7 +101,7 @@ def test_llama_refuses_what_fit_refuses(
         )
 
 
-def _catalogue_miniatures() -> list[tuple[str, str]]:
+def catalogue_miniatures() -> list[tuple[str, str]]:
     """(model, quant) for every catalogue model, in its first listed quant."""
     chosen: dict[str, str] = {}
     for name in catalogue_names():
@@ -118,7 +118,7 @@ MINIATURE_CASES = {
 
 
 @pytest.mark.parametrize("case", list(MINIATURE_CASES))
-@pytest.mark.parametrize(("model", "quant"), _catalogue_miniatures())
+@pytest.mark.parametrize(("model", "quant"), catalogue_miniatures())
 def test_catalogue_miniature(
     model: str,
     quant: str,
