@@ -238,8 +238,7 @@ def _compute(
         layer_kv,
         [*placement.devices, CPU],
     )
-    per_device = getattr(estimate, "devices", None) or getattr(estimate, "per_device", {})
-    return {name: int(size) for name, size in dict(per_device).items()}, estimate.graph_splits
+    return dict(estimate.bytes_by_device), estimate.graph_splits
 
 
 def _notes(config: LaunchConfig, compute_missing: bool) -> tuple[str, ...]:
