@@ -52,6 +52,25 @@ def check_against_log(report: MemoryReport, log: ServerLog) -> None:
     assert predicted_kv == printed_kv
     out = report.output_buffer
     assert [(out.buffer_type, _mib(out.size))] == [(n, f"{m:.2f}") for n, m in log.output]
+    if report.compute_modelled:  # once solver.compute_buffer is present: within 5%
+        check_compute(report, log)
+
+
+def check_compute(report: MemoryReport, log: ServerLog) -> None:
+    """Compute buffers within 5% of what llama.cpp printed, graph splits equal."""
+    buffer_names = {b.device: b.buffer_type for b in report.kv_buffers + report.model_buffers}
+    for name, printed in log.compute:
+        device = "CPU" if name in ("CPU", "CUDA_Host") else None
+        device = device or next(d for d, b in buffer_names.items() if b == name)
+        predicted = report.compute_buffers.get(device, 0) / MIB
+        assert abs(predicted - printed) <= 0.05 * printed + 0.01, (name, predicted, printed)
+    # Known contract gap: rope_freqs-style tensors have one copy per layer device in
+    # llama.cpp, but tensor_devices names only the first; splits differ when layers using
+    # them sit on several devices. Reported to the compute-buffer model's owner.
+    copies = {"rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight"}
+    per_layer_copies = copies & set(report.placement.tensor_devices)
+    if not per_layer_copies or len(set(report.placement.layer_devices)) == 1:
+        assert log.splits is not None and report.graph_splits == log.splits[0]
 
 
 def check_rpc_bytes(report: MemoryReport, log: ServerLog, rpc: list[RpcServer]) -> None:
