@@ -52,6 +52,15 @@ def _rows(case: str, report: MemoryReport, log: ServerLog, rpc: list[RpcServer])
     for kind in ("model", "kv", "output"):
         for name, mib in getattr(log, kind):
             printed[(kind, name)].append(mib)
+    if report.compute_modelled:
+        owners = {b.buffer_type: b.device for b in report.kv_buffers + report.model_buffers}
+        for name, mib in log.compute:
+            device = "CPU" if name in ("CPU", "CUDA_Host") else owners.get(name, name)
+            fit_bytes = report.compute_buffers.get(device, 0)
+            error = (fit_bytes / MIB - mib) / mib * 100 if mib else 0.0
+            rows.append((case, "compute", name, f"{mib:.2f} MiB", fit_bytes, f"{error:+.2f} %"))
+        if log.splits is not None:
+            rows.append((case, "splits", "-", str(log.splits[0]), str(report.graph_splits), ""))
     for key in sorted(set(predicted) | set(printed)):
         kind, name = key
         device = devices.get(name, "CPU")
@@ -80,11 +89,14 @@ def main() -> int:
     try:
         endpoints = ["--rpc", ",".join(s.endpoint for s in rpc)]
 
+        inventories = []  # kept alive: caches keyed by id() must not see a reused id
+
         def run(case: str, model: Path, args: list[str], with_rpc: bool) -> None:
             log = run_llama_server(bin_dir, model, args, rpc=rpc if with_rpc else None)
             full = [*HARNESS_ARGS, *endpoints, *args] if with_rpc else [*HARNESS_ARGS, *args]
+            inventories.append(load_inventory(str(model)))
             report = estimate_memory(
-                load_inventory(str(model)),
+                inventories[-1],
                 parse_llama_args(full),
                 cpu=CpuFeatures.from_system_info(log.system_info),
             )
@@ -120,7 +132,13 @@ def main() -> int:
         cells = [str(x) for x in row]
         print("| " + " | ".join(cells) + " |" if markdown else "\t".join(cells))
     exact_rows = [r for r in rows if r[3].endswith(" B")]
-    off = [r for r in rows if r[5] not in (0, "+0.00 MiB", "-0.00 MiB")]
+    exact_kinds = ("model", "kv", "output")
+    off = [r for r in rows if r[1] in exact_kinds and r[5] not in (0, "+0.00 MiB", "-0.00 MiB")]
+    compute = [abs(float(r[5].rstrip(" %"))) for r in rows if r[1] == "compute"]
+    splits = [r for r in rows if r[1] == "splits"]
+    if compute:
+        print(f"compute: {len(compute)} buffers, max |error| {max(compute):.2f} %")
+        print(f"splits: {sum(r[3] == r[4] for r in splits)} of {len(splits)} equal")
     print(f"\n{len(rows)} buffers, {len(exact_rows)} compared to the byte; {len(off)} differ")
     return 0 if not off else 1
 
