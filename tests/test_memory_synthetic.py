@@ -138,3 +138,21 @@ def test_catalogue_miniature(
     report = estimate_memory(inventory, parse_llama_args(full_args), cpu=cpu)
     check_against_log(report, log)
     check_rpc_bytes(report, log, rpc_pair)
+
+
+def test_split_gguf_maps_each_part(
+    synthetic_gguf: SyntheticFactory,  # noqa: F811
+    rpc_pair: list[RpcServer],  # noqa: F811
+) -> None:
+    """A 3-part split set: one CPU_Mapped buffer per part, each its own file range."""
+    assert BIN is not None
+    paths = synthetic_gguf("qwen3moe", quant="Q4_K_M", n_parts=3)
+    inventory = load_inventory(str(paths[0]))
+    args = ["-c", "1024", "-ngl", "1", "-ts", "1,1"]
+    log = run_llama_server(BIN, paths[0], args, rpc=rpc_pair)
+    full_args = [*HARNESS_ARGS, "--rpc", ",".join(s.endpoint for s in rpc_pair), *args]
+    cpu = CpuFeatures.from_system_info(log.system_info)
+    report = estimate_memory(inventory, parse_llama_args(full_args), cpu=cpu)
+    assert [name for name, _ in log.model].count("CPU_Mapped") == 3
+    check_against_log(report, log)
+    check_rpc_bytes(report, log, rpc_pair)
