@@ -517,6 +517,9 @@ class TensorPlacement(BaseModel):
     layer_kv_devices: tuple[str | None, ...] = Field(
         description="per layer: device holding its KV cache, None if it has none"
     )
+    layer_rs_devices: tuple[str | None, ...] = Field(
+        default=(), description="per layer: device holding its recurrent state, None if none"
+    )
     buffers: tuple[ModelBuffer, ...]
 
 
@@ -606,9 +609,14 @@ def place_tensors(
         return CPU if index < 0 else names[index]
 
     layer_devices = tuple(device_name(split[il]) for il in range(n_layer_all))
+    # KV and recurrent state follow their layer unless -nkvo keeps them on the CPU
     kv_devices = tuple(
         (layer_devices[il] if config.kv_offload else CPU) if hp.layer_has_kv(il) else None
         for il in range(n_layer_all)
+    )
+    rs_devices = tuple(
+        (layer_devices[il] if config.kv_offload else CPU) if has_rs else None
+        for il, has_rs in enumerate(hp.rs_layers)
     )
     return TensorPlacement(
         devices=tuple(names),
@@ -617,6 +625,7 @@ def place_tensors(
         tensor_buffers=tensor_buffers,
         tensor_devices={name: device_of[buft] for name, buft in tensor_buffers.items()},
         layer_kv_devices=kv_devices,
+        layer_rs_devices=rs_devices,
         buffers=buffers,
     )
 

@@ -23,13 +23,16 @@ from solver.device_map import CPU, CPU_BUFFER, BufferType
 from solver.llama_hparams import MemoryKind, ModelHparams
 from solver.workload import ComputeWorkload
 
+RECURRENT_TYPE = "F32"  # create_memory passes GGML_TYPE_F32 for both R and S
+
 
 class KvBuffer(BaseModel):
-    """One ``llama_kv_cache: <buffer> KV buffer size`` line."""
+    """One ``llama_kv_cache: <buffer> KV buffer size`` line, or for ``cache='rs'`` one
+    ``llama_memory_recurrent: <buffer> RS buffer size`` line (k_bytes = R, v_bytes = S)."""
 
     model_config = ConfigDict(frozen=True)
 
-    cache: str = Field(description="'base' (full attention) or 'swa'")
+    cache: str = Field(description="'base' (full attention), 'swa' or 'rs' (recurrent)")
     buffer_type: str
     device: str
     size: int = Field(description="bytes")
@@ -44,7 +47,7 @@ def kv_buffers(
     device_bufts: Mapping[str, BufferType],
 ) -> tuple[KvBuffer, ...]:
     """All KV buffers of a launch. ``device_bufts`` maps offload devices to their buffer types."""
-    if hparams.memory is MemoryKind.NONE:
+    if hparams.memory in (MemoryKind.NONE, MemoryKind.RECURRENT):
         return ()
     caches = [("base", workload.n_ctx_seq, False)]
     if hparams.memory is MemoryKind.ISWA:
@@ -88,6 +91,42 @@ def kv_buffers(
                 )
             )
     return tuple(buffers)
+
+
+def recurrent_buffers(
+    hparams: ModelHparams,
+    workload: ComputeWorkload,
+    layer_rs_devices: Sequence[str | None],
+    device_bufts: Mapping[str, BufferType],
+) -> tuple[KvBuffer, ...]:
+    """``llama_memory_recurrent``: per layer an F32 R tensor ``[n_embd_r, cells]`` and an F32
+    S tensor ``[n_embd_s, cells]``, cells = max(1, n_seq_max) (no rollback snapshots)."""
+    cells = max(1, workload.n_seq_max)
+    r_shape = (hparams.n_embd_r, cells)
+    s_shape = (hparams.n_embd_s, cells)
+    r_size = ggml_types.n_bytes(RECURRENT_TYPE, r_shape)
+    s_size = ggml_types.n_bytes(RECURRENT_TYPE, s_shape)
+    sums: dict[str, list[int]] = {}
+    for device in layer_rs_devices:
+        if device is None:
+            continue
+        buft = CPU_BUFFER if device == CPU else device_bufts[device]
+        entry = sums.setdefault(buft.name, [0, 0, 0])
+        entry[0] += buft.alloc_size(RECURRENT_TYPE, r_shape, r_size)
+        entry[0] += buft.alloc_size(RECURRENT_TYPE, s_shape, s_size)
+        entry[1] += r_size
+        entry[2] += s_size
+    return tuple(
+        KvBuffer(
+            cache="rs",
+            buffer_type=name,
+            device=CPU if name == CPU else _device_of(name, device_bufts),
+            size=size,
+            k_bytes=r_bytes,
+            v_bytes=s_bytes,
+        )
+        for name, (size, r_bytes, s_bytes) in sorted(sums.items())
+    )
 
 
 def _device_of(buffer_type: str, device_bufts: Mapping[str, BufferType]) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from gguf import Keys
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from solver.errors import BadInput
 from solver.hparams import llama_architectures
@@ -29,6 +29,8 @@ class MemoryKind(StrEnum):
     NONE = "none"  # embedding / diffusion models: no KV cache at all
     KV = "kv"  # llama_kv_cache
     ISWA = "iswa"  # llama_kv_cache_iswa: a full cache plus a sliding-window cache
+    RECURRENT = "recurrent"  # llama_memory_recurrent: per-sequence r/s state
+    HYBRID = "hybrid"  # llama_memory_hybrid: a KV cache for attention + recurrent state
 
 
 # llm_arch_is_recurrent / llm_arch_is_hybrid and the create_memory special cases
@@ -47,6 +49,15 @@ SPECIAL_MEMORY_ARCHS = frozenset(
     {"minimax-m3", "glm-dsa", "deepseek32", "hy_v4", "dots3note", "dflash", "gemma4-assistant",
      "eagle3", "t5", "t5encoder", "clip"}
 )  # fmt: skip
+
+# Hybrids whose memory llama.cpp builds from other parts (an indexer cache, DSV4, or
+# recurrent state fit does not size: KDA / lightning attention heads).
+UNMODELLED_HYBRID_ARCHS = frozenset(
+    {"qwen4exp", "glm5-next", "deepseek4", "kimi-linear", "kimi-k3", "bailingmoe3", "minimax-01"}
+)
+# create_memory's hybrid layer filters (default: attention = !is_recr, recurrent = is_recr)
+_TRUNK_FILTER_ARCHS = frozenset({"qwen3next", "qwen35", "qwen35moe"})
+_NO_FFN_FILTER_ARCHS = frozenset({"nemotron_h", "nemotron_h_moe"})
 
 # hparams.causal_attn = false in these loaders
 NON_CAUSAL_ARCHS = frozenset({"dream", "llada", "llada-moe", "gemma-embedding"})
@@ -98,6 +109,12 @@ class ModelHparams(BaseModel):
     layers: tuple[LayerAttention, ...]
     is_mla: bool
     n_layer_kv_from_start: int = -1
+    kv_layers: tuple[bool, ...] = Field(description="per layer: has its own KV cache")
+    rs_layers: tuple[bool, ...] = Field(
+        default=(), description="per layer: has recurrent state (llama_memory_recurrent)"
+    )
+    n_embd_r: int = Field(default=0, description="floats of one sequence's conv/shift state")
+    n_embd_s: int = Field(default=0, description="floats of one sequence's SSM/WKV state")
 
     @property
     def n_layer(self) -> int:
@@ -106,9 +123,7 @@ class ModelHparams(BaseModel):
 
     def layer_has_kv(self, il: int) -> bool:
         """has_kv(il) and the create_memory layer filter (MTP layers are not in the cache)."""
-        if 0 <= self.n_layer_kv_from_start <= il:
-            return False
-        return not (self.n_layer_nextn > 0 and self.n_layer > 0 and il >= self.n_layer)
+        return self.kv_layers[il]
 
     @property
     def v_width_max(self) -> int:
@@ -134,8 +149,14 @@ def memory_kind(inventory: Inventory) -> MemoryKind:
         raise BadInput(f"unknown model architecture '{arch}': llama.cpp would refuse to load it")
     if arch in NO_MEMORY_ARCHS:
         return MemoryKind.NONE
-    if arch in RECURRENT_ARCHS or arch in HYBRID_ARCHS or inventory.recurrent is not None:
-        raise BadInput(f"architecture '{arch}' keeps recurrent state; fit does not model it yet")
+    if arch in RECURRENT_ARCHS:
+        return MemoryKind.RECURRENT
+    if arch in HYBRID_ARCHS:
+        if arch in UNMODELLED_HYBRID_ARCHS:
+            raise BadInput(f"architecture '{arch}' keeps a state fit does not model yet")
+        if any(inventory.attention.swa_layers):
+            raise BadInput(f"hybrid architecture '{arch}' with a sliding window is not modelled")
+        return MemoryKind.HYBRID
     if arch in SPECIAL_MEMORY_ARCHS:
         raise BadInput(f"architecture '{arch}' has its own KV cache type; fit does not model it")
     if any(inventory.attention.swa_layers):
@@ -173,6 +194,8 @@ def model_hparams(inventory: Inventory) -> ModelHparams:
     # llama_hparams::is_mla(): both MLA head sizes are set
     is_mla = attention.key_length_mla != 0 and attention.value_length_mla != 0
     causal = inventory.metadata.get(Keys.Attention.CAUSAL.format(arch=arch), True)
+    kv_layers, rs_layers = _memory_layers(inventory, kind)
+    n_embd_r, n_embd_s = _recurrent_widths(inventory) if any(rs_layers) else (0, 0)
     return ModelHparams(
         arch=arch,
         n_layer_all=n_layer_all,
@@ -186,4 +209,69 @@ def model_hparams(inventory: Inventory) -> ModelHparams:
         layers=layers,
         is_mla=is_mla,
         n_layer_kv_from_start=attention.n_layer_kv_from_start,
+        kv_layers=kv_layers,
+        rs_layers=rs_layers,
+        n_embd_r=n_embd_r,
+        n_embd_s=n_embd_s,
     )
+
+
+def _memory_layers(
+    inventory: Inventory, kind: MemoryKind
+) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
+    """Which layers get a KV cache and which get recurrent state (create_memory's filters)."""
+    n_all = inventory.n_layers
+    n_layer = n_all - inventory.n_layers_nextn
+    from_start = inventory.attention.n_layer_kv_from_start
+    recr = list(inventory.recurrent.recurrent_layers) if inventory.recurrent else []
+    recr += [False] * (n_all - len(recr))
+    if kind is MemoryKind.NONE:
+        return (False,) * n_all, (False,) * n_all
+    if kind is MemoryKind.RECURRENT:  # every trunk layer, no KV at all
+        return (False,) * n_all, tuple(il < n_layer for il in range(n_all))
+    if kind is MemoryKind.HYBRID:
+        arch = inventory.architecture
+        if arch == "falcon-h1":
+            return (True,) * n_all, tuple(il < n_layer for il in range(n_all))
+        if arch in _NO_FFN_FILTER_ARCHS:
+            n_ff = _per_layer_meta(inventory, Keys.LLM.FEED_FORWARD_LENGTH)
+            kv = tuple(not recr[il] and n_ff[il] == 0 for il in range(n_all))
+            return kv, tuple(il < n_layer and recr[il] and n_ff[il] == 0 for il in range(n_all))
+        if arch in _TRUNK_FILTER_ARCHS:
+            kv = tuple(il < n_layer and not recr[il] for il in range(n_all))
+            return kv, tuple(il < n_layer and recr[il] for il in range(n_all))
+        # default filters; the recurrent memory only walks the trunk layers
+        return tuple(not r for r in recr), tuple(il < n_layer and recr[il] for il in range(n_all))
+    # llama_kv_cache: has_kv(il), and the MTP filter when the model has trunk layers
+    kv = []
+    for il in range(n_all):
+        own = from_start < 0 or il < from_start
+        mtp = inventory.n_layers_nextn > 0 and n_layer > 0 and il >= n_layer
+        kv.append(own and not mtp)
+    return tuple(kv), (False,) * n_all
+
+
+def _per_layer_meta(inventory: Inventory, key_template: str) -> list[int]:
+    value = inventory.metadata.get(key_template.format(arch=inventory.architecture), 0)
+    if isinstance(value, list):
+        return [int(v) for v in value]
+    return [int(value)] * inventory.n_layers
+
+
+def _recurrent_widths(inventory: Inventory) -> tuple[int, int]:
+    """``llama_hparams::n_embd_r()`` and ``n_embd_s()``: floats of state per sequence."""
+    n_embd = inventory.n_embd
+    wkv_head_size = _int_meta(inventory, Keys.WKV.HEAD_SIZE, 0)
+    if wkv_head_size:  # RWKV: token shift and WKV state
+        return _int_meta(inventory, Keys.LLM.TOKEN_SHIFT_COUNT, 2) * n_embd, n_embd * wkv_head_size
+    state = inventory.recurrent
+    d_conv = state.conv_kernel if state else 0
+    d_inner = state.inner_size if state else 0
+    d_state = state.state_size if state else 0
+    n_group = state.group_count if state else 0
+    l_cache = _int_meta(inventory, Keys.ShortConv.L_CACHE, 0)
+    if l_cache:  # LFM2 short convolutions
+        return n_embd * (l_cache - 1), d_state * d_inner
+    # Mamba-style conv state (the first column is shifted out) and SSM state
+    n_conv = (d_conv - 1 if d_conv > 0 else 0) * (d_inner + 2 * n_group * d_state)
+    return n_conv, d_state * d_inner

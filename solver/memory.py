@@ -34,7 +34,7 @@ from solver.device_map import (
 from solver.errors import BadInput
 from solver.hardware import Hardware
 from solver.inventory import Inventory
-from solver.kv_cache import KvBuffer, kv_buffers
+from solver.kv_cache import KvBuffer, kv_buffers, recurrent_buffers
 from solver.llama_args import LaunchConfig
 from solver.workload import ComputeWorkload, resolve_workload
 
@@ -163,6 +163,7 @@ def estimate_memory(
     workload = resolve_workload(config, tables.hparams, placement.layer_devices, kinds)
     device_bufts = {device.name: device_buffer_type(device) for device in offload}
     kv = kv_buffers(tables.hparams, workload, placement.layer_kv_devices, device_bufts)
+    kv += recurrent_buffers(tables.hparams, workload, placement.layer_rs_devices, device_bufts)
     output = _output_buffer(tables, workload, placement, offload)
     compute, splits = _compute(inventory, workload, placement)
 

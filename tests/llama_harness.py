@@ -50,8 +50,8 @@ def free_port() -> int:
 
 
 _BUFFER = re.compile(
-    r"(load_tensors|llama_kv_cache|llama_context|sched_reserve):\s+(\S+)\s+"
-    r"(model|KV|output|compute) buffer size =\s+([\d.]+) MiB"
+    r"(load_tensors|llama_kv_cache|llama_memory_recurrent|llama_context|sched_reserve):\s+(\S+)\s+"
+    r"(model|KV|RS|output|compute) buffer size =\s+([\d.]+) MiB"
 )
 _SPLITS = re.compile(r"sched_reserve: graph.*splits = (\d+)(?: / (\d+))?")
 _CONTEXT = re.compile(r"llama_context: (n_\w+|kv_unified|flash_attn)\s+= (\S+)")
@@ -84,7 +84,7 @@ class ServerLog:
 def parse_server_log(text: str) -> ServerLog:
     log = ServerLog(text=text)
     for match in _BUFFER.finditer(text):
-        kind = {"model": "model", "KV": "kv", "output": "output", "compute": "compute"}[
+        kind = {"model": "model", "KV": "kv", "RS": "kv", "output": "output", "compute": "compute"}[
             match.group(3)
         ]
         getattr(log, kind).append((match.group(2), float(match.group(4))))
