@@ -299,6 +299,108 @@ def llama_path_command(as_json: bool) -> None:
 # --- memory -----------------------------------------------------------------------------
 
 
+def _memory_text(report: Any) -> str:
+    """Per-device MiB table, the buffers behind it, and the notes."""
+    mib = 1024 * 1024
+
+    def cell(value: int | None) -> str:
+        return "n/m" if value is None else f"{value / mib:.2f}"
+
+    rows = [
+        {
+            "device": name,
+            "weights": cell(d.weights),
+            "repack": cell(d.repack),
+            "kv": cell(d.kv),
+            "compute": cell(d.compute),
+            "output": cell(d.output),
+            "total": cell(d.total),
+        }
+        for name, d in report.devices.items()
+    ]
+    ctx = report.workload
+    lines = [
+        "MiB per device (n/m = not modelled):",
+        _table(rows),
+        "",
+        f"context: n_ctx={ctx.n_ctx} n_ctx_seq={ctx.n_ctx_seq} slots={ctx.n_seq_max} "
+        f"unified={ctx.kv_unified} batch={ctx.n_batch} ubatch={ctx.n_ubatch} "
+        f"flash_attn={ctx.flash_attn} swa_cells={ctx.kv_cells_swa}",
+        f"graph splits: {report.graph_splits if report.graph_splits is not None else 'n/m'}",
+        "buffers:",
+    ]
+    for b in report.model_buffers:
+        lines.append(f"  model   {b.buffer_type:>24} {b.size / mib:10.2f} MiB  ({b.size} B)")
+    for b in report.kv_buffers:
+        lines.append(
+            f"  kv/{b.cache:<4} {b.buffer_type:>24} {b.size / mib:10.2f} MiB  ({b.size} B)"
+        )
+    out = report.output_buffer
+    lines.append(f"  output  {out.buffer_type:>24} {out.size / mib:10.2f} MiB  ({out.size} B)")
+    lines += [f"note: {note}" for note in report.notes]
+    return "\n".join(lines)
+
+
+@cli.command("memory")
+@click.argument("model")
+@click.argument("llama_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--hardware", "hardware_name", help="Hardware scenario name or TOML file.")
+@click.option(
+    "--cpu",
+    "cpu_flags",
+    help="CPU features of the llama.cpp build that decide weight repacking: comma list of "
+    "avx2, avx512, amx, or 'none' (default: this machine's CPU, as a native build sees it).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def memory(
+    model: str,
+    llama_args: tuple[str, ...],
+    hardware_name: str | None,
+    cpu_flags: str | None,
+    as_json: bool,
+) -> None:
+    """Predict every buffer llama-server allocates for MODEL with these arguments.
+
+    The arguments after -- are read exactly as llama-server reads them; one it does not
+    know, or whose memory effect fit does not model, is an error.
+
+    \b
+    Example:
+        fit memory gemma-3-270m-q4_k_m.gguf --hardware reference -- -c 8192 -ngl 99 -fa on
+    """
+    from solver.llama_args import parse_llama_args
+    from solver.memory import estimate_memory
+    from solver.sources import load_inventory
+
+    hardware = None
+    gpu_buffers: list[str] = []
+    if hardware_name:
+        from solver.hardware import load_hardware
+
+        hardware = load_hardware(hardware_name)
+        gpu_buffers = [gpu.device for gpu in hardware.gpus]
+    config = parse_llama_args(list(llama_args), gpu_buffers=gpu_buffers or ())
+    cpu = _cpu_features(cpu_flags)
+    inventory = load_inventory(model)
+    report = estimate_memory(inventory, config, hardware=hardware, cpu=cpu)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        click.echo(_memory_text(report))
+
+
+def _cpu_features(flags: str | None) -> Any:
+    from solver.device_map import CpuFeatures
+
+    if flags is None:
+        return None
+    names = {name.strip().lower() for name in flags.split(",") if name.strip()} - {"none"}
+    unknown = names - {"avx2", "avx512", "amx"}
+    if unknown:
+        raise click.BadParameter(f"unknown CPU feature(s): {', '.join(sorted(unknown))}")
+    return CpuFeatures(avx2="avx2" in names, avx512="avx512" in names, amx_int8="amx" in names)
+
+
 # --- solve / whatif ---------------------------------------------------------------------
 
 
