@@ -20,7 +20,7 @@ class has.
 - ``m[c][d][pi]``: how many class-c layers on device d place their units by pattern pi; they
   sum to ``cnt[c][d]``. A unit on a device other than its layer's is an ``-ot`` rule.
 - ``output[k] = 1`` if the output head is on k: the last ``-ngl`` slot, so on a GPU no later
-  GPU may hold layers.
+  GPU may hold layers, and it stays on the CPU only if no layer is offloaded.
 
 Memory (bytes) per device k: layers' fixed weights and KV + units placed on k + output head +
 a fixed amount when k is used (compute and output buffers; the host's token embedding)
@@ -248,6 +248,8 @@ def build_model(problem: PlacementProblem) -> _Model:
     for k in range(1, n_dev):
         for later in active[k + 1 :]:
             model.add_implication(output[k], later.Not())
+    for gpu_block in active[1:]:
+        model.add_implication(output[0], gpu_block.Not())  # any offload takes the head along
 
     # Step 4: memory per device.
     for k, device in enumerate(problem.devices):
