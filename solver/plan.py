@@ -2,8 +2,9 @@
 
 ``-ngl N`` puts the last N "slots" on GPUs, where slots are the repeating layers followed by
 the output head (so any offload takes the head along); ``-ts`` splits those slots into
-contiguous per-GPU ranges in device order; ``-ot`` rules move units of single layers elsewhere. A ``Plan`` stores the decision in that form, so
-rendering it to arguments is mechanical and nothing the solver plans is inexpressible.
+contiguous per-GPU ranges in device order; ``-ot`` rules move units of single layers elsewhere.
+A ``Plan`` stores the decision in that form, so rendering it to arguments is mechanical and
+nothing the solver plans is inexpressible.
 """
 
 from __future__ import annotations
