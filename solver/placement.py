@@ -446,7 +446,7 @@ def solve_placement(
     plan = extract_plan(solver, built, problem.devices, n_layers)
     exact = plan_seconds(plan, problem)
     bound = min(solver.best_objective_bound / NS, exact)
-    if status is SolveStatus.OPTIMAL and exact > solver.objective_value / NS * (1 + 1e-6):
+    if status is SolveStatus.OPTIMAL and exact > solver.objective_value / NS * (1 + 1e-5):
         status = SolveStatus.FEASIBLE  # the relaxed block ending could not be realised
     return PlacementResult(
         status=status,
