@@ -26,21 +26,15 @@ MIB = 1024 * 1024
 # memory-relevant arguments every run gets before the test's own (later values win)
 HARNESS_ARGS = ["--fit", "off"]
 
-_CANDIDATE_BIN_DIRS = [
-    os.environ.get("FIT_LLAMA_BIN", ""),
-    "/tmp/llb/bin",
-    str(Path.home() / ".cache" / "fit" / "llama" / "bin"),
-]
 
+def llama_bin_dir() -> Path:
+    """Folder of the llama-server fit resolves (`fit llama build`'s cache, or $LLAMA_SERVER).
 
-def llama_bin_dir() -> Path | None:
-    for candidate in _CANDIDATE_BIN_DIRS:
-        if candidate and (Path(candidate) / "llama-server").exists():
-            status = Path(candidate).parent / "status"
-            if status.exists() and not status.read_text().startswith("done 0"):
-                continue
-            return Path(candidate)
-    return None
+    Raises when there is none: these tests must run in CI, where the README command builds it.
+    """
+    from profiles.llama_build import find_llama_server
+
+    return find_llama_server().path.parent
 
 
 def free_port() -> int:
@@ -247,8 +241,6 @@ def run_llama_server(
 def rpc_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RpcServer]]:
     """Two RPC servers for a test module (import the fixture into the module to use it)."""
     bin_dir = llama_bin_dir()
-    if bin_dir is None:
-        pytest.skip("llama-server build not available")
     logs = tmp_path_factory.mktemp("rpc")
     servers = [RpcServer(bin_dir, logs / f"rpc{i}.log") for i in range(2)]
     yield servers

@@ -162,7 +162,6 @@ BIN = llama_bin_dir()
 
 
 @pytest.mark.llama
-@pytest.mark.skipif(BIN is None, reason="llama-server build not available")
 def test_option_table_matches_the_built_binary() -> None:
     """data/llama_server_help.txt is the pinned build's own --help."""
     assert BIN is not None
@@ -178,7 +177,6 @@ def test_option_table_matches_the_built_binary() -> None:
 
 
 @pytest.mark.llama
-@pytest.mark.skipif(BIN is None, reason="llama-server build not available")
 @pytest.mark.parametrize("args", [["--no-mmap"], ["--definitely-not-an-option"], ["-ctk", "Q8_0"]])
 def test_llama_server_rejects_what_fit_rejects(args: list[str]) -> None:
     assert BIN is not None

@@ -28,8 +28,6 @@ from tests.llama_harness import (
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 
 BIN = llama_bin_dir()
-if BIN is None:
-    pytest.skip("llama-server build not available", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")

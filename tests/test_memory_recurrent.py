@@ -92,7 +92,6 @@ CASES = {
 }
 
 
-@pytest.mark.skipif(BIN is None, reason="llama-server build not available")
 @pytest.mark.parametrize("name", list(CASES))
 def test_mamba_recurrent_state(
     name: str,

@@ -31,8 +31,6 @@ from tests.test_memory_llama import check_against_log, check_rpc_bytes
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 
 BIN = llama_bin_dir()
-if BIN is None:
-    pytest.skip("llama-server build not available", allow_module_level=True)
 
 
 CASES = {
