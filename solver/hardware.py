@@ -56,6 +56,11 @@ class Gpu(BaseModel):
     free_bytes: int | None = Field(default=None, description="free VRAM when detected")
     pcie_gen: int = Field(description="PCIe generation of the slot actually used")
     pcie_lanes: int = Field(description="lanes of the slot actually used")
+    rpc_endpoint: str | None = Field(
+        default=None,
+        description="host:port of a ggml-rpc-server when this device is reached over RPC "
+        "(llama.cpp then names it RPC<n> and its buffers RPC0[host:port])",
+    )
 
     @property
     def memory_bytes(self) -> int:

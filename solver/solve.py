@@ -36,7 +36,7 @@ from solver.errors import BadInput
 from solver.hardware import Hardware
 from solver.inventory import Inventory
 from solver.kv_cache import kv_buffers
-from solver.llama_args import LaunchConfig, parse_llama_args
+from solver.llama_args import LaunchConfig, parse_llama_args, rpc_buffer_names
 from solver.llama_hparams import ModelHparams, model_hparams
 from solver.memory import MemoryReport, estimate_memory
 from solver.placement import (
@@ -183,6 +183,38 @@ def workload_args(request: SolveRequest, context: int, kv_type: str) -> list[str
     ]  # fmt: skip
 
 
+def device_args(hardware: Hardware) -> list[str]:
+    """``--rpc`` for a rig whose GPUs are RPC devices (it must precede any ``-ot``)."""
+    endpoints = [gpu.rpc_endpoint for gpu in hardware.gpus if gpu.rpc_endpoint]
+    if not endpoints:
+        return []
+    if len(endpoints) != len(hardware.gpus):
+        raise BadInput(f"{hardware.name}: mix of local and RPC GPUs is not supported")
+    return ["--rpc", ",".join(endpoints)]
+
+
+def buffer_names(hardware: Hardware) -> dict[str, str]:
+    """The ``-ot`` buffer type name of each device (``CUDA0``, ``RPC0[host:port]``)."""
+    return {
+        gpu.device: rpc_buffer_names(gpu.rpc_endpoint)[0] if gpu.rpc_endpoint else gpu.device
+        for gpu in hardware.gpus
+    }
+
+
+def _memory(inventory: Inventory, hardware: Hardware, args: Sequence[str], cpu: CpuFeatures | None):
+    """The full memory model for llama-server ``args`` on this rig."""
+    local = [gpu.device for gpu in hardware.gpus if not gpu.rpc_endpoint]
+    config = parse_llama_args(list(args), gpu_buffers=local)
+    rpc = any(gpu.rpc_endpoint for gpu in hardware.gpus)
+    return estimate_memory(
+        inventory,
+        config,
+        hardware=None if rpc else hardware,
+        cpu=cpu,
+        rpc_free_bytes=min((g.memory_bytes for g in hardware.gpus), default=None) if rpc else None,
+    )
+
+
 def layer_kv_bytes(hparams: ModelHparams, workload: ComputeWorkload) -> list[int]:
     """KV cache bytes of each layer at this context (0 for layers without a cache)."""
     sizes = []
@@ -225,11 +257,12 @@ def _setting(
     kv_type: str,
     coefficients: CostCoefficients,
 ) -> _Setting:
-    base_args = workload_args(request, context, kv_type)
-    gpu_names = [gpu.device for gpu in hardware.gpus]
-    config = parse_llama_args([*base_args, "--fit", "off"], gpu_buffers=gpu_names)
+    base_args = [*device_args(hardware), *workload_args(request, context, kv_type)]
+    config = parse_llama_args([*base_args, "--fit", "off"])
     hparams = model_hparams(inventory)
-    workload = estimate_memory(inventory, config.model_copy(update={"n_gpu_layers": 0})).workload
+    workload = _memory(
+        inventory, hardware, [*base_args, "-ngl", "0", "--fit", "off"], None
+    ).workload
     kv = layer_kv_bytes(hparams, workload)
     table = placement_table(inventory, hparams)
     tables = build_cost_tables(
@@ -259,17 +292,15 @@ def capacities(hardware: Hardware, request: SolveRequest) -> dict[str, tuple[int
     return result
 
 
-def launch_args(setting: _Setting, plan: Plan) -> list[str]:
-    return [*setting.base_args, *placement_args(plan)]
+def launch_args(setting: _Setting, plan: Plan, hardware: Hardware) -> list[str]:
+    return [*setting.base_args, *placement_args(plan, buffer_names(hardware))]
 
 
 def plan_report(
     inventory: Inventory, hardware: Hardware, setting: _Setting, plan: Plan, cpu: CpuFeatures
 ) -> MemoryReport:
     """The full memory model on the plan's own rendered arguments."""
-    gpu_names = [gpu.device for gpu in hardware.gpus]
-    config = parse_llama_args(launch_args(setting, plan), gpu_buffers=gpu_names)
-    return estimate_memory(inventory, config, hardware=hardware, cpu=cpu)
+    return _memory(inventory, hardware, launch_args(setting, plan, hardware), cpu)
 
 
 def check_round_trip(inventory: Inventory, plan: Plan, report: MemoryReport) -> None:
@@ -447,7 +478,7 @@ def _feasible(
         rationale=rationale(
             plan, weights_bytes=inventory.total_bytes, gpu_capacity_bytes=gpu_budget
         ),
-        args=tuple(launch_args(setting, plan)),
+        args=tuple(launch_args(setting, plan, hardware)),
         decode_tps=estimate.decode_tps,
         prefill_tps=estimate.prefill_tps,
         graph_splits=report.graph_splits,

@@ -1,0 +1,79 @@
+"""fit solve's arguments, launched for real: two RPC devices hold exactly what the plan says.
+
+A rig whose two "GPUs" are ggml-rpc-server processes on 127.0.0.1, each too small for the
+model, forces the solver to split layers and move units with ``-ot``. The rendered arguments
+go to the real llama-server; its own log must show, per device, the planned weights (to the
+byte, within the log's printed rounding) and the planned total within 1%.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from solver.hardware import GIB, Gpu, GpuSpec, Hardware, Host
+from solver.placement import SolveStatus
+from solver.solve import SolveRequest, solve
+from solver.sources import load_inventory
+from solver.synthetic import tiny_blueprint
+from tests.gguf_factory import synthetic_gguf  # noqa: F401 (fixture)
+
+pytestmark = [pytest.mark.llama, pytest.mark.slow]
+
+# Big enough that weights, not buffers, decide the placement; small enough for 2 cores.
+MODELS = {
+    "dense": tiny_blueprint("llama").model_copy(
+        update={"name": "fit-dense", "n_layer": 8, "n_embd": 512, "n_head": 8, "n_head_kv": 4,
+                "n_ff": 1536}
+    ),
+    "moe": tiny_blueprint("qwen3moe").model_copy(
+        update={"name": "fit-moe", "n_layer": 8, "n_embd": 512, "n_head": 8, "n_head_kv": 4,
+                "n_expert": 16, "n_expert_used": 4, "n_ff_exp": 256}
+    ),
+}  # fmt: skip
+
+
+def rpc_rig(endpoints: list[str], vram_bytes: int) -> Hardware:
+    """This machine's CPU plus two small CPU-backed RPC devices posing as GPUs."""
+    spec = GpuSpec(
+        name="rpc-cpu",
+        vram_bytes=vram_bytes,
+        bandwidth_bytes_per_s=200e9,
+        fp16_flops=2e12,
+        pcie_gen=4,
+        pcie_lanes=16,
+    )
+    gpus = tuple(
+        Gpu(device=f"RPC{i}", spec=spec, pcie_gen=4, pcie_lanes=16, rpc_endpoint=endpoint)
+        for i, endpoint in enumerate(endpoints)
+    )
+    host = Host(ram_bytes=8 * GIB, bandwidth_bytes_per_s=20e9, cores=2)
+    return Hardware(name="rpc-test", gpus=gpus, host=host)
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_rendered_plan_lands_where_planned(
+    kind: str,
+    synthetic_gguf,
+    rpc_servers,
+    run_llama,  # noqa: F811
+) -> None:
+    paths = synthetic_gguf(MODELS[kind])
+    inventory = load_inventory(str(paths[0]))
+    # Each device takes about a third of the weights: the plan must use all three.
+    hardware = rpc_rig(list(rpc_servers.endpoints), inventory.total_bytes * 2 // 5)
+    request = SolveRequest(
+        contexts=(1024,), gpu_margin_bytes=0, ram_reserve_bytes=0, flash_attn="on"
+    )
+    report = solve(inventory, hardware, request)
+    assert report.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE), report
+    assert report.plan is not None and len(report.plan.devices_used) == 3, report.args
+
+    measured = run_llama(paths[0], *report.args, "--no-warmup", "-t", "2").per_device()
+    for device, planned in report.devices.items():
+        logged_name = "CPU" if device == "CPU" else device
+        logged = measured[logged_name]
+        assert logged.model.contains(planned.weights + planned.repack), (
+            device, planned, logged, report.args,
+        )  # fmt: skip
+        total = logged.total.approx_bytes
+        assert abs(planned.total - total) <= 0.01 * total, (device, planned, logged)
