@@ -1,0 +1,376 @@
+"""Compute buffers and graph splits of llama-server, predicted for any tensor placement.
+
+``estimate_compute`` replays what ``llama_context::sched_reserve`` does at startup
+(``src/llama-context.cpp``): it builds the worst-case prompt-processing graph
+(n_tokens = min(n_ctx, n_ubatch), n_seqs = n_seq_max, n_outputs = min(n_tokens,
+n_outputs_max)) and the token-generation graph (n_seqs tokens), splits each across the
+backends with ggml's scheduler and sizes each backend's compute buffer with ggml's graph
+allocator. A backend's buffer only ever grows between reserves, so the reported size is the
+larger of the two graphs; the split count is the prompt graph's (llama.cpp logs ``pp / tg``).
+
+Graphs depend only on the model and the workload, so they are built once and cached; a new
+placement only re-runs the scheduler and the allocator.
+
+Backends (``solver.ggml_sched.Backend``):
+- ``CPU``: 32-byte alignment (``TENSOR_ALIGNMENT``), tensors take ``ggml_nbytes``. With a
+  CUDA device present llama.cpp allocates it as ``CUDA_Host`` (pinned), same sizes.
+- ``RPC<n>``: alignment and sizes of the remote buffer type; modelled as a remote CPU
+  backend (what ``ggml-rpc-server`` runs on a machine without GPU), which is validated.
+- ``CUDA<n>``: NOT validated (no GPU here). Follows ``ggml/src/ggml-cuda/ggml-cuda.cu``:
+  128-byte alignment (``ggml_backend_cuda_buffer_type_get_alignment``), quantized tensors
+  padded to ``MATRIX_ROW_PADDING`` = 512 elements per row (``get_alloc_size``), flash
+  attention gets room for F16 copies of a quantized K/V (``fattn.cu``,
+  ``ggml_cuda_flash_attn_ext_get_alloc_size``) for multi-token batches, and ops reading
+  CPU weights with a batch of >= 32 rows are offloaded to the GPU (``offload_op``), which
+  copies those weights into the GPU compute buffer. Not modelled: the CUDA backend's
+  ``graph_optimize`` fusion dependencies (shared-expert / top-k MoE fusions may keep a few
+  tensors alive longer).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from solver import ggml_ops as g
+from solver.compute_graph import (
+    BuiltGraph,
+    CacheParams,
+    ModelSpec,
+    Ubatch,
+    build_graph,
+)
+from solver.errors import BadInput
+from solver.ggml_alloc import BufferType, reserve
+from solver.ggml_ops import Tensor
+from solver.ggml_sched import Backend, split_graph
+from solver.inventory import Inventory
+from solver.workload import ComputeWorkload
+
+CPU = "CPU"
+TENSOR_ALIGNMENT = 32  # ggml-impl.h
+CUDA_ALIGNMENT = 128  # ggml-cuda.cu
+MATRIX_ROW_PADDING = 512  # ggml-cuda/common.cuh
+OP_OFFLOAD_MIN_BATCH = 32  # ggml-cuda.cu, GGML_OP_OFFLOAD_MIN_BATCH default
+SCHED_MAX_COPIES = 4  # GGML_SCHED_MAX_COPIES (pipeline parallelism)
+
+
+class ComputeEstimate(BaseModel):
+    """Compute buffers llama-server reserves, per device, and its graph split counts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bytes_by_device: dict[str, int] = Field(
+        description="compute buffer bytes per device (sched_reserve: <DEV> compute buffer size)"
+    )
+    graph_splits: int = Field(description="splits of the prompt-processing graph")
+    graph_splits_tg: int = Field(description="splits of the token-generation graph")
+    splits_by_batch: dict[int, int] = Field(description="n_tokens of a reserve graph -> splits")
+    pp_bytes_by_device: dict[str, int] = Field(description="prompt graph alone")
+    tg_bytes_by_device: dict[str, int] = Field(description="token-generation graph alone")
+    n_copies: int = Field(description="scheduler copies (4 with pipeline parallelism)")
+    approximate: bool = Field(
+        description="the architecture has no graph recipe; the llama recipe was used"
+    )
+
+
+# --- backend models ----------------------------------------------------------------------
+
+
+def device_kind(device: str) -> str:
+    if device == CPU or device.startswith("CPU"):
+        return CPU
+    if device.startswith("CUDA"):
+        return "CUDA"
+    if device.startswith("RPC"):
+        return "RPC"
+    return "GPU"
+
+
+def _cuda_alloc_size(t: Tensor) -> int:
+    """ggml_backend_cuda_buffer_type_get_alloc_size."""
+    size = t.nbytes()
+    if t.op == "FLASH_ATTN_EXT":
+        size = _cuda_fattn_alloc_size(t)
+    if g.is_quantized(t.type):
+        ne0 = t.ne[0]
+        if ne0 % MATRIX_ROW_PADDING:
+            size += g.row_size(t.type, MATRIX_ROW_PADDING - ne0 % MATRIX_ROW_PADDING)
+    return size
+
+
+def _cuda_fattn_alloc_size(dst: Tensor) -> int:
+    """ggml_cuda_flash_attn_ext_get_alloc_size: F16 copies of a non-F16 K/V.
+
+    Kernel choice is approximated: a single-token-per-sequence batch uses the vector kernel
+    (which reads quantized K/V directly), anything larger the tensor-core kernel (F16 only).
+    """
+    q, k, v = dst.src[0], dst.src[1], dst.src[2]
+    end = dst.nbytes()
+    need_f16 = q.ne[1] > 2
+    if need_f16 and k.type != g.F16:
+        end = (end + 127) // 128 * 128 + k.n_elements * 2
+    v_is_k = v.view_src is not None and v.view_src is k.view_src and v.view_offs == k.view_offs
+    if need_f16 and v.type != g.F16 and not v_is_k:
+        end = (end + 127) // 128 * 128 + v.n_elements * 2
+    return end
+
+
+def _cuda_offload(t: Tensor) -> bool:
+    """ggml_backend_cuda_device_offload_op: batch size of the op >= 32."""
+    if t.op == "GET_ROWS":
+        return False
+    if t.op == "MUL_MAT":
+        batch = t.ne[1]
+    elif t.op in ("MUL_MAT_ID", "ROPE"):
+        batch = t.ne[2]
+    else:
+        batch = t.ne[1] * t.ne[2] * t.ne[3]
+    return batch >= OP_OFFLOAD_MIN_BATCH
+
+
+def make_backend(device: str) -> Backend:
+    kind = device_kind(device)
+    if kind == CPU:
+        return Backend(
+            device=device,
+            buft=BufferType(device, TENSOR_ALIGNMENT, Tensor.nbytes),
+            host_weights=True,
+        )
+    if kind == "CUDA":
+        return Backend(
+            device=device,
+            buft=BufferType(device, CUDA_ALIGNMENT, _cuda_alloc_size),
+            offload_op=_cuda_offload,
+        )
+    # RPC to a CPU server, or an unknown GPU: plain sizes and ggml's default alignment
+    return Backend(device=device, buft=BufferType(device, TENSOR_ALIGNMENT, Tensor.nbytes))
+
+
+# --- graphs --------------------------------------------------------------------------------
+
+
+def cache_params(spec: ModelSpec, workload: ComputeWorkload) -> CacheParams:
+    try:
+        type_k = int(g.T[workload.type_k.upper()])
+        type_v = int(g.T[workload.type_v.upper()])
+    except KeyError as exc:
+        raise BadInput(f"unknown KV cache type {exc.args[0]}") from exc
+    return CacheParams(
+        flash_attn=workload.flash_attn,
+        type_k=type_k,
+        type_v=type_v,
+        v_trans=workload.v_trans,
+        kv_unified=workload.kv_unified,
+        n_stream=workload.n_stream,
+        kv_size=workload.n_ctx_seq,
+        kv_size_swa=workload.kv_cells_swa or workload.n_ctx_seq,
+        offload_kqv=workload.offload_kqv,
+    )
+
+
+def reserve_ubatches(workload: ComputeWorkload) -> tuple[Ubatch, Ubatch]:
+    """The prompt and generation ubatches of llama_context::sched_reserve."""
+    n_seqs = workload.n_seq_max
+    n_tokens = min(workload.n_ctx, workload.n_ubatch)
+    pp = Ubatch(n_tokens, n_seqs, min(n_tokens, workload.n_outputs_max))
+    tg = Ubatch(n_seqs, n_seqs, n_seqs)
+    return pp, tg
+
+
+@dataclass
+class _Prepared:
+    spec: ModelSpec
+    pp: BuiltGraph
+    tg: BuiltGraph
+    n_layer: int
+
+
+_cache: dict[tuple[int, ComputeWorkload], _Prepared] = {}
+_cache_lock = threading.Lock()
+_CACHE_MAX = 16
+
+
+def prepare(inventory: Inventory, workload: ComputeWorkload) -> _Prepared:
+    """Build (or fetch) the two reserve graphs of this model and workload."""
+    key = (id(inventory), workload)
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    spec = ModelSpec.from_inventory(inventory)
+    cache = cache_params(spec, workload)
+    pp_ub, tg_ub = reserve_ubatches(workload)
+    prepared = _Prepared(
+        spec=spec,
+        pp=build_graph(spec, cache, pp_ub),
+        tg=build_graph(spec, cache, tg_ub),
+        n_layer=spec.n_layer,
+    )
+    with _cache_lock:
+        if len(_cache) >= _CACHE_MAX:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = prepared
+    return prepared
+
+
+# --- placement -> backends ---------------------------------------------------------------
+
+
+def _order_backends(devices: Sequence[str]) -> list[str]:
+    """llama.cpp's scheduler order: the model's GPU/RPC devices as given, the CPU last."""
+    gpus = [d for d in devices if device_kind(d) != CPU]
+    return [*dict.fromkeys(gpus), CPU]
+
+
+def _placement_resolver(
+    spec: ModelSpec,
+    tensor_devices: Mapping[str, str],
+    layer_kv_devices: Sequence[str],
+    index: Mapping[str, int],
+) -> Callable[[Tensor], int]:
+    output_device = tensor_devices.get(
+        "output.weight", tensor_devices.get("output_norm.weight", CPU)
+    )
+
+    def device_of(t: Tensor) -> str:
+        if t.kv_layer is not None:
+            return layer_kv_devices[t.kv_layer]
+        name = t.weight
+        dev = tensor_devices.get(name)  # type: ignore[arg-type]
+        if dev is None:
+            if name == "output.weight":
+                return output_device
+            raise BadInput(f"no device given for tensor {name}")
+        return dev
+
+    cache: dict[int, int] = {}
+
+    def backend_of(t: Tensor) -> int:
+        b = cache.get(t.uid)
+        if b is None:
+            dev = device_of(t)
+            b = index.get(dev)
+            if b is None:
+                b = index[CPU] if device_kind(dev) == CPU else None
+            if b is None:
+                raise BadInput(f"tensor {t.name} is placed on {dev}, not among the devices")
+            cache[t.uid] = b
+        return b
+
+    return backend_of
+
+
+def _layer_devices(
+    spec: ModelSpec,
+    workload: ComputeWorkload,
+    tensor_devices: Mapping[str, str],
+    layer_kv_devices: Sequence[str],
+) -> list[str]:
+    """model.dev_layer(il): the KV device when KV is offloaded, else the layer's norm's."""
+    if workload.offload_kqv:
+        return list(layer_kv_devices)
+    return [
+        tensor_devices.get(f"blk.{il}.attn_norm.weight", layer_kv_devices[il])
+        for il in range(spec.n_layer)
+    ]
+
+
+def _run_reserve(
+    built: BuiltGraph,
+    backends: Sequence[Backend],
+    backend_of: Callable[[Tensor], int],
+    layer_backend: Sequence[int],
+    full_offload: bool,
+    op_offload: bool,
+    n_copies: int,
+) -> tuple[list[int], int]:
+    nodes = built.graph.nodes
+    pins: dict[int, int] = {}
+    cpu = len(backends) - 1
+    pin_layers = built.pin_layers or full_offload
+    for node in nodes:
+        pin = node.pin
+        if pin is None:
+            continue
+        if pin[0] == "cpu":
+            pins[node.uid] = cpu
+        elif pin_layers:
+            b = layer_backend[pin[1]]
+            if backends[b].supports_op(node):
+                pins[node.uid] = b
+    res = split_graph(
+        nodes,
+        built.graph.leafs,
+        backends,
+        backend_of,
+        pins,
+        op_offload=op_offload,
+        n_copies=n_copies,
+    )
+    sizes = reserve(
+        res.nodes,
+        res.node_srcs,
+        res.leafs,
+        res.node_backend,
+        res.leaf_backend,
+        [b.buft for b in backends],
+        res.extra_flags,
+    )
+    return sizes, res.n_splits
+
+
+def estimate_compute(
+    inventory: Inventory,
+    workload: ComputeWorkload,
+    tensor_devices: Mapping[str, str],
+    layer_kv_devices: Sequence[str],
+    devices: Sequence[str],
+) -> ComputeEstimate:
+    """Predict ``sched_reserve``'s compute buffer per device and its graph splits.
+
+    ``tensor_devices`` maps every GGUF tensor name to the device holding it (a tied output
+    head may be given as ``output.weight`` even if the file has no such tensor; otherwise it
+    follows ``output_norm.weight``). ``layer_kv_devices[il]`` is the device of layer il's KV
+    cache. ``devices`` lists the devices in llama.cpp's order (``CPU``, ``CUDA0``, ``RPC0``...).
+    """
+    prepared = prepare(inventory, workload)
+    spec = prepared.spec
+    if len(layer_kv_devices) != spec.n_layer:
+        raise BadInput(
+            f"layer_kv_devices has {len(layer_kv_devices)} entries, the model {spec.n_layer} layers"
+        )
+    order = _order_backends(devices)
+    index = {d: i for i, d in enumerate(order)}
+    backends = [make_backend(d) for d in order]
+    backend_of = _placement_resolver(spec, tensor_devices, layer_kv_devices, index)
+    layer_devs = _layer_devices(spec, workload, tensor_devices, layer_kv_devices)
+    layer_backend = [index.get(d, index[CPU]) for d in layer_devs]
+    output_dev = tensor_devices.get("output.weight", tensor_devices.get("output_norm.weight", CPU))
+    if workload.n_gpu_layers > 0:
+        full_offload = workload.n_gpu_layers > spec.n_layer
+    else:
+        full_offload = all(device_kind(d) != CPU for d in [*layer_devs, output_dev])
+    if len(order) == 1:
+        full_offload = True  # CPU only: -ngl defaults to all layers (n_gpu_layers = n_layer + 1)
+    n_copies = SCHED_MAX_COPIES if workload.pipeline_parallel else 1
+    run = lambda built: _run_reserve(  # noqa: E731
+        built, backends, backend_of, layer_backend, full_offload, workload.op_offload, n_copies
+    )
+    pp_sizes, pp_splits = run(prepared.pp)
+    tg_sizes, tg_splits = run(prepared.tg)
+    total = [max(a, b) for a, b in zip(pp_sizes, tg_sizes, strict=True)]
+    by_dev = dict(zip(order, total, strict=True))
+    return ComputeEstimate(
+        bytes_by_device=by_dev,
+        graph_splits=pp_splits,
+        graph_splits_tg=tg_splits,
+        splits_by_batch={prepared.pp.n_tokens: pp_splits, prepared.tg.n_tokens: tg_splits},
+        pp_bytes_by_device=dict(zip(order, pp_sizes, strict=True)),
+        tg_bytes_by_device=dict(zip(order, tg_sizes, strict=True)),
+        n_copies=n_copies,
+        approximate=prepared.pp.approximate,
+    )
