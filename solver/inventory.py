@@ -82,6 +82,12 @@ def classify_role(role: str, layer: int | None) -> TensorGroup:
     return TensorGroup.OTHER
 
 
+MetadataValue = str | int | float | bool | list[int] | list[float] | list[bool]
+"""A metadata value as fit keeps it. String arrays, numeric arrays longer than
+``solver.gguf_reader.MAX_KEPT_ARRAY`` and strings longer than ``MAX_KEPT_STRING`` are replaced by
+their length (an ``int``), so a 262k-token vocabulary costs one integer."""
+
+
 class Tensor(BaseModel):
     """One tensor of the model, as its GGUF header describes it."""
 
@@ -154,6 +160,13 @@ class Attention(BaseModel):
     rope_dim: int = Field(default=0, description="rotary dims (n_rot)")
     key_length_mla: int = Field(default=0, description="MLA per-head K dim before compression")
     value_length_mla: int = Field(default=0, description="MLA per-head V dim")
+    swa_type: str = Field(
+        default="none", description="llama_swa_type: none, standard, chunked or symmetric"
+    )
+    n_layer_kv_from_start: int = Field(
+        default=-1,
+        description="if >= 0, only the first this-many layers own a KV cache; the rest reuse it",
+    )
 
 
 class Recurrent(BaseModel):
@@ -178,7 +191,10 @@ class Inventory(BaseModel):
     architecture: str
     name: str = ""
     file_type: str = Field(default="", description="quant label, e.g. Q4_K_M")
-    n_layers: int
+    n_layers: int = Field(description="block_count: every blk.N, MTP/nextn blocks included")
+    n_layers_nextn: int = Field(
+        default=0, description="trailing MTP (nextn) blocks among n_layers; not run per token"
+    )
     n_embd: int
     n_vocab: int
     context_length: int
@@ -186,13 +202,17 @@ class Inventory(BaseModel):
     attention: Attention
     experts: Experts = Experts()
     recurrent: Recurrent | None = None
-    metadata: dict[str, str | int | float | bool | list[int] | list[float] | list[bool]] = Field(
+    metadata: dict[str, MetadataValue] = Field(
         default_factory=dict,
         description="scalar metadata and short arrays; long arrays keep only their length",
     )
     tensors: tuple[Tensor, ...]
     files: tuple[str, ...] = Field(default=(), description="parts of a split set, in order")
     header_bytes: int = Field(default=0, description="bytes of header read, all parts")
+    bytes_read: int = Field(
+        default=0, description="bytes fetched from disk or network to build this, all parts"
+    )
+    file_bytes: int = Field(default=0, description="size of the GGUF file(s), all parts")
 
     @cached_property
     def total_bytes(self) -> int:

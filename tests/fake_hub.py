@@ -1,0 +1,127 @@
+"""A local stand-in for the Hugging Face Hub's file endpoints, for tests.
+
+It serves ``HEAD`` and ``GET /{repo_id}/resolve/{revision}/{path}`` the way huggingface_hub's
+``get_hf_file_metadata`` and a ranged download expect (``X-Repo-Commit``, ``ETag``,
+``Content-Length``, ``Accept-Ranges``; 206 with ``Content-Range`` for ``Range: bytes=a-b``;
+404 with ``X-Error-Code`` for unknown revisions or files) and counts the body bytes it sends
+per file. It binds 127.0.0.1 on a free port; point ``HF_ENDPOINT`` at ``FakeHub.url``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+_RESOLVE = re.compile(r"^/(?:(?:models|datasets|spaces)/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+_CHUNK = 64 * 1024
+
+
+class FakeHub:
+    """Files by (repo_id, path); ``bytes_sent[(repo_id, path)]`` counts GET body bytes."""
+
+    def __init__(self) -> None:
+        self.files: dict[tuple[str, str], Path] = {}
+        self.bytes_sent: Counter[tuple[str, str]] = Counter()
+        self.requests: list[tuple[str, str, str | None]] = []
+        self.ignore_range = False
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def add(self, repo_id: str, path: str, local: Path) -> None:
+        self.files[(repo_id, path)] = local
+
+    def __enter__(self) -> FakeHub:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def _count(self, key: tuple[str, str], n: int) -> None:
+        with self._lock:
+            self.bytes_sent[key] += n
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:  # keep test output quiet
+                pass
+
+            def do_HEAD(self) -> None:
+                self._serve(body=False)
+
+            def do_GET(self) -> None:
+                self._serve(body=True)
+
+            def _fail(self, status: int, code: str) -> None:
+                self.send_response(status)
+                self.send_header("X-Error-Code", code)
+                self.send_header("X-Repo-Commit", COMMIT)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def _serve(self, body: bool) -> None:
+                hub.requests.append((self.command, self.path, self.headers.get("Range")))
+                match = _RESOLVE.match(unquote(self.path))
+                if match is None:
+                    self._fail(404, "RepoNotFound")
+                    return
+                repo_id, revision, path = match.groups()
+                if revision not in ("main", COMMIT):
+                    self._fail(404, "RevisionNotFound")
+                    return
+                local = hub.files.get((repo_id, path))
+                if local is None:
+                    self._fail(404, "EntryNotFound")
+                    return
+                size = local.stat().st_size
+                start, end, status = 0, size - 1, 200
+                wanted = _RANGE.match(self.headers.get("Range", ""))
+                if wanted and not hub.ignore_range:
+                    start = int(wanted.group(1))
+                    end = min(int(wanted.group(2) or size - 1), size - 1)
+                    status = 206
+                self.send_response(status)
+                self.send_header("X-Repo-Commit", COMMIT)
+                self.send_header("ETag", f'"{COMMIT[:8]}-{size}"')
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("Content-Length", str(end - start + 1))
+                if status == 206:
+                    self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+                self.end_headers()
+                if body:
+                    self._send_file(local, start, end, (repo_id, path))
+
+            def _send_file(self, local: Path, start: int, end: int, key: tuple[str, str]) -> None:
+                with local.open("rb") as handle:
+                    handle.seek(start)
+                    left = end - start + 1
+                    while left > 0:
+                        chunk = handle.read(min(_CHUNK, left))
+                        try:
+                            self.wfile.write(chunk)
+                        except (BrokenPipeError, ConnectionResetError):
+                            self.close_connection = True
+                            return
+                        hub._count(key, len(chunk))
+                        left -= len(chunk)
+
+        return Handler

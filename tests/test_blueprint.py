@@ -1,0 +1,55 @@
+"""solver.blueprint: metadata and validation, checked against a real converted GGUF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gguf
+import pytest
+
+from solver.blueprint import Arch, Blueprint, gguf_metadata, tensor_specs
+from solver.errors import BadInput
+from solver.quant_mix import parse_file_type
+from tests.test_quant_mix import _gemma_270m_blueprint
+
+
+def test_architecture_keys_match_the_real_gemma_270m_file(gemma_gguf: Path) -> None:
+    reader = gguf.GGUFReader(gemma_gguf)
+    blueprint = _gemma_270m_blueprint(reader).model_copy(
+        update={"rope_theta": reader.fields["gemma3.rope.freq_base"].contents()}
+    )
+    mine = gguf_metadata(blueprint, parse_file_type("Q4_K_M"))
+    real = {
+        key: field.contents() for key, field in reader.fields.items() if key.startswith("gemma3.")
+    }
+    assert set(real) == {key for key in mine if key.startswith("gemma3.")}
+    for key, value in real.items():
+        assert mine[key] == pytest.approx(value, rel=1e-6), key
+        types = reader.fields[key].types
+        expected = gguf.GGUFValueType.FLOAT32 if isinstance(mine[key], float) else None
+        assert expected is None or types[0] is expected, key
+
+
+def test_deepseek2_mla_is_written_as_mqa() -> None:
+    blueprint = Blueprint(
+        architecture=Arch.DEEPSEEK2, name="mla", n_layer=2, n_embd=256, n_vocab=320,
+        context_length=4096, n_head=4, n_head_kv=4, n_ff=512, n_expert=4, n_expert_used=2,
+        n_ff_exp=256, kv_lora_rank=256, q_lora_rank=256, qk_nope_head_dim=64,
+        qk_rope_head_dim=32, v_head_dim=64,
+    )  # fmt: skip
+    meta = gguf_metadata(blueprint, parse_file_type("Q8_0"))
+    assert meta["deepseek2.attention.head_count_kv"] == 1
+    assert meta["deepseek2.attention.key_length"] == 256 + 32
+    assert meta["deepseek2.attention.key_length_mla"] == 64 + 32
+    names = {spec.name for spec in tensor_specs(blueprint)}
+    assert {"blk.0.attn_k_b.weight", "blk.0.attn_v_b.weight"} <= names
+    assert "blk.0.attn_kv_b.weight" not in names
+
+
+def test_inconsistent_blueprints_are_bad_input() -> None:
+    with pytest.raises(BadInput, match="n_expert"):
+        Blueprint(architecture=Arch.QWEN3MOE, name="x", n_layer=1, n_embd=256, n_vocab=300,
+                  context_length=512, n_head=4, n_head_kv=4)  # fmt: skip
+    with pytest.raises(BadInput, match="multiple"):
+        Blueprint(architecture=Arch.LLAMA, name="x", n_layer=1, n_embd=256, n_vocab=300,
+                  context_length=512, n_head=6, n_head_kv=4, n_ff=512)  # fmt: skip

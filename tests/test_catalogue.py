@@ -1,0 +1,123 @@
+"""The model catalogue: every entry loads, is current, and agrees with published numbers.
+
+That each architecture's tensor list is what llama.cpp expects is proven elsewhere: miniatures
+of these very blueprints load in the real llama-server (tests/test_synthetic_llama.py), and
+their quant mixes match llama.cpp's own snapshots (tests/test_quant_mix.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from data.models.generate import SOURCES
+from solver.catalogue import (
+    CATALOGUE_DIR,
+    catalogue_models,
+    catalogue_names,
+    load_catalogue_entry,
+    write_catalogue,
+)
+from solver.errors import BadInput
+from solver.inventory import TensorGroup
+
+BRIEFED_MODELS = {
+    "gpt-oss-120b", "gpt-oss-20b", "qwen3-30b-a3b", "qwen3-235b-a22b", "qwen3-32b",
+    "glm-4.5-air", "llama-3.3-70b", "gemma-3-27b", "deepseek-v3",
+}  # fmt: skip
+
+
+def _entry(model: str) -> dict:
+    return json.loads((CATALOGUE_DIR / f"{model}.json").read_text())
+
+
+def test_catalogue_holds_the_briefed_models() -> None:
+    assert set(catalogue_models()) >= BRIEFED_MODELS
+
+
+@pytest.mark.parametrize("name", catalogue_names())
+def test_every_entry_loads(name: str) -> None:
+    inventory = load_catalogue_entry(name)
+    model, _, quant = name.partition(":")
+    entry = _entry(model)
+    quant = quant or entry["default_quant"]
+    assert inventory.file_type == quant
+    assert inventory.n_tensors == entry["quants"][quant]["n_tensors"] == len(entry["tensors"])
+    assert inventory.total_bytes == entry["quants"][quant]["total_bytes"]
+    assert inventory.architecture == entry["blueprint"]["architecture"]
+    assert inventory.n_layers == entry["metadata"][f"{inventory.architecture}.block_count"]
+    groups = inventory.bytes_by_group()
+    assert groups[TensorGroup.TOKEN_EMBD] > 0 and groups[TensorGroup.ATTENTION] > 0
+
+
+def test_bare_name_means_default_quant() -> None:
+    assert load_catalogue_entry("gpt-oss-120b").file_type == "MXFP4"
+    assert load_catalogue_entry("Qwen3-30B-A3B:q8_0").file_type == "Q8_0"
+
+
+def test_unknown_names_are_bad_input() -> None:
+    with pytest.raises(BadInput, match="no catalogue entry"):
+        load_catalogue_entry("not-a-model")
+    with pytest.raises(BadInput, match="no quant"):
+        load_catalogue_entry("gpt-oss-20b:Q4_K_M")
+
+
+def _published() -> list[tuple[str, str, dict]]:
+    rows = []
+    for model in catalogue_models():
+        for quant, entry in _entry(model)["quants"].items():
+            if entry["published"]:
+                rows.append((model, quant, entry))
+    return rows
+
+
+@pytest.mark.parametrize("model,quant,entry", _published(), ids=lambda v: str(v)[:20])
+def test_totals_agree_with_published_file_sizes(model: str, quant: str, entry: dict) -> None:
+    published = entry["published"]["bytes"]
+    # listings round to 0.01 GB and include the header (tokenizer, ~5 MB); the one known
+    # layout change (deepseek's attn_kv_b split into k_b/v_b) moves 0.1 %
+    assert abs(entry["total_bytes"] - published) / published < 0.002
+
+
+@pytest.mark.parametrize(
+    "name,params,tolerance",
+    [
+        ("deepseek-v3", 671e9, 0.5e9),  # DeepSeek-V3 README: 671B total (main model)
+        ("gpt-oss-120b", 116.83e9, 0.01e9),  # llama-bench of ggml-org's file: 116.83 B
+        ("qwen3-30b-a3b", 30.5e9, 0.05e9),  # Qwen3 model card: 30.5B in total
+        ("glm-4.5-air", 110.47e9, 0.01e9),  # BF16 205.811 GiB at 16.004 BPW (ubergarm README)
+    ],
+)
+def test_parameter_counts_match_published(name: str, params: float, tolerance: float) -> None:
+    assert abs(load_catalogue_entry(name).n_params - params) <= tolerance
+
+
+def test_files_are_current(tmp_path: Path) -> None:
+    """The stored files are exactly what the generator writes today (apart from the date)."""
+    for source, path in zip(SOURCES, write_catalogue(SOURCES, tmp_path), strict=True):
+        stored = _entry(source.name)
+        fresh = json.loads(path.read_text())
+        fresh["provenance"]["generated"] = stored["provenance"]["generated"]
+        assert fresh == stored, f"{source.name}: run python -m solver.catalogue --regenerate"
+
+
+def test_catalogue_is_compact() -> None:
+    total = sum(p.stat().st_size for p in CATALOGUE_DIR.glob("*.json"))
+    assert total < 5 * 1024 * 1024
+
+
+def test_inventory_hyperparameters_follow_llama_cpp() -> None:
+    deepseek = load_catalogue_entry("deepseek-v3")
+    assert deepseek.n_ff[:3] == (18432,) * 3 and set(deepseek.n_ff[3:]) == {0}
+    assert deepseek.experts.leading_dense_layers == 3
+    assert deepseek.attention.kv_lora_rank == 512
+    assert deepseek.attention.key_length == 576  # MLA stored as MQA: kv_lora_rank + rope dims
+    gemma = load_catalogue_entry("gemma-3-27b")
+    # gemma3: 5 sliding-window layers then one global (llama_hparams::set_swa_pattern(6))
+    assert gemma.attention.swa_layers[:6] == (True, True, True, True, True, False)
+    gpt_oss = load_catalogue_entry("gpt-oss-20b")
+    assert gpt_oss.attention.swa_layers[:2] == (True, False)
+    glm = load_catalogue_entry("glm-4.5-air")
+    assert glm.n_layers == 47 and glm.metadata["glm4moe.nextn_predict_layers"] == 1

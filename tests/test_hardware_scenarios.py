@@ -1,0 +1,174 @@
+"""Scenario files: every bundled one loads, the reference rig is what the brief says, bad files
+are BadInput naming the file and the key, and the writer round-trips."""
+
+import pytest
+
+from solver.errors import BadInput
+from solver.hardware import (
+    GB,
+    GIB,
+    find_gpu_spec,
+    hardware_from_scenario,
+    hardware_to_toml,
+    list_scenarios,
+    load_hardware,
+    pcie_bytes_per_s,
+)
+
+
+def test_at_least_six_bundled_scenarios():
+    names = list_scenarios()
+    assert len(names) >= 6
+    for wanted in ["reference", "5090-4090", "2x3090", "reference-128gb", "single-4090"]:
+        assert wanted in names
+
+
+@pytest.mark.parametrize("name", list_scenarios())
+def test_every_bundled_scenario_loads(name):
+    hardware = load_hardware(name)
+    assert hardware.name == name
+    assert hardware.host.ram_bytes > 0 and hardware.host.bandwidth_bytes_per_s > 0
+    assert [gpu.device for gpu in hardware.gpus] == [f"CUDA{i}" for i in range(len(hardware.gpus))]
+
+
+@pytest.mark.parametrize("name", list_scenarios())
+def test_writer_round_trips_every_bundled_scenario(name, tmp_path):
+    hardware = load_hardware(name)
+    path = tmp_path / f"{name}.toml"
+    path.write_text(hardware_to_toml(hardware), encoding="utf-8")
+    assert load_hardware(str(path)) == hardware
+
+
+def test_reference_rig():
+    rig = load_hardware("reference")
+    first, second = rig.gpus
+    assert (first.spec.name, first.pcie_gen, first.pcie_lanes) == ("RTX 4090", 4, 16)
+    assert (second.spec.name, second.pcie_gen, second.pcie_lanes) == ("RTX 5070 Ti", 5, 8)
+    assert first.spec.vram_bytes == 24 * GIB and second.spec.vram_bytes == 16 * GIB
+    assert rig.host.ram_bytes == 64 * GIB
+    assert rig.host.cores == 16
+    # DDR5-6000 dual channel: 6000e6 transfers/s x 8 bytes x 2 channels
+    assert rig.host.bandwidth_bytes_per_s == 96 * GB
+    assert second.link_bytes_per_s == pcie_bytes_per_s(5, 8)
+    assert rig.device_names == ["CPU", "CUDA0", "CUDA1"]
+
+
+def test_what_ifs_differ_from_the_reference_where_they_say():
+    reference = load_hardware("reference")
+    assert load_hardware("reference-128gb").host.ram_bytes == 2 * reference.host.ram_bytes
+    assert [gpu.spec.name for gpu in load_hardware("single-4090").gpus] == ["RTX 4090"]
+    assert load_hardware("5090-4090").gpus[0].spec.name == "RTX 5090"
+
+
+def test_file_path_and_overrides(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(
+        "[host]\nram_gib = 32\ncores = 8\nbandwidth_gb_s = 60\n\n"
+        '[[gpus]]\nmodel = "NVIDIA GeForce RTX 3090"\nvram_gib = 23.5\nfree_gib = 22\n'
+        "bandwidth_gb_s = 900\n"
+    )
+    rig = load_hardware(str(path))
+    assert rig.name == "mine"
+    gpu = rig.gpus[0]
+    assert gpu.spec.name == "RTX 3090"
+    assert gpu.spec.vram_bytes == round(23.5 * GIB)
+    assert gpu.free_bytes == 22 * GIB and gpu.memory_bytes == 22 * GIB
+    assert gpu.spec.bandwidth_bytes_per_s == 900 * GB
+    assert (gpu.pcie_gen, gpu.pcie_lanes) == (4, 16)  # the card's own link by default
+    assert rig.host.bandwidth_bytes_per_s == 60 * GB
+
+
+def test_custom_gpu_needs_every_figure():
+    slot = {"model": "Mystery 1", "vram_gib": 20, "bandwidth_gb_s": 500, "fp16_tflops": 50}
+    data = {"host": {"ram_gib": 8, "cores": 4, "bandwidth_gb_s": 40}, "gpus": [slot]}
+    with pytest.raises(BadInput, match="also give pcie_gen, pcie_lanes"):
+        hardware_from_scenario(data, source="x.toml", default_name="x")
+    slot.update(pcie_gen=4, pcie_lanes=8)
+    gpu = hardware_from_scenario(data, source="x.toml", default_name="x").gpus[0]
+    assert gpu.spec.name == "Mystery 1" and gpu.spec.fp16_flops == 50e12
+
+
+HOST = "[host]\nram_gib = 64\ncores = 16\nmt_per_s = 6000\nchannels = 2\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", r"missing table \[host\]"),
+        ("[host]\ncores = 4\nbandwidth_gb_s = 10\n", r"host: missing key 'ram_gib'"),
+        ("[host]\nram_gib = 8\ncores = 4\n", r"host: give bandwidth_gb_s, or both mt_per_s"),
+        (HOST.replace("ram_gib", "ram_gb"), r"host: unknown key 'ram_gb'"),
+        (HOST.replace("64", '"64"'), r"host: ram_gib must be int or float, got '64'"),
+        (HOST.replace("cores = 16", "cores = 16.5"), r"host: cores must be int"),
+        (HOST.replace("cores = 16", "cores = true"), r"host: cores must be int"),
+        (HOST.replace("64", "-1"), r"host: ram_gib must be positive"),
+        (HOST + '[[gpus]]\nmodel = "RTX 9999"\n', r"gpus\[0\]: model: unknown GPU 'RTX 9999'"),
+        (HOST + "[[gpus]]\npcie_gen = 4\n", r"gpus\[0\]: missing key 'model'"),
+        (HOST + '[[gpus]]\nmodel = "RTX 4090"\npcie_gen = 9\n', r"gpus\[0\]: pcie_gen 9"),
+        (HOST + '[[gpus]]\nmodel = "RTX 4090"\nlanes = 8\n', r"gpus\[0\]: unknown key 'lanes'"),
+        ("title = 1\n" + HOST, r"unknown key 'title'"),
+        ("[host\n", r"not valid TOML"),
+    ],
+)
+def test_bad_files_name_file_and_key(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(BadInput, match=message) as caught:
+        load_hardware(str(path))
+    assert str(caught.value).startswith(str(path))
+
+
+def test_unknown_scenario_lists_the_bundled_ones():
+    with pytest.raises(BadInput, match="reference"):
+        load_hardware("no-such-rig")
+
+
+def test_spec_override_keeps_table_provenance():
+    rig = load_hardware("reference")
+    assert rig.gpus[0].spec.source == find_gpu_spec("RTX 4090").source
+
+
+def test_writer_round_trips_detected_style_gpus(tmp_path):
+    from solver.hardware import Gpu, GpuSpec, Hardware, Host
+
+    table_4090 = find_gpu_spec("RTX 4090")
+    custom = GpuSpec(
+        name="Prototype X",
+        vram_bytes=20 * GIB,
+        bandwidth_bytes_per_s=700e9,
+        fp16_flops=90e12,
+        pcie_gen=4,
+        pcie_lanes=8,
+        source="x",
+    )
+    rig = Hardware(
+        name="detected",
+        description="two cards",
+        notes=("a note",),
+        gpus=(
+            Gpu(
+                device="CUDA0",
+                spec=table_4090.model_copy(update={"vram_bytes": 24_564 * 2**20}),
+                free_bytes=23_000 * 2**20,
+                pcie_gen=4,
+                pcie_lanes=16,
+            ),
+            Gpu(device="CUDA1", spec=custom, pcie_gen=3, pcie_lanes=4),
+        ),
+        host=Host(
+            ram_bytes=64_000_000 * 1024,
+            available_bytes=50_000_000 * 1024,
+            bandwidth_bytes_per_s=44_749_899_245.0,
+            cores=8,
+            threads=16,
+            bandwidth_source="measured: test",
+        ),
+    )
+    path = tmp_path / "rig.toml"
+    path.write_text(hardware_to_toml(rig), encoding="utf-8")
+    loaded = load_hardware(str(path))
+    assert loaded.gpus[0] == rig.gpus[0]
+    assert loaded.host == rig.host and loaded.notes == rig.notes
+    assert loaded.gpus[1].spec.name == "Prototype X"
+    assert loaded.gpus[1].spec.bandwidth_bytes_per_s == 700e9
+    assert (loaded.gpus[1].pcie_gen, loaded.gpus[1].pcie_lanes) == (3, 4)

@@ -1,0 +1,192 @@
+"""hf:// models through huggingface_hub against a local stand-in Hub: same inventory as the
+local file, and only the header crosses the wire (header size + at most 1 MiB per file)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from gguf import GGMLQuantizationType, GGUFWriter
+
+from cli import cli
+from solver.errors import BadInput
+from solver.gguf_reader import MAX_WINDOW, read_local_header
+from solver.hf_header_download import HubFile, parse_hf_url
+from solver.inventory import Inventory
+from solver.sources import load_inventory
+from tests.fake_hub import COMMIT, FakeHub
+from tests.gguf_bytes import llama_metadata, write_llama
+
+REPO = "someone/models-GGUF"
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeHub]:
+    with FakeHub() as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+        monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        yield server
+
+
+def same_model(remote: Inventory, local: Inventory) -> None:
+    differ = {"source", "files", "bytes_read"}
+    assert remote.model_dump(exclude=differ) == local.model_dump(exclude=differ)
+
+
+def assert_header_only(hub: FakeHub, path: str, header_size: int) -> None:
+    sent = hub.bytes_sent[(REPO, path)]
+    assert header_size <= sent <= header_size + MIB, (path, sent, header_size)
+
+
+def test_remote_gemma_equals_local(hub: FakeHub, gemma_gguf: Path) -> None:
+    hub.add(REPO, "gemma/gemma.gguf", gemma_gguf)
+    remote = load_inventory(f"hf://{REPO}/gemma/gemma.gguf")
+    local = load_inventory(str(gemma_gguf))
+    same_model(remote, local)
+    assert remote.files == (f"hf://{REPO}/gemma/gemma.gguf@{COMMIT}",)
+    assert remote.bytes_read == hub.bytes_sent[(REPO, "gemma/gemma.gguf")]
+    assert_header_only(hub, "gemma/gemma.gguf", local.header_bytes)
+
+
+def test_remote_split_set_equals_local(hub: FakeHub, tmp_path: Path) -> None:
+    parts = write_llama(tmp_path / "tiny.gguf", split_max_tensors=7, extra_tokens=20000)
+    for part in parts:
+        hub.add(REPO, part.name, part)
+    remote = load_inventory(f"hf://{REPO}/{parts[2].name}")
+    local = load_inventory(str(parts[0]))
+    same_model(remote, local)
+    assert len(remote.files) == 3
+    for part in parts:
+        header, _ = read_local_header(part)
+        assert_header_only(hub, part.name, header.header_size)
+    # Parts after the first are fetched at the commit the first one resolved to.
+    later = [path for method, path, _ in hub.requests if method == "HEAD"][1:]
+    assert later and all(f"/resolve/{COMMIT}/" in path for path in later)
+
+
+def write_sparse_model(path: Path, n_tokens: int, tensor_gib: int) -> None:
+    """A GGUF whose header is real and whose several GB of tensor data is a hole."""
+    writer = GGUFWriter(path, "llama")
+    llama_metadata(writer, n_layers=1, n_embd=4096)
+    writer.add_token_list([f"token-{i:06d}" for i in range(n_tokens)])
+    q4k_block, q4k_bytes = 256, 144
+    rows = tensor_gib * 1024**3 // (4096 // q4k_block * q4k_bytes)
+    for name in ("token_embd.weight", "blk.0.ffn_up.weight"):
+        nbytes = rows * 4096 // q4k_block * q4k_bytes
+        writer.add_tensor_info(
+            name, (rows, 4096), np.dtype(np.float16), nbytes, GGMLQuantizationType.Q4_K
+        )
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    assert writer.fout is not None
+    header_end = writer.fout[0].tell()
+    writer.close()
+    data_offset = -(-header_end // 32) * 32
+    total = sum(-(-info.nbytes // 32) * 32 for info in writer.tensors[0].values())
+    os.truncate(path, data_offset + total)
+
+
+def test_large_remote_file_transfers_only_its_header(hub: FakeHub, tmp_path: Path) -> None:
+    big = tmp_path / "big.gguf"
+    write_sparse_model(big, n_tokens=150_000, tensor_gib=3)
+    assert big.stat().st_size > 6 * 1024**3
+    hub.add(REPO, "big.gguf", big)
+    remote = load_inventory(f"hf://{REPO}/big.gguf")
+    local = load_inventory(str(big))
+    same_model(remote, local)
+    assert local.header_bytes > 2 * MAX_WINDOW  # several range windows were needed
+    assert_header_only(hub, "big.gguf", local.header_bytes)
+    assert remote.file_bytes == big.stat().st_size
+
+
+@pytest.mark.parametrize(
+    "url",
+    [f"hf://{REPO}/m.gguf@{COMMIT}", f"hf://{REPO}@main/m.gguf", f"hf://models/{REPO}/m.gguf"],
+)
+def test_revision_forms(hub: FakeHub, tmp_path: Path, url: str) -> None:
+    (path,) = write_llama(tmp_path / "m.gguf")
+    hub.add(REPO, "m.gguf", path)
+    assert load_inventory(url).n_tensors == load_inventory(str(path)).n_tensors
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_unknown_revision_exits_2(hub: FakeHub, tmp_path: Path) -> None:
+    (path,) = write_llama(tmp_path / "m.gguf")
+    hub.add(REPO, "m.gguf", path)
+    result = run_cli("inspect", f"hf://{REPO}/m.gguf@v9")
+    assert result.exit_code == 2, result.output
+    assert "revision 'v9' not found" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_missing_remote_file_exits_2(hub: FakeHub) -> None:
+    result = run_cli("inspect", f"hf://{REPO}/absent.gguf")
+    assert result.exit_code == 2, result.output
+    assert "no such file in the repository" in result.output
+
+
+def test_remote_split_set_with_missing_part_exits_2(hub: FakeHub, tmp_path: Path) -> None:
+    parts = write_llama(tmp_path / "s.gguf", split_max_tensors=7)
+    hub.add(REPO, parts[0].name, parts[0])
+    result = run_cli("inspect", f"hf://{REPO}/{parts[0].name}")
+    assert result.exit_code == 2, result.output
+    assert parts[1].name in result.output
+
+
+def test_server_ignoring_ranges_fails_without_downloading(hub: FakeHub, gemma_gguf: Path) -> None:
+    hub.add(REPO, "gemma.gguf", gemma_gguf)
+    hub.ignore_range = True
+    result = run_cli("inspect", f"hf://{REPO}/gemma.gguf")
+    assert result.exit_code == 1, result.output
+    assert "ignores HTTP range requests" in result.output
+
+
+def test_unreachable_hub_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    result = run_cli("inspect", f"hf://{REPO}/m.gguf")
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: hf://{REPO}/m.gguf")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("hf://a/b/c.gguf", HubFile("a/b", "c.gguf")),
+        ("hf://a/b/dir/c.gguf@v1.0", HubFile("a/b", "dir/c.gguf", "v1.0")),
+        ("hf://a/b@refs/pr/3/c.gguf", HubFile("a/b", "c.gguf", "refs/pr/3")),
+        ("hf://a/b@v1/c.gguf@v2", None),
+        ("hf://a/b/c.gguf@refs/pr/3", HubFile("a/b", "c.gguf", "refs/pr/3")),
+        ("hf://datasets/a/b/c.gguf", HubFile("a/b", "c.gguf", None, "dataset")),
+    ],
+)
+def test_parse_hf_url(url: str, expected: HubFile | None) -> None:
+    if expected is None:
+        with pytest.raises(BadInput):
+            parse_hf_url(url)
+        return
+    assert parse_hf_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url", ["hf://a/b", "hf://a/b/c.bin", "hf://a/b/c.gguf@", "hf://a//c.gguf"]
+)
+def test_bad_hf_urls(url: str) -> None:
+    with pytest.raises(BadInput):
+        parse_hf_url(url)
