@@ -30,12 +30,21 @@ Backends (``solver.ggml_sched.Backend``):
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from solver import ggml_ops as g
+from solver.compute_engine import (
+    BackendSpec,
+    CompiledGraph,
+    _SegmentMemo,
+    allocate,
+    schedule,
+    upper_bound,
+)
 from solver.compute_graph import (
     BuiltGraph,
     CacheParams,
@@ -70,7 +79,13 @@ class ComputeEstimate(BaseModel):
     graph_splits_tg: int = Field(description="splits of the token-generation graph")
     splits_by_batch: dict[int, int] = Field(description="n_tokens of a reserve graph -> splits")
     pp_bytes_by_device: dict[str, int] = Field(description="prompt graph alone")
-    tg_bytes_by_device: dict[str, int] = Field(description="token-generation graph alone")
+    tg_bytes_by_device: dict[str, int] = Field(
+        description="token-generation graph alone (an upper bound when tg_exact is False)"
+    )
+    tg_exact: bool = Field(
+        default=True,
+        description="False: the tg graph was not replayed, its bound is below the prompt graph",
+    )
     n_copies: int = Field(description="scheduler copies (4 with pipeline parallelism)")
     approximate: bool = Field(
         description="the architecture has no graph recipe; the llama recipe was used"
@@ -132,6 +147,29 @@ def _cuda_offload(t: Tensor) -> bool:
     return batch >= OP_OFFLOAD_MIN_BATCH
 
 
+def _cuda_layout_size(t: Tensor) -> int:
+    """CUDA alloc size of a tensor's layout alone (a scheduler copy has op NONE)."""
+    size = t.nbytes()
+    if g.is_quantized(t.type) and t.ne[0] % MATRIX_ROW_PADDING:
+        size += g.row_size(t.type, MATRIX_ROW_PADDING - t.ne[0] % MATRIX_ROW_PADDING)
+    return size
+
+
+SIZE_FUNCTIONS = {
+    "plain": Tensor.nbytes,
+    "cuda": _cuda_alloc_size,
+    "cuda_layout": _cuda_layout_size,
+}
+
+
+def backend_spec(device: str) -> BackendSpec:
+    """The compiled engine's view of a backend (same facts as ``make_backend``)."""
+    if device_kind(device) == "CUDA":
+        return BackendSpec(kind="cuda", copy_kind="cuda_layout", alignment=CUDA_ALIGNMENT,
+                           offloads=True)  # fmt: skip
+    return BackendSpec(kind="plain", copy_kind="plain", alignment=TENSOR_ALIGNMENT, offloads=False)
+
+
 def make_backend(device: str) -> Backend:
     kind = device_kind(device)
     if kind == CPU:
@@ -187,6 +225,11 @@ class _Prepared:
     pp: BuiltGraph
     tg: BuiltGraph
     n_layer: int
+    pp_compiled: CompiledGraph
+    tg_compiled: CompiledGraph
+    owner_keys: list[tuple]  # every weight / KV owner of both graphs
+    results: dict  # placement signature -> ComputeEstimate
+    memos: dict  # (graph, backends, copies) -> memoised segment allocations
 
 
 _cache: dict[tuple[int, ComputeWorkload], _Prepared] = {}
@@ -204,11 +247,30 @@ def prepare(inventory: Inventory, workload: ComputeWorkload) -> _Prepared:
     spec = ModelSpec.from_inventory(inventory)
     cache = cache_params(spec, workload)
     pp_ub, tg_ub = reserve_ubatches(workload)
+    pp = build_graph(spec, cache, pp_ub)
+    tg = build_graph(spec, cache, tg_ub)
+
+    def compiled(built: BuiltGraph) -> CompiledGraph:
+        cg = CompiledGraph(built.graph, built.graph.node_segments, SIZE_FUNCTIONS)
+        cg.set_offloadable(_cuda_offload)
+        cg.pin_layers = built.pin_layers
+        return cg
+
+    pp_cg, tg_cg = compiled(pp), compiled(tg)
+    owner_keys = list(dict.fromkeys([*pp_cg.owners, *tg_cg.owners]))
+    index = {k: i for i, k in enumerate(owner_keys)}
+    for cg in (pp_cg, tg_cg):
+        cg.owner_map = np.array([index[k] for k in cg.owners] or [0], dtype=np.int64)
     prepared = _Prepared(
         spec=spec,
-        pp=build_graph(spec, cache, pp_ub),
-        tg=build_graph(spec, cache, tg_ub),
+        pp=pp,
+        tg=tg,
         n_layer=spec.n_layer,
+        pp_compiled=pp_cg,
+        tg_compiled=tg_cg,
+        owner_keys=owner_keys,
+        results={},
+        memos={},
     )
     with _cache_lock:
         if len(_cache) >= _CACHE_MAX:
@@ -226,44 +288,6 @@ def _order_backends(devices: Sequence[str]) -> list[str]:
     return [*dict.fromkeys(gpus), CPU]
 
 
-def _placement_resolver(
-    spec: ModelSpec,
-    tensor_devices: Mapping[str, str],
-    layer_kv_devices: Sequence[str],
-    index: Mapping[str, int],
-) -> Callable[[Tensor], int]:
-    output_device = tensor_devices.get(
-        "output.weight", tensor_devices.get("output_norm.weight", CPU)
-    )
-
-    def device_of(t: Tensor) -> str:
-        if t.kv_layer is not None:
-            return layer_kv_devices[t.kv_layer]
-        name = t.weight
-        dev = tensor_devices.get(name)  # type: ignore[arg-type]
-        if dev is None:
-            if name == "output.weight":
-                return output_device
-            raise BadInput(f"no device given for tensor {name}")
-        return dev
-
-    cache: dict[int, int] = {}
-
-    def backend_of(t: Tensor) -> int:
-        b = cache.get(t.uid)
-        if b is None:
-            dev = device_of(t)
-            b = index.get(dev)
-            if b is None:
-                b = index[CPU] if device_kind(dev) == CPU else None
-            if b is None:
-                raise BadInput(f"tensor {t.name} is placed on {dev}, not among the devices")
-            cache[t.uid] = b
-        return b
-
-    return backend_of
-
-
 def _layer_devices(
     spec: ModelSpec,
     workload: ComputeWorkload,
@@ -279,37 +303,145 @@ def _layer_devices(
     ]
 
 
-def _run_reserve(
+def _pins(
     built: BuiltGraph,
-    backends: Sequence[Backend],
-    backend_of: Callable[[Tensor], int],
+    n_backends: int,
     layer_backend: Sequence[int],
     full_offload: bool,
-    op_offload: bool,
-    n_copies: int,
-) -> tuple[list[int], int]:
-    nodes = built.graph.nodes
+) -> dict[int, int]:
+    """llama.cpp's ggml_backend_sched_set_tensor_backend calls for this graph (by node uid)."""
     pins: dict[int, int] = {}
-    cpu = len(backends) - 1
+    cpu = n_backends - 1
     pin_layers = built.pin_layers or full_offload
-    for node in nodes:
+    for node in built.graph.nodes:
         pin = node.pin
         if pin is None:
             continue
         if pin[0] == "cpu":
             pins[node.uid] = cpu
         elif pin_layers:
-            b = layer_backend[pin[1]]
-            if backends[b].supports_op(node):
-                pins[node.uid] = b
+            pins[node.uid] = layer_backend[pin[1]]
+    return pins
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """A placement resolved against one model: backends and where every buffer lives."""
+
+    order: list[str]
+    owner_vec: np.ndarray  # backend of each of prepared.owner_keys
+    layer_backend: list[int]
+    full_offload: bool
+    n_copies: int
+
+
+def _resolve(
+    prepared: _Prepared,
+    workload: ComputeWorkload,
+    tensor_devices: Mapping[str, str],
+    layer_kv_devices: Sequence[str],
+    devices: Sequence[str],
+) -> _Resolved:
+    spec = prepared.spec
+    if len(layer_kv_devices) < spec.n_layer:
+        raise BadInput(
+            f"layer_kv_devices has {len(layer_kv_devices)} entries, the model {spec.n_layer} layers"
+        )
+    order = _order_backends(devices)
+    index = {d: i for i, d in enumerate(order)}
+    cpu = index[CPU]
+    output_device = tensor_devices.get(
+        "output.weight", tensor_devices.get("output_norm.weight", CPU)
+    )
+
+    def backend_of(dev: str, what: str) -> int:
+        b = index.get(dev)
+        if b is None:
+            if device_kind(dev) == CPU:
+                return cpu
+            raise BadInput(f"{what} is placed on {dev}, not among the devices {list(devices)}")
+        return b
+
+    owners = []
+    for kind, what in prepared.owner_keys:
+        if kind == "kv":
+            owners.append(backend_of(layer_kv_devices[what], f"KV of layer {what}"))
+            continue
+        dev = tensor_devices.get(what)
+        if dev is None:
+            if what != "output.weight":
+                raise BadInput(f"no device given for tensor {what}")
+            dev = output_device
+        owners.append(index[dev] if dev in index else backend_of(dev, f"tensor {what}"))
+    layer_devs = _layer_devices(spec, workload, tensor_devices, layer_kv_devices)
+    layer_backend = [index.get(d, cpu) for d in layer_devs]
+    if workload.n_gpu_layers > 0:
+        full_offload = workload.n_gpu_layers > spec.n_layer
+    else:
+        full_offload = all(device_kind(d) != CPU for d in [*layer_devs, output_device])
+    if len(order) == 1:
+        full_offload = True  # CPU only: -ngl defaults to all layers (n_gpu_layers = n_layer + 1)
+    n_copies = SCHED_MAX_COPIES if workload.pipeline_parallel else 1
+    return _Resolved(order, np.array(owners, dtype=np.int64), layer_backend, full_offload, n_copies)
+
+
+def _reserve_compiled(
+    prepared: _Prepared,
+    cg: CompiledGraph,
+    r: _Resolved,
+    op_offload: bool,
+    bound_against: Sequence[int] | None = None,
+) -> tuple[list[int], int, bool]:
+    """Schedule and allocate one reserve graph: (bytes per backend, splits, exact).
+
+    With ``bound_against`` (the prompt graph's sizes), the allocation is skipped when an upper
+    bound (every tensor of a backend allocated side by side) already proves this graph
+    smaller on every backend; the bound is returned and ``exact`` is False.
+    """
+    n_backends = len(r.order)
+    specs = tuple(backend_spec(d) for d in r.order)
+    owner_backend = r.owner_vec[cg.owner_map]
+    offload_target = -1
+    if op_offload:
+        offload_target = next((i for i, s in enumerate(specs[:-1]) if s.offloads), -1)
+    pins: dict[int, int] = {}
+    pin_layers = cg.pin_layers or r.full_offload
+    for pos, pin in cg.pins:
+        if pin[0] == "cpu":
+            pins[pos] = n_backends - 1
+        elif pin_layers:
+            pins[pos] = r.layer_backend[pin[1]]
+    sched = schedule(cg, owner_backend, n_backends, offload_target, pins)
+    if bound_against is not None:
+        bound = upper_bound(cg, sched, specs, r.n_copies)
+        if all(b <= a for a, b in zip(bound_against, bound, strict=True)):
+            return bound, sched.n_splits, False
+    memo = prepared.memos.setdefault((id(cg), specs, r.n_copies), _SegmentMemo())
+    sizes = allocate(cg, sched, specs, r.n_copies, memo)
+    return sizes, sched.n_splits, True
+
+
+def _reserve_reference(
+    prepared: _Prepared, built: BuiltGraph, r: _Resolved, op_offload: bool
+) -> tuple[list[int], int]:
+    """The same reserve through the readable ports (solver.ggml_sched, solver.ggml_alloc)."""
+    backends = [make_backend(d) for d in r.order]
+
+    owner_backend = dict(zip(prepared.owner_keys, r.owner_vec.tolist(), strict=True))
+
+    def buffer_backend(t: Tensor) -> int:
+        key = ("w", t.weight) if t.weight is not None else ("kv", t.kv_layer)
+        return owner_backend[key]
+
+    pins = _pins(built, len(backends), r.layer_backend, r.full_offload)
     res = split_graph(
-        nodes,
+        built.graph.nodes,
         built.graph.leafs,
         backends,
-        backend_of,
+        buffer_backend,
         pins,
         op_offload=op_offload,
-        n_copies=n_copies,
+        n_copies=r.n_copies,
     )
     sizes = reserve(
         res.nodes,
@@ -329,6 +461,8 @@ def estimate_compute(
     tensor_devices: Mapping[str, str],
     layer_kv_devices: Sequence[str],
     devices: Sequence[str],
+    *,
+    reference: bool = False,
 ) -> ComputeEstimate:
     """Predict ``sched_reserve``'s compute buffer per device and its graph splits.
 
@@ -336,41 +470,53 @@ def estimate_compute(
     head may be given as ``output.weight`` even if the file has no such tensor; otherwise it
     follows ``output_norm.weight``). ``layer_kv_devices[il]`` is the device of layer il's KV
     cache. ``devices`` lists the devices in llama.cpp's order (``CPU``, ``CUDA0``, ``RPC0``...).
+    ``reference=True`` runs the readable ports instead of the compiled engine (for tests).
     """
     prepared = prepare(inventory, workload)
-    spec = prepared.spec
-    if len(layer_kv_devices) != spec.n_layer:
-        raise BadInput(
-            f"layer_kv_devices has {len(layer_kv_devices)} entries, the model {spec.n_layer} layers"
-        )
-    order = _order_backends(devices)
-    index = {d: i for i, d in enumerate(order)}
-    backends = [make_backend(d) for d in order]
-    backend_of = _placement_resolver(spec, tensor_devices, layer_kv_devices, index)
-    layer_devs = _layer_devices(spec, workload, tensor_devices, layer_kv_devices)
-    layer_backend = [index.get(d, index[CPU]) for d in layer_devs]
-    output_dev = tensor_devices.get("output.weight", tensor_devices.get("output_norm.weight", CPU))
-    if workload.n_gpu_layers > 0:
-        full_offload = workload.n_gpu_layers > spec.n_layer
-    else:
-        full_offload = all(device_kind(d) != CPU for d in [*layer_devs, output_dev])
-    if len(order) == 1:
-        full_offload = True  # CPU only: -ngl defaults to all layers (n_gpu_layers = n_layer + 1)
-    n_copies = SCHED_MAX_COPIES if workload.pipeline_parallel else 1
-    run = lambda built: _run_reserve(  # noqa: E731
-        built, backends, backend_of, layer_backend, full_offload, workload.op_offload, n_copies
+    r = _resolve(prepared, workload, tensor_devices, layer_kv_devices, devices)
+    key = (
+        tuple(r.order),
+        r.owner_vec.tobytes(),
+        tuple(r.layer_backend),
+        r.full_offload,
+        r.n_copies,
     )
-    pp_sizes, pp_splits = run(prepared.pp)
-    tg_sizes, tg_splits = run(prepared.tg)
+    if not reference:
+        hit = prepared.results.get(key)
+        if hit is not None:
+            return hit
+    tg_exact = True
+    if reference:
+        pp_sizes, pp_splits = _reserve_reference(prepared, prepared.pp, r, workload.op_offload)
+        tg_sizes, tg_splits = _reserve_reference(prepared, prepared.tg, r, workload.op_offload)
+    else:
+        pp_sizes, pp_splits, _ = _reserve_compiled(
+            prepared, prepared.pp_compiled, r, workload.op_offload
+        )
+        tg_sizes, tg_splits, tg_exact = _reserve_compiled(
+            prepared, prepared.tg_compiled, r, workload.op_offload, bound_against=pp_sizes
+        )
+    order = r.order
     total = [max(a, b) for a, b in zip(pp_sizes, tg_sizes, strict=True)]
-    by_dev = dict(zip(order, total, strict=True))
-    return ComputeEstimate(
-        bytes_by_device=by_dev,
+    estimate = ComputeEstimate(
+        bytes_by_device=dict(zip(order, total, strict=True)),
         graph_splits=pp_splits,
         graph_splits_tg=tg_splits,
         splits_by_batch={prepared.pp.n_tokens: pp_splits, prepared.tg.n_tokens: tg_splits},
         pp_bytes_by_device=dict(zip(order, pp_sizes, strict=True)),
         tg_bytes_by_device=dict(zip(order, tg_sizes, strict=True)),
-        n_copies=n_copies,
+        tg_exact=tg_exact,
+        n_copies=r.n_copies,
         approximate=prepared.pp.approximate,
     )
+    if not reference:
+        if len(prepared.results) > 4096:
+            prepared.results.clear()
+        prepared.results[key] = estimate
+    return estimate
+
+
+def reset_caches() -> None:
+    """Forget the cached graphs (benchmarks measure a cold start with it)."""
+    with _cache_lock:
+        _cache.clear()

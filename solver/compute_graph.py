@@ -72,6 +72,7 @@ RECIPES: dict[str, ArchRecipe] = {
         tok_scale_sqrt_embd=True,
     ),
     "deepseek2": ArchRecipe(attention="mla", moe_norm_w=None, h_nextn_output="norm"),
+    "glm4moe": ArchRecipe(attn_post_norm_as_ffn_norm=True, moe_norm_w=None, h_nextn_output="norm"),
     "gpt-oss": ArchRecipe(
         attention="iswa",
         attn_post_norm_as_ffn_norm=True,
@@ -124,7 +125,8 @@ class ModelSpec:
     """The hyperparameters and weights of an inventory, in the form the builder reads."""
 
     arch: str
-    n_layer: int
+    n_layer: int  # layers the main graph runs (llama_hparams::n_layer(): without NextN/MTP)
+    n_layer_all: int
     n_embd: int
     n_vocab: int
     n_head: tuple[int, ...]
@@ -168,11 +170,13 @@ class ModelSpec:
             except KeyError as exc:
                 raise BadInput(f"{inv.source}: tensor {t.name} has unknown type {t.type}") from exc
             weights[t.name] = (ggml_type, tuple(t.shape))
-        n_layer = inv.n_layers
-        swa = tuple(att.swa_layers) if att.swa_layers else (False,) * n_layer
+        n_layer_all = inv.n_layers
+        n_layer = n_layer_all - int(key("nextn_predict_layers", 0))
+        swa = tuple(att.swa_layers) if att.swa_layers else (False,) * n_layer_all
         return cls(
             arch=arch,
             n_layer=n_layer,
+            n_layer_all=n_layer_all,
             n_embd=inv.n_embd,
             n_vocab=inv.n_vocab,
             n_head=tuple(att.n_head),
@@ -210,7 +214,7 @@ class ModelSpec:
 
     @cached_property
     def n_embd_v_gqa_max(self) -> int:
-        return max(self.n_embd_v_gqa(il) for il in range(self.n_layer))
+        return max(self.n_embd_v_gqa(il) for il in range(self.n_layer_all))
 
 
 def rotation_size(spec: ModelSpec, cache_type: int, head: int) -> int:
@@ -834,6 +838,7 @@ def build_generic(b: GraphBuilder, recipe: ArchRecipe) -> None:
     out_ids = b.build_inp_out_ids()
     n_layer = spec.n_layer
     for il in range(n_layer):
+        b.gf.segment = 1 + il
         inp_sa = inp_l
         cur = b.build_norm(inp_l, b.lw(il, "attn_norm"), b.lw(il, "attn_norm", "bias"), il)
         if recipe.attention == "mla":
@@ -856,6 +861,7 @@ def build_generic(b: GraphBuilder, recipe: ArchRecipe) -> None:
         cur = g.add(cur, ffn_inp)
         b.cb(cur, "l_out", il)
         inp_l = cur
+    b.gf.segment = 1 + n_layer
     cur = inp_l
     h_nextn = None
     if recipe.h_nextn_output == "pre_norm":

@@ -407,12 +407,16 @@ def view_tensor(a: Tensor) -> Tensor:
 class Graph:
     """``ggml_cgraph``: nodes and leafs in the order ``ggml_build_forward_expand`` adds them."""
 
-    __slots__ = ("leafs", "nodes", "visited")
+    __slots__ = ("leafs", "node_segments", "nodes", "segment", "visited")
 
     def __init__(self) -> None:
         self.nodes: list[Tensor] = []
         self.leafs: list[Tensor] = []
         self.visited: set[int] = set()
+        # which part of the model was being built when each node entered the graph
+        # (0: inputs, 1 + il: layer il, then the output head); used to memoise allocation
+        self.segment = 0
+        self.node_segments: list[int] = []
 
     def expand(self, tensor: Tensor | None) -> Tensor | None:
         """ggml_visit_parents_graph, left to right, iteratively (graphs are deep)."""
@@ -438,7 +442,7 @@ class Graph:
                     self.leafs.append(node)
                 else:
                     self.nodes.append(node)
-                continue
+                    self.node_segments.append(self.segment)
         return tensor
 
     def select(self, tensors: Sequence[Tensor]) -> None:

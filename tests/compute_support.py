@@ -1,8 +1,8 @@
-"""Test support for the compute-buffer model: a minimal GGUF -> Inventory reader, a parser of
-llama-server's startup log, and a runner that starts the real llama-server (and RPC servers).
+"""Test support for the compute-buffer model: a parser of llama-server's startup log and a
+runner that starts the real llama-server (and RPC servers).
 
-Private to the tests and benchmarks of ``solver.compute_buffer`` until the shared GGUF reader
-(``solver.gguf_reader``) and log parser (``profiles.server_log``) land on main. Everything
+Private to the tests and benchmarks of ``solver.compute_buffer`` until the shared log parser
+(``profiles.server_log``) and launcher (``profiles.server``) land on main. Everything
 the tests compare against comes from llama-server's own log: the compute buffer sizes, the
 split counts, the context parameters it resolved, the device of every layer and every
 overridden tensor.
@@ -21,112 +21,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gguf import GGUFReader
-
-from solver.inventory import Attention, Experts, Inventory, make_tensor
+from solver.inventory import Inventory
+from solver.sources import load_local_inventory
 from solver.workload import ComputeWorkload
 
 LLAMA_BIN = Path(os.environ.get("FIT_LLAMA_BIN", "/tmp/llb/bin"))
 LLAMA_SERVER = LLAMA_BIN / "llama-server"
 RPC_SERVER = LLAMA_BIN / "ggml-rpc-server"
 
-# (swa pattern, dense_first, needs the window key) per llama.cpp load_arch_hparams
-_SWA = {"gemma3": (6, False, True), "gpt-oss": (2, False, False)}
-
 
 def llama_available() -> bool:
     return LLAMA_SERVER.exists() and RPC_SERVER.exists()
-
-
-# --- GGUF -> Inventory ---------------------------------------------------------------------
-
-
-def _scalar(value):
-    if isinstance(value, list):
-        return value if len(value) <= 512 else len(value)
-    return value
-
-
-def inventory_from_gguf(path: Path) -> Inventory:
-    """Just enough of llama.cpp's hparams for the compute model (test-only reader)."""
-    reader = GGUFReader(path)
-    meta = {}
-    for key, fld in reader.fields.items():
-        if key.startswith("tokenizer.ggml.") and key != "tokenizer.ggml.model":
-            if key == "tokenizer.ggml.tokens":
-                meta[key] = len(fld.data)
-            continue
-        if key.startswith("GGUF."):
-            continue
-        meta[key] = _scalar(fld.contents())
-    arch = meta["general.architecture"]
-
-    def k(name, default=None):
-        return meta.get(f"{arch}.{name}", default)
-
-    n_layer = int(k("block_count"))
-    n_embd = int(k("embedding_length"))
-
-    def per_layer(value, default):
-        value = default if value is None else value
-        if isinstance(value, list):
-            return tuple(int(v) for v in value)
-        return (int(value),) * n_layer
-
-    n_head = per_layer(k("attention.head_count"), 0)
-    n_head_kv = per_layer(k("attention.head_count_kv"), n_head[0])
-    key_length = int(k("attention.key_length", n_embd // max(n_head[0], 1)))
-    value_length = int(k("attention.value_length", key_length))
-    window = int(k("attention.sliding_window", 0) or 0)
-    swa_layers: tuple[bool, ...] = ()
-    if arch in _SWA:
-        pattern, dense_first, needs_window = _SWA[arch]
-        arr = k("attention.sliding_window_pattern")
-        if isinstance(arr, list):
-            swa_layers = tuple(bool(x) for x in arr)
-        elif not needs_window or window > 0:
-            pattern = int(arr) if arr is not None else pattern
-            if dense_first:
-                swa_layers = tuple(pattern == 0 or il % pattern != 0 for il in range(n_layer))
-            else:
-                swa_layers = tuple(
-                    pattern == 0 or il % pattern < pattern - 1 for il in range(n_layer)
-                )
-    tensors = []
-    for t in reader.tensors:
-        shape = tuple(int(x) for x in t.shape)
-        tensors.append(make_tensor(t.name, t.tensor_type.name, shape, int(t.n_bytes)))
-    vocab = k("vocab_size") or meta.get("tokenizer.ggml.tokens") or 0
-    return Inventory(
-        source=str(path),
-        architecture=arch,
-        n_layers=n_layer,
-        n_embd=n_embd,
-        n_vocab=int(vocab),
-        context_length=int(k("context_length", 0)),
-        n_ff=per_layer(k("feed_forward_length"), 0),
-        attention=Attention(
-            n_head=n_head,
-            n_head_kv=n_head_kv,
-            key_length=key_length,
-            value_length=value_length,
-            sliding_window=window,
-            swa_layers=swa_layers,
-            kv_lora_rank=int(k("attention.kv_lora_rank", 0)),
-            q_lora_rank=int(k("attention.q_lora_rank", 0)),
-            rope_dim=int(k("rope.dimension_count", key_length)),
-            key_length_mla=int(k("attention.key_length_mla", 0)),
-            value_length_mla=int(k("attention.value_length_mla", 0)),
-        ),
-        experts=Experts(
-            count=int(k("expert_count", 0)),
-            used=int(k("expert_used_count", 0)),
-            shared=int(k("expert_shared_count", 0)),
-            leading_dense_layers=int(k("leading_dense_block_count", 0)),
-        ),
-        metadata={m: v for m, v in meta.items() if isinstance(v, int | float | bool | str)},
-        tensors=tuple(tensors),
-    )
 
 
 # --- llama-server log ----------------------------------------------------------------------
@@ -291,7 +196,7 @@ def run_server(model: Path, args: Sequence[str], timeout: float = 240) -> str:
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
-            if "server is listening" in line or "llama_server: listening" in line:
+            if "all slots are idle" in line:
                 break
             if time.monotonic() > deadline:
                 break
@@ -359,3 +264,7 @@ def placement_from_log(
         devices[name] = "CPU" if buft.startswith("CPU") else log.device_of_buffer(buft)
     all_devices = ["CPU", *sorted(set(log.rpc_endpoints.values()))]
     return devices, layer_dev, all_devices
+
+
+def inventory(path: Path) -> Inventory:
+    return load_local_inventory(path)
