@@ -221,6 +221,7 @@ def reserve_ubatches(workload: ComputeWorkload) -> tuple[Ubatch, Ubatch]:
 
 @dataclass
 class _Prepared:
+    inventory: Inventory  # kept so the id() in the cache key cannot be reused
     spec: ModelSpec
     pp: BuiltGraph
     tg: BuiltGraph
@@ -242,7 +243,7 @@ def prepare(inventory: Inventory, workload: ComputeWorkload) -> _Prepared:
     key = (id(inventory), workload)
     with _cache_lock:
         hit = _cache.get(key)
-    if hit is not None:
+    if hit is not None and hit.inventory is inventory:
         return hit
     spec = ModelSpec.from_inventory(inventory)
     cache = cache_params(spec, workload)
@@ -262,6 +263,7 @@ def prepare(inventory: Inventory, workload: ComputeWorkload) -> _Prepared:
     for cg in (pp_cg, tg_cg):
         cg.owner_map = np.array([index[k] for k in cg.owners] or [0], dtype=np.int64)
     prepared = _Prepared(
+        inventory=inventory,
         spec=spec,
         pp=pp,
         tg=tg,

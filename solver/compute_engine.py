@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solver.ggml_alloc import _HUGE, INPLACE_OPS, is_preallocated
+from solver.ggml_alloc import INPLACE_OPS, DynAllocator, is_preallocated
 from solver.ggml_ops import FLAG_INPUT, FLAG_OUTPUT, VIEW_OPS, Graph, Tensor, same_layout
 
 # The scheduler skips these when it picks a backend from a weight (ggml-backend.cpp pass 1).
@@ -128,6 +128,8 @@ class CompiledGraph:
         self.is_view_op = np.array([t.op in VIEW_OPS for t in tensors[: self.n_nodes]])
         self.compute_pos = np.flatnonzero(~self.is_view_op)
         self.view_pos = np.flatnonzero(self.is_view_op)
+        self.view_pos_src = np.asarray([self.view_src[p] for p in self.view_pos], dtype=np.int64)
+        self.leaf_ids_np = np.asarray(self.leaf_ids, dtype=np.int64)
 
         # pass 1 facts per node: the weight whose buffer picks its backend
         p1_weight = np.full(self.n_nodes, -1, dtype=np.int64)
@@ -344,7 +346,7 @@ def schedule(
     bid = np.full(n, -1, dtype=np.int64)
     owned = cg.owner_of >= 0
     bid[owned] = owner_backend[cg.owner_of[owned]]
-    leaf_ids = np.asarray(cg.leaf_ids, dtype=np.int64)
+    leaf_ids = cg.leaf_ids_np
     inputs = leaf_ids[cg.is_input[leaf_ids] & (bid[leaf_ids] == -1)]
     bid[inputs] = cpu
     node_b = bid[:n_nodes]  # view into bid
@@ -368,7 +370,7 @@ def schedule(
     # pass 4: view ops follow their view source
     vp = cg.view_pos
     if vp.size:
-        vs = np.asarray([cg.view_src[p] for p in vp], dtype=np.int64)
+        vs = cg.view_pos_src
         unset = node_b[vp] == -1
         node_b[vp[unset]] = bid[vs[unset]]
     if (node_b[comp] == -1).any():
@@ -466,68 +468,6 @@ def upper_bound(
     return out
 
 
-class _Alloc:
-    """ggml_dyn_tallocr with one chunk (see solver.ggml_alloc.DynAllocator)."""
-
-    __slots__ = ("align", "blocks", "max_size")
-
-    def __init__(self, align: int) -> None:
-        self.align = align
-        self.blocks: list[list[int]] = [[0, _HUGE]]
-        self.max_size = 0
-
-    def alloc(self, size: int) -> int:
-        a = self.align
-        size = (size + a - 1) // a * a
-        blocks = self.blocks
-        best = -1
-        best_size = 1 << 64
-        for i in range(len(blocks) - 1):
-            bs = blocks[i][1]
-            if size <= bs <= best_size:
-                best = i
-                best_size = bs
-        block = blocks[best]
-        addr = block[0]
-        block[0] += size
-        block[1] -= size
-        if block[1] == 0:
-            del blocks[best]
-        end = addr + size
-        if end > self.max_size:
-            self.max_size = end
-        return addr
-
-    def free(self, offset: int, size: int) -> None:
-        a = self.align
-        size = (size + a - 1) // a * a
-        blocks = self.blocks
-        n = len(blocks)
-        for i in range(n):
-            block = blocks[i]
-            if block[0] + block[1] == offset:
-                block[1] += size
-                if i < n - 1:
-                    nxt = blocks[i + 1]
-                    if block[0] + block[1] == nxt[0]:
-                        block[1] += nxt[1]
-                        del blocks[i + 1]
-                return
-            if offset + size == block[0]:
-                block[0] = offset
-                block[1] += size
-                if i > 0:
-                    prev = blocks[i - 1]
-                    if prev[0] + prev[1] == offset:
-                        prev[1] += block[1]
-                        del blocks[i]
-                return
-        pos = 0
-        while pos < n and blocks[pos][0] < offset:
-            pos += 1
-        blocks.insert(pos, [offset, size])
-
-
 class _SegmentMemo:
     """Allocation results of segments, keyed by (segment signature, canonical state)."""
 
@@ -623,7 +563,7 @@ class _Allocation:
             self.c_at = np.zeros(0, dtype=np.int64)
         self._copy_index: dict[tuple[int, int], int] | None = None
 
-        self.allocs = [_Alloc(b.alignment) for b in backends]
+        self.allocs = [DynAllocator(b.alignment) for b in backends]
         self.allocated = [False] * self.total
         self.addr = [0] * self.total
         self.buf = [0] * self.total
@@ -669,7 +609,7 @@ class _Allocation:
                     self.addr[t] = self.addr[p]
                     allocated[p] = False
                     self.alive.discard(p)
-                    al = self.allocs[pb].align
+                    al = self.allocs[pb].alignment
                     ps = (self.size_of(p, pb) + al - 1) // al * al
                     ns = (self.size_of(t, pb) + al - 1) // al * al
                     if ps > ns:

@@ -889,6 +889,27 @@ def build_generic(b: GraphBuilder, recipe: ArchRecipe) -> None:
             t.set_output()
 
 
+def _check_modelled(spec: ModelSpec, recipe: ArchRecipe) -> None:
+    """Refuse, with a clear message, a model whose layers the recipe cannot build."""
+    w = spec.weights
+    if recipe.attention == "mla":
+        needed = ["attn_kv_a_mqa", "attn_k_b", "attn_v_b", "attn_output"]
+    else:
+        needed = ["attn_output"]
+    for il in range(spec.n_layer):
+        names = [f"blk.{il}.{role}.weight" for role in needed]
+        fused = f"blk.{il}.attn_qkv.weight" in w
+        separate = all(f"blk.{il}.attn_{x}.weight" in w for x in "qkv")
+        if recipe.attention != "mla" and not (fused or separate):
+            names.append(f"blk.{il}.attn_q.weight")
+        missing = [n for n in names if n not in w]
+        if missing:
+            raise BadInput(
+                f"{spec.arch}: the compute graph of this architecture is not modelled "
+                f"(layer {il} has no {missing[0]})"
+            )
+
+
 def build_graph(spec: ModelSpec, cache: CacheParams, ubatch: Ubatch) -> BuiltGraph:
     """The graph ``llama_context::graph_reserve`` builds for this ubatch."""
     n_tokens = ubatch.n_tokens
@@ -901,6 +922,7 @@ def build_graph(spec: ModelSpec, cache: CacheParams, ubatch: Ubatch) -> BuiltGra
         recipe = RECIPES["llama"]
     if recipe.attention == "mla" and not spec.is_mla:
         raise BadInput(f"{spec.arch}: MLA hyperparameters (key_length_mla) are missing")
+    _check_modelled(spec, recipe)
     b = GraphBuilder(spec, recipe, cache, ubatch)
     build_generic(b, recipe)
     return BuiltGraph(

@@ -211,7 +211,7 @@ def run_server(model: Path, args: Sequence[str], timeout: float = 240) -> str:
 # --- the ground truth a log gives ---------------------------------------------------------
 
 
-def workload_from_log(log: ServerLog, inv: Inventory) -> ComputeWorkload:
+def workload_from_log(log: ServerLog, inv: Inventory, offload_kqv: bool = True) -> ComputeWorkload:
     """ComputeWorkload as llama-server resolved it (read from its own log)."""
     c = log.ctx
     n_seq = int(c["n_seq_max"])
@@ -238,12 +238,13 @@ def workload_from_log(log: ServerLog, inv: Inventory) -> ComputeWorkload:
         type_v=log.kv_types[1],
         kv_unified=unified,
         kv_cells_swa=swa_cells,
+        offload_kqv=offload_kqv,
         pipeline_parallel=log.pipeline_parallel,
     )
 
 
 def placement_from_log(
-    log: ServerLog, inv: Inventory
+    log: ServerLog, inv: Inventory, offload_kqv: bool = True
 ) -> tuple[dict[str, str], list[str], list[str]]:
     """tensor -> device, per-layer KV device and the device list, as llama-server placed them."""
     n_layer = inv.n_layers
@@ -263,7 +264,8 @@ def placement_from_log(
     for name, buft in log.overrides.items():
         devices[name] = "CPU" if buft.startswith("CPU") else log.device_of_buffer(buft)
     all_devices = ["CPU", *sorted(set(log.rpc_endpoints.values()))]
-    return devices, layer_dev, all_devices
+    kv_dev = layer_dev if offload_kqv else ["CPU"] * n_layer
+    return devices, kv_dev, all_devices
 
 
 def inventory(path: Path) -> Inventory:
