@@ -48,6 +48,7 @@ from solver.compute_engine import (
 from solver.compute_graph import (
     BuiltGraph,
     CacheParams,
+    ComputeNotModelled,
     ModelSpec,
     Ubatch,
     build_graph,
@@ -58,6 +59,8 @@ from solver.ggml_ops import Tensor
 from solver.ggml_sched import Backend, split_graph
 from solver.inventory import Inventory
 from solver.workload import ComputeWorkload
+
+__all__ = ["ComputeEstimate", "ComputeNotModelled", "estimate_compute", "reset_caches"]
 
 CPU = "CPU"
 TENSOR_ALIGNMENT = 32  # ggml-impl.h
@@ -88,7 +91,8 @@ class ComputeEstimate(BaseModel):
     )
     n_copies: int = Field(description="scheduler copies (4 with pipeline parallelism)")
     approximate: bool = Field(
-        description="the architecture has no graph recipe; the llama recipe was used"
+        description="the architecture has no graph recipe (the llama recipe was used), or the"
+        " launch uses what is not modelled: -sm row/tensor, --embeddings pooling"
     )
 
 
@@ -509,7 +513,9 @@ def estimate_compute(
         tg_bytes_by_device=dict(zip(order, tg_sizes, strict=True)),
         tg_exact=tg_exact,
         n_copies=r.n_copies,
-        approximate=prepared.pp.approximate,
+        approximate=prepared.pp.approximate
+        or workload.split_mode not in ("layer", "none")
+        or workload.embeddings,
     )
     if not reference:
         if len(prepared.results) > 4096:

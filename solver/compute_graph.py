@@ -148,6 +148,7 @@ class ModelSpec:
     expert_weights_scale: float
     final_logit_softcap: float
     attn_logit_softcap: float
+    attn_temp_scale: float
     embedding_scale: float
     weights: Mapping[str, tuple[int, tuple[int, ...]]] = field(repr=False)
 
@@ -198,6 +199,7 @@ class ModelSpec:
             expert_weights_scale=float(key("expert_weights_scale", 0.0)),
             final_logit_softcap=float(key("final_logit_softcapping", 0.0)),
             attn_logit_softcap=float(key("attn_logit_softcapping", 0.0)),
+            attn_temp_scale=float(key("attention.temperature_scale", 0.0)),
             embedding_scale=float(key("embedding_scale", 0.0)),
             weights=weights,
         )
@@ -315,6 +317,12 @@ class GraphBuilder:
 
     def build_inp_pos(self) -> Tensor:
         return self.input(g.new_tensor(I32, self.n_tokens), "inp_pos")
+
+    def build_inp_attn_scale(self) -> Tensor | None:
+        """Llama-4 style temperature tuning input (mistral3, deepseek2), if the model has it."""
+        if not self.spec.attn_temp_scale:
+            return None
+        return self.input(g.new_tensor(F32, 1, 1, self.n_tokens), "inp_attn_scale")
 
     def build_inp_out_ids(self) -> Tensor:
         return self.input(g.new_tensor(I32, self.ub.n_outputs), "out_ids")
@@ -749,18 +757,25 @@ def _ffn_block(b: GraphBuilder, recipe: ArchRecipe, cur: Tensor, il: int) -> Ten
     )
     if b.lw(il, "ffn_up_shexp") is None:
         return moe_out
+    if recipe.shared_expert_gate:
+        # qwen2moe.cpp: sigmoid gate as silu(x) / x, computed before the shared FFN
+        gate_inp = b.build_lora_mm(b.lw(il, "ffn_gate_inp_shexp"), cur)
+        gate = g.div(g.unary(gate_inp, "silu"), gate_inp)
+        shexp = b.build_ffn(
+            cur, b.lw(il, "ffn_up_shexp"), b.lw(il, "ffn_gate_shexp"),
+            b.lw(il, "ffn_down_shexp"), "silu", il,
+        )  # fmt: skip
+        return g.add(moe_out, g.mul(shexp, gate))
     shexp = b.build_ffn(
         cur, b.lw(il, "ffn_up_shexp"), b.lw(il, "ffn_gate_shexp"), b.lw(il, "ffn_down_shexp"),
         "silu", il,
     )  # fmt: skip
-    if recipe.shared_expert_gate:
-        gate = b.build_lora_mm(b.lw(il, "ffn_gate_inp_shexp"), cur)
-        gate = g.unary(gate, "sigmoid")
-        shexp = g.mul(shexp, gate)
     return g.add(moe_out, shexp)
 
 
-def _mla_attention(b: GraphBuilder, inp, il: int, cur: Tensor, inp_pos: Tensor) -> Tensor:
+def _mla_attention(
+    b: GraphBuilder, inp, il: int, cur: Tensor, inp_pos: Tensor, attn_scale: Tensor | None
+) -> Tensor:
     """deepseek2.cpp: multi-head latent attention with the absorption optimisation."""
     spec = b.spec
     n_tokens = b.n_tokens
@@ -793,6 +808,8 @@ def _mla_attention(b: GraphBuilder, inp, il: int, cur: Tensor, inp_pos: Tensor) 
     kv_cmpr = g.reshape(kv_cmpr, rank, 1, n_tokens)
     k_cur = g.concat(kv_cmpr, k_pe, 0)
     v_cur = kv_cmpr
+    if attn_scale is not None:
+        q_cur = g.mul(q_cur, attn_scale)
     cur = b.build_attn(
         inp, "mla", il, q_cur, k_cur, v_cur, spec.head_k, spec.head_v, 1,
         v_mla=b.lw(il, "attn_v_b"),
@@ -801,7 +818,13 @@ def _mla_attention(b: GraphBuilder, inp, il: int, cur: Tensor, inp_pos: Tensor) 
 
 
 def _std_attention(
-    b: GraphBuilder, recipe: ArchRecipe, inp, il: int, cur: Tensor, inp_pos: Tensor
+    b: GraphBuilder,
+    recipe: ArchRecipe,
+    inp,
+    il: int,
+    cur: Tensor,
+    inp_pos: Tensor,
+    attn_scale: Tensor | None,
 ) -> Tensor:
     spec = b.spec
     head = spec.head_k
@@ -819,6 +842,8 @@ def _std_attention(
         k = g.rope(k, inp_pos, rope_freqs)
     if recipe.q_scale_after_rope:
         q = g.scale(q)
+    if attn_scale is not None:
+        q = g.mul(q, attn_scale)
     sinks = b.lw(il, "attn_sinks") if recipe.sinks else None
     if sinks is None and recipe.sinks:
         sinks = b.lw(il, "attn_sinks", "bias")
@@ -833,6 +858,7 @@ def build_generic(b: GraphBuilder, recipe: ArchRecipe) -> None:
     spec = b.spec
     tok_scale = math.sqrt(spec.n_embd) if recipe.tok_scale_sqrt_embd else 1.0
     inp_l = b.build_inp_embd(tok_scale)
+    attn_scale = b.build_inp_attn_scale()
     inp_pos = b.build_inp_pos()
     inp = b.build_attn_inp(recipe.attention)
     out_ids = b.build_inp_out_ids()
@@ -842,9 +868,9 @@ def build_generic(b: GraphBuilder, recipe: ArchRecipe) -> None:
         inp_sa = inp_l
         cur = b.build_norm(inp_l, b.lw(il, "attn_norm"), b.lw(il, "attn_norm", "bias"), il)
         if recipe.attention == "mla":
-            cur = _mla_attention(b, inp, il, cur, inp_pos)
+            cur = _mla_attention(b, inp, il, cur, inp_pos, attn_scale)
         else:
-            cur = _std_attention(b, recipe, inp, il, cur, inp_pos)
+            cur = _std_attention(b, recipe, inp, il, cur, inp_pos, attn_scale)
         if il == n_layer - 1 and not recipe.out_ids_after_loop:
             cur = g.get_rows(cur, out_ids)
             inp_sa = g.get_rows(inp_sa, out_ids)
@@ -889,6 +915,10 @@ def build_generic(b: GraphBuilder, recipe: ArchRecipe) -> None:
             t.set_output()
 
 
+class ComputeNotModelled(BadInput):
+    """The model's architecture has no compute-graph recipe that can build it (e.g. SSM)."""
+
+
 def _check_modelled(spec: ModelSpec, recipe: ArchRecipe) -> None:
     """Refuse, with a clear message, a model whose layers the recipe cannot build."""
     w = spec.weights
@@ -904,7 +934,7 @@ def _check_modelled(spec: ModelSpec, recipe: ArchRecipe) -> None:
             names.append(f"blk.{il}.attn_q.weight")
         missing = [n for n in names if n not in w]
         if missing:
-            raise BadInput(
+            raise ComputeNotModelled(
                 f"{spec.arch}: the compute graph of this architecture is not modelled "
                 f"(layer {il} has no {missing[0]})"
             )

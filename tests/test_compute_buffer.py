@@ -232,3 +232,25 @@ def test_an_architecture_without_attention_weights_is_refused(synthetic_gguf) ->
     placement, layers = _all_on(stripped, "CPU")
     with pytest.raises(BadInput, match="not modelled"):
         estimate_compute(stripped, _workload(), placement, layers, ["CPU"])
+
+
+def test_cuda_offload_copies_cpu_experts_into_the_gpu_buffer(synthetic_gguf) -> None:  # noqa: F811
+    """ggml-cuda offload_op: with experts on the CPU and a batch of >= 32 rows, the GPU runs
+    the expert matmuls; the scheduler copies each expert tensor into the GPU's compute buffer
+    and starts a split per copied weight. Without op offload (or with a small ubatch) the
+    CPU runs them and the GPU buffer holds no weight."""
+    inv = load_local_inventory(_synthetic(synthetic_gguf, "qwen3moe"))
+    placement, layers = _all_on(inv, "CUDA0")
+    placement["token_embd.weight"] = "CPU"
+    experts = [t for t in inv.tensors if t.group == TensorGroup.FFN_EXPERTS]
+    for t in experts:
+        placement[t.name] = "CPU"
+    devices = ["CPU", "CUDA0"]
+    offload = estimate_compute(inv, _workload(n_ubatch=512), placement, layers, devices)
+    no_offload = _workload(n_ubatch=512, op_offload=False)
+    local = estimate_compute(inv, no_offload, placement, layers, devices)
+    assert offload.bytes_by_device["CUDA0"] >= max(t.n_bytes for t in experts)
+    assert offload.bytes_by_device["CUDA0"] > local.bytes_by_device["CUDA0"]
+    assert offload.graph_splits > local.graph_splits
+    # token generation (one row) is never offloaded
+    assert offload.graph_splits_tg == local.graph_splits_tg == local.graph_splits
