@@ -28,13 +28,13 @@ def plan_from_slots(
     gpu_slots: tuple[int, ...],
     overrides: dict[Unit, tuple[str | None, ...]] | None = None,
 ) -> Plan:
-    """A plan from ``-ts`` slot counts (output head = the last slot when all are offloaded)."""
+    """A plan from ``-ts`` slot counts (the output head is the last slot)."""
     gpus = problem.devices[1:]
     n_layers = problem.table.stored.shape[0]
-    n_slots = sum(gpu_slots)
     layers = list(gpu_slots)
     output = CPU
-    if n_slots > n_layers:
+    if sum(gpu_slots) > 0:
+        # The head is the last slot: it lands on the last GPU given any.
         last = max(i for i, count in enumerate(layers) if count)
         layers[last] -= 1
         output = gpus[last]

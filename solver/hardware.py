@@ -96,6 +96,9 @@ class Hardware(BaseModel):
     gpus: tuple[Gpu, ...] = ()
     host: Host
     notes: tuple[str, ...] = Field(default=(), description="what detection could not tell")
+    price_usd: float | None = Field(
+        default=None, description="what the rig costs, as its scenario states (for what-ifs)"
+    )
 
     @property
     def device_names(self) -> list[str]:
@@ -251,7 +254,14 @@ def find_gpu_spec(
 
 # --- scenario files -----------------------------------------------------------------------
 
-_TOP_KEYS = {"name": str, "description": str, "notes": list, "host": dict, "gpus": list}
+_TOP_KEYS = {
+    "name": str,
+    "description": str,
+    "notes": list,
+    "price_usd": (int, float),
+    "host": dict,
+    "gpus": list,
+}
 _HOST_KEYS: dict[str, tuple[type, ...]] = {
     "ram_gib": (int, float),
     "available_gib": (int, float),
@@ -345,6 +355,7 @@ def hardware_from_scenario(data: dict[str, Any], *, source: str, default_name: s
         gpus=tuple(gpus),
         host=_host_from_table(data["host"], f"{source}: host"),
         notes=notes,
+        price_usd=_positive(data, "price_usd", source, required=False),
     )
 
 
@@ -455,6 +466,8 @@ def hardware_to_toml(hardware: Hardware) -> str:
         lines.append("notes = [")
         lines += [f"  {_toml_str(note)}," for note in hardware.notes]
         lines.append("]")
+    if hardware.price_usd is not None:
+        lines.append(f"price_usd = {hardware.price_usd!r}")
     host = hardware.host
     lines += ["", "[host]", f"ram_gib = {host.ram_bytes / GIB!r}"]
     if host.available_bytes is not None:

@@ -1,9 +1,10 @@
 """A placement in exactly the terms llama-server can express.
 
-``-ngl`` puts the last N "slots" on GPUs, where slots are the repeating layers followed by the
-output head; ``-ts`` splits those slots into contiguous per-GPU ranges in device order; ``-ot``
-rules move units of single layers elsewhere. A ``Plan`` stores the decision in that form, so
-rendering it to arguments is mechanical and nothing the solver plans is inexpressible.
+``-ngl N`` puts the last N "slots" on GPUs, where slots are the repeating layers followed by
+the output head (so any offload takes the head along); ``-ts`` splits those slots into
+contiguous per-GPU ranges in device order; ``-ot`` rules move units of single layers elsewhere.
+A ``Plan`` stores the decision in that form, so rendering it to arguments is mechanical and
+nothing the solver plans is inexpressible.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ class Plan(BaseModel):
             raise ValueError("gpu_layers needs one count per GPU")
         if any(count < 0 for count in self.gpu_layers) or sum(self.gpu_layers) > self.n_layers:
             raise ValueError("GPU layer counts must be >= 0 and sum to at most n_layers")
+        if self.output_device == CPU and any(self.gpu_layers):
+            # -ngl N puts the last N slots on GPUs and the head is the very last slot.
+            raise ValueError("with layers on a GPU the output head is on a GPU too")
         if self.output_device != CPU:
             # The head is the last -ngl slot: on the last GPU holding layers or a later one.
             holding = [i for i, count in enumerate(self.gpu_layers) if count]

