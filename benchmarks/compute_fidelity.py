@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from solver.blueprint import Blueprint, RopeScaling
 from solver.compute_buffer import estimate_compute
 from solver.synthetic import tiny_blueprint, write_synthetic_gguf
 from tests.compute_support import (
@@ -34,8 +35,26 @@ from tests.compute_support import (
 GEMMA = "gemma-3-270m"
 SYNTHETIC_ARCHS = ("llama", "qwen3", "qwen3moe", "gemma3", "deepseek2", "gpt-oss", "glm4moe")
 SYNTHETIC_LAYERS = 6
+LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor per layer
+
+
+def synthetic_blueprint(model: str) -> Blueprint:
+    """The 6-layer synthetic model a case names (an architecture, or a named variant)."""
+    arch = "llama" if model == LLAMA_ROPE else model
+    update: dict[str, object] = {"n_layer": SYNTHETIC_LAYERS, "name": f"fidelity-{model}"}
+    if model == LLAMA_ROPE:
+        update["rope_scaling"] = RopeScaling(
+            type="llama3", factor=8.0, original_context_length=2048
+        )
+    return tiny_blueprint(arch).model_copy(update=update)
+
+
 _OT_FFN = ("-ot", r"blk\.1[45]\.ffn_.*=CPU")  # two layers' FFN back to the CPU
 _OT_EXPS = ("-ot", "exps=CPU", "-ub", "256")  # every routed expert on the CPU
+_OT_EXPS_34 = ("-ot", r"blk\.[34]\.ffn_.*_exps=CPU", "-ub", "1024", "-b", "2048")
+_Q8_FA = ("-ctk", "q8_0", "-ctv", "q8_0", "-fa", "on")
+_Q4 = ("-ctk", "q4_0", "-ctv", "q4_0")
+_FA_OFF_UB = ("-fa", "off", "-ub", "128")
 
 
 @dataclass(frozen=True)
@@ -69,9 +88,23 @@ def grid(quick: bool = False) -> list[Case]:
             Case(arch, ("-c", "4096", "-np", "1", "-ngl", "99", "-ts", "1,1", "-fa", "off"), rpc=2),
             Case(arch, ("-c", "2048", "-np", "2", "-ngl", "5", "-ts", "2,1", *_OT_EXPS), rpc=2),
         ]
+    mixed = [
+        Case(LLAMA_ROPE, ("-c", "2048", "-np", "1", "-ngl", "4", "-ts", "1,1"), rpc=2),
+        Case(LLAMA_ROPE, ("-c", "2048", "-np", "1", "-ngl", "99", "-ts", "1,1"), rpc=2),
+        Case(
+            LLAMA_ROPE,
+            ("-c", "2048", "-ngl", "99", "-ts", "1,1", "-ot", r"blk\.2\.ffn_.*=CPU"),
+            rpc=2,
+        ),
+        Case("deepseek2", ("-c", "4096", "-np", "1", "-ngl", "99", "-ts", "1,1", *_Q8_FA), rpc=2),
+        Case("deepseek2", ("-c", "2048", "-ngl", "99", "-ts", "1,1", *_OT_EXPS_34), rpc=2),
+        Case("gpt-oss", ("-c", "4096", "-np", "4", "-ngl", "99", "-ts", "2,1"), rpc=2),
+        Case("qwen3moe", ("-c", "8192", "-np", "3", "-ngl", "4", "-ts", "1,1", *_FA_OFF_UB), rpc=2),
+        Case("gemma3", ("-c", "4096", "-np", "2", "-kvu", "-ngl", "99", "-ts", "1,3", *_Q4), rpc=2),
+    ]
     if quick:
-        return [gemma[0], gemma[8], *synthetic[2::3]]
-    return gemma + synthetic
+        return [gemma[0], gemma[8], *synthetic[2::3], mixed[2]]
+    return gemma + synthetic + mixed
 
 
 @dataclass
@@ -98,10 +131,7 @@ def model_path(case: Case, workdir: Path, gemma_path: Path | None) -> Path:
         return gemma_path
     path = workdir / f"{case.model}-{SYNTHETIC_LAYERS}l.gguf"
     if not path.exists():
-        bp = tiny_blueprint(case.model).model_copy(
-            update={"n_layer": SYNTHETIC_LAYERS, "name": f"fidelity-{case.model}"}
-        )
-        write_synthetic_gguf(bp, "Q4_K_M", path)
+        write_synthetic_gguf(synthetic_blueprint(case.model), "Q4_K_M", path)
     return path
 
 

@@ -368,8 +368,12 @@ def _resolve(
             raise BadInput(f"{what} is placed on {dev}, not among the devices {list(devices)}")
         return b
 
+    layer_devs = _layer_devices(spec, workload, tensor_devices, layer_kv_devices)
     owners = []
     for kind, what in prepared.owner_keys:
+        if kind == "dup":  # a TENSOR_DUPLICATED weight: in the layer's own buffer
+            owners.append(backend_of(layer_devs[what], f"layer {what}"))
+            continue
         if kind == "kv":
             owners.append(backend_of(layer_kv_devices[what], f"KV of layer {what}"))
             continue
@@ -379,7 +383,6 @@ def _resolve(
                 raise BadInput(f"no device given for tensor {what}")
             dev = output_device
         owners.append(index[dev] if dev in index else backend_of(dev, f"tensor {what}"))
-    layer_devs = _layer_devices(spec, workload, tensor_devices, layer_kv_devices)
     layer_backend = [index.get(d, cpu) for d in layer_devs]
     if workload.n_gpu_layers > 0:
         full_offload = workload.n_gpu_layers > spec.n_layer
@@ -436,6 +439,8 @@ def _reserve_reference(
     owner_backend = dict(zip(prepared.owner_keys, r.owner_vec.tolist(), strict=True))
 
     def buffer_backend(t: Tensor) -> int:
+        if t.dup_layer is not None:
+            return owner_backend[("dup", t.dup_layer)]
         key = ("w", t.weight) if t.weight is not None else ("kv", t.kv_layer)
         return owner_backend[key]
 

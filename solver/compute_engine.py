@@ -94,6 +94,8 @@ class CompiledGraph:
         self.owners: list[tuple] = []
 
         def owner_key(t: Tensor) -> tuple | None:
+            if t.dup_layer is not None:
+                return ("dup", t.dup_layer)
             if t.weight is not None:
                 return ("w", t.weight)
             if t.kv_layer is not None:

@@ -41,6 +41,7 @@ class ArchRecipe:
 
     attention: str = "kv"  # "kv" | "iswa" | "mla"
     rope: bool = True
+    rope_factors: bool = False  # llama/mistral3: model.get_rope_factors (per-layer duplicate)
     q_scale_after_rope: bool = False  # gemma3: Qcur = ggml_scale(Qcur, f_attention_scale)
     post_attn_norm: bool = False  # gemma: attn_post_norm before the residual add
     post_ffn_norm: bool = False  # gemma: ffn_post_norm (il = -1) before the residual add
@@ -57,8 +58,8 @@ class ArchRecipe:
 
 
 RECIPES: dict[str, ArchRecipe] = {
-    "llama": ArchRecipe(),
-    "mistral3": ArchRecipe(),
+    "llama": ArchRecipe(rope_factors=True),
+    "mistral3": ArchRecipe(rope_factors=True),
     "qwen2": ArchRecipe(),
     "qwen3": ArchRecipe(),
     "qwen3moe": ArchRecipe(),
@@ -149,6 +150,7 @@ class ModelSpec:
     final_logit_softcap: float
     attn_logit_softcap: float
     attn_temp_scale: float
+    n_ctx_orig: int  # n_ctx_orig_yarn: rope scaling's original context, else training context
     embedding_scale: float
     weights: Mapping[str, tuple[int, tuple[int, ...]]] = field(repr=False)
 
@@ -200,6 +202,7 @@ class ModelSpec:
             final_logit_softcap=float(key("final_logit_softcapping", 0.0)),
             attn_logit_softcap=float(key("attn_logit_softcapping", 0.0)),
             attn_temp_scale=float(key("attention.temperature_scale", 0.0)),
+            n_ctx_orig=int(key("rope.scaling.original_context_length", 0)) or inv.context_length,
             embedding_scale=float(key("embedding_scale", 0.0)),
             weights=weights,
         )
@@ -252,6 +255,29 @@ class GraphBuilder:
                 return None
             t = self._weights[name] = g.weight(name, info[0], info[1])
         return t
+
+    def layer_duplicate(self, name: str, il: int) -> Tensor | None:
+        """A TENSOR_DUPLICATED weight as layer il sees it: its own copy on the layer's device."""
+        key = f"{name}#{il}"
+        t = self._weights.get(key)
+        if t is None:
+            info = self.spec.weights.get(name)
+            if info is None:
+                return None
+            t = self._weights[key] = g.weight(name, info[0], info[1])
+            t.dup_layer = il
+        return t
+
+    def rope_factors(self, il: int) -> Tensor | None:
+        """llama_model::get_rope_factors: rope_freqs, else long/short factors by context."""
+        if not self.recipe.rope_factors:
+            return None
+        freqs = self.layer_duplicate("rope_freqs.weight", il)
+        if freqs is not None:
+            return freqs
+        if self.cache.kv_size > self.spec.n_ctx_orig:
+            return self.layer_duplicate("rope_factors_long.weight", il)
+        return self.layer_duplicate("rope_factors_short.weight", il)
 
     def lw(self, il: int, role: str, suffix: str = "weight") -> Tensor | None:
         return self.w(f"blk.{il}.{role}.{suffix}")
@@ -831,7 +857,7 @@ def _std_attention(
     q, k, v = b.build_qkv(il, cur, head, spec.n_head[il], spec.n_head_kv[il])
     q_norm = b.lw(il, "attn_q_norm")
     k_norm = b.lw(il, "attn_k_norm")
-    rope_freqs = b.w("rope_freqs.weight")
+    rope_freqs = b.rope_factors(il)
     if q_norm is not None:
         q = b.build_norm(q, q_norm, None, il)
     if recipe.rope:

@@ -60,6 +60,7 @@ class Tensor:
     """One ggml tensor of the graph (``struct ggml_tensor`` without data)."""
 
     __slots__ = (
+        "dup_layer",
         "flags",
         "il",
         "kv_layer",
@@ -103,6 +104,9 @@ class Tensor:
         self.flags = 0
         self.name = ""
         self.weight: str | None = None  # GGUF tensor name of a model weight
+        # TENSOR_DUPLICATED copies (llama-model.cpp): a global weight loaded again into each
+        # layer's buffer, so it lives on that layer's device (rope_freqs, rope factors)
+        self.dup_layer: int | None = None
         self.kv_layer: int | None = None  # layer of a KV-cache tensor
         self.pin: tuple | None = None  # ggml_backend_sched_set_tensor_backend from llama.cpp
         self.params: dict | None = None

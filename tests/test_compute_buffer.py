@@ -22,17 +22,18 @@ import pytest
 
 from benchmarks.compute_fidelity import (
     GEMMA,
+    LLAMA_ROPE,
     SYNTHETIC_ARCHS,
     SYNTHETIC_LAYERS,
     Case,
     grid,
     run_case,
+    synthetic_blueprint,
 )
 from solver.compute_buffer import estimate_compute
 from solver.errors import BadInput
 from solver.inventory import Inventory, TensorGroup
 from solver.sources import load_local_inventory
-from solver.synthetic import tiny_blueprint
 from solver.workload import ComputeWorkload
 from tests.compute_support import llama_available
 from tests.gguf_factory import synthetic_gguf  # noqa: F401 (fixture)
@@ -40,11 +41,8 @@ from tests.gguf_factory import synthetic_gguf  # noqa: F401 (fixture)
 TOLERANCE = 0.05
 
 
-def _synthetic(factory, arch: str) -> Path:
-    bp = tiny_blueprint(arch).model_copy(
-        update={"n_layer": SYNTHETIC_LAYERS, "name": f"fidelity-{arch}"}
-    )
-    return factory(bp)[0]
+def _synthetic(factory, model: str) -> Path:
+    return factory(synthetic_blueprint(model))[0]
 
 
 def _workload(**overrides) -> ComputeWorkload:
@@ -128,7 +126,7 @@ def _random_workload(rng: random.Random) -> ComputeWorkload:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("arch", [GEMMA, *SYNTHETIC_ARCHS])
+@pytest.mark.parametrize("arch", [GEMMA, *SYNTHETIC_ARCHS, LLAMA_ROPE])
 def test_engine_matches_reference(arch: str, gemma_gguf: Path, synthetic_gguf) -> None:  # noqa: F811
     path = gemma_gguf if arch == GEMMA else _synthetic(synthetic_gguf, arch)
     inv = load_local_inventory(path)
