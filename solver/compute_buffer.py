@@ -529,7 +529,15 @@ def estimate_compute(
     return estimate
 
 
-def reset_caches() -> None:
-    """Forget the cached graphs (benchmarks measure a cold start with it)."""
+def reset_caches(*, keep_graphs: bool = False) -> None:
+    """Forget cached results (benchmarks measure cold starts with it).
+
+    ``keep_graphs`` keeps the built graphs and only forgets placements and memoised segments.
+    """
     with _cache_lock:
-        _cache.clear()
+        if not keep_graphs:
+            _cache.clear()
+            return
+        for prepared in _cache.values():
+            prepared.results.clear()
+            prepared.memos.clear()

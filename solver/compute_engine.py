@@ -476,7 +476,7 @@ class _SegmentMemo:
     def __init__(self) -> None:
         self.table: dict[tuple, tuple] = {}
 
-    def clear_if_large(self, limit: int = 200_000) -> None:
+    def clear_if_large(self, limit: int = 20_000) -> None:
         if len(self.table) > limit:
             self.table.clear()
 
