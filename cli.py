@@ -299,7 +299,303 @@ def llama_path_command(as_json: bool) -> None:
 # --- memory -----------------------------------------------------------------------------
 
 
+def _memory_text(report: Any) -> str:
+    """Per-device MiB table, the buffers behind it, and the notes."""
+    mib = 1024 * 1024
+
+    def cell(value: int | None) -> str:
+        return "n/m" if value is None else f"{value / mib:.2f}"
+
+    rows = [
+        {
+            "device": name,
+            "weights": cell(d.weights),
+            "repack": cell(d.repack),
+            "kv": cell(d.kv),
+            "compute": cell(d.compute),
+            "output": cell(d.output),
+            "total": cell(d.total),
+        }
+        for name, d in report.devices.items()
+    ]
+    ctx = report.workload
+    lines = [
+        "MiB per device (n/m = not modelled):",
+        _table(rows),
+        "",
+        f"context: n_ctx={ctx.n_ctx} n_ctx_seq={ctx.n_ctx_seq} slots={ctx.n_seq_max} "
+        f"unified={ctx.kv_unified} batch={ctx.n_batch} ubatch={ctx.n_ubatch} "
+        f"flash_attn={ctx.flash_attn} swa_cells={ctx.kv_cells_swa}",
+        f"graph splits: {report.graph_splits if report.graph_splits is not None else 'n/m'}",
+        "buffers:",
+    ]
+    for b in report.model_buffers:
+        lines.append(f"  model   {b.buffer_type:>24} {b.size / mib:10.2f} MiB  ({b.size} B)")
+    for b in report.kv_buffers:
+        lines.append(
+            f"  kv/{b.cache:<4} {b.buffer_type:>24} {b.size / mib:10.2f} MiB  ({b.size} B)"
+        )
+    out = report.output_buffer
+    lines.append(f"  output  {out.buffer_type:>24} {out.size / mib:10.2f} MiB  ({out.size} B)")
+    lines += [f"note: {note}" for note in report.notes]
+    return "\n".join(lines)
+
+
+@cli.command("memory")
+@click.argument("model")
+@click.argument("llama_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--hardware", "hardware_name", help="Hardware scenario name or TOML file.")
+@click.option(
+    "--cpu",
+    "cpu_flags",
+    help="CPU features of the llama.cpp build that decide weight repacking: comma list of "
+    "avx2, avx512, amx, or 'none' (default: this machine's CPU, as a native build sees it).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def memory(
+    model: str,
+    llama_args: tuple[str, ...],
+    hardware_name: str | None,
+    cpu_flags: str | None,
+    as_json: bool,
+) -> None:
+    """Predict every buffer llama-server allocates for MODEL with these arguments.
+
+    The arguments after -- are read exactly as llama-server reads them; one it does not
+    know, or whose memory effect fit does not model, is an error.
+
+    \b
+    Example:
+        fit memory gemma-3-270m-q4_k_m.gguf --hardware reference -- -c 8192 -ngl 99 -fa on
+    """
+    from solver.llama_args import parse_llama_args
+    from solver.memory import estimate_memory
+    from solver.sources import load_inventory
+
+    hardware = None
+    gpu_buffers: list[str] = []
+    if hardware_name:
+        from solver.hardware import load_hardware
+
+        hardware = load_hardware(hardware_name)
+        gpu_buffers = [gpu.device for gpu in hardware.gpus]
+    config = parse_llama_args(list(llama_args), gpu_buffers=gpu_buffers or ())
+    cpu = _cpu_features(cpu_flags)
+    inventory = load_inventory(model)
+    report = estimate_memory(inventory, config, hardware=hardware, cpu=cpu)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        click.echo(_memory_text(report))
+
+
+def _cpu_features(flags: str | None) -> Any:
+    from solver.device_map import CpuFeatures
+
+    if flags is None:
+        return None
+    names = {name.strip().lower() for name in flags.split(",") if name.strip()} - {"none"}
+    unknown = names - {"avx2", "avx512", "amx"}
+    if unknown:
+        raise click.BadParameter(f"unknown CPU feature(s): {', '.join(sorted(unknown))}")
+    return CpuFeatures(avx2="avx2" in names, avx512="avx512" in names, amx_int8="amx" in names)
+
+
 # --- solve / whatif ---------------------------------------------------------------------
+
+
+def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        numbers = tuple(int(v) for v in value.split(",") if v)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers") from None
+    if not numbers or any(n <= 0 for n in numbers):
+        raise click.BadParameter("give at least one positive number")
+    return numbers
+
+
+def _solve_options(command: Any) -> Any:
+    """The workload and budget options ``solve`` and ``whatif`` share."""
+    options = [
+        click.option("--ctx", "contexts", default="8192", callback=_int_list,
+                     help="Context in tokens; a list (8192,32768) takes the largest that fits."),
+        click.option("--kv", "kv_types", default="f16",
+                     help="KV cache types in order of preference, e.g. f16,q8_0."),
+        click.option("-b", "--batch", "n_batch", default=2048, show_default=True, type=int),
+        click.option("-ub", "--ubatch", "n_ubatch", default=512, show_default=True, type=int),
+        click.option("--fa", "flash_attn", default="on", show_default=True,
+                     type=click.Choice(["on", "off", "auto"])),
+        click.option("--parallel", default=1, show_default=True, type=int,
+                     help="Server slots (-np)."),
+        click.option("--objective", default="decode", show_default=True,
+                     type=click.Choice(["decode", "prefill", "balanced"])),
+        click.option("--margin", "margin_mib", default=512, show_default=True, type=int,
+                     help="MiB kept free on every GPU."),
+        click.option("--ram-reserve", "ram_reserve_gib", default=4.0, show_default=True,
+                     type=float, help="GiB of RAM kept for the OS and other programs."),
+        click.option("--time-limit", default=10.0, show_default=True, type=float,
+                     help="Seconds the CP-SAT search may take."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _solve_request(**options: Any) -> Any:
+    from solver.placement import Objective
+    from solver.solve import SolveRequest
+
+    return SolveRequest(
+        contexts=options["contexts"],
+        kv_types=tuple(k.strip() for k in options["kv_types"].split(",") if k.strip()),
+        n_batch=options["n_batch"],
+        n_ubatch=options["n_ubatch"],
+        flash_attn=options["flash_attn"],
+        parallel=options["parallel"],
+        objective=Objective(options["objective"]),
+        gpu_margin_bytes=options["margin_mib"] * 1024**2,
+        ram_reserve_bytes=int(options["ram_reserve_gib"] * 1024**3),
+        time_limit_s=options["time_limit"],
+    )
+
+
+@cli.command("solve")
+@click.argument("model")
+@click.option(
+    "--hardware",
+    "hardware_name",
+    default="reference",
+    show_default=True,
+    help="Scenario name or TOML file; 'detect' for this machine.",
+)
+@_solve_options
+@click.option("--baselines", is_flag=True, help="Also price llama.cpp's --fit and friends.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--write-profile", "profile_id", help="Add the plan to models.conf as this id.")
+@click.option(
+    "--conf",
+    "conf_path",
+    default="models.conf",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+)
+@click.option("--model-path", help="MODEL= value for the profile (default: MODEL if a file).")
+@click.option("--name", "profile_name", help="NAME= for the profile.")
+@click.option("--description", help="DESCRIPTION= for the profile.")
+@click.option("--force", is_flag=True, help="Replace a profile that was already tested.")
+def solve_command(model: str, hardware_name: str, baselines: bool, as_json: bool,
+                  profile_id: str | None, conf_path: Path, model_path: str | None,
+                  profile_name: str | None, description: str | None, force: bool,
+                  **options: Any) -> None:  # fmt: skip
+    """Place MODEL's tensors on the rig's GPUs and CPU with the lowest estimated latency.
+
+    Builds a CP-SAT model from the tensor inventory and the hardware, proves how good the
+    plan is, checks it against fit's memory model and prints the llama-server arguments.
+
+    \b
+    Examples:
+        fit solve gpt-oss-120b --ctx 32768
+        fit solve qwen3-30b-a3b:Q8_0 --hardware 5090-4090 --kv f16,q8_0 --json
+        fit solve models/Qwen3-32B/Q8_0/Qwen3-32B-Q8_0.gguf --write-profile qwen3-32b-q8
+    """
+    from solver.errors import CannotFit
+    from solver.solve import solve
+    from solver.solve_text import render_solve
+    from solver.sources import load_inventory
+
+    inventory = load_inventory(model)
+    hardware = _load_rig(hardware_name)
+    request = _solve_request(**options).model_copy(update={"with_baselines": baselines})
+    report = solve(inventory, hardware, request)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        click.echo(render_solve(report, inventory, hardware))
+    if not report.feasible:
+        raise CannotFit(f"{inventory.name or model} does not fit {hardware.name}")
+    if profile_id:
+        from profiles.profile_writer import production_profile, write_profile
+
+        path = model_path or (model if Path(model).is_file() else None)
+        if path is None:
+            raise click.UsageError("--write-profile needs --model-path for a catalogue model")
+        profile = production_profile(
+            report, inventory, hardware, profile_id=profile_id, model_path=path,
+            name=profile_name, description=description,
+        )  # fmt: skip
+        written = write_profile(conf_path, profile, force=force)
+        click.echo(f"wrote [{profile_id}] to {written}", err=as_json)
+
+
+def _load_rig(name: str) -> Any:
+    if name == "detect":
+        from solver.hardware_detect import detect_hardware
+
+        return detect_hardware()
+    from solver.hardware import load_hardware
+
+    return load_hardware(name)
+
+
+@cli.command("whatif")
+@click.argument("model")
+@click.option(
+    "--hardware",
+    "hardware_names",
+    multiple=True,
+    required=True,
+    help="Scenario name or TOML file; repeat for each rig to compare.",
+)
+@click.option("--vary", multiple=True, help="KEY=V1,V2 with KEY ctx, kv, ubatch, parallel or ram.")
+@click.option("--target-tps", type=float, help="Name the cheapest rig reaching this decode t/s.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG chart.")
+@click.option("--no-max-context", is_flag=True, help="Skip the largest-context search.")
+@_solve_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def whatif_command(model: str, hardware_names: tuple[str, ...], vary: tuple[str, ...],
+                   target_tps: float | None, plot_path: str | None, no_max_context: bool,
+                   as_json: bool, **options: Any) -> None:  # fmt: skip
+    """Compare MODEL across rigs and settings: fits, strategy, speed, largest context.
+
+    \b
+    Examples:
+        fit whatif gpt-oss-120b --hardware reference --hardware 5090-4090
+        fit whatif qwen3-235b-a22b:Q3_K_M --hardware reference --vary ram=64,128,192
+        fit whatif llama-3.3-70b --hardware 2x3090 --hardware 5090-4090 --target-tps 20
+    """
+    from solver.sources import load_inventory
+    from solver.whatif import cheapest_reaching, parse_vary, plot_rows, what_if
+
+    inventory = load_inventory(model)
+    scenarios = [_load_rig(name) for name in hardware_names]
+    variations = parse_vary(vary)
+    rows = what_if(inventory, scenarios, _solve_request(**options), variations,
+                   with_max_context=not no_max_context)  # fmt: skip
+    best = cheapest_reaching(rows, target_tps) if target_tps else None
+    if plot_path:
+        plot_rows(rows, plot_path, f"{inventory.name or model} {inventory.file_type}")
+    if as_json:
+        emit_json({"rows": [r.model_dump() for r in rows],
+                   "cheapest": best.model_dump() if best else None})  # fmt: skip
+        return
+    table = [
+        {
+            "scenario": r.scenario, "vary": r.variation or "-",
+            "price $": "-" if r.price_usd is None else f"{r.price_usd:,.0f}",
+            "fits": "yes" if r.fits else "no", "strategy": r.strategy or "-",
+            "decode t/s": "-" if r.decode_tps is None else f"{r.decode_tps:.1f}",
+            "prefill t/s": "-" if r.prefill_tps is None else f"{r.prefill_tps:.0f}",
+            "max ctx": "-" if r.max_context is None else str(r.max_context),
+        }
+        for r in rows
+    ]  # fmt: skip
+    click.echo(_table(table))
+    if target_tps:
+        if best:
+            click.echo(f"cheapest rig reaching {target_tps:g} t/s: {best.scenario} "
+                       f"{best.variation} (${best.price_usd:,.0f})".rstrip())  # fmt: skip
+        else:
+            click.echo(f"no priced rig reaches {target_tps:g} t/s (estimated)")
 
 
 # --- start / test / calibrate / tune ----------------------------------------------------

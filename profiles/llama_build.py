@@ -383,6 +383,30 @@ def unpack_source(sdist: Path, into: Path) -> Path:
     return into / SDIST_SOURCE_DIR
 
 
+def pinned_source(cache_dir: Path | None = None) -> Path:
+    """The pinned llama.cpp source tree, unpacked once under the cache from the sdist.
+
+    Tests read llama.cpp's own facts from it (architecture names, quant-type snapshots). The
+    sdist is the one ``fit llama build`` downloaded; if it is missing it is downloaded now.
+    """
+    root = llama_cache_dir(cache_dir) / f"source-{SDIST_VERSION}"
+    tree = root / SDIST_SOURCE_DIR
+    if tree.is_dir():
+        return tree
+    sdist = download_sdist(cache_dir)
+    staging = root.with_name(f"{_TMP_PREFIX}{root.name}-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        unpack_source(sdist, staging)
+        staging.rename(root)
+    except OSError as error:
+        if not tree.is_dir():  # another process may have won the race
+            raise OperationFailed(f"cannot unpack the llama.cpp source: {error}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return tree
+
+
 # --- compiling ------------------------------------------------------------------------------
 
 

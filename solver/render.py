@@ -23,7 +23,7 @@ RULE_FRAGMENTS: dict[Unit, str] = {
 }
 
 
-def _runs(numbers: Iterable[int]) -> list[tuple[int, int]]:
+def layer_runs(numbers: Iterable[int]) -> list[tuple[int, int]]:
     """Sorted integers as inclusive (first, last) runs."""
     runs: list[tuple[int, int]] = []
     for n in sorted(set(numbers)):
@@ -64,7 +64,7 @@ def _range_pieces(low: int, high: int) -> list[str]:
 
 def layers_regex(layers: Iterable[int]) -> str:
     """``(0|3|[5-9]|1[0-9])``-style group matching exactly these layer numbers."""
-    pieces = [p for first, last in _runs(layers) for p in _range_pieces(first, last)]
+    pieces = [p for first, last in layer_runs(layers) for p in _range_pieces(first, last)]
     return pieces[0] if len(pieces) == 1 else "(" + "|".join(pieces) + ")"
 
 

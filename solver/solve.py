@@ -1,0 +1,557 @@
+"""``fit solve``: the best placement of a model on a rig, verified against the memory model.
+
+The steps, each its own function:
+
+1. Resolve the workload: for each candidate (context, KV type), the llama-server arguments
+   that do not depend on placement (``-c -b -ub -fa -ctk -ctv -np``).
+2. Measure the placement-independent memory with ``solver.memory``: KV bytes per layer,
+   output head, host-only tensors, compute and output buffers (first from a reference plan).
+3. Build the CP-SAT problem (``solver.placement``), seed it with the best baseline plan,
+   solve it, and render the plan as ``-ngl/-ts/-ot``.
+4. Verify: parse the rendered arguments back as llama.cpp would, run the full memory model,
+   check every tensor lands where the plan put it and every device stays within capacity.
+   A device over capacity (its compute buffer grew with the new placement) has its budget cut
+   by the excess and the problem is solved again; at most ``MAX_ROUNDS`` rounds.
+5. Pick among the feasible candidates: the largest context first, then the KV type listed
+   first unless a later one is faster by ``KV_SPEEDUP``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from solver.baselines import BASELINES
+from solver.cost import (
+    CostCoefficients,
+    CostEstimate,
+    CostTables,
+    Workload,
+    build_cost_tables,
+    estimate_cost,
+)
+from solver.device_map import CPU, CpuFeatures
+from solver.errors import BadInput
+from solver.hardware import Hardware
+from solver.inventory import Inventory
+from solver.kv_cache import kv_buffers
+from solver.llama_args import LaunchConfig, parse_llama_args
+from solver.llama_hparams import ModelHparams, model_hparams
+from solver.memory import MemoryReport, estimate_memory
+from solver.placement import (
+    Objective,
+    PlacementProblem,
+    PlacementResult,
+    SolveStatus,
+    plan_seconds,
+    solve_placement,
+)
+from solver.plan import Plan
+from solver.render import placement_args
+from solver.strategy import STRATEGY_TITLES, classify, rationale
+from solver.units import LayerTable, build_layer_table, unit_of
+from solver.workload import ComputeWorkload
+
+MIB = 1024**2
+GIB = 1024**3
+MAX_ROUNDS = 4
+KV_SPEEDUP = 1.05
+KV_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+
+# A generic desktop CPU for rigs described by a scenario: AVX2, no AVX-512 or AMX. It only
+# decides which host weights llama.cpp repacks, which moves bytes between host buffers.
+SCENARIO_CPU = CpuFeatures(avx2=True)
+
+
+class SolveRequest(BaseModel):
+    """What the user asks for; defaults are what a llama-server user would pick."""
+
+    model_config = ConfigDict(frozen=True)
+
+    contexts: tuple[int, ...] = Field(default=(8192,), description="candidates, tokens")
+    kv_types: tuple[str, ...] = Field(default=("f16",), description="in order of preference")
+    n_batch: int = 2048
+    n_ubatch: int = 512
+    flash_attn: str = "on"
+    parallel: int = 1
+    objective: Objective = Objective.DECODE
+    gpu_margin_bytes: int = 512 * MIB
+    ram_reserve_bytes: int = 4 * GIB
+    time_limit_s: float = 10.0
+    workers: int = 2
+    with_baselines: bool = False
+
+
+class DeviceBudget(BaseModel):
+    """What one device holds under the plan (bytes), from the full memory model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    weights: int
+    repack: int
+    kv: int
+    compute: int
+    output: int
+    total: int
+    capacity: int = Field(description="memory of the device before the margin")
+    budget: int = Field(description="what fit let the plan use: capacity minus margin")
+
+
+class Shortfall(BaseModel):
+    """Why nothing fits, in bytes, and what would."""
+
+    model_config = ConfigDict(frozen=True)
+
+    needed: int = Field(description="weights + KV + buffers of the smallest arrangement")
+    available: int = Field(description="all budgets together")
+    suggestions: tuple[str, ...]
+
+
+class SolveReport(BaseModel):
+    """Everything ``fit solve`` prints and ``--write-profile`` writes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: SolveStatus
+    solve_seconds: float
+    gap: float | None = None
+    context: int
+    kv_type: str
+    strategy: str | None = None
+    strategy_title: str | None = None
+    rationale: str | None = None
+    args: tuple[str, ...] = ()
+    decode_tps: float | None = None
+    prefill_tps: float | None = None
+    graph_splits: int | None = None
+    devices: dict[str, DeviceBudget] = Field(default_factory=dict)
+    plan: Plan | None = None
+    baselines: dict[str, float | None] = Field(default_factory=dict)
+    shortfall: Shortfall | None = None
+    rounds: int = 0
+    notes: tuple[str, ...] = ()
+
+    @property
+    def feasible(self) -> bool:
+        return self.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "status": self.status.value,
+            "solve_seconds": round(self.solve_seconds, 4),
+            "gap": self.gap,
+            "strategy": self.strategy,
+            "strategy_title": self.strategy_title,
+            "rationale": self.rationale,
+            "context": self.context,
+            "kv_type": self.kv_type,
+            "args": list(self.args),
+            "estimate": {"decode_tps": self.decode_tps, "prefill_tps": self.prefill_tps},
+            "graph_splits": self.graph_splits,
+            "devices": {name: d.model_dump() for name, d in self.devices.items()},
+            "baselines": self.baselines,
+            "shortfall": self.shortfall.model_dump() if self.shortfall else None,
+            "notes": list(self.notes),
+        }
+
+
+class _Setting(BaseModel):
+    """One candidate (context, KV type) with its placement-independent numbers."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    context: int
+    kv_type: str
+    base_args: tuple[str, ...]
+    config: LaunchConfig
+    kv_bytes: tuple[int, ...]
+    table: LayerTable
+    tables: CostTables
+
+
+# --- step 1 and 2: workload and placement-independent memory --------------------------------
+
+
+def workload_args(request: SolveRequest, context: int, kv_type: str) -> list[str]:
+    if kv_type not in KV_TYPES:
+        raise BadInput(f"KV cache type '{kv_type}' is not one llama.cpp offers: {KV_TYPES}")
+    return [
+        "-c", str(context), "-b", str(request.n_batch), "-ub", str(request.n_ubatch),
+        "-fa", request.flash_attn, "-ctk", kv_type, "-ctv", kv_type,
+        "-np", str(request.parallel),
+    ]  # fmt: skip
+
+
+def layer_kv_bytes(hparams: ModelHparams, workload: ComputeWorkload) -> list[int]:
+    """KV cache bytes of each layer at this context (0 for layers without a cache)."""
+    sizes = []
+    for il in range(hparams.n_layer_all):
+        devices: list[str | None] = [None] * hparams.n_layer_all
+        if hparams.layer_has_kv(il):
+            devices[il] = CPU
+        sizes.append(sum(b.size for b in kv_buffers(hparams, workload, devices, {})))
+    return sizes
+
+
+def placement_table(inventory: Inventory, hparams: ModelHparams) -> LayerTable:
+    """Per-layer bytes of what llama.cpp loads (MTP layers it skips weigh nothing)."""
+    if not hparams.skips_mtp_tensors:
+        return build_layer_table(inventory)
+    loaded = tuple(t for t in inventory.tensors if t.layer is None or t.layer < hparams.n_layer)
+    return build_layer_table(inventory.model_copy(update={"tensors": loaded}))
+
+
+def cost_workload(
+    inventory: Inventory, kv_bytes: Sequence[int], config: LaunchConfig, n_ctx: int
+) -> Workload:
+    attention = inventory.attention
+    per_position = [b // max(n_ctx, 1) for b in kv_bytes]
+    heads = attention.n_head or (0,) * inventory.n_layers
+    flops = [4.0 * heads[il] * attention.key_length for il in range(len(kv_bytes))]
+    return Workload(
+        n_embd=inventory.n_embd,
+        kv_bytes_per_position=tuple(per_position),
+        attention_flops_per_position=tuple(flops),
+        n_ubatch=config.n_ubatch,
+    )
+
+
+def _setting(
+    inventory: Inventory,
+    hardware: Hardware,
+    request: SolveRequest,
+    context: int,
+    kv_type: str,
+    coefficients: CostCoefficients,
+) -> _Setting:
+    base_args = workload_args(request, context, kv_type)
+    gpu_names = [gpu.device for gpu in hardware.gpus]
+    config = parse_llama_args([*base_args, "--fit", "off"], gpu_buffers=gpu_names)
+    hparams = model_hparams(inventory)
+    workload = estimate_memory(inventory, config.model_copy(update={"n_gpu_layers": 0})).workload
+    kv = layer_kv_bytes(hparams, workload)
+    table = placement_table(inventory, hparams)
+    tables = build_cost_tables(
+        table, hardware, cost_workload(inventory, kv, config, workload.n_ctx), coefficients
+    )
+    return _Setting(
+        context=context,
+        kv_type=kv_type,
+        base_args=tuple(base_args),
+        config=config,
+        kv_bytes=tuple(kv),
+        table=table,
+        tables=tables,
+    )
+
+
+# --- step 3 and 4: solve, render, verify -------------------------------------------------------
+
+
+def capacities(hardware: Hardware, request: SolveRequest) -> dict[str, tuple[int, int]]:
+    """Per device: (memory, what the plan may use after margin or reserve)."""
+    host = hardware.host
+    ram = host.available_bytes or host.ram_bytes
+    result = {CPU: (ram, max(ram - request.ram_reserve_bytes, 0))}
+    for gpu in hardware.gpus:
+        result[gpu.device] = (gpu.memory_bytes, max(gpu.memory_bytes - request.gpu_margin_bytes, 0))
+    return result
+
+
+def launch_args(setting: _Setting, plan: Plan) -> list[str]:
+    return [*setting.base_args, *placement_args(plan)]
+
+
+def plan_report(
+    inventory: Inventory, hardware: Hardware, setting: _Setting, plan: Plan, cpu: CpuFeatures
+) -> MemoryReport:
+    """The full memory model on the plan's own rendered arguments."""
+    gpu_names = [gpu.device for gpu in hardware.gpus]
+    config = parse_llama_args(launch_args(setting, plan), gpu_buffers=gpu_names)
+    return estimate_memory(inventory, config, hardware=hardware, cpu=cpu)
+
+
+def check_round_trip(inventory: Inventory, plan: Plan, report: MemoryReport) -> None:
+    """Every repeating-layer tensor must land where the plan put it (``-ot`` re-applied)."""
+    placed = report.placement.tensor_devices
+    for tensor in inventory.tensors:
+        if tensor.layer is None or tensor.name not in placed or tensor.layer >= plan.n_layers:
+            continue
+        unit = unit_of(tensor)
+        planned = (
+            plan.layer_devices[tensor.layer]
+            if unit is None
+            else plan.unit_device(tensor.layer, unit)
+        )
+        if placed[tensor.name] != planned:
+            raise AssertionError(
+                f"rendered arguments put {tensor.name} on {placed[tensor.name]}, "
+                f"the plan on {planned}"
+            )
+
+
+def _problem(
+    setting: _Setting,
+    hardware: Hardware,
+    budgets: dict[str, int],
+    fixed: dict[str, int],
+    request: SolveRequest,
+) -> PlacementProblem:
+    globals_ = setting.table.global_bytes
+    output = sum(b for name, b in globals_.items() if name.startswith("output"))
+    if "output.weight" not in globals_:
+        output += globals_.get("token_embd.weight", 0)  # tied head: llama.cpp loads a copy
+    return PlacementProblem(
+        devices=tuple(hardware.device_names),
+        capacity=budgets,
+        table=setting.table,
+        tables=setting.tables,
+        kv_bytes=setting.kv_bytes[: setting.table.stored.shape[0]],
+        output_bytes=output,
+        fixed_bytes=fixed,
+        objective=request.objective,
+    )
+
+
+def _fixed_bytes(report: MemoryReport, setting: _Setting, hardware: Hardware) -> dict[str, int]:
+    """Per device: compute + output buffers (+ host-only tensors for the CPU)."""
+    fixed = {}
+    host_only = sum(
+        b for name, b in setting.table.global_bytes.items() if not name.startswith("output")
+    )
+    for name in hardware.device_names:
+        device = report.devices.get(name)
+        buffers = 0 if device is None else (device.compute or 0) + device.output
+        fixed[name] = buffers + (host_only if name == CPU else 0)
+    if fixed:
+        # A GPU the reference plan left idle still gets the largest GPU buffer seen.
+        gpu_max = max((fixed[g.device] for g in hardware.gpus), default=0)
+        for gpu in hardware.gpus:
+            fixed[gpu.device] = max(fixed[gpu.device], gpu_max)
+    return fixed
+
+
+def _best_baseline(problem: PlacementProblem) -> tuple[Plan | None, dict[str, float | None]]:
+    scores: dict[str, float | None] = {}
+    best: tuple[float, Plan] | None = None
+    for name, baseline in BASELINES.items():
+        plan = baseline(problem)
+        if plan is None:
+            scores[name] = None
+            continue
+        seconds = plan_seconds(plan, problem)
+        scores[name] = seconds
+        if best is None or seconds < best[0]:
+            best = (seconds, plan)
+    return (best[1] if best else None), scores
+
+
+def solve_setting(
+    inventory: Inventory,
+    hardware: Hardware,
+    request: SolveRequest,
+    setting: _Setting,
+    cpu: CpuFeatures,
+) -> SolveReport:
+    """Steps 3 and 4 for one (context, KV type)."""
+    capacity = capacities(hardware, request)
+    budgets = {name: budget for name, (_, budget) in capacity.items()}
+    reference = Plan(
+        gpus=tuple(g.device for g in hardware.gpus),
+        n_layers=setting.table.stored.shape[0],
+        gpu_layers=(0,) * len(hardware.gpus),
+    )
+    fixed = _fixed_bytes(
+        plan_report(inventory, hardware, setting, reference, cpu), setting, hardware
+    )
+    elapsed = 0.0
+    result: PlacementResult | None = None
+    baselines: dict[str, float | None] = {}
+    for round_ in range(1, MAX_ROUNDS + 1):
+        problem = _problem(setting, hardware, budgets, fixed, request)
+        hint, baselines = _best_baseline(problem)
+        result = solve_placement(
+            problem, hint=hint, time_limit_s=request.time_limit_s, workers=request.workers
+        )
+        elapsed += result.solve_seconds
+        if result.plan is None:
+            return _infeasible(setting, problem, elapsed, round_)
+        report = plan_report(inventory, hardware, setting, result.plan, cpu)
+        check_round_trip(inventory, result.plan, report)
+        over = {
+            name: device.total - capacity[name][1]
+            for name, device in report.devices.items()
+            if name in capacity and device.total > capacity[name][1]
+        }
+        if not over:
+            return _feasible(
+                inventory, hardware, request, setting, result, report, capacity, round_,
+                baselines, problem,
+            )  # fmt: skip
+        for name, excess in over.items():
+            budgets[name] -= excess + MIB
+    assert result is not None
+    return SolveReport(
+        status=SolveStatus.UNKNOWN,
+        solve_seconds=elapsed,
+        context=setting.context,
+        kv_type=setting.kv_type,
+        rounds=MAX_ROUNDS,
+        notes=("the memory model and the placement model did not agree within 4 rounds",),
+    )
+
+
+def _feasible(
+    inventory: Inventory,
+    hardware: Hardware,
+    request: SolveRequest,
+    setting: _Setting,
+    result: PlacementResult,
+    report: MemoryReport,
+    capacity: dict[str, tuple[int, int]],
+    rounds: int,
+    baselines: dict[str, float | None],
+    problem: PlacementProblem,
+) -> SolveReport:
+    plan = result.plan
+    assert plan is not None
+    estimate: CostEstimate = estimate_cost(plan, setting.tables)
+    devices = {}
+    for name, device in report.devices.items():
+        memory, budget = capacity.get(name, (0, 0))
+        devices[name] = DeviceBudget(
+            weights=device.weights,
+            repack=device.repack,
+            kv=device.kv,
+            compute=device.compute or 0,
+            output=device.output,
+            total=device.total,
+            capacity=memory,
+            budget=budget,
+        )
+    gpu_budget = sum(capacity[g.device][1] for g in hardware.gpus)
+    strategy = classify(plan)
+    baseline_tps = {
+        name: None if seconds is None else 1.0 / (seconds + setting.tables.token_overhead)
+        for name, seconds in baselines.items()
+    }
+    return SolveReport(
+        status=result.status,
+        solve_seconds=result.solve_seconds,
+        gap=result.gap,
+        context=setting.context,
+        kv_type=setting.kv_type,
+        strategy=strategy.value,
+        strategy_title=STRATEGY_TITLES[strategy],
+        rationale=rationale(
+            plan, weights_bytes=inventory.total_bytes, gpu_capacity_bytes=gpu_budget
+        ),
+        args=tuple(launch_args(setting, plan)),
+        decode_tps=estimate.decode_tps,
+        prefill_tps=estimate.prefill_tps,
+        graph_splits=report.graph_splits,
+        devices=devices,
+        plan=plan,
+        baselines=baseline_tps if request.with_baselines else {},
+        rounds=rounds,
+        notes=report.notes,
+    )
+
+
+def _infeasible(
+    setting: _Setting, problem: PlacementProblem, elapsed: float, rounds: int
+) -> SolveReport:
+    table = problem.table
+    needed = (
+        int(table.stored.sum() + table.pinned.sum())
+        + sum(problem.kv_bytes)
+        + problem.output_bytes
+        + problem.fixed_bytes.get(CPU, 0)
+    )
+    available = sum(problem.capacity.values())
+    return SolveReport(
+        status=SolveStatus.INFEASIBLE,
+        solve_seconds=elapsed,
+        context=setting.context,
+        kv_type=setting.kv_type,
+        rounds=rounds,
+        shortfall=Shortfall(needed=needed, available=available, suggestions=()),
+    )
+
+
+# --- step 5: choose among candidates -------------------------------------------------------------
+
+
+def solve(
+    inventory: Inventory,
+    hardware: Hardware,
+    request: SolveRequest,
+    *,
+    coefficients: CostCoefficients | None = None,
+    cpu: CpuFeatures | None = None,
+) -> SolveReport:
+    """The best feasible candidate, or an infeasible report saying what is missing."""
+    coefficients = coefficients or CostCoefficients()
+    cpu = cpu or SCENARIO_CPU
+    last: SolveReport | None = None
+    for context in sorted(set(request.contexts), reverse=True):
+        feasible = []
+        for kv_type in request.kv_types:
+            setting = _setting(inventory, hardware, request, context, kv_type, coefficients)
+            report = solve_setting(inventory, hardware, request, setting, cpu)
+            if report.feasible:
+                feasible.append(report)
+            last = report
+        if feasible:
+            return _prefer(feasible)
+    assert last is not None
+    return _explain(inventory, hardware, request, last, coefficients, cpu)
+
+
+def _prefer(reports: list[SolveReport]) -> SolveReport:
+    """The first-listed KV type, unless a later one decodes ``KV_SPEEDUP`` times faster."""
+    chosen = reports[0]
+    for report in reports[1:]:
+        if (report.decode_tps or 0) > (chosen.decode_tps or 0) * KV_SPEEDUP:
+            chosen = report
+    return chosen
+
+
+def _explain(
+    inventory: Inventory,
+    hardware: Hardware,
+    request: SolveRequest,
+    report: SolveReport,
+    coefficients: CostCoefficients,
+    cpu: CpuFeatures,
+) -> SolveReport:
+    """Attach what would make the model fit: a shorter context, q8_0 KV, a smaller file."""
+    shortfall = report.shortfall
+    if shortfall is None:
+        return report
+    suggestions = []
+    for context in (report.context // 2, report.context // 4, 4096):
+        if context < 1024 or context >= report.context:
+            continue
+        trial = request.model_copy(update={"contexts": (context,)})
+        setting = _setting(inventory, hardware, trial, context, report.kv_type, coefficients)
+        if solve_setting(inventory, hardware, trial, setting, cpu).feasible:
+            suggestions.append(f"a context of {context} tokens fits (-c {context})")
+            break
+    if "q8_0" not in request.kv_types:
+        trial = request.model_copy(update={"kv_types": ("q8_0",)})
+        setting = _setting(inventory, hardware, trial, report.context, "q8_0", coefficients)
+        if solve_setting(inventory, hardware, trial, setting, cpu).feasible:
+            suggestions.append("a q8_0 KV cache fits (-ctk q8_0 -ctv q8_0)")
+    missing = shortfall.needed - shortfall.available
+    if missing > 0:
+        ratio = shortfall.available / max(shortfall.needed, 1)
+        target = inventory.total_bytes * ratio
+        suggestions.append(
+            f"a quant of at most {target / GIB:.1f} GiB (this file is "
+            f"{inventory.total_bytes / GIB:.1f} GiB) would leave room"
+        )
+    return report.model_copy(
+        update={"shortfall": shortfall.model_copy(update={"suggestions": tuple(suggestions)})}
+    )
