@@ -10,7 +10,6 @@ overridden tensor.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -19,19 +18,27 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
+from profiles.llama_build import find_llama_server, find_rpc_server
+from solver.errors import OperationFailed
 from solver.inventory import Inventory
 from solver.sources import load_local_inventory
 from solver.workload import ComputeWorkload
 
-LLAMA_BIN = Path(os.environ.get("FIT_LLAMA_BIN", "/tmp/llb/bin"))
-LLAMA_SERVER = LLAMA_BIN / "llama-server"
-RPC_SERVER = LLAMA_BIN / "ggml-rpc-server"
+
+@cache
+def binaries() -> tuple[Path, Path] | None:
+    """llama-server and ggml-rpc-server as fit finds them ($LLAMA_SERVER, fit's build cache...)."""
+    try:
+        return find_llama_server().path, find_rpc_server().path
+    except OperationFailed:
+        return None
 
 
 def llama_available() -> bool:
-    return LLAMA_SERVER.exists() and RPC_SERVER.exists()
+    return binaries() is not None
 
 
 # --- llama-server log ----------------------------------------------------------------------
@@ -154,7 +161,7 @@ def rpc_servers(n: int) -> Iterator[list[str]]:
             port = free_port()
             procs.append(
                 subprocess.Popen(
-                    [str(RPC_SERVER), "-H", "127.0.0.1", "-p", str(port)],
+                    [str(binaries()[1]), "-H", "127.0.0.1", "-p", str(port)],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
@@ -181,12 +188,12 @@ def run_server(model: Path, args: Sequence[str], timeout: float = 240) -> str:
     """Start llama-server until it listens (or exits), stop it, return its log.
 
     ``-v`` makes the context's destructor print each compute buffer with 4 decimals.
-    ``--no-repack`` avoids the AMX repack path of this CPU build, which crashes at the
-    first graph compute on this machine.
+    ``--no-repack`` keeps CPU weights in plain buffers (a build with AMX enabled crashes in
+    its repacked matmul on this machine's Xeon; fit's own build disables AMX).
     """
     port = free_port()
     cmd = [
-        str(LLAMA_SERVER), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
+        str(binaries()[0]), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
         "--no-warmup", "--fit", "off", "--no-repack", "-v", *args,
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
