@@ -47,7 +47,7 @@ from solver.placement import (
     plan_seconds,
     solve_placement,
 )
-from solver.plan import Plan
+from solver.plan import Plan, split_slots
 from solver.render import placement_args
 from solver.strategy import STRATEGY_TITLES, classify, rationale
 from solver.units import LayerTable, build_layer_table, unit_of
@@ -345,6 +345,30 @@ def _problem(
     )
 
 
+def _reference_fixed_bytes(
+    inventory: Inventory, hardware: Hardware, setting: _Setting, cpu: CpuFeatures
+) -> dict[str, int]:
+    """Buffers per device before any plan exists: the larger of two extremes — everything on
+    the host, and every layer offloaded, split by memory (each GPU runs layers; the last one
+    also the output head)."""
+    gpus = tuple(g.device for g in hardware.gpus)
+    n_layers = setting.table.stored.shape[0]
+    on_host = Plan(gpus=gpus, n_layers=n_layers, gpu_layers=(0,) * len(gpus))
+    fixed = _fixed_bytes(plan_report(inventory, hardware, setting, on_host, cpu), setting, hardware)
+    if gpus:
+        slots = split_slots(tuple(float(g.memory_bytes) for g in hardware.gpus), n_layers + 1)
+        layers = list(slots)
+        last = max(i for i, count in enumerate(layers) if count)
+        layers[last] -= 1
+        offloaded = Plan(
+            gpus=gpus, n_layers=n_layers, gpu_layers=tuple(layers), output_device=gpus[last]
+        )
+        report = plan_report(inventory, hardware, setting, offloaded, cpu)
+        for name, nbytes in _fixed_bytes(report, setting, hardware).items():
+            fixed[name] = max(fixed[name], nbytes)
+    return fixed
+
+
 def _fixed_bytes(report: MemoryReport, setting: _Setting, hardware: Hardware) -> dict[str, int]:
     """Per device: compute + output buffers (+ host-only tensors for the CPU)."""
     fixed = {}
@@ -388,14 +412,7 @@ def solve_setting(
     """Steps 3 and 4 for one (context, KV type)."""
     capacity = capacities(hardware, request)
     budgets = {name: budget for name, (_, budget) in capacity.items()}
-    reference = Plan(
-        gpus=tuple(g.device for g in hardware.gpus),
-        n_layers=setting.table.stored.shape[0],
-        gpu_layers=(0,) * len(hardware.gpus),
-    )
-    fixed = _fixed_bytes(
-        plan_report(inventory, hardware, setting, reference, cpu), setting, hardware
-    )
+    fixed = _reference_fixed_bytes(inventory, hardware, setting, cpu)
     elapsed = 0.0
     result: PlacementResult | None = None
     baselines: dict[str, float | None] = {}
@@ -420,8 +437,14 @@ def solve_setting(
                 inventory, hardware, request, setting, result, report, capacity, round_,
                 baselines, problem,
             )  # fmt: skip
+        # Learn first: a buffer larger than assumed becomes the new fixed cost of its
+        # device. Only a device whose fixed cost was already right has its budget cut.
+        measured = _fixed_bytes(report, setting, hardware)
         for name, excess in over.items():
-            budgets[name] -= excess + MIB
+            if measured.get(name, 0) > fixed.get(name, 0):
+                fixed[name] = measured[name]
+            else:
+                budgets[name] -= excess + MIB
     assert result is not None
     return SolveReport(
         status=SolveStatus.UNKNOWN,

@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+# Fixtures that live in their own modules, available to every test without an import.
+pytest_plugins = ["tests.gguf_factory"]
+
 CACHE = Path.home() / ".cache" / "fit"
 
 

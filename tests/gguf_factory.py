@@ -1,6 +1,6 @@
 """Pytest fixtures that make synthetic GGUF files of any described architecture.
 
-Import the fixture into a test module (``from tests.gguf_factory import synthetic_gguf``) and
+The fixture is registered for every test by conftest.py (``pytest_plugins``); tests
 ask for files by architecture: ``synthetic_gguf("deepseek2", quant="Q4_K_M", n_parts=3)``
 returns the paths of a tiny 2-layer model (``solver.synthetic.tiny_blueprint``) that the real
 llama-server loads. Files are written once per session and shared by every test.

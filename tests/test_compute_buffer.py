@@ -36,7 +36,6 @@ from solver.inventory import Inventory, TensorGroup
 from solver.sources import load_local_inventory
 from solver.workload import ComputeWorkload
 from tests.compute_support import llama_available
-from tests.gguf_factory import synthetic_gguf  # noqa: F401 (fixture)
 
 TOLERANCE = 0.05
 
@@ -68,7 +67,7 @@ _CASES = grid()
 @pytest.mark.parametrize(
     "case", _CASES, ids=[f"{c.model}:{' '.join(c.args)}:rpc{c.rpc}" for c in _CASES]
 )
-def test_matches_llama_server(case: Case, gemma_gguf: Path, synthetic_gguf) -> None:  # noqa: F811
+def test_matches_llama_server(case: Case, gemma_gguf: Path, synthetic_gguf) -> None:
     if not llama_available():
         pytest.skip("llama-server / ggml-rpc-server not built")
     model = gemma_gguf if case.model == GEMMA else _synthetic(synthetic_gguf, case.model)
@@ -127,7 +126,7 @@ def _random_workload(rng: random.Random) -> ComputeWorkload:
 
 
 @pytest.mark.parametrize("arch", [GEMMA, *SYNTHETIC_ARCHS, LLAMA_ROPE])
-def test_engine_matches_reference(arch: str, gemma_gguf: Path, synthetic_gguf) -> None:  # noqa: F811
+def test_engine_matches_reference(arch: str, gemma_gguf: Path, synthetic_gguf) -> None:
     path = gemma_gguf if arch == GEMMA else _synthetic(synthetic_gguf, arch)
     inv = load_local_inventory(path)
     rng = random.Random(arch)
@@ -167,7 +166,7 @@ def test_bigger_ubatch_needs_more_and_flash_attention_less(gemma_gguf: Path) -> 
     assert cpu(flash_attn=True) < cpu(flash_attn=False, v_trans=True)
 
 
-def test_split_count_follows_the_device_changes(synthetic_gguf) -> None:  # noqa: F811
+def test_split_count_follows_the_device_changes(synthetic_gguf) -> None:
     inv = load_local_inventory(_synthetic(synthetic_gguf, "qwen3moe"))
     placement, layers = _all_on(inv, "RPC0")
     placement["token_embd.weight"] = "CPU"
@@ -207,7 +206,7 @@ def test_bad_placements_are_bad_input(gemma_gguf: Path) -> None:
         estimate_compute(inv, _workload(type_k="Q9_9"), placement, layers, ["CPU"])
 
 
-def test_unknown_architecture_uses_the_llama_recipe_and_says_so(synthetic_gguf) -> None:  # noqa: F811
+def test_unknown_architecture_uses_the_llama_recipe_and_says_so(synthetic_gguf) -> None:
     inv = load_local_inventory(_synthetic(synthetic_gguf, "qwen3"))
     renamed = inv.model_copy(update={"architecture": "olmo3-next"})
     placement, layers = _all_on(renamed, "CPU")
@@ -219,7 +218,7 @@ def test_unknown_architecture_uses_the_llama_recipe_and_says_so(synthetic_gguf) 
     )
 
 
-def test_an_architecture_without_attention_weights_is_refused(synthetic_gguf) -> None:  # noqa: F811
+def test_an_architecture_without_attention_weights_is_refused(synthetic_gguf) -> None:
     inv = load_local_inventory(_synthetic(synthetic_gguf, "qwen3"))
     stripped = inv.model_copy(
         update={
@@ -232,7 +231,7 @@ def test_an_architecture_without_attention_weights_is_refused(synthetic_gguf) ->
         estimate_compute(stripped, _workload(), placement, layers, ["CPU"])
 
 
-def test_cuda_offload_copies_cpu_experts_into_the_gpu_buffer(synthetic_gguf) -> None:  # noqa: F811
+def test_cuda_offload_copies_cpu_experts_into_the_gpu_buffer(synthetic_gguf) -> None:
     """ggml-cuda offload_op: with experts on the CPU and a batch of >= 32 rows, the GPU runs
     the expert matmuls; the scheduler copies each expert tensor into the GPU's compute buffer
     and starts a split per copied weight. Without op offload (or with a small ubatch) the

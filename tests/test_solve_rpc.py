@@ -15,7 +15,6 @@ from solver.placement import SolveStatus
 from solver.solve import SolveRequest, solve
 from solver.sources import load_inventory
 from solver.synthetic import tiny_blueprint
-from tests.gguf_factory import synthetic_gguf  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 
@@ -55,15 +54,19 @@ def test_rendered_plan_lands_where_planned(
     kind: str,
     synthetic_gguf,
     rpc_servers,
-    run_llama,  # noqa: F811
+    run_llama,
 ) -> None:
     paths = synthetic_gguf(MODELS[kind])
     inventory = load_inventory(str(paths[0]))
-    # Each device takes about a third of the weights: the plan must use all three.
-    hardware = rpc_rig(list(rpc_servers.endpoints), inventory.total_bytes * 2 // 5)
     request = SolveRequest(
         contexts=(1024,), gpu_margin_bytes=0, ram_reserve_bytes=0, flash_attn="on"
     )
+    # First with room to spare, to learn each device's buffers; then each device gets its
+    # buffers plus two fifths of the weights: the plan has to use all three devices.
+    roomy_rig = rpc_rig(list(rpc_servers.endpoints), 64 * inventory.total_bytes)
+    roomy = solve(inventory, roomy_rig, request)
+    buffers = max(d.compute + d.kv + d.output for n, d in roomy.devices.items() if n != "CPU")
+    hardware = rpc_rig(list(rpc_servers.endpoints), buffers + inventory.total_bytes * 2 // 5)
     report = solve(inventory, hardware, request)
     assert report.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE), report
     assert report.plan is not None and len(report.plan.devices_used) == 3, report.args

@@ -28,7 +28,6 @@ from solver.blueprint import Arch, Blueprint, tensor_specs
 from solver.catalogue import catalogue_blueprint, catalogue_models
 from solver.quant_mix import quantized_tensors
 from solver.synthetic import miniature, tiny_blueprint, write_synthetic_gguf
-from tests.gguf_factory import synthetic_gguf  # noqa: F401 (fixture)
 
 ARCHS = [arch.value for arch in Arch]
 MIB = 1024 * 1024
@@ -167,7 +166,7 @@ def _check_against_log(blueprint: Blueprint, quant: str, paths: list[Path], log:
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_tiny_model_loads_and_serves(launch, arch: str, synthetic_gguf, tmp_path: Path) -> None:  # noqa: F811
+def test_tiny_model_loads_and_serves(launch, arch: str, synthetic_gguf, tmp_path: Path) -> None:
     paths = synthetic_gguf(arch, "Q4_K_M")
     with launch(paths[0], tmp_path / "server.log") as server:
         assert server.ready, server.log_text()[-3000:]
@@ -177,7 +176,7 @@ def test_tiny_model_loads_and_serves(launch, arch: str, synthetic_gguf, tmp_path
     _check_against_log(tiny_blueprint(arch), "Q4_K_M", paths, server.log_text())
 
 
-def test_split_set_of_three_loads(launch, synthetic_gguf, tmp_path: Path) -> None:  # noqa: F811
+def test_split_set_of_three_loads(launch, synthetic_gguf, tmp_path: Path) -> None:
     paths = synthetic_gguf("deepseek2", "Q4_K_M", n_parts=3)
     assert [p.name for p in paths] == [
         f"tiny-deepseek2-Q4_K_M-{i:05d}-of-00003.gguf" for i in (1, 2, 3)
@@ -194,7 +193,7 @@ def test_split_set_of_three_loads(launch, synthetic_gguf, tmp_path: Path) -> Non
 def test_catalogue_blueprint_miniature_loads(
     launch,
     model: str,
-    synthetic_gguf,  # noqa: F811
+    synthetic_gguf,
     tmp_path: Path,
 ) -> None:
     """Each catalogue blueprint, shrunk with every structural feature kept, serves."""
@@ -207,7 +206,7 @@ def test_catalogue_blueprint_miniature_loads(
     _check_against_log(blueprint, quant, paths, server.log_text())
 
 
-def test_split_parts_carry_keys_as_gguf_split_writes_them(synthetic_gguf) -> None:  # noqa: F811
+def test_split_parts_carry_keys_as_gguf_split_writes_them(synthetic_gguf) -> None:
     paths = synthetic_gguf("deepseek2", "Q4_K_M", n_parts=3)
     n_tensors = len(tensor_specs(tiny_blueprint("deepseek2")))
     split_keys = ["split.no", "split.count", "split.tensors.count"]
