@@ -30,10 +30,9 @@ Objective (integer nanoseconds, from ``solver.cost.CostTables``): the time of ev
 its device + a cost per device switch along the graph. Inside a block a layer's switches
 depend only on its own pattern (it starts and ends at its block's device). Where a block
 ends, the last layer's final part meets the next block's device instead; ``fin[d][x] = 1``
-says that part is on x, and ``z`` variables (products of booleans) add or remove the one
-switch that makes the difference. The last layer's class is relaxed there (any class on d
-may end the block), so the bound stays valid; the extracted plan is priced exactly and the
-gap reported against that exact price.
+says that part is on x (a layer of the last layer's class on d must take such a pattern), and
+``z`` variables (products of booleans) add or remove the one switch that makes the difference.
+The extracted plan is priced exactly and the gap is reported against that exact price.
 """
 
 from __future__ import annotations
@@ -292,18 +291,32 @@ def build_model(problem: PlacementProblem) -> _Model:
                     cost.append(ns * m[c, d, pattern])
     cost.extend(round(output_seconds[k] * NS) * output[k] for k in range(n_dev))
 
-    # Step 6: switches where blocks meet. fin[d][x]: block d's last part runs on x.
+    # Step 6: switches where blocks meet. fin[d][x]: block d's last part runs on x. The
+    # block's last layer is layer s[d+1]-1; some layer of its class on d must take a pattern
+    # ending on x (same-class layers of a block can swap, so it can be the last one).
+    class_of_layer = [0] * n_layers
+    for c, cls in enumerate(classes):
+        for il in cls.members:
+            class_of_layer[il] = c
     fin = []
     for d in range(n_dev):
         row = [model.new_bool_var(f"fin[{d}][{x}]") for x in range(n_dev)]
         model.add(sum(row) == active[d])
-        for x in range(n_dev):
-            ending = [
-                var
-                for (c, dd, pattern), var in m.items()
-                if dd == d and _final_device(pattern, d) == x
-            ]
-            model.add(sum(ending) >= 1).only_enforce_if(row[x])
+        last_layer = model.new_int_var(0, max(n_layers - 1, 0), f"last_layer[{d}]")
+        model.add_max_equality(last_layer, [starts[d + 1] - 1, 0])
+        last_class = model.new_int_var(0, max(len(classes) - 1, 0), f"last_class[{d}]")
+        model.add_element(last_layer, class_of_layer, last_class)
+        for c in range(len(classes)):
+            is_c = model.new_bool_var(f"last_class[{d}]=={c}")
+            model.add(last_class == c).only_enforce_if(is_c)
+            model.add(last_class != c).only_enforce_if(is_c.Not())
+            for x in range(n_dev):
+                ending = [
+                    var
+                    for (cc, dd, pattern), var in m.items()
+                    if cc == c and dd == d and _final_device(pattern, d) == x
+                ]
+                model.add(sum(ending) >= 1).only_enforce_if([row[x], is_c])
         fin.append(row)
 
     def both(a: cp_model.IntVar, b: cp_model.IntVar, name: str) -> cp_model.IntVar:
@@ -447,7 +460,7 @@ def solve_placement(
     exact = plan_seconds(plan, problem)
     bound = min(solver.best_objective_bound / NS, exact)
     if status is SolveStatus.OPTIMAL and exact > solver.objective_value / NS * (1 + 1e-5):
-        status = SolveStatus.FEASIBLE  # the relaxed block ending could not be realised
+        status = SolveStatus.FEASIBLE  # rounding of the model's integer nanoseconds
     return PlacementResult(
         status=status,
         plan=plan,
