@@ -585,7 +585,10 @@ def _explain(
     if shortfall is None:
         return report
     suggestions = []
+    weights_alone_too_big = inventory.total_bytes > shortfall.available
     for context in (report.context // 2, report.context // 4, 4096):
+        if weights_alone_too_big:
+            break  # no context or KV type can help
         if context < 1024 or context >= report.context:
             continue
         trial = request.model_copy(update={"contexts": (context,)})
@@ -593,7 +596,7 @@ def _explain(
         if solve_setting(inventory, hardware, trial, setting, cpu).feasible:
             suggestions.append(f"a context of {context} tokens fits (-c {context})")
             break
-    if "q8_0" not in request.kv_types:
+    if "q8_0" not in request.kv_types and not weights_alone_too_big:
         trial = request.model_copy(update={"kv_types": ("q8_0",)})
         setting = _setting(inventory, hardware, trial, report.context, "q8_0", coefficients)
         if solve_setting(inventory, hardware, trial, setting, cpu).feasible:

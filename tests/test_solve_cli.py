@@ -1,0 +1,131 @@
+"""``fit solve`` and ``fit whatif`` through the command line, as a person runs them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+from profiles.models_conf import UNTESTED_MARK, ModelsConf
+from solver.llama_args import parse_llama_args
+
+FIXTURE_CONF = Path(__file__).parent / "fixtures" / "models.conf"
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_json_has_the_documented_shape_and_args_llama_accepts() -> None:
+    code, out = run("solve", "gpt-oss-120b", "--ctx", "8192", "--json")
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["status"] in ("optimal", "feasible")
+    assert doc["strategy"] in ("A", "B", "C", "D")
+    assert doc["estimate"]["decode_tps"] > 0 and doc["estimate"]["prefill_tps"] > 0
+    for name, device in doc["devices"].items():
+        assert set(device) >= {"weights", "kv", "compute", "total", "capacity"}, name
+        assert device["total"] <= device["budget"] <= device["capacity"], name
+    assert {"CPU", "CUDA0", "CUDA1"} <= set(doc["devices"])
+    config = parse_llama_args(doc["args"], gpu_buffers=["CUDA0", "CUDA1"])
+    assert config.fit is False and config.n_ctx == 8192
+
+
+def test_human_output_names_strategy_devices_and_command() -> None:
+    code, out = run("solve", "qwen3-30b-a3b:Q4_K_M", "--ctx", "8192", "--baselines")
+    assert code == 0, out
+    assert "strategy " in out and "llama-server " in out and "--fit off" in out
+    assert "llama --fit" in out  # the baselines, priced on the same model
+    for device in ("CPU", "CUDA0", "CUDA1"):
+        assert f"\n{device} " in out
+
+
+def test_a_model_that_cannot_fit_says_what_is_missing() -> None:
+    result = CliRunner().invoke(cli, ["solve", "qwen3-235b-a22b:Q8_0", "--hardware", "reference"])
+    assert result.exit_code == 1, result.output
+    assert "GiB short" in result.output and "quant of at most" in result.output
+    assert "does not fit" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["solve", str(tmp_path / "missing.gguf")])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(cli, ["solve", "gpt-oss-20b", "--kv", "q7_0"])
+    assert result.exit_code == 2 and "q7_0" in result.output
+
+
+def test_write_profile_appends_and_keeps_every_other_byte(tmp_path: Path) -> None:
+    conf = tmp_path / "models.conf"
+    shutil.copy(FIXTURE_CONF, conf)
+    before = conf.read_bytes()
+    code, out = run(
+        "solve", "gpt-oss-20b", "--ctx", "16384", "--write-profile", "gpt-oss-20b",
+        "--conf", str(conf), "--model-path", "models/GPT-OSS-20B/MXFP4/gpt-oss-20b.gguf",
+    )  # fmt: skip
+    assert code == 0, out
+    after = conf.read_bytes()
+    assert after.startswith(before.rstrip(b"\n"))
+    profile = ModelsConf.read(conf).profile("gpt-oss-20b")
+    values = profile.values
+    assert values["SPEED"].startswith("~") and values["SPEED"].endswith("t/s (estimated)")
+    assert values["FIT"] == "off" and values["CTX_SIZE"] == "16384"
+    assert any(UNTESTED_MARK in line for line in profile.comments)
+    assert any(line.startswith("# Strategy ") for line in profile.comments)
+    assert (tmp_path / "models.conf.bak").read_bytes() == before
+
+
+def test_a_tested_profile_is_not_replaced_without_force(tmp_path: Path) -> None:
+    conf = tmp_path / "models.conf"
+    shutil.copy(FIXTURE_CONF, conf)
+    before = conf.read_bytes()
+    args = ["solve", "qwen3-30b-a3b:Q8_0", "--write-profile", "qwen3-coder-30b", "--conf",
+            str(conf), "--model-path", "models/x.gguf"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert conf.read_bytes() == before
+    result = CliRunner().invoke(cli, [*args, "--force"])
+    assert result.exit_code == 0, result.output
+    assert ModelsConf.read(conf).profile("qwen3-coder-30b").values["MODEL"] == "models/x.gguf"
+
+
+@pytest.mark.slow
+def test_whatif_table_target_and_plot(tmp_path: Path) -> None:
+    plot = tmp_path / "whatif.png"
+    code, out = run(
+        "whatif", "gpt-oss-20b", "--hardware", "reference", "--hardware", "single-4090",
+        "--ctx", "8192", "--target-tps", "1", "--no-max-context", "--plot", str(plot),
+        "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    doc = json.loads(out)
+    assert [row["scenario"] for row in doc["rows"]] == ["reference", "single-4090"]
+    assert all(row["fits"] for row in doc["rows"])
+    assert doc["cheapest"]["scenario"] == "single-4090"  # the cheaper rig reaches 1 t/s
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_whatif_varies_ram_and_finds_the_largest_context() -> None:
+    code, out = run(
+        "whatif", "qwen3-30b-a3b:Q8_0", "--hardware", "single-4090", "--vary", "ram=8,64",
+        "--ctx", "8192", "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    rows = json.loads(out)["rows"]
+    assert [row["variation"] for row in rows] == ["ram=8", "ram=64"]
+    # 30 GiB of weights: 8 GiB of RAM (4 kept for the OS) plus a 24 GB card is too little.
+    assert rows[0]["fits"] is False and rows[1]["fits"] is True
+    assert rows[1]["max_context"] and rows[1]["max_context"] % 1024 == 0
+
+
+def test_whatif_rejects_an_unknown_knob() -> None:
+    result = CliRunner().invoke(cli, ["whatif", "gpt-oss-20b", "--hardware", "reference",
+                                      "--vary", "colour=red"])  # fmt: skip
+    assert result.exit_code == 2 and "--vary" in result.output
