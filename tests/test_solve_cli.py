@@ -129,3 +129,14 @@ def test_whatif_rejects_an_unknown_knob() -> None:
     result = CliRunner().invoke(cli, ["whatif", "gpt-oss-20b", "--hardware", "reference",
                                       "--vary", "colour=red"])  # fmt: skip
     assert result.exit_code == 2 and "--vary" in result.output
+
+
+def test_a_rig_without_gpus_runs_everything_on_the_cpu(tmp_path: Path) -> None:
+    rig = tmp_path / "cpu-only.toml"
+    rig.write_text('name = "cpu-only"\n[host]\nram_gib = 64\ncores = 8\nmt_per_s = 4800\n'
+                   "channels = 2\n")  # fmt: skip
+    code, out = run("solve", "gpt-oss-20b", "--hardware", str(rig), "--baselines", "--json")
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["strategy"] == "CPU" and set(doc["devices"]) == {"CPU"}
+    assert "-ngl" in doc["args"] and doc["args"][doc["args"].index("-ngl") + 1] == "0"
