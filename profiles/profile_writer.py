@@ -64,8 +64,9 @@ def _budget_line(report: SolveReport) -> str:
     parts = []
     for name, d in report.devices.items():
         parts.append(
-            f"{name} {d.total / GIB:.1f}/{d.budget / GIB:.1f} GiB "
-            f"(weights {(d.weights + d.repack) / GIB:.1f}, KV {d.kv / GIB:.1f}, "
+            f"{name} {d.resident / GIB:.1f}/{d.budget / GIB:.1f} GiB "
+            f"(weights {(d.weights + d.repack - d.total + d.resident) / GIB:.1f}, "
+            f"KV {d.kv / GIB:.1f}, "
             f"compute {d.compute / GIB:.1f})"
         )
     return "Memory budget: " + "; ".join(parts)

@@ -93,7 +93,11 @@ class DeviceBudget(BaseModel):
     kv: int
     compute: int
     output: int
-    total: int
+    total: int = Field(description="all buffers as llama.cpp reports them")
+    resident: int = Field(
+        description="bytes that must stay in memory: for the host with mmap, only the weights "
+        "it runs, not the whole mapped span of the file (GPU weights inside it are read once)"
+    )
     capacity: int = Field(description="memory of the device before the margin")
     budget: int = Field(description="what fit let the plan use: capacity minus margin")
 
@@ -105,6 +109,7 @@ class Shortfall(BaseModel):
 
     needed: int = Field(description="weights + KV + buffers of the smallest arrangement")
     available: int = Field(description="all budgets together")
+    budgets: dict[str, int] = Field(default_factory=dict, description="per device, bytes")
     suggestions: tuple[str, ...]
 
 
@@ -303,6 +308,22 @@ def plan_report(
     return _memory(inventory, hardware, launch_args(setting, plan, hardware), cpu)
 
 
+def resident_bytes(inventory: Inventory, report: MemoryReport) -> dict[str, int]:
+    """Per device, what must stay in memory. llama.cpp maps the host's weights as one span of
+    the file per part (``CPU_Mapped``), GPU tensors in between included; those pages are read
+    once while loading and can be evicted, so the host budget counts only its own tensors."""
+    resident = {name: device.total for name, device in report.devices.items()}
+    if CPU in report.devices and any(
+        b.buffer_type.endswith("_Mapped") for b in report.model_buffers
+    ):
+        host = report.devices[CPU]
+        placed = report.placement.tensor_devices
+        own = sum(t.n_bytes for t in inventory.tensors if placed.get(t.name) == CPU)
+        mapped = sum(b.size for b in report.model_buffers if b.device == CPU and not b.extra)
+        resident[CPU] = host.total - mapped + min(own, mapped)
+    return resident
+
+
 def check_round_trip(inventory: Inventory, plan: Plan, report: MemoryReport) -> None:
     """Every repeating-layer tensor must land where the plan put it (``-ot`` re-applied)."""
     placed = report.placement.tensor_devices
@@ -427,10 +448,11 @@ def solve_setting(
             return _infeasible(setting, problem, elapsed, round_)
         report = plan_report(inventory, hardware, setting, result.plan, cpu)
         check_round_trip(inventory, result.plan, report)
+        resident = resident_bytes(inventory, report)
         over = {
-            name: device.total - capacity[name][1]
-            for name, device in report.devices.items()
-            if name in capacity and device.total > capacity[name][1]
+            name: resident[name] - capacity[name][1]
+            for name in report.devices
+            if name in capacity and resident[name] > capacity[name][1]
         }
         if not over:
             return _feasible(
@@ -471,6 +493,7 @@ def _feasible(
     plan = result.plan
     assert plan is not None
     estimate: CostEstimate = estimate_cost(plan, setting.tables)
+    resident = resident_bytes(inventory, report)
     devices = {}
     for name, device in report.devices.items():
         memory, budget = capacity.get(name, (0, 0))
@@ -481,6 +504,7 @@ def _feasible(
             compute=device.compute or 0,
             output=device.output,
             total=device.total,
+            resident=resident[name],
             capacity=memory,
             budget=budget,
         )
@@ -530,7 +554,9 @@ def _infeasible(
         context=setting.context,
         kv_type=setting.kv_type,
         rounds=rounds,
-        shortfall=Shortfall(needed=needed, available=available, suggestions=()),
+        shortfall=Shortfall(
+            needed=needed, available=available, budgets=dict(problem.capacity), suggestions=()
+        ),
     )
 
 
@@ -548,6 +574,20 @@ def solve(
     """The best feasible candidate, or an infeasible report saying what is missing."""
     coefficients = coefficients or CostCoefficients()
     cpu = cpu or SCENARIO_CPU
+    report = _solve_candidates(inventory, hardware, request, coefficients, cpu)
+    if report.feasible:
+        return report
+    return _explain(inventory, hardware, request, report, coefficients, cpu)
+
+
+def _solve_candidates(
+    inventory: Inventory,
+    hardware: Hardware,
+    request: SolveRequest,
+    coefficients: CostCoefficients,
+    cpu: CpuFeatures,
+) -> SolveReport:
+    """Step 5 proper: the largest context first; the last infeasible report if none fits."""
     last: SolveReport | None = None
     for context in sorted(set(request.contexts), reverse=True):
         feasible = []
@@ -560,7 +600,7 @@ def solve(
         if feasible:
             return _prefer(feasible)
     assert last is not None
-    return _explain(inventory, hardware, request, last, coefficients, cpu)
+    return last
 
 
 def _prefer(reports: list[SolveReport]) -> SolveReport:
@@ -601,6 +641,9 @@ def _explain(
         setting = _setting(inventory, hardware, trial, report.context, "q8_0", coefficients)
         if solve_setting(inventory, hardware, trial, setting, cpu).feasible:
             suggestions.append("a q8_0 KV cache fits (-ctk q8_0 -ctv q8_0)")
+    smaller = _smaller_catalogue_quant(inventory, hardware, request, coefficients, cpu)
+    if smaller:
+        suggestions.append(smaller)
     missing = shortfall.needed - shortfall.available
     if missing > 0:
         ratio = shortfall.available / max(shortfall.needed, 1)
@@ -612,3 +655,30 @@ def _explain(
     return report.model_copy(
         update={"shortfall": shortfall.model_copy(update={"suggestions": tuple(suggestions)})}
     )
+
+
+def _smaller_catalogue_quant(
+    inventory: Inventory,
+    hardware: Hardware,
+    request: SolveRequest,
+    coefficients: CostCoefficients,
+    cpu: CpuFeatures,
+) -> str | None:
+    """For a catalogue model: the largest of its smaller quants that fits, by solving it."""
+    if not inventory.source.startswith("catalogue:"):
+        return None
+    from solver.catalogue import catalogue_names, load_catalogue_entry
+
+    model = inventory.source.split(":")[1]
+    others = [load_catalogue_entry(n) for n in catalogue_names() if n.startswith(f"{model}:")]
+    budget = sum(budget for _, budget in capacities(hardware, request).values())
+    trial = request.model_copy(update={"contexts": (min(request.contexts),)})
+    for other in sorted(others, key=lambda inv: inv.total_bytes, reverse=True):
+        if other.total_bytes >= min(inventory.total_bytes, budget):
+            continue  # not smaller, or its weights alone exceed the rig
+        if _solve_candidates(other, hardware, trial, coefficients, cpu).feasible:
+            return (
+                f"{model}:{other.file_type} ({other.total_bytes / GIB:.1f} GiB) fits at "
+                f"{min(request.contexts)} tokens"
+            )
+    return None

@@ -64,10 +64,18 @@ def render_solve(report: SolveReport, inventory: Inventory, hardware: Hardware) 
         lines.append(f"status: {report.status.value} after {report.solve_seconds:.2f} s")
         if report.shortfall:
             s = report.shortfall
-            lines.append(
-                f"needs {s.needed / GIB:.1f} GiB (weights, KV, buffers) but the rig offers "
-                f"{s.available / GIB:.1f} GiB: {(s.needed - s.available) / GIB:.1f} GiB short"
-            )
+            if s.needed > s.available:
+                lines.append(
+                    f"needs {s.needed / GIB:.1f} GiB (weights, KV, buffers) but the rig offers "
+                    f"{s.available / GIB:.1f} GiB: {(s.needed - s.available) / GIB:.1f} GiB short"
+                )
+            else:
+                lines.append(
+                    f"needs {s.needed / GIB:.1f} GiB of the {s.available / GIB:.1f} GiB the rig "
+                    "offers, but no split of whole layers and units fits every device"
+                )
+            offered = ", ".join(f"{d} {b / GIB:.1f}" for d, b in s.budgets.items())
+            lines.append(f"budgets after margins (GiB): {offered}")
             lines += [f"  - {text}" for text in s.suggestions]
         lines += [f"note: {n}" for n in report.notes]
         return "\n".join(lines)
@@ -87,11 +95,18 @@ def render_solve(report: SolveReport, inventory: Inventory, hardware: Hardware) 
     plan = report.plan
     for name, d in report.devices.items():
         holds = device_holdings(plan, name) if plan else ""
+        weights = d.weights + d.repack - (d.total - d.resident)
         lines.append(
-            f"{name:8} {_gib(d.weights + d.repack):>7} {_gib(d.kv)} {_gib(d.compute):>7} "
-            f"{_gib(d.output)} {_gib(d.total)} {_gib(d.budget)} {_gib(d.budget - d.total)}  "
+            f"{name:8} {_gib(weights):>7} {_gib(d.kv)} {_gib(d.compute):>7} "
+            f"{_gib(d.output)} {_gib(d.resident)} {_gib(d.budget)} {_gib(d.budget - d.resident)}  "
             f"{holds}"
         )
+    for name, d in report.devices.items():
+        if d.total > d.resident:
+            lines.append(
+                f"({name}: llama.cpp maps {(d.weights + d.repack) / GIB:.2f} GiB of the file; "
+                f"the GPU weights inside that span are read once while loading)"
+            )
     if report.baselines:
         lines.append("")
         lines.append("same memory and cost model, estimated decode t/s:")

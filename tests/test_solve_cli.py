@@ -30,7 +30,8 @@ def test_json_has_the_documented_shape_and_args_llama_accepts() -> None:
     assert doc["estimate"]["decode_tps"] > 0 and doc["estimate"]["prefill_tps"] > 0
     for name, device in doc["devices"].items():
         assert set(device) >= {"weights", "kv", "compute", "total", "capacity"}, name
-        assert device["total"] <= device["budget"] <= device["capacity"], name
+        assert device["resident"] <= device["budget"] <= device["capacity"], name
+        assert device["resident"] <= device["total"], name
     assert {"CPU", "CUDA0", "CUDA1"} <= set(doc["devices"])
     config = parse_llama_args(doc["args"], gpu_buffers=["CUDA0", "CUDA1"])
     assert config.fit is False and config.n_ctx == 8192
