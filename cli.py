@@ -627,6 +627,16 @@ _server_option = click.option(
 )
 
 
+def _n_predict_option(default: int) -> Any:
+    return click.option(
+        "--n-predict",
+        default=default,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Tokens generated per measured prompt.",
+    )
+
+
 class _Progress:
     """One self-overwriting status line on a terminal's stderr; quiet otherwise."""
 
@@ -767,13 +777,7 @@ def _record_json(record: Any, run_file: Path) -> dict[str, Any]:
 @click.argument("profile_id", metavar="PROFILE")
 @_conf_option
 @_server_option
-@click.option(
-    "--n-predict",
-    default=32,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Tokens generated per measured prompt.",
-)
+@_n_predict_option(32)
 @click.option(
     "--timeout",
     "timeout_s",
@@ -962,13 +966,7 @@ def _calibration_text(calibration: Any, others: int, skipped: list[str], saved: 
     help="Measured decode t/s, prompt t/s, or their geometric mean.",
 )
 @click.option("--apply", "apply_best", is_flag=True, help="Write the best trial into the profile.")
-@click.option(
-    "--n-predict",
-    default=16,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Tokens generated per measured prompt.",
-)
+@_n_predict_option(16)
 @click.option(
     "--heartbeat",
     "heartbeat_s",

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from profiles.models_conf import UNTESTED_MARK, ModelsConf, join_args, split_args
 from profiles.runs import RunRecord
 from solver.arg_edit import without_options
-from solver.tune import TUNED_KEYS, TuneSettings
+from solver.tune import TuneSettings
 
 MIB = 1024 * 1024
 TESTED_WORDS = "by fit test"
@@ -66,22 +66,11 @@ def comparisons(record: RunRecord) -> list[Comparison]:
                 measured=None if seen is None else seen / MIB,
             )
         )
-    rows.append(
-        Comparison(
-            what="decode",
-            unit="t/s",
-            predicted=prediction.decode_tps if prediction else None,
-            measured=record.decode_tps,
-        )
-    )
-    rows.append(
-        Comparison(
-            what="prompt",
-            unit="t/s",
-            predicted=prediction.prefill_tps if prediction else None,
-            measured=record.prompt_tps,
-        )
-    )
+    for what, predicted, measured_tps in (
+        ("decode", prediction.decode_tps if prediction else None, record.decode_tps),
+        ("prompt", prediction.prefill_tps if prediction else None, record.prompt_tps),
+    ):
+        rows.append(Comparison(what=what, unit="t/s", predicted=predicted, measured=measured_tps))
     return rows
 
 
@@ -155,14 +144,7 @@ def apply_settings(
     conf = ModelsConf.read(conf_path)
     profile = conf.profile(profile_id)
     extra = split_args(profile.get("EXTRA_ARGS") or "")
-    keys = set(TUNED_KEYS)
-    if settings.tensor_split is None:
-        keys.discard("--tensor-split")
-    if settings.n_cpu_moe is None:
-        keys.discard("--n-cpu-moe")
-    if settings.n_gpu_layers is None:
-        keys.discard("--gpu-layers")
-    extra = [*without_options(extra, keys), *settings.args()]
+    extra = [*without_options(extra, settings.replaced_keys()), *settings.args()]
     speeds = ", ".join(
         f"{what} {value:.1f} t/s"
         for what, value in (("decode", decode_tps), ("prompt", prompt_tps))

@@ -79,6 +79,17 @@ class TuneSettings(BaseModel):
             out += ["--n-cpu-moe", str(self.n_cpu_moe)]
         return out
 
+    def replaced_keys(self) -> set[str]:
+        """Options these settings set, so earlier values of them must go."""
+        keys = set(TUNED_KEYS)
+        if self.n_gpu_layers is None:
+            keys.discard("--gpu-layers")
+        if self.tensor_split is None:
+            keys.discard("--tensor-split")
+        if self.n_cpu_moe is None:
+            keys.discard("--n-cpu-moe")
+        return keys
+
     def params(self) -> dict[str, float | int]:
         """The Optuna parameters that reproduce these settings."""
         params: dict[str, float | int] = {
@@ -267,14 +278,7 @@ def tuned_args(args: Sequence[str], settings: TuneSettings) -> list[str]:
 
     ``-ngl`` is rendered only when tuned; every other argument keeps its place.
     """
-    keys = set(TUNED_KEYS)
-    if settings.n_gpu_layers is None:
-        keys.discard("--gpu-layers")
-    if settings.tensor_split is None:
-        keys.discard("--tensor-split")
-    if settings.n_cpu_moe is None:
-        keys.discard("--n-cpu-moe")
-    rest = without_options(args, keys)
+    rest = without_options(args, settings.replaced_keys())
     ngl = [] if settings.n_gpu_layers is None else ["-ngl", str(settings.n_gpu_layers)]
     return [*ngl, *rest, *settings.args()]
 
