@@ -834,10 +834,11 @@ def test_command(profile_id: str, conf_path: Path, server_path: Path | None, n_p
 
 
 def _test_text(record: Any, run_file: Path, conf_path: Path, coefficients_note: str) -> str:
+    from profiles.models_conf import join_args
     from profiles.outcome import speed_text
 
     report = record.report
-    lines = [f"[{record.profile}] {' '.join(record.args)}"]
+    lines = [f"[{record.profile}] {join_args(record.args)}"]
     if record.ok and report is not None:
         devices = ", ".join(report.per_device()) or "CPU"
         graph = report.graph
@@ -994,13 +995,11 @@ def tune_command(profile_id: str, conf_path: Path, server_path: Path | None, n_t
         fit tune gpt-oss-120b --objective mix --apply
     """
     from profiles.launch import measurable_args, workspace_file
-    from profiles.measure import LaunchRequest, measure_launch
+    from profiles.measure import LaunchRequest, trial_measure
     from profiles.outcome import apply_settings
-    from profiles.runs import save_run
     from solver.errors import OperationFailed
     from solver.tune import (
         Objective,
-        TrialMeasurement,
         TuneObjective,
         best_trial,
         open_study,
@@ -1023,24 +1022,10 @@ def tune_command(profile_id: str, conf_path: Path, server_path: Path | None, n_t
     for note in notes:
         click.echo(f"note: {note}", err=True)
 
-    def measure(trial_args: list[str], report_partial: Any) -> TrialMeasurement:
-        reported: list[bool] = []
-
-        def checkpoint(measurement: Any) -> None:
-            if not reported:  # the short request: the pruner's early look
-                reported.append(True)
-                t = measurement.timings
-                report_partial(t.predicted_per_second, t.prompt_per_second)
-
-        request = LaunchRequest(profile_id=profile_id, conf_path=conf_path, model=launch.model,
-                                args=tuple(trial_args), kind="tune")  # fmt: skip
-        record = measure_launch(request, machine=setup["machine"], predictor=predictor,
-                                server=server_path, n_predict=n_predict,
-                                checkpoint=checkpoint)  # fmt: skip
-        run_file = save_run(conf_path, record)
-        return TrialMeasurement(ok=record.ok, decode_tps=record.decode_tps,
-                                prompt_tps=record.prompt_tps, failure=record.failure,
-                                run_file=str(run_file))  # fmt: skip
+    base = LaunchRequest(profile_id=profile_id, conf_path=conf_path, model=launch.model,
+                         args=tuple(args), kind="tune")  # fmt: skip
+    measure = trial_measure(base, machine=setup["machine"], predictor=predictor,
+                            server=server_path, n_predict=n_predict)  # fmt: skip
 
     def on_trial(trial: Any) -> None:
         click.echo(_trial_line(trial), err=as_json)

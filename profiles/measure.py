@@ -24,13 +24,14 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from profiles.launch import measurable_args
-from profiles.runs import Prediction, RequestMeasurement, RunRecord, runs_folder
+from profiles.runs import Prediction, RequestMeasurement, RunRecord, runs_folder, save_run
 from profiles.server import CompletionTimings, LlamaServer, ServerFailed, complete
 from profiles.server_log import RunReport, parse_server_log_file
 from solver.errors import BadInput, OperationFailed
 from solver.launch_cost import LaunchPredictor
 from solver.llama_args import LaunchConfig
 from solver.memory import MemoryReport
+from solver.tune import Measure, PartialReport, TrialMeasurement
 
 
 class PromptSpec(BaseModel):
@@ -248,3 +249,44 @@ def _prediction(
             "rate_sources": decode.rate_sources,
         }
     return Prediction(memory_bytes=memory_bytes, compute_bytes=compute, notes=report.notes, **speed)
+
+
+def trial_measure(
+    base: LaunchRequest,
+    *,
+    machine: str,
+    predictor: LaunchPredictor,
+    server: Path | str | None = None,
+    n_predict: int = 16,
+) -> Measure:
+    """``solver.tune``'s measuring step: launch with a trial's arguments, let the pruner see
+    the short request first, store the run under runs/ like ``fit test`` does."""
+
+    def measure(args: list[str], report_partial: PartialReport) -> TrialMeasurement:
+        seen: list[RequestMeasurement] = []
+
+        def checkpoint(measurement: RequestMeasurement) -> None:
+            seen.append(measurement)
+            if len(seen) == 1:  # the short request: the pruner's early look
+                t = measurement.timings
+                report_partial(t.predicted_per_second, t.prompt_per_second)
+
+        request = base.model_copy(update={"args": tuple(args)})
+        record = measure_launch(
+            request,
+            machine=machine,
+            predictor=predictor,
+            server=server,
+            n_predict=n_predict,
+            checkpoint=checkpoint,
+        )
+        run_file = save_run(base.conf_path, record)
+        return TrialMeasurement(
+            ok=record.ok,
+            decode_tps=record.decode_tps,
+            prompt_tps=record.prompt_tps,
+            failure=record.failure,
+            run_file=str(run_file),
+        )
+
+    return measure
