@@ -935,10 +935,14 @@ def _calibration_text(calibration: Any, others: int, skipped: list[str], saved: 
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{value:.1%}"
 
-    lines.append(f"mean error, decode: {pct(e.decode_before)} before, {pct(e.decode_after)} after")
-    lines.append(
-        f"mean error, prompt: {pct(e.prefill_before)} before, {pct(e.prefill_after)} after"
-    )
+    for what, before, after in (
+        ("decode", e.decode_before, e.decode_after),
+        ("prompt", e.prefill_before, e.prefill_after),
+    ):
+        lines.append(
+            f"mean error on these runs, {what}: {pct(before)} before (coefficients in use), "
+            f"{pct(after)} after"
+        )
     lines += [f"note: {note}" for note in calibration.notes]
     lines += [f"skipped: {line}" for line in skipped]
     lines.append(f"saved: {saved}" if saved else "not saved (--dry-run)")

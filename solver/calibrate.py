@@ -198,20 +198,22 @@ def _decode_design(
     return np.array(matrix), np.array(target)
 
 
-def _determined(runs: Sequence[RunSamples], model: _Model, base: CostCoefficients) -> bool:
-    """Enough distinct runs and a full-rank design for this model's unknowns."""
+def _undetermined(runs: Sequence[RunSamples], model: _Model, base: CostCoefficients) -> str | None:
+    """Why the runs cannot determine this model's unknowns, or None when they can."""
     with_rows = [run for run in runs if run.decode]
     if len(with_rows) < model.unknowns:
-        return False
+        return f"{len(with_rows)} run(s) for {model.unknowns} unknowns"
     rows = [row for run in with_rows for row in run.decode]
     matrix, _ = _decode_design(rows, model, base)
     scale = np.linalg.norm(matrix, axis=0)
     if np.any(scale == 0):
-        return False
+        return "a term is zero in every run (e.g. no graph splits, or a device never used)"
     singular = np.linalg.svd(matrix / scale, compute_uv=False)
     # nearly parallel columns (e.g. runs of one model all read the same bytes, so bandwidth
     # and overhead trade off freely) are not determined, however exact the arithmetic
-    return len(singular) == model.unknowns and singular[-1] >= CONDITION_FLOOR * singular[0]
+    if singular[-1] < CONDITION_FLOOR * singular[0]:
+        return "the runs cannot tell its terms apart (they vary together across the runs)"
+    return None
 
 
 # --- the fit --------------------------------------------------------------------------------------
@@ -264,8 +266,9 @@ def calibrate(
 
     chosen, solution = None, None
     for model in candidate_models(devices, hardware):
-        if not _determined(runs, model, base):
-            notes.append(f"not enough distinct runs for: {model.name} ({model.unknowns} unknowns)")
+        why = _undetermined(runs, model, base)
+        if why is not None:
+            notes.append(f"not fitted: {model.name}: {why}")
             continue
         x = nnls(*_decode_design(decode_rows, model, base))
         if np.all(x[: len(model.groups)] > 0):

@@ -70,7 +70,7 @@ def test_too_few_runs_pool_the_host_devices_and_say_so() -> None:
     result = calibrate(_distinct_runs(2), HOST_ONLY, machine="m")
     assert set(result.grouping.values()) == {HOST_GROUP}
     assert "split_latency_s" not in result.fitted
-    assert any("not enough distinct runs" in note for note in result.notes)
+    assert any("not fitted: per-device" in note for note in result.notes)
     rates = {r.bandwidth_bytes_per_s for r in result.coefficients.measured.values()}
     assert len(rates) == 1 and min(TRUE_BW.values()) <= rates.pop() <= max(TRUE_BW.values())
 

@@ -122,7 +122,7 @@ def test_rpc_profile_is_measured_then_calibrated(
     fit = json_of(calibrated)
     assert fit["runs"] == 1 and fit["saved_to"] and Path(fit["saved_to"]).exists()
     assert fit["fitted"][0] == "bandwidth[host]"  # one run: one pooled bandwidth
-    assert any("not enough distinct runs" in note for note in fit["notes"])
+    assert any("not fitted: per-device" in note for note in fit["notes"])
 
     again = _test(conf)
     assert again.exit_code == 0, again.output
