@@ -483,10 +483,15 @@ def _solve_request(**options: Any) -> Any:
 @click.option("--name", "profile_name", help="NAME= for the profile.")
 @click.option("--description", help="DESCRIPTION= for the profile.")
 @click.option("--force", is_flag=True, help="Replace a profile that was already tested.")
+@click.option(
+    "--no-calibration",
+    is_flag=True,
+    help="With --hardware detect: ignore this machine's `fit calibrate` results.",
+)
 def solve_command(model: str, hardware_name: str, baselines: bool, as_json: bool,
                   profile_id: str | None, conf_path: Path, model_path: str | None,
                   profile_name: str | None, description: str | None, force: bool,
-                  **options: Any) -> None:  # fmt: skip
+                  no_calibration: bool, **options: Any) -> None:  # fmt: skip
     """Place MODEL's tensors on the rig's GPUs and CPU with the lowest estimated latency.
 
     Builds a CP-SAT model from the tensor inventory and the hardware, proves how good the
@@ -506,7 +511,12 @@ def solve_command(model: str, hardware_name: str, baselines: bool, as_json: bool
     inventory = load_inventory(model)
     hardware = _load_rig(hardware_name)
     request = _solve_request(**options).model_copy(update={"with_baselines": baselines})
-    report = solve(inventory, hardware, request)
+    coefficients = None
+    if hardware_name == "detect":  # calibration describes this machine, not a scenario
+        _, machine = _this_machine()
+        coefficients, coefficients_note = _coefficients(machine, not no_calibration)
+        click.echo(coefficients_note, err=True)
+    report = solve(inventory, hardware, request, coefficients=coefficients)
     if as_json:
         emit_json(report.to_json())
     else:
@@ -599,6 +609,507 @@ def whatif_command(model: str, hardware_names: tuple[str, ...], vary: tuple[str,
 
 
 # --- start / test / calibrate / tune ----------------------------------------------------
+
+
+_conf_option = click.option(
+    "--conf",
+    "conf_path",
+    default="models.conf",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The workspace's models.conf (runs/ and .fit/ live next to it).",
+)
+_server_option = click.option(
+    "--server",
+    "server_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="llama-server to run [$LLAMA_SERVER, fit's cached build, PATH].",
+)
+
+
+def _n_predict_option(default: int) -> Any:
+    return click.option(
+        "--n-predict",
+        default=default,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Tokens generated per measured prompt.",
+    )
+
+
+class _Progress:
+    """One self-overwriting status line on a terminal's stderr; quiet otherwise."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self._start = self._clock()
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, line: str) -> None:
+        if not self.enabled:
+            return
+        import shutil
+
+        width = shutil.get_terminal_size().columns
+        text = f"[{self._clock() - self._start:6.1f} s] {line.strip()}"
+        click.echo("\r\x1b[K" + text[: width - 1], err=True, nl=False)
+
+    def clear(self) -> None:
+        if self.enabled:
+            click.echo("\r\x1b[K", err=True, nl=False)
+
+
+def _this_machine() -> tuple[Any, str]:
+    """This machine's hardware and its id (hostname, CPU model, GPU names)."""
+    from solver.calibrate import machine_id
+    from solver.hardware_detect import detect
+
+    detected = detect()
+    return detected.hardware, machine_id([gpu.name for gpu in detected.gpus])
+
+
+def _coefficients(machine: str, use_calibration: bool) -> tuple[Any, str]:
+    from profiles.calibration_store import calibration_path, load_calibration
+    from solver.cost import CostCoefficients
+
+    calibration = load_calibration(machine) if use_calibration else None
+    if calibration is None:
+        why = "--no-calibration" if not use_calibration else "run `fit calibrate`"
+        return CostCoefficients(), f"cost coefficients: spec defaults ({why})"
+    return calibration.coefficients, (
+        f"cost coefficients: calibrated {calibration.created:%Y-%m-%d} from "
+        f"{calibration.runs} runs ({calibration_path(machine)})"
+    )
+
+
+def _measuring(conf_path: Path, profile_id: str, use_calibration: bool) -> dict[str, Any]:
+    """What `fit test` and `fit tune` share: the profile, this machine, the predictor."""
+    from profiles.launch import load_profile
+    from solver.launch_cost import LaunchPredictor
+    from solver.sources import load_inventory
+
+    launch = load_profile(conf_path, profile_id)
+    hardware, machine = _this_machine()
+    coefficients, coefficients_note = _coefficients(machine, use_calibration)
+    predictor = LaunchPredictor(load_inventory(str(launch.model)), hardware, coefficients)
+    return {
+        "launch": launch,
+        "machine": machine,
+        "predictor": predictor,
+        "coefficients_note": coefficients_note,
+    }
+
+
+@cli.command("start")
+@click.argument("profile_id", metavar="PROFILE")
+@_conf_option
+@_server_option
+@click.option("--dry-run", is_flag=True, help="Print the command and exit.")
+@click.option("--json", "as_json", is_flag=True, help="Print the command as a JSON list.")
+def start_command(
+    profile_id: str, conf_path: Path, server_path: Path | None, dry_run: bool, as_json: bool
+) -> None:
+    """Run a profile's llama-server in the foreground, exactly as start.sh would.
+
+    The command is `llama-server -m MODEL -c CTX_SIZE -ngl N_GPU_LAYERS --fit FIT
+    EXTRA_ARGS` (EXTRA_ARGS split like a shell, no shell run); a relative MODEL is taken from
+    the conf file's folder. Signals reach llama-server; fit exits with its status.
+
+    \b
+    Examples:
+        fit start gpt-oss-120b --dry-run
+        fit start qwen3-coder-30b --conf ~/llm/models.conf
+    """
+    from profiles.launch import load_profile, resolve_server, run_foreground
+    from profiles.models_conf import join_args
+
+    launch = load_profile(conf_path, profile_id)
+    argv = launch.argv(resolve_server(server_path))
+    if as_json:
+        emit_json(argv)
+    else:
+        click.echo(join_args(argv))
+    if dry_run:
+        return
+    status = run_foreground(argv)
+    if status:
+        sys.exit(status)
+
+
+def _comparison_text(record: Any) -> str:
+    from profiles.outcome import comparisons
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    rows = [
+        {
+            "": f"{row.what} ({row.unit})",
+            "predicted": cell(row.predicted),
+            "measured": cell(row.measured),
+            "error": "-" if row.error is None else f"{row.error:+.1%}",
+        }
+        for row in comparisons(record)
+    ]
+    return _table(rows)
+
+
+def _record_json(record: Any, run_file: Path) -> dict[str, Any]:
+    from profiles.outcome import comparisons
+
+    return {
+        "profile": record.profile,
+        "ok": record.ok,
+        "failure": record.failure,
+        "decode_tps": record.decode_tps,
+        "prompt_tps": record.prompt_tps,
+        "comparison": [{**row.model_dump(), "error": row.error} for row in comparisons(record)],
+        "prediction": record.prediction.model_dump() if record.prediction else None,
+        "prediction_error": record.prediction_error,
+        "run_file": str(run_file),
+        "log": record.log_path,
+    }
+
+
+@cli.command("test")
+@click.argument("profile_id", metavar="PROFILE")
+@_conf_option
+@_server_option
+@_n_predict_option(32)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    default=600.0,
+    show_default=True,
+    type=float,
+    help="Seconds to wait for the server to load.",
+)
+@click.option("--no-calibration", is_flag=True, help="Predict with spec-sheet coefficients.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def test_command(profile_id: str, conf_path: Path, server_path: Path | None, n_predict: int,
+                 timeout_s: float, no_calibration: bool, as_json: bool) -> None:  # fmt: skip
+    """Launch a profile, measure it, and record what it really did.
+
+    Starts llama-server on a free port, sends a warm-up, a short and a long prompt, takes
+    prompt and decode t/s from the server's own timings, stops it and reads its log (memory
+    per device, graph splits, context, warnings). Prints fit's prediction next to the
+    measurement, saves the run under runs/, sets SPEED and replaces NOT YET TESTED with a
+    dated line. A launch that fails changes nothing in models.conf and exits 1.
+
+    \b
+    Example:
+        fit test gpt-oss-120b --conf ~/llm/models.conf
+    """
+    from profiles.measure import LaunchRequest, measure_launch
+    from profiles.outcome import mark_tested
+    from profiles.runs import save_run
+    from solver.errors import OperationFailed
+
+    setup = _measuring(conf_path, profile_id, not no_calibration)
+    launch = setup["launch"]
+    progress = _Progress()
+    request = LaunchRequest(
+        profile_id=profile_id, conf_path=conf_path, model=launch.model, args=launch.args
+    )
+    try:
+        record = measure_launch(
+            request, machine=setup["machine"], predictor=setup["predictor"], server=server_path,
+            n_predict=n_predict, progress=progress, startup_timeout_s=timeout_s,
+        )  # fmt: skip
+    finally:
+        progress.clear()
+    run_file = save_run(conf_path, record)
+    if record.ok:
+        mark_tested(conf_path, profile_id, record)
+    if as_json:
+        emit_json(_record_json(record, run_file))
+    else:
+        click.echo(_test_text(record, run_file, conf_path, setup["coefficients_note"]))
+    if not record.ok:
+        raise OperationFailed(
+            f"[{profile_id}] did not run; {conf_path} is unchanged. {record.failure}"
+        )
+
+
+def _test_text(record: Any, run_file: Path, conf_path: Path, coefficients_note: str) -> str:
+    from profiles.models_conf import join_args
+    from profiles.outcome import speed_text
+
+    report = record.report
+    lines = [f"[{record.profile}] {join_args(record.args)}"]
+    if record.ok and report is not None:
+        devices = ", ".join(report.per_device()) or "CPU"
+        graph = report.graph
+        splits = f", {graph.pp_splits} graph splits" if graph else ""
+        lines.append(f"loaded on {devices}: context {report.context.n_ctx}{splits}")
+    lines += ["", _comparison_text(record), ""]
+    prediction = record.prediction
+    if prediction is not None and prediction.rate_sources:
+        rates = ", ".join(f"{d}: {s}" for d, s in prediction.rate_sources.items())
+        lines.append(f"rates: {rates}")
+    lines.append(coefficients_note)
+    if record.prediction_error:
+        lines.append(f"not predicted: {record.prediction_error}")
+    for note in (*record.notes, *(prediction.notes if prediction else ())):
+        lines.append(f"note: {note}")
+    if report is not None and report.warnings:
+        lines.append(f"log warnings ({len(report.warnings)}):")
+        lines += [f"  {w}" for w in report.warnings[:5]]
+    lines.append(f"run saved: {run_file}")
+    if record.ok:
+        lines.append(f"{conf_path}: SPEED={speed_text(record.decode_tps)}, marked tested")
+    return "\n".join(lines)
+
+
+@cli.command("calibrate")
+@_conf_option
+@click.option(
+    "--runs",
+    "runs_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Folders of stored runs [runs/ next to --conf]; repeatable.",
+)
+@click.option("--dry-run", is_flag=True, help="Fit and print, but do not save.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def calibrate_command(conf_path: Path, runs_dirs: tuple[Path, ...], dry_run: bool,
+                      as_json: bool) -> None:  # fmt: skip
+    """Fit the cost model's coefficients to this machine's measured runs.
+
+    Reads the runs `fit test` and `fit tune` stored, keeps those of this machine, and fits
+    effective bandwidth per device, split latency, per-token overhead and prefill
+    throughput by non-negative least squares. Saves them under ~/.config/fit/calibration/
+    ($FIT_CONFIG_DIR overrides); `fit test` and `fit solve --hardware detect` use them.
+
+    \b
+    Example:
+        fit test qwen3-32b-q8 && fit calibrate
+    """
+    from profiles.calibration_store import save_calibration
+    from profiles.runs import load_runs, runs_folder
+    from solver.calibrate import calibrate
+
+    hardware, machine = _this_machine()
+    coefficients, _ = _coefficients(machine, True)
+    folders = list(runs_dirs) or [runs_folder(conf_path)]
+    records, skipped = load_runs(folders)
+    mine = [r for r in records if r.machine_id == machine and r.ok]
+    calibration = calibrate(
+        [r.samples() for r in mine], hardware, machine=machine, base=coefficients
+    )
+    saved = None if dry_run else save_calibration(calibration)
+    if as_json:
+        payload = calibration.model_dump(mode="json")
+        payload["saved_to"] = None if saved is None else str(saved)
+        payload["skipped"] = skipped
+        emit_json(payload)
+        return
+    click.echo(_calibration_text(calibration, len(records) - len(mine), skipped, saved))
+
+
+def _calibration_text(calibration: Any, others: int, skipped: list[str], saved: Path | None) -> str:
+    from solver.hardware import GB
+
+    c, e = calibration.coefficients, calibration.errors
+    lines = [
+        f"machine {calibration.machine_id}: {calibration.runs} runs, "
+        f"{calibration.decode_rows} decode and {calibration.prefill_rows} prompt measurements"
+        + (f" ({others} runs of other machines or failed launches left out)" if others else ""),
+    ]
+    rows = [
+        {
+            "device": device,
+            "group": group,
+            "GB/s": f"{c.measured[device].bandwidth_bytes_per_s / GB:.2f}",
+            "GFLOP/s": f"{c.measured[device].flops / 1e9:.1f}",
+        }
+        for device, group in calibration.grouping.items()
+    ]
+    lines += [_table(rows)]
+    lines.append(f"split latency {c.split_latency_s * 1e6:.1f} us, "
+                 f"token overhead {c.token_overhead_s * 1e3:.3f} ms")  # fmt: skip
+    lines.append(f"fitted: {', '.join(calibration.fitted)}")
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    for what, before, after in (
+        ("decode", e.decode_before, e.decode_after),
+        ("prompt", e.prefill_before, e.prefill_after),
+    ):
+        lines.append(
+            f"mean error on these runs, {what}: {pct(before)} before (coefficients in use), "
+            f"{pct(after)} after"
+        )
+    lines += [f"note: {note}" for note in calibration.notes]
+    lines += [f"skipped: {line}" for line in skipped]
+    lines.append(f"saved: {saved}" if saved else "not saved (--dry-run)")
+    return "\n".join(lines)
+
+
+@cli.command("tune")
+@click.argument("profile_id", metavar="PROFILE")
+@_conf_option
+@_server_option
+@click.option(
+    "--trials",
+    "n_trials",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Finished trials the study should have (a resumed study counts its own).",
+)
+@click.option("--storage", help="Optuna RDB URL [sqlite:///WORKSPACE/.fit/tune.db].")
+@click.option("--study", "study_name", help="Study name [PROFILE-OBJECTIVE].")
+@click.option(
+    "--objective",
+    default="decode",
+    show_default=True,
+    type=click.Choice(["decode", "prompt", "mix"]),
+    help="Measured decode t/s, prompt t/s, or their geometric mean.",
+)
+@click.option("--apply", "apply_best", is_flag=True, help="Write the best trial into the profile.")
+@_n_predict_option(16)
+@click.option(
+    "--heartbeat",
+    "heartbeat_s",
+    default=10.0,
+    show_default=True,
+    type=float,
+    help="Seconds between trial heartbeats; a trial silent for twice this is retried.",
+)
+@click.option("--no-calibration", is_flag=True, help="Predict with spec-sheet coefficients.")
+@click.option("--json", "as_json", is_flag=True, help="Print the trials as JSON.")
+def tune_command(profile_id: str, conf_path: Path, server_path: Path | None, n_trials: int,
+                 storage: str | None, study_name: str | None, objective: str, apply_best: bool,
+                 n_predict: int, heartbeat_s: float, no_calibration: bool,
+                 as_json: bool) -> None:  # fmt: skip
+    """Tune batch, ubatch, threads, -ngl, -ts and expert offload by measuring real launches.
+
+    Optuna (TPE) proposes settings; each is checked against the memory budgets first (one
+    that cannot fit is pruned without a launch), then launched and measured. The first trial
+    is the profile as it is. Trials are stored (SQLite in the workspace by default), so a
+    killed run resumes, and several machines can share one --storage URL.
+
+    \b
+    Examples:
+        fit tune qwen3-32b-q8 --trials 30
+        fit tune gpt-oss-120b --objective mix --apply
+    """
+    from profiles.launch import measurable_args, workspace_file
+    from profiles.measure import LaunchRequest, trial_measure
+    from profiles.outcome import apply_settings
+    from solver.errors import OperationFailed
+    from solver.tune import (
+        Objective,
+        TuneObjective,
+        best_trial,
+        open_study,
+        run_study,
+        settings_of,
+        tune_space,
+    )
+
+    setup = _measuring(conf_path, profile_id, not no_calibration)
+    launch, predictor = setup["launch"], setup["predictor"]
+    args, _ = measurable_args(launch.args)
+    space, current, notes = tune_space(args, predictor)
+    goal = Objective(objective)
+    if storage is None:
+        folder = workspace_file(conf_path, ".fit")
+        folder.mkdir(parents=True, exist_ok=True)
+        storage = f"sqlite:///{folder / 'tune.db'}"
+    name = study_name or f"{profile_id}-{goal.value}"
+    study = open_study(storage, name, objective=goal, heartbeat_s=heartbeat_s)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+
+    base = LaunchRequest(profile_id=profile_id, conf_path=conf_path, model=launch.model,
+                         args=tuple(args), kind="tune")  # fmt: skip
+    measure = trial_measure(base, machine=setup["machine"], predictor=predictor,
+                            server=server_path, n_predict=n_predict)  # fmt: skip
+
+    def on_trial(trial: Any) -> None:
+        click.echo(_trial_line(trial), err=as_json)
+
+    tuner = TuneObjective(args, space, predictor, measure, goal)
+    run_study(study, tuner, current, n_trials, on_trial=on_trial)
+    best = best_trial(study)
+    applied = None
+    if apply_best:
+        if best is None:
+            raise OperationFailed(f"study {name} has no completed trial to apply")
+        settings = settings_of(best, space)
+        applied = apply_settings(
+            conf_path, profile_id, settings, study=name, trial=best.number,
+            decode_tps=best.user_attrs.get("decode_tps"),
+            prompt_tps=best.user_attrs.get("prompt_tps"),
+        )  # fmt: skip
+    trials = study.get_trials(deepcopy=False)
+    if as_json:
+        emit_json({
+            "study": name, "storage": storage,
+            "best": None if best is None else best.number,
+            "applied_to": None if applied is None else str(applied),
+            "trials": [_trial_json(t) for t in trials],
+        })  # fmt: skip
+        return
+    click.echo("")
+    click.echo(_table([_trial_row(t) for t in trials]))
+    if best is not None:
+        click.echo(f"best: trial {best.number}, {goal.value} {best.value:.1f} t/s: "
+                   f"{' '.join(best.user_attrs.get('args', []))}")  # fmt: skip
+    if applied is not None:
+        click.echo(f"applied to [{profile_id}] in {applied}; run `fit test {profile_id}`")
+
+
+def _trial_reason(trial: Any) -> str:
+    attrs = trial.user_attrs
+    return attrs.get("pruned_reason") or attrs.get("failure") or ""
+
+
+def _params_text(trial: Any) -> str:
+    return " ".join(
+        f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in trial.params.items()
+    )
+
+
+def _trial_line(trial: Any) -> str:
+    value = "" if trial.value is None else f" {trial.value:.1f} t/s"
+    reason = _trial_reason(trial).splitlines()[0:1]
+    why = f" ({reason[0]})" if reason else ""
+    return f"trial {trial.number}: {trial.state.name.lower()}{value}  {_params_text(trial)}{why}"
+
+
+def _trial_row(trial: Any) -> dict[str, Any]:
+    attrs = trial.user_attrs
+
+    def speed(key: str) -> str:
+        value = attrs.get(key)
+        return "-" if value is None else f"{value:.1f}"
+
+    reason = _trial_reason(trial).splitlines()[0:1]
+    return {
+        "trial": trial.number,
+        "state": trial.state.name.lower(),
+        "decode t/s": speed("decode_tps"),
+        "prompt t/s": speed("prompt_tps"),
+        "params": _params_text(trial),
+        "note": (reason[0][:60] if reason else ""),
+    }
+
+
+def _trial_json(trial: Any) -> dict[str, Any]:
+    return {
+        "number": trial.number,
+        "state": trial.state.name.lower(),
+        "value": trial.value,
+        "params": trial.params,
+        "user_attrs": trial.user_attrs,
+    }
 
 
 def main() -> None:

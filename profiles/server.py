@@ -66,7 +66,7 @@ def free_port(host: str = HOST) -> int:
         return int(probe.getsockname()[1])
 
 
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+def die_with_parent(parent_pid: int) -> Callable[[], None]:
     """preexec_fn: ask the kernel to SIGKILL the child when fit goes away (Linux only)."""
     prctl = None
     with suppress(OSError, AttributeError):
@@ -92,7 +92,7 @@ def spawn(argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent(os.getpid()),
+                preexec_fn=die_with_parent(os.getpid()),
                 env=env,
             )
         except OSError as error:

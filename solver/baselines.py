@@ -50,7 +50,7 @@ def plan_from_slots(
 def _default_split(problem: PlacementProblem, ngl: int) -> tuple[int, ...]:
     """Slots per GPU for ``-ngl ngl`` without ``-ts``: proportional to free memory."""
     gpus = problem.devices[1:]
-    if not gpus:
+    if not gpus:  # a CPU-only rig has nothing to split
         return ()
     n_slots = min(ngl, problem.table.stored.shape[0] + 1)
     return split_slots(tuple(float(problem.capacity[g]) for g in gpus), n_slots)

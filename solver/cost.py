@@ -130,18 +130,25 @@ def device_rates(hardware: Hardware, coefficients: CostCoefficients) -> dict[str
     return rates
 
 
-def build_cost_tables(
-    table: LayerTable,
-    hardware: Hardware,
-    workload: Workload,
-    coefficients: CostCoefficients | None = None,
-) -> CostTables:
-    """Precompute every (layer, part, device) time once; plans and the solver sum them."""
-    coefficients = coefficients or CostCoefficients()
-    rates = device_rates(hardware, coefficients)
-    devices = tuple(hardware.device_names)
-    bandwidth = np.array([rates[d].bandwidth_bytes_per_s for d in devices])
-    flops = np.array([rates[d].flops for d in devices])
+class LayerLoads(BaseModel):
+    """What each (layer, part) costs before any device rate divides it.
+
+    Arrays are [layer, part] in ``PARTS`` order. These raw amounts are shared by the cost
+    tables (divided by a device's rates) and by calibration (regressed against measured time).
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    present: np.ndarray = Field(description="True if the layer has that part")
+    stored: np.ndarray = Field(description="bytes held")
+    read: np.ndarray = Field(description="bytes one decoded token reads (KV at depth included)")
+    work: np.ndarray = Field(description="FLOPs of one ubatch of n_ubatch tokens")
+    output_bytes: float = Field(description="bytes of the output head a token reads")
+    n_ubatch: int
+
+
+def layer_loads(table: LayerTable, workload: Workload) -> LayerLoads:
+    """Bytes and FLOPs of every (layer, part) for this workload."""
     column = {unit: i for i, unit in enumerate(table.units)}
     n_layers = table.stored.shape[0]
     n = workload.n_ubatch
@@ -161,33 +168,82 @@ def build_cost_tables(
     present = stored > 0
     present[:, 0] = True
 
-    # Step 1: decode — every byte a token touches, read at its device's bandwidth.
-    decode = read[:, :, None] / bandwidth[None, None, :]
-
-    # Step 2: prefill — one ubatch of n tokens. Matmul work scales with the active share;
-    # a big ubatch touches every expert, so all stored bytes are read (roofline: the max).
+    # Matmul work scales with the active share; a big ubatch touches every expert, so the
+    # prefill roofline still reads all stored bytes (see build_cost_tables).
     share = np.divide(read, stored, out=np.zeros_like(read), where=stored > 0)
     share[:, 0] = 1.0
     work = 2.0 * n * params * share
     attention_work = np.asarray(workload.attention_flops_per_position) * n
     work[:, 0] += attention_work * (workload.depth + n / 2)
+    return LayerLoads(
+        present=present,
+        stored=stored,
+        read=read,
+        work=work,
+        output_bytes=float(output_head_bytes(table)),
+        n_ubatch=n,
+    )
+
+
+def output_head_bytes(table: LayerTable) -> int:
+    """Bytes of the output head (and its norm) that every token reads.
+
+    A model with tied embeddings has no ``output.weight``: llama.cpp loads a copy of
+    ``token_embd`` as the head (``TENSOR_DUPLICATED`` in src/llama-model.cpp), and every
+    token multiplies with all of it.
+    """
+    head = sum(b for name, b in table.global_bytes.items() if name.startswith("output"))
+    if "output.weight" not in table.global_bytes:
+        head += table.global_bytes.get("token_embd.weight", 0)
+    return head
+
+
+def build_cost_tables(
+    table: LayerTable,
+    hardware: Hardware,
+    workload: Workload,
+    coefficients: CostCoefficients | None = None,
+    *,
+    devices: Sequence[str] | None = None,
+) -> CostTables:
+    """Precompute every (layer, part, device) time once; plans and the solver sum them.
+
+    ``devices`` defaults to the rig's (CPU, then GPUs); other names (``RPC0``...) need a rate
+    in ``coefficients.measured``.
+    """
+    coefficients = coefficients or CostCoefficients()
+    rates = device_rates(hardware, coefficients)
+    devices = tuple(devices) if devices is not None else tuple(hardware.device_names)
+    missing = [d for d in devices if d not in rates]
+    if missing:
+        raise ValueError(f"no rates for device(s) {', '.join(missing)}")
+    bandwidth = np.array([rates[d].bandwidth_bytes_per_s for d in devices])
+    flops = np.array([rates[d].flops for d in devices])
+    loads = layer_loads(table, workload)
+    stored, work, n = loads.stored, loads.work, loads.n_ubatch
+
+    # Step 1: decode — every byte a token touches, read at its device's bandwidth.
+    decode = loads.read[:, :, None] / bandwidth[None, None, :]
+
+    # Step 2: prefill — one ubatch of n tokens, compute- or bandwidth-bound (roofline).
     prefill = np.maximum(
         work[:, :, None] / flops[None, None, :], stored[:, :, None] / bandwidth[None, None, :]
     )
     if hardware.gpus and n >= coefficients.op_offload_min_batch:
         # Host-resident weights stream to the first GPU each ubatch and are multiplied there.
         first_gpu = rates[hardware.gpus[0].device]
-        prefill[:, :, 0] = stored / first_gpu.link_bytes_per_s + work / first_gpu.flops
+        prefill[:, :, devices.index(CPU)] = (
+            stored / first_gpu.link_bytes_per_s + work / first_gpu.flops
+        )
 
-    output_bytes = sum(b for name, b in table.global_bytes.items() if name.startswith("output"))
-    slowest_link = min((r.link_bytes_per_s for r in rates.values()), default=float("inf"))
+    slowest_link = min((rates[d].link_bytes_per_s for d in devices), default=float("inf"))
     activation = workload.n_embd * 4.0  # one f32 row per token crosses each split
     return CostTables(
         devices=devices,
-        present=present,
+        present=loads.present,
         decode=decode,
         prefill=prefill,
-        output_decode=output_bytes / bandwidth,
+        output_decode=loads.output_bytes / bandwidth,
         split_decode=coefficients.split_latency_s + 2 * activation / slowest_link,
         split_prefill=coefficients.split_latency_s + 2 * n * activation / slowest_link,
         token_overhead=coefficients.token_overhead_s,
@@ -205,10 +261,17 @@ def part_devices(plan: Plan) -> list[list[str]]:
 
 def graph_devices(plan: Plan, tables: CostTables) -> list[str]:
     """Devices along the graph: the input (host), each present part of each layer, output."""
+    return parts_graph(part_devices(plan), plan.output_device, tables.present)
+
+
+def parts_graph(
+    parts: Sequence[Sequence[str]], output_device: str, present: np.ndarray
+) -> list[str]:
+    """Devices along the graph for per-layer part devices (``part_devices``' shape)."""
     sequence = [CPU]  # token_embd rows are read on the host
-    for layer, devices in enumerate(part_devices(plan)):
-        sequence.extend(d for p, d in enumerate(devices) if tables.present[layer, p])
-    sequence.append(plan.output_device)
+    for layer, devices in enumerate(parts):
+        sequence.extend(d for p, d in enumerate(devices) if present[layer, p])
+    sequence.append(output_device)
     return sequence
 
 
@@ -219,16 +282,23 @@ def crossings(sequence: Sequence[str]) -> Iterator[tuple[str, str]]:
 
 def estimate_cost(plan: Plan, tables: CostTables) -> CostEstimate:
     """Decode seconds per token and prefill seconds per ubatch of ``plan``."""
+    return estimate_parts_cost(part_devices(plan), plan.output_device, tables)
+
+
+def estimate_parts_cost(
+    parts: Sequence[Sequence[str]], output_device: str, tables: CostTables
+) -> CostEstimate:
+    """``estimate_cost`` for any per-layer part devices (a ``Plan``'s or a launch's)."""
     index = {device: k for k, device in enumerate(tables.devices)}
     by_device = dict.fromkeys(tables.devices, 0.0)
     prefill = 0.0
-    for layer, devices in enumerate(part_devices(plan)):
+    for layer, devices in enumerate(parts):
         for p, device in enumerate(devices):
             if tables.present[layer, p]:
                 by_device[device] += float(tables.decode[layer, p, index[device]])
                 prefill += float(tables.prefill[layer, p, index[device]])
-    by_device[plan.output_device] += float(tables.output_decode[index[plan.output_device]])
-    splits = sum(1 for _ in crossings(graph_devices(plan, tables)))
+    by_device[output_device] += float(tables.output_decode[index[output_device]])
+    splits = sum(1 for _ in crossings(parts_graph(parts, output_device, tables.present)))
     decode = sum(by_device.values()) + splits * tables.split_decode + tables.token_overhead
     prefill += splits * tables.split_prefill
     return CostEstimate(
@@ -239,3 +309,39 @@ def estimate_cost(plan: Plan, tables: CostTables) -> CostEstimate:
         decode_seconds_by_device={d: s for d, s in by_device.items() if s > 0},
         splits_per_token=splits,
     )
+
+
+class DeviceLoads(BaseModel):
+    """Per device: what one decoded token reads and one prompt token computes; the splits.
+
+    The features calibration regresses measured time against: decode seconds per token =
+    sum_d bytes_read[d] / bandwidth_d + splits * split latency + token overhead.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    bytes_read: dict[str, float] = Field(description="bytes per decoded token")
+    flops_per_token: dict[str, float] = Field(description="prefill FLOPs per prompt token")
+    bytes_stored: dict[str, float]
+    splits: int
+
+
+def device_loads(
+    parts: Sequence[Sequence[str]], output_device: str, loads: LayerLoads
+) -> DeviceLoads:
+    """Sum ``layer_loads`` by the device each part sits on (same walk as the cost estimate)."""
+    read: dict[str, float] = {}
+    flops: dict[str, float] = {}
+    stored: dict[str, float] = {}
+    for layer, devices in enumerate(parts):
+        for p, device in enumerate(devices):
+            if loads.present[layer, p]:
+                read[device] = read.get(device, 0.0) + float(loads.read[layer, p])
+                flops[device] = (
+                    flops.get(device, 0.0) + float(loads.work[layer, p]) / loads.n_ubatch
+                )
+                stored[device] = stored.get(device, 0.0) + float(loads.stored[layer, p])
+    read[output_device] = read.get(output_device, 0.0) + loads.output_bytes
+    stored[output_device] = stored.get(output_device, 0.0) + loads.output_bytes
+    splits = sum(1 for _ in crossings(parts_graph(parts, output_device, loads.present)))
+    return DeviceLoads(bytes_read=read, flops_per_token=flops, bytes_stored=stored, splits=splits)

@@ -1,0 +1,99 @@
+"""A launch's own placement is priced exactly as the solver prices the Plan behind it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from solver.cost import CostCoefficients, DeviceRates, estimate_cost, part_devices
+from solver.hardware import load_hardware
+from solver.launch_cost import LaunchPredictor, launch_part_devices, price_launch
+from solver.llama_args import parse_llama_args
+from solver.memory import estimate_memory
+from solver.plan import CPU, Plan
+from solver.render import placement_args
+from solver.solve import SolveRequest, _setting
+from solver.sources import load_inventory
+from solver.units import Unit
+
+
+@pytest.fixture(scope="module")
+def gemma(gemma_gguf: Path):
+    return load_inventory(str(gemma_gguf))
+
+
+def _plan(n_layers: int) -> Plan:
+    dense_on_cpu = tuple(CPU if 3 <= il <= 5 else None for il in range(n_layers))
+    return Plan(
+        gpus=("CUDA0", "CUDA1"),
+        n_layers=n_layers,
+        gpu_layers=(8, n_layers - 10),
+        output_device="CUDA1",
+        overrides={Unit.FFN_DENSE: dense_on_cpu},
+    )
+
+
+def test_launch_placement_prices_like_the_plan_it_renders(gemma) -> None:
+    hardware = load_hardware("reference")
+    plan = _plan(gemma.n_layers)
+    request = SolveRequest(contexts=(4096,))
+    setting = _setting(gemma, hardware, request, 4096, "f16", CostCoefficients())
+    args = [*setting.base_args, *placement_args(plan)]
+    config = parse_llama_args(args, gpu_buffers=["CUDA0", "CUDA1"])
+    report = estimate_memory(gemma, config, hardware=hardware)
+
+    parts, mixed = launch_part_devices(
+        gemma, report.placement.tensor_devices, report.placement.layer_devices
+    )
+    assert parts == part_devices(plan) and mixed == 0
+
+    priced = price_launch(gemma, config, report, hardware)
+    expected = estimate_cost(plan, setting.tables)
+    assert priced.estimate.decode_tps == pytest.approx(expected.decode_tps, rel=1e-12)
+    assert priced.estimate.prefill_tps == pytest.approx(expected.prefill_tps, rel=1e-12)
+    assert priced.estimate.splits_per_token == expected.splits_per_token
+    assert priced.rate_sources == {
+        "CPU": "host rate (not calibrated)",
+        "CUDA0": "spec sheet",
+        "CUDA1": "spec sheet",
+    }
+
+
+def test_rpc_devices_take_the_host_rate_until_calibrated(gemma) -> None:
+    hardware = load_hardware("reference").model_copy(update={"gpus": ()})
+    args = ["-c", "1024", "-np", "1", "--fit", "off", "--rpc", "127.0.0.1:1,127.0.0.1:2"]
+    predictor = LaunchPredictor(gemma, hardware)
+    config, report = predictor.memory([*args, "-ngl", "99", "-ts", "1,1"])
+    cost = predictor.cost(config, report)
+    assert set(cost.rate_sources) == {"CPU", "RPC0", "RPC1"}
+    assert set(cost.rate_sources.values()) == {"host rate (not calibrated)"}
+    # every byte a token reads is on some device: the whole model but the input embedding
+    # rows, plus the tied output head (a copy of token_embd) on the last device
+    embd = next(t.n_bytes for t in gemma.tensors if t.name == "token_embd.weight")
+    assert sum(cost.loads.bytes_read.values()) == pytest.approx(gemma.total_bytes, rel=1e-9)
+    assert cost.loads.bytes_read["RPC1"] > embd
+
+    # a calibrated host rate halves the bandwidth: the bytes part of the decode time doubles
+    slow = DeviceRates(bandwidth_bytes_per_s=1e9, flops=1e11, link_bytes_per_s=float("inf"))
+    calibrated = LaunchPredictor(
+        gemma, hardware, CostCoefficients(measured={CPU: slow, "RPC0": slow})
+    )
+    priced = calibrated.cost(config, report)
+    assert priced.rate_sources == {
+        "CPU": "calibrated",
+        "RPC0": "calibrated",
+        "RPC1": "host rate (calibrated)",
+    }
+    seconds = priced.estimate.decode_seconds_by_device
+    assert sum(seconds.values()) == pytest.approx(sum(cost.loads.bytes_read.values()) / 1e9)
+
+
+def test_memory_shortfalls_name_the_device(gemma) -> None:
+    hardware = load_hardware("reference")
+    predictor = LaunchPredictor(gemma, hardware)
+    _, fits = predictor.memory(["-c", "4096", "-ngl", "99", "--fit", "off"])
+    assert predictor.shortfalls(fits) == []
+    _, huge = predictor.memory(["-c", str(2**24), "-np", "1", "-ngl", "99", "--fit", "off"])
+    problems = predictor.shortfalls(huge)
+    assert problems and all("budget" in p for p in problems)

@@ -1,0 +1,125 @@
+"""The tuner's trial rules, without launches: what cannot fit is pruned before any launch,
+a failed launch is a failed trial, the study counts and resumes by its stored trials.
+
+``measure`` is the tuner's injected launch step; here it is a plain function so each rule
+is seen alone (the real launches are in tests/test_tune_llama.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from solver.errors import BadInput
+from solver.hardware import load_hardware
+from solver.launch_cost import LaunchPredictor
+from solver.sources import load_inventory
+from solver.tune import (
+    Objective,
+    TrialMeasurement,
+    TuneObjective,
+    best_trial,
+    finished_trials,
+    open_study,
+    run_study,
+    settings_of,
+    tune_space,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+ARGS = ["-c", "1024", "-np", "1", "--fit", "off", "-ngl", "0"]
+MIB = 1024**2
+
+
+@pytest.fixture(scope="module")
+def gemma(gemma_gguf: Path):
+    return load_inventory(str(gemma_gguf))
+
+
+def _predictor(gemma, ram_bytes: int) -> LaunchPredictor:
+    rig = load_hardware("reference")
+    host = rig.host.model_copy(update={"ram_bytes": ram_bytes, "available_bytes": ram_bytes})
+    return LaunchPredictor(gemma, rig.model_copy(update={"gpus": (), "host": host}))
+
+
+def _study(tmp_path: Path, name: str = "s"):
+    return open_study(f"sqlite:///{tmp_path / 'tune.db'}", name, objective=Objective.DECODE)
+
+
+def test_the_profile_as_written_is_the_first_trial(gemma, tmp_path: Path) -> None:
+    predictor = _predictor(gemma, 64 * 1024 * MIB)
+    space, current, notes = tune_space([*ARGS, "-t", "1", "-b", "256"], predictor, max_threads=2)
+    assert (current.n_batch, current.n_ubatch, current.threads) == (256, 256, 1)
+    assert space.gpu_slots is None and notes  # CPU only: -ngl/-ts not tuned, and it says so
+    seen: list[list[str]] = []
+
+    def measure(args: list[str], report_partial) -> TrialMeasurement:
+        seen.append(args)
+        return TrialMeasurement(ok=True, decode_tps=10.0 + len(seen), prompt_tps=100.0)
+
+    study = _study(tmp_path)
+    run_study(study, TuneObjective(ARGS, space, predictor, measure, Objective.DECODE), current, 3)
+    assert seen[0][-6:] == ["-b", "256", "-ub", "256", "-t", "1"]
+    assert settings_of(study.trials[0], space) == current
+    assert best_trial(study).number == 2
+    # a second run with the same target finds the work done and launches nothing
+    run_study(study, TuneObjective(ARGS, space, predictor, measure, Objective.DECODE), current, 3)
+    assert len(seen) == 3 and len(finished_trials(study)) == 3
+
+
+def test_what_cannot_fit_is_pruned_without_a_launch(gemma, tmp_path: Path) -> None:
+    # 4 GiB of RAM is all the reserve: nothing can fit
+    predictor = _predictor(gemma, 4 * 1024 * MIB)
+    space, current, _ = tune_space(ARGS, predictor, max_threads=2)
+
+    def measure(args: list[str], report_partial) -> TrialMeasurement:
+        raise AssertionError("a candidate that cannot fit was launched")
+
+    study = _study(tmp_path)
+    run_study(study, TuneObjective(ARGS, space, predictor, measure, Objective.DECODE), current, 2)
+    assert [t.state for t in study.trials] == [TrialState.PRUNED] * 2
+    assert "does not fit: host memory" in study.trials[0].user_attrs["pruned_reason"]
+
+
+def test_failed_launch_is_a_failed_trial_and_the_study_goes_on(gemma, tmp_path: Path) -> None:
+    predictor = _predictor(gemma, 64 * 1024 * MIB)
+    space, current, _ = tune_space(ARGS, predictor, max_threads=2)
+    outcomes = iter(
+        [
+            TrialMeasurement(ok=False, failure="out of memory on CPU: allocation failed"),
+            TrialMeasurement(ok=True, decode_tps=20.0, prompt_tps=90.0),
+        ]
+    )
+
+    def measure(args: list[str], report_partial) -> TrialMeasurement:
+        return next(outcomes)
+
+    study = _study(tmp_path)
+    run_study(study, TuneObjective(ARGS, space, predictor, measure, Objective.DECODE), current, 2)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert study.trials[0].user_attrs["failure"].startswith("out of memory")
+
+
+def test_slow_short_request_is_pruned_before_the_full_measurement(gemma, tmp_path: Path) -> None:
+    predictor = _predictor(gemma, 64 * 1024 * MIB)
+    space, current, _ = tune_space(ARGS, predictor, max_threads=2)
+    speeds = iter([30.0, 40.0, 5.0])
+    finished: list[float] = []
+
+    def measure(args: list[str], report_partial) -> TrialMeasurement:
+        speed = next(speeds)
+        report_partial(speed, 100.0)  # raises TrialPruned when below the median
+        finished.append(speed)
+        return TrialMeasurement(ok=True, decode_tps=speed, prompt_tps=100.0)
+
+    study = _study(tmp_path)
+    run_study(study, TuneObjective(ARGS, space, predictor, measure, Objective.DECODE), current, 3)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2 + [TrialState.PRUNED]
+    assert finished == [30.0, 40.0]
+
+
+def test_a_study_keeps_its_objective(tmp_path: Path) -> None:
+    _study(tmp_path, "kept")
+    with pytest.raises(BadInput, match="optimises decode"):
+        open_study(f"sqlite:///{tmp_path / 'tune.db'}", "kept", objective=Objective.PROMPT)
