@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from solver.compute_buffer import estimate_compute
+from solver.compute_graph import ComputeNotModelled
 from solver.device_map import (
     CPU,
     CPU_BUFFER,
@@ -226,26 +228,29 @@ def _output_buffer(
 def _compute(
     inventory: Inventory, workload: ComputeWorkload, placement: TensorPlacement
 ) -> tuple[dict[str, int] | None, int | None]:
-    """Compute buffers and graph splits from ``solver.compute_buffer`` when it is installed."""
-    try:
-        from solver.compute_buffer import estimate_compute  # type: ignore[import-not-found]
-    except ImportError:
-        return None, None
+    """Compute buffers and graph splits from ``solver.compute_buffer``; None for an
+    architecture whose compute graph it cannot build (weights, KV and state still are)."""
     layer_kv = [device or CPU for device in placement.layer_kv_devices]
-    estimate = estimate_compute(
-        inventory,
-        workload,
-        placement.tensor_devices,
-        layer_kv,
-        [*placement.devices, CPU],
-    )
+    try:
+        estimate = estimate_compute(
+            inventory,
+            workload,
+            placement.tensor_devices,
+            layer_kv,
+            [*placement.devices, CPU],
+        )
+    except ComputeNotModelled:
+        return None, None
     return dict(estimate.bytes_by_device), estimate.graph_splits
 
 
 def _notes(config: LaunchConfig, compute_missing: bool) -> tuple[str, ...]:
     notes = []
     if compute_missing:
-        notes.append("compute buffers and graph splits: not modelled (solver.compute_buffer)")
+        notes.append(
+            "compute buffers and graph splits: not modelled for this architecture "
+            "(solver.compute_graph has no recipe for it); totals leave them out"
+        )
     if config.fit:
         notes.append(
             "--fit is on (llama.cpp's default): llama.cpp may change -c/-ngl/-ts/-ot that were "
