@@ -45,6 +45,7 @@ flagged ``approximate``; recurrent/hybrid models (no attention weights) raise
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -240,7 +241,7 @@ def reserve_ubatches(workload: ComputeWorkload) -> tuple[Ubatch, Ubatch]:
 
 @dataclass
 class _Prepared:
-    inventory: Inventory  # kept so the id() in the cache key cannot be reused
+    inventory: weakref.ref[Inventory]  # whose graphs these are (not kept alive by the cache)
     spec: ModelSpec
     pp: BuiltGraph
     tg: BuiltGraph
@@ -252,6 +253,10 @@ class _Prepared:
     memos: dict  # (graph, backends, copies) -> memoised segment allocations
 
 
+# Keyed by the inventory's identity: an inventory is immutable, but hashing its content on
+# every call would cost more than a placement. An id is only unique while its object lives,
+# so an entry holds a weak reference and counts only while that still is this inventory;
+# entries of collected inventories are dropped (their graphs are large).
 _cache: dict[tuple[int, ComputeWorkload], _Prepared] = {}
 _cache_lock = threading.Lock()
 _CACHE_MAX = 16
@@ -262,7 +267,7 @@ def prepare(inventory: Inventory, workload: ComputeWorkload) -> _Prepared:
     key = (id(inventory), workload)
     with _cache_lock:
         hit = _cache.get(key)
-    if hit is not None and hit.inventory is inventory:
+    if hit is not None and hit.inventory() is inventory:
         return hit
     spec = ModelSpec.from_inventory(inventory)
     cache = cache_params(spec, workload)
@@ -282,7 +287,7 @@ def prepare(inventory: Inventory, workload: ComputeWorkload) -> _Prepared:
     for cg in (pp_cg, tg_cg):
         cg.owner_map = np.array([index[k] for k in cg.owners] or [0], dtype=np.int64)
     prepared = _Prepared(
-        inventory=inventory,
+        inventory=weakref.ref(inventory),
         spec=spec,
         pp=pp,
         tg=tg,
@@ -294,6 +299,8 @@ def prepare(inventory: Inventory, workload: ComputeWorkload) -> _Prepared:
         memos={},
     )
     with _cache_lock:
+        for old in [k for k, p in _cache.items() if p.inventory() is None]:
+            del _cache[old]
         if len(_cache) >= _CACHE_MAX:
             _cache.pop(next(iter(_cache)))
         _cache[key] = prepared

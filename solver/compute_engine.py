@@ -25,7 +25,7 @@ both the readable ports and the real llama-server.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -258,14 +258,19 @@ class CompiledGraph:
         b = np.where(relative, self.t_rel[tensors], np.where(pre, self.pre_ord[tensors], 0))
         return kind, a, b
 
-    def struct_key(self, t: int, seg: int) -> tuple:
-        """A tensor named relative to segment ``seg`` (see ``_segment_structure``)."""
+    def struct_key(self, t: int, seg: int, horizon: int = 1) -> tuple:
+        """A tensor named relative to segment ``seg`` (see ``_segment_structure``).
+
+        Nodes of the inputs' segment, and nodes more than ``horizon`` segments back, are
+        long-lived and named by id. A memoised segment's result is named with horizon 2
+        (``_Allocation.result_state``): what ages into an id during the segment is still
+        named relative to it, and gets the id of wherever the result is reused.
+        """
         if t < 0:
             return ()
         if t < self.n_nodes:
             s = int(self.segments[t])
-            # the inputs' segment and anything older than the previous layer are long-lived
-            if s == 0 < seg or seg - s >= 2:
+            if s == 0 < seg or seg - s > horizon:
                 return (1, t)
             return (0, seg - s, t - int(self.seg_start[s]))
         pk = self.prealloc_key.get(t)
@@ -494,8 +499,12 @@ def allocate(
     put in canonical form (free blocks, and every live tensor named relative to the segment:
     ``(0, segments back, position in its segment)`` for nodes, ``(1, id)`` for inputs,
     ``(2, source, backend, k)`` for scheduler copies), and a segment whose signature and
-    canonical state were seen before is not replayed: its result (the next canonical state,
-    the peak per backend, the uses of long-lived tensors) is reused.
+    canonical state were seen before is not replayed: its result (the next state, the peak
+    per backend, the uses of long-lived tensors) is reused, also by other placements, and
+    at other segments. So a result names nothing by an id the segment did not receive: a
+    tensor that becomes long-lived in the segment (it ages past the previous layer, or is
+    a copy made of an input) keeps a relative name and its consumer count in the stored
+    result, and gets this placement's id where the result is applied.
     """
     return _Allocation(cg, sched, backends, n_copies, memo or _SegmentMemo()).run()
 
@@ -710,11 +719,11 @@ class _Allocation:
 
     # --- canonical state and memoised segments --------------------------------------------
 
-    def canon(self, t: int, s: int) -> tuple:
+    def canon(self, t: int, s: int, horizon: int = 1) -> tuple:
         if t < self.n:
-            return self.cg.struct_key(t, s)
+            return self.cg.struct_key(t, s, horizon)
         c, k = divmod(t - self.n, self.n_copies)
-        return (2, self.canon(self.c_src[c], s), self.c_b[c], k)
+        return (2, self.canon(self.c_src[c], s, horizon), self.c_b[c], k)
 
     def concrete(self, key: tuple, s: int) -> int:
         if key[0] == 0:
@@ -732,27 +741,84 @@ class _Allocation:
             key = key[1]
         return key[0] == 1
 
+    @staticmethod
+    def is_aging(key: tuple) -> bool:
+        """A result's name (horizon 2) that the canonical horizon of 1 names by id."""
+        while key[0] == 2:
+            key = key[1]
+        return key[0] == 0 and key[1] > 1
+
+    def aged_key(self, key: tuple, s: int) -> tuple:
+        """An ``is_aging`` name at segment s -> its canonical (long-lived) name there."""
+        if key[0] == 2:
+            return (2, self.aged_key(key[1], s), key[2], key[3])
+        if key[0] == 0 and key[1] > 1:
+            return (1, int(self.cg.seg_start[s - key[1]]) + key[2])
+        return key
+
     def state(self, s: int) -> tuple:
-        """Canonical allocator state at the start of segment s."""
+        """Canonical allocator state at the start of segment s: the memo key.
+
+        Long-lived tensors (``is_global``) are stored without their consumer count, which
+        changes from layer to layer; ``uses`` tracks what a reused segment consumes of them.
+        """
         live = []
         for t in self.alive:
             key = self.canon(t, s)
-            glob = self.is_global(key)
-            b = self.buf[t]
-            live.append(
-                (
-                    key,
-                    self.allocated[t],
-                    b,
-                    self.addr[t],
-                    self.size_of(t, b) if self.allocated[t] else 0,
-                    None if glob else self.children[t],
-                    self.views[t],
-                )
-            )
+            live.append(self._entry(t, key, None if self.is_global(key) else self.children[t]))
         live.sort()
-        blocks = tuple(tuple(tuple(x) for x in a.blocks) for a in self.allocs)
-        return (blocks, tuple(live))
+        return (self._blocks(), tuple(live))
+
+    def result_state(self, s: int, tracked: Mapping[int, int]) -> tuple[tuple, bool]:
+        """The state after a replayed segment s - 1, as the memo stores it: (state, raw).
+
+        It must hold wherever the segment is reused, so it is named relative to the segment
+        (horizon 2: what ages into an id during the segment keeps a relative name) and keeps
+        the consumer count of every tensor but those ``uses`` tracks (``tracked``: the
+        long-lived ones alive at the segment's start). ``raw`` says whether ``canonical``
+        has anything to rename or move out.
+        """
+        live = []
+        raw = False
+        for t in self.alive:
+            key = self.canon(t, s, horizon=2)
+            count = None if t in tracked else self.children[t]
+            raw = raw or self.is_aging(key) or (count is not None and self.is_global(key))
+            live.append(self._entry(t, key, count))
+        live.sort()
+        return (self._blocks(), tuple(live)), raw
+
+    def canonical(self, result: tuple, s: int) -> tuple[tuple, tuple]:
+        """A stored result at segment s -> (canonical state, counts to set).
+
+        The counts ``(canonical key, consumers left)`` are those of tensors that became
+        long-lived in the reused segment (copies made of inputs, tensors that aged): the
+        canonical state does not carry them and ``uses`` did not track them.
+        """
+        blocks, live = result
+        out = []
+        counts = []
+        for entry in live:
+            key = entry[0]
+            if self.is_aging(key):
+                key = self.aged_key(key, s)
+            if entry[5] is not None and self.is_global(key):
+                counts.append((key, entry[5]))
+                entry = (key, *entry[1:5], None, entry[6])
+            elif key is not entry[0]:
+                entry = (key, *entry[1:])
+            out.append(entry)
+        out.sort()
+        return (blocks, tuple(out)), tuple(counts)
+
+    def _entry(self, t: int, key: tuple, count: int | None) -> tuple:
+        b = self.buf[t]
+        allocated = self.allocated[t]
+        size = self.size_of(t, b) if allocated else 0
+        return (key, allocated, b, self.addr[t], size, count, self.views[t])
+
+    def _blocks(self) -> tuple:
+        return tuple(tuple(tuple(x) for x in a.blocks) for a in self.allocs)
 
     def restore(self, state: tuple, s: int) -> None:
         """Make the concrete arrays match a canonical state (after reused segments)."""
@@ -785,11 +851,15 @@ class _Allocation:
                     state = self.state(s)
                 hit = memo.get((sig, state))
                 if hit is not None and self.valid(hit[2], s):
-                    new_state, peaks, uses = hit
+                    new_state, peaks, uses, raw = hit
                     for b, peak in enumerate(peaks):
                         if peak > self.allocs[b].max_size:
                             self.allocs[b].max_size = peak
                     self.apply_uses(uses, s)
+                    if raw:  # this placement's ids for what aged; counts of new long-lived
+                        new_state, counts = self.canonical(new_state, s + 1)
+                        for key, left in counts:
+                            self.children[self.concrete(key, s + 1)] = left
                     state = new_state
                     stale = True
                     continue
@@ -805,9 +875,9 @@ class _Allocation:
                 for a, m in zip(self.allocs, before_max, strict=True):
                     a.max_size = max(a.max_size, m)
                 uses = self.global_uses(glob_before, s)
-                new_state = self.state(s + 1)
-                memo[(sig, state)] = (new_state, peaks, uses)
-                state = new_state
+                result, raw = self.result_state(s + 1, glob_before)
+                memo[(sig, state)] = (result, peaks, uses, raw)
+                state = self.canonical(result, s + 1)[0] if raw else result
                 continue
             if stale:
                 self.restore(state, s)
