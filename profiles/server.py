@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -403,6 +403,11 @@ class RpcServers(_ProcessContext):
     ``--rpc``. llama-server names them ``RPC0``, ``RPC1``... in that order, and their buffer
     types ``RPC0[127.0.0.1:PORT]`` (see ``profiles.server_log``): ``buffer_type(i)`` gives the
     name ``-ot`` needs.
+
+    ``debug=True`` starts them with ``GGML_RPC_DEBUG=1``: their logs then carry the exact
+    bytes of every buffer llama-server allocates on them (``run_until_ready`` attaches those
+    of its run to the ``RunReport``). The servers take one client at a time and can serve
+    many runs one after another.
     """
 
     def __init__(
@@ -417,6 +422,7 @@ class RpcServers(_ProcessContext):
         startup_timeout_s: float = 30.0,
         stop_grace_s: float = 5.0,
         env: dict[str, str] | None = None,
+        debug: bool = False,
     ) -> None:
         if count < 1:
             raise BadInput(f"RpcServers needs at least one server, got {count}")
@@ -428,7 +434,8 @@ class RpcServers(_ProcessContext):
         self.log_dir = log_dir
         self.startup_timeout_s = startup_timeout_s
         self.stop_grace_s = stop_grace_s
-        self.env = env
+        self.debug = debug
+        self.env = {**(env or os.environ), "GGML_RPC_DEBUG": "1"} if debug else env
         self.endpoints: list[str] = []
         self._processes: list[ServerProcess] = []
 
@@ -481,12 +488,74 @@ class RpcServers(_ProcessContext):
                 self.endpoints.append(f"{HOST}:{port}")
                 return
 
+    def log_offsets(self) -> list[int]:
+        """Where each server's log ends now: pass to ``logs_since`` after a run."""
+        return [process.log_path.stat().st_size for process in self._processes]
+
+    def logs_since(self, offsets: Sequence[int]) -> dict[str, str]:
+        """endpoint -> what each server logged after ``offsets``."""
+        texts = {}
+        for endpoint, process, offset in zip(self.endpoints, self._processes, offsets, strict=True):
+            with process.log_path.open("rb") as log:
+                log.seek(offset)
+                texts[endpoint] = log.read().decode(errors="replace")
+        return texts
+
+    def wait_idle(self, timeout_s: float = 30.0) -> None:
+        """Wait until every server has let each client it accepted go (it prints and flushes
+        both events: ``ggml_backend_rpc_start_server``), so a log read now is complete."""
+        deadline = time.monotonic() + timeout_s
+        for endpoint, process in zip(self.endpoints, self._processes, strict=True):
+            while True:
+                text = process.log_text()
+                if text.count("Accepted client connection") == text.count(
+                    "Client connection closed"
+                ):
+                    break
+                code = process.exit_code()
+                if code is not None or time.monotonic() >= deadline:
+                    state = f"exited with status {code}" if code is not None else "stays busy"
+                    raise OperationFailed(
+                        f"ggml-rpc-server {endpoint} {state} (log: {process.log_path})"
+                    )
+                time.sleep(0.05)
+
     def stop(self) -> None:
         """Stop every server (SIGTERM, then SIGKILL) and reap it."""
         processes, self._processes = self._processes, []
         self.endpoints = []
         for process in processes:
             process.stop(self.stop_grace_s)
+
+
+def run_until_ready(
+    model: Path | None,
+    args: Sequence[str] = (),
+    *,
+    rpc: RpcServers | None = None,
+    **server_options: Any,
+) -> RunReport:
+    """Start llama-server, wait until it is ready, stop it; its complete log, parsed.
+
+    The log holds the shutdown too (the exit-time breakdown table, and at ``-lv 5`` the
+    compute buffers to four decimals). With ``rpc``, ``--rpc`` naming its servers goes first
+    (it must precede ``-ot``), and when they run with ``debug`` the exact bytes each of them
+    allocated during this run are attached (``RunReport.rpc_allocations``). A launch that
+    fails raises ``ServerFailed``. ``server_options`` go to ``LlamaServer``.
+    """
+    rpc_args = ["--rpc", rpc.rpc_arg] if rpc is not None else []
+    server = LlamaServer(model, [*rpc_args, *args], **server_options)
+    offsets = rpc.log_offsets() if rpc is not None else []
+    try:
+        with server:
+            pass
+    finally:
+        if rpc is not None:
+            rpc.wait_idle()  # the next run must find them free, also after a failed one
+    report = parse_server_log(server.log_path.read_text(errors="replace"))
+    if rpc is not None and rpc.debug:
+        report = report.with_rpc_debug_logs(rpc.logs_since(offsets))
+    return report
 
 
 # --- /completion client ---------------------------------------------------------------------

@@ -10,6 +10,13 @@ adds ``LLAMA_LOG_DEBUG`` lines, whose sizes are MiB too). So a ``LoggedSize`` is
 the integer ``common_memory_breakdown_print`` table, exact bytes where ggml printed ``%zu``
 (allocation failures in ``ggml/src/ggml-backend.cpp``).
 
+Two sources are tighter. At ``-lv 5`` the context's destructor prints each compute buffer's
+startup size again with four decimals (``llama_context::~llama_context``: "compute buffer size
+is %8.4f MiB, matches expectation of %8.4f MiB"); the parser narrows the startup interval to
+it. A ``ggml-rpc-server`` started with ``GGML_RPC_DEBUG=1`` logs the exact byte size of every
+buffer it allocates (``rpc_server::alloc_buffer``): ``parse_rpc_debug_log`` reads them, and
+``RunReport.with_rpc_debug_logs`` attaches them to the run, per device.
+
 What llama-server logs depends on its verbosity: llama.cpp's own INFO lines (buffers, context,
 graph) map to verbosity 4 (``common/log.cpp: common_log_get_verbosity``), above the default
 3, so ``profiles.server`` launches with ``-lv 4``. A log at the default verbosity parses, but
@@ -29,7 +36,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
@@ -96,6 +103,18 @@ class LoggedSize(BaseModel):
     def contains(self, n_bytes: int) -> bool:
         """Whether a byte count fit predicted is consistent with what llama.cpp printed."""
         return self.low_bytes <= n_bytes <= self.high_bytes
+
+    def distance(self, n_bytes: int) -> int:
+        """How far ``n_bytes`` lies outside the interval (0 inside it)."""
+        return max(self.low_bytes - n_bytes, n_bytes - self.high_bytes, 0)
+
+    def narrowed(self, other: LoggedSize) -> LoggedSize:
+        """The part of this interval ``other`` allows too (this one where they do not meet:
+        then they were not sizes of the same buffer)."""
+        low, high = max(self.low_bytes, other.low_bytes), min(self.high_bytes, other.high_bytes)
+        if low > high:
+            return self
+        return LoggedSize(printed_mib=self.printed_mib, low_bytes=low, high_bytes=high)
 
     def __add__(self, other: LoggedSize) -> LoggedSize:
         return LoggedSize(
@@ -208,6 +227,7 @@ class ContextParams(BaseModel):
     n_ctx_seq: int | None = None
     n_batch: int | None = None
     n_ubatch: int | None = None
+    n_outputs_max: int | None = None
     causal_attn: bool | None = None
     flash_attn: str | None = Field(default=None, description="auto / enabled / disabled")
     flash_attn_resolved: bool | None = Field(
@@ -239,6 +259,28 @@ class MemoryBreakdown(BaseModel):
 
     phase: str
     rows: tuple[BreakdownRow, ...]
+
+
+class RpcAllocations(BaseModel):
+    """Exact bytes one RPC device allocated for a run (``GGML_RPC_DEBUG=1`` log), by purpose.
+
+    Told apart by order, as llama.cpp allocates them: ``load_tensors`` allocates every model
+    buffer before it loads the first weight (``set_tensor``); a KV cache or recurrent state
+    buffer is cleared right after it is allocated (``buffer_clear``); every other buffer is a
+    compute buffer of the scheduler, which only ever grows (the largest is the one kept).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    model: tuple[int, ...] = ()
+    kv: tuple[int, ...] = Field(default=(), description="KV and recurrent-state buffers")
+    compute: tuple[int, ...] = ()
+    failed: tuple[int, ...] = Field(default=(), description="allocations the device refused")
+
+    @property
+    def compute_bytes(self) -> int:
+        """The compute buffer the scheduler ended with (it re-allocates only to grow)."""
+        return max(self.compute, default=0)
 
 
 class DeviceMemory(BaseModel):
@@ -273,6 +315,13 @@ class RunReport(BaseModel):
     layers_offloaded: int | None = None
     layers_total: int | None = Field(default=None, description="n_layer + 1 (output layer)")
     output_layer_offloaded: bool | None = None
+    layer_devices: dict[int, str] = Field(
+        default_factory=dict,
+        description="layer -> device (-lv 5 'assigned to device' lines; n_layer is the output)",
+    )
+    tensor_overrides: dict[str, str] = Field(
+        default_factory=dict, description="weight -> buffer type an -ot rule gave it (-lv 5)"
+    )
     context: ContextParams = ContextParams()
     buffers: tuple[LoggedBuffer, ...] = ()
     kv_caches: tuple[KvCacheSummary, ...] = ()
@@ -283,6 +332,10 @@ class RunReport(BaseModel):
     allocation_failures: tuple[AllocationFailure, ...] = ()
     warnings: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
+    rpc_allocations: dict[str, RpcAllocations] = Field(
+        default_factory=dict,
+        description="device -> exact bytes its RPC server allocated (see with_rpc_debug_logs)",
+    )
 
     @property
     def out_of_memory(self) -> bool:
@@ -312,6 +365,23 @@ class RunReport(BaseModel):
             name = field_of[buffer.kind]
             fields[name] = fields.get(name, ZERO) + buffer.size
         return {device: DeviceMemory(device=device, **fields) for device, fields in sums.items()}
+
+    def device_of(self, buffer: str) -> str:
+        """The device whose memory holds buffer type ``buffer`` (CPU for host buffers)."""
+        return _DeviceNames((d.name, d.description) for d in self.devices).device_of(buffer)
+
+    def with_rpc_debug_logs(self, logs: Mapping[str, str]) -> RunReport:
+        """This report with the exact allocations of its RPC devices attached.
+
+        ``logs`` maps each ``--rpc`` endpoint to what its ``ggml-rpc-server`` (run with
+        ``GGML_RPC_DEBUG=1``) logged during this run alone; device ``i`` of a server is the
+        device whose buffer type is ``RPC<i>[endpoint]``.
+        """
+        found = dict(self.rpc_allocations)
+        for endpoint, text in logs.items():
+            for index, allocations in parse_rpc_debug_log(text).items():
+                found[self.device_of(f"RPC{index}[{endpoint}]")] = allocations
+        return self.model_copy(update={"rpc_allocations": found})
 
     def failure_reason(self) -> str | None:
         """One line saying why the server did not come up, or None when nothing says so."""
@@ -376,6 +446,18 @@ _GRAPH_OLD = re.compile(
     r"graph splits = (?P<splits>\d+)(?: \(with bs=(?P<pp_bs>\d+)\), (?P<splits_tg>\d+) "
     r"\(with bs=(?P<tg_bs>\d+)\))?"
 )
+# src/llama-context.cpp: llama_context::~llama_context (LLAMA_LOG_DEBUG, or WARN when the
+# buffer grew since startup): the startup size is the "expectation", printed with %8.4f
+_EXIT_COMPUTE = re.compile(
+    r"~llama_context:\s+(?P<buffer>\S+) compute buffer size (?:is|of)\s+\d+\.\d+ MiB, "
+    r"(?:matches|does not match) expectation of\s+(?P<mib>\d+\.\d+) MiB"
+)
+# src/llama-model.cpp: llama_model::load_tensors (LLAMA_LOG_DEBUG)
+_LAYER_DEVICE = re.compile(
+    r"load_tensors: layer\s+(?P<il>\d+) assigned to device (?P<dev>[^,\s]+),"
+)
+# src/llama-model-loader.cpp: llama_model_loader::create_tensor (LLAMA_LOG_DEBUG)
+_OVERRIDE = re.compile(r"tensor (?P<name>\S+) \(.*\) buffer type overridden to (?P<buft>\S+)$")
 _SCHED_COPIES = re.compile(r"sched_reserve: reserve took .* sched copies = (?P<n>\d+)")
 # common/common.cpp: common_params_print_info (func printed as "%12.*s": "common_param")
 _BUILD = re.compile(r"common_param(?:s_print_info)?: (?P<build>build \d+ \(.*\) with .*)$")
@@ -476,7 +558,7 @@ def parse_server_log(text: str) -> RunReport:
     used = [(m["name"], m["desc"]) for _, body in lines if (m := _USING_DEVICE.search(body))]
     names = _DeviceNames([*used, *((d.name, d.description) for d in devices)])
 
-    found: dict = {"context": {}}
+    found: dict = {"context": {}, "layer_devices": {}, "tensor_overrides": {}}
     buffers: list[LoggedBuffer] = []
     kv_caches: list[KvCacheSummary] = []
     graphs: list[GraphReserve] = []
@@ -523,6 +605,12 @@ def parse_server_log(text: str) -> RunReport:
                     line=number,
                 )
             )
+        elif m := _EXIT_COMPUTE.search(body):
+            _narrow_compute(buffers, m["buffer"], LoggedSize.from_mib_text(m["mib"]))
+        elif m := _LAYER_DEVICE.search(body):
+            found["layer_devices"][int(m["il"])] = m["dev"]  # a later load (--fit) wins
+        elif m := _OVERRIDE.search(body):
+            found["tensor_overrides"][m["name"]] = m["buft"]
         elif m := _KV_CACHE_START.search(body):
             kv_cache = m["which"]
         elif m := _KV_SUMMARY.search(body):
@@ -587,6 +675,15 @@ def parse_server_log(text: str) -> RunReport:
     )
 
 
+def _narrow_compute(buffers: list[LoggedBuffer], buffer: str, size: LoggedSize) -> None:
+    """Tighten the last startup line of this compute buffer to the 4-decimal exit value."""
+    for index in range(len(buffers) - 1, -1, -1):
+        logged = buffers[index]
+        if logged.kind is BufferKind.COMPUTE and logged.buffer == buffer:
+            buffers[index] = logged.model_copy(update={"size": logged.size.narrowed(size)})
+            return
+
+
 def _context(fields: dict[str, object]) -> ContextParams:
     def number(key: str) -> int | None:
         value = fields.get(key)
@@ -604,6 +701,7 @@ def _context(fields: dict[str, object]) -> ContextParams:
         n_ctx_seq=number("n_ctx_seq"),
         n_batch=number("n_batch"),
         n_ubatch=number("n_ubatch"),
+        n_outputs_max=number("n_outputs_max"),
         causal_attn=flag("causal_attn"),
         flash_attn=flash_attn if isinstance(flash_attn, str) else None,
         flash_attn_resolved=resolved if isinstance(resolved, bool) else None,
@@ -684,6 +782,44 @@ def _with_purpose(failures: list[AllocationFailure]) -> tuple[AllocationFailure,
         later = next((p.purpose for p in purposes if p.line >= failure.line), None)
         result.append(failure.model_copy(update={"purpose": failure.purpose or later}))
     return tuple(result)
+
+
+# ggml/src/ggml-rpc/ggml-rpc.cpp (rpc_server, LOG_DBG when GGML_RPC_DEBUG is set)
+_RPC_EVENT = re.compile(
+    r"\[(?P<event>alloc_buffer|buffer_clear|set_tensor|set_tensor_hash)\] "
+    r"(?:device: (?P<device>\d+), size: (?P<size>\d+) -> (?:remote_ptr: (?P<ptr>[0-9a-f]+)|failed)"
+    r"|remote_ptr: (?P<cleared>[0-9a-f]+))?"
+)
+
+
+def parse_rpc_debug_log(text: str) -> dict[int, RpcAllocations]:
+    """A ``GGML_RPC_DEBUG=1`` ggml-rpc-server log of one run: exact bytes per local device.
+
+    See ``RpcAllocations`` for how model, KV and compute buffers are told apart.
+    """
+    events = [m for m in _RPC_EVENT.finditer(text)]
+    found: dict[int, dict[str, list[int]]] = {}
+    loading = False
+    for index, event in enumerate(events):
+        if event["event"].startswith("set_tensor"):
+            loading = True
+            continue
+        if event["event"] != "alloc_buffer" or event["size"] is None:
+            continue
+        lists = found.setdefault(int(event["device"]), {})
+        size = int(event["size"])
+        following = events[index + 1] if index + 1 < len(events) else None
+        if event["ptr"] is None:
+            purpose = "failed"
+        elif following is not None and following["cleared"] == event["ptr"]:
+            purpose = "kv"
+        else:
+            purpose = "compute" if loading else "model"
+        lists.setdefault(purpose, []).append(size)
+    return {
+        device: RpcAllocations(**{purpose: tuple(sizes) for purpose, sizes in lists.items()})
+        for device, lists in sorted(found.items())
+    }
 
 
 def parse_server_log_file(path: Path) -> RunReport:

@@ -71,6 +71,9 @@ class MemoryReport(BaseModel):
 
     devices: dict[str, DeviceMemory]
     graph_splits: int | None = Field(description="splits of the worst-case graph, if modelled")
+    graph_splits_tg: int | None = Field(
+        default=None, description="splits of the token-generation graph, if modelled"
+    )
     compute_modelled: bool
     model_buffers: tuple[ModelBuffer, ...]
     kv_buffers: tuple[KvBuffer, ...]
@@ -95,6 +98,7 @@ class MemoryReport(BaseModel):
                 for name, d in self.devices.items()
             },
             "graph_splits": self.graph_splits,
+            "graph_splits_tg": self.graph_splits_tg,
             "compute_modelled": self.compute_modelled,
             "buffers": {
                 "model": [b.model_dump() for b in self.model_buffers],
@@ -167,7 +171,7 @@ def estimate_memory(
     kv = kv_buffers(tables.hparams, workload, placement.layer_kv_devices, device_bufts)
     kv += recurrent_buffers(tables.hparams, workload, placement.layer_rs_devices, device_bufts)
     output = _output_buffer(tables, workload, placement, offload)
-    compute, splits = _compute(inventory, workload, placement)
+    compute, splits, splits_tg = _compute(inventory, workload, placement)
 
     names = [CPU, *placement.devices]
     totals: dict[str, DeviceMemory] = {}
@@ -189,6 +193,7 @@ def estimate_memory(
     return MemoryReport(
         devices=totals,
         graph_splits=splits,
+        graph_splits_tg=splits_tg,
         compute_modelled=compute is not None,
         model_buffers=placement.buffers,
         kv_buffers=kv,
@@ -227,9 +232,10 @@ def _output_buffer(
 
 def _compute(
     inventory: Inventory, workload: ComputeWorkload, placement: TensorPlacement
-) -> tuple[dict[str, int] | None, int | None]:
-    """Compute buffers and graph splits from ``solver.compute_buffer``; None for an
-    architecture whose compute graph it cannot build (weights, KV and state still are)."""
+) -> tuple[dict[str, int] | None, int | None, int | None]:
+    """Compute buffers and graph splits (prompt, generation) from ``solver.compute_buffer``;
+    None for an architecture whose compute graph it cannot build (weights, KV and state
+    still are)."""
     layer_kv = [device or CPU for device in placement.layer_kv_devices]
     try:
         estimate = estimate_compute(
@@ -240,8 +246,8 @@ def _compute(
             [*placement.devices, CPU],
         )
     except ComputeNotModelled:
-        return None, None
-    return dict(estimate.bytes_by_device), estimate.graph_splits
+        return None, None, None
+    return dict(estimate.bytes_by_device), estimate.graph_splits, estimate.graph_splits_tg
 
 
 def _notes(config: LaunchConfig, compute_missing: bool) -> tuple[str, ...]:

@@ -95,11 +95,15 @@ def marked_processes(marker: str) -> list[int]:
 
 @pytest.fixture
 def rpc_servers(rpc_server_bin: Path, server_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
-    """Two ggml-rpc-server processes on 127.0.0.1: two more devices for llama-server."""
+    """Two ggml-rpc-server processes on 127.0.0.1: two more devices for llama-server.
+
+    They run with ``GGML_RPC_DEBUG=1``: ``run_llama(..., rpc=rpc_servers)`` reports the exact
+    bytes llama-server allocated on each (``RunReport.rpc_allocations``).
+    """
     from profiles.server import RpcServers
 
     with RpcServers(
-        2, binary=rpc_server_bin, env=server_env, log_dir=tmp_path / "rpc-logs"
+        2, binary=rpc_server_bin, env=server_env, log_dir=tmp_path / "rpc-logs", debug=True
     ) as servers:
         yield servers
 
@@ -108,23 +112,47 @@ def rpc_servers(rpc_server_bin: Path, server_env: dict[str, str], tmp_path: Path
 def run_llama(
     llama_server_bin: Path, server_env: dict[str, str], tmp_path: Path
 ) -> Callable[..., Any]:
-    """``run_llama(model, *args) -> RunReport``: start llama-server, wait until ready, stop.
+    """``run_llama(model, *args, rpc=None) -> RunReport``: start llama-server, wait until
+    ready, stop (``profiles.server.run_until_ready``).
 
     The report is parsed from the complete log, shutdown included (the memory breakdown table
-    is printed at exit). A launch that fails raises ``profiles.server.ServerFailed``.
+    is printed at exit). ``rpc``: ``RpcServers`` to pass with ``--rpc`` (their exact
+    allocations are attached). A launch that fails raises ``profiles.server.ServerFailed``.
     """
-    from profiles.server import LlamaServer
-    from profiles.server_log import parse_server_log_file
+    from profiles.server import run_until_ready
 
     counter = iter(range(1_000_000))
 
-    def run(model: Path, *args: str) -> Any:
+    def run(model: Path, *args: str, rpc: Any = None) -> Any:
         log_path = tmp_path / f"llama-server-{next(counter)}.log"
-        server = LlamaServer(
-            model, list(args), binary=llama_server_bin, log_path=log_path, env=server_env
+        return run_until_ready(
+            model, args, rpc=rpc, binary=llama_server_bin, log_path=log_path, env=server_env
         )
-        with server:
-            pass
-        return parse_server_log_file(log_path)
 
     return run
+
+
+@pytest.fixture
+def measure_llama(
+    llama_server_bin: Path, server_env: dict[str, str], tmp_path: Path
+) -> Callable[..., Any]:
+    """``measure_llama(model, *args, rpc=None, inventory=None) -> profiles.fidelity.Measured``:
+    the launch as ``run_llama`` runs it (with ``profiles.fidelity.MEASURE_ARGS`` first), fit's
+    estimate of the same command line, and their comparison."""
+    from profiles.fidelity import measure_launch
+
+    counter = iter(range(1_000_000))
+
+    def measure(model: Path, *args: str, rpc: Any = None, inventory: Any = None) -> Any:
+        log_path = tmp_path / f"llama-server-{next(counter)}.log"
+        return measure_launch(
+            model,
+            args,
+            rpc=rpc,
+            inventory=inventory,
+            binary=llama_server_bin,
+            log_path=log_path,
+            env=server_env,
+        )
+
+    return measure

@@ -168,6 +168,59 @@ def test_override_moves_exactly_the_named_tensors(
     assert moved.graph.pp_splits > layered.graph.pp_splits
 
 
+def test_debug_launch_tells_exact_bytes_devices_and_overrides(
+    gemma_gguf: Path, run_llama, rpc_servers: RpcServers, gemma_layers: int
+) -> None:
+    """At -lv 5 with GGML_RPC_DEBUG=1 servers: the RPC servers' exact bytes, the 4-decimal
+    compute sizes at exit, every layer's device and every -ot tensor agree with the 2-decimal
+    buffer lines and the offload line llama.cpp printed for the same run."""
+    target = rpc_servers.buffer_type(1)
+    report = run_llama(
+        gemma_gguf,
+        *BASE_ARGS,
+        "-lv",
+        "5",
+        "-ngl",
+        "12",
+        "-ts",
+        "1,1",
+        "-ot",
+        rf"blk\.1[45]\.ffn_down\.weight=CPU,token_embd\.weight={target}",
+        rpc=rpc_servers,
+    )
+
+    per_device = report.per_device()
+    assert set(report.rpc_allocations) == {"RPC0", "RPC1"}
+    for device, exact in report.rpc_allocations.items():
+        logged = per_device[device]
+        assert logged.model.contains(sum(exact.model)), device
+        assert (logged.kv + logged.rs).contains(sum(exact.kv)), device
+        assert logged.compute.contains(exact.compute_bytes), device
+        assert len(exact.kv) == len(
+            [b for b in report.buffers_of(BufferKind.KV) if b.device == device]
+        )
+    for buffer in report.buffers_of(BufferKind.COMPUTE):  # narrowed by the exit lines
+        assert buffer.size.uncertainty_bytes <= 53, buffer
+        assert LoggedSize.from_mib_text(f"{buffer.size.printed_mib:.2f}").contains(
+            buffer.size.low_bytes
+        )
+    assert per_device["RPC1"].compute.contains(report.rpc_allocations["RPC1"].compute_bytes)
+
+    devices = [report.layer_devices[il] for il in range(gemma_layers + 1)]
+    offloaded = [d for d in devices if d != "CPU"]
+    assert len(offloaded) == report.layers_offloaded == 12
+    assert devices[-1] == "RPC1" and set(offloaded) == {"RPC0", "RPC1"}
+    assert offloaded == sorted(offloaded)  # -ts gives each device one contiguous range
+    overrides = report.tensor_overrides
+    assert set(overrides) == {
+        "blk.14.ffn_down.weight",
+        "blk.15.ffn_down.weight",
+        "token_embd.weight",
+    }
+    assert report.device_of(overrides["token_embd.weight"]) == "RPC1"
+    assert {report.device_of(overrides[f"blk.{il}.ffn_down.weight"]) for il in (14, 15)} == {"CPU"}
+
+
 def _meminfo_kib(key: str) -> int:
     match = re.search(rf"^{key}:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.MULTILINE)
     assert match is not None, key

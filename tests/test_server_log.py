@@ -15,6 +15,7 @@ from profiles.server_log import (
     MIB,
     BufferKind,
     LoggedSize,
+    parse_rpc_debug_log,
     parse_server_log,
     parse_server_log_file,
     relevant_lines,
@@ -249,3 +250,98 @@ def test_recurrent_state_buffer_line() -> None:
     (buffer,) = report.buffers
     assert (buffer.kind, buffer.device, buffer.size.printed_mib) == (BufferKind.RS, "CUDA0", 0.07)
     assert report.per_device()["CUDA0"].rs == buffer.size
+
+
+# --- -lv 5 lines and GGML_RPC_DEBUG logs (formats of the pinned sources, cited per line) ------
+
+
+def test_exit_compute_lines_narrow_the_startup_size() -> None:
+    # src/llama-context.cpp: sched_reserve at startup, ~llama_context at exit (LLAMA_LOG_DEBUG;
+    # LLAMA_LOG_WARN when the buffer grew, still printing the startup size as "expectation")
+    text = (
+        "I sched_reserve:        CPU compute buffer size =    21.28 MiB\n"
+        "I sched_reserve: RPC0[127.0.0.1:5001] compute buffer size =    16.52 MiB\n"
+        "D ~llama_context: RPC0[127.0.0.1:5001] compute buffer size is  16.5176 MiB, "
+        "matches expectation of  16.5176 MiB\n"
+        "W ~llama_context:        CPU compute buffer size of  30.0000 MiB, does not match "
+        "expectation of  21.2771 MiB\n"
+    )
+    cpu, rpc = parse_server_log(text).buffers_of(BufferKind.COMPUTE)
+    for buffer, four_decimals in ((cpu, "21.2771"), (rpc, "16.5176")):
+        assert f"{buffer.size.low_bytes / MIB:.4f}" == four_decimals
+        assert f"{buffer.size.high_bytes / MIB:.4f}" == four_decimals
+        assert f"{buffer.size.low_bytes / MIB:.2f}" == f"{buffer.size.printed_mib:.2f}"
+        assert buffer.size.uncertainty_bytes <= 53  # half of 0.0001 MiB
+    assert cpu.size.printed_mib == 21.28  # the startup line stays what was printed
+
+
+def test_exit_line_that_contradicts_the_startup_line_changes_nothing() -> None:
+    text = (
+        "I sched_reserve:        CPU compute buffer size =    21.28 MiB\n"
+        "D ~llama_context:        CPU compute buffer size is  99.0000 MiB, "
+        "matches expectation of  99.0000 MiB\n"
+    )
+    (cpu,) = parse_server_log(text).buffers_of(BufferKind.COMPUTE)
+    assert cpu.size == LoggedSize.from_mib_text("21.28")
+
+
+def test_layer_device_and_override_lines() -> None:
+    # src/llama-model.cpp: load_tensors; src/llama-model-loader.cpp: create_tensor
+    text = (
+        "D load_tensors: layer   0 assigned to device CPU, is_swa = 1\n"
+        "D load_tensors: layer   1 assigned to device RPC0, is_swa = 0\n"
+        "D load_tensors: layer   2 assigned to device RPC1, is_swa = 0\n"
+        "D tensor blk.1.ffn_up.weight (0 MiB q4_K) buffer type overridden to CPU_REPACK\n"
+        "D tensor token_embd.weight (160 MiB q8_0) buffer type overridden to "
+        "RPC0[127.0.0.1:5002]\n"
+        "I llama_context: n_outputs_max         = 4\n"
+    )
+    report = parse_server_log(text)
+    assert report.layer_devices == {0: "CPU", 1: "RPC0", 2: "RPC1"}
+    assert report.tensor_overrides == {
+        "blk.1.ffn_up.weight": "CPU_REPACK",
+        "token_embd.weight": "RPC0[127.0.0.1:5002]",
+    }
+    assert report.context.n_outputs_max == 4
+
+
+def test_rpc_debug_log_sorts_allocations_by_purpose() -> None:
+    # ggml/src/ggml-rpc/ggml-rpc.cpp: rpc_server::alloc_buffer, buffer_clear, set_tensor
+    text = "\n".join(
+        [
+            "Accepted client connection",
+            "[alloc_buffer] device: 0, size: 192417280 -> remote_ptr: 55ace05043b0, "
+            "remote_size: 192417280",
+            "[init_tensor] buffer: 0x55ace05043b0, data: 0x7f0c6a000000",
+            "[set_tensor] buffer: 0x55ace05043b0, data: 0x7f0c6a000000, offset: 0, size: 1024",
+            "[alloc_buffer] device: 0, size: 1048576 -> remote_ptr: 55ace050ca00, "
+            "remote_size: 1048576",
+            "[buffer_get_base] remote_ptr: 55ace050ca00",
+            "[buffer_clear] remote_ptr: 55ace050ca00, value: 0",
+            "[alloc_buffer] device: 0, size: 17319968 -> remote_ptr: 55ace0505fc0, "
+            "remote_size: 17319968",
+            "[buffer_clear] remote_ptr: 55ace050ca00, value: 0",
+            "[alloc_buffer] device: 0, size: 99999999999 -> failed",
+            "[alloc_buffer] device: 0, size: 17320000 -> remote_ptr: 55ace0506000, "
+            "remote_size: 17320000",
+            "[free_buffer] remote_ptr: 55ace0505fc0",
+            "Client connection closed",
+        ]
+    )
+    (device, allocations), *others = parse_rpc_debug_log(text).items()
+    assert device == 0 and not others
+    assert allocations.model == (192417280,)
+    assert allocations.kv == (1048576,)
+    assert allocations.compute == (17319968, 17320000)
+    assert allocations.compute_bytes == 17320000 and allocations.failed == (99999999999,)
+
+
+def test_rpc_allocations_attach_to_the_device_of_their_endpoint() -> None:
+    text = (LOGS / "rpc-2dev.log").read_text()
+    report = parse_server_log(text)
+    endpoints = [d.description for d in report.devices if d.name.startswith("RPC")]
+    debug = "[alloc_buffer] device: 0, size: 4096 -> remote_ptr: 1f, remote_size: 4096\n"
+    attached = report.with_rpc_debug_logs({endpoints[1]: debug})
+    assert attached.rpc_allocations == {"RPC1": parse_rpc_debug_log(debug)[0]}
+    assert attached.rpc_allocations["RPC1"].model == (4096,)
+    assert report.rpc_allocations == {}  # the report itself is unchanged
