@@ -50,10 +50,18 @@ _BIND_FAILURES = ("couldn't bind HTTP server socket", "Failed to create server s
 class ServerFailed(OperationFailed):
     """A server exited or hung before it was ready; carries its parsed log."""
 
-    def __init__(self, message: str, *, log_path: Path, report: RunReport | None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        log_path: Path,
+        report: RunReport | None,
+        exit_code: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.log_path = log_path
         self.report = report
+        self.exit_code = exit_code  # None when it was still running (a timeout)
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -341,7 +349,9 @@ class LlamaServer(_ProcessContext):
         while True:
             code = self._process.exit_code()
             if code is not None:
-                raise self._failure(f"llama-server exited with status {code} before it was ready")
+                raise self._failure(
+                    f"llama-server exited with status {code} before it was ready", code
+                )
             # a 200 from a port someone else grabbed in the meantime must not count
             if self._healthy() and owns_port(self._process.pid, self.port):
                 return
@@ -363,7 +373,7 @@ class LlamaServer(_ProcessContext):
         except (OSError, ValueError):
             return False
 
-    def _failure(self, what: str) -> ServerFailed:
+    def _failure(self, what: str, exit_code: int | None = None) -> ServerFailed:
         assert self._process is not None
         text = self._process.log_text()
         report = parse_server_log(text)
@@ -374,6 +384,7 @@ class LlamaServer(_ProcessContext):
             f"{what}{because} (log: {self.log_path})\n{lines}",
             log_path=self.log_path,
             report=report,
+            exit_code=exit_code,
         )
 
     def report(self) -> RunReport:

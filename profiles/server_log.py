@@ -311,6 +311,7 @@ class RunReport(BaseModel):
     build: str | None = Field(default=None, description="'build N (commit) with CC for TARGET'")
     system_info: str | None = None
     devices: tuple[LoggedDevice, ...] = ()
+    model_tensors: int | None = Field(default=None, description="tensors in the model file(s)")
     load_mode: str | None = Field(default=None, description="mmap / none / ...")
     layers_offloaded: int | None = None
     layers_total: int | None = Field(default=None, description="n_layer + 1 (output layer)")
@@ -378,9 +379,14 @@ class RunReport(BaseModel):
         device whose buffer type is ``RPC<i>[endpoint]``.
         """
         found = dict(self.rpc_allocations)
+        names = _DeviceNames((d.name, d.description) for d in self.devices)
         for endpoint, text in logs.items():
-            for index, allocations in parse_rpc_debug_log(text).items():
-                found[self.device_of(f"RPC{index}[{endpoint}]")] = allocations
+            parsed = parse_rpc_debug_log(text)
+            # a device that allocated nothing is known to hold nothing
+            indices = range(len(names.rpc_by_endpoint.get(endpoint, ()))) or parsed
+            for index in indices:
+                device = names.device_of(f"RPC{index}[{endpoint}]")
+                found[device] = parsed.get(index, RpcAllocations())
         return self.model_copy(update={"rpc_allocations": found})
 
     def failure_reason(self) -> str | None:
@@ -458,6 +464,12 @@ _LAYER_DEVICE = re.compile(
 )
 # src/llama-model-loader.cpp: llama_model_loader::create_tensor (LLAMA_LOG_DEBUG)
 _OVERRIDE = re.compile(r"tensor (?P<name>\S+) \(.*\) buffer type overridden to (?P<buft>\S+)$")
+# src/llama-model-loader.cpp: llama_model_loader::llama_model_loader, once per model load
+_MODEL_LOAD = re.compile(
+    r"llama_model_loader: loaded meta data with \d+ key-value pairs and (?P<n>\d+) tensors"
+)
+_PER_LOAD = ("load_mode", "layers_offloaded", "layers_total", "output_layer_offloaded",
+             "pipeline_parallel", "sched_copies")  # fmt: skip
 _SCHED_COPIES = re.compile(r"sched_reserve: reserve took .* sched copies = (?P<n>\d+)")
 # common/common.cpp: common_params_print_info (func printed as "%12.*s": "common_param")
 _BUILD = re.compile(r"common_param(?:s_print_info)?: (?P<build>build \d+ \(.*\) with .*)$")
@@ -563,17 +575,16 @@ def parse_server_log(text: str) -> RunReport:
     kv_caches: list[KvCacheSummary] = []
     graphs: list[GraphReserve] = []
     failures: list[AllocationFailure] = []
-    breakdowns: list[MemoryBreakdown] = []
     rows: list[BreakdownRow] = []
     warnings: list[str] = []
     errors: list[str] = []
+    tables: list[tuple[int, tuple[BreakdownRow, ...]]] = []
     kv_cache: str | None = None
-    tensors_loading = False
+    last_load = 0  # line of the last "loaded meta data": the load the server runs with
 
     def close_breakdown() -> None:
         if rows:
-            phase = "final" if tensors_loading else "projected"
-            breakdowns.append(MemoryBreakdown(phase=phase, rows=tuple(rows)))
+            tables.append((number, tuple(rows)))
             rows.clear()
 
     for number, (level, body) in enumerate(lines, start=1):
@@ -591,7 +602,18 @@ def parse_server_log(text: str) -> RunReport:
             continue
         close_breakdown()
 
-        if m := _BUFFER.search(body):
+        if m := _MODEL_LOAD.search(body):
+            # --fit's dry runs load the model first (their lines show at -lv 5): what
+            # describes a load starts again, the last load is the one that allocated
+            last_load, kv_cache = number, None
+            buffers.clear()
+            kv_caches.clear()
+            graphs.clear()
+            for key in _PER_LOAD:
+                found.pop(key, None)
+            found["layer_devices"], found["tensor_overrides"] = {}, {}
+            found["model_tensors"] = int(m["n"])
+        elif m := _BUFFER.search(body):
             label = m["label"]
             kind = _KIND_BY_LABEL.get(label, BufferKind.OTHER)
             buffers.append(
@@ -645,7 +667,6 @@ def parse_server_log(text: str) -> RunReport:
             found["output_layer_offloaded"] = True
         elif m := _LOAD_MODE.search(body):
             found["load_mode"] = m["mode"]
-            tensors_loading = True
         elif m := _BUILD.search(body):
             found["build"] = m["build"]
         elif m := _SYSTEM_INFO.search(body):
@@ -659,6 +680,11 @@ def parse_server_log(text: str) -> RunReport:
         if failure is not None:
             failures.append(failure)
     close_breakdown()
+    # a table printed before the last load is --fit's projection, one after it the final
+    breakdowns = [
+        MemoryBreakdown(phase="final" if last_load and line > last_load else "projected", rows=t)
+        for line, t in tables
+    ]
 
     return RunReport(
         loaded=found.pop("loaded", False),

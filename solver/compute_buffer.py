@@ -13,10 +13,11 @@ Graphs depend only on the model and the workload, so they are built once and cac
 the compiled form of ``solver.compute_engine`` (the readable ports ``solver.ggml_sched`` and
 ``solver.ggml_alloc`` remain as the reference it is tested against, ``reference=True``).
 
-Validated against the real llama-server (``benchmarks/compute_fidelity.py``, 98 device rows:
-gemma-3-270m and synthetic llama, qwen3, qwen3moe, gemma3, deepseek2 MLA, gpt-oss, glm4moe,
-on CPU and two RPC devices, FA on/off, quantized KV, -ub/-b, -np, -nkvo, -ot, pipeline
-parallelism): every buffer within the log's rounding (52 bytes), every split count exact.
+Validated against the real llama-server (``benchmarks/memory_fidelity.py``, 98 launches,
+237 compute buffers: gemma-3-270m and synthetic llama, qwen3, qwen3moe, gemma3, deepseek2
+MLA, gpt-oss, glm4moe and catalogue miniatures, on CPU and two RPC devices, FA on/off,
+quantized KV, -ub/-b, -np, -nkvo, -ot, pipeline parallelism): every buffer within the log's
+4-decimal rounding (52 bytes), to the byte on the RPC devices, every split count exact.
 
 Backends (``solver.ggml_sched.Backend``):
 - ``CPU``: 32-byte alignment (``TENSOR_ALIGNMENT``), tensors take ``ggml_nbytes``. With a

@@ -156,3 +156,33 @@ def measure_llama(
         )
 
     return measure
+
+
+@pytest.fixture
+def check_case(request: pytest.FixtureRequest, measure_llama: Callable[..., Any]) -> Callable:
+    """``check_case(case) -> Measured``: launch a ``benchmarks.memory_fidelity.Case`` (its
+    gemma or synthetic model, two debug RPC servers when it wants them) and assert that fit's
+    estimate meets every target of ``profiles.fidelity`` on it."""
+    from benchmarks.memory_fidelity import model_blueprint
+
+    def check(case: Any) -> Any:
+        rpc = request.getfixturevalue("rpc_servers") if case.rpc else None
+        found = model_blueprint(case.model)
+        if found is None:
+            model = request.getfixturevalue("gemma_gguf")
+        else:
+            (model,) = request.getfixturevalue("synthetic_gguf")(*found)
+        measured = measure_llama(model, *case.argv(rpc), rpc=rpc)
+        fidelity, run = measured.fidelity, measured.run
+        assert run.loaded and fidelity.rows, "nothing to compare"
+        assert not fidelity.misses(), "\n".join(fidelity.misses())
+        # what the comparison must have seen: every device's exact bytes, -lv 5 lines
+        held = {row.device for row in fidelity.rows}
+        assert {d for d in held if d.startswith("RPC")} <= set(run.rpc_allocations)
+        assert len(run.layer_devices) == len(measured.memory.placement.layer_devices) + 1
+        if fidelity.compute_modelled:
+            assert fidelity.splits_measured is not None
+            assert all(fidelity.row(device, "compute") for device in run.per_device())
+        return measured
+
+    return check

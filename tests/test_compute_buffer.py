@@ -1,12 +1,9 @@
-"""The compute-buffer model against the real llama-server, and its fast engine against its
-readable port.
+"""The compute-buffer model: its fast engine against its readable port, and its behaviour.
 
-``test_matches_llama_server`` starts the real llama-server (CPU build, and two
-``ggml-rpc-server`` devices where the case says so) on the real gemma-3-270m and on synthetic
-6-layer models of every described architecture, reads what it reserved from its own log
-(4-decimal MiB per device, graph splits of the prompt and generation graphs), and requires
-the prediction within 5% of every device's buffer (in practice it is within the log's
-rounding) and the exact split counts. The grid is ``benchmarks.compute_fidelity.grid``.
+Against the real llama-server, the compute buffers (and everything else a launch allocates)
+are checked in ``tests/test_memory_fidelity.py``, on the CI grid of
+``benchmarks.memory_fidelity``: within 5% of every device's buffer (in practice within the
+log's 4-decimal rounding, or to the byte on RPC devices) and the exact split counts.
 
 ``test_engine_matches_reference`` replays random placements (CPU, RPC and CUDA backends,
 pipeline parallelism, op offload, quantized KV) through the compiled engine and through the
@@ -20,28 +17,25 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.compute_fidelity import (
+from benchmarks.memory_fidelity import (
     GEMMA,
     LLAMA_ROPE,
     SYNTHETIC_ARCHS,
     SYNTHETIC_LAYERS,
-    Case,
-    grid,
-    run_case,
-    synthetic_blueprint,
+    model_blueprint,
 )
 from solver.compute_buffer import estimate_compute
 from solver.errors import BadInput
 from solver.inventory import Inventory, TensorGroup
 from solver.sources import load_local_inventory
 from solver.workload import ComputeWorkload
-from tests.compute_support import llama_available
-
-TOLERANCE = 0.05
 
 
 def _synthetic(factory, model: str) -> Path:
-    return factory(synthetic_blueprint(model))[0]
+    """The 6-layer synthetic model of an architecture (or of LLAMA_ROPE)."""
+    found = model_blueprint(f"{model}/{SYNTHETIC_LAYERS}")
+    assert found is not None
+    return factory(*found)[0]
 
 
 def _workload(**overrides) -> ComputeWorkload:
@@ -55,33 +49,6 @@ def _workload(**overrides) -> ComputeWorkload:
 
 def _all_on(inv: Inventory, device: str) -> tuple[dict[str, str], list[str]]:
     return {t.name: device for t in inv.tensors}, [device] * inv.n_layers
-
-
-# --- against the real llama-server --------------------------------------------------------
-
-_CASES = grid()
-
-
-@pytest.mark.llama
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "case", _CASES, ids=[f"{c.model}:{' '.join(c.args)}:rpc{c.rpc}" for c in _CASES]
-)
-def test_matches_llama_server(case: Case, gemma_gguf: Path, synthetic_gguf) -> None:
-    if not llama_available():
-        pytest.skip("llama-server / ggml-rpc-server not built")
-    model = gemma_gguf if case.model == GEMMA else _synthetic(synthetic_gguf, case.model)
-    rows = run_case(case, model)
-    assert rows, "llama-server reported no compute buffer"
-    for row in rows:
-        assert row.splits_predicted == row.splits_measured, (
-            f"{row.device}: splits predicted {row.splits_predicted}, "
-            f"llama-server {row.splits_measured}"
-        )
-        assert row.error <= TOLERANCE, (
-            f"{row.device}: predicted {row.predicted} B, llama-server {row.measured} B "
-            f"({100 * row.error:.2f}% beyond the log's rounding)"
-        )
 
 
 # --- compiled engine vs readable port -----------------------------------------------------

@@ -8,13 +8,12 @@ sliding window (``load_tensors: layer N ... is_swa = B``).
 from __future__ import annotations
 
 import re
-import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from profiles.server import LlamaServer
 from solver.sources import load_inventory
 
 pytestmark = pytest.mark.llama
@@ -22,26 +21,12 @@ pytestmark = pytest.mark.llama
 MIB = 1024 * 1024
 
 
-def load_log(binary: Path, model: Path, log: Path, n_layers: int) -> str:
-    """Start llama-server until it has loaded the model, then stop it; return its log."""
-    args = [str(binary), "-m", str(model), "--no-warmup", "-c", "512", "-v"]
-    args += ["--host", "127.0.0.1", "--port", "0", "-t", "1"]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and process.poll() is None:
-                text = log.read_text(errors="replace")
-                if len(re.findall(r"load_tensors: layer +\d+ assigned", text)) > n_layers:
-                    break
-                time.sleep(0.2)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+def load_log(binary: Path, model: Path, log: Path, env: dict[str, str]) -> str:
+    """Start llama-server at -lv 5 (the per-layer lines are debug output), stop it once it is
+    ready; return its log."""
+    args = ["--no-warmup", "--fit", "off", "-c", "512", "-lv", "5", "-t", "1"]
+    with LlamaServer(model, args, binary=binary, log_path=log, env=env):
+        pass
     return log.read_text(errors="replace")
 
 
@@ -52,10 +37,10 @@ def info(log: str, key: str) -> str:
 
 
 def test_gemma_matches_llama_server_log(
-    gemma_gguf: Path, tmp_path: Path, llama_server_bin: Path
+    gemma_gguf: Path, tmp_path: Path, llama_server_bin: Path, server_env: dict[str, str]
 ) -> None:
     inv = load_inventory(str(gemma_gguf))
-    log = load_log(llama_server_bin, gemma_gguf, tmp_path / "server.log", inv.n_layers)
+    log = load_log(llama_server_bin, gemma_gguf, tmp_path / "server.log", server_env)
 
     assert info(log, "arch") == inv.architecture
     assert int(info(log, "n_layer_all")) == inv.n_layers

@@ -7,6 +7,7 @@ answer where it is built.
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,6 @@ from solver.llama_args import (
     render_llama_args,
 )
 from solver.llama_server_options import OptionKind, option_kind, server_options
-from tests.llama_harness import llama_bin_dir
 
 
 def test_defaults_of_this_version() -> None:
@@ -158,15 +158,11 @@ def test_every_option_is_classified() -> None:
     assert server_options()["--control-vector-layer-range"].n_values == 2
 
 
-BIN = llama_bin_dir()
-
-
 @pytest.mark.llama
-def test_option_table_matches_the_built_binary() -> None:
+def test_option_table_matches_the_built_binary(llama_server_bin: Path) -> None:
     """data/llama_server_help.txt is the pinned build's own --help."""
-    assert BIN is not None
     help_text = subprocess.run(
-        [str(BIN / "llama-server"), "--help"], capture_output=True, text=True, timeout=60
+        [str(llama_server_bin), "--help"], capture_output=True, text=True, timeout=60
     ).stdout
     from importlib import resources
 
@@ -178,10 +174,9 @@ def test_option_table_matches_the_built_binary() -> None:
 
 @pytest.mark.llama
 @pytest.mark.parametrize("args", [["--no-mmap"], ["--definitely-not-an-option"], ["-ctk", "Q8_0"]])
-def test_llama_server_rejects_what_fit_rejects(args: list[str]) -> None:
-    assert BIN is not None
+def test_llama_server_rejects_what_fit_rejects(args: list[str], llama_server_bin: Path) -> None:
     result = subprocess.run(
-        [str(BIN / "llama-server"), *args], capture_output=True, text=True, timeout=60
+        [str(llama_server_bin), *args], capture_output=True, text=True, timeout=60
     )
     assert result.returncode != 0
     with pytest.raises(BadInput):

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from cli import cli
-from tests.llama_harness import MIB, parse_server_log
+from profiles.server_log import MIB, BufferKind, parse_server_log
 
 LOGS = Path(__file__).parent / "fixtures" / "llama_logs"
 
@@ -16,15 +16,19 @@ LOGS = Path(__file__).parent / "fixtures" / "llama_logs"
 def test_json_matches_the_recorded_native_log(gemma_gguf: Path) -> None:
     """Same launch as the recorded AMX build: every buffer it printed, from the CLI."""
     log = parse_server_log((LOGS / "gemma3-270m-native-amx.log").read_text())
+
+    def printed(kind: BufferKind, buffer: str) -> str:
+        return f"{sum(b.size.printed_mib for b in log.buffers_of(kind) if b.buffer == buffer):.2f}"
+
     args = ["memory", str(gemma_gguf), "--cpu", "avx2,avx512,amx", "--json"]
     result = CliRunner().invoke(cli, [*args, "--", "-c", "1024", "--fit", "off"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
     cpu = document["devices"]["CPU"]
-    assert f"{cpu['weights'] / MIB:.2f}" == f"{log.mib('model', 'CPU_Mapped'):.2f}"
-    assert f"{cpu['repack'] / MIB:.2f}" == f"{log.mib('model', 'AMX'):.2f}"
-    assert f"{cpu['kv'] / MIB:.2f}" == f"{log.mib('kv', 'CPU'):.2f}"
-    assert f"{cpu['output'] / MIB:.2f}" == f"{log.mib('output', 'CPU'):.2f}"
+    assert f"{cpu['weights'] / MIB:.2f}" == printed(BufferKind.MODEL, "CPU_Mapped")
+    assert f"{cpu['repack'] / MIB:.2f}" == printed(BufferKind.MODEL, "AMX")
+    assert f"{cpu['kv'] / MIB:.2f}" == printed(BufferKind.KV, "CPU")
+    assert f"{cpu['output'] / MIB:.2f}" == printed(BufferKind.OUTPUT, "CPU")
     assert set(document) >= {"devices", "graph_splits"}
 
 

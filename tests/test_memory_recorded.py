@@ -11,22 +11,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from profiles.fidelity import COMPONENTS, compare
+from profiles.server_log import parse_server_log
 from solver.device_map import CpuFeatures
 from solver.llama_args import parse_llama_args
 from solver.memory import estimate_memory
 from solver.sources import load_inventory
-from tests.llama_harness import parse_server_log
-from tests.test_memory_llama import check_against_log
 
 LOGS = Path(__file__).parent / "fixtures" / "llama_logs"
 
 
 def test_native_build_with_amx_repacking(gemma_gguf: Path) -> None:
     log = parse_server_log((LOGS / "gemma3-270m-native-amx.log").read_text())
-    cpu = CpuFeatures.from_system_info(log.system_info)
+    cpu = CpuFeatures.from_system_info(log.system_info or "")
     assert cpu.amx_int8 and cpu.avx2
     report = estimate_memory(
         load_inventory(str(gemma_gguf)), parse_llama_args(["-c", "1024", "--fit", "off"]), cpu=cpu
     )
-    check_against_log(report, log)
+    fidelity = compare(report, log)
+    assert not fidelity.misses(), "\n".join(fidelity.misses())
+    assert {row.component for row in fidelity.rows} == {
+        "weights",
+        "kv",
+        "compute",
+        "output",
+        "total",
+    }
+    assert fidelity.splits_measured == (1, 1)
     assert report.devices["CPU"].repack > 0

@@ -12,22 +12,11 @@ import gguf
 import numpy as np
 import pytest
 
-from solver.device_map import CpuFeatures
-from solver.llama_args import parse_llama_args
-from solver.memory import estimate_memory
-from solver.sources import load_inventory
-from tests.llama_harness import (
-    HARNESS_ARGS,
-    RpcServer,
-    llama_bin_dir,
-    rpc_pair,  # noqa: F401 (fixture)
-    run_llama_server,
-)
-from tests.test_memory_llama import check_against_log, check_rpc_bytes
+from profiles.server import RpcServers
+from profiles.server_log import BufferKind
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 
-BIN = llama_bin_dir()
 N_EMBD, N_LAYER, D_CONV, D_STATE, DT_RANK = 128, 4, 4, 16, 8
 D_INNER = 2 * N_EMBD  # mamba.cpp: only an expansion factor of 2 is supported
 
@@ -94,17 +83,14 @@ CASES = {
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_mamba_recurrent_state(
-    name: str,
-    tmp_path_factory: pytest.TempPathFactory,
-    rpc_pair: list[RpcServer],  # noqa: F811
+    name: str, tmp_path: Path, measure_llama, rpc_servers: RpcServers
 ) -> None:
-    assert BIN is not None
-    path = write_mamba(tmp_path_factory.mktemp("mamba") / "mamba.gguf")
-    args = CASES[name].split()
-    log = run_llama_server(BIN, path, args, rpc=rpc_pair)
-    assert any(True for _ in log.kv), log.text[-2000:]  # RS buffer lines were printed
-    full_args = [*HARNESS_ARGS, "--rpc", ",".join(s.endpoint for s in rpc_pair), *args]
-    cpu = CpuFeatures.from_system_info(log.system_info)
-    report = estimate_memory(load_inventory(str(path)), parse_llama_args(full_args), cpu=cpu)
-    check_against_log(report, log)
-    check_rpc_bytes(report, log, rpc_pair)
+    """RS buffers (and weights, output) exact; a recurrent model has no compute recipe."""
+    path = write_mamba(tmp_path / "mamba.gguf")
+    measured = measure_llama(path, *CASES[name].split(), rpc=rpc_servers)
+    assert measured.run.buffers_of(BufferKind.RS), "no RS buffer lines in the log"
+    assert not measured.memory.compute_modelled
+    assert not measured.fidelity.misses(), "\n".join(measured.fidelity.misses())
+    rs_devices = {b.device for b in measured.run.buffers_of(BufferKind.RS)}
+    rpc_rows = {r.device for r in measured.fidelity.rows if r.component == "kv"} - {"CPU"}
+    assert rpc_rows == rs_devices - {"CPU"} <= set(measured.run.rpc_allocations)

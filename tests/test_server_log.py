@@ -15,6 +15,7 @@ from profiles.server_log import (
     MIB,
     BufferKind,
     LoggedSize,
+    RpcAllocations,
     parse_rpc_debug_log,
     parse_server_log,
     parse_server_log_file,
@@ -89,7 +90,7 @@ def test_cpu_log() -> None:
         512,
     )
     assert report.context.flash_attn == "auto" and report.context.flash_attn_resolved is True
-    assert report.load_mode == "mmap"
+    assert report.load_mode == "mmap" and report.model_tensors == 236
     graph = report.graph
     assert graph is not None
     assert (graph.pp_nodes, graph.pp_splits, graph.tg_splits) == (730, 1, 1)
@@ -341,7 +342,52 @@ def test_rpc_allocations_attach_to_the_device_of_their_endpoint() -> None:
     report = parse_server_log(text)
     endpoints = [d.description for d in report.devices if d.name.startswith("RPC")]
     debug = "[alloc_buffer] device: 0, size: 4096 -> remote_ptr: 1f, remote_size: 4096\n"
-    attached = report.with_rpc_debug_logs({endpoints[1]: debug})
-    assert attached.rpc_allocations == {"RPC1": parse_rpc_debug_log(debug)[0]}
+    attached = report.with_rpc_debug_logs({endpoints[1]: debug, endpoints[0]: ""})
+    assert attached.rpc_allocations == {
+        "RPC1": parse_rpc_debug_log(debug)[0],
+        "RPC0": RpcAllocations(),  # its server logged no allocation: it holds nothing
+    }
     assert attached.rpc_allocations["RPC1"].model == (4096,)
     assert report.rpc_allocations == {}  # the report itself is unchanged
+
+
+def test_fit_dry_run_lines_at_lv5_do_not_count() -> None:
+    """--fit loads the model without allocating first; at -lv 5 its lines show (common/fit.cpp
+    sends them to the debug level). Only the last load allocated anything."""
+    dry_run = [
+        "I llama_model_loader: loaded meta data with 33 key-value pairs and 236 tensors",
+        "I load_tensors: loading model tensors, this can take a while... (load_mode = none)",
+        "D load_tensors: layer   0 assigned to device CPU, is_swa = 1",
+        "I load_tensors:          CPU model buffer size =     0.00 MiB",
+        "I llama_kv_cache:        CPU KV buffer size =     0.00 MiB",
+        "I sched_reserve: graph: nodes = 730, splits = 1, input objects = 4, input tensors = 13",
+        "I sched_reserve:        CPU compute buffer size =    52.78 MiB",
+        "I common_memory_breakdown_print: | memory breakdown [MiB] | total   free    self   "
+        "model   context   compute    unaccounted |",
+        "I common_memory_breakdown_print: |   - Host               |                  408 =   "
+        "222 +     133 +      52                |",
+        "I common_fit_params: successfully fit params to free device memory",
+    ]
+    real = [
+        "I llama_model_loader: loaded meta data with 33 key-value pairs and 236 tensors",
+        "I load_tensors: loading model tensors, this can take a while... (load_mode = mmap)",
+        "D load_tensors: layer   0 assigned to device CPU, is_swa = 1",
+        "I load_tensors:   CPU_Mapped model buffer size =   235.16 MiB",
+        "I llama_kv_cache:        CPU KV buffer size =    96.00 MiB",
+        "I sched_reserve: graph: nodes = 730, splits = 1, input objects = 4, input tensors = 13",
+        "I sched_reserve:        CPU compute buffer size =    52.78 MiB",
+        "I common_memory_breakdown_print: | memory breakdown [MiB] | total   free    self   "
+        "model   context   compute    unaccounted |",
+        "I common_memory_breakdown_print: |   - Host               |                  421 =   "
+        "235 +     133 +      52                |",
+    ]
+    report = parse_server_log("\n".join(dry_run + real))
+    assert [(b.buffer, b.size.printed_mib) for b in report.buffers] == [
+        ("CPU_Mapped", 235.16),
+        ("CPU", 96.00),
+        ("CPU", 52.78),
+    ]
+    assert [b.line for b in report.buffers] == [len(dry_run) + n for n in (4, 5, 7)]
+    assert len(report.graphs) == 1 and report.load_mode == "mmap" and report.model_tensors == 236
+    assert [b.phase for b in report.breakdowns] == ["projected", "final"]
+    assert report.breakdowns[-1].rows[0].model.printed_mib == 235

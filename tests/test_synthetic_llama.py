@@ -8,132 +8,52 @@ of tensors"), a wrong shape or a wrongly typed key. Each tiny model must start, 
 
 from __future__ import annotations
 
-import json
-import re
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import gguf
 import numpy as np
 import pytest
 
+from profiles.server import LlamaServer, ServerFailed, complete
+from profiles.server_log import BufferKind, LoggedSize, RunReport
 from solver.blueprint import Arch, Blueprint, tensor_specs
 from solver.catalogue import catalogue_blueprint, catalogue_models
 from solver.quant_mix import quantized_tensors
 from solver.synthetic import miniature, tiny_blueprint, write_synthetic_gguf
 
 ARCHS = [arch.value for arch in Arch]
-MIB = 1024 * 1024
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 
+# one load only (no --fit), so the log holds one set of buffer sizes; every weight in the
+# mapped buffers the log reports (no repacking)
+SERVE_ARGS = ["--no-warmup", "-c", "512", "--fit", "off", "--no-repack", "-t", "1"]
+
 
 @pytest.fixture
-def launch(llama_server_bin: Path):
-    """``launch(model, log, timeout_s=180)``: the launcher below bound to the built server."""
+def serve(
+    llama_server_bin: Path, server_env: dict[str, str], tmp_path: Path
+) -> Callable[..., object]:
+    """``with serve(model) as server:`` a ready llama-server (``profiles.server``) on a tiny
+    model; on exit it is stopped and reaped. A model it refuses raises ``ServerFailed``."""
 
-    def start(model: Path, log: Path, timeout_s: float = 180.0):
-        return _llama_server(llama_server_bin, model, log, timeout_s)
+    @contextmanager
+    def start(model: Path, startup_timeout_s: float = 180.0) -> Iterator[LlamaServer]:
+        server = LlamaServer(
+            model,
+            SERVE_ARGS,
+            binary=llama_server_bin,
+            env=server_env,
+            log_path=tmp_path / "server.log",
+            startup_timeout_s=startup_timeout_s,
+        )
+        with server:
+            yield server
+        assert server.pid is None  # stopped and reaped
 
     return start
-
-
-# --- a minimal private launcher (profiles/server.py is the real one) -------------------------
-
-
-@dataclass
-class _ServerRun:
-    port: int
-    process: subprocess.Popen
-    log: Path
-    ready: bool = False
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def complete(self, prompt: str, n_predict: int) -> dict:
-        body = json.dumps({"prompt": prompt, "n_predict": n_predict, "ignore_eos": True})
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/completion",
-            data=body.encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=300) as reply:
-            return json.loads(reply.read())
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
-            return reply.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-@contextmanager
-def _llama_server(
-    binary: Path, model: Path, log: Path, timeout_s: float = 180.0
-) -> Iterator[_ServerRun]:
-    """Start llama-server on a free loopback port; wait for /health; always stop and reap it."""
-    port = _free_port()
-    args = [
-        str(binary),
-        "-m", str(model),
-        "--no-warmup",
-        "-c", "512",
-        "--port", str(port),
-        "--host", "127.0.0.1",
-        "--fit", "off",  # one load only, so the log holds one set of buffer sizes
-        "--no-repack",  # keep every weight in the mapped buffer the log reports
-        "-v",
-    ]  # fmt: skip
-    with open(log, "wb") as sink:
-        process = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT)
-    run = _ServerRun(port=port, process=process, log=log)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and process.poll() is None:
-            if _healthy(port):
-                run.ready = True
-                break
-            time.sleep(0.2)
-        yield run
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-# --- what llama.cpp's log says it loaded ----------------------------------------------------
-
-_LOADED = re.compile(r"loaded meta data with (\d+) key-value pairs and (\d+) tensors")
-_BUFFER = re.compile(r"load_tensors:\s+(\S+) model buffer size =\s+([\d.]+) MiB")
-
-
-def _loaded_counts(log: str) -> tuple[int, float]:
-    """(tensors in the model, MiB of model buffers) from the llama-server log."""
-    loads = _LOADED.findall(log)
-    assert loads, "no 'loaded meta data' line in the log"
-    buffers = [float(size) for _, size in _BUFFER.findall(log)]
-    assert buffers, "no 'model buffer size' line in the log"
-    return int(loads[-1][1]), sum(buffers)
 
 
 def _mapped_span_bytes(paths: list[Path], skipped: set[str]) -> int:
@@ -149,61 +69,56 @@ def _mapped_span_bytes(paths: list[Path], skipped: set[str]) -> int:
     return total
 
 
-def _check_against_log(blueprint: Blueprint, quant: str, paths: list[Path], log: str) -> None:
+def _check_against_log(
+    blueprint: Blueprint, quant: str, paths: list[Path], report: RunReport
+) -> None:
+    """The log's tensor count and model buffers (MiB, two decimals) against what we wrote."""
     tensors = quantized_tensors(blueprint, quant)
     skipped = {t.name for t in tensors if t.skipped}
-    n_tensors, buffer_mib = _loaded_counts(log)
-    assert n_tensors == len(tensors)
+    assert report.model_tensors == len(tensors)
+    buffers = report.buffers_of(BufferKind.MODEL)
+    assert buffers, "no 'model buffer size' line in the log"
     span = _mapped_span_bytes(paths, skipped)
     loaded_bytes = sum(t.n_bytes for t in tensors if not t.skipped)
     # the span is the tensors we wrote plus at most one alignment pad between neighbours
     assert loaded_bytes <= span <= loaded_bytes + gguf.GGUF_DEFAULT_ALIGNMENT * len(tensors)
-    # the log prints MiB with two decimals: one rounding step per buffer
-    assert abs(buffer_mib - span / MIB) <= 0.005 * len(paths) + 1e-9
+    # each buffer's size is known to its two printed decimals
+    assert sum((b.size for b in buffers), LoggedSize.exact(0)).contains(span)
 
 
 # --- tests ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_tiny_model_loads_and_serves(launch, arch: str, synthetic_gguf, tmp_path: Path) -> None:
+def test_tiny_model_loads_and_serves(serve, arch: str, synthetic_gguf) -> None:
     paths = synthetic_gguf(arch, "Q4_K_M")
-    with launch(paths[0], tmp_path / "server.log") as server:
-        assert server.ready, server.log_text()[-3000:]
-        reply = server.complete("hello there, tiny model", n_predict=4)
-    assert reply["tokens_predicted"] == 4
-    assert server.process.returncode is not None  # reaped
-    _check_against_log(tiny_blueprint(arch), "Q4_K_M", paths, server.log_text())
+    with serve(paths[0]) as server:
+        reply = complete(server.url, "hello there, tiny model", n_predict=4)
+    assert reply.timings.predicted_n == 4
+    _check_against_log(tiny_blueprint(arch), "Q4_K_M", paths, server.report())
 
 
-def test_split_set_of_three_loads(launch, synthetic_gguf, tmp_path: Path) -> None:
+def test_split_set_of_three_loads(serve, synthetic_gguf) -> None:
     paths = synthetic_gguf("deepseek2", "Q4_K_M", n_parts=3)
     assert [p.name for p in paths] == [
         f"tiny-deepseek2-Q4_K_M-{i:05d}-of-00003.gguf" for i in (1, 2, 3)
     ]
-    with launch(paths[0], tmp_path / "server.log") as server:
-        assert server.ready, server.log_text()[-3000:]
-        assert server.complete("split", n_predict=4)["tokens_predicted"] == 4
-    log = server.log_text()
-    assert len(_BUFFER.findall(log)) == 3  # one mapped buffer per part
-    _check_against_log(tiny_blueprint("deepseek2"), "Q4_K_M", paths, log)
+    with serve(paths[0]) as server:
+        assert complete(server.url, "split", n_predict=4).timings.predicted_n == 4
+    report = server.report()
+    assert len(report.buffers_of(BufferKind.MODEL)) == 3  # one mapped buffer per part
+    _check_against_log(tiny_blueprint("deepseek2"), "Q4_K_M", paths, report)
 
 
 @pytest.mark.parametrize("model", catalogue_models())
-def test_catalogue_blueprint_miniature_loads(
-    launch,
-    model: str,
-    synthetic_gguf,
-    tmp_path: Path,
-) -> None:
+def test_catalogue_blueprint_miniature_loads(serve, model: str, synthetic_gguf) -> None:
     """Each catalogue blueprint, shrunk with every structural feature kept, serves."""
     blueprint = miniature(catalogue_blueprint(model))
     quant = "MXFP4" if blueprint.architecture is Arch.GPT_OSS else "Q4_K_M"
     paths = synthetic_gguf(blueprint, quant)
-    with launch(paths[0], tmp_path / "server.log") as server:
-        assert server.ready, server.log_text()[-3000:]
-        assert server.complete("catalogue", n_predict=2)["tokens_predicted"] == 2
-    _check_against_log(blueprint, quant, paths, server.log_text())
+    with serve(paths[0]) as server:
+        assert complete(server.url, "catalogue", n_predict=2).timings.predicted_n == 2
+    _check_against_log(blueprint, quant, paths, server.report())
 
 
 def test_split_parts_carry_keys_as_gguf_split_writes_them(synthetic_gguf) -> None:
@@ -237,30 +152,30 @@ _ARCH_SPECIFIC_REQUIRED = {
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_missing_required_tensor_is_refused(launch, arch: str, tmp_path: Path) -> None:
+def test_missing_required_tensor_is_refused(serve, arch: str, tmp_path: Path) -> None:
     blueprint = tiny_blueprint(arch)
     name = _ARCH_SPECIFIC_REQUIRED[arch]
     spec = next(s for s in tensor_specs(blueprint) if s.name == name)
     assert spec.required
     [path] = write_synthetic_gguf(blueprint, "Q4_K_M", tmp_path / "m.gguf", exclude={name})
-    with launch(path, tmp_path / "server.log", timeout_s=60) as server:
-        server.process.wait(timeout=60)
-    assert not server.ready
-    log = server.log_text()
+    with pytest.raises(ServerFailed) as refused, serve(path, startup_timeout_s=60):
+        pass
+    assert refused.value.exit_code is not None  # it exited, it did not hang
+    log = refused.value.log_path.read_text()
     # llama_model_loader::check_tensor_dims or create_tensor, whichever meets it first
     assert f"tensor '{name}' not found" in log or f"missing tensor '{name}'" in log
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_optional_tensors_may_be_absent(launch, arch: str, tmp_path: Path) -> None:
+def test_optional_tensors_may_be_absent(serve, arch: str, tmp_path: Path) -> None:
     blueprint = tiny_blueprint(arch)
     optional = {s.name for s in tensor_specs(blueprint) if not s.required}
     [path] = write_synthetic_gguf(blueprint, "Q4_K_M", tmp_path / "m.gguf", exclude=optional)
-    with launch(path, tmp_path / "server.log") as server:
-        assert server.ready, server.log_text()[-3000:]
+    with serve(path) as server:
+        assert server.report().loaded
 
 
-def test_unknown_architecture_is_refused(launch, tmp_path: Path) -> None:
+def test_unknown_architecture_is_refused(serve, tmp_path: Path) -> None:
     path = tmp_path / "unknown.gguf"
     writer = gguf.GGUFWriter(path, "fitnosucharch")
     writer.add_block_count(1)
@@ -269,8 +184,7 @@ def test_unknown_architecture_is_refused(launch, tmp_path: Path) -> None:
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    with launch(path, tmp_path / "server.log", timeout_s=60) as server:
-        server.process.wait(timeout=60)
-    assert not server.ready
-    assert server.process.returncode != 0
-    assert "unknown model architecture: 'fitnosucharch'" in server.log_text()
+    with pytest.raises(ServerFailed) as refused, serve(path, startup_timeout_s=60):
+        pass
+    assert refused.value.exit_code not in (None, 0)
+    assert "unknown model architecture: 'fitnosucharch'" in refused.value.log_path.read_text()
