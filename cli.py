@@ -625,6 +625,13 @@ _server_option = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="llama-server to run [$LLAMA_SERVER, fit's cached build, PATH].",
 )
+_no_calibration_option = click.option(
+    "--no-calibration", is_flag=True, help="Predict with spec-sheet coefficients."
+)
+
+
+def _seconds_option(flag: str, dest: str, default: float, text: str) -> Any:
+    return click.option(flag, dest, default=default, show_default=True, type=float, help=text)
 
 
 def _n_predict_option(default: int) -> Any:
@@ -778,15 +785,8 @@ def _record_json(record: Any, run_file: Path) -> dict[str, Any]:
 @_conf_option
 @_server_option
 @_n_predict_option(32)
-@click.option(
-    "--timeout",
-    "timeout_s",
-    default=600.0,
-    show_default=True,
-    type=float,
-    help="Seconds to wait for the server to load.",
-)
-@click.option("--no-calibration", is_flag=True, help="Predict with spec-sheet coefficients.")
+@_seconds_option("--timeout", "timeout_s", 600.0, "Seconds to wait for the server to load.")
+@_no_calibration_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def test_command(profile_id: str, conf_path: Path, server_path: Path | None, n_predict: int,
                  timeout_s: float, no_calibration: bool, as_json: bool) -> None:  # fmt: skip
@@ -972,15 +972,13 @@ def _calibration_text(calibration: Any, others: int, skipped: list[str], saved: 
 )
 @click.option("--apply", "apply_best", is_flag=True, help="Write the best trial into the profile.")
 @_n_predict_option(16)
-@click.option(
+@_seconds_option(
     "--heartbeat",
     "heartbeat_s",
-    default=10.0,
-    show_default=True,
-    type=float,
-    help="Seconds between trial heartbeats; a trial silent for twice this is retried.",
+    10.0,
+    "Seconds between trial heartbeats; a trial silent for twice this is retried.",
 )
-@click.option("--no-calibration", is_flag=True, help="Predict with spec-sheet coefficients.")
+@_no_calibration_option
 @click.option("--json", "as_json", is_flag=True, help="Print the trials as JSON.")
 def tune_command(profile_id: str, conf_path: Path, server_path: Path | None, n_trials: int,
                  storage: str | None, study_name: str | None, objective: str, apply_best: bool,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +94,26 @@ def marked_processes(marker: str) -> list[int]:
         if state != "Z":
             found.append(int(entry.name))
     return found
+
+
+def wait_until_gone(marker: str, limit_s: float = 30.0) -> list[int]:
+    """Wait until no process carries ``marker``; those still there after ``limit_s``."""
+    deadline = time.monotonic() + limit_s
+    while (left := marked_processes(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+@contextmanager
+def reaped(process: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """``with reaped(Popen(...)) as child:`` whatever happens inside, a child still running
+    at the end is killed, and it is always reaped."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
 
 
 @pytest.fixture

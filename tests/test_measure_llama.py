@@ -16,6 +16,7 @@ from profiles.outcome import speed_text
 from profiles.runs import RunRecord
 from profiles.server import RpcServers
 from profiles.server_log import parse_server_log_file
+from tests.conftest import reaped, wait_until_gone
 from tests.test_server import _cells_beyond_memory
 from tests.workspace_support import (
     BASE_EXTRA,
@@ -26,7 +27,6 @@ from tests.workspace_support import (
     isolated,  # noqa: F401 (autouse fixture)
     json_of,
     wait_for_servers,
-    wait_until_gone,
     write_conf,
 )
 
@@ -164,16 +164,11 @@ def test_no_server_outlives_fit_killed_during_launch(
 ) -> None:
     conf = write_conf(tmp_path, gemma_gguf, BASE_EXTRA)
     before = conf.read_bytes()
-    fit = fit_process("test", PROFILE, "--conf", str(conf), env=server_env)
-    try:
+    with reaped(fit_process("test", PROFILE, "--conf", str(conf), env=server_env)) as fit:
         servers = wait_for_servers(server_marker, fit.pid)
         assert servers, "fit never started llama-server"
         fit.send_signal(signum)
         status = fit.wait(timeout=60)
-    finally:
-        if fit.poll() is None:
-            fit.kill()
-            fit.wait()
     assert status != 0
     assert wait_until_gone(server_marker) == []
     assert conf.read_bytes() == before

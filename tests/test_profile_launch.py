@@ -24,6 +24,7 @@ from profiles.models_conf import ModelsConf
 from solver.arg_edit import last_value, option_values, without_options
 from solver.errors import BadInput
 from solver.tune import TuneSettings, tuned_args
+from tests.conftest import reaped
 
 CONF = textwrap.dedent(
     r"""
@@ -141,22 +142,16 @@ def test_start_forwards_signals_once(
 ) -> None:
     record = tmp_path / "argv.txt"
     _conf_with_extra(workspace, str(record))
-    fit = subprocess.Popen(
-        [sys.executable, "-m", "cli", "start", "bare", "--conf", str(workspace),
-         "--server", str(fake_server)],
-        cwd=Path(__file__).parent.parent, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
+    argv = [sys.executable, "-m", "cli", "start", "bare", "--conf", str(workspace),
+            "--server", str(fake_server)]  # fmt: skip
+    repo = Path(__file__).parent.parent
+    with reaped(subprocess.Popen(argv, cwd=repo, stdout=subprocess.DEVNULL)) as fit:
         deadline = time.monotonic() + 30
         while not record.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert record.exists(), "the command did not start"
         os.kill(fit.pid, signum)
         status = fit.wait(timeout=30)
-    finally:
-        if fit.poll() is None:
-            fit.kill()
-            fit.wait()
     assert record.read_text().splitlines()[1:] == [f"signal {int(signum)}"]
     assert status == 7  # the child's own exit status
 

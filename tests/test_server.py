@@ -22,7 +22,7 @@ from gguf import GGUFReader
 from profiles.server import LlamaServer, RpcServers, ServerFailed, complete
 from profiles.server_log import BufferKind, LoggedSize, RunReport
 from solver.errors import BadInput, OperationFailed
-from tests.conftest import SERVER_MARKER, marked_processes
+from tests.conftest import SERVER_MARKER, marked_processes, reaped, wait_until_gone
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 
@@ -338,13 +338,6 @@ def _wait_for_line(process: subprocess.Popen[str], wanted: str) -> None:
     pytest.fail(f"launcher exited ({process.wait()}) before printing {wanted!r}")
 
 
-def _wait_until_gone(marker: str, limit_s: float = 30.0) -> list[int]:
-    deadline = time.monotonic() + limit_s
-    while (left := marked_processes(marker)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return left
-
-
 @pytest.mark.parametrize(
     ("stage", "signum", "graceful"),
     [
@@ -366,8 +359,8 @@ def test_no_server_survives_fit(
     graceful: bool,
 ) -> None:
     log = tmp_path / "llama-server.log"
-    launcher = _launcher(gemma_gguf, llama_server_bin, rpc_server_bin, server_env, log)
-    try:
+    launched = _launcher(gemma_gguf, llama_server_bin, rpc_server_bin, server_env, log)
+    with reaped(launched) as launcher:
         _wait_for_line(launcher, stage)
         # the launcher, its two RPC servers and its llama-server (loading, or ready) all run
         deadline = time.monotonic() + 30
@@ -376,12 +369,8 @@ def test_no_server_survives_fit(
         assert len(marked_processes(server_marker)) == 4
         launcher.send_signal(signum)
         status = launcher.wait(timeout=60)
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
-            launcher.wait()
     assert status != 0
-    assert _wait_until_gone(server_marker) == []
+    assert wait_until_gone(server_marker) == []
     if graceful and stage == "ready":  # fit stopped it with SIGTERM: it shut down cleanly
         assert "cleaning up before exit" in log.read_text()
     assert os.environ.get(SERVER_MARKER) is None  # the marker never leaked into this process

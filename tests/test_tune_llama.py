@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from profiles.launch import load_profile
 from profiles.server import RpcServers
 from solver.tune import finished_trials
+from tests.conftest import reaped, wait_until_gone
 from tests.workspace_support import (
     BASE_EXTRA,
     PROFILE,
@@ -27,7 +28,6 @@ from tests.workspace_support import (
     isolated,  # noqa: F401 (autouse fixture)
     json_of,
     wait_for_servers,
-    wait_until_gone,
     write_conf,
 )
 
@@ -88,8 +88,7 @@ def test_tune_resumes_after_being_killed_mid_trial(
 ) -> None:
     conf = write_conf(tmp_path, gemma_gguf, BASE_EXTRA)
     args = ("tune", PROFILE, "--conf", str(conf), *TUNE)
-    fit = fit_process(*args, env=server_env)
-    try:
+    with reaped(fit_process(*args, env=server_env)) as fit:
         assert fit.stdout is not None
         for line in fit.stdout:
             if line.startswith("trial 0:"):
@@ -99,10 +98,6 @@ def test_tune_resumes_after_being_killed_mid_trial(
         assert wait_for_servers(server_marker, fit.pid), "no second trial started"
         fit.send_signal(signal.SIGKILL)
         fit.wait(timeout=30)
-    finally:
-        if fit.poll() is None:
-            fit.kill()
-            fit.wait()
     assert wait_until_gone(server_marker) == []  # its llama-server died with it
 
     killed = _study(conf).get_trials(deepcopy=False)

@@ -96,10 +96,3 @@ def wait_for_servers(marker: str, fit_pid: int, limit_s: float = 60) -> list[int
             return others
         time.sleep(0.01)
     return []
-
-
-def wait_until_gone(marker: str, limit_s: float = 30) -> list[int]:
-    deadline = time.monotonic() + limit_s
-    while (left := marked_processes(marker)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return left
