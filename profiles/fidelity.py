@@ -218,10 +218,19 @@ def compare(memory: MemoryReport, run: RunReport) -> LaunchFidelity:
 
 
 def measured_memory(report: RunReport, *, with_compute: bool = True) -> dict[str, LoggedSize]:
-    """Each device's measured total (compute buffers left out on request), as the log says."""
+    """Each device's total as the log says it; ``with_compute=False`` leaves the compute
+    buffers out (to compare with a prediction that does not model them). ``fit test``'s
+    comparison (``profiles.outcome``) reads its measured side from here."""
     totals = {}
     for device, logged in report.per_device().items():
-        totals[device] = logged.total if with_compute else _without_compute(logged.total, logged)
+        total = logged.total
+        if not with_compute:
+            total = LoggedSize(
+                printed_mib=total.printed_mib - logged.compute.printed_mib,
+                low_bytes=total.low_bytes - logged.compute.low_bytes,
+                high_bytes=total.high_bytes - logged.compute.high_bytes,
+            )
+        totals[device] = total
     return totals
 
 
@@ -315,14 +324,6 @@ def _buffer_mismatch(
     shown = ", ".join(f"{name} {size}" for name, size in mine)
     printed = ", ".join(f"{name} {_size_text(b.size)}" for name, b in theirs)
     return f"buffers: fit [{shown}], llama.cpp [{printed}]"
-
-
-def _without_compute(total: LoggedSize, logged: Any) -> LoggedSize:
-    return LoggedSize(
-        printed_mib=total.printed_mib - logged.compute.printed_mib,
-        low_bytes=total.low_bytes - logged.compute.low_bytes,
-        high_bytes=total.high_bytes - logged.compute.high_bytes,
-    )
 
 
 def _size_text(size: LoggedSize) -> str:

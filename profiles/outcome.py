@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from profiles.fidelity import measured_memory
 from profiles.models_conf import UNTESTED_MARK, ModelsConf, join_args, split_args
 from profiles.runs import RunRecord
 from solver.arg_edit import without_options
@@ -44,16 +45,12 @@ def comparisons(record: RunRecord) -> list[Comparison]:
     them) and decode / prompt speed."""
     rows: list[Comparison] = []
     prediction, report = record.prediction, record.report
-    measured = report.per_device() if report else {}
     with_compute = prediction is not None and prediction.compute_bytes is not None
+    measured = measured_memory(report, with_compute=with_compute) if report else {}
     predicted_memory = prediction.memory_bytes if prediction else {}
     for device in dict.fromkeys([*predicted_memory, *measured]):
         logged = measured.get(device)
-        seen = None
-        if logged is not None:
-            seen = logged.total.approx_bytes
-            if not with_compute:
-                seen -= logged.compute.approx_bytes
+        seen = None if logged is None else logged.approx_bytes
         guess = predicted_memory.get(device)
         if guess is not None and with_compute and prediction and prediction.compute_bytes:
             guess += prediction.compute_bytes.get(device, 0)

@@ -468,12 +468,11 @@ def solve_setting(
             else:
                 budgets[name] -= excess + MIB
     assert result is not None
-    return SolveReport(
-        status=SolveStatus.UNKNOWN,
-        solve_seconds=elapsed,
-        context=setting.context,
-        kv_type=setting.kv_type,
-        rounds=MAX_ROUNDS,
+    return _without_plan(
+        setting,
+        SolveStatus.UNKNOWN,
+        elapsed,
+        MAX_ROUNDS,
         notes=("the memory model and the placement model did not agree within 4 rounds",),
     )
 
@@ -548,15 +547,30 @@ def _infeasible(
         + problem.fixed_bytes.get(CPU, 0)
     )
     available = sum(problem.capacity.values())
+    shortfall = Shortfall(
+        needed=needed, available=available, budgets=dict(problem.capacity), suggestions=()
+    )
+    return _without_plan(setting, SolveStatus.INFEASIBLE, elapsed, rounds, shortfall=shortfall)
+
+
+def _without_plan(
+    setting: _Setting,
+    status: SolveStatus,
+    elapsed: float,
+    rounds: int,
+    *,
+    shortfall: Shortfall | None = None,
+    notes: tuple[str, ...] = (),
+) -> SolveReport:
+    """A report for a setting that produced no plan (infeasible, or no agreement)."""
     return SolveReport(
-        status=SolveStatus.INFEASIBLE,
+        status=status,
         solve_seconds=elapsed,
         context=setting.context,
         kv_type=setting.kv_type,
         rounds=rounds,
-        shortfall=Shortfall(
-            needed=needed, available=available, budgets=dict(problem.capacity), suggestions=()
-        ),
+        shortfall=shortfall,
+        notes=notes,
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 # Fixtures that live in their own modules, available to every test without an import.
-pytest_plugins = ["tests.gguf_factory"]
+pytest_plugins = ["tests.gguf_factory", "tests.workspace_support"]
 
 CACHE = Path.home() / ".cache" / "fit"
 

@@ -24,13 +24,12 @@ from tests.workspace_support import (
     changed_lines,
     fit_process,
     invoke,
-    isolated,  # noqa: F401 (autouse fixture)
     json_of,
     wait_for_servers,
     write_conf,
 )
 
-pytestmark = [pytest.mark.llama, pytest.mark.slow]
+pytestmark = [pytest.mark.llama, pytest.mark.slow, pytest.mark.usefixtures("isolated")]
 MIB = 1024 * 1024
 # requests as llama-server logs them (tools/server/server-context.cpp: print_timings)
 _EVAL = re.compile(r"\|\s+eval time =\s*([\d.]+) ms /\s*(\d+) tokens")

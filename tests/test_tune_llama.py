@@ -25,7 +25,6 @@ from tests.workspace_support import (
     changed_lines,
     fit_process,
     invoke,
-    isolated,  # noqa: F401 (autouse fixture)
     json_of,
     wait_for_servers,
     write_conf,
@@ -34,6 +33,7 @@ from tests.workspace_support import (
 pytestmark = [
     pytest.mark.llama,
     pytest.mark.slow,
+    pytest.mark.usefixtures("isolated"),
     pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
 ]
 TUNE = ("--trials", "4", "--n-predict", "8", "--heartbeat", "1")

@@ -21,12 +21,13 @@ PROFILE = "gemma"
 BASE_EXTRA = "-np 1 --no-warmup -t 1"
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def isolated(
     server_marker: str, llama_server_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
     """Binaries resolved first; calibration goes to the test's folder; every server fit
-    starts carries the marker, and none may be left running afterwards."""
+    starts carries the marker, and none may be left running afterwards. (Registered by
+    conftest.py; a module uses it with ``pytest.mark.usefixtures("isolated")``.)"""
     monkeypatch.setenv("FIT_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("LLAMA_SERVER", str(llama_server_bin))
     monkeypatch.setenv(SERVER_MARKER, server_marker)
