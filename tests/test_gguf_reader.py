@@ -261,28 +261,22 @@ def test_custom_alignment_is_used() -> None:
     assert header.alignment == 64 and header.data_offset % 64 == 0
 
 
-def test_duplicate_tensor_name_refused() -> None:
-    a, _ = f32_tensor("t", (8,), 0)
-    b, _ = f32_tensor("t", (8,), 32)
-    refused(raw_gguf([], [a, b], data=b"\0" * 64), "duplicate tensor name 't'")
-
-
-def test_overlapping_data_refused() -> None:
-    a, _ = f32_tensor("a", (16,), 0)
-    b, _ = f32_tensor("b", (16,), 32)
-    refused(raw_gguf([], [a, b], data=b"\0" * 128), "overlaps the data of 'a'")
-
-
-def test_gap_between_tensors_refused() -> None:
-    a, _ = f32_tensor("a", (8,), 0)
-    b, _ = f32_tensor("b", (8,), 64)
-    refused(raw_gguf([], [a, b], data=b"\0" * 128), "leaves a gap of 32 bytes")
-
-
-def test_misaligned_tensor_refused() -> None:
-    a, _ = f32_tensor("a", (8,), 0)
-    b, _ = f32_tensor("b", (8,), 33)
-    refused(raw_gguf([], [a, b], data=b"\0" * 128), "not aligned to 32")
+@pytest.mark.parametrize(
+    ("names", "elements", "second_offset", "data_bytes", "message"),
+    [
+        (("t", "t"), 8, 32, 64, "duplicate tensor name 't'"),
+        (("a", "b"), 16, 32, 128, "overlaps the data of 'a'"),
+        (("a", "b"), 8, 64, 128, "leaves a gap of 32 bytes"),
+        (("a", "b"), 8, 33, 128, "not aligned to 32"),
+    ],
+    ids=["duplicate-name", "overlapping-data", "gap-between", "misaligned"],
+)
+def test_two_tensors_that_do_not_tile_the_data_are_refused(
+    names: tuple[str, str], elements: int, second_offset: int, data_bytes: int, message: str
+) -> None:
+    a, _ = f32_tensor(names[0], (elements,), 0)
+    b, _ = f32_tensor(names[1], (elements,), second_offset)
+    refused(raw_gguf([], [a, b], data=b"\0" * data_bytes), message)
 
 
 def test_data_past_the_end_refused() -> None:
