@@ -131,6 +131,20 @@ def rpc_servers(rpc_server_bin: Path, server_env: dict[str, str], tmp_path: Path
         yield servers
 
 
+@pytest.fixture(scope="module")
+def shared_rpc_servers(
+    rpc_server_bin: Path, server_marker: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """``rpc_servers`` shared by the tests of a module (launches take turns on them:
+    ``run_until_ready`` waits until they have let each client go)."""
+    from profiles.server import RpcServers
+
+    env = {**os.environ, SERVER_MARKER: server_marker}
+    log_dir = tmp_path_factory.mktemp("rpc-logs")
+    with RpcServers(2, binary=rpc_server_bin, env=env, log_dir=log_dir, debug=True) as servers:
+        yield servers
+
+
 @pytest.fixture
 def run_llama(
     llama_server_bin: Path, server_env: dict[str, str], tmp_path: Path
@@ -189,7 +203,7 @@ def check_case(request: pytest.FixtureRequest, measure_llama: Callable[..., Any]
     from benchmarks.memory_fidelity import model_blueprint
 
     def check(case: Any) -> Any:
-        rpc = request.getfixturevalue("rpc_servers") if case.rpc else None
+        rpc = request.getfixturevalue("shared_rpc_servers") if case.rpc else None
         found = model_blueprint(case.model)
         if found is None:
             model = request.getfixturevalue("gemma_gguf")

@@ -83,11 +83,11 @@ CASES = {
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_mamba_recurrent_state(
-    name: str, tmp_path: Path, measure_llama, rpc_servers: RpcServers
+    name: str, tmp_path: Path, measure_llama, shared_rpc_servers: RpcServers
 ) -> None:
     """RS buffers (and weights, output) exact; a recurrent model has no compute recipe."""
     path = write_mamba(tmp_path / "mamba.gguf")
-    measured = measure_llama(path, *CASES[name].split(), rpc=rpc_servers)
+    measured = measure_llama(path, *CASES[name].split(), rpc=shared_rpc_servers)
     assert measured.run.buffers_of(BufferKind.RS), "no RS buffer lines in the log"
     assert not measured.memory.compute_modelled
     assert not measured.fidelity.misses(), "\n".join(measured.fidelity.misses())

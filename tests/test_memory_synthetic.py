@@ -63,12 +63,12 @@ def test_llama_refuses_what_fit_refuses(
 
 
 def test_split_gguf_maps_each_part(
-    synthetic_gguf: SyntheticFactory, measure_llama, rpc_servers: RpcServers
+    synthetic_gguf: SyntheticFactory, measure_llama, shared_rpc_servers: RpcServers
 ) -> None:
     """A 3-part split set: one CPU_Mapped buffer per part, each its own file range."""
     paths = synthetic_gguf("qwen3moe", quant="Q4_K_M", n_parts=3)
     measured = measure_llama(
-        Path(paths[0]), "-c", "1024", "-ngl", "1", "-ts", "1,1", rpc=rpc_servers
+        Path(paths[0]), "-c", "1024", "-ngl", "1", "-ts", "1,1", rpc=shared_rpc_servers
     )
     mapped = [b for b in measured.run.buffers_of(BufferKind.MODEL) if b.buffer == "CPU_Mapped"]
     assert len(mapped) == 3
