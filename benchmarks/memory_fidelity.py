@@ -15,7 +15,7 @@ total within 1%, graph splits, context sizes and the device of every layer and `
 equal. The report lists the worst case per component, not an average; the exit status is 1
 when any target is missed.
 
-    python -m benchmarks.memory_fidelity            # every case (about 3 minutes on 2 cores)
+    python -m benchmarks.memory_fidelity            # every case (about a minute on 2 cores)
     python -m benchmarks.memory_fidelity --ci       # the grid tests/test_memory_fidelity.py runs
     python -m benchmarks.memory_fidelity --rows     # every row, not only the worst ones
 
@@ -316,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{number}/{len(cases)}] {case.id}", file=sys.stderr)
                 model = _model_path(case.model, folder, made)
                 try:
-                    results.append((case, run_case(case, model, rpc, log_path=folder / "l.log")))
+                    log = folder / f"{number:03d}-llama-server.log"
+                    results.append((case, run_case(case, model, rpc, log_path=log)))
                 except ServerFailed as failure:
                     failed.append(f"{case.id}: {str(failure).splitlines()[0]}")
     status = report(results, options.rows)

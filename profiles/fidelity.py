@@ -27,14 +27,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from profiles.server import RpcServers, run_until_ready
-from profiles.server_log import BufferKind, LoggedBuffer, LoggedSize, RunReport
+from profiles.server_log import BufferKind, LoggedBuffer, LoggedSize, RpcAllocations, RunReport
 from solver.device_map import CpuFeatures
 from solver.inventory import Inventory
 from solver.llama_args import parse_llama_args
 from solver.memory import MemoryReport, estimate_memory
 from solver.sources import load_inventory
-
-MIB = 1024 * 1024
 
 # A quiet launch whose log says everything compare() reads: no warm-up run, no llama.cpp
 # auto-fitting (one load, exactly these arguments), -lv 5 for the per-layer device lines,
@@ -43,7 +41,6 @@ MIB = 1024 * 1024
 MEASURE_ARGS = ("--no-warmup", "--fit", "off", "-lv", "5", "-t", "1")
 
 COMPONENTS = ("weights", "kv", "compute", "output", "total")
-EXACT_COMPONENTS = ("weights", "kv", "output")
 TARGETS = {"weights": 0.0, "kv": 0.0, "output": 0.0, "compute": 0.05, "total": 0.01}
 
 _KINDS = {
@@ -145,7 +142,7 @@ class LaunchFidelity(BaseModel):
 class Measured(BaseModel):
     """One launch: llama-server's report, fit's estimate of it, and their comparison."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True)
 
     args: tuple[str, ...] = Field(description="llama-server arguments after -m MODEL")
     run: RunReport
@@ -287,7 +284,7 @@ def _component_row(
     )
 
 
-def _exact_sizes(exact: Any, component: str) -> list[int]:
+def _exact_sizes(exact: RpcAllocations, component: str) -> list[int]:
     if component == "weights":
         return list(exact.model)
     if component == "kv":

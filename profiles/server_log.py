@@ -265,8 +265,9 @@ class RpcAllocations(BaseModel):
     """Exact bytes one RPC device allocated for a run (``GGML_RPC_DEBUG=1`` log), by purpose.
 
     Told apart by order, as llama.cpp allocates them: ``load_tensors`` allocates every model
-    buffer before it loads the first weight (``set_tensor``); a KV cache or recurrent state
-    buffer is cleared right after it is allocated (``buffer_clear``); every other buffer is a
+    buffer before it loads the first weight (``set_tensor``), and the context (KV cache, then
+    compute buffers) comes after the model; a KV cache or recurrent state buffer is cleared
+    right after it is allocated (``buffer_clear``); every other buffer after the model is a
     compute buffer of the scheduler, which only ever grows (the largest is the one kept).
     """
 
@@ -823,14 +824,14 @@ def parse_rpc_debug_log(text: str) -> dict[int, RpcAllocations]:
 
     See ``RpcAllocations`` for how model, KV and compute buffers are told apart.
     """
-    events = [m for m in _RPC_EVENT.finditer(text)]
+    events = list(_RPC_EVENT.finditer(text))
     found: dict[int, dict[str, list[int]]] = {}
-    loading = False
+    after_model = False
     for index, event in enumerate(events):
-        if event["event"].startswith("set_tensor"):
-            loading = True
+        if event["event"] != "alloc_buffer":
+            after_model = True  # a weight loaded or a cache cleared: the model is allocated
             continue
-        if event["event"] != "alloc_buffer" or event["size"] is None:
+        if event["size"] is None:
             continue
         lists = found.setdefault(int(event["device"]), {})
         size = int(event["size"])
@@ -840,7 +841,7 @@ def parse_rpc_debug_log(text: str) -> dict[int, RpcAllocations]:
         elif following is not None and following["cleared"] == event["ptr"]:
             purpose = "kv"
         else:
-            purpose = "compute" if loading else "model"
+            purpose = "compute" if after_model else "model"
         lists.setdefault(purpose, []).append(size)
     return {
         device: RpcAllocations(**{purpose: tuple(sizes) for purpose, sizes in lists.items()})

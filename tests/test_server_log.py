@@ -391,3 +391,16 @@ def test_fit_dry_run_lines_at_lv5_do_not_count() -> None:
     assert len(report.graphs) == 1 and report.load_mode == "mmap" and report.model_tensors == 236
     assert [b.phase for b in report.breakdowns] == ["projected", "final"]
     assert report.breakdowns[-1].rows[0].model.printed_mib == 235
+
+
+def test_rpc_debug_log_of_a_device_without_weights() -> None:
+    """-ot can leave a device only a layer's KV cache: what follows the cleared cache is the
+    compute buffer, not a model buffer."""
+    text = "\n".join(
+        [
+            "[alloc_buffer] device: 0, size: 65536 -> remote_ptr: a0, remote_size: 65536",
+            "[buffer_clear] remote_ptr: a0, value: 0",
+            "[alloc_buffer] device: 0, size: 4096 -> remote_ptr: b0, remote_size: 4096",
+        ]
+    )
+    assert parse_rpc_debug_log(text) == {0: RpcAllocations(kv=(65536,), compute=(4096,))}
