@@ -81,6 +81,16 @@ class CpuFeatures(BaseModel):
         )
 
     @classmethod
+    def from_names(cls, names: str) -> CpuFeatures:
+        """A comma list of ``avx2``, ``avx512``, ``amx`` (any case), or ``none``, as
+        ``fit memory --cpu`` takes it; an unknown name is bad input."""
+        wanted = {name.strip().lower() for name in names.split(",") if name.strip()} - {"none"}
+        unknown = wanted - {"avx2", "avx512", "amx"}
+        if unknown:
+            raise BadInput(f"unknown CPU feature(s): {', '.join(sorted(unknown))}")
+        return cls(avx2="avx2" in wanted, avx512="avx512" in wanted, amx_int8="amx" in wanted)
+
+    @classmethod
     def detect(cls, cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuFeatures:
         """This machine's CPU, as a native llama.cpp build would see it."""
         try:

@@ -41,6 +41,7 @@ from solver.hardware import (
     describe_hardware,
     dram_bandwidth_bytes_per_s,
     find_gpu_spec,
+    load_hardware,
 )
 
 # DDR5-4800 is JEDEC's base DDR5 speed; two channels is every desktop board's minimum.
@@ -81,6 +82,15 @@ class DetectionReport(BaseModel):
 def detect_hardware(*, measure_bandwidth: bool = False) -> Hardware:
     """This machine as a ``Hardware``; a machine without NVIDIA GPUs gets none and a note."""
     return detect(measure_bandwidth=measure_bandwidth).hardware
+
+
+DETECT = "detect"
+
+
+def load_rig(name: str) -> Hardware:
+    """``--hardware NAME``: a bundled scenario, a scenario TOML file, or ``detect`` for this
+    machine."""
+    return detect_hardware() if name == DETECT else load_hardware(name)
 
 
 def detect(*, measure_bandwidth: bool = False) -> DetectionReport:

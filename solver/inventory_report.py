@@ -11,6 +11,7 @@ from pathlib import PurePath
 from typing import Any
 
 from solver.inventory import Inventory
+from solver.text_table import format_table
 
 GIB = 1024**3
 MIB = 1024**2
@@ -131,26 +132,6 @@ def summary_lines(inventory: Inventory) -> list[str]:
     return [f"{label.ljust(width)}  {value}" for label, value in rows]
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    """Columns padded to their widest cell; numbers right-aligned, text left-aligned."""
-    cells = [[str(cell) for cell in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in cells:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
-    numeric = [
-        bool(rows) and all(isinstance(row[i], int | float) for row in rows)
-        for i in range(len(headers))
-    ]
-
-    def line(row: Sequence[str]) -> str:
-        return "  ".join(
-            cell.rjust(w) if num else cell.ljust(w)
-            for cell, w, num in zip(row, widths, numeric, strict=True)
-        ).rstrip()
-
-    return [line(list(headers)), line(["-" * w for w in widths]), *(line(row) for row in cells)]
-
-
 def role_table(inventory: Inventory) -> list[str]:
     """Tensor count and bytes per placement group and role, biggest groups first."""
     count: Counter[tuple[str, str]] = Counter()
@@ -181,3 +162,12 @@ def tensor_table(inventory: Inventory) -> list[str]:
         for t in inventory.tensors
     ]
     return format_table(("name", "type", "shape", "bytes", "layer", "group", "file"), rows)
+
+
+def inventory_text(inventory: Inventory, *, with_tensors: bool = False) -> str:
+    """What ``fit inspect`` prints: the summary, bytes per group and role, and with
+    ``with_tensors`` every tensor."""
+    lines = [*summary_lines(inventory), "", *role_table(inventory)]
+    if with_tensors:
+        lines += ["", *tensor_table(inventory)]
+    return "\n".join(lines)

@@ -8,7 +8,7 @@ knobs) or ``ram`` (GiB of host RAM, a hardware knob).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
@@ -96,13 +96,20 @@ def what_if(
     vary: Mapping[str, Sequence[str]] | None = None,
     *,
     with_max_context: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> list[WhatIfRow]:
+    """One row per scenario and variation, in that order. ``progress`` hears which row is
+    being solved (each takes up to the request's time limit, more with the context search)."""
     variations: list[tuple[str, str]] = [
         (k, v) for k, values in (vary or {}).items() for v in values
-    ]
+    ] or [("", "")]
     rows = []
+    total = len(scenarios) * len(variations)
     for hardware in scenarios:
-        for key, value in variations or [("", "")]:
+        for key, value in variations:
+            variation = f"{key}={value}" if key else ""
+            if progress is not None:
+                progress(f"row {len(rows) + 1}/{total}: {hardware.name} {variation}")
             trial_request, trial_hardware = (
                 _apply(key, value, request, hardware) if key else (request, hardware)
             )
@@ -115,7 +122,7 @@ def what_if(
             rows.append(
                 WhatIfRow(
                     scenario=hardware.name,
-                    variation=f"{key}={value}" if key else "",
+                    variation=variation,
                     price_usd=trial_hardware.price_usd,
                     fits=report.feasible,
                     strategy=report.strategy,
