@@ -33,7 +33,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from html.parser import HTMLParser
 from pathlib import Path
@@ -517,6 +517,23 @@ SourceStep = Callable[[Path, Callable[[str], None]], Path]
 CompileStep = Callable[
     [Path, Path, Sequence[str], int, Path, Callable[[str], None]], dict[str, Path]
 ]
+
+
+def found_binaries() -> dict[str, FoundBinary]:
+    """The llama-server and ggml-rpc-server fit will run, by name (``fit llama path``)."""
+    return {SERVER_BINARY: find_llama_server(), RPC_BINARY: find_rpc_server()}
+
+
+def found_text(found: Mapping[str, FoundBinary]) -> str:
+    """One ``NAME  PATH  (SOURCE)`` line per binary."""
+    return "\n".join(
+        f"{name:<16} {binary.path}  ({binary.source})" for name, binary in found.items()
+    )
+
+
+def build_text(build: LlamaBuild) -> str:
+    """Where a build's two binaries are (``fit llama build``)."""
+    return f"{SERVER_BINARY:<16} {build.server}\n{RPC_BINARY:<16} {build.rpc_server}"
 
 
 def build_llama(

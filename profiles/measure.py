@@ -21,9 +21,11 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from profiles.launch import measurable_args
+from profiles.calibration_store import coefficients_in_use, this_machine
+from profiles.launch import ProfileLaunch, load_profile, measurable_args
+from profiles.outcome import mark_tested
 from profiles.runs import Prediction, RequestMeasurement, RunRecord, runs_folder, save_run
 from profiles.server import CompletionTimings, LlamaServer, ServerFailed, complete
 from profiles.server_log import RunReport, parse_server_log_file
@@ -31,6 +33,7 @@ from solver.errors import BadInput, OperationFailed
 from solver.launch_cost import LaunchPredictor
 from solver.llama_args import LaunchConfig
 from solver.memory import MemoryReport
+from solver.sources import load_inventory
 from solver.tune import Measure, PartialReport, TrialMeasurement
 
 
@@ -258,9 +261,11 @@ def trial_measure(
     predictor: LaunchPredictor,
     server: Path | str | None = None,
     n_predict: int = 16,
+    progress: Callable[[str], None] | None = None,
 ) -> Measure:
     """``solver.tune``'s measuring step: launch with a trial's arguments, let the pruner see
-    the short request first, store the run under runs/ like ``fit test`` does."""
+    the short request first, store the run under runs/ like ``fit test`` does. ``progress``
+    hears each launch's steps."""
 
     def measure(args: list[str], report_partial: PartialReport) -> TrialMeasurement:
         seen: list[RequestMeasurement] = []
@@ -278,6 +283,7 @@ def trial_measure(
             predictor=predictor,
             server=server,
             n_predict=n_predict,
+            progress=progress,
             checkpoint=checkpoint,
         )
         run_file = save_run(base.conf_path, record)
@@ -290,3 +296,66 @@ def trial_measure(
         )
 
     return measure
+
+
+# --- what `fit test` and `fit tune` share ------------------------------------------------------
+
+
+class MeasuringSetup(BaseModel):
+    """A profile ready to be measured on this machine, with the predictor its runs compare to."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    launch: ProfileLaunch
+    machine: str = Field(description="this machine's id (solver.calibrate.machine_id)")
+    predictor: LaunchPredictor
+    coefficients_note: str = Field(description="which cost coefficients predict, for the user")
+
+    def request(self, *, kind: str = "test", args: Sequence[str] | None = None) -> LaunchRequest:
+        """A launch of the profile (with ``args`` instead of its own, when given)."""
+        launch = self.launch
+        return LaunchRequest(
+            profile_id=launch.profile_id,
+            conf_path=launch.conf_path,
+            model=launch.model,
+            args=tuple(launch.args if args is None else args),
+            kind=kind,
+        )
+
+
+def prepare_measuring(conf_path: Path, profile_id: str, *, use_calibration: bool) -> MeasuringSetup:
+    """Read the profile, detect this machine, and build the predictor from the model's
+    inventory and this machine's coefficients (calibrated unless ``use_calibration`` is off)."""
+    launch = load_profile(conf_path, profile_id)
+    hardware, machine = this_machine()
+    coefficients, note = coefficients_in_use(machine, use_calibration=use_calibration)
+    predictor = LaunchPredictor(load_inventory(str(launch.model)), hardware, coefficients)
+    return MeasuringSetup(
+        launch=launch, machine=machine, predictor=predictor, coefficients_note=note
+    )
+
+
+def measure_profile(
+    setup: MeasuringSetup,
+    *,
+    server: Path | str | None = None,
+    n_predict: int = 32,
+    startup_timeout_s: float = 600.0,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[RunRecord, Path]:
+    """``fit test``: measure one launch of the profile, save the run under runs/, and when it
+    ran, set the profile's SPEED and mark it tested. Returns the record and the run file."""
+    record = measure_launch(
+        setup.request(),
+        machine=setup.machine,
+        predictor=setup.predictor,
+        server=server,
+        n_predict=n_predict,
+        progress=progress,
+        startup_timeout_s=startup_timeout_s,
+    )
+    conf_path = setup.launch.conf_path
+    run_file = save_run(conf_path, record)
+    if record.ok:
+        mark_tested(conf_path, setup.launch.profile_id, record)
+    return record, run_file

@@ -1,4 +1,5 @@
-"""What a measured run means for its profile: predicted vs measured, and the conf edits.
+"""What a measured run means for its profile: predicted vs measured, how ``fit test`` shows
+it (text and JSON), and the conf edits.
 
 The edits go through ``ModelsConf`` (``set_value``/``set_comments``), so every byte of
 ``models.conf`` outside the changed lines stays as it was; the write is atomic with a ``.bak``.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -16,6 +18,7 @@ from profiles.fidelity import measured_memory
 from profiles.models_conf import UNTESTED_MARK, ModelsConf, join_args, split_args
 from profiles.runs import RunRecord
 from solver.arg_edit import without_options
+from solver.text_table import rows_table
 from solver.tune import TuneSettings
 
 MIB = 1024 * 1024
@@ -69,6 +72,69 @@ def comparisons(record: RunRecord) -> list[Comparison]:
     ):
         rows.append(Comparison(what=what, unit="t/s", predicted=predicted, measured=measured_tps))
     return rows
+
+
+def _one_decimal(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def comparison_text(record: RunRecord) -> str:
+    """The predicted / measured / error table of ``comparisons``."""
+    rows = [
+        {
+            "": f"{row.what} ({row.unit})",
+            "predicted": _one_decimal(row.predicted),
+            "measured": _one_decimal(row.measured),
+            "error": "-" if row.error is None else f"{row.error:+.1%}",
+        }
+        for row in comparisons(record)
+    ]
+    return rows_table(rows)
+
+
+def record_json(record: RunRecord, run_file: Path) -> dict[str, Any]:
+    """The ``fit test --json`` document: the outcome, the comparison rows, where the run is."""
+    return {
+        "profile": record.profile,
+        "ok": record.ok,
+        "failure": record.failure,
+        "decode_tps": record.decode_tps,
+        "prompt_tps": record.prompt_tps,
+        "comparison": [{**row.model_dump(), "error": row.error} for row in comparisons(record)],
+        "prediction": record.prediction.model_dump() if record.prediction else None,
+        "prediction_error": record.prediction_error,
+        "run_file": str(run_file),
+        "log": record.log_path,
+    }
+
+
+def outcome_text(record: RunRecord, run_file: Path, conf_path: Path, coefficients_note: str) -> str:
+    """What ``fit test`` prints: the command, where it loaded, the comparison, the rates and
+    coefficients behind the prediction, notes, the first log warnings, and what was written."""
+    report = record.report
+    lines = [f"[{record.profile}] {join_args(record.args)}"]
+    if record.ok and report is not None:
+        devices = ", ".join(report.per_device()) or "CPU"
+        graph = report.graph
+        splits = f", {graph.pp_splits} graph splits" if graph else ""
+        lines.append(f"loaded on {devices}: context {report.context.n_ctx}{splits}")
+    lines += ["", comparison_text(record), ""]
+    prediction = record.prediction
+    if prediction is not None and prediction.rate_sources:
+        rates = ", ".join(f"{d}: {s}" for d, s in prediction.rate_sources.items())
+        lines.append(f"rates: {rates}")
+    lines.append(coefficients_note)
+    if record.prediction_error:
+        lines.append(f"not predicted: {record.prediction_error}")
+    for note in (*record.notes, *(prediction.notes if prediction else ())):
+        lines.append(f"note: {note}")
+    if report is not None and report.warnings:
+        lines.append(f"log warnings ({len(report.warnings)}):")
+        lines += [f"  {w}" for w in report.warnings[:5]]
+    lines.append(f"run saved: {run_file}")
+    if record.ok:
+        lines.append(f"{conf_path}: SPEED={speed_text(record.decode_tps)}, marked tested")
+    return "\n".join(lines)
 
 
 def speed_text(tps: float) -> str:

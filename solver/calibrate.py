@@ -37,6 +37,7 @@ import platform
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -106,6 +107,24 @@ class Calibration(BaseModel):
     coefficients: CostCoefficients
     errors: FitErrors
     notes: tuple[str, ...] = ()
+
+
+class CalibrationRun(BaseModel):
+    """What ``fit calibrate`` did: the fit, the runs it left out, and where it was saved."""
+
+    model_config = ConfigDict(frozen=True)
+
+    calibration: Calibration
+    left_out: int = Field(description="runs of other machines or failed launches")
+    skipped: tuple[str, ...] = Field(description="run files that could not be read, and why")
+    saved_to: Path | None = Field(description="None when not saved (a dry run)")
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``fit calibrate --json`` document: the calibration, ``saved_to``, ``skipped``."""
+        payload = self.calibration.model_dump(mode="json")
+        payload["saved_to"] = None if self.saved_to is None else str(self.saved_to)
+        payload["skipped"] = list(self.skipped)
+        return payload
 
 
 # --- step 1 and 2: groups and candidate models ------------------------------------------------

@@ -33,6 +33,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
+from pathlib import Path
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -445,3 +446,16 @@ def settings_of(trial: FrozenTrial, space: TuneSpace) -> TuneSettings:
         tensor_split=split,
         n_cpu_moe=int(p["n_cpu_moe"]) if "n_cpu_moe" in p else None,
     )
+
+
+class TuneOutcome(BaseModel):
+    """A study after ``fit tune``: its trials, the best one, and where it was applied."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    study: str
+    storage: str = Field(description="the Optuna RDB URL")
+    objective: Objective
+    trials: tuple[FrozenTrial, ...] = Field(description="every trial of the study, in order")
+    best: FrozenTrial | None = Field(description="the complete trial of the highest value")
+    applied_to: Path | None = Field(default=None, description="models.conf it was written to")

@@ -1,0 +1,101 @@
+"""``fit tune`` for one profile: a stored Optuna study whose trials are real launches.
+
+1. The space comes from the profile's measurable arguments and the predictor
+   (``solver.tune.tune_space``); its notes say which knobs are left out and why.
+2. The study is opened (created, or resumed with its earlier trials) in ``storage``, by
+   default SQLite in the workspace's ``.fit/`` folder.
+3. Trials run until ``n_trials`` have finished; each launch is measured by
+   ``profiles.measure.trial_measure`` and stored under runs/ like ``fit test``'s.
+4. With ``apply_best`` the best complete trial's settings are written into the profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from optuna.trial import FrozenTrial
+
+from profiles.launch import measurable_args, workspace_file
+from profiles.measure import MeasuringSetup, trial_measure
+from profiles.outcome import apply_settings
+from solver.errors import OperationFailed
+from solver.tune import (
+    Objective,
+    TuneObjective,
+    TuneOutcome,
+    best_trial,
+    open_study,
+    run_study,
+    settings_of,
+    tune_space,
+)
+
+
+def default_storage(conf_path: Path) -> str:
+    """``sqlite:///WORKSPACE/.fit/tune.db`` (the folder is created)."""
+    folder = workspace_file(conf_path, ".fit")
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'tune.db'}"
+
+
+def tune_profile(
+    setup: MeasuringSetup,
+    *,
+    objective: Objective,
+    n_trials: int,
+    storage: str | None = None,
+    study_name: str | None = None,
+    heartbeat_s: float = 10.0,
+    apply_best: bool = False,
+    server: Path | str | None = None,
+    n_predict: int = 16,
+    on_note: Callable[[str], None] | None = None,
+    on_trial: Callable[[FrozenTrial], None] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TuneOutcome:
+    """Steps 1-4. The study is named ``PROFILE-OBJECTIVE`` unless ``study_name`` says
+    otherwise; ``on_note`` hears the space's notes once the study is open, ``on_trial`` each
+    finished trial, ``progress`` each launch's steps. Applying a study without a complete
+    trial is an operation failure."""
+    launch = setup.launch
+    args, _ = measurable_args(launch.args)
+    space, current, notes = tune_space(args, setup.predictor)
+    url = default_storage(launch.conf_path) if storage is None else storage
+    name = study_name or f"{launch.profile_id}-{objective.value}"
+    study = open_study(url, name, objective=objective, heartbeat_s=heartbeat_s)
+    for note in notes if on_note is not None else ():
+        on_note(note)
+
+    measure = trial_measure(
+        setup.request(kind="tune", args=args),
+        machine=setup.machine,
+        predictor=setup.predictor,
+        server=server,
+        n_predict=n_predict,
+        progress=progress,
+    )
+    tuner = TuneObjective(args, space, setup.predictor, measure, objective)
+    run_study(study, tuner, current, n_trials, on_trial=on_trial)
+    best = best_trial(study)
+    applied = None
+    if apply_best:
+        if best is None:
+            raise OperationFailed(f"study {name} has no completed trial to apply")
+        applied = apply_settings(
+            launch.conf_path,
+            launch.profile_id,
+            settings_of(best, space),
+            study=name,
+            trial=best.number,
+            decode_tps=best.user_attrs.get("decode_tps"),
+            prompt_tps=best.user_attrs.get("prompt_tps"),
+        )
+    return TuneOutcome(
+        study=name,
+        storage=url,
+        objective=objective,
+        trials=tuple(study.get_trials(deepcopy=False)),
+        best=best,
+        applied_to=applied,
+    )
