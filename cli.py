@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,46 @@ class FitGroup(click.Group):
 def emit_json(payload: Any) -> None:
     """Write machine output: one JSON document on stdout."""
     click.echo(json.dumps(payload, indent=2, sort_keys=False, default=str))
+
+
+def emit(as_json: bool, payload: Callable[[], Any], text: Callable[[], str]) -> None:
+    """``--json``: the payload as one JSON document; otherwise the human text. Both are
+    callables so that only the one asked for is built."""
+    if as_json:
+        emit_json(payload())
+    else:
+        click.echo(text())
+
+
+class _Progress:
+    """One self-overwriting status line on a terminal's stderr; quiet otherwise (so never
+    in the way of --json on stdout). As a context manager it clears the line at the end."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self._start = self._clock()
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, line: str) -> None:
+        if not self.enabled:
+            return
+        import shutil
+
+        width = shutil.get_terminal_size().columns
+        text = f"[{self._clock() - self._start:6.1f} s] {line.strip()}"
+        click.echo("\r\x1b[K" + text[: width - 1], err=True, nl=False)
+
+    def clear(self) -> None:
+        if self.enabled:
+            click.echo("\r\x1b[K", err=True, nl=False)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.clear()
 
 
 @click.group(cls=FitGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,55 +110,18 @@ def inspect(model: str, as_json: bool, show_tensors: bool) -> None:
         fit inspect ~/models/gemma-3-270m-q4_k_m.gguf
         fit inspect hf://unsloth/gpt-oss-20b-GGUF/gpt-oss-20b-Q4_K_M.gguf --json
     """
-    from solver.inventory_report import inventory_json, role_table, summary_lines, tensor_table
+    from solver.inventory_report import inventory_json, inventory_text
     from solver.sources import load_inventory
 
     inventory = load_inventory(model)
-    if as_json:
-        emit_json(inventory_json(inventory))
-        return
-    lines = [*summary_lines(inventory), "", *role_table(inventory)]
-    if show_tensors:
-        lines += ["", *tensor_table(inventory)]
-    click.echo("\n".join(lines))
+    emit(
+        as_json,
+        lambda: inventory_json(inventory),
+        lambda: inventory_text(inventory, with_tensors=show_tensors),
+    )
 
 
 # --- hardware ---------------------------------------------------------------------------
-
-
-def _table(rows: list[dict[str, Any]]) -> str:
-    """Rows of equal keys as an aligned text table (pandas does the alignment)."""
-    import pandas as pd
-
-    return pd.DataFrame(rows).to_string(index=False) if rows else "(none)"
-
-
-def _hardware_text(hardware: Any) -> str:
-    from solver.hardware import GB, GIB
-
-    host = hardware.host
-    lines = [f"{hardware.name}: {hardware.description}" if hardware.description else hardware.name]
-    gpu_rows = [
-        {
-            "device": gpu.device,
-            "model": gpu.spec.name,
-            "VRAM GiB": round(gpu.spec.vram_bytes / GIB, 2),
-            "free GiB": "-" if gpu.free_bytes is None else round(gpu.free_bytes / GIB, 2),
-            "VRAM GB/s": round(gpu.spec.bandwidth_bytes_per_s / GB, 1),
-            "FP16 TFLOPS": round(gpu.spec.fp16_flops / 1e12, 1),
-            "PCIe": f"{gpu.pcie_gen}.0 x{gpu.pcie_lanes}",
-            "link GB/s": round(gpu.link_bytes_per_s / GB, 1),
-        }
-        for gpu in hardware.gpus
-    ]
-    lines += ["", _table(gpu_rows) if gpu_rows else "GPUs: none", ""]
-    available = "" if host.available_bytes is None else f", {host.available_bytes / GIB:.1f} free"
-    threads = "" if host.threads is None else f" ({host.threads} threads)"
-    lines.append(f"RAM:   {host.ram_bytes / GIB:.1f} GiB{available} {host.memory_kind}".rstrip())
-    lines.append(f"DRAM:  {host.bandwidth_bytes_per_s / GB:.1f} GB/s ({host.bandwidth_source})")
-    lines.append(f"CPU:   {host.cores} cores{threads}")
-    lines += [f"note:  {note}" for note in hardware.notes]
-    return "\n".join(lines)
 
 
 @cli.group()
@@ -156,18 +160,17 @@ def hardware_detect(as_json: bool, save: Path | None, measure_bandwidth: bool) -
     from profiles.models_conf import write_atomic
     from solver.hardware import hardware_to_toml
     from solver.hardware_detect import detect
+    from solver.hardware_text import hardware_text
 
     report = detect(measure_bandwidth=measure_bandwidth)
     if save is not None:
         write_atomic(save, hardware_to_toml(report.hardware))
-    if as_json:
-        payload = report.model_dump(mode="json")
-        payload["saved_to"] = None if save is None else str(save)
-        emit_json(payload)
-        return
-    click.echo(_hardware_text(report.hardware))
-    if save is not None:
-        click.echo(f"saved:  {save}")
+    saved = [] if save is None else [f"saved:  {save}"]
+    emit(
+        as_json,
+        lambda: {**report.model_dump(mode="json"), "saved_to": save and str(save)},
+        lambda: "\n".join([hardware_text(report.hardware), *saved]),
+    )
 
 
 @hardware.command("show")
@@ -181,23 +184,16 @@ def hardware_show(scenario: str | None, as_json: bool) -> None:
         fit hardware show
         fit hardware show 5090-4090 --json
     """
-    from solver.hardware import describe_hardware, list_scenarios, load_hardware
+    from solver.hardware import load_hardware
+    from solver.hardware_text import hardware_text, scenario_summaries
+    from solver.text_table import rows_table
 
     if scenario is None:
-        rows = [
-            {"name": name, "summary": describe_hardware(load_hardware(name))}
-            for name in list_scenarios()
-        ]
-        if as_json:
-            emit_json(rows)
-        else:
-            click.echo(_table(rows))
+        rows = scenario_summaries()
+        emit(as_json, lambda: rows, lambda: rows_table(rows))
         return
     loaded = load_hardware(scenario)
-    if as_json:
-        emit_json(loaded.model_dump(mode="json"))
-    else:
-        click.echo(_hardware_text(loaded))
+    emit(as_json, lambda: loaded.model_dump(mode="json"), lambda: hardware_text(loaded))
 
 
 @hardware.command("gpus")
@@ -212,25 +208,11 @@ def hardware_gpus(as_json: bool) -> None:
     Example:
         fit hardware gpus --json
     """
-    from solver.hardware import GB, GIB, load_gpu_specs
+    from solver.hardware import load_gpu_specs
+    from solver.hardware_text import gpu_specs_text
 
     specs = load_gpu_specs()
-    if as_json:
-        emit_json([spec.model_dump(mode="json") for spec in specs])
-        return
-    rows = [
-        {
-            "model": spec.name,
-            "arch": spec.architecture,
-            "VRAM GiB": round(spec.vram_bytes / GIB, 1),
-            "GB/s": round(spec.bandwidth_bytes_per_s / GB, 1),
-            "FP16 TFLOPS": round(spec.fp16_flops / 1e12, 2),
-            "PCIe": f"{spec.pcie_gen}.0 x{spec.pcie_lanes}",
-            "basis": "published" if spec.fp16_basis.startswith("published") else "derived",
-        }
-        for spec in specs
-    ]
-    click.echo(_table(rows))
+    emit(as_json, lambda: [s.model_dump(mode="json") for s in specs], lambda: gpu_specs_text(specs))
 
 
 # --- llama (build and locate llama.cpp) -------------------------------------------------
@@ -262,17 +244,13 @@ def llama_build_command(force: bool, jobs: int | None, cuda: bool, as_json: bool
     Example:
         fit llama build --jobs 2
     """
-    from profiles.llama_build import build_llama
+    from profiles.llama_build import build_llama, build_text
 
     def progress(line: str) -> None:
         click.echo(line, err=True)
 
     build = build_llama(cuda=cuda, jobs=jobs, force=force, progress=progress)
-    if as_json:
-        emit_json(build.model_dump(mode="json"))
-    else:
-        click.echo(f"llama-server     {build.server}")
-        click.echo(f"ggml-rpc-server  {build.rpc_server}")
+    emit(as_json, lambda: build.model_dump(mode="json"), lambda: build_text(build))
 
 
 @llama.command("path")
@@ -286,59 +264,17 @@ def llama_path_command(as_json: bool) -> None:
     Example:
         fit llama path --json
     """
-    from profiles.llama_build import find_llama_server, find_rpc_server
+    from profiles.llama_build import found_binaries, found_text
 
-    found = {"llama-server": find_llama_server(), "ggml-rpc-server": find_rpc_server()}
-    if as_json:
-        emit_json({name: binary.model_dump(mode="json") for name, binary in found.items()})
-    else:
-        for name, binary in found.items():
-            click.echo(f"{name:<16} {binary.path}  ({binary.source})")
+    found = found_binaries()
+    emit(
+        as_json,
+        lambda: {name: binary.model_dump(mode="json") for name, binary in found.items()},
+        lambda: found_text(found),
+    )
 
 
 # --- memory -----------------------------------------------------------------------------
-
-
-def _memory_text(report: Any) -> str:
-    """Per-device MiB table, the buffers behind it, and the notes."""
-    mib = 1024 * 1024
-
-    def cell(value: int | None) -> str:
-        return "n/m" if value is None else f"{value / mib:.2f}"
-
-    rows = [
-        {
-            "device": name,
-            "weights": cell(d.weights),
-            "repack": cell(d.repack),
-            "kv": cell(d.kv),
-            "compute": cell(d.compute),
-            "output": cell(d.output),
-            "total": cell(d.total),
-        }
-        for name, d in report.devices.items()
-    ]
-    ctx = report.workload
-    lines = [
-        "MiB per device (n/m = not modelled):",
-        _table(rows),
-        "",
-        f"context: n_ctx={ctx.n_ctx} n_ctx_seq={ctx.n_ctx_seq} slots={ctx.n_seq_max} "
-        f"unified={ctx.kv_unified} batch={ctx.n_batch} ubatch={ctx.n_ubatch} "
-        f"flash_attn={ctx.flash_attn} swa_cells={ctx.kv_cells_swa}",
-        f"graph splits: {report.graph_splits if report.graph_splits is not None else 'n/m'}",
-        "buffers:",
-    ]
-    for b in report.model_buffers:
-        lines.append(f"  model   {b.buffer_type:>24} {b.size / mib:10.2f} MiB  ({b.size} B)")
-    for b in report.kv_buffers:
-        lines.append(
-            f"  kv/{b.cache:<4} {b.buffer_type:>24} {b.size / mib:10.2f} MiB  ({b.size} B)"
-        )
-    out = report.output_buffer
-    lines.append(f"  output  {out.buffer_type:>24} {out.size / mib:10.2f} MiB  ({out.size} B)")
-    lines += [f"note: {note}" for note in report.notes]
-    return "\n".join(lines)
 
 
 @cli.command("memory")
@@ -370,6 +306,7 @@ def memory(
     """
     from solver.llama_args import parse_llama_args
     from solver.memory import estimate_memory
+    from solver.memory_text import memory_text
     from solver.sources import load_inventory
 
     hardware = None
@@ -383,22 +320,17 @@ def memory(
     cpu = _cpu_features(cpu_flags)
     inventory = load_inventory(model)
     report = estimate_memory(inventory, config, hardware=hardware, cpu=cpu)
-    if as_json:
-        emit_json(report.to_json())
-    else:
-        click.echo(_memory_text(report))
+    emit(as_json, report.to_json, lambda: memory_text(report))
 
 
 def _cpu_features(flags: str | None) -> Any:
+    """``--cpu``: the library parses it; a bad name is a usage error of this option."""
     from solver.device_map import CpuFeatures
 
-    if flags is None:
-        return None
-    names = {name.strip().lower() for name in flags.split(",") if name.strip()} - {"none"}
-    unknown = names - {"avx2", "avx512", "amx"}
-    if unknown:
-        raise click.BadParameter(f"unknown CPU feature(s): {', '.join(sorted(unknown))}")
-    return CpuFeatures(avx2="avx2" in names, avx512="avx512" in names, amx_int8="amx" in names)
+    try:
+        return None if flags is None else CpuFeatures.from_names(flags)
+    except FitError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 # --- solve / whatif ---------------------------------------------------------------------
@@ -503,24 +435,23 @@ def solve_command(model: str, hardware_name: str, baselines: bool, as_json: bool
         fit solve qwen3-30b-a3b:Q8_0 --hardware 5090-4090 --kv f16,q8_0 --json
         fit solve models/Qwen3-32B/Q8_0/Qwen3-32B-Q8_0.gguf --write-profile qwen3-32b-q8
     """
+    from profiles.calibration_store import coefficients_in_use, this_machine
     from solver.errors import CannotFit
+    from solver.hardware_detect import DETECT, load_rig
     from solver.solve import solve
     from solver.solve_text import render_solve
     from solver.sources import load_inventory
 
     inventory = load_inventory(model)
-    hardware = _load_rig(hardware_name)
+    hardware = load_rig(hardware_name)
     request = _solve_request(**options).model_copy(update={"with_baselines": baselines})
     coefficients = None
-    if hardware_name == "detect":  # calibration describes this machine, not a scenario
-        _, machine = _this_machine()
-        coefficients, coefficients_note = _coefficients(machine, not no_calibration)
-        click.echo(coefficients_note, err=True)
+    if hardware_name == DETECT:  # calibration describes this machine, not a scenario
+        _, machine = this_machine()
+        coefficients, note = coefficients_in_use(machine, use_calibration=not no_calibration)
+        click.echo(note, err=True)
     report = solve(inventory, hardware, request, coefficients=coefficients)
-    if as_json:
-        emit_json(report.to_json())
-    else:
-        click.echo(render_solve(report, inventory, hardware))
+    emit(as_json, report.to_json, lambda: render_solve(report, inventory, hardware))
     if not report.feasible:
         raise CannotFit(f"{inventory.name or model} does not fit {hardware.name}")
     if profile_id:
@@ -535,16 +466,6 @@ def solve_command(model: str, hardware_name: str, baselines: bool, as_json: bool
         )  # fmt: skip
         written = write_profile(conf_path, profile, force=force)
         click.echo(f"wrote [{profile_id}] to {written}", err=as_json)
-
-
-def _load_rig(name: str) -> Any:
-    if name == "detect":
-        from solver.hardware_detect import detect_hardware
-
-        return detect_hardware()
-    from solver.hardware import load_hardware
-
-    return load_hardware(name)
 
 
 @cli.command("whatif")
@@ -573,39 +494,25 @@ def whatif_command(model: str, hardware_names: tuple[str, ...], vary: tuple[str,
         fit whatif qwen3-235b-a22b:Q3_K_M --hardware reference --vary ram=64,128,192
         fit whatif llama-3.3-70b --hardware 2x3090 --hardware 5090-4090 --target-tps 20
     """
+    from solver.hardware_detect import load_rig
     from solver.sources import load_inventory
     from solver.whatif import cheapest_reaching, parse_vary, plot_rows, what_if
+    from solver.whatif_text import whatif_text
 
     inventory = load_inventory(model)
-    scenarios = [_load_rig(name) for name in hardware_names]
+    scenarios = [load_rig(name) for name in hardware_names]
     variations = parse_vary(vary)
-    rows = what_if(inventory, scenarios, _solve_request(**options), variations,
-                   with_max_context=not no_max_context)  # fmt: skip
+    with _Progress() as progress:
+        rows = what_if(inventory, scenarios, _solve_request(**options), variations,
+                       with_max_context=not no_max_context, progress=progress)  # fmt: skip
     best = cheapest_reaching(rows, target_tps) if target_tps else None
     if plot_path:
         plot_rows(rows, plot_path, f"{inventory.name or model} {inventory.file_type}")
-    if as_json:
-        emit_json({"rows": [r.model_dump() for r in rows],
-                   "cheapest": best.model_dump() if best else None})  # fmt: skip
-        return
-    table = [
-        {
-            "scenario": r.scenario, "vary": r.variation or "-",
-            "price $": "-" if r.price_usd is None else f"{r.price_usd:,.0f}",
-            "fits": "yes" if r.fits else "no", "strategy": r.strategy or "-",
-            "decode t/s": "-" if r.decode_tps is None else f"{r.decode_tps:.1f}",
-            "prefill t/s": "-" if r.prefill_tps is None else f"{r.prefill_tps:.0f}",
-            "max ctx": "-" if r.max_context is None else str(r.max_context),
-        }
-        for r in rows
-    ]  # fmt: skip
-    click.echo(_table(table))
-    if target_tps:
-        if best:
-            click.echo(f"cheapest rig reaching {target_tps:g} t/s: {best.scenario} "
-                       f"{best.variation} (${best.price_usd:,.0f})".rstrip())  # fmt: skip
-        else:
-            click.echo(f"no priced rig reaches {target_tps:g} t/s (estimated)")
+    emit(
+        as_json,
+        lambda: {"rows": [r.model_dump() for r in rows], "cheapest": best and best.model_dump()},
+        lambda: whatif_text(rows, target_tps=target_tps, cheapest=best),
+    )
 
 
 # --- start / test / calibrate / tune ----------------------------------------------------
@@ -644,71 +551,6 @@ def _n_predict_option(default: int) -> Any:
     )
 
 
-class _Progress:
-    """One self-overwriting status line on a terminal's stderr; quiet otherwise."""
-
-    def __init__(self) -> None:
-        import time
-
-        self._clock = time.monotonic
-        self._start = self._clock()
-        self.enabled = sys.stderr.isatty()
-
-    def __call__(self, line: str) -> None:
-        if not self.enabled:
-            return
-        import shutil
-
-        width = shutil.get_terminal_size().columns
-        text = f"[{self._clock() - self._start:6.1f} s] {line.strip()}"
-        click.echo("\r\x1b[K" + text[: width - 1], err=True, nl=False)
-
-    def clear(self) -> None:
-        if self.enabled:
-            click.echo("\r\x1b[K", err=True, nl=False)
-
-
-def _this_machine() -> tuple[Any, str]:
-    """This machine's hardware and its id (hostname, CPU model, GPU names)."""
-    from solver.calibrate import machine_id
-    from solver.hardware_detect import detect
-
-    detected = detect()
-    return detected.hardware, machine_id([gpu.name for gpu in detected.gpus])
-
-
-def _coefficients(machine: str, use_calibration: bool) -> tuple[Any, str]:
-    from profiles.calibration_store import calibration_path, load_calibration
-    from solver.cost import CostCoefficients
-
-    calibration = load_calibration(machine) if use_calibration else None
-    if calibration is None:
-        why = "--no-calibration" if not use_calibration else "run `fit calibrate`"
-        return CostCoefficients(), f"cost coefficients: spec defaults ({why})"
-    return calibration.coefficients, (
-        f"cost coefficients: calibrated {calibration.created:%Y-%m-%d} from "
-        f"{calibration.runs} runs ({calibration_path(machine)})"
-    )
-
-
-def _measuring(conf_path: Path, profile_id: str, use_calibration: bool) -> dict[str, Any]:
-    """What `fit test` and `fit tune` share: the profile, this machine, the predictor."""
-    from profiles.launch import load_profile
-    from solver.launch_cost import LaunchPredictor
-    from solver.sources import load_inventory
-
-    launch = load_profile(conf_path, profile_id)
-    hardware, machine = _this_machine()
-    coefficients, coefficients_note = _coefficients(machine, use_calibration)
-    predictor = LaunchPredictor(load_inventory(str(launch.model)), hardware, coefficients)
-    return {
-        "launch": launch,
-        "machine": machine,
-        "predictor": predictor,
-        "coefficients_note": coefficients_note,
-    }
-
-
 @cli.command("start")
 @click.argument("profile_id", metavar="PROFILE")
 @_conf_option
@@ -732,52 +574,13 @@ def start_command(
     from profiles.launch import load_profile, resolve_server, run_foreground
     from profiles.models_conf import join_args
 
-    launch = load_profile(conf_path, profile_id)
-    argv = launch.argv(resolve_server(server_path))
-    if as_json:
-        emit_json(argv)
-    else:
-        click.echo(join_args(argv))
+    argv = load_profile(conf_path, profile_id).argv(resolve_server(server_path))
+    emit(as_json, lambda: argv, lambda: join_args(argv))
     if dry_run:
         return
     status = run_foreground(argv)
     if status:
         sys.exit(status)
-
-
-def _comparison_text(record: Any) -> str:
-    from profiles.outcome import comparisons
-
-    def cell(value: float | None) -> str:
-        return "-" if value is None else f"{value:.1f}"
-
-    rows = [
-        {
-            "": f"{row.what} ({row.unit})",
-            "predicted": cell(row.predicted),
-            "measured": cell(row.measured),
-            "error": "-" if row.error is None else f"{row.error:+.1%}",
-        }
-        for row in comparisons(record)
-    ]
-    return _table(rows)
-
-
-def _record_json(record: Any, run_file: Path) -> dict[str, Any]:
-    from profiles.outcome import comparisons
-
-    return {
-        "profile": record.profile,
-        "ok": record.ok,
-        "failure": record.failure,
-        "decode_tps": record.decode_tps,
-        "prompt_tps": record.prompt_tps,
-        "comparison": [{**row.model_dump(), "error": row.error} for row in comparisons(record)],
-        "prediction": record.prediction.model_dump() if record.prediction else None,
-        "prediction_error": record.prediction_error,
-        "run_file": str(run_file),
-        "log": record.log_path,
-    }
 
 
 @cli.command("test")
@@ -802,65 +605,25 @@ def test_command(profile_id: str, conf_path: Path, server_path: Path | None, n_p
     Example:
         fit test gpt-oss-120b --conf ~/llm/models.conf
     """
-    from profiles.measure import LaunchRequest, measure_launch
-    from profiles.outcome import mark_tested
-    from profiles.runs import save_run
+    from profiles.measure import measure_profile, prepare_measuring
+    from profiles.outcome import outcome_text, record_json
     from solver.errors import OperationFailed
 
-    setup = _measuring(conf_path, profile_id, not no_calibration)
-    launch = setup["launch"]
-    progress = _Progress()
-    request = LaunchRequest(
-        profile_id=profile_id, conf_path=conf_path, model=launch.model, args=launch.args
-    )
-    try:
-        record = measure_launch(
-            request, machine=setup["machine"], predictor=setup["predictor"], server=server_path,
-            n_predict=n_predict, progress=progress, startup_timeout_s=timeout_s,
+    setup = prepare_measuring(conf_path, profile_id, use_calibration=not no_calibration)
+    with _Progress() as progress:
+        record, run_file = measure_profile(
+            setup, server=server_path, n_predict=n_predict, startup_timeout_s=timeout_s,
+            progress=progress,
         )  # fmt: skip
-    finally:
-        progress.clear()
-    run_file = save_run(conf_path, record)
-    if record.ok:
-        mark_tested(conf_path, profile_id, record)
-    if as_json:
-        emit_json(_record_json(record, run_file))
-    else:
-        click.echo(_test_text(record, run_file, conf_path, setup["coefficients_note"]))
+    emit(
+        as_json,
+        lambda: record_json(record, run_file),
+        lambda: outcome_text(record, run_file, conf_path, setup.coefficients_note),
+    )
     if not record.ok:
         raise OperationFailed(
             f"[{profile_id}] did not run; {conf_path} is unchanged. {record.failure}"
         )
-
-
-def _test_text(record: Any, run_file: Path, conf_path: Path, coefficients_note: str) -> str:
-    from profiles.models_conf import join_args
-    from profiles.outcome import speed_text
-
-    report = record.report
-    lines = [f"[{record.profile}] {join_args(record.args)}"]
-    if record.ok and report is not None:
-        devices = ", ".join(report.per_device()) or "CPU"
-        graph = report.graph
-        splits = f", {graph.pp_splits} graph splits" if graph else ""
-        lines.append(f"loaded on {devices}: context {report.context.n_ctx}{splits}")
-    lines += ["", _comparison_text(record), ""]
-    prediction = record.prediction
-    if prediction is not None and prediction.rate_sources:
-        rates = ", ".join(f"{d}: {s}" for d, s in prediction.rate_sources.items())
-        lines.append(f"rates: {rates}")
-    lines.append(coefficients_note)
-    if record.prediction_error:
-        lines.append(f"not predicted: {record.prediction_error}")
-    for note in (*record.notes, *(prediction.notes if prediction else ())):
-        lines.append(f"note: {note}")
-    if report is not None and report.warnings:
-        lines.append(f"log warnings ({len(report.warnings)}):")
-        lines += [f"  {w}" for w in report.warnings[:5]]
-    lines.append(f"run saved: {run_file}")
-    if record.ok:
-        lines.append(f"{conf_path}: SPEED={speed_text(record.decode_tps)}, marked tested")
-    return "\n".join(lines)
 
 
 @cli.command("calibrate")
@@ -887,66 +650,13 @@ def calibrate_command(conf_path: Path, runs_dirs: tuple[Path, ...], dry_run: boo
     Example:
         fit test qwen3-32b-q8 && fit calibrate
     """
-    from profiles.calibration_store import save_calibration
-    from profiles.runs import load_runs, runs_folder
-    from solver.calibrate import calibrate
+    from profiles.calibration_store import calibrate_this_machine
+    from profiles.runs import runs_folder
+    from solver.calibrate_text import calibration_text
 
-    hardware, machine = _this_machine()
-    coefficients, _ = _coefficients(machine, True)
     folders = list(runs_dirs) or [runs_folder(conf_path)]
-    records, skipped = load_runs(folders)
-    mine = [r for r in records if r.machine_id == machine and r.ok]
-    calibration = calibrate(
-        [r.samples() for r in mine], hardware, machine=machine, base=coefficients
-    )
-    saved = None if dry_run else save_calibration(calibration)
-    if as_json:
-        payload = calibration.model_dump(mode="json")
-        payload["saved_to"] = None if saved is None else str(saved)
-        payload["skipped"] = skipped
-        emit_json(payload)
-        return
-    click.echo(_calibration_text(calibration, len(records) - len(mine), skipped, saved))
-
-
-def _calibration_text(calibration: Any, others: int, skipped: list[str], saved: Path | None) -> str:
-    from solver.hardware import GB
-
-    c, e = calibration.coefficients, calibration.errors
-    lines = [
-        f"machine {calibration.machine_id}: {calibration.runs} runs, "
-        f"{calibration.decode_rows} decode and {calibration.prefill_rows} prompt measurements"
-        + (f" ({others} runs of other machines or failed launches left out)" if others else ""),
-    ]
-    rows = [
-        {
-            "device": device,
-            "group": group,
-            "GB/s": f"{c.measured[device].bandwidth_bytes_per_s / GB:.2f}",
-            "GFLOP/s": f"{c.measured[device].flops / 1e9:.1f}",
-        }
-        for device, group in calibration.grouping.items()
-    ]
-    lines += [_table(rows)]
-    lines.append(f"split latency {c.split_latency_s * 1e6:.1f} us, "
-                 f"token overhead {c.token_overhead_s * 1e3:.3f} ms")  # fmt: skip
-    lines.append(f"fitted: {', '.join(calibration.fitted)}")
-
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{value:.1%}"
-
-    for what, before, after in (
-        ("decode", e.decode_before, e.decode_after),
-        ("prompt", e.prefill_before, e.prefill_after),
-    ):
-        lines.append(
-            f"mean error on these runs, {what}: {pct(before)} before (coefficients in use), "
-            f"{pct(after)} after"
-        )
-    lines += [f"note: {note}" for note in calibration.notes]
-    lines += [f"skipped: {line}" for line in skipped]
-    lines.append(f"saved: {saved}" if saved else "not saved (--dry-run)")
-    return "\n".join(lines)
+    run = calibrate_this_machine(folders, save=not dry_run)
+    emit(as_json, run.to_json, lambda: calibration_text(run))
 
 
 @cli.command("tune")
@@ -996,118 +706,26 @@ def tune_command(profile_id: str, conf_path: Path, server_path: Path | None, n_t
         fit tune qwen3-32b-q8 --trials 30
         fit tune gpt-oss-120b --objective mix --apply
     """
-    from profiles.launch import measurable_args, workspace_file
-    from profiles.measure import LaunchRequest, trial_measure
-    from profiles.outcome import apply_settings
-    from solver.errors import OperationFailed
-    from solver.tune import (
-        Objective,
-        TuneObjective,
-        best_trial,
-        open_study,
-        run_study,
-        settings_of,
-        tune_space,
-    )
+    from profiles.measure import prepare_measuring
+    from profiles.tuning import tune_profile
+    from solver.tune import Objective
+    from solver.tune_text import trial_line, tune_json, tune_text
 
-    setup = _measuring(conf_path, profile_id, not no_calibration)
-    launch, predictor = setup["launch"], setup["predictor"]
-    args, _ = measurable_args(launch.args)
-    space, current, notes = tune_space(args, predictor)
-    goal = Objective(objective)
-    if storage is None:
-        folder = workspace_file(conf_path, ".fit")
-        folder.mkdir(parents=True, exist_ok=True)
-        storage = f"sqlite:///{folder / 'tune.db'}"
-    name = study_name or f"{profile_id}-{goal.value}"
-    study = open_study(storage, name, objective=goal, heartbeat_s=heartbeat_s)
-    for note in notes:
-        click.echo(f"note: {note}", err=True)
-
-    base = LaunchRequest(profile_id=profile_id, conf_path=conf_path, model=launch.model,
-                         args=tuple(args), kind="tune")  # fmt: skip
-    measure = trial_measure(base, machine=setup["machine"], predictor=predictor,
-                            server=server_path, n_predict=n_predict)  # fmt: skip
+    setup = prepare_measuring(conf_path, profile_id, use_calibration=not no_calibration)
+    progress = _Progress()
 
     def on_trial(trial: Any) -> None:
-        click.echo(_trial_line(trial), err=as_json)
+        progress.clear()
+        click.echo(trial_line(trial), err=as_json)
 
-    tuner = TuneObjective(args, space, predictor, measure, goal)
-    run_study(study, tuner, current, n_trials, on_trial=on_trial)
-    best = best_trial(study)
-    applied = None
-    if apply_best:
-        if best is None:
-            raise OperationFailed(f"study {name} has no completed trial to apply")
-        settings = settings_of(best, space)
-        applied = apply_settings(
-            conf_path, profile_id, settings, study=name, trial=best.number,
-            decode_tps=best.user_attrs.get("decode_tps"),
-            prompt_tps=best.user_attrs.get("prompt_tps"),
+    with progress:
+        outcome = tune_profile(
+            setup, objective=Objective(objective), n_trials=n_trials, storage=storage,
+            study_name=study_name, heartbeat_s=heartbeat_s, apply_best=apply_best,
+            server=server_path, n_predict=n_predict, on_trial=on_trial, progress=progress,
+            on_note=lambda note: click.echo(f"note: {note}", err=True),
         )  # fmt: skip
-    trials = study.get_trials(deepcopy=False)
-    if as_json:
-        emit_json({
-            "study": name, "storage": storage,
-            "best": None if best is None else best.number,
-            "applied_to": None if applied is None else str(applied),
-            "trials": [_trial_json(t) for t in trials],
-        })  # fmt: skip
-        return
-    click.echo("")
-    click.echo(_table([_trial_row(t) for t in trials]))
-    if best is not None:
-        click.echo(f"best: trial {best.number}, {goal.value} {best.value:.1f} t/s: "
-                   f"{' '.join(best.user_attrs.get('args', []))}")  # fmt: skip
-    if applied is not None:
-        click.echo(f"applied to [{profile_id}] in {applied}; run `fit test {profile_id}`")
-
-
-def _trial_reason(trial: Any) -> str:
-    attrs = trial.user_attrs
-    return attrs.get("pruned_reason") or attrs.get("failure") or ""
-
-
-def _params_text(trial: Any) -> str:
-    return " ".join(
-        f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}"
-        for key, value in trial.params.items()
-    )
-
-
-def _trial_line(trial: Any) -> str:
-    value = "" if trial.value is None else f" {trial.value:.1f} t/s"
-    reason = _trial_reason(trial).splitlines()[0:1]
-    why = f" ({reason[0]})" if reason else ""
-    return f"trial {trial.number}: {trial.state.name.lower()}{value}  {_params_text(trial)}{why}"
-
-
-def _trial_row(trial: Any) -> dict[str, Any]:
-    attrs = trial.user_attrs
-
-    def speed(key: str) -> str:
-        value = attrs.get(key)
-        return "-" if value is None else f"{value:.1f}"
-
-    reason = _trial_reason(trial).splitlines()[0:1]
-    return {
-        "trial": trial.number,
-        "state": trial.state.name.lower(),
-        "decode t/s": speed("decode_tps"),
-        "prompt t/s": speed("prompt_tps"),
-        "params": _params_text(trial),
-        "note": (reason[0][:60] if reason else ""),
-    }
-
-
-def _trial_json(trial: Any) -> dict[str, Any]:
-    return {
-        "number": trial.number,
-        "state": trial.state.name.lower(),
-        "value": trial.value,
-        "params": trial.params,
-        "user_attrs": trial.user_attrs,
-    }
+    emit(as_json, lambda: tune_json(outcome), lambda: tune_text(outcome, profile_id))
 
 
 def main() -> None:
