@@ -138,16 +138,11 @@ def hardware() -> None:
 
 @hardware.command("detect")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option(
-    "--save",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the result as a scenario TOML (atomic, keeps a .bak).",
-)
-@click.option(
-    "--measure-bandwidth",
-    is_flag=True,
-    help="Measure host DRAM copy bandwidth (about a second) instead of the documented default.",
-)
+@click.option("--save", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the result as a scenario TOML (atomic, keeps a .bak).")  # fmt: skip
+@click.option("--measure-bandwidth", is_flag=True,
+              help="Measure host DRAM copy bandwidth (about a second) instead of the documented "
+              "default.")  # fmt: skip
 def hardware_detect(as_json: bool, save: Path | None, measure_bandwidth: bool) -> None:
     """Detect this machine's GPUs (NVML, CUDA order), RAM and CPU cores.
 
@@ -160,17 +155,12 @@ def hardware_detect(as_json: bool, save: Path | None, measure_bandwidth: bool) -
     from profiles.models_conf import write_atomic
     from solver.hardware import hardware_to_toml
     from solver.hardware_detect import detect
-    from solver.hardware_text import hardware_text
+    from solver.hardware_text import detection_json, detection_text
 
     report = detect(measure_bandwidth=measure_bandwidth)
     if save is not None:
         write_atomic(save, hardware_to_toml(report.hardware))
-    saved = [] if save is None else [f"saved:  {save}"]
-    emit(
-        as_json,
-        lambda: {**report.model_dump(mode="json"), "saved_to": save and str(save)},
-        lambda: "\n".join([hardware_text(report.hardware), *saved]),
-    )
+    emit(as_json, lambda: detection_json(report, save), lambda: detection_text(report, save))
 
 
 @hardware.command("show")
@@ -281,20 +271,13 @@ def llama_path_command(as_json: bool) -> None:
 @click.argument("model")
 @click.argument("llama_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--hardware", "hardware_name", help="Hardware scenario name or TOML file.")
-@click.option(
-    "--cpu",
-    "cpu_flags",
-    help="CPU features of the llama.cpp build that decide weight repacking: comma list of "
-    "avx2, avx512, amx, or 'none' (default: this machine's CPU, as a native build sees it).",
-)
+@click.option("--cpu", "cpu_flags",
+              help="CPU features of the llama.cpp build that decide weight repacking: comma list "
+              "of avx2, avx512, amx, or 'none' (default: this machine's CPU, as a native build "
+              "sees it).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def memory(
-    model: str,
-    llama_args: tuple[str, ...],
-    hardware_name: str | None,
-    cpu_flags: str | None,
-    as_json: bool,
-) -> None:
+def memory(model: str, llama_args: tuple[str, ...], hardware_name: str | None,
+           cpu_flags: str | None, as_json: bool) -> None:  # fmt: skip
     """Predict every buffer llama-server allocates for MODEL with these arguments.
 
     The arguments after -- are read exactly as llama-server reads them; one it does not
@@ -304,22 +287,16 @@ def memory(
     Example:
         fit memory gemma-3-270m-q4_k_m.gguf --hardware reference -- -c 8192 -ngl 99 -fa on
     """
-    from solver.llama_args import parse_llama_args
+    from solver.hardware import load_hardware
+    from solver.launch_cost import launch_config
     from solver.memory import estimate_memory
     from solver.memory_text import memory_text
     from solver.sources import load_inventory
 
-    hardware = None
-    gpu_buffers: list[str] = []
-    if hardware_name:
-        from solver.hardware import load_hardware
-
-        hardware = load_hardware(hardware_name)
-        gpu_buffers = [gpu.device for gpu in hardware.gpus]
-    config = parse_llama_args(list(llama_args), gpu_buffers=gpu_buffers or ())
+    hardware = load_hardware(hardware_name) if hardware_name else None
+    config = launch_config(llama_args, hardware)
     cpu = _cpu_features(cpu_flags)
-    inventory = load_inventory(model)
-    report = estimate_memory(inventory, config, hardware=hardware, cpu=cpu)
+    report = estimate_memory(load_inventory(model), config, hardware=hardware, cpu=cpu)
     emit(as_json, report.to_json, lambda: memory_text(report))
 
 
@@ -393,33 +370,20 @@ def _solve_request(**options: Any) -> Any:
 
 @cli.command("solve")
 @click.argument("model")
-@click.option(
-    "--hardware",
-    "hardware_name",
-    default="reference",
-    show_default=True,
-    help="Scenario name or TOML file; 'detect' for this machine.",
-)
+@click.option("--hardware", "hardware_name", default="reference", show_default=True,
+              help="Scenario name or TOML file; 'detect' for this machine.")  # fmt: skip
 @_solve_options
 @click.option("--baselines", is_flag=True, help="Also price llama.cpp's --fit and friends.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--write-profile", "profile_id", help="Add the plan to models.conf as this id.")
-@click.option(
-    "--conf",
-    "conf_path",
-    default="models.conf",
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-)
+@click.option("--conf", "conf_path", default="models.conf", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path))  # fmt: skip
 @click.option("--model-path", help="MODEL= value for the profile (default: MODEL if a file).")
 @click.option("--name", "profile_name", help="NAME= for the profile.")
 @click.option("--description", help="DESCRIPTION= for the profile.")
 @click.option("--force", is_flag=True, help="Replace a profile that was already tested.")
-@click.option(
-    "--no-calibration",
-    is_flag=True,
-    help="With --hardware detect: ignore this machine's `fit calibrate` results.",
-)
+@click.option("--no-calibration", is_flag=True, help="With --hardware detect: ignore this "
+              "machine's `fit calibrate` results.")  # fmt: skip
 def solve_command(model: str, hardware_name: str, baselines: bool, as_json: bool,
                   profile_id: str | None, conf_path: Path, model_path: str | None,
                   profile_name: str | None, description: str | None, force: bool,
@@ -470,13 +434,8 @@ def solve_command(model: str, hardware_name: str, baselines: bool, as_json: bool
 
 @cli.command("whatif")
 @click.argument("model")
-@click.option(
-    "--hardware",
-    "hardware_names",
-    multiple=True,
-    required=True,
-    help="Scenario name or TOML file; repeat for each rig to compare.",
-)
+@click.option("--hardware", "hardware_names", multiple=True, required=True,
+              help="Scenario name or TOML file; repeat for each rig to compare.")  # fmt: skip
 @click.option("--vary", multiple=True, help="KEY=V1,V2 with KEY ctx, kv, ubatch, parallel or ram.")
 @click.option("--target-tps", type=float, help="Name the cheapest rig reaching this decode t/s.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG chart.")
@@ -497,7 +456,7 @@ def whatif_command(model: str, hardware_names: tuple[str, ...], vary: tuple[str,
     from solver.hardware_detect import load_rig
     from solver.sources import load_inventory
     from solver.whatif import cheapest_reaching, parse_vary, plot_rows, what_if
-    from solver.whatif_text import whatif_text
+    from solver.whatif_text import whatif_json, whatif_text
 
     inventory = load_inventory(model)
     scenarios = [load_rig(name) for name in hardware_names]
@@ -510,7 +469,7 @@ def whatif_command(model: str, hardware_names: tuple[str, ...], vary: tuple[str,
         plot_rows(rows, plot_path, f"{inventory.name or model} {inventory.file_type}")
     emit(
         as_json,
-        lambda: {"rows": [r.model_dump() for r in rows], "cheapest": best and best.model_dump()},
+        lambda: whatif_json(rows, cheapest=best),
         lambda: whatif_text(rows, target_tps=target_tps, cheapest=best),
     )
 
@@ -519,19 +478,14 @@ def whatif_command(model: str, hardware_names: tuple[str, ...], vary: tuple[str,
 
 
 _conf_option = click.option(
-    "--conf",
-    "conf_path",
-    default="models.conf",
-    show_default=True,
+    "--conf", "conf_path", default="models.conf", show_default=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help="The workspace's models.conf (runs/ and .fit/ live next to it).",
-)
+)  # fmt: skip
 _server_option = click.option(
-    "--server",
-    "server_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    "--server", "server_path", type=click.Path(dir_okay=False, path_type=Path),
     help="llama-server to run [$LLAMA_SERVER, fit's cached build, PATH].",
-)
+)  # fmt: skip
 _no_calibration_option = click.option(
     "--no-calibration", is_flag=True, help="Predict with spec-sheet coefficients."
 )
@@ -542,13 +496,9 @@ def _seconds_option(flag: str, dest: str, default: float, text: str) -> Any:
 
 
 def _n_predict_option(default: int) -> Any:
-    return click.option(
-        "--n-predict",
-        default=default,
-        show_default=True,
-        type=click.IntRange(min=1),
-        help="Tokens generated per measured prompt.",
-    )
+    return click.option("--n-predict", default=default, show_default=True,
+                        type=click.IntRange(min=1),
+                        help="Tokens generated per measured prompt.")  # fmt: skip
 
 
 @cli.command("start")
@@ -628,13 +578,9 @@ def test_command(profile_id: str, conf_path: Path, server_path: Path | None, n_p
 
 @cli.command("calibrate")
 @_conf_option
-@click.option(
-    "--runs",
-    "runs_dirs",
-    multiple=True,
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Folders of stored runs [runs/ next to --conf]; repeatable.",
-)
+@click.option("--runs", "runs_dirs", multiple=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Folders of stored runs [runs/ next to --conf]; repeatable.")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Fit and print, but do not save.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def calibrate_command(conf_path: Path, runs_dirs: tuple[Path, ...], dry_run: bool,
@@ -663,31 +609,18 @@ def calibrate_command(conf_path: Path, runs_dirs: tuple[Path, ...], dry_run: boo
 @click.argument("profile_id", metavar="PROFILE")
 @_conf_option
 @_server_option
-@click.option(
-    "--trials",
-    "n_trials",
-    default=20,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Finished trials the study should have (a resumed study counts its own).",
-)
+@click.option("--trials", "n_trials", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Finished trials the study should have (a resumed study counts its "
+              "own).")  # fmt: skip
 @click.option("--storage", help="Optuna RDB URL [sqlite:///WORKSPACE/.fit/tune.db].")
 @click.option("--study", "study_name", help="Study name [PROFILE-OBJECTIVE].")
-@click.option(
-    "--objective",
-    default="decode",
-    show_default=True,
-    type=click.Choice(["decode", "prompt", "mix"]),
-    help="Measured decode t/s, prompt t/s, or their geometric mean.",
-)
+@click.option("--objective", default="decode", show_default=True,
+              type=click.Choice(["decode", "prompt", "mix"]),
+              help="Measured decode t/s, prompt t/s, or their geometric mean.")  # fmt: skip
 @click.option("--apply", "apply_best", is_flag=True, help="Write the best trial into the profile.")
 @_n_predict_option(16)
-@_seconds_option(
-    "--heartbeat",
-    "heartbeat_s",
-    10.0,
-    "Seconds between trial heartbeats; a trial silent for twice this is retried.",
-)
+@_seconds_option("--heartbeat", "heartbeat_s", 10.0, "Seconds between trial heartbeats; a "
+                 "trial silent for twice this is retried.")  # fmt: skip
 @_no_calibration_option
 @click.option("--json", "as_json", is_flag=True, help="Print the trials as JSON.")
 def tune_command(profile_id: str, conf_path: Path, server_path: Path | None, n_trials: int,

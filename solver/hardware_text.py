@@ -6,6 +6,8 @@ Pure functions from ``solver.hardware`` records to rows or text; the CLI only pr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from solver.hardware import (
     GB,
@@ -16,6 +18,7 @@ from solver.hardware import (
     list_scenarios,
     load_hardware,
 )
+from solver.hardware_detect import DetectionReport
 from solver.text_table import rows_table
 
 
@@ -45,6 +48,20 @@ def hardware_text(hardware: Hardware) -> str:
     lines.append(f"CPU:   {host.cores} cores{threads}")
     lines += [f"note:  {note}" for note in hardware.notes]
     return "\n".join(lines)
+
+
+def detection_text(report: DetectionReport, saved_to: Path | None = None) -> str:
+    """``fit hardware detect``: the detected rig, and where it was saved as a scenario."""
+    saved = [] if saved_to is None else [f"saved:  {saved_to}"]
+    return "\n".join([hardware_text(report.hardware), *saved])
+
+
+def detection_json(report: DetectionReport, saved_to: Path | None = None) -> dict[str, Any]:
+    """``fit hardware detect --json``: the detection report and ``saved_to``."""
+    return {
+        **report.model_dump(mode="json"),
+        "saved_to": None if saved_to is None else str(saved_to),
+    }
 
 
 def scenario_summaries() -> list[dict[str, str]]:

@@ -141,6 +141,13 @@ def price_launch(
     )
 
 
+def launch_config(args: Sequence[str], hardware: Hardware | None = None) -> LaunchConfig:
+    """``args`` parsed as llama-server parses them; with ``hardware``, ``-ot`` may name only
+    its GPUs' buffers (without, any ``CUDA<n>``)."""
+    gpu_buffers = [gpu.device for gpu in hardware.gpus] if hardware is not None else []
+    return parse_llama_args(list(args), gpu_buffers=gpu_buffers)
+
+
 class LaunchPredictor:
     """Memory and speed predictions for many argument lists of one model on one rig.
 
@@ -179,8 +186,7 @@ class LaunchPredictor:
 
     def memory(self, args: Sequence[str]) -> tuple[LaunchConfig, MemoryReport]:
         """``args`` parsed as llama-server parses them, and every buffer they allocate."""
-        gpu_buffers = [gpu.device for gpu in self.hardware.gpus]
-        config = parse_llama_args(list(args), gpu_buffers=gpu_buffers)
+        config = launch_config(args, self.hardware)
         report = estimate_memory(self.inventory, config, hardware=self.hardware, cpu=self.cpu)
         return config, report
 

@@ -6,6 +6,7 @@ A pure function of ``solver.whatif``'s rows; the CLI only prints it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from solver.text_table import rows_table
 from solver.whatif import WhatIfRow
@@ -43,3 +44,11 @@ def whatif_text(
         else:
             lines.append(f"no priced rig reaches {target_tps:g} t/s (estimated)")
     return "\n".join(lines)
+
+
+def whatif_json(rows: Sequence[WhatIfRow], *, cheapest: WhatIfRow | None) -> dict[str, Any]:
+    """``fit whatif --json``: every row, and the cheapest rig reaching the target (or None)."""
+    return {
+        "rows": [r.model_dump() for r in rows],
+        "cheapest": cheapest.model_dump() if cheapest else None,
+    }
