@@ -39,6 +39,7 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import ArgumentError
 
 from solver.arg_edit import last_value, option_values, without_options
 from solver.errors import BadInput, OperationFailed
@@ -366,7 +367,12 @@ def open_study(
                     max_retry=MAX_RETRY
                 ),
             )
-        except (ImportError, ValueError, optuna.exceptions.StorageInternalError) as error:
+        except (
+            ImportError,
+            ValueError,
+            ArgumentError,  # an unknown dialect, e.g. a typo in the URL's scheme
+            optuna.exceptions.StorageInternalError,
+        ) as error:
             raise BadInput(f"cannot open tuning storage {url}: {error}") from None
     study = optuna.create_study(
         study_name=name,

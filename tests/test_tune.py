@@ -123,3 +123,8 @@ def test_a_study_keeps_its_objective(tmp_path: Path) -> None:
     _study(tmp_path, "kept")
     with pytest.raises(BadInput, match="optimises decode"):
         open_study(f"sqlite:///{tmp_path / 'tune.db'}", "kept", objective=Objective.PROMPT)
+
+
+def test_a_storage_url_of_no_known_database_is_bad_input() -> None:
+    with pytest.raises(BadInput, match="cannot open tuning storage nope://x"):
+        open_study("nope://x", "study", objective=Objective.DECODE)
