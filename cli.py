@@ -640,12 +640,20 @@ def tune_command(profile_id: str, conf_path: Path, server_path: Path | None, n_t
         fit tune gpt-oss-120b --objective mix --apply
     """
     from profiles.measure import prepare_measuring
-    from profiles.tuning import tune_profile
+    from profiles.tuning import TuneRequest, tune_profile
     from solver.tune import Objective
     from solver.tune_text import trial_line, tune_json, tune_text
 
+    request = TuneRequest(
+        objective=Objective(objective), n_trials=n_trials, storage=storage,
+        study_name=study_name, heartbeat_s=heartbeat_s, apply_best=apply_best,
+        server=server_path, n_predict=n_predict,
+    )  # fmt: skip
     setup = prepare_measuring(conf_path, profile_id, use_calibration=not no_calibration)
     progress = _Progress()
+
+    def on_note(note: str) -> None:
+        click.echo(f"note: {note}", err=True)
 
     def on_trial(trial: Any) -> None:
         progress.clear()
@@ -653,11 +661,8 @@ def tune_command(profile_id: str, conf_path: Path, server_path: Path | None, n_t
 
     with progress:
         outcome = tune_profile(
-            setup, objective=Objective(objective), n_trials=n_trials, storage=storage,
-            study_name=study_name, heartbeat_s=heartbeat_s, apply_best=apply_best,
-            server=server_path, n_predict=n_predict, on_trial=on_trial, progress=progress,
-            on_note=lambda note: click.echo(f"note: {note}", err=True),
-        )  # fmt: skip
+            setup, request, on_note=on_note, on_trial=on_trial, progress=progress
+        )
     emit(as_json, lambda: tune_json(outcome), lambda: tune_text(outcome, profile_id))
 
 

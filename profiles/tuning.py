@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from optuna.trial import FrozenTrial
+from pydantic import BaseModel, ConfigDict, Field
 
 from profiles.launch import measurable_args, workspace_file
 from profiles.measure import MeasuringSetup, trial_measure
@@ -39,47 +40,55 @@ def default_storage(conf_path: Path) -> str:
     return f"sqlite:///{folder / 'tune.db'}"
 
 
+class TuneRequest(BaseModel):
+    """What ``fit tune`` was asked for (its options)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    objective: Objective = Objective.DECODE
+    n_trials: int = Field(default=20, description="finished trials the study should have")
+    storage: str | None = Field(default=None, description="Optuna RDB URL [default_storage]")
+    study_name: str | None = Field(default=None, description="[PROFILE-OBJECTIVE]")
+    heartbeat_s: float = 10.0
+    apply_best: bool = False
+    server: Path | None = Field(default=None, description="llama-server [the resolved one]")
+    n_predict: int = Field(default=16, description="tokens generated per measured prompt")
+
+
 def tune_profile(
     setup: MeasuringSetup,
+    request: TuneRequest,
     *,
-    objective: Objective,
-    n_trials: int,
-    storage: str | None = None,
-    study_name: str | None = None,
-    heartbeat_s: float = 10.0,
-    apply_best: bool = False,
-    server: Path | str | None = None,
-    n_predict: int = 16,
     on_note: Callable[[str], None] | None = None,
     on_trial: Callable[[FrozenTrial], None] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> TuneOutcome:
-    """Steps 1-4. The study is named ``PROFILE-OBJECTIVE`` unless ``study_name`` says
-    otherwise; ``on_note`` hears the space's notes once the study is open, ``on_trial`` each
-    finished trial, ``progress`` each launch's steps. Applying a study without a complete
-    trial is an operation failure."""
+    """Steps 1-4. ``on_note`` hears the space's notes once the study is open, ``on_trial``
+    each finished trial, ``progress`` each launch's steps. Applying a study without a
+    complete trial is an operation failure."""
     launch = setup.launch
     args, _ = measurable_args(launch.args)
     space, current, notes = tune_space(args, setup.predictor)
-    url = default_storage(launch.conf_path) if storage is None else storage
-    name = study_name or f"{launch.profile_id}-{objective.value}"
-    study = open_study(url, name, objective=objective, heartbeat_s=heartbeat_s)
-    for note in notes if on_note is not None else ():
-        on_note(note)
+    url = default_storage(launch.conf_path) if request.storage is None else request.storage
+    name = request.study_name or f"{launch.profile_id}-{request.objective.value}"
+    study = open_study(url, name, objective=request.objective, heartbeat_s=request.heartbeat_s)
+    for note in notes:
+        if on_note is not None:
+            on_note(note)
 
     measure = trial_measure(
         setup.request(kind="tune", args=args),
         machine=setup.machine,
         predictor=setup.predictor,
-        server=server,
-        n_predict=n_predict,
+        server=request.server,
+        n_predict=request.n_predict,
         progress=progress,
     )
-    tuner = TuneObjective(args, space, setup.predictor, measure, objective)
-    run_study(study, tuner, current, n_trials, on_trial=on_trial)
+    tuner = TuneObjective(args, space, setup.predictor, measure, request.objective)
+    run_study(study, tuner, current, request.n_trials, on_trial=on_trial)
     best = best_trial(study)
     applied = None
-    if apply_best:
+    if request.apply_best:
         if best is None:
             raise OperationFailed(f"study {name} has no completed trial to apply")
         applied = apply_settings(
@@ -94,7 +103,7 @@ def tune_profile(
     return TuneOutcome(
         study=name,
         storage=url,
-        objective=objective,
+        objective=request.objective,
         trials=tuple(study.get_trials(deepcopy=False)),
         best=best,
         applied_to=applied,
