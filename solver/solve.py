@@ -32,7 +32,7 @@ from solver.cost import (
     estimate_cost,
 )
 from solver.device_map import CPU, CpuFeatures
-from solver.errors import BadInput
+from solver.errors import BadInput, OperationFailed
 from solver.hardware import Hardware
 from solver.inventory import Inventory
 from solver.kv_cache import kv_buffers
@@ -324,22 +324,34 @@ def resident_bytes(inventory: Inventory, report: MemoryReport) -> dict[str, int]
     return resident
 
 
+class PlacementMismatch(OperationFailed):
+    """The rendered arguments would not reproduce the plan: a bug in fit, reported plainly."""
+
+
 def check_round_trip(inventory: Inventory, plan: Plan, report: MemoryReport) -> None:
-    """Every repeating-layer tensor must land where the plan put it (``-ot`` re-applied)."""
+    """Every layer tensor and the output head must land where the plan put them, with the
+    rendered ``-ngl``/``-ts``/``-ot`` re-applied by fit's copy of llama.cpp's loader."""
     placed = report.placement.tensor_devices
     for tensor in inventory.tensors:
-        if tensor.layer is None or tensor.name not in placed or tensor.layer >= plan.n_layers:
+        if tensor.name not in placed:
             continue
-        unit = unit_of(tensor)
-        planned = (
-            plan.layer_devices[tensor.layer]
-            if unit is None
-            else plan.unit_device(tensor.layer, unit)
-        )
+        if tensor.layer is None:
+            if tensor.name not in ("output.weight", "output_norm.weight"):
+                continue
+            planned = plan.output_device
+        elif tensor.layer >= plan.n_layers:
+            continue
+        else:
+            unit = unit_of(tensor)
+            planned = (
+                plan.layer_devices[tensor.layer]
+                if unit is None
+                else plan.unit_device(tensor.layer, unit)
+            )
         if placed[tensor.name] != planned:
-            raise AssertionError(
-                f"rendered arguments put {tensor.name} on {placed[tensor.name]}, "
-                f"the plan on {planned}"
+            raise PlacementMismatch(
+                f"internal check failed: the rendered arguments put {tensor.name} on "
+                f"{placed[tensor.name]}, the plan on {planned} (please report this)"
             )
 
 

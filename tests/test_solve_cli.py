@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -141,3 +142,26 @@ def test_a_rig_without_gpus_runs_everything_on_the_cpu(tmp_path: Path) -> None:
     doc = json.loads(out)
     assert doc["strategy"] == "CPU" and set(doc["devices"]) == {"CPU"}
     assert "-ngl" in doc["args"] and doc["args"][doc["args"].index("-ngl") + 1] == "0"
+
+
+def test_the_round_trip_check_catches_arguments_that_disagree_with_the_plan() -> None:
+    from solver.hardware import load_hardware
+    from solver.llama_args import parse_llama_args
+    from solver.memory import estimate_memory
+    from solver.plan import Plan
+    from solver.solve import PlacementMismatch, SolveRequest, check_round_trip, solve
+    from solver.sources import load_inventory
+    from solver.units import Unit
+
+    inventory = load_inventory("gpt-oss-20b")
+    hardware = load_hardware("reference")
+    report = solve(inventory, hardware, SolveRequest(contexts=(8192,)))
+    plan = report.plan
+    assert plan is not None
+    memory = estimate_memory(inventory, parse_llama_args(list(report.args)), hardware=hardware)
+    check_round_trip(inventory, plan, memory)  # the plan's own arguments agree
+    elsewhere = "CPU" if plan.unit_device(3, Unit.EXPERTS) != "CPU" else plan.gpus[0]
+    moved = tuple(elsewhere if il == 3 else None for il in range(plan.n_layers))
+    other = Plan(**{**plan.model_dump(), "overrides": {Unit.EXPERTS: moved}})
+    with pytest.raises(PlacementMismatch, match=re.escape("blk.3.ffn")):
+        check_round_trip(inventory, other, memory)
