@@ -10,8 +10,9 @@ The steps, each its own function:
    solve it, and render the plan as ``-ngl/-ts/-ot``.
 4. Verify: parse the rendered arguments back as llama.cpp would, run the full memory model,
    check every tensor lands where the plan put it and every device stays within capacity.
-   A device over capacity (its compute buffer grew with the new placement) has its budget cut
-   by the excess and the problem is solved again; at most ``MAX_ROUNDS`` rounds.
+   A device over capacity because its buffers came out larger than assumed gets the measured
+   size as its fixed cost; otherwise its budget is cut by the excess; then the problem is
+   solved again, at most ``MAX_ROUNDS`` rounds.
 5. Pick among the feasible candidates: the largest context first, then the KV type listed
    first unless a later one is faster by ``KV_SPEEDUP``.
 """
@@ -313,14 +314,15 @@ def resident_bytes(inventory: Inventory, report: MemoryReport) -> dict[str, int]
     the file per part (``CPU_Mapped``), GPU tensors in between included; those pages are read
     once while loading and can be evicted, so the host budget counts only its own tensors."""
     resident = {name: device.total for name, device in report.devices.items()}
-    if CPU in report.devices and any(
-        b.buffer_type.endswith("_Mapped") for b in report.model_buffers
-    ):
-        host = report.devices[CPU]
-        placed = report.placement.tensor_devices
-        own = sum(t.n_bytes for t in inventory.tensors if placed.get(t.name) == CPU)
-        mapped = sum(b.size for b in report.model_buffers if b.device == CPU and not b.extra)
-        resident[CPU] = host.total - mapped + min(own, mapped)
+    spans = [b for b in report.model_buffers if b.buffer_type.endswith("_Mapped")]
+    if spans:
+        # A span "CPU_Mapped" holds the tensors of buffer type "CPU"; repacked host weights
+        # live in their own buffer (CPU_REPACK), counted in full already.
+        mapped_types = {b.buffer_type.removesuffix("_Mapped") for b in spans}
+        mapped = sum(b.size for b in spans)
+        buffers = report.placement.tensor_buffers
+        own = sum(t.n_bytes for t in inventory.tensors if buffers.get(t.name) in mapped_types)
+        resident[CPU] -= mapped - min(own, mapped)
     return resident
 
 

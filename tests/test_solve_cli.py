@@ -165,3 +165,25 @@ def test_the_round_trip_check_catches_arguments_that_disagree_with_the_plan() ->
     other = Plan(**{**plan.model_dump(), "overrides": {Unit.EXPERTS: moved}})
     with pytest.raises(PlacementMismatch, match=re.escape("blk.3.ffn")):
         check_round_trip(inventory, other, memory)
+
+
+def test_host_budget_counts_its_own_weights_not_the_mapped_span() -> None:
+    from solver.hardware import load_hardware
+    from solver.llama_args import parse_llama_args
+    from solver.memory import estimate_memory
+    from solver.solve import resident_bytes
+    from solver.sources import load_inventory
+
+    inventory = load_inventory("qwen3-30b-a3b:Q4_K_M")
+    args = ["-c", "4096", "-ngl", "49", "-ot", r"blk\.(1[0-9])\.ffn_.*_exps\.=CPU", "--fit", "off"]
+    config = parse_llama_args(args, gpu_buffers=["CUDA0", "CUDA1"])
+    report = estimate_memory(inventory, config, hardware=load_hardware("reference"))
+    host = report.devices["CPU"]
+    on_host = sum(
+        t.n_bytes for t in inventory.tensors if report.placement.tensor_devices[t.name] == "CPU"
+    )
+    resident = resident_bytes(inventory, report)["CPU"]
+    # The mapping spans from token_embd to layer 19's experts, GPU tensors in between included.
+    assert host.weights > on_host
+    assert resident == host.total - host.weights + on_host
+    assert resident_bytes(inventory, report)["CUDA0"] == report.devices["CUDA0"].total
