@@ -86,8 +86,11 @@ def cli() -> None:
     """fit: place a GGUF model on your GPUs and CPU, and keep its profile honest.
 
     \b
-    Example:
+    Examples:
         fit inspect gpt-oss-120b
+        fit solve gpt-oss-120b --ctx 32768 --write-profile gpt-oss-120b \
+            --model-path models/GPT-OSS-120B/MXFP4/gpt-oss-120b-mxfp4-00001-of-00003.gguf
+        fit test gpt-oss-120b
     """
 
 
