@@ -88,9 +88,8 @@ def cli() -> None:
     \b
     Examples:
         fit inspect gpt-oss-120b
-        fit solve gpt-oss-120b --ctx 32768 --write-profile gpt-oss-120b \
-            --model-path models/GPT-OSS-120B/MXFP4/gpt-oss-120b-mxfp4-00001-of-00003.gguf
-        fit test gpt-oss-120b
+        fit solve models/Qwen3-32B/Q8_0/Qwen3-32B-Q8_0.gguf --write-profile qwen3-32b-q8
+        fit test qwen3-32b-q8
     """
 
 
