@@ -259,11 +259,6 @@ def part_devices(plan: Plan) -> list[list[str]]:
     ]
 
 
-def graph_devices(plan: Plan, tables: CostTables) -> list[str]:
-    """Devices along the graph: the input (host), each present part of each layer, output."""
-    return parts_graph(part_devices(plan), plan.output_device, tables.present)
-
-
 def parts_graph(
     parts: Sequence[Sequence[str]], output_device: str, present: np.ndarray
 ) -> list[str]:

@@ -253,13 +253,6 @@ def glu_split(a: Tensor, b: Tensor, kind: str) -> Tensor:
     return t
 
 
-def glu_fused(a: Tensor, kind: str) -> Tensor:
-    """ggml_swiglu / geglu on one tensor: halves ne[0]."""
-    t = Tensor(a.type, (a.ne[0] // 2, *a.ne[1:]), "GLU", (a, None))
-    t.params = {"glu": kind}
-    return t
-
-
 def sum_rows(a: Tensor) -> Tensor:
     return Tensor(a.type, (1, *a.ne[1:]), "SUM_ROWS", (a,))
 
@@ -273,10 +266,6 @@ def concat(a: Tensor, b: Tensor, dim: int) -> Tensor:
 def pad(a: Tensor, p0: int, p1: int = 0, p2: int = 0, p3: int = 0) -> Tensor:
     ne = (a.ne[0] + p0, a.ne[1] + p1, a.ne[2] + p2, a.ne[3] + p3)
     return Tensor(a.type, ne, "PAD", (a,))
-
-
-def repeat_4d(a: Tensor, ne0: int, ne1: int, ne2: int, ne3: int) -> Tensor:
-    return Tensor(a.type, (ne0, ne1, ne2, ne3), "REPEAT", (a,))
 
 
 # --- matrix products and attention ----------------------------------------------------
@@ -338,19 +327,11 @@ def argsort_top_k(a: Tensor, k: int) -> Tensor:
     return view_4d(s, k, s.ne[1], s.ne[2], s.ne[3], s.nb[1], s.nb[2], s.nb[3], 0)
 
 
-def top_k(a: Tensor, k: int) -> Tensor:
-    return Tensor(I32, (k, *a.ne[1:]), "TOP_K", (a,))
-
-
 # --- views ------------------------------------------------------------------------------
 
 
 def _view(a: Tensor, ne: Sequence[int], offset: int) -> Tensor:
     return Tensor(a.type, ne, "VIEW", (a,), view_src=a, view_offs=offset)
-
-
-def view_1d(a: Tensor, ne0: int, offset: int) -> Tensor:
-    return _view(a, (ne0,), offset)
 
 
 def view_2d(a: Tensor, ne0: int, ne1: int, nb1: int, offset: int) -> Tensor:
