@@ -3,7 +3,8 @@
 Rules are one per (unit, target device), naming their layers with a merged numeric regex
 (``blk\\.([0-9]|1[0-9]|2[0-3])\\.ffn_.*_exps\\.=CPU``), the form people write by hand.
 ``solver.render`` only writes; ``solver.device_map`` reads the rules back exactly as llama.cpp
-does, and ``check_rendering`` proves the round trip moves precisely the planned tensors.
+does, and ``solver.solve.check_round_trip`` proves the round trip moves precisely the planned
+tensors.
 """
 
 from __future__ import annotations
@@ -11,16 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from solver.plan import Plan
-from solver.units import Unit
-
-# What a rule names after ``blk\.N\.``: short, and matching nothing but the unit's tensors
-# (checked against every inventory by check_rendering).
-RULE_FRAGMENTS: dict[Unit, str] = {
-    Unit.EXPERTS: r"ffn_.*_exps\.",
-    Unit.SHARED_EXPERTS: r"ffn_.*_shexp\.",
-    Unit.FFN_DENSE: r"ffn_(up|down|gate)\.",
-    Unit.ATTENTION: r"attn_",
-}
+from solver.units import UNIT_PATTERNS, Unit
 
 
 def layer_runs(numbers: Iterable[int]) -> list[tuple[int, int]]:
@@ -81,7 +73,7 @@ def override_rules(plan: Plan, buffer_names: Mapping[str, str] | None = None) ->
             if device is not None:
                 targets.setdefault(device, []).append(il)
         for device, layers in sorted(targets.items()):
-            pattern = rf"blk\.{layers_regex(layers)}\.{RULE_FRAGMENTS[unit]}"
+            pattern = rf"blk\.{layers_regex(layers)}\.{UNIT_PATTERNS[unit]}"
             rules.append(f"{pattern}={names.get(device, device)}")
     return rules
 

@@ -3,8 +3,9 @@
 A placement never moves single tensors: it moves a unit of one layer (its routed experts,
 its shared experts, its dense FFN, its attention) because that is what a short ``-ot`` rule
 names. Everything else in a layer (norms outside attention, the router) follows the layer's
-``-ngl``/``-ts`` device. The unit of a tensor is decided by the same regex fragments the
-renderer writes, so what the solver plans and what llama.cpp moves cannot drift apart.
+``-ngl``/``-ts`` device. The unit of a tensor is decided by the very regex fragments the
+renderer writes (``UNIT_PATTERNS``), so what the solver plans and what llama.cpp moves cannot
+drift apart.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ class Unit(StrEnum):
     EXPERTS = "experts"
 
 
-# Regex fragment matching the part of a tensor name after ``blk\.N\.``. The experts pattern
-# is the one llama.cpp's own --cpu-moe / --fit use (common/arg.cpp, common/fit.cpp).
+# Regex fragment matching the part of a tensor name after ``blk\.N\.``: both what decides a
+# tensor's unit here and what the ``-ot`` rules say (solver.render), in the short form people
+# write by hand. A tensor no fragment matches follows its layer.
 UNIT_PATTERNS: dict[Unit, str] = {
-    Unit.EXPERTS: r"ffn_(up|down|gate_up|gate)_(ch|)exps",
-    Unit.SHARED_EXPERTS: r"ffn_.*_shexp",
-    Unit.FFN_DENSE: r"ffn_(up|down|gate|gate_up)\.",
+    Unit.EXPERTS: r"ffn_.*_exps\.",
+    Unit.SHARED_EXPERTS: r"ffn_.*_shexp\.",
+    Unit.FFN_DENSE: r"ffn_(up|down|gate)\.",
     Unit.ATTENTION: r"attn_",
 }
 

@@ -42,3 +42,21 @@ def test_rules_group_layers_per_unit_and_target():
 def test_two_gpus_get_an_integer_tensor_split():
     plan = Plan(gpus=("CUDA0", "CUDA1"), n_layers=10, gpu_layers=(6, 4), output_device="CUDA1")
     assert placement_args(plan)[:4] == ["-ngl", "11", "-ts", "6,5"]
+
+
+def test_a_rule_moves_exactly_the_tensors_of_its_unit_in_every_catalogue_model():
+    from solver.catalogue import catalogue_models
+    from solver.render import UNIT_PATTERNS
+    from solver.sources import load_inventory
+    from solver.units import unit_of
+
+    for model in catalogue_models():
+        for tensor in load_inventory(model).tensors:
+            if tensor.layer is None:
+                continue
+            moved_by = [
+                unit
+                for unit, fragment in UNIT_PATTERNS.items()
+                if re.search(rf"blk\.{tensor.layer}\.{fragment}", tensor.name)
+            ]
+            assert moved_by == ([unit_of(tensor)] if unit_of(tensor) else []), tensor.name
