@@ -123,8 +123,9 @@ def price_launch(
     hparams = model_hparams(inventory)
     table = placement_table(inventory, hparams)
     kv = layer_kv_bytes(hparams, report.workload)
-    workload = cost_workload(inventory, kv, config, report.workload.n_ctx)
-    workload = workload.model_copy(update={"depth": depth})
+    workload = cost_workload(inventory, kv, report.workload)
+    # The ubatch the caller prices (a short prompt prefills in one smaller ubatch).
+    workload = workload.model_copy(update={"depth": depth, "n_ubatch": config.n_ubatch})
     placement = report.placement
     n_layers = table.stored.shape[0]
     parts, mixed = launch_part_devices(

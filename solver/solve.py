@@ -37,7 +37,7 @@ from solver.errors import BadInput, OperationFailed
 from solver.hardware import Hardware
 from solver.inventory import Inventory
 from solver.kv_cache import kv_buffers
-from solver.llama_args import LaunchConfig, parse_llama_args, rpc_buffer_names
+from solver.llama_args import parse_llama_args, rpc_buffer_names
 from solver.llama_hparams import ModelHparams, model_hparams
 from solver.memory import MemoryReport, estimate_memory
 from solver.placement import (
@@ -170,7 +170,6 @@ class _Setting(BaseModel):
     context: int
     kv_type: str
     base_args: tuple[str, ...]
-    config: LaunchConfig
     kv_bytes: tuple[int, ...]
     table: LayerTable
     tables: CostTables
@@ -241,17 +240,18 @@ def placement_table(inventory: Inventory, hparams: ModelHparams) -> LayerTable:
 
 
 def cost_workload(
-    inventory: Inventory, kv_bytes: Sequence[int], config: LaunchConfig, n_ctx: int
+    inventory: Inventory, kv_bytes: Sequence[int], resolved: ComputeWorkload
 ) -> Workload:
+    """The cost model's view of a launch, from the context llama.cpp resolved for it."""
     attention = inventory.attention
-    per_position = [b // max(n_ctx, 1) for b in kv_bytes]
+    per_position = [b // max(resolved.n_ctx, 1) for b in kv_bytes]
     heads = attention.n_head or (0,) * inventory.n_layers
     flops = [4.0 * heads[il] * attention.key_length for il in range(len(kv_bytes))]
     return Workload(
         n_embd=inventory.n_embd,
         kv_bytes_per_position=tuple(per_position),
         attention_flops_per_position=tuple(flops),
-        n_ubatch=config.n_ubatch,
+        n_ubatch=resolved.n_ubatch,
     )
 
 
@@ -264,7 +264,6 @@ def _setting(
     coefficients: CostCoefficients,
 ) -> _Setting:
     base_args = [*device_args(hardware), *workload_args(request, context, kv_type)]
-    config = parse_llama_args([*base_args, "--fit", "off"])
     hparams = model_hparams(inventory)
     workload = _memory(
         inventory, hardware, [*base_args, "-ngl", "0", "--fit", "off"], None
@@ -272,13 +271,12 @@ def _setting(
     kv = layer_kv_bytes(hparams, workload)
     table = placement_table(inventory, hparams)
     tables = build_cost_tables(
-        table, hardware, cost_workload(inventory, kv, config, workload.n_ctx), coefficients
+        table, hardware, cost_workload(inventory, kv, workload), coefficients
     )
     return _Setting(
         context=context,
         kv_type=kv_type,
         base_args=tuple(base_args),
-        config=config,
         kv_bytes=tuple(kv),
         table=table,
         tables=tables,
