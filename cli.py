@@ -112,8 +112,8 @@ def inspect(model: str, as_json: bool, show_tensors: bool) -> None:
         fit inspect ~/models/gemma-3-270m-q4_k_m.gguf
         fit inspect hf://unsloth/gpt-oss-20b-GGUF/gpt-oss-20b-Q4_K_M.gguf --json
     """
-    from solver.inventory_report import inventory_json, inventory_text
-    from solver.sources import load_inventory
+    from solver.gguf.sources import load_inventory
+    from solver.gguf.text import inventory_json, inventory_text
 
     inventory = load_inventory(model)
     emit(
@@ -155,9 +155,9 @@ def hardware_detect(as_json: bool, save: Path | None, measure_bandwidth: bool) -
         fit hardware detect --save my-rig.toml && fit hardware show my-rig.toml
     """
     from profiles.models_conf import write_atomic
-    from solver.hardware import hardware_to_toml
-    from solver.hardware_detect import detect
-    from solver.hardware_text import detection_json, detection_text
+    from solver.hardware.detect import detect
+    from solver.hardware.scenario import hardware_to_toml
+    from solver.hardware.text import detection_json, detection_text
 
     report = detect(measure_bandwidth=measure_bandwidth)
     if save is not None:
@@ -176,8 +176,8 @@ def hardware_show(scenario: str | None, as_json: bool) -> None:
         fit hardware show
         fit hardware show 5090-4090 --json
     """
-    from solver.hardware import load_hardware
-    from solver.hardware_text import hardware_text, scenario_summaries
+    from solver.hardware.scenario import load_hardware
+    from solver.hardware.text import hardware_text, scenario_summaries
     from solver.text_table import rows_table
 
     if scenario is None:
@@ -200,8 +200,8 @@ def hardware_gpus(as_json: bool) -> None:
     Example:
         fit hardware gpus --json
     """
-    from solver.hardware import load_gpu_specs
-    from solver.hardware_text import gpu_specs_text
+    from solver.hardware.scenario import load_gpu_specs
+    from solver.hardware.text import gpu_specs_text
 
     specs = load_gpu_specs()
     emit(as_json, lambda: [s.model_dump(mode="json") for s in specs], lambda: gpu_specs_text(specs))
@@ -289,11 +289,11 @@ def memory(model: str, llama_args: tuple[str, ...], hardware_name: str | None,
     Example:
         fit memory gemma-3-270m-q4_k_m.gguf --hardware reference -- -c 8192 -ngl 99 -fa on
     """
-    from solver.hardware import load_hardware
-    from solver.launch_cost import launch_config
-    from solver.memory import estimate_memory
-    from solver.memory_text import memory_text
-    from solver.sources import load_inventory
+    from solver.gguf.sources import load_inventory
+    from solver.hardware.scenario import load_hardware
+    from solver.llama.memory import estimate_memory
+    from solver.llama.text import memory_text
+    from solver.placement.launch_cost import launch_config
 
     hardware = load_hardware(hardware_name) if hardware_name else None
     config = launch_config(llama_args, hardware)
@@ -304,7 +304,7 @@ def memory(model: str, llama_args: tuple[str, ...], hardware_name: str | None,
 
 def _cpu_features(flags: str | None) -> Any:
     """``--cpu``: the library parses it; a bad name is a usage error of this option."""
-    from solver.device_map import CpuFeatures
+    from solver.llama.device_map import CpuFeatures
 
     try:
         return None if flags is None else CpuFeatures.from_names(flags)
@@ -353,8 +353,8 @@ def _solve_options(command: Any) -> Any:
 
 
 def _solve_request(**options: Any) -> Any:
-    from solver.placement import Objective
-    from solver.solve import SolveRequest
+    from solver.placement.cpsat import Objective
+    from solver.placement.solve import SolveRequest
 
     return SolveRequest(
         contexts=options["contexts"],
@@ -403,10 +403,10 @@ def solve_command(model: str, hardware_name: str, baselines: bool, as_json: bool
     """
     from profiles.calibration_store import coefficients_in_use, this_machine
     from solver.errors import CannotFit
-    from solver.hardware_detect import DETECT, load_rig
-    from solver.solve import solve
-    from solver.solve_text import render_solve
-    from solver.sources import load_inventory
+    from solver.gguf.sources import load_inventory
+    from solver.hardware.detect import DETECT, load_rig
+    from solver.placement.solve import solve
+    from solver.placement.text import render_solve
 
     inventory = load_inventory(model)
     hardware = load_rig(hardware_name)
@@ -455,10 +455,10 @@ def whatif_command(model: str, hardware_names: tuple[str, ...], vary: tuple[str,
         fit whatif qwen3-235b-a22b:Q3_K_M --hardware reference --vary ram=64,128,192
         fit whatif llama-3.3-70b --hardware 2x3090 --hardware 5090-4090 --target-tps 20
     """
-    from solver.hardware_detect import load_rig
-    from solver.sources import load_inventory
-    from solver.whatif import cheapest_reaching, parse_vary, plot_rows, what_if
-    from solver.whatif_text import whatif_json, whatif_text
+    from solver.gguf.sources import load_inventory
+    from solver.hardware.detect import load_rig
+    from solver.placement.whatif import cheapest_reaching, parse_vary, plot_rows, what_if
+    from solver.placement.whatif_text import whatif_json, whatif_text
 
     inventory = load_inventory(model)
     scenarios = [load_rig(name) for name in hardware_names]
@@ -600,7 +600,7 @@ def calibrate_command(conf_path: Path, runs_dirs: tuple[Path, ...], dry_run: boo
     """
     from profiles.calibration_store import calibrate_this_machine
     from profiles.runs import runs_folder
-    from solver.calibrate_text import calibration_text
+    from solver.cost.text import calibration_text
 
     folders = list(runs_dirs) or [runs_folder(conf_path)]
     run = calibrate_this_machine(folders, save=not dry_run)
@@ -643,8 +643,8 @@ def tune_command(profile_id: str, conf_path: Path, server_path: Path | None, n_t
     """
     from profiles.measure import prepare_measuring
     from profiles.tuning import TuneRequest, tune_profile
-    from solver.tune import Objective
-    from solver.tune_text import trial_line, tune_json, tune_text
+    from solver.tune.text import trial_line, tune_json, tune_text
+    from solver.tune.tuner import Objective
 
     request = TuneRequest(
         objective=Objective(objective), n_trials=n_trials, storage=storage,

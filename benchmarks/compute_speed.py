@@ -24,10 +24,10 @@ import statistics
 import time
 from collections.abc import Callable
 
-from solver.catalogue import load_catalogue_entry
-from solver.compute_buffer import estimate_compute, reset_caches
-from solver.inventory import Inventory, TensorGroup
-from solver.workload import ComputeWorkload
+from solver.gguf.catalogue import load_catalogue_entry
+from solver.gguf.inventory import Inventory, TensorGroup
+from solver.llama.compute_buffer import estimate_compute, reset_caches
+from solver.llama.workload import ComputeWorkload
 
 DEVICES = ["CPU", "CUDA0", "CUDA1"]
 

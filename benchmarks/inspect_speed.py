@@ -18,9 +18,9 @@ from pathlib import Path
 
 import gguf
 
-from solver.catalogue import catalogue_blueprint
-from solver.sources import load_inventory
-from solver.synthetic import write_synthetic_gguf
+from solver.gguf.catalogue import catalogue_blueprint
+from solver.gguf.sources import load_inventory
+from solver.gguf.synthetic import write_synthetic_gguf
 
 
 def _best_of(repeat: int, work) -> tuple[float, object]:

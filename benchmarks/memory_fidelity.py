@@ -1,12 +1,12 @@
 """fit's memory model against the real llama-server: predicted vs measured, worst case shown.
 
 Each case launches the real llama-server (``--no-warmup --fit off -lv 5``, small contexts) on
-the real gemma-3-270m or on a synthetic GGUF (``solver.synthetic``: llama, qwen3, qwen3moe,
+the real gemma-3-270m or on a synthetic GGUF (``solver.gguf.synthetic``: llama, qwen3, qwen3moe,
 gemma3, deepseek2, gpt-oss, glm4moe, and every catalogue model shrunk to a miniature), on the
 CPU alone or with two ``ggml-rpc-server`` devices, under varied ``-ngl``, ``-ts``, ``-ot``,
 ``-ctk``/``-ctv``, ``-fa``, ``-ub``, ``-np``, ``-nkvo``... It reads what llama.cpp allocated
 from its own log and the RPC servers' debug logs (``profiles.server_log``), estimates the same
-command line (``solver.memory``) and compares per device and component
+command line (``solver.llama.memory``) and compares per device and component
 (``profiles.fidelity``): exact bytes on RPC devices, the printed MiB elsewhere (compute to
 four decimals), errors counted beyond that rounding.
 
@@ -35,9 +35,9 @@ from pathlib import Path
 
 from profiles.fidelity import COMPONENTS, FidelityRow, Measured, measure_launch
 from profiles.server import RpcServers, ServerFailed
-from solver.blueprint import Blueprint, RopeScaling
-from solver.catalogue import catalogue_blueprint, catalogue_names
-from solver.synthetic import miniature, tiny_blueprint, write_synthetic_gguf
+from solver.gguf.blueprint import Blueprint, RopeScaling
+from solver.gguf.catalogue import catalogue_blueprint, catalogue_names
+from solver.gguf.synthetic import miniature, tiny_blueprint, write_synthetic_gguf
 
 GEMMA = "gemma-3-270m"
 SYNTHETIC_ARCHS = ("llama", "qwen3", "qwen3moe", "gemma3", "deepseek2", "gpt-oss", "glm4moe")

@@ -13,10 +13,10 @@ from __future__ import annotations
 import statistics
 import time
 
-from solver.catalogue import load_catalogue_entry
-from solver.device_map import CpuFeatures
-from solver.llama_args import parse_llama_args
-from solver.memory import estimate_memory
+from solver.gguf.catalogue import load_catalogue_entry
+from solver.llama.args import parse_llama_args
+from solver.llama.device_map import CpuFeatures
+from solver.llama.memory import estimate_memory
 
 
 def _time(function, repeats: int) -> float:

@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from solver.baselines import BASELINES
-from solver.catalogue import catalogue_models, catalogue_names
-from solver.hardware import load_hardware
-from solver.solve import SolveRequest, solve
-from solver.sources import load_inventory
+from solver.gguf.catalogue import catalogue_models, catalogue_names
+from solver.gguf.sources import load_inventory
+from solver.hardware.scenario import load_hardware
+from solver.placement.baselines import BASELINES
+from solver.placement.solve import SolveRequest, solve
 
 COMMON_QUANTS = ("Q4_K_M", "Q8_0", "MXFP4")
 DEFAULT_RIGS = ("reference", "5090-4090", "2x3090")

@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from solver.baselines import llama_fit
-from solver.hardware import load_hardware
-from solver.solve import SolveRequest, solve
-from solver.sources import load_inventory
+from solver.gguf.sources import load_inventory
+from solver.hardware.scenario import load_hardware
+from solver.placement.baselines import llama_fit
+from solver.placement.solve import SolveRequest, solve
 
 CASES = (
     ("deepseek-v3:Q4_K_M", "epyc-2x3090-512gb"),
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _greedy_seconds(inventory, hardware, request) -> float:
     """Time of the llama --fit reimplementation on the same problem the solver saw."""
-    from solver.solve import _problem, _setting, capacities
+    from solver.placement.solve import _problem, _setting, capacities
 
     setting = _setting(inventory, hardware, request, request.contexts[0], "f16", None)
     budgets = {name: budget for name, (_, budget) in capacities(hardware, request).items()}

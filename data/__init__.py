@@ -1,10 +1,2 @@
-"""Bundled data: GPU spec table, hardware scenarios, model catalogue, sampler defaults."""
-
-from pathlib import Path
-
-DATA_DIR = Path(__file__).resolve().parent
-
-
-def data_path(*parts: str) -> Path:
-    """Path of a bundled data file, e.g. ``data_path("gpus.csv")``."""
-    return DATA_DIR.joinpath(*parts)
+"""Bundled data only (no code): GPU spec table, hardware scenarios, model catalogue,
+llama.cpp's architecture list and option table. Read through ``solver.datafiles``."""

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from profiles.models_conf import write_atomic
 from profiles.runs import load_runs
-from solver.calibrate import Calibration, CalibrationRun, calibrate, machine_id
-from solver.cost import CostCoefficients
+from solver.cost.calibrate import Calibration, CalibrationRun, calibrate, machine_id
+from solver.cost.model import CostCoefficients
 from solver.errors import BadInput
-from solver.hardware import Hardware
-from solver.hardware_detect import detect
+from solver.hardware.detect import detect
+from solver.hardware.scenario import Hardware
 
 
 def config_dir() -> Path:

@@ -1,6 +1,6 @@
 """fit's memory prediction next to what llama-server allocated, per device and component.
 
-``compare(memory, run)`` pairs ``solver.memory.estimate_memory``'s bytes with the sizes the
+``compare(memory, run)`` pairs ``solver.llama.memory.estimate_memory``'s bytes with the sizes the
 real llama-server reported for the same launch (``profiles.server_log.RunReport``), as rows
 per device and component (weights, KV, compute, output, total). The measured side is as
 exact as llama.cpp said it: exact bytes on an RPC device whose server ran with
@@ -28,11 +28,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from profiles.server import RpcServers, run_until_ready
 from profiles.server_log import BufferKind, LoggedBuffer, LoggedSize, RpcAllocations, RunReport
-from solver.device_map import CpuFeatures
-from solver.inventory import Inventory
-from solver.llama_args import parse_llama_args
-from solver.memory import MemoryReport, estimate_memory
-from solver.sources import load_inventory
+from solver.gguf.inventory import Inventory
+from solver.gguf.sources import load_inventory
+from solver.llama.args import parse_llama_args
+from solver.llama.device_map import CpuFeatures
+from solver.llama.memory import MemoryReport, estimate_memory
 
 # A quiet launch whose log says everything compare() reads: no warm-up run, no llama.cpp
 # auto-fitting (one load, exactly these arguments), -lv 5 for the per-layer device lines,

@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from profiles.llama_build import find_llama_server
 from profiles.models_conf import ModelsConf, Profile, split_args
 from profiles.server import die_with_parent
-from solver.arg_edit import without_options
 from solver.errors import BadInput, OperationFailed
+from solver.llama.arg_edit import without_options
 
 # profile key -> the llama-server flag start.sh puts before its value
 KEY_FLAGS: tuple[tuple[str, str], ...] = (

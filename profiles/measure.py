@@ -7,7 +7,7 @@ One measuring launch (``measure_launch``):
    long prompt, each generating ``n_predict`` tokens with EOS ignored and the prompt cache
    off, so the server's own ``timings`` measure exactly that work.
 3. Stop the server and parse its whole log (the exit-time memory breakdown included).
-4. Predict memory for the exact arguments (``solver.launch_cost.LaunchPredictor``) on the
+4. Predict memory for the exact arguments (``solver.placement.launch_cost.LaunchPredictor``) on the
    build that ran: its CPU features (from its ``system_info`` line) decide which weights are
    repacked. Arguments fit cannot model leave the prediction out, not the launch.
 5. Price the measured requests with the cost model (per-request loads are what calibration
@@ -30,11 +30,11 @@ from profiles.runs import Prediction, RequestMeasurement, RunRecord, runs_folder
 from profiles.server import CompletionTimings, LlamaServer, ServerFailed, complete
 from profiles.server_log import RunReport, parse_server_log_file
 from solver.errors import BadInput, OperationFailed
-from solver.launch_cost import LaunchPredictor
-from solver.llama_args import LaunchConfig
-from solver.memory import MemoryReport
-from solver.sources import load_inventory
-from solver.tune import Measure, PartialReport, TrialMeasurement
+from solver.gguf.sources import load_inventory
+from solver.llama.args import LaunchConfig
+from solver.llama.memory import MemoryReport
+from solver.placement.launch_cost import LaunchPredictor
+from solver.tune.tuner import Measure, PartialReport, TrialMeasurement
 
 
 class PromptSpec(BaseModel):
@@ -263,7 +263,7 @@ def trial_measure(
     n_predict: int = 16,
     progress: Callable[[str], None] | None = None,
 ) -> Measure:
-    """``solver.tune``'s measuring step: launch with a trial's arguments, let the pruner see
+    """``solver.tune.tuner``'s measuring step: launch with a trial's arguments, let the pruner see
     the short request first, store the run under runs/ like ``fit test`` does. ``progress``
     hears each launch's steps."""
 
@@ -307,7 +307,7 @@ class MeasuringSetup(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     launch: ProfileLaunch
-    machine: str = Field(description="this machine's id (solver.calibrate.machine_id)")
+    machine: str = Field(description="this machine's id (solver.cost.calibrate.machine_id)")
     predictor: LaunchPredictor
     coefficients_note: str = Field(description="which cost coefficients predict, for the user")
 

@@ -17,11 +17,11 @@ from pydantic import BaseModel, ConfigDict
 from profiles.fidelity import measured_memory
 from profiles.models_conf import UNTESTED_MARK, ModelsConf, join_args, split_args
 from profiles.runs import RunRecord
-from solver.arg_edit import without_options
+from solver.llama.arg_edit import without_options
+from solver.quantities import MIB
 from solver.text_table import rows_table
-from solver.tune import TuneSettings
+from solver.tune.tuner import TuneSettings
 
-MIB = 1024 * 1024
 TESTED_WORDS = "by fit test"
 TUNED_WORDS = "by fit tune"
 

@@ -15,12 +15,12 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from profiles.models_conf import UNTESTED_MARK, ModelsConf, check_overwrite, join_args
-from solver.hardware import Hardware
-from solver.inventory import Inventory
-from solver.solve import SolveReport
-from solver.units import Unit, unit_of
+from solver.gguf.inventory import Inventory
+from solver.hardware.scenario import Hardware
+from solver.placement.solve import SolveReport
+from solver.plan.units import Unit, unit_of
+from solver.quantities import GIB
 
-GIB = 1024**3
 OWN_KEYS = {"-c": "CTX_SIZE", "-ngl": "N_GPU_LAYERS", "--fit": "FIT"}
 
 

@@ -3,7 +3,7 @@
 A ``RunRecord`` is one launch of llama-server by ``fit test`` or a ``fit tune`` trial: the
 exact arguments, the parsed log (``RunReport``), the server's own timings per prompt, what fit
 predicted beforehand, and the cost model's per-device loads for each measured request — the
-features ``solver.calibrate`` regresses measured time against. Records name the machine they
+features ``solver.cost.calibrate`` regresses measured time against. Records name the machine they
 ran on, so calibration only ever uses this machine's runs.
 """
 
@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from profiles.models_conf import write_atomic
 from profiles.server import CompletionTimings
 from profiles.server_log import RunReport
-from solver.calibrate import PrefillSample, RunSamples, TokenSample
-from solver.cost import DeviceLoads
+from solver.cost.calibrate import PrefillSample, RunSamples, TokenSample
+from solver.cost.model import DeviceLoads
 
 RUNS_FOLDER = "runs"
 RECORD_VERSION = 1

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-MIB = 1024 * 1024
+from solver.quantities import MIB
 
 # "0.01.108.625 I " (common/log.cpp: common_log_entry::print): optional timestamp and level.
 _PREFIX = re.compile(r"^(?:\d+\.\d{2}\.\d{3}\.\d{3} )?(?:(?P<level>[IWED]) )?")

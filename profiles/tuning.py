@@ -1,7 +1,7 @@
 """``fit tune`` for one profile: a stored Optuna study whose trials are real launches.
 
 1. The space comes from the profile's measurable arguments and the predictor
-   (``solver.tune.tune_space``); its notes say which knobs are left out and why.
+   (``solver.tune.tuner.tune_space``); its notes say which knobs are left out and why.
 2. The study is opened (created, or resumed with its earlier trials) in ``storage``, by
    default SQLite in the workspace's ``.fit/`` folder.
 3. Trials run until ``n_trials`` have finished; each launch is measured by
@@ -21,7 +21,7 @@ from profiles.launch import measurable_args, workspace_file
 from profiles.measure import MeasuringSetup, trial_measure
 from profiles.outcome import apply_settings
 from solver.errors import OperationFailed
-from solver.tune import (
+from solver.tune.tuner import (
     Objective,
     TuneObjective,
     TuneOutcome,

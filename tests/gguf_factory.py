@@ -2,7 +2,7 @@
 
 The fixture is registered for every test by conftest.py (``pytest_plugins``); tests
 ask for files by architecture: ``synthetic_gguf("deepseek2", quant="Q4_K_M", n_parts=3)``
-returns the paths of a tiny 2-layer model (``solver.synthetic.tiny_blueprint``) that the real
+returns the paths of a tiny 2-layer model (``solver.gguf.synthetic.tiny_blueprint``) that the real
 llama-server loads. Files are written once per session and shared by every test.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from solver.blueprint import Blueprint
-from solver.synthetic import tiny_blueprint, write_synthetic_gguf
+from solver.gguf.blueprint import Blueprint
+from solver.gguf.synthetic import tiny_blueprint, write_synthetic_gguf
 
 SyntheticFactory = Callable[..., list[Path]]
 

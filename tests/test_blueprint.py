@@ -1,4 +1,4 @@
-"""solver.blueprint: metadata and validation, checked against a real converted GGUF."""
+"""solver.gguf.blueprint: metadata and validation, checked against a real converted GGUF."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import gguf
 import pytest
 
-from solver.blueprint import Arch, Blueprint, gguf_metadata, tensor_specs
 from solver.errors import BadInput
-from solver.quant_mix import parse_file_type
+from solver.gguf.blueprint import Arch, Blueprint, gguf_metadata, tensor_specs
+from solver.gguf.quant_mix import parse_file_type
 from tests.test_quant_mix import _gemma_270m_blueprint
 
 

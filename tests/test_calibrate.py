@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from solver.calibrate import (
+from solver.cost.calibrate import (
     HOST_GROUP,
     PrefillSample,
     RunSamples,
@@ -17,9 +17,9 @@ from solver.calibrate import (
     machine_id,
     nnls,
 )
-from solver.cost import CostCoefficients
+from solver.cost.model import CostCoefficients
 from solver.errors import OperationFailed
-from solver.hardware import load_hardware
+from solver.hardware.scenario import load_hardware
 
 HOST_ONLY = load_hardware("reference").model_copy(update={"gpus": ()})
 TRUE_BW = {"CPU": 20e9, "RPC0": 10e9, "RPC1": 5e9}

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from data.models.generate import SOURCES
-from solver.catalogue import (
+from solver.errors import BadInput
+from solver.gguf.catalogue import (
     CATALOGUE_DIR,
     catalogue_models,
     catalogue_names,
     load_catalogue_entry,
-    write_catalogue,
 )
-from solver.errors import BadInput
-from solver.inventory import TensorGroup
+from solver.gguf.catalogue_build import write_catalogue
+from solver.gguf.catalogue_sources import SOURCES
+from solver.gguf.inventory import TensorGroup
 
 BRIEFED_MODELS = {
     "gpt-oss-120b", "gpt-oss-20b", "qwen3-30b-a3b", "qwen3-235b-a22b", "qwen3-32b",
@@ -100,7 +100,7 @@ def test_files_are_current(tmp_path: Path) -> None:
         stored = _entry(source.name)
         fresh = json.loads(path.read_text())
         fresh["provenance"]["generated"] = stored["provenance"]["generated"]
-        assert fresh == stored, f"{source.name}: run python -m solver.catalogue --regenerate"
+        assert fresh == stored, f"{source.name}: run python -m solver.gguf.catalogue_sources"
 
 
 def test_catalogue_is_compact() -> None:

@@ -24,11 +24,11 @@ from benchmarks.memory_fidelity import (
     SYNTHETIC_LAYERS,
     model_blueprint,
 )
-from solver.compute_buffer import estimate_compute
 from solver.errors import BadInput
-from solver.inventory import Inventory, TensorGroup
-from solver.sources import load_local_inventory
-from solver.workload import ComputeWorkload
+from solver.gguf.inventory import Inventory, TensorGroup
+from solver.gguf.sources import load_local_inventory
+from solver.llama.compute_buffer import estimate_compute
+from solver.llama.workload import ComputeWorkload
 
 
 def _synthetic(factory, model: str) -> Path:

@@ -1,7 +1,7 @@
 """The compiled compute engine's caches, across many placements in one process.
 
-``solver.compute_engine`` memoises allocator segments across every placement a process
-evaluates, and ``solver.compute_buffer`` caches graphs per inventory: what they return must
+``solver.ggml.engine`` memoises allocator segments across every placement a process
+evaluates, and ``solver.llama.compute_buffer`` caches graphs per inventory: what they return must
 never depend on what was evaluated before. ``test_placements_in_sequence_match_the_reference``
 walks seeded random launches (-ngl, -ts, -ot moving FFN / experts / attention of random
 layers, -ub, -fa) over RPC, CUDA and mixed rigs, through ``estimate_memory`` as the solver
@@ -20,15 +20,15 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from solver.compute_buffer import estimate_compute
-from solver.device_map import CpuFeatures
 from solver.errors import BadInput
-from solver.inventory import Inventory
-from solver.llama_args import parse_llama_args
-from solver.memory import estimate_memory
-from solver.sources import load_local_inventory
-from solver.synthetic import tiny_blueprint
-from solver.workload import ComputeWorkload
+from solver.gguf.inventory import Inventory
+from solver.gguf.sources import load_local_inventory
+from solver.gguf.synthetic import tiny_blueprint
+from solver.llama.args import parse_llama_args
+from solver.llama.compute_buffer import estimate_compute
+from solver.llama.device_map import CpuFeatures
+from solver.llama.memory import estimate_memory
+from solver.llama.workload import ComputeWorkload
 
 N_LAYER = 8
 RPC = ("127.0.0.1:50001", "127.0.0.1:50002")

@@ -15,10 +15,10 @@ import pytest
 
 from profiles.fidelity import COMPONENTS, FidelityRow, compare, measured_memory
 from profiles.server_log import MIB, LoggedSize, RunReport, parse_server_log_file
-from solver.device_map import CpuFeatures
-from solver.llama_args import parse_llama_args
-from solver.memory import MemoryReport, estimate_memory
-from solver.sources import load_inventory
+from solver.gguf.sources import load_inventory
+from solver.llama.args import parse_llama_args
+from solver.llama.device_map import CpuFeatures
+from solver.llama.memory import MemoryReport, estimate_memory
 
 LOGS = Path(__file__).parent / "data" / "logs"
 # the launch of rpc-2dev.log (capture_logs.py): tests.test_server.BASE_ARGS + RPC split

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from solver.errors import FitError
-from solver.gguf_reader import read_header
-from solver.sources import load_inventory
+from solver.gguf.reader import read_header
+from solver.gguf.sources import load_inventory
 from tests.gguf_bytes import write_llama
 from tests.test_gguf_reader import BytesSource
 

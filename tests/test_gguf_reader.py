@@ -9,7 +9,7 @@ import pytest
 from gguf import GGUFReader, GGUFValueType
 
 from solver.errors import GGUFError
-from solver.gguf_reader import (
+from solver.gguf.reader import (
     MAX_KEPT_ARRAY,
     MAX_WINDOW,
     GGUFHeader,

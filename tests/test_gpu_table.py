@@ -5,7 +5,8 @@ import csv
 import pytest
 
 from solver.errors import BadInput
-from solver.hardware import GB, GIB, GPU_TABLE, find_gpu_spec, load_gpu_specs, normalize_gpu_name
+from solver.hardware.scenario import GPU_TABLE, find_gpu_spec, load_gpu_specs, normalize_gpu_name
+from solver.quantities import GB, GIB
 
 
 def raw_rows() -> list[dict[str, str]]:

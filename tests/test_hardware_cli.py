@@ -5,7 +5,7 @@ import json
 from click.testing import CliRunner
 
 from cli import cli
-from solver.hardware import list_scenarios, load_gpu_specs
+from solver.hardware.scenario import list_scenarios, load_gpu_specs
 
 
 def run(*args: str):

@@ -9,14 +9,14 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
-from solver.hardware import load_hardware
-from solver.hardware_detect import (
+from solver.hardware.detect import (
     apply_cuda_visible_devices,
     cpu_counts,
     detect,
     measure_host_bandwidth,
     parse_pci_bus_id,
 )
+from solver.hardware.scenario import load_hardware
 
 HAS_NVML = ctypes.util.find_library("nvidia-ml") is not None
 

@@ -4,7 +4,7 @@ are BadInput naming the file and the key, and the writer round-trips."""
 import pytest
 
 from solver.errors import BadInput
-from solver.hardware import (
+from solver.hardware.scenario import (
     GB,
     GIB,
     find_gpu_spec,
@@ -129,7 +129,7 @@ def test_spec_override_keeps_table_provenance():
 
 
 def test_writer_round_trips_detected_style_gpus(tmp_path):
-    from solver.hardware import Gpu, GpuSpec, Hardware, Host
+    from solver.hardware.scenario import Gpu, GpuSpec, Hardware, Host
 
     table_4090 = find_gpu_spec("RTX 4090")
     custom = GpuSpec(

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from solver.errors import BadInput
-from solver.gguf_reader import read_local_header
-from solver.hparams import build_inventory, file_type_label, llama_architectures
-from solver.inventory import Inventory, make_tensor
+from solver.gguf.hparams import build_inventory, file_type_label, llama_architectures
+from solver.gguf.inventory import Inventory, make_tensor
+from solver.gguf.reader import read_local_header
 
 
 def model(arch: str, n_layers: int = 8, tensors=(), **keys: Any) -> Inventory:

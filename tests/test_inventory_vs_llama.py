@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from profiles.server import LlamaServer
-from solver.sources import load_inventory
+from solver.gguf.sources import load_inventory
+from solver.quantities import MIB
 
 pytestmark = pytest.mark.llama
-
-MIB = 1024 * 1024
 
 
 def load_log(binary: Path, model: Path, log: Path, env: dict[str, str]) -> str:

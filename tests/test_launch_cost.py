@@ -6,16 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from solver.cost import CostCoefficients, DeviceRates, estimate_cost, part_devices
-from solver.hardware import load_hardware
-from solver.launch_cost import LaunchPredictor, launch_part_devices, price_launch
-from solver.llama_args import parse_llama_args
-from solver.memory import estimate_memory
-from solver.plan import CPU, Plan
-from solver.render import placement_args
-from solver.solve import SolveRequest, _setting
-from solver.sources import load_inventory
-from solver.units import Unit
+from solver.cost.model import CostCoefficients, DeviceRates, estimate_cost, part_devices
+from solver.gguf.sources import load_inventory
+from solver.hardware.scenario import load_hardware
+from solver.llama.args import parse_llama_args
+from solver.llama.memory import estimate_memory
+from solver.placement.launch_cost import LaunchPredictor, launch_part_devices, price_launch
+from solver.placement.solve import SolveRequest, _setting
+from solver.plan.plan import Plan
+from solver.plan.render import placement_args
+from solver.plan.units import Unit
+from solver.quantities import CPU
 
 
 @pytest.fixture(scope="module")

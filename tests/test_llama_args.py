@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from solver.errors import BadInput
-from solver.llama_args import (
+from solver.llama.args import (
     LLM_FFN_EXPS_REGEX,
     LaunchConfig,
     TensorOverride,
     parse_llama_args,
     render_llama_args,
 )
-from solver.llama_server_options import OptionKind, option_kind, server_options
+from solver.llama.options import OptionKind, option_kind, server_options
 
 
 def test_defaults_of_this_version() -> None:

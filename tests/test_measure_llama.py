@@ -16,6 +16,7 @@ from profiles.outcome import speed_text
 from profiles.runs import RunRecord
 from profiles.server import RpcServers
 from profiles.server_log import parse_server_log_file
+from solver.quantities import MIB
 from tests.conftest import reaped, wait_until_gone
 from tests.test_server import _cells_beyond_memory
 from tests.workspace_support import (
@@ -30,7 +31,6 @@ from tests.workspace_support import (
 )
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow, pytest.mark.usefixtures("isolated")]
-MIB = 1024 * 1024
 # requests as llama-server logs them (tools/server/server-context.cpp: print_timings)
 _EVAL = re.compile(r"\|\s+eval time =\s*([\d.]+) ms /\s*(\d+) tokens")
 

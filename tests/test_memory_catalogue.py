@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import pytest
 
-from solver.catalogue import catalogue_models, load_catalogue_entry
-from solver.device_map import CpuFeatures
-from solver.ggml_types import pad
-from solver.llama_args import parse_llama_args
-from solver.llama_hparams import model_hparams
-from solver.memory import estimate_memory
+from solver.ggml.dtypes import pad
+from solver.gguf.catalogue import catalogue_models, load_catalogue_entry
+from solver.llama.args import parse_llama_args
+from solver.llama.device_map import CpuFeatures
+from solver.llama.hparams import model_hparams
+from solver.llama.memory import estimate_memory
 
 CPU = CpuFeatures()
 

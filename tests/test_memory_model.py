@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from solver.device_map import CpuFeatures, DeviceKind, LlamaDevice, layer_split
 from solver.errors import BadInput
-from solver.inventory import Recurrent
-from solver.llama_args import parse_llama_args
-from solver.memory import estimate_memory
-from solver.sources import load_inventory
+from solver.gguf.inventory import Recurrent
+from solver.gguf.sources import load_inventory
+from solver.llama.args import parse_llama_args
+from solver.llama.device_map import CpuFeatures, DeviceKind, LlamaDevice, layer_split
+from solver.llama.memory import estimate_memory
 
 CPU = CpuFeatures()
 

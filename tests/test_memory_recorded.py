@@ -13,10 +13,10 @@ from pathlib import Path
 
 from profiles.fidelity import COMPONENTS, compare
 from profiles.server_log import parse_server_log
-from solver.device_map import CpuFeatures
-from solver.llama_args import parse_llama_args
-from solver.memory import estimate_memory
-from solver.sources import load_inventory
+from solver.gguf.sources import load_inventory
+from solver.llama.args import parse_llama_args
+from solver.llama.device_map import CpuFeatures
+from solver.llama.memory import estimate_memory
 
 LOGS = Path(__file__).parent / "fixtures" / "llama_logs"
 

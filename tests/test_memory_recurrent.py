@@ -1,6 +1,6 @@
 """Recurrent state (llama_memory_recurrent) against llama-server, on a tiny Mamba GGUF.
 
-The file is written here with gguf-py's GGUFWriter (solver.synthetic has no recurrent
+The file is written here with gguf-py's GGUFWriter (solver.gguf.synthetic has no recurrent
 architectures): the tensor list of ``src/models/mamba.cpp``, zero weights, a small SPM vocab.
 """
 

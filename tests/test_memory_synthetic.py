@@ -1,6 +1,6 @@
 """fit's memory model against llama-server on synthetic GGUFs of other architectures.
 
-The tiny models come from ``solver.synthetic`` (each one loads in the real llama-server):
+The tiny models come from ``solver.gguf.synthetic`` (each one loads in the real llama-server):
 qwen3moe (routed experts), deepseek2 (MLA, shared experts, a leading dense layer), gpt-oss
 (sliding window every other layer, attention sinks, biases), glm4moe (an MTP layer llama.cpp
 skips), llama and qwen3 (dense, GQA), and every catalogue model shrunk to a miniature. The
@@ -18,11 +18,11 @@ from benchmarks.memory_fidelity import MINIATURE, SYNTHETIC, Case
 from profiles.fidelity import MEASURE_ARGS
 from profiles.server import RpcServers, ServerFailed
 from profiles.server_log import BufferKind
-from solver.device_map import CpuFeatures
 from solver.errors import BadInput
-from solver.llama_args import parse_llama_args
-from solver.memory import estimate_memory
-from solver.sources import load_inventory
+from solver.gguf.sources import load_inventory
+from solver.llama.args import parse_llama_args
+from solver.llama.device_map import CpuFeatures
+from solver.llama.memory import estimate_memory
 from tests.gguf_factory import SyntheticFactory
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]

@@ -8,10 +8,10 @@ import random
 import numpy as np
 import pytest
 
-from solver.baselines import BASELINES
-from solver.cost import Workload, build_cost_tables
-from solver.hardware import GIB, Gpu, GpuSpec, Hardware, Host
-from solver.placement import (
+from solver.cost.model import Workload, build_cost_tables
+from solver.hardware.scenario import Gpu, GpuSpec, Hardware, Host
+from solver.placement.baselines import BASELINES
+from solver.placement.cpsat import (
     Objective,
     PlacementProblem,
     SolveStatus,
@@ -19,10 +19,10 @@ from solver.placement import (
     plan_seconds,
     solve_placement,
 )
-from solver.plan import CPU, Plan
-from solver.units import LayerTable, Unit
+from solver.plan.plan import Plan
+from solver.plan.units import LayerTable, Unit
+from solver.quantities import CPU, GIB, MIB
 
-MIB = 1024**2
 UNITS = tuple(Unit)
 COLUMN = {unit: i for i, unit in enumerate(UNITS)}
 

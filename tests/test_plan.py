@@ -3,8 +3,9 @@
 import pytest
 from pydantic import ValidationError
 
-from solver.plan import CPU, Plan, split_slots
-from solver.units import Unit
+from solver.plan.plan import Plan, split_slots
+from solver.plan.units import Unit
+from solver.quantities import CPU
 
 
 def test_layers_fill_cpu_first_then_gpus_in_order():

@@ -21,9 +21,9 @@ from click.testing import CliRunner
 from cli import cli
 from profiles.launch import load_profile
 from profiles.models_conf import ModelsConf
-from solver.arg_edit import last_value, option_values, without_options
 from solver.errors import BadInput
-from solver.tune import TuneSettings, tuned_args
+from solver.llama.arg_edit import last_value, option_values, without_options
+from solver.tune.tuner import TuneSettings, tuned_args
 from tests.conftest import reaped
 
 CONF = textwrap.dedent(

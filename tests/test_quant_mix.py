@@ -1,4 +1,4 @@
-"""solver.quant_mix against llama.cpp's own answers.
+"""solver.gguf.quant_mix against llama.cpp's own answers.
 
 Two references, neither produced by fit:
 * the real gemma-3-270m Q4_K_M GGUF (every tensor's name, order, type, shape and bytes);
@@ -15,10 +15,10 @@ from pathlib import Path
 import gguf
 import pytest
 
-from solver.blueprint import Arch, Blueprint, Tokenizer, tensor_specs
-from solver.catalogue import catalogue_blueprint
 from solver.errors import BadInput
-from solver.quant_mix import (
+from solver.gguf.blueprint import Arch, Blueprint, Tokenizer, tensor_specs
+from solver.gguf.catalogue import catalogue_blueprint
+from solver.gguf.quant_mix import (
     FILE_TYPES,
     allows_quantization,
     parse_file_type,

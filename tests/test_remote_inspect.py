@@ -15,15 +15,15 @@ from gguf import GGMLQuantizationType, GGUFWriter
 
 from cli import cli
 from solver.errors import BadInput
-from solver.gguf_reader import MAX_WINDOW, read_local_header
-from solver.hf_header_download import HubFile, parse_hf_url
-from solver.inventory import Inventory
-from solver.sources import load_inventory
+from solver.gguf.hub import HubFile, parse_hf_url
+from solver.gguf.inventory import Inventory
+from solver.gguf.reader import MAX_WINDOW, read_local_header
+from solver.gguf.sources import load_inventory
+from solver.quantities import MIB
 from tests.fake_hub import COMMIT, FakeHub
 from tests.gguf_bytes import llama_metadata, write_llama
 
 REPO = "someone/models-GGUF"
-MIB = 1024 * 1024
 
 
 @pytest.fixture

@@ -3,9 +3,10 @@
 import random
 import re
 
-from solver.plan import CPU, Plan
-from solver.render import layers_regex, override_rules, placement_args
-from solver.units import Unit
+from solver.plan.plan import Plan
+from solver.plan.render import layers_regex, override_rules, placement_args
+from solver.plan.units import Unit
+from solver.quantities import CPU
 
 
 def test_layer_regex_matches_exactly_the_chosen_layers():
@@ -45,10 +46,10 @@ def test_two_gpus_get_an_integer_tensor_split():
 
 
 def test_a_rule_moves_exactly_the_tensors_of_its_unit_in_every_catalogue_model():
-    from solver.catalogue import catalogue_models
-    from solver.render import UNIT_PATTERNS
-    from solver.sources import load_inventory
-    from solver.units import unit_of
+    from solver.gguf.catalogue import catalogue_models
+    from solver.gguf.sources import load_inventory
+    from solver.plan.render import UNIT_PATTERNS
+    from solver.plan.units import unit_of
 
     for model in catalogue_models():
         for tensor in load_inventory(model).tensors:

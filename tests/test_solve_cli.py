@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from cli import cli
 from profiles.models_conf import UNTESTED_MARK, ModelsConf
-from solver.llama_args import parse_llama_args
+from solver.llama.args import parse_llama_args
 
 FIXTURE_CONF = Path(__file__).parent / "fixtures" / "models.conf"
 
@@ -145,13 +145,13 @@ def test_a_rig_without_gpus_runs_everything_on_the_cpu(tmp_path: Path) -> None:
 
 
 def test_the_round_trip_check_catches_arguments_that_disagree_with_the_plan() -> None:
-    from solver.hardware import load_hardware
-    from solver.llama_args import parse_llama_args
-    from solver.memory import estimate_memory
-    from solver.plan import Plan
-    from solver.solve import PlacementMismatch, SolveRequest, check_round_trip, solve
-    from solver.sources import load_inventory
-    from solver.units import Unit
+    from solver.gguf.sources import load_inventory
+    from solver.hardware.scenario import load_hardware
+    from solver.llama.args import parse_llama_args
+    from solver.llama.memory import estimate_memory
+    from solver.placement.solve import PlacementMismatch, SolveRequest, check_round_trip, solve
+    from solver.plan.plan import Plan
+    from solver.plan.units import Unit
 
     inventory = load_inventory("gpt-oss-20b")
     hardware = load_hardware("reference")
@@ -168,11 +168,11 @@ def test_the_round_trip_check_catches_arguments_that_disagree_with_the_plan() ->
 
 
 def test_host_budget_counts_its_own_weights_not_the_mapped_span() -> None:
-    from solver.hardware import load_hardware
-    from solver.llama_args import parse_llama_args
-    from solver.memory import estimate_memory
-    from solver.solve import resident_bytes
-    from solver.sources import load_inventory
+    from solver.gguf.sources import load_inventory
+    from solver.hardware.scenario import load_hardware
+    from solver.llama.args import parse_llama_args
+    from solver.llama.memory import estimate_memory
+    from solver.placement.solve import resident_bytes
 
     inventory = load_inventory("qwen3-30b-a3b:Q4_K_M")
     args = ["-c", "4096", "-ngl", "49", "-ot", r"blk\.(1[0-9])\.ffn_.*_exps\.=CPU", "--fit", "off"]

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from solver.hardware import GIB, Gpu, GpuSpec, Hardware, Host
-from solver.placement import SolveStatus
-from solver.solve import SolveRequest, solve
-from solver.sources import load_inventory
-from solver.synthetic import tiny_blueprint
+from solver.gguf.sources import load_inventory
+from solver.gguf.synthetic import tiny_blueprint
+from solver.hardware.scenario import Gpu, GpuSpec, Hardware, Host
+from solver.placement.cpsat import SolveStatus
+from solver.placement.solve import SolveRequest, solve
+from solver.quantities import GIB
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 

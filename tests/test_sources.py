@@ -12,7 +12,7 @@ import pytest
 from gguf import GGUFValueType, GGUFWriter, Keys
 
 from solver.errors import BadInput
-from solver.sources import load_inventory, split_part_names
+from solver.gguf.sources import load_inventory, split_part_names
 from tests.gguf_bytes import llama_metadata, llama_tensors, write_llama
 
 
@@ -140,12 +140,12 @@ def test_directory_is_bad_input(tmp_path: Path) -> None:
 
 
 def test_catalogue_names_are_consulted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """solver.catalogue belongs to another part of fit; stand in for its two functions."""
+    """solver.gguf.catalogue belongs to another part of fit; stand in for its two functions."""
     (path,) = write_llama(tmp_path / "m.gguf")
-    stand_in = types.ModuleType("solver.catalogue")
+    stand_in = types.ModuleType("solver.gguf.catalogue")
     stand_in.catalogue_names = lambda: ["tiny-llama"]  # type: ignore[attr-defined]
     stand_in.load_catalogue_entry = lambda name: load_inventory(str(path))  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "solver.catalogue", stand_in)
+    monkeypatch.setitem(sys.modules, "solver.gguf.catalogue", stand_in)
     assert load_inventory("tiny-llama").n_tensors == len(llama_tensors())
     with pytest.raises(BadInput, match=r"catalogue: tiny-llama\)"):
         load_inventory("huge-llama")

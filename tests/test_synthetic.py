@@ -11,10 +11,10 @@ from pathlib import Path
 import gguf
 import pytest
 
-from solver.blueprint import Arch
-from solver.catalogue import catalogue_blueprint, load_catalogue_entry
 from solver.errors import BadInput
-from solver.synthetic import (
+from solver.gguf.blueprint import Arch
+from solver.gguf.catalogue import catalogue_blueprint, load_catalogue_entry
+from solver.gguf.synthetic import (
     build_vocab,
     miniature,
     split_path,

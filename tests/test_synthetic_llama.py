@@ -1,6 +1,6 @@
 """Synthetic GGUFs of every described architecture load and serve in the real llama-server.
 
-This is the proof that ``solver.blueprint`` describes what llama.cpp expects: llama.cpp's
+This is the proof that ``solver.gguf.blueprint`` describes what llama.cpp expects: llama.cpp's
 loader refuses a file with a missing required tensor, a tensor it did not create ("wrong number
 of tensors"), a wrong shape or a wrongly typed key. Each tiny model must start, answer a
 ``/completion`` request, and report in its log the tensor count and mapped bytes we wrote.
@@ -18,10 +18,10 @@ import pytest
 
 from profiles.server import LlamaServer, ServerFailed, complete
 from profiles.server_log import BufferKind, LoggedSize, RunReport
-from solver.blueprint import Arch, Blueprint, tensor_specs
-from solver.catalogue import catalogue_blueprint, catalogue_models
-from solver.quant_mix import quantized_tensors
-from solver.synthetic import miniature, tiny_blueprint, write_synthetic_gguf
+from solver.gguf.blueprint import Arch, Blueprint, tensor_specs
+from solver.gguf.catalogue import catalogue_blueprint, catalogue_models
+from solver.gguf.quant_mix import quantized_tensors
+from solver.gguf.synthetic import miniature, tiny_blueprint, write_synthetic_gguf
 
 ARCHS = [arch.value for arch in Arch]
 

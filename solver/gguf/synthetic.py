@@ -1,0 +1,468 @@
+"""Synthetic GGUF files: a blueprint's exact header with placeholder weights.
+
+``write_synthetic_gguf`` writes what a converted-then-quantized model of the blueprint would
+look like to llama.cpp: the full metadata, a tokenizer llama.cpp accepts, and every tensor with
+its real name, type and shape. The weights are zeros. With ``sparse=True`` only the header is
+written and the file is extended with ``truncate()``, so a 400 GB DeepSeek-V3 costs a few MB
+of disk (the holes read back as zeros, which llama.cpp loads like any other weights).
+
+Split sets follow ``tools/gguf-split/gguf-split.cpp``: ``NAME-0000k-of-0000N.gguf`` (the
+format of ``llama_split_path``), every metadata key in the first part only, and each part
+ending its key/value list with ``split.no`` (u16), ``split.count`` (u16) and
+``split.tensors.count`` (i32, tensors of the whole set).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
+import gguf
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from solver.errors import BadInput
+from solver.gguf.blueprint import (
+    TOKENIZER_ARRAY_KEYS,
+    Arch,
+    Blueprint,
+    MetadataValue,
+    RopeScaling,
+    Tokenizer,
+    gguf_metadata,
+)
+from solver.gguf.quant_mix import QuantizedTensor, parse_file_type, quantized_tensors
+
+K = gguf.Keys
+VT = gguf.GGUFValueType
+ALIGNMENT = gguf.GGUF_DEFAULT_ALIGNMENT
+_ZERO_CHUNK = bytes(1 << 20)
+
+
+class VocabArrays(BaseModel):
+    """The tokenizer arrays and special ids written into a synthetic file."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tokens: tuple[str, ...]
+    token_types: tuple[int, ...]
+    scores: tuple[float, ...] = ()
+    merges: tuple[str, ...] = ()
+    special_ids: dict[str, int]
+
+
+def _gpt2_byte_chars() -> list[str]:
+    """GPT-2's bytes_to_unicode: every byte as a printable character (byte-level BPE)."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    chars = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in chars:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return [chars[b] for b in range(256)]
+
+
+_MERGE_LEFT = "Ġethaoinsr"
+_MERGE_RIGHT = "ethaoinsrl"
+
+
+def build_vocab(bp: Blueprint) -> VocabArrays:
+    """A vocabulary of exactly ``bp.n_vocab`` tokens that llama.cpp's tokenizer accepts.
+
+    gpt2 (byte-level BPE): the 256 byte characters, a few merges, padding tokens and control
+    tokens at the blueprint's bos/eos ids. llama (SentencePiece): gemma's control tokens
+    (pad 0, eos 1, bos 2, unk 3), the 256 ``<0xXX>`` byte tokens, a few pieces, padding.
+    """
+    if bp.tokenizer.model == "gpt2":
+        return _gpt2_vocab(bp)
+    return _spm_vocab(bp)
+
+
+def _special_positions(bp: Blueprint, defaults: dict[str, int]) -> dict[str, int]:
+    ids = dict(defaults)
+    if bp.tokenizer.bos_token_id is not None:
+        ids["bos"] = bp.tokenizer.bos_token_id
+    if bp.tokenizer.eos_token_id is not None:
+        ids["eos"] = bp.tokenizer.eos_token_id
+    for role, index in ids.items():
+        if not 0 <= index < bp.n_vocab:
+            raise BadInput(f"{bp.name}: {role} token id {index} outside a {bp.n_vocab} vocab")
+    return ids
+
+
+def _gpt2_vocab(bp: Blueprint) -> VocabArrays:
+    n_vocab = bp.n_vocab
+    ids = _special_positions(bp, {"bos": n_vocab - 2, "eos": n_vocab - 1})
+    tokens = _gpt2_byte_chars()
+    types = [int(gguf.TokenType.NORMAL)] * 256
+    merges: list[str] = []
+    room = n_vocab - 256 - len(set(ids.values()))
+    if room < 0:
+        raise BadInput(f"{bp.name}: a gpt2 vocab needs at least 258 tokens, got {n_vocab}")
+    for left in _MERGE_LEFT:
+        for right in _MERGE_RIGHT:
+            if len(merges) >= min(room, 1000):
+                break
+            merges.append(f"{left} {right}")
+            tokens.append(left + right)
+            types.append(int(gguf.TokenType.NORMAL))
+    while len(tokens) < n_vocab:
+        tokens.append(f"[PAD{len(tokens)}]")
+        types.append(int(gguf.TokenType.UNUSED))
+    for role, index in ids.items():
+        # texts llama-vocab.cpp recognises as end-of-generation / start tokens
+        tokens[index] = {"bos": "<|startoftext|>", "eos": "<|endoftext|>"}[role]
+        types[index] = int(gguf.TokenType.CONTROL)
+    _check_unique(bp, tokens)
+    return VocabArrays(
+        tokens=tuple(tokens), token_types=tuple(types), merges=tuple(merges), special_ids=ids
+    )
+
+
+def _spm_vocab(bp: Blueprint) -> VocabArrays:
+    n_vocab = bp.n_vocab
+    if n_vocab < 4 + 256 + 1:
+        raise BadInput(f"{bp.name}: a SentencePiece vocab needs at least 261 tokens")
+    ids = _special_positions(bp, {"pad": 0, "eos": 1, "bos": 2, "unk": 3})
+    tokens = ["<pad>", "<eos>", "<bos>", "<unk>"]
+    types = [int(gguf.TokenType.CONTROL)] * 3 + [int(gguf.TokenType.UNKNOWN)]
+    tokens += [f"<0x{b:02X}>" for b in range(256)]
+    types += [int(gguf.TokenType.BYTE)] * 256
+    pieces = ["▁", *(f"▁{c}" for c in "etaoinsrhl"), *"etaoinsrhl"]
+    for piece in pieces[: n_vocab - len(tokens)]:
+        tokens.append(piece)
+        types.append(int(gguf.TokenType.NORMAL))
+    while len(tokens) < n_vocab:
+        tokens.append(f"<unused{len(tokens)}>")
+        types.append(int(gguf.TokenType.UNUSED))
+    for role in ("bos", "eos"):
+        index = ids[role]
+        if index > 3:
+            tokens[index] = f"<{role}{index}>"
+            types[index] = int(gguf.TokenType.CONTROL)
+    scores = [0.0 if t != int(gguf.TokenType.NORMAL) else -float(i) for i, t in enumerate(types)]
+    _check_unique(bp, tokens)
+    return VocabArrays(
+        tokens=tuple(tokens), token_types=tuple(types), scores=tuple(scores), special_ids=ids
+    )
+
+
+def _check_unique(bp: Blueprint, tokens: list[str]) -> None:
+    if len(set(tokens)) != len(tokens):
+        raise BadInput(f"{bp.name}: synthetic vocab has duplicate tokens")
+
+
+def synthetic_metadata(bp: Blueprint, file_type: str) -> dict[str, MetadataValue]:
+    """``gguf_metadata`` with the tokenizer arrays filled in from ``build_vocab``."""
+    meta = gguf_metadata(bp, parse_file_type(file_type))
+    vocab = build_vocab(bp)
+    arrays: dict[str, list] = {
+        K.Tokenizer.LIST: list(vocab.tokens),
+        K.Tokenizer.TOKEN_TYPE: list(vocab.token_types),
+    }
+    if vocab.scores:
+        arrays[K.Tokenizer.SCORES] = list(vocab.scores)
+    if vocab.merges:
+        arrays[K.Tokenizer.MERGES] = list(vocab.merges)
+    for key in TOKENIZER_ARRAY_KEYS:
+        meta.pop(key, None)
+    # keep the converter's order: arrays right after the tokenizer model keys
+    ordered: dict[str, MetadataValue] = {}
+    for key, value in meta.items():
+        ordered[key] = value
+        if key == K.Tokenizer.PRE:
+            ordered.update(arrays)
+    special_keys = {
+        "bos": K.Tokenizer.BOS_ID,
+        "eos": K.Tokenizer.EOS_ID,
+        "unk": K.Tokenizer.UNK_ID,
+        "pad": K.Tokenizer.PAD_ID,
+    }
+    for role, index in vocab.special_ids.items():
+        ordered[special_keys[role]] = index
+    if bp.tokenizer.model == "llama":
+        ordered[K.Tokenizer.ADD_BOS] = True
+        ordered[K.Tokenizer.ADD_PREFIX] = False
+    return ordered
+
+
+def _value_type(key: str, value: MetadataValue) -> tuple[VT, VT | None]:
+    """GGUF value type of a metadata value, as the loader's typed get_key expects it."""
+    if isinstance(value, bool):
+        return VT.BOOL, None
+    if isinstance(value, int):
+        return VT.UINT32, None
+    if isinstance(value, float):
+        return VT.FLOAT32, None
+    if isinstance(value, str):
+        return VT.STRING, None
+    if isinstance(value, list):
+        if key == K.Tokenizer.TOKEN_TYPE:
+            return VT.ARRAY, VT.INT32
+        if key == K.Tokenizer.SCORES:
+            return VT.ARRAY, VT.FLOAT32
+        sample = value[0] if value else ""
+        if isinstance(sample, str):
+            return VT.ARRAY, VT.STRING
+        return VT.ARRAY, (VT.FLOAT32 if isinstance(sample, float) else VT.UINT32)
+    raise BadInput(f"metadata {key}: unsupported value {value!r}")
+
+
+def split_path(path: Path, part: int, n_parts: int) -> Path:
+    """``llama_split_path``: ``PREFIX-%05d-of-%05d.gguf`` with a 1-based part number."""
+    prefix = str(path)
+    if prefix.endswith(".gguf"):
+        prefix = prefix[: -len(".gguf")]
+    return Path(f"{prefix}-{part + 1:05d}-of-{n_parts:05d}.gguf")
+
+
+def _padded(n_bytes: int) -> int:
+    return (n_bytes + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT
+
+
+def _split_tensors(tensors: Sequence[QuantizedTensor], n_parts: int) -> list[list[QuantizedTensor]]:
+    """Contiguous groups of about equal bytes (gguf-split keeps the tensor order)."""
+    if not 1 <= n_parts <= len(tensors):
+        raise BadInput(f"cannot split {len(tensors)} tensors into {n_parts} parts")
+    total = sum(_padded(t.n_bytes) for t in tensors)
+    parts: list[list[QuantizedTensor]] = [[]]
+    done = 0
+    for index, tensor in enumerate(tensors):
+        remaining_tensors = len(tensors) - index
+        remaining_parts = n_parts - len(parts)
+        boundary = total * len(parts) / n_parts
+        must_split = remaining_tensors == remaining_parts
+        if parts[-1] and remaining_parts > 0 and (done >= boundary or must_split):
+            parts.append([])
+        parts[-1].append(tensor)
+        done += _padded(tensor.n_bytes)
+    return parts
+
+
+def write_synthetic_gguf(
+    blueprint: Blueprint,
+    quant: str,
+    path: Path | str,
+    *,
+    n_parts: int = 1,
+    sparse: bool = False,
+    exclude: Collection[str] = (),
+) -> list[Path]:
+    """Write ``blueprint`` quantized as ``quant`` to ``path`` (or a split set); return the files.
+
+    Zero weights: llama.cpp loads and runs them (every quant type decodes an all-zero block to
+    zeros). ``sparse=True`` writes only headers and extends each file with ``truncate()``.
+    ``exclude`` leaves named tensors out (to check which ones llama.cpp insists on).
+    """
+    path = Path(path)
+    metadata = synthetic_metadata(blueprint, quant)
+    tensors = [t for t in quantized_tensors(blueprint, quant) if t.name not in exclude]
+    groups = _split_tensors(tensors, n_parts)
+    paths = [path] if n_parts == 1 else [split_path(path, i, n_parts) for i in range(n_parts)]
+    for part, (part_path, group) in enumerate(zip(paths, groups, strict=True)):
+        part_metadata: dict[str, MetadataValue] = metadata if part == 0 else {}
+        if n_parts > 1:
+            part_metadata = {
+                **part_metadata,
+                K.Split.LLM_KV_SPLIT_NO: part,
+                K.Split.LLM_KV_SPLIT_COUNT: n_parts,
+                K.Split.LLM_KV_SPLIT_TENSORS_COUNT: len(tensors),
+            }
+        _write_part(blueprint, part_path, part_metadata, group, sparse=sparse)
+    return paths
+
+
+_SPLIT_TYPES = {
+    K.Split.LLM_KV_SPLIT_NO: VT.UINT16,
+    K.Split.LLM_KV_SPLIT_COUNT: VT.UINT16,
+    K.Split.LLM_KV_SPLIT_TENSORS_COUNT: VT.INT32,
+}
+
+
+def _write_part(
+    bp: Blueprint,
+    path: Path,
+    metadata: dict[str, MetadataValue],
+    tensors: Sequence[QuantizedTensor],
+    *,
+    sparse: bool,
+) -> None:
+    """Header through gguf.GGUFWriter, then the data area: zeros written or left as holes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    writer = gguf.GGUFWriter(tmp, bp.architecture.value)
+    if K.General.ARCHITECTURE not in metadata:
+        # gguf-split: parts after the first carry only the split keys
+        writer.kv_data[0].pop(K.General.ARCHITECTURE, None)
+    for key, value in metadata.items():
+        if key == K.General.ARCHITECTURE:
+            continue  # GGUFWriter already wrote it first
+        if key in _SPLIT_TYPES:
+            writer.add_key_value(key, value, _SPLIT_TYPES[key])
+            continue
+        vtype, sub_type = _value_type(key, value)
+        writer.add_key_value(key, value, vtype, sub_type=sub_type)
+    for tensor in tensors:
+        qtype = gguf.GGMLQuantizationType[tensor.type]
+        # GGUFWriter takes the numpy (row-major) shape, ggml order reversed; with raw_dtype
+        # set and a non-uint8 dtype it keeps that shape as the element shape
+        writer.add_tensor_info(
+            tensor.name,
+            tuple(reversed(tensor.shape)),
+            np.dtype(np.float32),
+            tensor.n_bytes,
+            raw_dtype=qtype,
+        )
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    writer.close()
+
+    data_bytes = sum(_padded(t.n_bytes) for t in tensors)
+    with open(tmp, "r+b") as fh:
+        fh.seek(0, os.SEEK_END)
+        data_start = _padded(fh.tell())
+        end = data_start + data_bytes
+        if sparse:
+            fh.truncate(end)
+        else:
+            fh.truncate(data_start)
+            fh.seek(data_start)
+            remaining = data_bytes
+            while remaining:
+                chunk = min(remaining, len(_ZERO_CHUNK))
+                fh.write(_ZERO_CHUNK[:chunk])
+                remaining -= chunk
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+# --- tiny blueprints: every architecture small enough to load in seconds -------------------
+
+# Row lengths are multiples of 256 so K-quants apply without fallbacks (except where the real
+# model falls back too, e.g. deepseek2's attn_k_b rows of qk_nope_head_dim).
+_TINY_COMMON = {
+    "n_layer": 2,
+    "n_embd": 256,
+    "n_vocab": 320,
+    "context_length": 4096,
+    "n_head": 4,
+    "n_head_kv": 2,
+    "rms_norm_eps": 1e-5,
+}
+
+
+def miniature(bp: Blueprint) -> Blueprint:
+    """``bp`` shrunk to tiny sizes with every structural feature kept.
+
+    Same architecture, tied/untied output, biases, q/k norms, shared experts, leading dense
+    layers, NextN layers, MLA with or without q compression, sliding window, rope scaling: the
+    tensor list has the same names per layer kind, only dimensions and counts shrink. Loading
+    the miniature in llama-server checks the full-size blueprint's tensor set.
+    """
+    n_head = 4
+    mha = bp.n_head_kv == bp.n_head
+    n_expert = min(bp.n_expert, 8)
+    groups = {}
+    if bp.expert_groups is not None:
+        # keep "grouped routing" when the model has it; llama.cpp wants used < groups
+        grouped = bp.expert_groups > 1
+        groups = {"expert_groups": 2 if grouped else 1, "expert_groups_used": 1}
+    return bp.model_copy(
+        update={
+            "name": f"mini-{bp.name}",
+            "n_layer": max(2, bp.leading_dense_layers + 1),
+            "n_embd": 256,
+            "n_vocab": 320,
+            "context_length": 4096,
+            "n_head": n_head,
+            "n_head_kv": n_head if mha else 2,
+            "head_dim": 64 if bp.head_dim is not None else None,
+            "rope_dim": 32 if bp.rope_dim is not None else None,
+            "n_ff": 512 if bp.n_ff else 0,
+            "n_expert": n_expert,
+            "n_expert_used": min(bp.n_expert_used, 2),
+            "n_ff_exp": 256 if bp.n_ff_exp else 0,
+            "leading_dense_layers": min(bp.leading_dense_layers, 1),
+            "q_lora_rank": 256 if bp.q_lora_rank else 0,
+            "kv_lora_rank": 256 if bp.kv_lora_rank else 0,
+            "qk_nope_head_dim": 64 if bp.qk_nope_head_dim else 0,
+            "qk_rope_head_dim": 32 if bp.qk_rope_head_dim else 0,
+            "v_head_dim": 64 if bp.v_head_dim else 0,
+            "sliding_window": min(bp.sliding_window, 128),
+            "tokenizer": bp.tokenizer.model_copy(
+                update={"bos_token_id": None, "eos_token_id": None, "n_merges": None}
+            ),
+            **groups,
+        }
+    )
+
+
+def tiny_blueprint(arch: Arch | str) -> Blueprint:
+    """A 2-layer, 256-wide model of ``arch`` with the architecture's distinctive parts."""
+    arch = Arch(arch)
+    gpt2 = Tokenizer(model="gpt2", pre="default")
+    moe = {"n_expert": 4, "n_expert_used": 2, "n_ff_exp": 256}
+    specific: dict[str, object] = {
+        Arch.LLAMA: {"n_ff": 512, "tokenizer": Tokenizer(model="gpt2", pre="llama-bpe")},
+        Arch.QWEN3: {"n_ff": 512, "head_dim": 64, "qk_norm": True, "tokenizer": gpt2},
+        Arch.QWEN3MOE: {**moe, "n_expert": 8, "head_dim": 64, "qk_norm": True, "tokenizer": gpt2},
+        Arch.GEMMA3: {
+            "n_ff": 512,
+            "head_dim": 64,
+            "qk_norm": True,
+            "tied_embeddings": True,
+            "sliding_window": 128,
+            "rope_theta": 1e6,
+            "rope_theta_swa": 1e4,
+            "tokenizer": Tokenizer(model="llama", pre="default"),
+        },
+        Arch.DEEPSEEK2: {
+            **moe,
+            "n_ff": 512,
+            "n_expert_shared": 1,
+            "leading_dense_layers": 1,
+            "q_lora_rank": 256,
+            "kv_lora_rank": 256,
+            "qk_nope_head_dim": 64,
+            "qk_rope_head_dim": 32,
+            "v_head_dim": 64,
+            "n_head_kv": 4,
+            "expert_gating": "sigmoid",
+            "expert_weights_scale": 2.5,
+            "expert_weights_norm": True,
+            "expert_probs_bias": True,
+            "tokenizer": gpt2,
+        },
+        Arch.GPT_OSS: {
+            **moe,
+            "head_dim": 64,
+            "attention_bias": True,
+            "sliding_window": 128,
+            "rope_theta": 150000.0,
+            "rope_scaling": RopeScaling(type="yarn", factor=32.0, original_context_length=4096),
+            "tokenizer": gpt2,
+        },
+        Arch.GLM4MOE: {
+            **moe,
+            "n_ff": 512,
+            "head_dim": 64,
+            "rope_dim": 32,
+            "attention_bias": True,
+            "n_expert_shared": 1,
+            "leading_dense_layers": 1,
+            "expert_gating": "sigmoid",
+            "expert_weights_scale": 1.0,
+            "expert_weights_norm": True,
+            "nextn_layers": 1,
+            "tokenizer": gpt2,
+        },
+    }[arch]
+    return Blueprint(architecture=arch, name=f"tiny-{arch.value}", **{**_TINY_COMMON, **specific})

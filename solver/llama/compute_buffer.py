@@ -1,0 +1,566 @@
+"""Compute buffers and graph splits of llama-server, predicted for any tensor placement.
+
+``estimate_compute`` replays what ``llama_context::sched_reserve`` does at startup
+(``src/llama-context.cpp``): it builds the worst-case prompt-processing graph
+(n_tokens = min(n_ctx, n_ubatch), n_seqs = n_seq_max, n_outputs = min(n_tokens,
+n_outputs_max)) and the token-generation graph (n_seqs tokens), splits each across the
+backends with ggml's scheduler and sizes each backend's compute buffer with ggml's graph
+allocator. A backend's buffer only ever grows between reserves, so the reported size is the
+larger of the two graphs; the split count is the prompt graph's (llama.cpp logs ``pp / tg``).
+
+Graphs depend only on the model and the workload, so they are built once and cached
+(``solver.llama.compute_graph``); a new placement only re-runs the scheduler and the allocator, in
+the compiled form of ``solver.ggml.engine`` (the readable ports ``solver.ggml.sched`` and
+``solver.ggml.alloc`` remain as the reference it is tested against, ``reference=True``).
+
+Validated against the real llama-server (``benchmarks/memory_fidelity.py``, 98 launches,
+237 compute buffers: gemma-3-270m and synthetic llama, qwen3, qwen3moe, gemma3, deepseek2
+MLA, gpt-oss, glm4moe and catalogue miniatures, on CPU and two RPC devices, FA on/off,
+quantized KV, -ub/-b, -np, -nkvo, -ot, pipeline parallelism): every buffer within the log's
+4-decimal rounding (52 bytes), to the byte on the RPC devices, every split count exact.
+
+Backends (``solver.ggml.sched.Backend``):
+- ``CPU``: 32-byte alignment (``TENSOR_ALIGNMENT``), tensors take ``ggml_nbytes``. With a
+  CUDA device present llama.cpp allocates it as ``CUDA_Host`` (pinned), same sizes.
+- ``RPC<n>``: alignment and sizes of the remote buffer type; modelled as a remote CPU
+  backend (what ``ggml-rpc-server`` runs on a machine without GPU), which is validated.
+- ``CUDA<n>``: NOT validated (no GPU here). Follows ``ggml/src/ggml-cuda/ggml-cuda.cu``:
+  128-byte alignment (``ggml_backend_cuda_buffer_type_get_alignment``), quantized tensors
+  padded to ``MATRIX_ROW_PADDING`` = 512 elements per row (``get_alloc_size``), flash
+  attention gets room for F16 copies of a quantized K/V (``fattn.cu``,
+  ``ggml_cuda_flash_attn_ext_get_alloc_size``) for multi-token batches, and ops reading
+  CPU weights with a batch of >= 32 rows are offloaded to the GPU (``offload_op``), which
+  copies those weights into the GPU compute buffer. Not modelled: the CUDA backend's
+  ``graph_optimize`` fusion dependencies (shared-expert / top-k MoE fusions may keep a few
+  tensors alive longer, and the shared-expert fusion reorders three nodes), CUDA ops that
+  ``supports_op`` refuses (every op is taken as supported), the kernel choice behind the
+  F16 K/V copies (vector kernel assumed for at most 2 tokens per sequence), ``--no-host``
+  (CPU weights then sit in non-host repack buffers and are not offloaded).
+
+Not modelled at all: architectures without a recipe are built with the llama recipe and
+flagged ``approximate``; recurrent/hybrid models (no attention weights) raise
+``ComputeNotModelled``; ``-sm row``/``tensor`` and ``--embeddings`` pooling are flagged
+``approximate``.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from solver.errors import BadInput
+from solver.ggml import ops as g
+from solver.ggml.alloc import BufferType, reserve
+from solver.ggml.engine import (
+    BackendSpec,
+    CompiledGraph,
+    _SegmentMemo,
+    allocate,
+    schedule,
+    upper_bound,
+)
+from solver.ggml.ops import Tensor
+from solver.ggml.sched import Backend, split_graph
+from solver.gguf.inventory import Inventory
+from solver.llama.compute_graph import (
+    BuiltGraph,
+    CacheParams,
+    ComputeNotModelled,
+    ModelSpec,
+    Ubatch,
+    build_graph,
+)
+from solver.llama.workload import ComputeWorkload
+from solver.quantities import CPU
+
+__all__ = ["ComputeEstimate", "ComputeNotModelled", "estimate_compute", "reset_caches"]
+
+TENSOR_ALIGNMENT = 32  # ggml-impl.h
+CUDA_ALIGNMENT = 128  # ggml-cuda.cu
+MATRIX_ROW_PADDING = 512  # ggml-cuda/common.cuh
+OP_OFFLOAD_MIN_BATCH = 32  # ggml-cuda.cu, GGML_OP_OFFLOAD_MIN_BATCH default
+SCHED_MAX_COPIES = 4  # GGML_SCHED_MAX_COPIES (pipeline parallelism)
+
+
+class ComputeEstimate(BaseModel):
+    """Compute buffers llama-server reserves, per device, and its graph split counts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bytes_by_device: dict[str, int] = Field(
+        description="compute buffer bytes per device (sched_reserve: <DEV> compute buffer size)"
+    )
+    graph_splits: int = Field(description="splits of the prompt-processing graph")
+    graph_splits_tg: int = Field(description="splits of the token-generation graph")
+    splits_by_batch: dict[int, int] = Field(description="n_tokens of a reserve graph -> splits")
+    pp_bytes_by_device: dict[str, int] = Field(description="prompt graph alone")
+    tg_bytes_by_device: dict[str, int] = Field(
+        description="token-generation graph alone (an upper bound when tg_exact is False)"
+    )
+    tg_exact: bool = Field(
+        default=True,
+        description="False: the tg graph was not replayed, its bound is below the prompt graph",
+    )
+    n_copies: int = Field(description="scheduler copies (4 with pipeline parallelism)")
+    approximate: bool = Field(
+        description="the architecture has no graph recipe (the llama recipe was used), or the"
+        " launch uses what is not modelled: -sm row/tensor, --embeddings pooling"
+    )
+
+
+# --- backend models ----------------------------------------------------------------------
+
+
+def device_kind(device: str) -> str:
+    if device == CPU or device.startswith("CPU"):
+        return CPU
+    if device.startswith("CUDA"):
+        return "CUDA"
+    if device.startswith("RPC"):
+        return "RPC"
+    return "GPU"
+
+
+def _cuda_alloc_size(t: Tensor) -> int:
+    """ggml_backend_cuda_buffer_type_get_alloc_size."""
+    size = t.nbytes()
+    if t.op == "FLASH_ATTN_EXT":
+        size = _cuda_fattn_alloc_size(t)
+    if g.is_quantized(t.type):
+        ne0 = t.ne[0]
+        if ne0 % MATRIX_ROW_PADDING:
+            size += g.row_size(t.type, MATRIX_ROW_PADDING - ne0 % MATRIX_ROW_PADDING)
+    return size
+
+
+def _cuda_fattn_alloc_size(dst: Tensor) -> int:
+    """ggml_cuda_flash_attn_ext_get_alloc_size: F16 copies of a non-F16 K/V.
+
+    Kernel choice is approximated: a single-token-per-sequence batch uses the vector kernel
+    (which reads quantized K/V directly), anything larger the tensor-core kernel (F16 only).
+    """
+    q, k, v = dst.src[0], dst.src[1], dst.src[2]
+    end = dst.nbytes()
+    need_f16 = q.ne[1] > 2
+    if need_f16 and k.type != g.F16:
+        end = (end + 127) // 128 * 128 + k.n_elements * 2
+    v_is_k = v.view_src is not None and v.view_src is k.view_src and v.view_offs == k.view_offs
+    if need_f16 and v.type != g.F16 and not v_is_k:
+        end = (end + 127) // 128 * 128 + v.n_elements * 2
+    return end
+
+
+def _cuda_offload(t: Tensor) -> bool:
+    """ggml_backend_cuda_device_offload_op: batch size of the op >= 32."""
+    if t.op == "GET_ROWS":
+        return False
+    if t.op == "MUL_MAT":
+        batch = t.ne[1]
+    elif t.op in ("MUL_MAT_ID", "ROPE"):
+        batch = t.ne[2]
+    else:
+        batch = t.ne[1] * t.ne[2] * t.ne[3]
+    return batch >= OP_OFFLOAD_MIN_BATCH
+
+
+def _cuda_layout_size(t: Tensor) -> int:
+    """CUDA alloc size of a tensor's layout alone (a scheduler copy has op NONE)."""
+    size = t.nbytes()
+    if g.is_quantized(t.type) and t.ne[0] % MATRIX_ROW_PADDING:
+        size += g.row_size(t.type, MATRIX_ROW_PADDING - t.ne[0] % MATRIX_ROW_PADDING)
+    return size
+
+
+SIZE_FUNCTIONS = {
+    "plain": Tensor.nbytes,
+    "cuda": _cuda_alloc_size,
+    "cuda_layout": _cuda_layout_size,
+}
+
+
+def backend_spec(device: str) -> BackendSpec:
+    """The compiled engine's view of a backend (same facts as ``make_backend``)."""
+    if device_kind(device) == "CUDA":
+        return BackendSpec(kind="cuda", copy_kind="cuda_layout", alignment=CUDA_ALIGNMENT,
+                           offloads=True)  # fmt: skip
+    return BackendSpec(kind="plain", copy_kind="plain", alignment=TENSOR_ALIGNMENT, offloads=False)
+
+
+def make_backend(device: str) -> Backend:
+    kind = device_kind(device)
+    if kind == CPU:
+        return Backend(
+            device=device,
+            buft=BufferType(device, TENSOR_ALIGNMENT, Tensor.nbytes),
+            host_weights=True,
+        )
+    if kind == "CUDA":
+        return Backend(
+            device=device,
+            buft=BufferType(device, CUDA_ALIGNMENT, _cuda_alloc_size),
+            offload_op=_cuda_offload,
+        )
+    # RPC to a CPU server, or an unknown GPU: plain sizes and ggml's default alignment
+    return Backend(device=device, buft=BufferType(device, TENSOR_ALIGNMENT, Tensor.nbytes))
+
+
+# --- graphs --------------------------------------------------------------------------------
+
+
+def cache_params(spec: ModelSpec, workload: ComputeWorkload) -> CacheParams:
+    try:
+        type_k = int(g.T[workload.type_k.upper()])
+        type_v = int(g.T[workload.type_v.upper()])
+    except KeyError as exc:
+        raise BadInput(f"unknown KV cache type {exc.args[0]}") from exc
+    return CacheParams(
+        flash_attn=workload.flash_attn,
+        type_k=type_k,
+        type_v=type_v,
+        v_trans=workload.v_trans,
+        kv_unified=workload.kv_unified,
+        n_stream=workload.n_stream,
+        kv_size=workload.n_ctx_seq,
+        kv_size_swa=workload.kv_cells_swa or workload.n_ctx_seq,
+        offload_kqv=workload.offload_kqv,
+    )
+
+
+def reserve_ubatches(workload: ComputeWorkload) -> tuple[Ubatch, Ubatch]:
+    """The prompt and generation ubatches of llama_context::sched_reserve."""
+    n_seqs = workload.n_seq_max
+    n_tokens = min(workload.n_ctx, workload.n_ubatch)
+    pp = Ubatch(n_tokens, n_seqs, min(n_tokens, workload.n_outputs_max))
+    tg = Ubatch(n_seqs, n_seqs, n_seqs)
+    return pp, tg
+
+
+@dataclass
+class _Prepared:
+    inventory: weakref.ref[Inventory]  # whose graphs these are (not kept alive by the cache)
+    spec: ModelSpec
+    pp: BuiltGraph
+    tg: BuiltGraph
+    n_layer: int
+    pp_compiled: CompiledGraph
+    tg_compiled: CompiledGraph
+    owner_keys: list[tuple]  # every weight / KV owner of both graphs
+    results: dict  # placement signature -> ComputeEstimate
+    memos: dict  # (graph, backends, copies) -> memoised segment allocations
+
+
+# Keyed by the inventory's identity: an inventory is immutable, but hashing its content on
+# every call would cost more than a placement. An id is only unique while its object lives,
+# so an entry holds a weak reference and counts only while that still is this inventory;
+# entries of collected inventories are dropped (their graphs are large).
+_cache: dict[tuple[int, ComputeWorkload], _Prepared] = {}
+_cache_lock = threading.Lock()
+_CACHE_MAX = 16
+
+
+def prepare(inventory: Inventory, workload: ComputeWorkload) -> _Prepared:
+    """Build (or fetch) the two reserve graphs of this model and workload."""
+    key = (id(inventory), workload)
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None and hit.inventory() is inventory:
+        return hit
+    spec = ModelSpec.from_inventory(inventory)
+    cache = cache_params(spec, workload)
+    pp_ub, tg_ub = reserve_ubatches(workload)
+    pp = build_graph(spec, cache, pp_ub)
+    tg = build_graph(spec, cache, tg_ub)
+
+    def compiled(built: BuiltGraph) -> CompiledGraph:
+        cg = CompiledGraph(built.graph, built.graph.node_segments, SIZE_FUNCTIONS)
+        cg.set_offloadable(_cuda_offload)
+        cg.pin_layers = built.pin_layers
+        return cg
+
+    pp_cg, tg_cg = compiled(pp), compiled(tg)
+    owner_keys = list(dict.fromkeys([*pp_cg.owners, *tg_cg.owners]))
+    index = {k: i for i, k in enumerate(owner_keys)}
+    for cg in (pp_cg, tg_cg):
+        cg.owner_map = np.array([index[k] for k in cg.owners] or [0], dtype=np.int64)
+    prepared = _Prepared(
+        inventory=weakref.ref(inventory),
+        spec=spec,
+        pp=pp,
+        tg=tg,
+        n_layer=spec.n_layer,
+        pp_compiled=pp_cg,
+        tg_compiled=tg_cg,
+        owner_keys=owner_keys,
+        results={},
+        memos={},
+    )
+    with _cache_lock:
+        for old in [k for k, p in _cache.items() if p.inventory() is None]:
+            del _cache[old]
+        if len(_cache) >= _CACHE_MAX:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = prepared
+    return prepared
+
+
+# --- placement -> backends ---------------------------------------------------------------
+
+
+def _order_backends(devices: Sequence[str]) -> list[str]:
+    """llama.cpp's scheduler order: the model's GPU/RPC devices as given, the CPU last."""
+    gpus = [d for d in devices if device_kind(d) != CPU]
+    return [*dict.fromkeys(gpus), CPU]
+
+
+def _layer_devices(
+    spec: ModelSpec,
+    workload: ComputeWorkload,
+    tensor_devices: Mapping[str, str],
+    layer_kv_devices: Sequence[str],
+) -> list[str]:
+    """model.dev_layer(il): the KV device when KV is offloaded, else the layer's norm's."""
+    if workload.offload_kqv:
+        return list(layer_kv_devices)
+    return [
+        tensor_devices.get(f"blk.{il}.attn_norm.weight", layer_kv_devices[il])
+        for il in range(spec.n_layer)
+    ]
+
+
+def _pins(
+    built: BuiltGraph,
+    n_backends: int,
+    layer_backend: Sequence[int],
+    full_offload: bool,
+) -> dict[int, int]:
+    """llama.cpp's ggml_backend_sched_set_tensor_backend calls for this graph (by node uid)."""
+    pins: dict[int, int] = {}
+    cpu = n_backends - 1
+    pin_layers = built.pin_layers or full_offload
+    for node in built.graph.nodes:
+        pin = node.pin
+        if pin is None:
+            continue
+        if pin[0] == "cpu":
+            pins[node.uid] = cpu
+        elif pin_layers:
+            pins[node.uid] = layer_backend[pin[1]]
+    return pins
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """A placement resolved against one model: backends and where every buffer lives."""
+
+    order: list[str]
+    owner_vec: np.ndarray  # backend of each of prepared.owner_keys
+    layer_backend: list[int]
+    full_offload: bool
+    n_copies: int
+
+
+def _resolve(
+    prepared: _Prepared,
+    workload: ComputeWorkload,
+    tensor_devices: Mapping[str, str],
+    layer_kv_devices: Sequence[str],
+    devices: Sequence[str],
+) -> _Resolved:
+    spec = prepared.spec
+    if len(layer_kv_devices) < spec.n_layer:
+        raise BadInput(
+            f"layer_kv_devices has {len(layer_kv_devices)} entries, the model {spec.n_layer} layers"
+        )
+    order = _order_backends(devices)
+    index = {d: i for i, d in enumerate(order)}
+    cpu = index[CPU]
+    output_device = tensor_devices.get(
+        "output.weight", tensor_devices.get("output_norm.weight", CPU)
+    )
+
+    def backend_of(dev: str, what: str) -> int:
+        b = index.get(dev)
+        if b is None:
+            if device_kind(dev) == CPU:
+                return cpu
+            raise BadInput(f"{what} is placed on {dev}, not among the devices {list(devices)}")
+        return b
+
+    layer_devs = _layer_devices(spec, workload, tensor_devices, layer_kv_devices)
+    owners = []
+    for kind, what in prepared.owner_keys:
+        if kind == "dup":  # a TENSOR_DUPLICATED weight: in the layer's own buffer
+            owners.append(backend_of(layer_devs[what], f"layer {what}"))
+            continue
+        if kind == "kv":
+            owners.append(backend_of(layer_kv_devices[what], f"KV of layer {what}"))
+            continue
+        dev = tensor_devices.get(what)
+        if dev is None:
+            if what != "output.weight":
+                raise BadInput(f"no device given for tensor {what}")
+            dev = output_device
+        owners.append(index[dev] if dev in index else backend_of(dev, f"tensor {what}"))
+    layer_backend = [index.get(d, cpu) for d in layer_devs]
+    if workload.n_gpu_layers > 0:
+        full_offload = workload.n_gpu_layers > spec.n_layer
+    else:
+        full_offload = all(device_kind(d) != CPU for d in [*layer_devs, output_device])
+    if len(order) == 1:
+        full_offload = True  # CPU only: -ngl defaults to all layers (n_gpu_layers = n_layer + 1)
+    n_copies = SCHED_MAX_COPIES if workload.pipeline_parallel else 1
+    return _Resolved(order, np.array(owners, dtype=np.int64), layer_backend, full_offload, n_copies)
+
+
+def _reserve_compiled(
+    prepared: _Prepared,
+    cg: CompiledGraph,
+    r: _Resolved,
+    op_offload: bool,
+    bound_against: Sequence[int] | None = None,
+) -> tuple[list[int], int, bool]:
+    """Schedule and allocate one reserve graph: (bytes per backend, splits, exact).
+
+    With ``bound_against`` (the prompt graph's sizes), the allocation is skipped when an upper
+    bound (every tensor of a backend allocated side by side) already proves this graph
+    smaller on every backend; the bound is returned and ``exact`` is False.
+    """
+    n_backends = len(r.order)
+    specs = tuple(backend_spec(d) for d in r.order)
+    owner_backend = r.owner_vec[cg.owner_map]
+    offload_target = -1
+    if op_offload:
+        offload_target = next((i for i, s in enumerate(specs[:-1]) if s.offloads), -1)
+    pins: dict[int, int] = {}
+    pin_layers = cg.pin_layers or r.full_offload
+    for pos, pin in cg.pins:
+        if pin[0] == "cpu":
+            pins[pos] = n_backends - 1
+        elif pin_layers:
+            pins[pos] = r.layer_backend[pin[1]]
+    sched = schedule(cg, owner_backend, n_backends, offload_target, pins)
+    if bound_against is not None:
+        bound = upper_bound(cg, sched, specs, r.n_copies)
+        if all(b <= a for a, b in zip(bound_against, bound, strict=True)):
+            return bound, sched.n_splits, False
+    memo = prepared.memos.setdefault((id(cg), specs, r.n_copies), _SegmentMemo())
+    sizes = allocate(cg, sched, specs, r.n_copies, memo)
+    return sizes, sched.n_splits, True
+
+
+def _reserve_reference(
+    prepared: _Prepared, built: BuiltGraph, r: _Resolved, op_offload: bool
+) -> tuple[list[int], int]:
+    """The same reserve through the readable ports (solver.ggml.sched, solver.ggml.alloc)."""
+    backends = [make_backend(d) for d in r.order]
+
+    owner_backend = dict(zip(prepared.owner_keys, r.owner_vec.tolist(), strict=True))
+
+    def buffer_backend(t: Tensor) -> int:
+        if t.dup_layer is not None:
+            return owner_backend[("dup", t.dup_layer)]
+        key = ("w", t.weight) if t.weight is not None else ("kv", t.kv_layer)
+        return owner_backend[key]
+
+    pins = _pins(built, len(backends), r.layer_backend, r.full_offload)
+    res = split_graph(
+        built.graph.nodes,
+        built.graph.leafs,
+        backends,
+        buffer_backend,
+        pins,
+        op_offload=op_offload,
+        n_copies=r.n_copies,
+    )
+    sizes = reserve(
+        res.nodes,
+        res.node_srcs,
+        res.leafs,
+        res.node_backend,
+        res.leaf_backend,
+        [b.buft for b in backends],
+        res.extra_flags,
+    )
+    return sizes, res.n_splits
+
+
+def estimate_compute(
+    inventory: Inventory,
+    workload: ComputeWorkload,
+    tensor_devices: Mapping[str, str],
+    layer_kv_devices: Sequence[str],
+    devices: Sequence[str],
+    *,
+    reference: bool = False,
+) -> ComputeEstimate:
+    """Predict ``sched_reserve``'s compute buffer per device and its graph splits.
+
+    ``tensor_devices`` maps every GGUF tensor name to the device holding it (a tied output
+    head may be given as ``output.weight`` even if the file has no such tensor; otherwise it
+    follows ``output_norm.weight``). ``layer_kv_devices[il]`` is the device of layer il's KV
+    cache. ``devices`` lists the devices in llama.cpp's order (``CPU``, ``CUDA0``, ``RPC0``...).
+    ``reference=True`` runs the readable ports instead of the compiled engine (for tests).
+    """
+    prepared = prepare(inventory, workload)
+    r = _resolve(prepared, workload, tensor_devices, layer_kv_devices, devices)
+    key = (
+        tuple(r.order),
+        r.owner_vec.tobytes(),
+        tuple(r.layer_backend),
+        r.full_offload,
+        r.n_copies,
+    )
+    if not reference:
+        hit = prepared.results.get(key)
+        if hit is not None:
+            return hit
+    tg_exact = True
+    if reference:
+        pp_sizes, pp_splits = _reserve_reference(prepared, prepared.pp, r, workload.op_offload)
+        tg_sizes, tg_splits = _reserve_reference(prepared, prepared.tg, r, workload.op_offload)
+    else:
+        pp_sizes, pp_splits, _ = _reserve_compiled(
+            prepared, prepared.pp_compiled, r, workload.op_offload
+        )
+        tg_sizes, tg_splits, tg_exact = _reserve_compiled(
+            prepared, prepared.tg_compiled, r, workload.op_offload, bound_against=pp_sizes
+        )
+    order = r.order
+    total = [max(a, b) for a, b in zip(pp_sizes, tg_sizes, strict=True)]
+    estimate = ComputeEstimate(
+        bytes_by_device=dict(zip(order, total, strict=True)),
+        graph_splits=pp_splits,
+        graph_splits_tg=tg_splits,
+        splits_by_batch={prepared.pp.n_tokens: pp_splits, prepared.tg.n_tokens: tg_splits},
+        pp_bytes_by_device=dict(zip(order, pp_sizes, strict=True)),
+        tg_bytes_by_device=dict(zip(order, tg_sizes, strict=True)),
+        tg_exact=tg_exact,
+        n_copies=r.n_copies,
+        approximate=prepared.pp.approximate
+        or workload.split_mode not in ("layer", "none")
+        or workload.embeddings,
+    )
+    if not reference:
+        if len(prepared.results) > 4096:
+            prepared.results.clear()
+        prepared.results[key] = estimate
+    return estimate
+
+
+def reset_caches(*, keep_graphs: bool = False) -> None:
+    """Forget cached results (benchmarks measure cold starts with it).
+
+    ``keep_graphs`` keeps the built graphs and only forgets placements and memoised segments.
+    """
+    with _cache_lock:
+        if not keep_graphs:
+            _cache.clear()
+            return
+        for prepared in _cache.values():
+            prepared.results.clear()
+            prepared.memos.clear()

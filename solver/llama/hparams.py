@@ -1,0 +1,277 @@
+"""The per-layer hyperparameters llama.cpp derives from a model, as far as memory needs them.
+
+``llama_model_base::load_hparams`` plus each architecture's ``load_arch_hparams`` turn GGUF
+metadata into ``llama_hparams``: KV heads and head widths per layer, which layers use a
+sliding window (and its size), MLA, MTP ("nextn") layers, layers without their own KV. This
+module reproduces the parts the memory model reads, from an ``Inventory``'s fields and its
+metadata, and refuses architectures whose memory layout it does not model.
+
+The architecture-specific derivations (sliding-window layers, MTP layers, shared-KV layers)
+are ``solver.gguf.hparams``'s and arrive in the ``Inventory``; the tables below add which
+architectures build which memory module (``llama_model::create_memory``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from gguf import Keys
+from pydantic import BaseModel, ConfigDict, Field
+
+from solver.errors import BadInput
+from solver.gguf.hparams import llama_architectures
+from solver.gguf.inventory import Inventory
+
+
+class MemoryKind(StrEnum):
+    """Which ``llama_memory_i`` ``llama_model::create_memory`` builds for the architecture."""
+
+    NONE = "none"  # embedding / diffusion models: no KV cache at all
+    KV = "kv"  # llama_kv_cache
+    ISWA = "iswa"  # llama_kv_cache_iswa: a full cache plus a sliding-window cache
+    RECURRENT = "recurrent"  # llama_memory_recurrent: per-sequence r/s state
+    HYBRID = "hybrid"  # llama_memory_hybrid: a KV cache for attention + recurrent state
+
+
+# llm_arch_is_recurrent / llm_arch_is_hybrid and the create_memory special cases
+RECURRENT_ARCHS = frozenset({"mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7"})
+HYBRID_ARCHS = frozenset(
+    {"jamba", "falcon-h1", "plamo2", "granitehybrid", "lfm2", "lfm2moe", "nemotron_h",
+     "nemotron_h_moe", "qwen3next", "kimi-linear", "bailingmoe3", "kimi-k3", "glm5-next",
+     "qwen35", "qwen35moe", "qwen4exp", "deepseek4", "minimax-01"}
+)  # fmt: skip
+NO_MEMORY_ARCHS = frozenset(
+    {"bert", "jina-bert-v2", "jina-bert-v3", "nomic-bert", "nomic-bert-moe", "neo-bert",
+     "eurobert", "wavtokenizer-dec", "modern-bert", "gemma-embedding", "dream", "llada",
+     "llada-moe", "rnd1", "clef"}
+)  # fmt: skip
+SPECIAL_MEMORY_ARCHS = frozenset(
+    {"minimax-m3", "glm-dsa", "deepseek32", "hy_v4", "dots3note", "dflash", "gemma4-assistant",
+     "eagle3", "t5", "t5encoder", "clip"}
+)  # fmt: skip
+
+# Hybrids whose memory llama.cpp builds from other parts (an indexer cache, DSV4, or
+# recurrent state fit does not size: KDA / lightning attention heads).
+UNMODELLED_HYBRID_ARCHS = frozenset(
+    {"qwen4exp", "glm5-next", "deepseek4", "kimi-linear", "kimi-k3", "bailingmoe3", "minimax-01"}
+)
+# create_memory's hybrid layer filters (default: attention = !is_recr, recurrent = is_recr)
+_TRUNK_FILTER_ARCHS = frozenset({"qwen3next", "qwen35", "qwen35moe"})
+_NO_FFN_FILTER_ARCHS = frozenset({"nemotron_h", "nemotron_h_moe"})
+
+# hparams.causal_attn = false in these loaders
+NON_CAUSAL_ARCHS = frozenset({"dream", "llada", "llada-moe", "gemma-embedding"})
+
+# Architectures whose loaders skip the MTP/NextN layers' tensors unless --spec-type draft-mtp
+# asks for them (``mtp_flags |= TENSOR_SKIP`` when !ml.load_mtp).
+MTP_SKIPPING_ARCHS = frozenset(
+    {"deepseek32", "qwen4exp", "deepseek2", "qwen3next", "step35", "glm5-next", "deepseek4",
+     "bailingmoe3", "cohere2moe", "qwen35moe", "nemotron_h_moe", "hy_v3", "glm-dsa",
+     "glm4moe", "qwen35", "mimo2"}
+)  # fmt: skip
+
+
+class LayerAttention(BaseModel):
+    """Attention geometry of one layer as ``llama_hparams`` reports it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    n_head_kv: int
+    head_k: int  # n_embd_head_k(il)
+    head_v: int  # n_embd_head_v(il)
+    is_swa: bool
+
+    @property
+    def k_width(self) -> int:
+        """n_embd_k_gqa(il)"""
+        return self.head_k * self.n_head_kv
+
+    @property
+    def v_width(self) -> int:
+        """n_embd_v_gqa(il)"""
+        return self.head_v * self.n_head_kv
+
+
+class ModelHparams(BaseModel):
+    """What the memory model needs from ``llama_hparams``, layer by layer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    arch: str
+    n_layer_all: int  # block_count, MTP layers included
+    n_layer_nextn: int
+    n_embd: int
+    n_vocab: int
+    n_ctx_train: int
+    causal_attn: bool
+    memory: MemoryKind
+    n_swa: int
+    layers: tuple[LayerAttention, ...]
+    is_mla: bool
+    n_layer_kv_from_start: int = -1
+    kv_layers: tuple[bool, ...] = Field(description="per layer: has its own KV cache")
+    rs_layers: tuple[bool, ...] = Field(
+        default=(), description="per layer: has recurrent state (llama_memory_recurrent)"
+    )
+    n_embd_r: int = Field(default=0, description="floats of one sequence's conv/shift state")
+    n_embd_s: int = Field(default=0, description="floats of one sequence's SSM/WKV state")
+
+    @property
+    def n_layer(self) -> int:
+        """Trunk layers: n_layer_all - n_layer_nextn."""
+        return self.n_layer_all - self.n_layer_nextn
+
+    def layer_has_kv(self, il: int) -> bool:
+        """has_kv(il) and the create_memory layer filter (MTP layers are not in the cache)."""
+        return self.kv_layers[il]
+
+    @property
+    def v_width_max(self) -> int:
+        """n_embd_v_gqa_max(): the V row width when V is stored transposed."""
+        return max(layer.v_width for layer in self.layers)
+
+    @property
+    def skips_mtp_tensors(self) -> bool:
+        return self.n_layer_nextn > 0 and self.arch in MTP_SKIPPING_ARCHS
+
+
+def _int_meta(inventory: Inventory, key_template: str, default: int) -> int:
+    value = inventory.metadata.get(key_template.format(arch=inventory.architecture))
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    return int(value)
+
+
+def memory_kind(inventory: Inventory) -> MemoryKind:
+    """The memory module llama.cpp builds, or ``BadInput`` when fit does not model it."""
+    arch = inventory.architecture
+    if arch not in llama_architectures():
+        raise BadInput(f"unknown model architecture '{arch}': llama.cpp would refuse to load it")
+    if arch in NO_MEMORY_ARCHS:
+        return MemoryKind.NONE
+    if arch in RECURRENT_ARCHS:
+        return MemoryKind.RECURRENT
+    if arch in HYBRID_ARCHS:
+        if arch in UNMODELLED_HYBRID_ARCHS:
+            raise BadInput(f"architecture '{arch}' keeps a state fit does not model yet")
+        if any(inventory.attention.swa_layers):
+            raise BadInput(f"hybrid architecture '{arch}' with a sliding window is not modelled")
+        return MemoryKind.HYBRID
+    if arch in SPECIAL_MEMORY_ARCHS:
+        raise BadInput(f"architecture '{arch}' has its own KV cache type; fit does not model it")
+    if any(inventory.attention.swa_layers):
+        return MemoryKind.ISWA
+    return MemoryKind.KV
+
+
+def model_hparams(inventory: Inventory) -> ModelHparams:
+    """Derive the memory-relevant ``llama_hparams`` of a model.
+
+    The inventory already carries what llama.cpp derives per architecture (sliding-window
+    layers and window, MTP layers, layers without their own KV: ``solver.gguf.hparams``); this
+    adds the per-layer head widths of SWA layers and MLA, and checks the memory type.
+    """
+    arch = inventory.architecture
+    n_layer_all = inventory.n_layers
+    kind = memory_kind(inventory)
+    attention = inventory.attention
+    swa_flags = list(attention.swa_layers) or [False] * n_layer_all
+    n_head = list(attention.n_head) or [0] * n_layer_all
+    n_head_kv = list(attention.n_head_kv) or n_head
+    head_k_full = attention.key_length
+    head_v_full = attention.value_length
+    head_k_swa = _int_meta(inventory, Keys.Attention.KEY_LENGTH_SWA, head_k_full)
+    head_v_swa = _int_meta(inventory, Keys.Attention.VALUE_LENGTH_SWA, head_v_full)
+    layers = tuple(
+        LayerAttention(
+            n_head_kv=n_head_kv[il],
+            head_k=head_k_swa if swa_flags[il] else head_k_full,
+            head_v=head_v_swa if swa_flags[il] else head_v_full,
+            is_swa=swa_flags[il],
+        )
+        for il in range(n_layer_all)
+    )
+    # llama_hparams::is_mla(): both MLA head sizes are set
+    is_mla = attention.key_length_mla != 0 and attention.value_length_mla != 0
+    causal = inventory.metadata.get(Keys.Attention.CAUSAL.format(arch=arch), True)
+    kv_layers, rs_layers = _memory_layers(inventory, kind)
+    n_embd_r, n_embd_s = _recurrent_widths(inventory) if any(rs_layers) else (0, 0)
+    return ModelHparams(
+        arch=arch,
+        n_layer_all=n_layer_all,
+        n_layer_nextn=inventory.n_layers_nextn,
+        n_embd=inventory.n_embd,
+        n_vocab=inventory.n_vocab,
+        n_ctx_train=inventory.context_length,
+        causal_attn=bool(causal) and arch not in NON_CAUSAL_ARCHS,
+        memory=kind,
+        n_swa=attention.sliding_window if any(swa_flags) else 0,
+        layers=layers,
+        is_mla=is_mla,
+        n_layer_kv_from_start=attention.n_layer_kv_from_start,
+        kv_layers=kv_layers,
+        rs_layers=rs_layers,
+        n_embd_r=n_embd_r,
+        n_embd_s=n_embd_s,
+    )
+
+
+def _memory_layers(
+    inventory: Inventory, kind: MemoryKind
+) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
+    """Which layers get a KV cache and which get recurrent state (create_memory's filters)."""
+    n_all = inventory.n_layers
+    n_layer = n_all - inventory.n_layers_nextn
+    from_start = inventory.attention.n_layer_kv_from_start
+    recr = list(inventory.recurrent.recurrent_layers) if inventory.recurrent else []
+    recr += [False] * (n_all - len(recr))
+    if kind is MemoryKind.NONE:
+        return (False,) * n_all, (False,) * n_all
+    if kind is MemoryKind.RECURRENT:  # every trunk layer, no KV at all
+        return (False,) * n_all, tuple(il < n_layer for il in range(n_all))
+    if kind is MemoryKind.HYBRID:
+        arch = inventory.architecture
+        if arch == "falcon-h1":
+            return (True,) * n_all, tuple(il < n_layer for il in range(n_all))
+        if arch in _NO_FFN_FILTER_ARCHS:
+            n_ff = _per_layer_meta(inventory, Keys.LLM.FEED_FORWARD_LENGTH)
+            kv = tuple(not recr[il] and n_ff[il] == 0 for il in range(n_all))
+            return kv, tuple(il < n_layer and recr[il] and n_ff[il] == 0 for il in range(n_all))
+        if arch in _TRUNK_FILTER_ARCHS:
+            kv = tuple(il < n_layer and not recr[il] for il in range(n_all))
+            return kv, tuple(il < n_layer and recr[il] for il in range(n_all))
+        # default filters; the recurrent memory only walks the trunk layers
+        return tuple(not r for r in recr), tuple(il < n_layer and recr[il] for il in range(n_all))
+    # llama_kv_cache: has_kv(il), and the MTP filter when the model has trunk layers
+    kv = []
+    for il in range(n_all):
+        own = from_start < 0 or il < from_start
+        mtp = inventory.n_layers_nextn > 0 and n_layer > 0 and il >= n_layer
+        kv.append(own and not mtp)
+    return tuple(kv), (False,) * n_all
+
+
+def _per_layer_meta(inventory: Inventory, key_template: str) -> list[int]:
+    value = inventory.metadata.get(key_template.format(arch=inventory.architecture), 0)
+    if isinstance(value, list):
+        return [int(v) for v in value]
+    return [int(value)] * inventory.n_layers
+
+
+def _recurrent_widths(inventory: Inventory) -> tuple[int, int]:
+    """``llama_hparams::n_embd_r()`` and ``n_embd_s()``: floats of state per sequence."""
+    n_embd = inventory.n_embd
+    wkv_head_size = _int_meta(inventory, Keys.WKV.HEAD_SIZE, 0)
+    if wkv_head_size:  # RWKV: token shift and WKV state
+        return _int_meta(inventory, Keys.LLM.TOKEN_SHIFT_COUNT, 2) * n_embd, n_embd * wkv_head_size
+    state = inventory.recurrent
+    d_conv = state.conv_kernel if state else 0
+    d_inner = state.inner_size if state else 0
+    d_state = state.state_size if state else 0
+    n_group = state.group_count if state else 0
+    l_cache = _int_meta(inventory, Keys.ShortConv.L_CACHE, 0)
+    if l_cache:  # LFM2 short convolutions
+        return n_embd * (l_cache - 1), d_state * d_inner
+    # Mamba-style conv state (the first column is shifted out) and SSM state
+    n_conv = (d_conv - 1 if d_conv > 0 else 0) * (d_inner + 2 * n_group * d_state)
+    return n_conv, d_state * d_inner

@@ -1,0 +1,134 @@
+"""KV cache bytes per device, as ``llama_kv_cache`` / ``llama_kv_cache_iswa`` allocate them.
+
+Pinned ``src/llama-kv-cache.cpp``: for every layer that has KV (and passes the model's layer
+filter), K is a ``type_k`` tensor of ``[n_embd_k_gqa(il), kv_size, n_stream]`` and V (absent
+for MLA) a ``type_v`` tensor of ``[n_embd_v_gqa(il), kv_size, n_stream]``; with V stored
+transposed (flash attention off) every V row is ``n_embd_v_gqa_max()`` wide. Each layer's
+tensors go to its device's default buffer type (CPU with ``-nkvo``); one buffer per buffer
+type holds the sum of the tensors' alloc sizes, each padded to the buffer's alignment.
+
+``llama_kv_cache_iswa`` builds two such caches: the full layers with ``n_ctx_seq`` cells,
+the sliding-window layers with ``kv_cells_swa`` cells; the log prints a line per buffer of
+each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from solver.ggml import dtypes as ggml_types
+from solver.llama.device_map import CPU_BUFFER, BufferType
+from solver.llama.hparams import MemoryKind, ModelHparams
+from solver.llama.workload import ComputeWorkload
+from solver.quantities import CPU
+
+RECURRENT_TYPE = "F32"  # create_memory passes GGML_TYPE_F32 for both R and S
+
+
+class KvBuffer(BaseModel):
+    """One ``llama_kv_cache: <buffer> KV buffer size`` line, or for ``cache='rs'`` one
+    ``llama_memory_recurrent: <buffer> RS buffer size`` line (k_bytes = R, v_bytes = S)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cache: str = Field(description="'base' (full attention), 'swa' or 'rs' (recurrent)")
+    buffer_type: str
+    device: str
+    size: int = Field(description="bytes")
+    k_bytes: int
+    v_bytes: int
+
+
+def kv_buffers(
+    hparams: ModelHparams,
+    workload: ComputeWorkload,
+    layer_kv_devices: Sequence[str | None],
+    device_bufts: Mapping[str, BufferType],
+) -> tuple[KvBuffer, ...]:
+    """All KV buffers of a launch. ``device_bufts`` maps offload devices to their buffer types."""
+    if hparams.memory in (MemoryKind.NONE, MemoryKind.RECURRENT):
+        return ()
+    caches = [("base", workload.n_ctx_seq, False)]
+    if hparams.memory is MemoryKind.ISWA:
+        caches.append(("swa", workload.kv_cells_swa, True))
+    v_width_max = hparams.v_width_max
+    buffers = []
+    for cache, kv_size, swa in caches:
+        sums: dict[str, list[int]] = {}
+        for il, device in enumerate(layer_kv_devices):
+            if device is None:
+                continue
+            layer = hparams.layers[il]
+            if hparams.memory is MemoryKind.ISWA and layer.is_swa != swa:
+                continue
+            buft = CPU_BUFFER if device == CPU else device_bufts[device]
+            k_shape = (layer.k_width, kv_size, workload.n_stream)
+            k_size = ggml_types.n_bytes(workload.type_k, k_shape)
+            k_alloc = buft.alloc_size(workload.type_k, k_shape, k_size)
+            v_size = v_alloc = 0
+            if not hparams.is_mla:
+                v_width = v_width_max if workload.v_trans else layer.v_width
+                v_shape = (v_width, kv_size, workload.n_stream)
+                v_size = ggml_types.n_bytes(workload.type_v, v_shape)
+                v_alloc = buft.alloc_size(workload.type_v, v_shape, v_size)
+            entry = sums.setdefault(buft.name, [0, 0, 0])
+            entry[0] += k_alloc + v_alloc
+            entry[1] += k_size
+            entry[2] += v_size
+        # llama_kv_cache orders its buffers by buffer type name (std::map with strcmp)
+        for name in sorted(sums):
+            size, k_bytes, v_bytes = sums[name]
+            device = CPU if name == CPU else _device_of(name, device_bufts)
+            buffers.append(
+                KvBuffer(
+                    cache=cache,
+                    buffer_type=name,
+                    device=device,
+                    size=size,
+                    k_bytes=k_bytes,
+                    v_bytes=v_bytes,
+                )
+            )
+    return tuple(buffers)
+
+
+def recurrent_buffers(
+    hparams: ModelHparams,
+    workload: ComputeWorkload,
+    layer_rs_devices: Sequence[str | None],
+    device_bufts: Mapping[str, BufferType],
+) -> tuple[KvBuffer, ...]:
+    """``llama_memory_recurrent``: per layer an F32 R tensor ``[n_embd_r, cells]`` and an F32
+    S tensor ``[n_embd_s, cells]``, cells = max(1, n_seq_max) (no rollback snapshots)."""
+    cells = max(1, workload.n_seq_max)
+    r_shape = (hparams.n_embd_r, cells)
+    s_shape = (hparams.n_embd_s, cells)
+    r_size = ggml_types.n_bytes(RECURRENT_TYPE, r_shape)
+    s_size = ggml_types.n_bytes(RECURRENT_TYPE, s_shape)
+    sums: dict[str, list[int]] = {}
+    for device in layer_rs_devices:
+        if device is None:
+            continue
+        buft = CPU_BUFFER if device == CPU else device_bufts[device]
+        entry = sums.setdefault(buft.name, [0, 0, 0])
+        entry[0] += buft.alloc_size(RECURRENT_TYPE, r_shape, r_size)
+        entry[0] += buft.alloc_size(RECURRENT_TYPE, s_shape, s_size)
+        entry[1] += r_size
+        entry[2] += s_size
+    return tuple(
+        KvBuffer(
+            cache="rs",
+            buffer_type=name,
+            device=CPU if name == CPU else _device_of(name, device_bufts),
+            size=size,
+            k_bytes=r_bytes,
+            v_bytes=s_bytes,
+        )
+        for name, (size, r_bytes, s_bytes) in sorted(sums.items())
+    )
+
+
+def _device_of(buffer_type: str, device_bufts: Mapping[str, BufferType]) -> str:
+    return next(dev for dev, buft in device_bufts.items() if buft.name == buffer_type)

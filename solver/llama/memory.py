@@ -1,0 +1,265 @@
+"""Bytes per device of a llama-server launch: weights, repacked weights, KV, compute, output.
+
+``estimate_memory(inventory, config)`` runs llama.cpp's own decisions for one command line:
+which device each weight and each layer's KV lands on (``solver.llama.device_map``), the context
+sizes (``solver.llama.workload``), the KV buffers (``solver.llama.kv_cache``), the output buffer
+(``llama_context::output_reserve``) and, when ``solver.llama.compute_buffer`` is present, the
+compute buffers and graph splits. Device names are llama.cpp's: ``CPU``, ``CUDA0``, ``RPC0``;
+every host buffer (CPU_Mapped, CPU_REPACK, AMX, CUDA_Host) counts for ``CPU``.
+
+Per inventory the expensive tables (tensor ops, file offsets, hyperparameters, regex matches)
+are built once and cached, so the solver can call this many times.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from solver.errors import BadInput
+from solver.gguf.inventory import Inventory
+from solver.hardware.scenario import Hardware
+from solver.llama.args import LaunchConfig
+from solver.llama.compute_buffer import estimate_compute
+from solver.llama.compute_graph import ComputeNotModelled
+from solver.llama.device_map import (
+    CPU,
+    CPU_BUFFER,
+    CpuFeatures,
+    DeviceKind,
+    LlamaDevice,
+    ModelBuffer,
+    ModelTensors,
+    TensorPlacement,
+    device_buffer_type,
+    model_devices,
+    place_tensors,
+)
+from solver.llama.kv_cache import KvBuffer, kv_buffers, recurrent_buffers
+from solver.llama.workload import ComputeWorkload, resolve_workload
+
+FLOAT_BYTES = 4
+
+
+class OutputBuffer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    buffer_type: str
+    device: str
+    size: int
+
+
+class DeviceMemory(BaseModel):
+    """Bytes one device holds; ``compute`` is None when the compute model is not available."""
+
+    model_config = ConfigDict(frozen=True)
+
+    weights: int = Field(description="model buffers other than repacked ones")
+    repack: int = Field(description="CPU extra buffers (CPU_REPACK, AMX)")
+    kv: int
+    compute: int | None
+    output: int
+    total: int
+
+
+class MemoryReport(BaseModel):
+    """What a launch allocates, per device and per buffer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    devices: dict[str, DeviceMemory]
+    graph_splits: int | None = Field(description="splits of the worst-case graph, if modelled")
+    graph_splits_tg: int | None = Field(
+        default=None, description="splits of the token-generation graph, if modelled"
+    )
+    compute_modelled: bool
+    model_buffers: tuple[ModelBuffer, ...]
+    kv_buffers: tuple[KvBuffer, ...]
+    output_buffer: OutputBuffer
+    compute_buffers: dict[str, int] = Field(default_factory=dict)
+    workload: ComputeWorkload
+    placement: TensorPlacement
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        """The ``fit memory --json`` document."""
+        return {
+            "devices": {
+                name: {
+                    "weights": d.weights,
+                    "repack": d.repack,
+                    "kv": d.kv,
+                    "compute": d.compute,
+                    "output": d.output,
+                    "total": d.total,
+                }
+                for name, d in self.devices.items()
+            },
+            "graph_splits": self.graph_splits,
+            "graph_splits_tg": self.graph_splits_tg,
+            "compute_modelled": self.compute_modelled,
+            "buffers": {
+                "model": [b.model_dump() for b in self.model_buffers],
+                "kv": [b.model_dump() for b in self.kv_buffers],
+                "output": self.output_buffer.model_dump(),
+                "compute": self.compute_buffers,
+            },
+            "context": self.workload.model_dump(),
+            "notes": list(self.notes),
+        }
+
+
+_TABLES: OrderedDict[int, ModelTensors] = OrderedDict()
+_TABLES_KEPT = 8
+
+
+def model_tables(inventory: Inventory) -> ModelTensors:
+    """The per-inventory tables, built once (a small cache keyed by identity)."""
+    tables = _TABLES.get(id(inventory))
+    if tables is None or tables.inventory is not inventory:
+        tables = ModelTensors(inventory)
+        _TABLES[id(inventory)] = tables
+        while len(_TABLES) > _TABLES_KEPT:
+            _TABLES.popitem(last=False)
+    return tables
+
+
+def gpu_devices(hardware: Hardware | None, names: Sequence[str] | None = None) -> list[LlamaDevice]:
+    """CUDA devices of a rig (or named ones), with their free memory for the default split."""
+    gpus = []
+    if hardware is not None:
+        for gpu in hardware.gpus:
+            gpus.append(
+                LlamaDevice(
+                    name=gpu.device,
+                    kind=DeviceKind.CUDA,
+                    buffer_type=gpu.device,
+                    free_bytes=gpu.memory_bytes,
+                )
+            )
+    for name in names or ():
+        if not name.startswith("CUDA"):
+            raise BadInput(f"device '{name}' is not a CUDA device name (CUDA0, CUDA1 ...)")
+        if all(g.name != name for g in gpus):
+            gpus.append(LlamaDevice(name=name, kind=DeviceKind.CUDA, buffer_type=name))
+    return gpus
+
+
+def estimate_memory(
+    inventory: Inventory,
+    config: LaunchConfig,
+    devices: Sequence[str] | None = None,
+    *,
+    hardware: Hardware | None = None,
+    cpu: CpuFeatures | None = None,
+    rpc_free_bytes: int | None = None,
+) -> MemoryReport:
+    """Predict every buffer llama-server allocates at startup for this launch.
+
+    ``devices`` names local GPUs (``CUDA0``...) when no ``hardware`` is given; RPC devices come
+    from ``config.rpc_servers``. ``cpu`` decides repacking (default: this machine's CPU).
+    """
+    tables = model_tables(inventory)
+    cpu = cpu if cpu is not None else _local_cpu()
+    offload = model_devices(config, gpu_devices(hardware, devices), rpc_free_bytes)
+    placement = place_tensors(tables, config, offload, cpu)
+    kinds = {device.name: device.kind.value for device in offload}
+    workload = resolve_workload(config, tables.hparams, placement.layer_devices, kinds)
+    device_bufts = {device.name: device_buffer_type(device) for device in offload}
+    kv = kv_buffers(tables.hparams, workload, placement.layer_kv_devices, device_bufts)
+    kv += recurrent_buffers(tables.hparams, workload, placement.layer_rs_devices, device_bufts)
+    output = _output_buffer(tables, workload, placement, offload)
+    compute, splits, splits_tg = _compute(inventory, workload, placement)
+
+    names = [CPU, *placement.devices]
+    totals: dict[str, DeviceMemory] = {}
+    for name in names:
+        weights = sum(b.size for b in placement.buffers if b.device == name and not b.extra)
+        repack = sum(b.size for b in placement.buffers if b.device == name and b.extra)
+        kv_bytes = sum(b.size for b in kv if b.device == name)
+        out = output.size if output.device == name else 0
+        comp = None if compute is None else compute.get(name, 0)
+        totals[name] = DeviceMemory(
+            weights=weights,
+            repack=repack,
+            kv=kv_bytes,
+            compute=comp,
+            output=out,
+            total=weights + repack + kv_bytes + out + (comp or 0),
+        )
+    notes = _notes(config, compute is None)
+    return MemoryReport(
+        devices=totals,
+        graph_splits=splits,
+        graph_splits_tg=splits_tg,
+        compute_modelled=compute is not None,
+        model_buffers=placement.buffers,
+        kv_buffers=kv,
+        output_buffer=output,
+        compute_buffers=compute or {},
+        workload=workload,
+        placement=placement,
+        notes=notes,
+    )
+
+
+_LOCAL_CPU: list[CpuFeatures] = []
+
+
+def _local_cpu() -> CpuFeatures:
+    if not _LOCAL_CPU:
+        _LOCAL_CPU.append(CpuFeatures.detect())
+    return _LOCAL_CPU[0]
+
+
+def _output_buffer(
+    tables: ModelTensors,
+    workload: ComputeWorkload,
+    placement: TensorPlacement,
+    offload: Sequence[LlamaDevice],
+) -> OutputBuffer:
+    """``output_reserve(n_seq_max)`` at context creation: logits for n_seq_max rows, in the
+    host buffer of the output layer's device (CUDA_Host) or plain CPU memory."""
+    size = tables.hparams.n_vocab * workload.n_seq_max * FLOAT_BYTES
+    host = next(
+        (d.host_buffer_type for d in offload if d.name == placement.output_device),
+        None,
+    )
+    return OutputBuffer(buffer_type=host or CPU_BUFFER.name, device=CPU, size=size)
+
+
+def _compute(
+    inventory: Inventory, workload: ComputeWorkload, placement: TensorPlacement
+) -> tuple[dict[str, int] | None, int | None, int | None]:
+    """Compute buffers and graph splits (prompt, generation) from ``solver.llama.compute_buffer``;
+    None for an architecture whose compute graph it cannot build (weights, KV and state
+    still are)."""
+    layer_kv = [device or CPU for device in placement.layer_kv_devices]
+    try:
+        estimate = estimate_compute(
+            inventory,
+            workload,
+            placement.tensor_devices,
+            layer_kv,
+            [*placement.devices, CPU],
+        )
+    except ComputeNotModelled:
+        return None, None, None
+    return dict(estimate.bytes_by_device), estimate.graph_splits, estimate.graph_splits_tg
+
+
+def _notes(config: LaunchConfig, compute_missing: bool) -> tuple[str, ...]:
+    notes = []
+    if compute_missing:
+        notes.append(
+            "compute buffers and graph splits: not modelled for this architecture "
+            "(solver.llama.compute_graph has no recipe for it); totals leave them out"
+        )
+    if config.fit:
+        notes.append(
+            "--fit is on (llama.cpp's default): llama.cpp may change -c/-ngl/-ts/-ot that were "
+            "not set if a device runs short; pass --fit off to launch exactly this"
+        )
+    return tuple(notes)

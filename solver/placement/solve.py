@@ -1,0 +1,709 @@
+"""``fit solve``: the best placement of a model on a rig, verified against the memory model.
+
+The steps, each its own function:
+
+1. Resolve the workload: for each candidate (context, KV type), the llama-server arguments
+   that do not depend on placement (``-c -b -ub -fa -ctk -ctv -np``).
+2. Measure the placement-independent memory with ``solver.llama.memory``: KV bytes per layer,
+   output head, host-only tensors, compute and output buffers (first from a reference plan).
+3. Build the CP-SAT problem (``solver.placement.cpsat``), seed it with the best baseline plan,
+   solve it, and render the plan as ``-ngl/-ts/-ot``.
+4. Verify: parse the rendered arguments back as llama.cpp would, run the full memory model,
+   check every tensor lands where the plan put it and every device stays within capacity.
+   A device over capacity because its buffers came out larger than assumed gets the measured
+   size as its fixed cost; otherwise its budget is cut by the excess; then the problem is
+   solved again, at most ``MAX_ROUNDS`` rounds.
+5. Pick among the feasible candidates: the largest context first, then the KV type listed
+   first unless a later one is faster by ``KV_SPEEDUP``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from solver.cost.model import (
+    CostCoefficients,
+    CostEstimate,
+    CostTables,
+    Workload,
+    build_cost_tables,
+    estimate_cost,
+)
+from solver.errors import BadInput, OperationFailed
+from solver.gguf.inventory import Inventory
+from solver.hardware.scenario import Hardware
+from solver.llama.args import parse_llama_args, rpc_buffer_names
+from solver.llama.device_map import CpuFeatures
+from solver.llama.hparams import ModelHparams, model_hparams
+from solver.llama.kv_cache import kv_buffers
+from solver.llama.memory import MemoryReport, estimate_memory
+from solver.llama.workload import ComputeWorkload
+from solver.placement.baselines import BASELINES
+from solver.placement.cpsat import (
+    Objective,
+    PlacementProblem,
+    PlacementResult,
+    SolveStatus,
+    plan_seconds,
+    solve_placement,
+)
+from solver.plan.plan import Plan, split_slots
+from solver.plan.render import placement_args
+from solver.plan.strategy import STRATEGY_TITLES, classify, rationale
+from solver.plan.units import LayerTable, build_layer_table, unit_of
+from solver.quantities import CPU, GIB, MIB
+
+MAX_ROUNDS = 4
+KV_SPEEDUP = 1.05
+KV_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+
+# A generic desktop CPU for rigs described by a scenario: AVX2, no AVX-512 or AMX. It only
+# decides which host weights llama.cpp repacks, which moves bytes between host buffers.
+SCENARIO_CPU = CpuFeatures(avx2=True)
+
+
+class SolveRequest(BaseModel):
+    """What the user asks for; defaults are what a llama-server user would pick."""
+
+    model_config = ConfigDict(frozen=True)
+
+    contexts: tuple[int, ...] = Field(default=(8192,), description="candidates, tokens")
+    kv_types: tuple[str, ...] = Field(default=("f16",), description="in order of preference")
+    n_batch: int = 2048
+    n_ubatch: int = 512
+    flash_attn: str = "on"
+    parallel: int = 1
+    objective: Objective = Objective.DECODE
+    gpu_margin_bytes: int = 512 * MIB
+    ram_reserve_bytes: int = 4 * GIB
+    time_limit_s: float = 10.0
+    workers: int = 2
+    with_baselines: bool = False
+
+
+class DeviceBudget(BaseModel):
+    """What one device holds under the plan (bytes), from the full memory model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    weights: int
+    repack: int
+    kv: int
+    compute: int
+    output: int
+    total: int = Field(description="all buffers as llama.cpp reports them")
+    resident: int = Field(
+        description="bytes that must stay in memory: for the host with mmap, only the weights "
+        "it runs, not the whole mapped span of the file (GPU weights inside it are read once)"
+    )
+    capacity: int = Field(description="memory of the device before the margin")
+    budget: int = Field(description="what fit let the plan use: capacity minus margin")
+
+
+class Shortfall(BaseModel):
+    """Why nothing fits, in bytes, and what would."""
+
+    model_config = ConfigDict(frozen=True)
+
+    needed: int = Field(description="weights + KV + buffers of the smallest arrangement")
+    available: int = Field(description="all budgets together")
+    budgets: dict[str, int] = Field(default_factory=dict, description="per device, bytes")
+    suggestions: tuple[str, ...]
+
+
+class SolveReport(BaseModel):
+    """Everything ``fit solve`` prints and ``--write-profile`` writes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: SolveStatus
+    solve_seconds: float
+    gap: float | None = None
+    context: int
+    kv_type: str
+    strategy: str | None = None
+    strategy_title: str | None = None
+    rationale: str | None = None
+    args: tuple[str, ...] = ()
+    decode_tps: float | None = None
+    prefill_tps: float | None = None
+    graph_splits: int | None = None
+    devices: dict[str, DeviceBudget] = Field(default_factory=dict)
+    plan: Plan | None = None
+    baselines: dict[str, float | None] = Field(default_factory=dict)
+    shortfall: Shortfall | None = None
+    rounds: int = 0
+    notes: tuple[str, ...] = ()
+
+    @property
+    def feasible(self) -> bool:
+        return self.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "status": self.status.value,
+            "solve_seconds": round(self.solve_seconds, 4),
+            "gap": self.gap,
+            "strategy": self.strategy,
+            "strategy_title": self.strategy_title,
+            "rationale": self.rationale,
+            "context": self.context,
+            "kv_type": self.kv_type,
+            "args": list(self.args),
+            "estimate": {"decode_tps": self.decode_tps, "prefill_tps": self.prefill_tps},
+            "graph_splits": self.graph_splits,
+            "devices": {name: d.model_dump() for name, d in self.devices.items()},
+            "baselines": self.baselines,
+            "shortfall": self.shortfall.model_dump() if self.shortfall else None,
+            "notes": list(self.notes),
+        }
+
+
+class _Setting(BaseModel):
+    """One candidate (context, KV type) with its placement-independent numbers."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    context: int
+    kv_type: str
+    base_args: tuple[str, ...]
+    kv_bytes: tuple[int, ...]
+    table: LayerTable
+    tables: CostTables
+
+
+# --- step 1 and 2: workload and placement-independent memory --------------------------------
+
+
+def workload_args(request: SolveRequest, context: int, kv_type: str) -> list[str]:
+    if kv_type not in KV_TYPES:
+        raise BadInput(f"KV cache type '{kv_type}' is not one llama.cpp offers: {KV_TYPES}")
+    return [
+        "-c", str(context), "-b", str(request.n_batch), "-ub", str(request.n_ubatch),
+        "-fa", request.flash_attn, "-ctk", kv_type, "-ctv", kv_type,
+        "-np", str(request.parallel),
+    ]  # fmt: skip
+
+
+def device_args(hardware: Hardware) -> list[str]:
+    """``--rpc`` for a rig whose GPUs are RPC devices (it must precede any ``-ot``)."""
+    endpoints = [gpu.rpc_endpoint for gpu in hardware.gpus if gpu.rpc_endpoint]
+    if not endpoints:
+        return []
+    if len(endpoints) != len(hardware.gpus):
+        raise BadInput(f"{hardware.name}: mix of local and RPC GPUs is not supported")
+    return ["--rpc", ",".join(endpoints)]
+
+
+def buffer_names(hardware: Hardware) -> dict[str, str]:
+    """The ``-ot`` buffer type name of each device (``CUDA0``, ``RPC0[host:port]``)."""
+    return {
+        gpu.device: rpc_buffer_names(gpu.rpc_endpoint)[0] if gpu.rpc_endpoint else gpu.device
+        for gpu in hardware.gpus
+    }
+
+
+def _memory(inventory: Inventory, hardware: Hardware, args: Sequence[str], cpu: CpuFeatures | None):
+    """The full memory model for llama-server ``args`` on this rig."""
+    local = [gpu.device for gpu in hardware.gpus if not gpu.rpc_endpoint]
+    config = parse_llama_args(list(args), gpu_buffers=local)
+    rpc = any(gpu.rpc_endpoint for gpu in hardware.gpus)
+    return estimate_memory(
+        inventory,
+        config,
+        hardware=None if rpc else hardware,
+        cpu=cpu,
+        rpc_free_bytes=min((g.memory_bytes for g in hardware.gpus), default=None) if rpc else None,
+    )
+
+
+def layer_kv_bytes(hparams: ModelHparams, workload: ComputeWorkload) -> list[int]:
+    """KV cache bytes of each layer at this context (0 for layers without a cache)."""
+    sizes = []
+    for il in range(hparams.n_layer_all):
+        devices: list[str | None] = [None] * hparams.n_layer_all
+        if hparams.layer_has_kv(il):
+            devices[il] = CPU
+        sizes.append(sum(b.size for b in kv_buffers(hparams, workload, devices, {})))
+    return sizes
+
+
+def placement_table(inventory: Inventory, hparams: ModelHparams) -> LayerTable:
+    """Per-layer bytes of what llama.cpp loads (MTP layers it skips weigh nothing)."""
+    if not hparams.skips_mtp_tensors:
+        return build_layer_table(inventory)
+    loaded = tuple(t for t in inventory.tensors if t.layer is None or t.layer < hparams.n_layer)
+    return build_layer_table(inventory.model_copy(update={"tensors": loaded}))
+
+
+def cost_workload(
+    inventory: Inventory, kv_bytes: Sequence[int], resolved: ComputeWorkload
+) -> Workload:
+    """The cost model's view of a launch, from the context llama.cpp resolved for it."""
+    attention = inventory.attention
+    per_position = [b // max(resolved.n_ctx, 1) for b in kv_bytes]
+    heads = attention.n_head or (0,) * inventory.n_layers
+    flops = [4.0 * heads[il] * attention.key_length for il in range(len(kv_bytes))]
+    return Workload(
+        n_embd=inventory.n_embd,
+        kv_bytes_per_position=tuple(per_position),
+        attention_flops_per_position=tuple(flops),
+        n_ubatch=resolved.n_ubatch,
+    )
+
+
+def _setting(
+    inventory: Inventory,
+    hardware: Hardware,
+    request: SolveRequest,
+    context: int,
+    kv_type: str,
+    coefficients: CostCoefficients,
+) -> _Setting:
+    base_args = [*device_args(hardware), *workload_args(request, context, kv_type)]
+    hparams = model_hparams(inventory)
+    workload = _memory(
+        inventory, hardware, [*base_args, "-ngl", "0", "--fit", "off"], None
+    ).workload
+    kv = layer_kv_bytes(hparams, workload)
+    table = placement_table(inventory, hparams)
+    tables = build_cost_tables(
+        table, hardware, cost_workload(inventory, kv, workload), coefficients
+    )
+    return _Setting(
+        context=context,
+        kv_type=kv_type,
+        base_args=tuple(base_args),
+        kv_bytes=tuple(kv),
+        table=table,
+        tables=tables,
+    )
+
+
+# --- step 3 and 4: solve, render, verify -------------------------------------------------------
+
+
+def capacities(hardware: Hardware, request: SolveRequest) -> dict[str, tuple[int, int]]:
+    """Per device: (memory, what the plan may use after margin or reserve)."""
+    host = hardware.host
+    ram = host.available_bytes or host.ram_bytes
+    result = {CPU: (ram, max(ram - request.ram_reserve_bytes, 0))}
+    for gpu in hardware.gpus:
+        result[gpu.device] = (gpu.memory_bytes, max(gpu.memory_bytes - request.gpu_margin_bytes, 0))
+    return result
+
+
+def launch_args(setting: _Setting, plan: Plan, hardware: Hardware) -> list[str]:
+    return [*setting.base_args, *placement_args(plan, buffer_names(hardware))]
+
+
+def plan_report(
+    inventory: Inventory, hardware: Hardware, setting: _Setting, plan: Plan, cpu: CpuFeatures
+) -> MemoryReport:
+    """The full memory model on the plan's own rendered arguments."""
+    return _memory(inventory, hardware, launch_args(setting, plan, hardware), cpu)
+
+
+def resident_bytes(inventory: Inventory, report: MemoryReport) -> dict[str, int]:
+    """Per device, what must stay in memory. llama.cpp maps the host's weights as one span of
+    the file per part (``CPU_Mapped``), GPU tensors in between included; those pages are read
+    once while loading and can be evicted, so the host budget counts only its own tensors."""
+    resident = {name: device.total for name, device in report.devices.items()}
+    spans = [b for b in report.model_buffers if b.buffer_type.endswith("_Mapped")]
+    if spans:
+        # A span "CPU_Mapped" holds the tensors of buffer type "CPU"; repacked host weights
+        # live in their own buffer (CPU_REPACK), counted in full already.
+        mapped_types = {b.buffer_type.removesuffix("_Mapped") for b in spans}
+        mapped = sum(b.size for b in spans)
+        buffers = report.placement.tensor_buffers
+        own = sum(t.n_bytes for t in inventory.tensors if buffers.get(t.name) in mapped_types)
+        resident[CPU] -= mapped - min(own, mapped)
+    return resident
+
+
+class PlacementMismatch(OperationFailed):
+    """The rendered arguments would not reproduce the plan: a bug in fit, reported plainly."""
+
+
+def check_round_trip(inventory: Inventory, plan: Plan, report: MemoryReport) -> None:
+    """Every layer tensor and the output head must land where the plan put them, with the
+    rendered ``-ngl``/``-ts``/``-ot`` re-applied by fit's copy of llama.cpp's loader."""
+    placed = report.placement.tensor_devices
+    for tensor in inventory.tensors:
+        if tensor.name not in placed:
+            continue
+        if tensor.layer is None:
+            if tensor.name not in ("output.weight", "output_norm.weight"):
+                continue
+            planned = plan.output_device
+        elif tensor.layer >= plan.n_layers:
+            continue
+        else:
+            unit = unit_of(tensor)
+            planned = (
+                plan.layer_devices[tensor.layer]
+                if unit is None
+                else plan.unit_device(tensor.layer, unit)
+            )
+        if placed[tensor.name] != planned:
+            raise PlacementMismatch(
+                f"internal check failed: the rendered arguments put {tensor.name} on "
+                f"{placed[tensor.name]}, the plan on {planned} (please report this)"
+            )
+
+
+def _problem(
+    setting: _Setting,
+    hardware: Hardware,
+    budgets: dict[str, int],
+    fixed: dict[str, int],
+    request: SolveRequest,
+) -> PlacementProblem:
+    globals_ = setting.table.global_bytes
+    output = sum(b for name, b in globals_.items() if name.startswith("output"))
+    if "output.weight" not in globals_:
+        output += globals_.get("token_embd.weight", 0)  # tied head: llama.cpp loads a copy
+    return PlacementProblem(
+        devices=tuple(hardware.device_names),
+        capacity=budgets,
+        table=setting.table,
+        tables=setting.tables,
+        kv_bytes=setting.kv_bytes[: setting.table.stored.shape[0]],
+        output_bytes=output,
+        fixed_bytes=fixed,
+        objective=request.objective,
+    )
+
+
+def _reference_fixed_bytes(
+    inventory: Inventory, hardware: Hardware, setting: _Setting, cpu: CpuFeatures
+) -> dict[str, int]:
+    """Buffers per device before any plan exists: the larger of two extremes — everything on
+    the host, and every layer offloaded, split by memory (each GPU runs layers; the last one
+    also the output head)."""
+    gpus = tuple(g.device for g in hardware.gpus)
+    n_layers = setting.table.stored.shape[0]
+    on_host = Plan(gpus=gpus, n_layers=n_layers, gpu_layers=(0,) * len(gpus))
+    fixed = _fixed_bytes(plan_report(inventory, hardware, setting, on_host, cpu), setting, hardware)
+    if gpus:
+        slots = split_slots(tuple(float(g.memory_bytes) for g in hardware.gpus), n_layers + 1)
+        layers = list(slots)
+        last = max(i for i, count in enumerate(layers) if count)
+        layers[last] -= 1
+        offloaded = Plan(
+            gpus=gpus, n_layers=n_layers, gpu_layers=tuple(layers), output_device=gpus[last]
+        )
+        report = plan_report(inventory, hardware, setting, offloaded, cpu)
+        for name, nbytes in _fixed_bytes(report, setting, hardware).items():
+            fixed[name] = max(fixed[name], nbytes)
+    return fixed
+
+
+def _fixed_bytes(report: MemoryReport, setting: _Setting, hardware: Hardware) -> dict[str, int]:
+    """Per device: compute + output buffers (+ host-only tensors for the CPU)."""
+    fixed = {}
+    host_only = sum(
+        b for name, b in setting.table.global_bytes.items() if not name.startswith("output")
+    )
+    for name in hardware.device_names:
+        device = report.devices.get(name)
+        buffers = 0 if device is None else (device.compute or 0) + device.output
+        fixed[name] = buffers + (host_only if name == CPU else 0)
+    if fixed:
+        # A GPU the reference plan left idle still gets the largest GPU buffer seen.
+        gpu_max = max((fixed[g.device] for g in hardware.gpus), default=0)
+        for gpu in hardware.gpus:
+            fixed[gpu.device] = max(fixed[gpu.device], gpu_max)
+    return fixed
+
+
+def _best_baseline(problem: PlacementProblem) -> tuple[Plan | None, dict[str, float | None]]:
+    scores: dict[str, float | None] = {}
+    best: tuple[float, Plan] | None = None
+    for name, baseline in BASELINES.items():
+        plan = baseline(problem)
+        if plan is None:
+            scores[name] = None
+            continue
+        seconds = plan_seconds(plan, problem)
+        scores[name] = seconds
+        if best is None or seconds < best[0]:
+            best = (seconds, plan)
+    return (best[1] if best else None), scores
+
+
+def solve_setting(
+    inventory: Inventory,
+    hardware: Hardware,
+    request: SolveRequest,
+    setting: _Setting,
+    cpu: CpuFeatures,
+) -> SolveReport:
+    """Steps 3 and 4 for one (context, KV type)."""
+    capacity = capacities(hardware, request)
+    budgets = {name: budget for name, (_, budget) in capacity.items()}
+    fixed = _reference_fixed_bytes(inventory, hardware, setting, cpu)
+    elapsed = 0.0
+    result: PlacementResult | None = None
+    baselines: dict[str, float | None] = {}
+    for round_ in range(1, MAX_ROUNDS + 1):
+        problem = _problem(setting, hardware, budgets, fixed, request)
+        hint, baselines = _best_baseline(problem)
+        result = solve_placement(
+            problem, hint=hint, time_limit_s=request.time_limit_s, workers=request.workers
+        )
+        elapsed += result.solve_seconds
+        if result.plan is None:
+            return _infeasible(setting, problem, elapsed, round_)
+        report = plan_report(inventory, hardware, setting, result.plan, cpu)
+        check_round_trip(inventory, result.plan, report)
+        resident = resident_bytes(inventory, report)
+        over = {
+            name: resident[name] - capacity[name][1]
+            for name in report.devices
+            if name in capacity and resident[name] > capacity[name][1]
+        }
+        if not over:
+            return _feasible(
+                inventory, hardware, request, setting, result, report, capacity, round_,
+                baselines, problem,
+            )  # fmt: skip
+        # Learn first: a buffer larger than assumed becomes the new fixed cost of its
+        # device. Only a device whose fixed cost was already right has its budget cut.
+        measured = _fixed_bytes(report, setting, hardware)
+        for name, excess in over.items():
+            if measured.get(name, 0) > fixed.get(name, 0):
+                fixed[name] = measured[name]
+            else:
+                budgets[name] -= excess + MIB
+    assert result is not None
+    return _without_plan(
+        setting,
+        SolveStatus.UNKNOWN,
+        elapsed,
+        MAX_ROUNDS,
+        notes=("the memory model and the placement model did not agree within 4 rounds",),
+    )
+
+
+def _feasible(
+    inventory: Inventory,
+    hardware: Hardware,
+    request: SolveRequest,
+    setting: _Setting,
+    result: PlacementResult,
+    report: MemoryReport,
+    capacity: dict[str, tuple[int, int]],
+    rounds: int,
+    baselines: dict[str, float | None],
+    problem: PlacementProblem,
+) -> SolveReport:
+    plan = result.plan
+    assert plan is not None
+    estimate: CostEstimate = estimate_cost(plan, setting.tables)
+    resident = resident_bytes(inventory, report)
+    devices = {}
+    for name, device in report.devices.items():
+        memory, budget = capacity.get(name, (0, 0))
+        devices[name] = DeviceBudget(
+            weights=device.weights,
+            repack=device.repack,
+            kv=device.kv,
+            compute=device.compute or 0,
+            output=device.output,
+            total=device.total,
+            resident=resident[name],
+            capacity=memory,
+            budget=budget,
+        )
+    gpu_budget = sum(capacity[g.device][1] for g in hardware.gpus)
+    strategy = classify(plan)
+    baseline_tps = {
+        name: None if seconds is None else 1.0 / (seconds + setting.tables.token_overhead)
+        for name, seconds in baselines.items()
+    }
+    return SolveReport(
+        status=result.status,
+        solve_seconds=result.solve_seconds,
+        gap=result.gap,
+        context=setting.context,
+        kv_type=setting.kv_type,
+        strategy=strategy.value,
+        strategy_title=STRATEGY_TITLES[strategy],
+        rationale=rationale(
+            plan, weights_bytes=inventory.total_bytes, gpu_capacity_bytes=gpu_budget
+        ),
+        args=tuple(launch_args(setting, plan, hardware)),
+        decode_tps=estimate.decode_tps,
+        prefill_tps=estimate.prefill_tps,
+        graph_splits=report.graph_splits,
+        devices=devices,
+        plan=plan,
+        baselines=baseline_tps if request.with_baselines else {},
+        rounds=rounds,
+        notes=report.notes,
+    )
+
+
+def _infeasible(
+    setting: _Setting, problem: PlacementProblem, elapsed: float, rounds: int
+) -> SolveReport:
+    table = problem.table
+    needed = (
+        int(table.stored.sum() + table.pinned.sum())
+        + sum(problem.kv_bytes)
+        + problem.output_bytes
+        + problem.fixed_bytes.get(CPU, 0)
+    )
+    available = sum(problem.capacity.values())
+    shortfall = Shortfall(
+        needed=needed, available=available, budgets=dict(problem.capacity), suggestions=()
+    )
+    return _without_plan(setting, SolveStatus.INFEASIBLE, elapsed, rounds, shortfall=shortfall)
+
+
+def _without_plan(
+    setting: _Setting,
+    status: SolveStatus,
+    elapsed: float,
+    rounds: int,
+    *,
+    shortfall: Shortfall | None = None,
+    notes: tuple[str, ...] = (),
+) -> SolveReport:
+    """A report for a setting that produced no plan (infeasible, or no agreement)."""
+    return SolveReport(
+        status=status,
+        solve_seconds=elapsed,
+        context=setting.context,
+        kv_type=setting.kv_type,
+        rounds=rounds,
+        shortfall=shortfall,
+        notes=notes,
+    )
+
+
+# --- step 5: choose among candidates -------------------------------------------------------------
+
+
+def solve(
+    inventory: Inventory,
+    hardware: Hardware,
+    request: SolveRequest,
+    *,
+    coefficients: CostCoefficients | None = None,
+    cpu: CpuFeatures | None = None,
+) -> SolveReport:
+    """The best feasible candidate, or an infeasible report saying what is missing."""
+    coefficients = coefficients or CostCoefficients()
+    cpu = cpu or SCENARIO_CPU
+    report = _solve_candidates(inventory, hardware, request, coefficients, cpu)
+    if report.feasible:
+        return report
+    return _explain(inventory, hardware, request, report, coefficients, cpu)
+
+
+def _solve_candidates(
+    inventory: Inventory,
+    hardware: Hardware,
+    request: SolveRequest,
+    coefficients: CostCoefficients,
+    cpu: CpuFeatures,
+) -> SolveReport:
+    """Step 5 proper: the largest context first; the last infeasible report if none fits."""
+    last: SolveReport | None = None
+    for context in sorted(set(request.contexts), reverse=True):
+        feasible = []
+        for kv_type in request.kv_types:
+            setting = _setting(inventory, hardware, request, context, kv_type, coefficients)
+            report = solve_setting(inventory, hardware, request, setting, cpu)
+            if report.feasible:
+                feasible.append(report)
+            last = report
+        if feasible:
+            return _prefer(feasible)
+    assert last is not None
+    return last
+
+
+def _prefer(reports: list[SolveReport]) -> SolveReport:
+    """The first-listed KV type, unless a later one decodes ``KV_SPEEDUP`` times faster."""
+    chosen = reports[0]
+    for report in reports[1:]:
+        if (report.decode_tps or 0) > (chosen.decode_tps or 0) * KV_SPEEDUP:
+            chosen = report
+    return chosen
+
+
+def _explain(
+    inventory: Inventory,
+    hardware: Hardware,
+    request: SolveRequest,
+    report: SolveReport,
+    coefficients: CostCoefficients,
+    cpu: CpuFeatures,
+) -> SolveReport:
+    """Attach what would make the model fit: a shorter context, q8_0 KV, a smaller file."""
+    shortfall = report.shortfall
+    if shortfall is None:
+        return report
+    suggestions = []
+    weights_alone_too_big = inventory.total_bytes > shortfall.available
+    for context in (report.context // 2, report.context // 4, 4096):
+        if weights_alone_too_big:
+            break  # no context or KV type can help
+        if context < 1024 or context >= report.context:
+            continue
+        trial = request.model_copy(update={"contexts": (context,)})
+        setting = _setting(inventory, hardware, trial, context, report.kv_type, coefficients)
+        if solve_setting(inventory, hardware, trial, setting, cpu).feasible:
+            suggestions.append(f"a context of {context} tokens fits (-c {context})")
+            break
+    if "q8_0" not in request.kv_types and not weights_alone_too_big:
+        trial = request.model_copy(update={"kv_types": ("q8_0",)})
+        setting = _setting(inventory, hardware, trial, report.context, "q8_0", coefficients)
+        if solve_setting(inventory, hardware, trial, setting, cpu).feasible:
+            suggestions.append("a q8_0 KV cache fits (-ctk q8_0 -ctv q8_0)")
+    smaller = _smaller_catalogue_quant(inventory, hardware, request, coefficients, cpu)
+    if smaller:
+        suggestions.append(smaller)
+    missing = shortfall.needed - shortfall.available
+    if missing > 0:
+        ratio = shortfall.available / max(shortfall.needed, 1)
+        target = inventory.total_bytes * ratio
+        suggestions.append(
+            f"a quant of at most {target / GIB:.1f} GiB (this file is "
+            f"{inventory.total_bytes / GIB:.1f} GiB) would leave room"
+        )
+    return report.model_copy(
+        update={"shortfall": shortfall.model_copy(update={"suggestions": tuple(suggestions)})}
+    )
+
+
+def _smaller_catalogue_quant(
+    inventory: Inventory,
+    hardware: Hardware,
+    request: SolveRequest,
+    coefficients: CostCoefficients,
+    cpu: CpuFeatures,
+) -> str | None:
+    """For a catalogue model: the largest of its smaller quants that fits, by solving it."""
+    if not inventory.source.startswith("catalogue:"):
+        return None
+    from solver.gguf.catalogue import catalogue_names, load_catalogue_entry
+
+    model = inventory.source.split(":")[1]
+    others = [load_catalogue_entry(n) for n in catalogue_names() if n.startswith(f"{model}:")]
+    budget = sum(budget for _, budget in capacities(hardware, request).values())
+    trial = request.model_copy(update={"contexts": (min(request.contexts),)})
+    for other in sorted(others, key=lambda inv: inv.total_bytes, reverse=True):
+        if other.total_bytes >= min(inventory.total_bytes, budget):
+            continue  # not smaller, or its weights alone exceed the rig
+        if _solve_candidates(other, hardware, trial, coefficients, cpu).feasible:
+            return (
+                f"{model}:{other.file_type} ({other.total_bytes / GIB:.1f} GiB) fits at "
+                f"{min(request.contexts)} tokens"
+            )
+    return None

@@ -1,0 +1,124 @@
+"""Human-readable ``fit solve`` output: per device what it holds and what is left."""
+
+from __future__ import annotations
+
+from solver.gguf.inventory import Inventory
+from solver.hardware.scenario import Hardware
+from solver.placement.solve import SolveReport
+from solver.plan.plan import Plan
+from solver.plan.render import layer_runs
+from solver.plan.units import Unit
+from solver.quantities import CPU, GIB
+
+UNIT_NAMES = {
+    Unit.EXPERTS: "experts",
+    Unit.SHARED_EXPERTS: "shared experts",
+    Unit.FFN_DENSE: "dense FFN",
+    Unit.ATTENTION: "attention",
+}
+
+
+def layer_ranges(layers: list[int]) -> str:
+    if not layers:
+        return "-"
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in layer_runs(layers))
+
+
+def device_holdings(plan: Plan, device: str) -> str:
+    """'layers 2-24 + output; experts of 0-1' for one device."""
+    parts = []
+    layers = [il for il, d in enumerate(plan.layer_devices) if d == device]
+    if layers:
+        parts.append(f"layers {layer_ranges(layers)}")
+    if plan.output_device == device:
+        parts.append("output")
+    held = " + ".join(parts)
+    moved_in, moved_out = [], []
+    for unit, targets in plan.overrides.items():
+        into = [il for il, t in enumerate(targets) if t == device]
+        away = [il for il, t in enumerate(targets) if t not in (None, device)]
+        away = [il for il in away if plan.layer_devices[il] == device]
+        if into:
+            moved_in.append(f"{UNIT_NAMES[unit]} of {layer_ranges(into)}")
+        if away:
+            moved_out.append(f"{UNIT_NAMES[unit]} of {layer_ranges(away)} elsewhere")
+    extra = "; ".join(moved_in + moved_out)
+    if device == CPU:
+        held = " + ".join(p for p in ["token_embd", held] if p)
+    return "; ".join(p for p in (held, extra) if p) or "-"
+
+
+def _gib(n: int) -> str:
+    return f"{n / GIB:6.2f}"
+
+
+def render_solve(report: SolveReport, inventory: Inventory, hardware: Hardware) -> str:
+    head = (
+        f"{inventory.name or inventory.architecture} {inventory.file_type} "
+        f"({inventory.architecture}, {inventory.n_layers} layers"
+        + (f", {inventory.experts.count} experts" if inventory.is_moe else "")
+        + f") on {hardware.name}"
+    )
+    lines = [head, f"context {report.context}, KV cache {report.kv_type}"]
+    if not report.feasible:
+        lines.append(f"status: {report.status.value} after {report.solve_seconds:.2f} s")
+        if report.shortfall:
+            s = report.shortfall
+            if s.needed > s.available:
+                lines.append(
+                    f"needs {s.needed / GIB:.1f} GiB (weights, KV, buffers) but the rig offers "
+                    f"{s.available / GIB:.1f} GiB: {(s.needed - s.available) / GIB:.1f} GiB short"
+                )
+            else:
+                lines.append(
+                    f"needs {s.needed / GIB:.1f} GiB of the {s.available / GIB:.1f} GiB the rig "
+                    "offers, but no split of whole layers and units fits every device"
+                )
+            offered = ", ".join(f"{d} {b / GIB:.1f}" for d, b in s.budgets.items())
+            lines.append(f"budgets after margins (GiB): {offered}")
+            lines += [f"  - {text}" for text in s.suggestions]
+        lines += [f"note: {n}" for n in report.notes]
+        return "\n".join(lines)
+    gap = "" if report.gap is None else f", gap {report.gap:.3%}"
+    lines.append(f"status: {report.status.value}{gap}, solved in {report.solve_seconds:.2f} s")
+    lines.append(f"strategy {report.strategy}: {report.strategy_title} — {report.rationale}")
+    lines.append(
+        f"estimate: decode ~{report.decode_tps:.1f} t/s, prefill ~{report.prefill_tps:.0f} t/s "
+        "(not yet measured)"
+        + ("" if report.graph_splits is None else f", {report.graph_splits} graph splits")
+    )
+    lines.append("")
+    lines.append(
+        f"{'GiB':8} {'weights':>7} {'KV':>6} {'compute':>7} {'output':>6} {'total':>6} "
+        f"{'budget':>6} {'free':>6}  holds"
+    )
+    plan = report.plan
+    for name, d in report.devices.items():
+        holds = device_holdings(plan, name) if plan else ""
+        weights = d.weights + d.repack - (d.total - d.resident)
+        lines.append(
+            f"{name:8} {_gib(weights):>7} {_gib(d.kv)} {_gib(d.compute):>7} "
+            f"{_gib(d.output)} {_gib(d.resident)} {_gib(d.budget)} {_gib(d.budget - d.resident)}  "
+            f"{holds}"
+        )
+    for name, d in report.devices.items():
+        if d.total > d.resident:
+            lines.append(
+                f"({name}: llama.cpp maps {(d.weights + d.repack) / GIB:.2f} GiB of the file; "
+                f"the GPU weights inside that span are read once while loading)"
+            )
+    if report.baselines:
+        lines.append("")
+        lines.append("same memory and cost model, estimated decode t/s:")
+        for name, tps in report.baselines.items():
+            shown = "does not fit" if tps is None else f"{tps:7.1f}"
+            ratio = "" if not tps else f"  (fit is {report.decode_tps / tps:.2f}x)"
+            lines.append(f"  {name:18} {shown}{ratio}")
+    lines.append("")
+    lines.append("llama-server " + " ".join(_quoted(a) for a in report.args))
+    lines += [f"note: {n}" for n in report.notes]
+    return "\n".join(lines)
+
+
+def _quoted(arg: str) -> str:
+    return f'"{arg}"' if any(c in arg for c in "\\|()[]*") else arg

@@ -1,0 +1,168 @@
+"""``fit whatif``: the same model solved on several rigs and settings, side by side.
+
+Each row is one (scenario, variation) solved exactly as ``fit solve`` would, plus the largest
+context that still fits there (a bisection over feasibility solves, in steps of 1024 tokens).
+Variations change one knob at a time: ``ctx``, ``kv``, ``ubatch``, ``parallel`` (request
+knobs) or ``ram`` (GiB of host RAM, a hardware knob).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from solver.errors import BadInput
+from solver.gguf.inventory import Inventory
+from solver.hardware.scenario import Hardware
+from solver.placement.solve import SolveRequest, solve
+from solver.quantities import GIB
+
+CONTEXT_STEP = 1024
+VARY_KEYS = ("ctx", "kv", "ubatch", "parallel", "ram")
+
+
+class WhatIfRow(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    scenario: str
+    variation: str = ""
+    price_usd: float | None = None
+    fits: bool
+    strategy: str | None = None
+    decode_tps: float | None = None
+    prefill_tps: float | None = None
+    max_context: int | None = None
+    args: tuple[str, ...] = ()
+
+
+def parse_vary(specs: Sequence[str]) -> dict[str, list[str]]:
+    """``["ctx=8192,32768", "kv=f16,q8_0"]`` -> ``{"ctx": [...], "kv": [...]}``."""
+    result: dict[str, list[str]] = {}
+    for spec in specs:
+        key, sep, values = spec.partition("=")
+        if not sep or key not in VARY_KEYS or not values:
+            raise BadInput(f"--vary {spec!r}: expected KEY=V1,V2,... with KEY one of {VARY_KEYS}")
+        result[key] = [v for v in values.split(",") if v]
+    return result
+
+
+def _apply(
+    key: str, value: str, request: SolveRequest, hardware: Hardware
+) -> tuple[SolveRequest, Hardware]:
+    try:
+        if key == "ctx":
+            return request.model_copy(update={"contexts": (int(value),)}), hardware
+        if key == "kv":
+            return request.model_copy(update={"kv_types": (value,)}), hardware
+        if key == "ubatch":
+            return request.model_copy(update={"n_ubatch": int(value)}), hardware
+        if key == "parallel":
+            return request.model_copy(update={"parallel": int(value)}), hardware
+        ram = int(float(value) * GIB)
+        host = hardware.host.model_copy(update={"ram_bytes": ram, "available_bytes": None})
+        return request, hardware.model_copy(update={"host": host})
+    except ValueError:
+        raise BadInput(f"--vary {key}={value}: not a number") from None
+
+
+def largest_context(
+    inventory: Inventory, hardware: Hardware, request: SolveRequest, *, low: int = CONTEXT_STEP
+) -> int | None:
+    """The largest context (a multiple of 1024 up to the model's own) that fits, or None."""
+
+    def fits(context: int) -> bool:
+        trial = request.model_copy(update={"contexts": (context,), "time_limit_s": 5.0})
+        return solve(inventory, hardware, trial).feasible
+
+    high = max(inventory.context_length // CONTEXT_STEP, 1)
+    if not fits(low):
+        return None
+    lo, hi = low // CONTEXT_STEP, high
+    if fits(hi * CONTEXT_STEP):
+        return hi * CONTEXT_STEP
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(mid * CONTEXT_STEP):
+            lo = mid
+        else:
+            hi = mid
+    return lo * CONTEXT_STEP
+
+
+def what_if(
+    inventory: Inventory,
+    scenarios: Sequence[Hardware],
+    request: SolveRequest,
+    vary: Mapping[str, Sequence[str]] | None = None,
+    *,
+    with_max_context: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> list[WhatIfRow]:
+    """One row per scenario and variation, in that order. ``progress`` hears which row is
+    being solved (each takes up to the request's time limit, more with the context search)."""
+    variations: list[tuple[str, str]] = [
+        (k, v) for k, values in (vary or {}).items() for v in values
+    ] or [("", "")]
+    rows = []
+    total = len(scenarios) * len(variations)
+    for hardware in scenarios:
+        for key, value in variations:
+            variation = f"{key}={value}" if key else ""
+            if progress is not None:
+                progress(f"row {len(rows) + 1}/{total}: {hardware.name} {variation}")
+            trial_request, trial_hardware = (
+                _apply(key, value, request, hardware) if key else (request, hardware)
+            )
+            report = solve(inventory, trial_hardware, trial_request)
+            max_context = (
+                largest_context(inventory, trial_hardware, trial_request)
+                if with_max_context
+                else None
+            )
+            rows.append(
+                WhatIfRow(
+                    scenario=hardware.name,
+                    variation=variation,
+                    price_usd=trial_hardware.price_usd,
+                    fits=report.feasible,
+                    strategy=report.strategy,
+                    decode_tps=report.decode_tps,
+                    prefill_tps=report.prefill_tps,
+                    max_context=max_context,
+                    args=report.args,
+                )
+            )
+    return rows
+
+
+def cheapest_reaching(rows: Sequence[WhatIfRow], target_tps: float) -> WhatIfRow | None:
+    """The lowest-priced row whose estimated decode speed reaches ``target_tps``."""
+    reaching = [
+        r for r in rows if r.fits and (r.decode_tps or 0) >= target_tps and r.price_usd is not None
+    ]
+    return min(reaching, key=lambda r: r.price_usd or 0.0, default=None)
+
+
+def plot_rows(rows: Sequence[WhatIfRow], path: str, title: str) -> None:
+    """A bar chart of estimated decode t/s per row (matplotlib, an optional dependency)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise BadInput("--plot needs matplotlib: pip install 'fit[plot]'") from None
+    labels = [f"{r.scenario}\n{r.variation}".strip() for r in rows]
+    values = [r.decode_tps or 0.0 for r in rows]
+    figure, axis = plt.subplots(figsize=(max(6, 1.2 * len(rows)), 4))
+    bars = axis.bar(labels, values, color=["#4c72b0" if r.fits else "#bbbbbb" for r in rows])
+    for bar, row in zip(bars, rows, strict=True):
+        text = f"{row.decode_tps:.0f}" if row.fits and row.decode_tps else "no fit"
+        axis.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
+                      va="bottom", fontsize=8)  # fmt: skip
+    axis.set_ylabel("estimated decode t/s")
+    axis.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
