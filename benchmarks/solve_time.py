@@ -56,11 +56,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _greedy_seconds(inventory, hardware, request) -> float:
     """Time of the llama --fit reimplementation on the same problem the solver saw."""
-    from solver.placement.solve import _problem, _setting, capacities
+    from solver.placement.setting import capacities, placement_problem, resolve_setting
 
-    setting = _setting(inventory, hardware, request, request.contexts[0], "f16", None)
+    setting = resolve_setting(inventory, hardware, request, request.contexts[0], "f16")
     budgets = {name: budget for name, (_, budget) in capacities(hardware, request).items()}
-    problem = _problem(setting, hardware, budgets, {}, request)
+    problem = placement_problem(setting, hardware, budgets, {}, request.objective)
     started = time.perf_counter()
     llama_fit(problem)
     return time.perf_counter() - started

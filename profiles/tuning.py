@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from profiles.launch import measurable_args, workspace_file
 from profiles.measure import MeasuringSetup, trial_measure
 from profiles.outcome import apply_settings
+from solver.cost.model import Objective
 from solver.errors import OperationFailed
 from solver.tune.tuner import (
-    Objective,
     TuneObjective,
     TuneOutcome,
     best_trial,

@@ -12,7 +12,7 @@ from solver.hardware.scenario import load_hardware
 from solver.llama.args import parse_llama_args
 from solver.llama.memory import estimate_memory
 from solver.placement.launch_cost import LaunchPredictor, launch_part_devices, price_launch
-from solver.placement.solve import SolveRequest, _setting
+from solver.placement.setting import SolveRequest, resolve_setting
 from solver.plan.plan import Plan
 from solver.plan.render import placement_args
 from solver.plan.units import Unit
@@ -39,7 +39,7 @@ def test_launch_placement_prices_like_the_plan_it_renders(gemma) -> None:
     hardware = load_hardware("reference")
     plan = _plan(gemma.n_layers)
     request = SolveRequest(contexts=(4096,))
-    setting = _setting(gemma, hardware, request, 4096, "f16", CostCoefficients())
+    setting = resolve_setting(gemma, hardware, request, 4096, "f16", CostCoefficients())
     args = [*setting.base_args, *placement_args(plan)]
     config = parse_llama_args(args, gpu_buffers=["CUDA0", "CUDA1"])
     report = estimate_memory(gemma, config, hardware=hardware)

@@ -8,11 +8,10 @@ import random
 import numpy as np
 import pytest
 
-from solver.cost.model import Workload, build_cost_tables
+from solver.cost.model import Objective, Workload, build_cost_tables
 from solver.hardware.scenario import Gpu, GpuSpec, Hardware, Host
 from solver.placement.baselines import BASELINES
 from solver.placement.cpsat import (
-    Objective,
     PlacementProblem,
     SolveStatus,
     fits,

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
+from solver.cost.model import Objective
 from solver.errors import BadInput
 from solver.gguf.sources import load_inventory
 from solver.hardware.scenario import load_hardware
 from solver.placement.launch_cost import LaunchPredictor
 from solver.quantities import MIB
 from solver.tune.tuner import (
-    Objective,
     TrialMeasurement,
     TuneObjective,
     best_trial,
@@ -122,7 +122,7 @@ def test_slow_short_request_is_pruned_before_the_full_measurement(gemma, tmp_pat
 def test_a_study_keeps_its_objective(tmp_path: Path) -> None:
     _study(tmp_path, "kept")
     with pytest.raises(BadInput, match="optimises decode"):
-        open_study(f"sqlite:///{tmp_path / 'tune.db'}", "kept", objective=Objective.PROMPT)
+        open_study(f"sqlite:///{tmp_path / 'tune.db'}", "kept", objective=Objective.PREFILL)
 
 
 def test_a_storage_url_of_no_known_database_is_bad_input() -> None:

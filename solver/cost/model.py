@@ -20,6 +20,7 @@ fitted to measured runs (``solver.cost.calibrate``).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from enum import StrEnum
 from itertools import pairwise
 
 import numpy as np
@@ -36,6 +37,15 @@ from solver.quantities import CPU
 LAYER = "layer"
 PARTS: tuple[str, ...] = (LAYER, Unit.FFN_DENSE, Unit.EXPERTS, Unit.SHARED_EXPERTS)
 MOVABLE: tuple[Unit, ...] = (Unit.FFN_DENSE, Unit.EXPERTS, Unit.SHARED_EXPERTS)
+
+
+class Objective(StrEnum):
+    """What a placement (or a tuning study) minimises: decode time per token, prefill time
+    per ubatch (prompt processing), or their balance (geometric mean of the two speeds)."""
+
+    DECODE = "decode"
+    PREFILL = "prefill"
+    BALANCED = "balanced"
 
 
 class DeviceRates(BaseModel):

@@ -53,28 +53,18 @@ def kv_buffers(
     caches = [("base", workload.n_ctx_seq, False)]
     if hparams.memory is MemoryKind.ISWA:
         caches.append(("swa", workload.kv_cells_swa, True))
-    v_width_max = hparams.v_width_max
     buffers = []
     for cache, kv_size, swa in caches:
         sums: dict[str, list[int]] = {}
         for il, device in enumerate(layer_kv_devices):
             if device is None:
                 continue
-            layer = hparams.layers[il]
-            if hparams.memory is MemoryKind.ISWA and layer.is_swa != swa:
+            if hparams.memory is MemoryKind.ISWA and hparams.layers[il].is_swa != swa:
                 continue
             buft = CPU_BUFFER if device == CPU else device_bufts[device]
-            k_shape = (layer.k_width, kv_size, workload.n_stream)
-            k_size = ggml_types.n_bytes(workload.type_k, k_shape)
-            k_alloc = buft.alloc_size(workload.type_k, k_shape, k_size)
-            v_size = v_alloc = 0
-            if not hparams.is_mla:
-                v_width = v_width_max if workload.v_trans else layer.v_width
-                v_shape = (v_width, kv_size, workload.n_stream)
-                v_size = ggml_types.n_bytes(workload.type_v, v_shape)
-                v_alloc = buft.alloc_size(workload.type_v, v_shape, v_size)
+            alloc, k_size, v_size = _layer_tensors(hparams, workload, il, kv_size, buft)
             entry = sums.setdefault(buft.name, [0, 0, 0])
-            entry[0] += k_alloc + v_alloc
+            entry[0] += alloc
             entry[1] += k_size
             entry[2] += v_size
         # llama_kv_cache orders its buffers by buffer type name (std::map with strcmp)
@@ -92,6 +82,43 @@ def kv_buffers(
                 )
             )
     return tuple(buffers)
+
+
+def _layer_tensors(
+    hparams: ModelHparams, workload: ComputeWorkload, il: int, kv_size: int, buft: BufferType
+) -> tuple[int, int, int]:
+    """Layer ``il``'s K and V tensors of ``kv_size`` cells in ``buft``: (alloc bytes, K bytes,
+    V bytes). V is absent for MLA; stored transposed (no flash attention) it is
+    ``n_embd_v_gqa_max()`` wide."""
+    layer = hparams.layers[il]
+    k_shape = (layer.k_width, kv_size, workload.n_stream)
+    k_size = ggml_types.n_bytes(workload.type_k, k_shape)
+    alloc = buft.alloc_size(workload.type_k, k_shape, k_size)
+    v_size = 0
+    if not hparams.is_mla:
+        v_width = hparams.v_width_max if workload.v_trans else layer.v_width
+        v_shape = (v_width, kv_size, workload.n_stream)
+        v_size = ggml_types.n_bytes(workload.type_v, v_shape)
+        alloc += buft.alloc_size(workload.type_v, v_shape, v_size)
+    return alloc, k_size, v_size
+
+
+def layer_kv_bytes(hparams: ModelHparams, workload: ComputeWorkload) -> tuple[int, ...]:
+    """KV cache bytes of each layer on the host buffer (0 for a layer without a cache): the
+    per-layer term of ``kv_buffers``, in one pass. A layer's K and V are padded on their own,
+    so these sum to the CPU buffer of any set of layers; the placement model relies on it."""
+    if hparams.memory in (MemoryKind.NONE, MemoryKind.RECURRENT):
+        return (0,) * hparams.n_layer_all
+    sizes = []
+    for il in range(hparams.n_layer_all):
+        if not hparams.layer_has_kv(il):
+            sizes.append(0)
+            continue
+        swa = hparams.memory is MemoryKind.ISWA and hparams.layers[il].is_swa
+        kv_size = workload.kv_cells_swa if swa else workload.n_ctx_seq
+        size, _, _ = _layer_tensors(hparams, workload, il, kv_size, CPU_BUFFER)
+        sizes.append(size)
+    return tuple(sizes)
 
 
 def recurrent_buffers(

@@ -45,18 +45,12 @@ import numpy as np
 from ortools.sat.python import cp_model
 from pydantic import BaseModel, ConfigDict, Field
 
-from solver.cost.model import MOVABLE, PARTS, CostTables, estimate_cost
+from solver.cost.model import MOVABLE, PARTS, CostTables, Objective, estimate_cost
 from solver.plan.plan import Plan
 from solver.plan.units import LayerTable, Unit
 from solver.quantities import CPU
 
 NS = 1e9  # objective unit: nanoseconds
-
-
-class Objective(StrEnum):
-    DECODE = "decode"
-    PREFILL = "prefill"
-    BALANCED = "balanced"
 
 
 class SolveStatus(StrEnum):

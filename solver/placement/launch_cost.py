@@ -32,14 +32,9 @@ from solver.hardware.scenario import Hardware
 from solver.llama.args import LaunchConfig, parse_llama_args
 from solver.llama.device_map import CpuFeatures
 from solver.llama.hparams import model_hparams
+from solver.llama.kv_cache import layer_kv_bytes
 from solver.llama.memory import MemoryReport, estimate_memory
-from solver.placement.solve import (
-    SolveRequest,
-    capacities,
-    cost_workload,
-    layer_kv_bytes,
-    placement_table,
-)
+from solver.placement.setting import SolveRequest, capacities, cost_workload, placement_table
 from solver.plan.units import Unit, unit_of
 from solver.quantities import CPU, MIB
 
@@ -215,7 +210,7 @@ class LaunchPredictor:
         )
 
     def shortfalls(self, report: MemoryReport) -> list[str]:
-        """Devices the launch overfills, against the solver's budgets (``solve.capacities``:
+        """Devices the launch overfills, against the solver's budgets (``setting.capacities``:
         GPU memory minus the margin, RAM minus the reserve). Host-backed devices (the CPU and
         RPC devices that are not rig GPUs) share the host's budget."""
         budgets = capacities(self.hardware, self.request)

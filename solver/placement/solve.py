@@ -2,17 +2,18 @@
 
 The steps, each its own function:
 
-1. Resolve the workload: for each candidate (context, KV type), the llama-server arguments
-   that do not depend on placement (``-c -b -ub -fa -ctk -ctv -np``).
-2. Measure the placement-independent memory with ``solver.llama.memory``: KV bytes per layer,
-   output head, host-only tensors, compute and output buffers (first from a reference plan).
+1. Resolve each candidate (context, KV type) once (``solver.placement.setting``): its
+   workload arguments parsed as llama-server parses them, the context llama.cpp resolves, the
+   KV bytes of every layer, the cost tables.
+2. Fixed bytes per device before any plan: compute and output buffers and host-only tensors,
+   from the full memory model (``solver.llama.memory``) on two reference plans.
 3. Build the CP-SAT problem (``solver.placement.cpsat``), seed it with the best baseline plan,
    solve it, and render the plan as ``-ngl/-ts/-ot``.
 4. Verify: parse the rendered arguments back as llama.cpp would, run the full memory model,
    check every tensor lands where the plan put it and every device stays within capacity.
    A device over capacity because its buffers came out larger than assumed gets the measured
    size as its fixed cost; otherwise its budget is cut by the excess; then the problem is
-   solved again, at most ``MAX_ROUNDS`` rounds.
+   solved again, at most ``MAX_ROUNDS`` rounds. Each such decision is kept in the report.
 5. Pick among the feasible candidates: the largest context first, then the KV type listed
    first unless a later one is faster by ``KV_SPEEDUP``.
 """
@@ -23,64 +24,44 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from solver.cost.model import (
-    CostCoefficients,
-    CostEstimate,
-    CostTables,
-    Workload,
-    build_cost_tables,
-    estimate_cost,
-)
-from solver.errors import BadInput, OperationFailed
+from solver.cost.model import CostCoefficients, CostEstimate, estimate_cost
+from solver.errors import OperationFailed
 from solver.gguf.inventory import Inventory
 from solver.hardware.scenario import Hardware
-from solver.llama.args import parse_llama_args, rpc_buffer_names
+from solver.llama.args import parse_llama_args
 from solver.llama.device_map import CpuFeatures
-from solver.llama.hparams import ModelHparams, model_hparams
-from solver.llama.kv_cache import kv_buffers
 from solver.llama.memory import MemoryReport, estimate_memory
-from solver.llama.workload import ComputeWorkload
 from solver.placement.baselines import BASELINES
 from solver.placement.cpsat import (
-    Objective,
     PlacementProblem,
     PlacementResult,
     SolveStatus,
     plan_seconds,
     solve_placement,
 )
+from solver.placement.setting import (
+    Setting,
+    SolveRequest,
+    buffer_names,
+    capacities,
+    local_gpu_buffers,
+    placement_problem,
+    resolve_setting,
+)
 from solver.plan.plan import Plan, split_slots
 from solver.plan.render import placement_args
 from solver.plan.strategy import STRATEGY_TITLES, classify, rationale
-from solver.plan.units import LayerTable, build_layer_table, unit_of
+from solver.plan.units import unit_of
 from solver.quantities import CPU, GIB, MIB
+
+__all__ = ["SolveReport", "SolveRequest", "solve"]
 
 MAX_ROUNDS = 4
 KV_SPEEDUP = 1.05
-KV_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 
 # A generic desktop CPU for rigs described by a scenario: AVX2, no AVX-512 or AMX. It only
 # decides which host weights llama.cpp repacks, which moves bytes between host buffers.
 SCENARIO_CPU = CpuFeatures(avx2=True)
-
-
-class SolveRequest(BaseModel):
-    """What the user asks for; defaults are what a llama-server user would pick."""
-
-    model_config = ConfigDict(frozen=True)
-
-    contexts: tuple[int, ...] = Field(default=(8192,), description="candidates, tokens")
-    kv_types: tuple[str, ...] = Field(default=("f16",), description="in order of preference")
-    n_batch: int = 2048
-    n_ubatch: int = 512
-    flash_attn: str = "on"
-    parallel: int = 1
-    objective: Objective = Objective.DECODE
-    gpu_margin_bytes: int = 512 * MIB
-    ram_reserve_bytes: int = 4 * GIB
-    time_limit_s: float = 10.0
-    workers: int = 2
-    with_baselines: bool = False
 
 
 class DeviceBudget(BaseModel):
@@ -100,6 +81,19 @@ class DeviceBudget(BaseModel):
     )
     capacity: int = Field(description="memory of the device before the margin")
     budget: int = Field(description="what fit let the plan use: capacity minus margin")
+
+
+class RoundDecision(BaseModel):
+    """What one verification round learned about one device (step 4)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    round: int = Field(description="the round whose plan overfilled the device (1-based)")
+    device: str
+    over_mib: float = Field(description="resident bytes beyond the budget, MiB")
+    action: str = Field(description="'learned buffers' or 'cut budget'")
+    from_mib: float = Field(description="fixed bytes (learned) or budget (cut) before, MiB")
+    to_mib: float = Field(description="the same after, MiB")
 
 
 class Shortfall(BaseModel):
@@ -135,6 +129,9 @@ class SolveReport(BaseModel):
     baselines: dict[str, float | None] = Field(default_factory=dict)
     shortfall: Shortfall | None = None
     rounds: int = 0
+    decisions: tuple[RoundDecision, ...] = Field(
+        default=(), description="what each verification round changed before solving again"
+    )
     notes: tuple[str, ...] = ()
 
     @property
@@ -157,58 +154,18 @@ class SolveReport(BaseModel):
             "devices": {name: d.model_dump() for name, d in self.devices.items()},
             "baselines": self.baselines,
             "shortfall": self.shortfall.model_dump() if self.shortfall else None,
+            "rounds": self.rounds,
+            "decisions": [d.model_dump() for d in self.decisions],
             "notes": list(self.notes),
         }
-
-
-class _Setting(BaseModel):
-    """One candidate (context, KV type) with its placement-independent numbers."""
-
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
-
-    context: int
-    kv_type: str
-    base_args: tuple[str, ...]
-    kv_bytes: tuple[int, ...]
-    table: LayerTable
-    tables: CostTables
 
 
 # --- step 1 and 2: workload and placement-independent memory --------------------------------
 
 
-def workload_args(request: SolveRequest, context: int, kv_type: str) -> list[str]:
-    if kv_type not in KV_TYPES:
-        raise BadInput(f"KV cache type '{kv_type}' is not one llama.cpp offers: {KV_TYPES}")
-    return [
-        "-c", str(context), "-b", str(request.n_batch), "-ub", str(request.n_ubatch),
-        "-fa", request.flash_attn, "-ctk", kv_type, "-ctv", kv_type,
-        "-np", str(request.parallel),
-    ]  # fmt: skip
-
-
-def device_args(hardware: Hardware) -> list[str]:
-    """``--rpc`` for a rig whose GPUs are RPC devices (it must precede any ``-ot``)."""
-    endpoints = [gpu.rpc_endpoint for gpu in hardware.gpus if gpu.rpc_endpoint]
-    if not endpoints:
-        return []
-    if len(endpoints) != len(hardware.gpus):
-        raise BadInput(f"{hardware.name}: mix of local and RPC GPUs is not supported")
-    return ["--rpc", ",".join(endpoints)]
-
-
-def buffer_names(hardware: Hardware) -> dict[str, str]:
-    """The ``-ot`` buffer type name of each device (``CUDA0``, ``RPC0[host:port]``)."""
-    return {
-        gpu.device: rpc_buffer_names(gpu.rpc_endpoint)[0] if gpu.rpc_endpoint else gpu.device
-        for gpu in hardware.gpus
-    }
-
-
 def _memory(inventory: Inventory, hardware: Hardware, args: Sequence[str], cpu: CpuFeatures | None):
     """The full memory model for llama-server ``args`` on this rig."""
-    local = [gpu.device for gpu in hardware.gpus if not gpu.rpc_endpoint]
-    config = parse_llama_args(list(args), gpu_buffers=local)
+    config = parse_llama_args(list(args), gpu_buffers=local_gpu_buffers(hardware))
     rpc = any(gpu.rpc_endpoint for gpu in hardware.gpus)
     return estimate_memory(
         inventory,
@@ -219,88 +176,15 @@ def _memory(inventory: Inventory, hardware: Hardware, args: Sequence[str], cpu: 
     )
 
 
-def layer_kv_bytes(hparams: ModelHparams, workload: ComputeWorkload) -> list[int]:
-    """KV cache bytes of each layer at this context (0 for layers without a cache)."""
-    sizes = []
-    for il in range(hparams.n_layer_all):
-        devices: list[str | None] = [None] * hparams.n_layer_all
-        if hparams.layer_has_kv(il):
-            devices[il] = CPU
-        sizes.append(sum(b.size for b in kv_buffers(hparams, workload, devices, {})))
-    return sizes
-
-
-def placement_table(inventory: Inventory, hparams: ModelHparams) -> LayerTable:
-    """Per-layer bytes of what llama.cpp loads (MTP layers it skips weigh nothing)."""
-    if not hparams.skips_mtp_tensors:
-        return build_layer_table(inventory)
-    loaded = tuple(t for t in inventory.tensors if t.layer is None or t.layer < hparams.n_layer)
-    return build_layer_table(inventory.model_copy(update={"tensors": loaded}))
-
-
-def cost_workload(
-    inventory: Inventory, kv_bytes: Sequence[int], resolved: ComputeWorkload
-) -> Workload:
-    """The cost model's view of a launch, from the context llama.cpp resolved for it."""
-    attention = inventory.attention
-    per_position = [b // max(resolved.n_ctx, 1) for b in kv_bytes]
-    heads = attention.n_head or (0,) * inventory.n_layers
-    flops = [4.0 * heads[il] * attention.key_length for il in range(len(kv_bytes))]
-    return Workload(
-        n_embd=inventory.n_embd,
-        kv_bytes_per_position=tuple(per_position),
-        attention_flops_per_position=tuple(flops),
-        n_ubatch=resolved.n_ubatch,
-    )
-
-
-def _setting(
-    inventory: Inventory,
-    hardware: Hardware,
-    request: SolveRequest,
-    context: int,
-    kv_type: str,
-    coefficients: CostCoefficients,
-) -> _Setting:
-    base_args = [*device_args(hardware), *workload_args(request, context, kv_type)]
-    hparams = model_hparams(inventory)
-    workload = _memory(
-        inventory, hardware, [*base_args, "-ngl", "0", "--fit", "off"], None
-    ).workload
-    kv = layer_kv_bytes(hparams, workload)
-    table = placement_table(inventory, hparams)
-    tables = build_cost_tables(
-        table, hardware, cost_workload(inventory, kv, workload), coefficients
-    )
-    return _Setting(
-        context=context,
-        kv_type=kv_type,
-        base_args=tuple(base_args),
-        kv_bytes=tuple(kv),
-        table=table,
-        tables=tables,
-    )
-
-
 # --- step 3 and 4: solve, render, verify -------------------------------------------------------
 
 
-def capacities(hardware: Hardware, request: SolveRequest) -> dict[str, tuple[int, int]]:
-    """Per device: (memory, what the plan may use after margin or reserve)."""
-    host = hardware.host
-    ram = host.available_bytes or host.ram_bytes
-    result = {CPU: (ram, max(ram - request.ram_reserve_bytes, 0))}
-    for gpu in hardware.gpus:
-        result[gpu.device] = (gpu.memory_bytes, max(gpu.memory_bytes - request.gpu_margin_bytes, 0))
-    return result
-
-
-def launch_args(setting: _Setting, plan: Plan, hardware: Hardware) -> list[str]:
+def launch_args(setting: Setting, plan: Plan, hardware: Hardware) -> list[str]:
     return [*setting.base_args, *placement_args(plan, buffer_names(hardware))]
 
 
 def plan_report(
-    inventory: Inventory, hardware: Hardware, setting: _Setting, plan: Plan, cpu: CpuFeatures
+    inventory: Inventory, hardware: Hardware, setting: Setting, plan: Plan, cpu: CpuFeatures
 ) -> MemoryReport:
     """The full memory model on the plan's own rendered arguments."""
     return _memory(inventory, hardware, launch_args(setting, plan, hardware), cpu)
@@ -354,31 +238,8 @@ def check_round_trip(inventory: Inventory, plan: Plan, report: MemoryReport) -> 
             )
 
 
-def _problem(
-    setting: _Setting,
-    hardware: Hardware,
-    budgets: dict[str, int],
-    fixed: dict[str, int],
-    request: SolveRequest,
-) -> PlacementProblem:
-    globals_ = setting.table.global_bytes
-    output = sum(b for name, b in globals_.items() if name.startswith("output"))
-    if "output.weight" not in globals_:
-        output += globals_.get("token_embd.weight", 0)  # tied head: llama.cpp loads a copy
-    return PlacementProblem(
-        devices=tuple(hardware.device_names),
-        capacity=budgets,
-        table=setting.table,
-        tables=setting.tables,
-        kv_bytes=setting.kv_bytes[: setting.table.stored.shape[0]],
-        output_bytes=output,
-        fixed_bytes=fixed,
-        objective=request.objective,
-    )
-
-
 def _reference_fixed_bytes(
-    inventory: Inventory, hardware: Hardware, setting: _Setting, cpu: CpuFeatures
+    inventory: Inventory, hardware: Hardware, setting: Setting, cpu: CpuFeatures
 ) -> dict[str, int]:
     """Buffers per device before any plan exists: the larger of two extremes — everything on
     the host, and every layer offloaded, split by memory (each GPU runs layers; the last one
@@ -401,7 +262,7 @@ def _reference_fixed_bytes(
     return fixed
 
 
-def _fixed_bytes(report: MemoryReport, setting: _Setting, hardware: Hardware) -> dict[str, int]:
+def _fixed_bytes(report: MemoryReport, setting: Setting, hardware: Hardware) -> dict[str, int]:
     """Per device: compute + output buffers (+ host-only tensors for the CPU)."""
     fixed = {}
     host_only = sum(
@@ -438,7 +299,7 @@ def solve_setting(
     inventory: Inventory,
     hardware: Hardware,
     request: SolveRequest,
-    setting: _Setting,
+    setting: Setting,
     cpu: CpuFeatures,
 ) -> SolveReport:
     """Steps 3 and 4 for one (context, KV type)."""
@@ -446,59 +307,81 @@ def solve_setting(
     budgets = {name: budget for name, (_, budget) in capacity.items()}
     fixed = _reference_fixed_bytes(inventory, hardware, setting, cpu)
     elapsed = 0.0
-    result: PlacementResult | None = None
-    baselines: dict[str, float | None] = {}
+    decisions: list[RoundDecision] = []
     for round_ in range(1, MAX_ROUNDS + 1):
-        problem = _problem(setting, hardware, budgets, fixed, request)
+        problem = placement_problem(setting, hardware, budgets, fixed, request.objective)
         hint, baselines = _best_baseline(problem)
         result = solve_placement(
             problem, hint=hint, time_limit_s=request.time_limit_s, workers=request.workers
         )
         elapsed += result.solve_seconds
         if result.plan is None:
-            return _infeasible(setting, problem, elapsed, round_)
-        report = plan_report(inventory, hardware, setting, result.plan, cpu)
-        check_round_trip(inventory, result.plan, report)
-        resident = resident_bytes(inventory, report)
+            report = _infeasible(setting, problem, elapsed, round_)
+            return report.model_copy(update={"decisions": tuple(decisions)})
+        memory = plan_report(inventory, hardware, setting, result.plan, cpu)
+        check_round_trip(inventory, result.plan, memory)
+        resident = resident_bytes(inventory, memory)
         over = {
             name: resident[name] - capacity[name][1]
-            for name in report.devices
+            for name in memory.devices
             if name in capacity and resident[name] > capacity[name][1]
         }
         if not over:
-            return _feasible(
-                inventory, hardware, request, setting, result, report, capacity, round_,
-                baselines, problem,
+            report = _feasible(
+                inventory, hardware, request, setting, result, memory, capacity, round_,
+                baselines,
             )  # fmt: skip
-        # Learn first: a buffer larger than assumed becomes the new fixed cost of its
-        # device. Only a device whose fixed cost was already right has its budget cut.
-        measured = _fixed_bytes(report, setting, hardware)
-        for name, excess in over.items():
-            if measured.get(name, 0) > fixed.get(name, 0):
-                fixed[name] = measured[name]
-            else:
-                budgets[name] -= excess + MIB
-    assert result is not None
+            return report.model_copy(update={"decisions": tuple(decisions)})
+        measured = _fixed_bytes(memory, setting, hardware)
+        decisions += _learn(round_, over, measured, fixed, budgets)
     return _without_plan(
         setting,
         SolveStatus.UNKNOWN,
         elapsed,
         MAX_ROUNDS,
-        notes=("the memory model and the placement model did not agree within 4 rounds",),
-    )
+        notes=(f"the memory model and the placement model did not agree within {MAX_ROUNDS} "
+               "rounds",),
+    ).model_copy(update={"decisions": tuple(decisions)})  # fmt: skip
+
+
+def _learn(
+    round_: int,
+    over: dict[str, int],
+    measured: dict[str, int],
+    fixed: dict[str, int],
+    budgets: dict[str, int],
+) -> list[RoundDecision]:
+    """Update ``fixed`` and ``budgets`` for the devices a plan overfilled, and say how.
+
+    Learn first: a buffer larger than assumed becomes the new fixed cost of its device. Only
+    a device whose fixed cost was already right has its budget cut (by the excess + 1 MiB)."""
+    decisions = []
+    for name, excess in over.items():
+        if measured.get(name, 0) > fixed.get(name, 0):
+            action, before, fixed[name] = "learned buffers", fixed.get(name, 0), measured[name]
+            after = fixed[name]
+        else:
+            action, before = "cut budget", budgets[name]
+            budgets[name] -= excess + MIB
+            after = budgets[name]
+        decision = RoundDecision(
+            round=round_, device=name, over_mib=round(excess / MIB, 2), action=action,
+            from_mib=round(before / MIB, 2), to_mib=round(after / MIB, 2),
+        )  # fmt: skip
+        decisions.append(decision)
+    return decisions
 
 
 def _feasible(
     inventory: Inventory,
     hardware: Hardware,
     request: SolveRequest,
-    setting: _Setting,
+    setting: Setting,
     result: PlacementResult,
     report: MemoryReport,
     capacity: dict[str, tuple[int, int]],
     rounds: int,
     baselines: dict[str, float | None],
-    problem: PlacementProblem,
 ) -> SolveReport:
     plan = result.plan
     assert plan is not None
@@ -548,7 +431,7 @@ def _feasible(
 
 
 def _infeasible(
-    setting: _Setting, problem: PlacementProblem, elapsed: float, rounds: int
+    setting: Setting, problem: PlacementProblem, elapsed: float, rounds: int
 ) -> SolveReport:
     table = problem.table
     needed = (
@@ -565,7 +448,7 @@ def _infeasible(
 
 
 def _without_plan(
-    setting: _Setting,
+    setting: Setting,
     status: SolveStatus,
     elapsed: float,
     rounds: int,
@@ -617,7 +500,7 @@ def _solve_candidates(
     for context in sorted(set(request.contexts), reverse=True):
         feasible = []
         for kv_type in request.kv_types:
-            setting = _setting(inventory, hardware, request, context, kv_type, coefficients)
+            setting = resolve_setting(inventory, hardware, request, context, kv_type, coefficients)
             report = solve_setting(inventory, hardware, request, setting, cpu)
             if report.feasible:
                 feasible.append(report)
@@ -657,13 +540,13 @@ def _explain(
         if context < 1024 or context >= report.context:
             continue
         trial = request.model_copy(update={"contexts": (context,)})
-        setting = _setting(inventory, hardware, trial, context, report.kv_type, coefficients)
+        setting = resolve_setting(inventory, hardware, trial, context, report.kv_type, coefficients)
         if solve_setting(inventory, hardware, trial, setting, cpu).feasible:
             suggestions.append(f"a context of {context} tokens fits (-c {context})")
             break
     if "q8_0" not in request.kv_types and not weights_alone_too_big:
         trial = request.model_copy(update={"kv_types": ("q8_0",)})
-        setting = _setting(inventory, hardware, trial, report.context, "q8_0", coefficients)
+        setting = resolve_setting(inventory, hardware, trial, report.context, "q8_0", coefficients)
         if solve_setting(inventory, hardware, trial, setting, cpu).feasible:
             suggestions.append("a q8_0 KV cache fits (-ctk q8_0 -ctv q8_0)")
     smaller = _smaller_catalogue_quant(inventory, hardware, request, coefficients, cpu)

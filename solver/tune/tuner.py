@@ -32,7 +32,6 @@ import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 
 import optuna
@@ -41,6 +40,7 @@ from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import ArgumentError
 
+from solver.cost.model import Objective
 from solver.errors import BadInput, OperationFailed
 from solver.llama.arg_edit import last_value, option_values, without_options
 from solver.placement.launch_cost import LaunchPredictor
@@ -52,12 +52,6 @@ TUNED_KEYS = ("--batch-size", "--ubatch-size", "--threads", "--gpu-layers", "--t
 EXPERT_KEYS = ("--override-tensor", "--cpu-moe", "--n-cpu-moe")
 DEFAULT_BATCH, DEFAULT_UBATCH = 2048, 512  # common/common.h
 MAX_RETRY = 2
-
-
-class Objective(StrEnum):
-    DECODE = "decode"
-    PROMPT = "prompt"
-    MIX = "mix"
 
 
 class TuneSettings(BaseModel):
@@ -168,9 +162,9 @@ class TrialFailed(OperationFailed):
 def objective_value(objective: Objective, decode: float | None, prompt: float | None) -> float:
     if objective is Objective.DECODE and decode is not None:
         return decode
-    if objective is Objective.PROMPT and prompt is not None:
+    if objective is Objective.PREFILL and prompt is not None:
         return prompt
-    if objective is Objective.MIX and decode and prompt:
+    if objective is Objective.BALANCED and decode and prompt:
         return math.sqrt(decode * prompt)
     raise TrialFailed(f"the launch measured no {objective.value} speed")
 
