@@ -200,7 +200,7 @@ def check_case(request: pytest.FixtureRequest, measure_llama: Callable[..., Any]
     """``check_case(case) -> Measured``: launch a ``benchmarks.memory_fidelity.Case`` (its
     gemma or synthetic model, two debug RPC servers when it wants them) and assert that fit's
     estimate meets every target of ``profiles.fidelity`` on it."""
-    from benchmarks.memory_fidelity import model_blueprint
+    from profiles.fidelity_cases import model_blueprint
 
     def check(case: Any) -> Any:
         rpc = request.getfixturevalue("shared_rpc_servers") if case.rpc else None

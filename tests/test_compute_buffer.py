@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.memory_fidelity import (
+from profiles.fidelity_cases import (
     GEMMA,
     LLAMA_ROPE,
     SYNTHETIC_ARCHS,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.memory_fidelity import CI_GRID, Case
+from profiles.fidelity_cases import CI_GRID, Case
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.memory_fidelity import GEMMA_CPU, GEMMA_RPC, Case
+from profiles.fidelity_cases import GEMMA_CPU, GEMMA_RPC, Case
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.memory_fidelity import MINIATURE, SYNTHETIC, Case
 from profiles.fidelity import MEASURE_ARGS
+from profiles.fidelity_cases import MINIATURE, SYNTHETIC, Case
 from profiles.server import RpcServers, ServerFailed
 from profiles.server_log import BufferKind
 from solver.errors import BadInput

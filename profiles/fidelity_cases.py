@@ -1,0 +1,203 @@
+"""The launch grids fit's memory model is checked on against the real llama-server.
+
+A ``Case`` is one llama-server command line on one model: the real gemma-3-270m, a synthetic
+GGUF of an architecture (``solver.gguf.synthetic``), or a catalogue model shrunk to a
+miniature; on the CPU alone or with two ``ggml-rpc-server`` devices. ``CI_GRID`` is what
+``tests/test_memory_fidelity.py`` asserts; ``GEMMA_CPU``, ``GEMMA_RPC``, ``SYNTHETIC`` and
+``MINIATURE`` are the launches of ``tests/test_memory_llama.py`` and
+``tests/test_memory_synthetic.py``; ``benchmarks/memory_fidelity.py`` runs them all
+(``all_cases()``) and reports the worst rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from profiles.server import RpcServers
+from solver.gguf.blueprint import Blueprint, RopeScaling
+from solver.gguf.catalogue import catalogue_blueprint, catalogue_names
+from solver.gguf.synthetic import miniature, tiny_blueprint
+
+GEMMA = "gemma-3-270m"
+SYNTHETIC_ARCHS = ("llama", "qwen3", "qwen3moe", "gemma3", "deepseek2", "gpt-oss", "glm4moe")
+SYNTHETIC_LAYERS = 6
+LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
+MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a miniature
+
+
+@dataclass(frozen=True)
+class Case:
+    """One launch. ``model``: GEMMA; an architecture (the 2-layer ``tiny_blueprint``);
+    ``<arch>/6`` or ``llama-rope/6`` (6 layers); or ``mini:<catalogue model>:<quant>``.
+    ``@0``/``@1`` in ``args`` stand for the buffer type of the first/second RPC server."""
+
+    model: str
+    args: tuple[str, ...]
+    rpc: bool = False
+    name: str = ""
+
+    @property
+    def id(self) -> str:
+        where = "rpc" if self.rpc else "cpu"
+        return f"{self.model}:{self.name or ' '.join(self.args)}:{where}"
+
+    def argv(self, rpc: RpcServers | None) -> list[str]:
+        """The llama-server arguments, RPC buffer types filled in."""
+        if rpc is None:
+            return list(self.args)
+        names = {f"@{index}": rpc.buffer_type(index) for index in range(rpc.count)}
+        out = []
+        for arg in self.args:
+            for placeholder, buffer_type in names.items():
+                arg = arg.replace(placeholder, buffer_type)
+            out.append(arg)
+        return out
+
+
+def model_blueprint(model: str) -> tuple[Blueprint, str] | None:
+    """(blueprint, quant) of a synthetic case model; None for the real gemma-3-270m."""
+    if model == GEMMA:
+        return None
+    if model.startswith(MINI):
+        name, _, quant = model.removeprefix(MINI).partition(":")
+        return miniature(catalogue_blueprint(name)), quant
+    arch, _, layers = model.partition("/")
+    blueprint = tiny_blueprint("llama" if arch == LLAMA_ROPE else arch)
+    update: dict[str, object] = {}
+    if layers:
+        update = {"n_layer": int(layers), "name": f"fidelity-{arch}-{layers}l"}
+    if arch == LLAMA_ROPE:
+        update["rope_scaling"] = RopeScaling(
+            type="llama3", factor=8.0, original_context_length=2048
+        )
+    return blueprint.model_copy(update=update), "Q4_K_M"
+
+
+# --- the cases ------------------------------------------------------------------------------
+
+
+def _ci_grid() -> list[Case]:
+    """CPU and RPC placements of gemma and of 6-layer synthetic models of every architecture:
+    FA on/off, quantized KV, -ub/-b, slots, -nkvo, -ot of FFN and experts, rope_freqs."""
+    six = f"/{SYNTHETIC_LAYERS}"
+    split = "-ngl 99 -ts 1,1"
+    rows = [
+        (GEMMA, False, "-c 1024 -np 1"),
+        (GEMMA, False, "-c 4096 -np 1 -fa off"),
+        (GEMMA, False, "-c 2048 -ub 128 -b 256 -np 1"),
+        (GEMMA, False, "-c 4096 -np 4"),
+        (GEMMA, False, "-c 4096 -np 2 -fa off -ub 64"),
+        (GEMMA, False, "-c 2048 -np 1 -ctk q8_0 -ctv q8_0 -fa on"),
+        (GEMMA, False, "-c 8192 -np 1 -ub 1024 -b 2048"),
+        (GEMMA, True, "-c 1024 -np 1 -ngl 10 -ts 1,1"),
+        (GEMMA, True, f"-c 2048 -np 1 {split}"),
+        (GEMMA, True, f"-c 2048 -np 1 {split} -fa off"),
+        (GEMMA, True, r"-c 2048 -np 1 -ngl 12 -ts 1,2 -ot blk\.1[45]\.ffn_.*=CPU"),
+        (GEMMA, True, "-c 2048 -np 2 -ngl 99 -ts 3,1 -nkvo"),
+        (GEMMA, True, f"-c 4096 -np 4 {split} -ctk q8_0"),
+    ]
+    for arch in SYNTHETIC_ARCHS:
+        rows += [
+            (arch + six, False, "-c 1024 -np 1"),
+            (arch + six, True, f"-c 4096 -np 1 {split} -fa off"),
+            # every routed expert on the CPU
+            (arch + six, True, "-c 2048 -np 2 -ngl 5 -ts 2,1 -ot exps=CPU -ub 256"),
+        ]
+    rows += [
+        (LLAMA_ROPE + six, True, "-c 2048 -np 1 -ngl 4 -ts 1,1"),
+        (LLAMA_ROPE + six, True, f"-c 2048 -np 1 {split}"),
+        (LLAMA_ROPE + six, True, rf"-c 2048 {split} -ot blk\.2\.ffn_.*=CPU"),
+        ("deepseek2" + six, True, f"-c 4096 -np 1 {split} -ctk q8_0 -ctv q8_0 -fa on"),
+        ("deepseek2" + six, True, rf"-c 2048 {split} -ot blk\.[34]\.ffn_.*_exps=CPU -ub 1024"),
+        ("gpt-oss" + six, True, "-c 4096 -np 4 -ngl 99 -ts 2,1"),
+        ("qwen3moe" + six, True, "-c 8192 -np 3 -ngl 4 -ts 1,1 -fa off -ub 128"),
+        ("gemma3" + six, True, "-c 4096 -np 2 -kvu -ngl 99 -ts 1,3 -ctk q4_0 -ctv q4_0"),
+    ]
+    return [Case(model, tuple(args.split()), rpc=rpc) for model, rpc, args in rows]
+
+
+def _named(model: str, cases: dict[str, str], rpc: bool) -> list[Case]:
+    return [Case(model, tuple(args.split()), rpc=rpc, name=name) for name, args in cases.items()]
+
+
+CI_GRID = _ci_grid()
+
+_GEMMA_CPU = {
+    "defaults": "-c 1024",
+    "padded-ctx": "-c 3000 -b 256 -ub 128",
+    "slots-not-unified": "-c 4096 -np 3 --no-kv-unified",
+    "slots-unified": "-c 2048 -np 2 -kvu",
+    "q8-kv-fa": "-c 2048 -ctk q8_0 -ctv q8_0 -fa on",
+    "fa-off-q4k": "-c 1024 -fa off -ctk q4_0",
+    "swa-full": "-c 2048 --swa-full",
+    "no-mmap": "-c 1024 --load-mode none",
+    "ot-to-cpu-no-mmap": r"-c 1024 --load-mode none -ot blk\.1[0-7]\.=CPU",
+    # MEASURE_ARGS pass --fit off first; a later --fit on wins (the last value is used)
+    "ctx-from-model-fit-on": "--fit on",
+    "ctx-from-model-fit-on-streams": "--fit on -np 2 --no-kv-unified",
+    "ctx-from-model-fit-off-streams": "-np 2 --no-kv-unified",
+    "per-slot-pool": "--kv-unified-per-slot 1000 -np 3",
+}
+_GEMMA_RPC = {
+    "ngl10-even": "-c 1024 -ngl 10 -ts 1,1",
+    "all-3to1-q8": "-c 2048 -ngl all -ts 3,1 -ctk q8_0 -fa on",
+    "ot-ffn-cpu-nkvo": r"-c 1024 -ngl 99 -ts 1,2 -ot blk\.1[0-7]\.ffn_.*=CPU -nkvo",
+    "no-mmap-slots": "-c 2048 -ngl 12 -ts 2,1 --load-mode none -np 3 --no-kv-unified",
+    "sm-none-mg1": "-c 1024 -ngl 99 -sm none -mg 1",
+    "ub-swa-full": "-c 4096 -ngl 7 -ts 1,3 -ub 256 --swa-full",
+    "token-embd-to-rpc1": "-c 1024 -ngl 5 -ts 1,1 -ot token_embd=@1",
+}
+GEMMA_CPU = _named(GEMMA, _GEMMA_CPU, rpc=False)
+GEMMA_RPC = _named(GEMMA, _GEMMA_RPC, rpc=True)
+
+SYNTHETIC = [
+    case
+    for arch, cases in {
+        "qwen3moe": {
+            "split": "-c 1024 -ngl 99 -ts 1,1",
+            "cpu-moe": "-c 2048 -ngl 99 -ts 2,1 --cpu-moe",
+            "n-cpu-moe-no-mmap": "-c 1024 -ngl 99 -ts 1,1 --n-cpu-moe 1 --load-mode none",
+            "exps-to-rpc1": "-c 1024 -ngl 1 -ts 1,1 -ot exps=@1 -ctk q8_0 -fa on",
+        },
+        "deepseek2": {
+            "split": "-c 1024 -ngl 99 -ts 1,1",
+            "mla-q8-cpu-moe": "-c 2048 -ngl 99 -ts 1,3 -ctk q8_0 -ctv q8_0 -fa on --cpu-moe",
+            "fa-off-slots": "-c 2048 -ngl 2 -ts 1,1 -fa off -np 2 --no-kv-unified",
+        },
+        "gpt-oss": {
+            "split": "-c 1024 -ngl 99 -ts 1,1",
+            "swa-full-ub": "-c 4096 -ngl 99 -ts 1,2 --swa-full -ub 128",
+            "slots-cpu-moe": "-c 4096 -ngl 2 -ts 1,1 -np 3 --no-kv-unified --cpu-moe",
+        },
+        "glm4moe": {
+            "mtp-skipped": "-c 1024 -ngl 99 -ts 1,1",
+            "first-match": r"-c 1024 -ngl 99 -ts 1,1 -ot blk\.1\.=CPU,blk\.=@0",
+        },
+        "llama": {"split-q8": "-c 1024 -ngl 99 -ts 3,1 -ctk q8_0 -ctv q8_0 -fa on"},
+        "qwen3": {"partial-nkvo": "-c 1024 -ngl 2 -ts 1,1 -nkvo"},
+    }.items()
+    for case in _named(arch, cases, rpc=True)
+]
+
+
+def catalogue_miniatures() -> list[str]:
+    """``mini:<model>:<quant>`` for every catalogue model, in its first listed quant."""
+    chosen: dict[str, str] = {}
+    for name in catalogue_names():
+        model, _, quant = name.partition(":")
+        if quant and model not in chosen:
+            chosen[model] = quant
+    return [f"{MINI}{model}:{quant}" for model, quant in sorted(chosen.items())]
+
+
+MINIATURE_LAUNCHES = {
+    "split": "-c 1024 -ngl 99 -ts 1,1",
+    "partial-q8-cpu-moe": "-c 2048 -ngl 2 -ts 1,2 -ctk q8_0 -ctv q8_0 -fa on --cpu-moe",
+}
+MINIATURE = [
+    case for model in catalogue_miniatures() for case in _named(model, MINIATURE_LAUNCHES, rpc=True)
+]
+
+
+def all_cases() -> list[Case]:
+    return [*CI_GRID, *GEMMA_CPU, *GEMMA_RPC, *SYNTHETIC, *MINIATURE]
