@@ -16,6 +16,7 @@ from collections import Counter
 from enum import StrEnum
 from functools import cached_property
 
+from gguf import GGUF_DEFAULT_ALIGNMENT, Keys
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -225,6 +226,13 @@ class Inventory(BaseModel):
     @property
     def n_tensors(self) -> int:
         return len(self.tensors)
+
+    @property
+    def data_alignment(self) -> int:
+        """Alignment of tensor data in the file: ``general.alignment`` (the reader checked it
+        is a power of 2), else gguf's default."""
+        alignment = self.metadata.get(Keys.General.ALIGNMENT, GGUF_DEFAULT_ALIGNMENT)
+        return alignment if isinstance(alignment, int) else GGUF_DEFAULT_ALIGNMENT
 
     @property
     def is_moe(self) -> bool:

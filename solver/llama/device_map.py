@@ -49,7 +49,6 @@ CUDA_HOST = "CUDA_Host"
 TENSOR_ALIGNMENT = 32  # ggml-impl.h: CPU, CPU_REPACK, AMX, CUDA_Host
 CUDA_ALIGNMENT = 128  # ggml_backend_cuda_buffer_type_get_alignment
 MATRIX_ROW_PADDING = 512  # ggml-cuda/common.cuh
-GGUF_DEFAULT_ALIGNMENT = 32
 
 
 # --- CPU features that decide repacking -------------------------------------------------
@@ -264,8 +263,7 @@ class ModelTensors:
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
         self.hparams: ModelHparams = model_hparams(inventory)
-        alignment = inventory.metadata.get("general.alignment", GGUF_DEFAULT_ALIGNMENT)
-        alignment = int(alignment) if isinstance(alignment, int) else GGUF_DEFAULT_ALIGNMENT
+        alignment = inventory.data_alignment
         skip_from = self.hparams.n_layer if self.hparams.skips_mtp_tensors else None
         next_offset: dict[int, int] = {}
         weights: list[WeightInfo] = []

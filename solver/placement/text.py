@@ -77,10 +77,12 @@ def render_solve(report: SolveReport, inventory: Inventory, hardware: Hardware) 
             offered = ", ".join(f"{d} {b / GIB:.1f}" for d, b in s.budgets.items())
             lines.append(f"budgets after margins (GiB): {offered}")
             lines += [f"  - {text}" for text in s.suggestions]
+        lines += _decision_lines(report)
         lines += [f"note: {n}" for n in report.notes]
         return "\n".join(lines)
     gap = "" if report.gap is None else f", gap {report.gap:.3%}"
     lines.append(f"status: {report.status.value}{gap}, solved in {report.solve_seconds:.2f} s")
+    lines += _decision_lines(report)
     lines.append(f"strategy {report.strategy}: {report.strategy_title} — {report.rationale}")
     lines.append(
         f"estimate: decode ~{report.decode_tps:.1f} t/s, prefill ~{report.prefill_tps:.0f} t/s "
@@ -118,6 +120,19 @@ def render_solve(report: SolveReport, inventory: Inventory, hardware: Hardware) 
     lines.append("llama-server " + " ".join(_quoted(a) for a in report.args))
     lines += [f"note: {n}" for n in report.notes]
     return "\n".join(lines)
+
+
+def _decision_lines(report: SolveReport) -> list[str]:
+    """What the verification rounds changed: the memory model found a device over budget
+    and the placement model was solved again with what it learned."""
+    lines = []
+    for d in report.decisions:
+        change = "its buffers learned" if d.action == "learned buffers" else "its budget cut"
+        lines.append(
+            f"round {d.round}: {d.device} {d.over_mib:.0f} MiB over budget; {change} "
+            f"({d.from_mib:.0f} -> {d.to_mib:.0f} MiB), solved again"
+        )
+    return lines
 
 
 def _quoted(arg: str) -> str:
