@@ -175,7 +175,7 @@ def test_bad_placements_are_bad_input(gemma_gguf: Path) -> None:
 
 def test_unknown_architecture_uses_the_llama_recipe_and_says_so(synthetic_gguf) -> None:
     inv = load_local_inventory(_synthetic(synthetic_gguf, "qwen3"))
-    renamed = inv.model_copy(update={"architecture": "olmo3-next"})
+    renamed = inv.model_copy(update={"architecture": "olmo2"})
     placement, layers = _all_on(renamed, "CPU")
     est = estimate_compute(renamed, _workload(), placement, layers, ["CPU"])
     assert est.approximate
@@ -189,7 +189,7 @@ def test_an_architecture_without_attention_weights_is_refused(synthetic_gguf) ->
     inv = load_local_inventory(_synthetic(synthetic_gguf, "qwen3"))
     stripped = inv.model_copy(
         update={
-            "architecture": "mamba9",
+            "architecture": "mamba",
             "tensors": tuple(t for t in inv.tensors if not t.role.startswith("attn_")),
         }
     )

@@ -71,7 +71,7 @@ from solver.llama.compute_graph import (
     BuiltGraph,
     CacheParams,
     ComputeNotModelled,
-    ModelSpec,
+    GraphModel,
     Ubatch,
     build_graph,
 )
@@ -212,7 +212,8 @@ def make_backend(device: str) -> Backend:
 # --- graphs --------------------------------------------------------------------------------
 
 
-def cache_params(spec: ModelSpec, workload: ComputeWorkload) -> CacheParams:
+def cache_params(workload: ComputeWorkload) -> CacheParams:
+    """The context's KV-cache switches, as the graph builder reads them."""
     try:
         type_k = int(g.T[workload.type_k.upper()])
         type_v = int(g.T[workload.type_v.upper()])
@@ -243,7 +244,6 @@ def reserve_ubatches(workload: ComputeWorkload) -> tuple[Ubatch, Ubatch]:
 @dataclass
 class _Prepared:
     inventory: weakref.ref[Inventory]  # whose graphs these are (not kept alive by the cache)
-    spec: ModelSpec
     pp: BuiltGraph
     tg: BuiltGraph
     n_layer: int
@@ -270,11 +270,11 @@ def prepare(inventory: Inventory, workload: ComputeWorkload) -> _Prepared:
         hit = _cache.get(key)
     if hit is not None and hit.inventory() is inventory:
         return hit
-    spec = ModelSpec.from_inventory(inventory)
-    cache = cache_params(spec, workload)
+    model = GraphModel.of(inventory)
+    cache = cache_params(workload)
     pp_ub, tg_ub = reserve_ubatches(workload)
-    pp = build_graph(spec, cache, pp_ub)
-    tg = build_graph(spec, cache, tg_ub)
+    pp = build_graph(model, cache, pp_ub)
+    tg = build_graph(model, cache, tg_ub)
 
     def compiled(built: BuiltGraph) -> CompiledGraph:
         cg = CompiledGraph(built.graph, built.graph.node_segments, SIZE_FUNCTIONS)
@@ -289,10 +289,9 @@ def prepare(inventory: Inventory, workload: ComputeWorkload) -> _Prepared:
         cg.owner_map = np.array([index[k] for k in cg.owners] or [0], dtype=np.int64)
     prepared = _Prepared(
         inventory=weakref.ref(inventory),
-        spec=spec,
         pp=pp,
         tg=tg,
-        n_layer=spec.n_layer,
+        n_layer=model.hparams.n_layer,
         pp_compiled=pp_cg,
         tg_compiled=tg_cg,
         owner_keys=owner_keys,
@@ -318,7 +317,7 @@ def _order_backends(devices: Sequence[str]) -> list[str]:
 
 
 def _layer_devices(
-    spec: ModelSpec,
+    n_layer: int,
     workload: ComputeWorkload,
     tensor_devices: Mapping[str, str],
     layer_kv_devices: Sequence[str],
@@ -328,7 +327,7 @@ def _layer_devices(
         return list(layer_kv_devices)
     return [
         tensor_devices.get(f"blk.{il}.attn_norm.weight", layer_kv_devices[il])
-        for il in range(spec.n_layer)
+        for il in range(n_layer)
     ]
 
 
@@ -371,10 +370,10 @@ def _resolve(
     layer_kv_devices: Sequence[str],
     devices: Sequence[str],
 ) -> _Resolved:
-    spec = prepared.spec
-    if len(layer_kv_devices) < spec.n_layer:
+    n_layer = prepared.n_layer
+    if len(layer_kv_devices) < n_layer:
         raise BadInput(
-            f"layer_kv_devices has {len(layer_kv_devices)} entries, the model {spec.n_layer} layers"
+            f"layer_kv_devices has {len(layer_kv_devices)} entries, the model {n_layer} layers"
         )
     order = _order_backends(devices)
     index = {d: i for i, d in enumerate(order)}
@@ -391,7 +390,7 @@ def _resolve(
             raise BadInput(f"{what} is placed on {dev}, not among the devices {list(devices)}")
         return b
 
-    layer_devs = _layer_devices(spec, workload, tensor_devices, layer_kv_devices)
+    layer_devs = _layer_devices(n_layer, workload, tensor_devices, layer_kv_devices)
     owners = []
     for kind, what in prepared.owner_keys:
         if kind == "dup":  # a TENSOR_DUPLICATED weight: in the layer's own buffer
@@ -408,7 +407,7 @@ def _resolve(
         owners.append(index[dev] if dev in index else backend_of(dev, f"tensor {what}"))
     layer_backend = [index.get(d, cpu) for d in layer_devs]
     if workload.n_gpu_layers > 0:
-        full_offload = workload.n_gpu_layers > spec.n_layer
+        full_offload = workload.n_gpu_layers > n_layer
     else:
         full_offload = all(device_kind(d) != CPU for d in [*layer_devs, output_device])
     if len(order) == 1:

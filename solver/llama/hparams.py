@@ -1,10 +1,13 @@
-"""The per-layer hyperparameters llama.cpp derives from a model, as far as memory needs them.
+"""The hyperparameters llama.cpp derives from a model, as far as fit's memory model needs them.
 
 ``llama_model_base::load_hparams`` plus each architecture's ``load_arch_hparams`` turn GGUF
-metadata into ``llama_hparams``: KV heads and head widths per layer, which layers use a
-sliding window (and its size), MLA, MTP ("nextn") layers, layers without their own KV. This
-module reproduces the parts the memory model reads, from an ``Inventory``'s fields and its
-metadata, and refuses architectures whose memory layout it does not model.
+metadata into ``llama_hparams``: heads and head widths per layer, which layers use a sliding
+window (and its size), MLA, MTP ("nextn") layers, layers without their own KV, the experts and
+their router, and the scales and soft-caps the compute graph applies. This module reproduces
+the parts the memory model reads (KV cache, recurrent state, and the compute graph of
+``solver.llama.compute_graph``), from an ``Inventory``'s fields and its metadata, and refuses
+architectures whose memory layout it does not model. ``ModelHparams`` is the one record of
+them: nothing else re-reads these metadata keys.
 
 The architecture-specific derivations (sliding-window layers, MTP layers, shared-KV layers)
 are ``solver.gguf.hparams``'s and arrive in the ``Inventory``; the tables below add which
@@ -76,6 +79,7 @@ class LayerAttention(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    n_head: int  # n_head(il): query heads
     n_head_kv: int
     head_k: int  # n_embd_head_k(il)
     head_v: int  # n_embd_head_v(il)
@@ -93,7 +97,12 @@ class LayerAttention(BaseModel):
 
 
 class ModelHparams(BaseModel):
-    """What the memory model needs from ``llama_hparams``, layer by layer."""
+    """What the memory model needs from ``llama_hparams``, layer by layer.
+
+    Field names follow ``llama_hparams`` (``src/llama-hparams.h``). A scale or soft-cap of 0
+    means the model has none; ``expert_gating_func`` 0 means the GGUF names none and the
+    architecture's default applies (its graph recipe knows it).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -107,7 +116,28 @@ class ModelHparams(BaseModel):
     memory: MemoryKind
     n_swa: int
     layers: tuple[LayerAttention, ...]
-    is_mla: bool
+    # attention geometry the graph functions read without a layer index
+    n_embd_head_k: int  # n_embd_head_k_full: K head width of full-attention layers
+    n_embd_head_v: int  # n_embd_head_v_full
+    n_embd_head_k_mla: int = 0  # MLA: per-head K width before compression (0: no MLA)
+    n_embd_head_v_mla: int = 0
+    n_rot: int  # rotary dimensions
+    n_lora_kv: int = 0  # MLA: compressed KV width (kv_lora_rank)
+    n_ctx_orig_yarn: int  # rope scaling's original context, else the training context
+    # mixture of experts (n_expert 0: a dense model)
+    n_expert: int = 0
+    n_expert_used: int = 0
+    n_layer_dense_lead: int = 0  # first layers with a dense FFN
+    n_expert_groups: int = 0
+    n_group_used: int = 0
+    expert_gating_func: int = 0  # llama_expert_gating_func_type; 0: the architecture's default
+    expert_weights_norm: bool = False
+    expert_weights_scale: float = 0.0
+    # scales and soft-caps of the compute graph
+    f_embedding_scale: float = 0.0
+    f_attn_temp_scale: float = 0.0  # llama-4 style attention temperature tuning
+    f_attn_logit_softcapping: float = 0.0
+    f_final_logit_softcapping: float = 0.0
     n_layer_kv_from_start: int = -1
     kv_layers: tuple[bool, ...] = Field(description="per layer: has its own KV cache")
     rs_layers: tuple[bool, ...] = Field(
@@ -120,6 +150,11 @@ class ModelHparams(BaseModel):
     def n_layer(self) -> int:
         """Trunk layers: n_layer_all - n_layer_nextn."""
         return self.n_layer_all - self.n_layer_nextn
+
+    @property
+    def is_mla(self) -> bool:
+        """llama_hparams::is_mla(): both MLA head sizes are set."""
+        return self.n_embd_head_k_mla != 0 and self.n_embd_head_v_mla != 0
 
     def layer_has_kv(self, il: int) -> bool:
         """has_kv(il) and the create_memory layer filter (MTP layers are not in the cache)."""
@@ -140,6 +175,12 @@ def _int_meta(inventory: Inventory, key_template: str, default: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return default
     return int(value)
+
+
+def _scalar_meta(inventory: Inventory, key_template: str, default: float) -> float:
+    """A number or bool from the metadata, else ``default`` (absent or of another type)."""
+    value = inventory.metadata.get(key_template.format(arch=inventory.architecture), default)
+    return value if isinstance(value, int | float | bool) else default
 
 
 def memory_kind(inventory: Inventory) -> MemoryKind:
@@ -184,6 +225,7 @@ def model_hparams(inventory: Inventory) -> ModelHparams:
     head_v_swa = _int_meta(inventory, Keys.Attention.VALUE_LENGTH_SWA, head_v_full)
     layers = tuple(
         LayerAttention(
+            n_head=n_head[il],
             n_head_kv=n_head_kv[il],
             head_k=head_k_swa if swa_flags[il] else head_k_full,
             head_v=head_v_swa if swa_flags[il] else head_v_full,
@@ -191,8 +233,6 @@ def model_hparams(inventory: Inventory) -> ModelHparams:
         )
         for il in range(n_layer_all)
     )
-    # llama_hparams::is_mla(): both MLA head sizes are set
-    is_mla = attention.key_length_mla != 0 and attention.value_length_mla != 0
     causal = inventory.metadata.get(Keys.Attention.CAUSAL.format(arch=arch), True)
     kv_layers, rs_layers = _memory_layers(inventory, kind)
     n_embd_r, n_embd_s = _recurrent_widths(inventory) if any(rs_layers) else (0, 0)
@@ -207,13 +247,51 @@ def model_hparams(inventory: Inventory) -> ModelHparams:
         memory=kind,
         n_swa=attention.sliding_window if any(swa_flags) else 0,
         layers=layers,
-        is_mla=is_mla,
+        n_embd_head_k=head_k_full,
+        n_embd_head_v=head_v_full,
+        n_embd_head_k_mla=attention.key_length_mla,
+        n_embd_head_v_mla=attention.value_length_mla,
+        n_rot=attention.rope_dim or head_k_full,
+        n_lora_kv=attention.kv_lora_rank,
+        n_ctx_orig_yarn=int(_scalar_meta(inventory, Keys.Rope.SCALING_ORIG_CTX_LEN, 0))
+        or inventory.context_length,
+        **_expert_hparams(inventory),
+        **_graph_scales(inventory),
         n_layer_kv_from_start=attention.n_layer_kv_from_start,
         kv_layers=kv_layers,
         rs_layers=rs_layers,
         n_embd_r=n_embd_r,
         n_embd_s=n_embd_s,
     )
+
+
+def _expert_hparams(inventory: Inventory) -> dict[str, int | bool | float]:
+    """The experts and their router (``{arch}.expert_*``; the gating default is the recipe's)."""
+    experts = inventory.experts
+    return {
+        "n_expert": experts.count,
+        "n_expert_used": experts.used,
+        "n_layer_dense_lead": experts.leading_dense_layers,
+        "n_expert_groups": int(_scalar_meta(inventory, Keys.LLM.EXPERT_GROUP_COUNT, 0)),
+        "n_group_used": int(_scalar_meta(inventory, Keys.LLM.EXPERT_GROUP_USED_COUNT, 0)),
+        "expert_gating_func": int(_scalar_meta(inventory, Keys.LLM.EXPERT_GATING_FUNC, 0)),
+        "expert_weights_norm": bool(_scalar_meta(inventory, Keys.LLM.EXPERT_WEIGHTS_NORM, False)),
+        "expert_weights_scale": float(_scalar_meta(inventory, Keys.LLM.EXPERT_WEIGHTS_SCALE, 0.0)),
+    }
+
+
+def _graph_scales(inventory: Inventory) -> dict[str, float]:
+    """Scales and soft-caps the compute graph applies (0: the model has none)."""
+
+    def scale(key_template: str) -> float:
+        return float(_scalar_meta(inventory, key_template, 0.0))
+
+    return {
+        "f_embedding_scale": scale(Keys.LLM.EMBEDDING_SCALE),
+        "f_attn_temp_scale": scale(Keys.Attention.TEMPERATURE_SCALE),
+        "f_attn_logit_softcapping": scale(Keys.LLM.ATTN_LOGIT_SOFTCAPPING),
+        "f_final_logit_softcapping": scale(Keys.LLM.FINAL_LOGIT_SOFTCAPPING),
+    }
 
 
 def _memory_layers(

@@ -1,0 +1,39 @@
+"""llama.cpp's compute graph, rebuilt node for node from a model's hparams and weights.
+
+``build_graph`` mirrors ``llama_model::build_graph`` for one worst-case ubatch
+(``llama_context::graph_reserve``): the architecture's graph function in
+``src/models/<arch>.cpp`` plus the shared pieces of ``src/llama-graph.cpp`` (input embedding
+with its three select branches, attention with the KV cache of ``src/llama-kv-cache.cpp``,
+dense and mixture-of-experts FFNs). Node order, views and in-place candidates follow the C++
+so the allocator replay in ``solver.ggml.alloc`` reserves the same bytes.
+
+In: a ``GraphModel`` (``ModelHparams`` of ``solver.llama.hparams`` plus each weight's type and
+shape), the context's ``CacheParams`` and a ``Ubatch``. Out: a ``BuiltGraph``. Refused:
+``ComputeNotModelled`` for layers no recipe can build. Optional tensors (biases, Q/K norms,
+shared experts, a MoE router) are taken from the weights the way llama.cpp's loader finds
+them; architectures without a recipe fall back to the llama recipe and are flagged
+approximate.
+
+Modules, lower first:
+
+- ``builder``: ``GraphBuilder`` (``llm_graph_context``): weights, KV tensors, callbacks,
+  inputs, norm and matmul primitives; the records ``GraphModel``, ``CacheParams``, ``Ubatch``.
+- ``inputs``: token embedding, positions, output ids, KQ masks and KV-cache indices.
+- ``kv_ops``: the KV cache's copies and views, the Hadamard rotation of quantized caches.
+- ``attention``: QKV projections, attention over the cache, standard and MLA blocks.
+- ``ffn``: dense FFN, mixture-of-experts FFN (router, experts, sum), shared experts.
+- ``recipes``: ``ArchRecipe`` per architecture and the transformer template over the blocks.
+- ``reserve``: ``build_graph``, the entry.
+"""
+
+from solver.llama.compute_graph.builder import CacheParams, GraphModel, Ubatch
+from solver.llama.compute_graph.reserve import BuiltGraph, ComputeNotModelled, build_graph
+
+__all__ = [
+    "BuiltGraph",
+    "CacheParams",
+    "ComputeNotModelled",
+    "GraphModel",
+    "Ubatch",
+    "build_graph",
+]

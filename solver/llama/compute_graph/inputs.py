@@ -1,0 +1,139 @@
+"""The graph's inputs (``llm_graph_input_*`` of ``src/llama-graph.cpp``).
+
+Each function creates the input tensors llama.cpp's ``build_inp_*`` creates, in the same
+order and with the same names, so the allocator sees the same leafs. ``build_inp_embd``
+also builds the token embedding (with its three ``ggml_build_forward_select`` branches);
+``build_attn_inp`` builds, per KV cache, the index inputs, the KQ mask and the Hadamard
+rotation matrices of a quantized cache (``AttnInputs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from solver.errors import BadInput
+from solver.ggml import ops as g
+from solver.ggml.ops import F16, F32, I32, I64, Tensor
+from solver.llama.compute_graph.builder import GraphBuilder
+
+
+def build_inp_embd(b: GraphBuilder, tok_scale: float = 1.0) -> Tensor:
+    """build_inp_embd: token rows, or given embeddings, or a mix (one branch computes)."""
+    hp = b.hp
+    n_tokens = b.n_tokens
+    tok_embd = b.w("token_embd.weight")
+    if tok_embd is None:
+        raise BadInput(f"{hp.arch}: the model has no token_embd.weight")
+    tokens = b.input(g.new_tensor(I32, n_tokens), "inp_tokens")
+    embd = b.input(g.new_tensor(F32, hp.n_embd, n_tokens), "inp_embd")
+    tok = g.get_rows(tok_embd, tokens)
+    mixed_tokens = b.input(g.new_tensor(I32, n_tokens), "inp_mixed_tokens")
+    mixed_slots = b.input(g.new_tensor(I64, n_tokens), "inp_mixed_slots")
+    mixed_embd = b.input(g.new_tensor(F32, hp.n_embd, n_tokens), "inp_mixed_embd")
+    mixed = g.set_rows(g.dup(mixed_embd), g.get_rows(tok_embd, mixed_tokens), mixed_slots)
+    b.gf.select([tok, embd, mixed])
+    cur = tok
+    if hp.f_embedding_scale != 0.0:
+        cur = g.scale(cur)
+    if tok_scale != 1.0:
+        scale_rows = b.input(g.new_tensor(F32, 1, n_tokens), "inp_scale_rows")
+        cur = g.mul(cur, scale_rows)
+    b.cb(cur, "embd", -1)
+    b.gf.expand(cur)
+    return cur
+
+
+def build_inp_pos(b: GraphBuilder) -> Tensor:
+    """build_inp_pos: one position per token."""
+    return b.input(g.new_tensor(I32, b.n_tokens), "inp_pos")
+
+
+def build_inp_attn_scale(b: GraphBuilder) -> Tensor | None:
+    """Llama-4 style temperature tuning input (mistral3, deepseek2), if the model has it."""
+    if not b.hp.f_attn_temp_scale:
+        return None
+    return b.input(g.new_tensor(F32, 1, 1, b.n_tokens), "inp_attn_scale")
+
+
+def build_inp_out_ids(b: GraphBuilder) -> Tensor:
+    """build_inp_out_ids: the rows whose logits are output."""
+    return b.input(g.new_tensor(I32, b.ub.n_outputs), "out_ids")
+
+
+def build_kq_mask(b: GraphBuilder, n_kv: int) -> Tensor:
+    """The KQ mask over n_kv cells, per stream (F16 for flash attention)."""
+    c = b.cache
+    n_stream = 1 if c.kv_unified else b.ub.n_seqs
+    mask_type = F16 if c.flash_attn else F32
+    t = g.new_tensor(mask_type, n_kv, b.n_tokens // n_stream, 1, n_stream)
+    return b.input(t, "attn_inp_kq_mask")
+
+
+def rotation_size(cache_type: int, head: int) -> int:
+    """n_rot_k / n_rot_v of llama_kv_cache: Hadamard rotation for quantized K/V caches."""
+    if not g.is_quantized(cache_type) or head <= 0 or head % 64 != 0:
+        return 0
+    return 64
+
+
+@dataclass(frozen=True)
+class CacheInputs:
+    """The inputs of one KV cache (llm_graph_input_attn_kv): where new K/V rows go, the mask."""
+
+    n_kv: int  # cells the attention reads (the cache size at reserve)
+    k_idxs: Tensor
+    v_idxs: Tensor | None  # None with MLA (V is a view of K)
+    mask: Tensor
+    k_rot: Tensor | None  # Hadamard rotation of a quantized K cache
+    v_rot: Tensor | None
+
+
+@dataclass(frozen=True)
+class AttnInputs:
+    """The attention inputs of the graph: the full cache, and the SWA cache with iswa."""
+
+    base: CacheInputs
+    swa: CacheInputs | None = None
+
+    def for_layer(self, is_swa: bool) -> CacheInputs:
+        """The cache a layer reads: the SWA one for a sliding-window layer of an iswa model."""
+        return self.swa if is_swa and self.swa is not None else self.base
+
+
+def build_attn_inp(b: GraphBuilder, kind: str) -> AttnInputs:
+    """build_attn_inp_kv / _kv_iswa / _k (``kind`` "kv" / "iswa" / "mla")."""
+    base = _cache_inputs(b, kind, b.cache.kv_size)
+    swa = _cache_inputs(b, kind, b.cache.kv_size_swa) if kind == "iswa" else None
+    return AttnInputs(base=base, swa=swa)
+
+
+def _cache_inputs(b: GraphBuilder, kind: str, n_kv: int) -> CacheInputs:
+    """One cache's inputs, created in llama.cpp's order: k_idxs, v_idxs, mask, rotations."""
+    c = b.cache
+    k_idxs = b.input(g.new_tensor(I64, b.n_tokens), "attn_inp_k_idxs")
+    v_idxs = None
+    if kind != "mla":
+        width = b.n_tokens * (b.model.v_width_max if c.v_trans else 1)
+        v_idxs = b.input(g.new_tensor(I64, width), "attn_inp_v_idxs")
+    mask = build_kq_mask(b, n_kv)
+    k_rot = v_rot = None
+    if kind != "mla":
+        k_rot, v_rot = _rotation_inputs(b)
+    return CacheInputs(n_kv=n_kv, k_idxs=k_idxs, v_idxs=v_idxs, mask=mask, k_rot=k_rot,
+                       v_rot=v_rot)  # fmt: skip
+
+
+def _rotation_inputs(b: GraphBuilder) -> tuple[Tensor | None, Tensor | None]:
+    """The K and V Hadamard matrices of quantized caches (llama_kv_cache's n_rot_k/n_rot_v)."""
+    c = b.cache
+    head_k, head_v = b.hp.n_embd_head_k, b.hp.n_embd_head_v
+    k_rot = v_rot = None
+    n_rot_k = rotation_size(c.type_k, head_k)
+    n_rot_v = rotation_size(c.type_v, head_v)
+    if n_rot_k:
+        while head_k % (2 * n_rot_k) == 0:
+            n_rot_k *= 2
+        k_rot = b.input(g.new_tensor(F32, n_rot_k, n_rot_k), "attn_inp_k_rot")
+    if n_rot_v:
+        v_rot = b.input(g.new_tensor(F32, n_rot_v, n_rot_v), "attn_inp_v_rot")
+    return k_rot, v_rot

@@ -1,0 +1,204 @@
+"""Architecture recipes: what each architecture's graph function does, over shared blocks.
+
+An ``ArchRecipe`` records what distinguishes one architecture's graph function in
+``src/models/<arch>.cpp`` from the shared pre-norm transformer template; ``RECIPES`` maps
+architecture names to recipes, and ``build_generic`` is the template. It builds, in
+llama.cpp's order: the inputs (``_graph_inputs``), each layer (``_layer``: norm, attention,
+the last layer's output-row selection, residual, norm, FFN, residual), then the output head
+(``_output_head``: final norm, logits, soft-cap, the graph's outputs).
+
+To add an architecture the template fits, add a recipe; one whose layer differs (another
+attention or a recurrent block) gets its own build function next to ``build_generic``, made
+of the same blocks (``inputs``, ``attention``, ``ffn``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from solver.ggml import ops as g
+from solver.ggml.ops import Tensor
+from solver.llama.compute_graph.attention import (
+    layer_sinks,
+    mla_attention,
+    rope_factors,
+    self_attention,
+)
+from solver.llama.compute_graph.builder import GraphBuilder
+from solver.llama.compute_graph.ffn import (
+    GATING_SOFTMAX,
+    GATING_SOFTMAX_WEIGHT,
+    MoeRouting,
+    ffn_block,
+)
+from solver.llama.compute_graph.inputs import (
+    AttnInputs,
+    build_attn_inp,
+    build_inp_attn_scale,
+    build_inp_embd,
+    build_inp_out_ids,
+    build_inp_pos,
+)
+
+
+@dataclass(frozen=True)
+class ArchRecipe:
+    """What distinguishes one architecture's graph function from the shared layer template."""
+
+    attention: str = "kv"  # "kv" | "iswa" | "mla"
+    rope: bool = True
+    rope_factors: bool = False  # llama/mistral3: model.get_rope_factors (per-layer duplicate)
+    q_scale_after_rope: bool = False  # gemma3: Qcur = ggml_scale(Qcur, f_attention_scale)
+    post_attn_norm: bool = False  # gemma: attn_post_norm before the residual add
+    post_ffn_norm: bool = False  # gemma: ffn_post_norm (il = -1) before the residual add
+    attn_post_norm_as_ffn_norm: bool = False  # gpt-oss: attn_post_norm is the FFN's pre-norm
+    ffn_act: str = "silu"  # dense FFN activation
+    moe_act: str = "silu"
+    gating: int = GATING_SOFTMAX  # default gating when the GGUF has no key
+    moe_norm_w: bool | None = True  # None: from {arch}.expert_weights_norm
+    tok_scale_sqrt_embd: bool = False  # gemma: inputs scaled by sqrt(n_embd)
+    out_ids_after_loop: bool = False  # gpt-oss: rows selected after the last layer
+    h_nextn_output: str = ""  # "" | "norm" (deepseek2) | "pre_norm" (gpt-oss)
+    shared_expert_gate: bool = False  # qwen2moe: sigmoid gate on the shared expert
+    sinks: bool = False  # gpt-oss attention sinks
+
+
+RECIPES: dict[str, ArchRecipe] = {
+    "llama": ArchRecipe(rope_factors=True),
+    "mistral3": ArchRecipe(rope_factors=True),
+    "qwen2": ArchRecipe(),
+    "qwen3": ArchRecipe(),
+    "qwen3moe": ArchRecipe(),
+    "qwen2moe": ArchRecipe(shared_expert_gate=True, moe_norm_w=False),
+    "gemma3": ArchRecipe(
+        attention="iswa",
+        q_scale_after_rope=True,
+        post_attn_norm=True,
+        post_ffn_norm=True,
+        ffn_act="gelu",
+        tok_scale_sqrt_embd=True,
+    ),
+    "deepseek2": ArchRecipe(attention="mla", moe_norm_w=None, h_nextn_output="norm"),
+    "glm4moe": ArchRecipe(attn_post_norm_as_ffn_norm=True, moe_norm_w=None, h_nextn_output="norm"),
+    "gpt-oss": ArchRecipe(
+        attention="iswa",
+        attn_post_norm_as_ffn_norm=True,
+        moe_act="swiglu_oai",
+        gating=GATING_SOFTMAX_WEIGHT,
+        moe_norm_w=False,
+        out_ids_after_loop=True,
+        h_nextn_output="pre_norm",
+        sinks=True,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class _GraphInputs:
+    """The inputs every layer reads."""
+
+    attn: AttnInputs
+    inp_pos: Tensor
+    attn_scale: Tensor | None  # temperature tuning, when the model has it
+    out_ids: Tensor
+    routing: MoeRouting
+
+
+def build_generic(b: GraphBuilder, recipe: ArchRecipe) -> None:
+    """The pre-norm transformer template shared by llama, qwen*, gemma3, deepseek2, gpt-oss."""
+    tok_scale = math.sqrt(b.hp.n_embd) if recipe.tok_scale_sqrt_embd else 1.0
+    inp_l = build_inp_embd(b, tok_scale)
+    ins = _graph_inputs(b, recipe)
+    for il in range(b.hp.n_layer):
+        b.gf.segment = 1 + il
+        inp_l = _layer(b, recipe, ins, il, inp_l)
+    b.gf.segment = 1 + b.hp.n_layer
+    _output_head(b, recipe, inp_l, ins.out_ids)
+
+
+def _graph_inputs(b: GraphBuilder, recipe: ArchRecipe) -> _GraphInputs:
+    """The inputs after the embedding, in llama.cpp's order; and the model's MoE routing."""
+    hp = b.hp
+    attn_scale = build_inp_attn_scale(b)
+    inp_pos = build_inp_pos(b)
+    attn = build_attn_inp(b, recipe.attention)
+    out_ids = build_inp_out_ids(b)
+    routing = MoeRouting(
+        gating=hp.expert_gating_func or recipe.gating,
+        norm_w=hp.expert_weights_norm if recipe.moe_norm_w is None else recipe.moe_norm_w,
+        w_scale=hp.expert_weights_scale,
+        act=recipe.moe_act,
+    )
+    return _GraphInputs(attn, inp_pos, attn_scale, out_ids, routing)
+
+
+def _layer(b: GraphBuilder, recipe: ArchRecipe, ins: _GraphInputs, il: int, inp_l: Tensor):
+    """One transformer layer: the residual stream in, the residual stream out."""
+    inp_sa = inp_l
+    cur = b.build_norm(inp_l, b.lw(il, "attn_norm"), b.lw(il, "attn_norm", "bias"), il)
+    cur = _attention(b, recipe, ins, il, cur)
+    if il == b.hp.n_layer - 1 and not recipe.out_ids_after_loop:
+        cur = g.get_rows(cur, ins.out_ids)
+        inp_sa = g.get_rows(inp_sa, ins.out_ids)
+    if recipe.post_attn_norm:
+        cur = b.build_norm(cur, b.lw(il, "post_attention_norm"), None, il)
+    ffn_inp = g.add(cur, inp_sa)
+    if recipe.attn_post_norm_as_ffn_norm:
+        cur = b.build_norm(ffn_inp, b.lw(il, "post_attention_norm"), None, il)
+    else:
+        cur = b.build_norm(ffn_inp, b.lw(il, "ffn_norm"), None, il)
+    cur = ffn_block(b, cur, il, recipe.ffn_act, ins.routing, recipe.shared_expert_gate)
+    if recipe.post_ffn_norm:
+        cur = b.build_norm(cur, b.lw(il, "post_ffw_norm"), None, -1)
+    cur = g.add(cur, ffn_inp)
+    b.cb(cur, "l_out", il)
+    return cur
+
+
+def _attention(
+    b: GraphBuilder, recipe: ArchRecipe, ins: _GraphInputs, il: int, cur: Tensor
+) -> Tensor:
+    """The recipe's attention block for layer il."""
+    if recipe.attention == "mla":
+        return mla_attention(b, ins.attn, il, cur, ins.inp_pos, ins.attn_scale)
+    return self_attention(
+        b,
+        ins.attn,
+        il,
+        cur,
+        ins.inp_pos,
+        kind=recipe.attention,
+        rope=recipe.rope,
+        rope_freqs=rope_factors(b, il) if recipe.rope_factors else None,
+        q_scale_after_rope=recipe.q_scale_after_rope,
+        attn_scale=ins.attn_scale,
+        sinks=layer_sinks(b, il) if recipe.sinks else None,
+    )
+
+
+def _output_head(b: GraphBuilder, recipe: ArchRecipe, cur: Tensor, out_ids: Tensor) -> None:
+    """Final norm and logits; marks the outputs (llm_graph_result::set_outputs)."""
+    h_nextn = None
+    if recipe.h_nextn_output == "pre_norm":
+        h_nextn = cur
+    if recipe.out_ids_after_loop:
+        cur = g.get_rows(cur, out_ids)
+    cur = b.build_norm(cur, b.w("output_norm.weight"), b.w("output_norm.bias"), -1)
+    if recipe.h_nextn_output == "norm":
+        h_nextn = cur
+    b.cb(cur, "result_norm", -1)
+    t_embd = cur
+    cur = b.build_lora_mm(b.output_weight(), cur)
+    output_b = b.w("output.bias")
+    if output_b is not None:
+        cur = g.add(cur, output_b)
+    if b.hp.f_final_logit_softcapping:
+        cur = g.scale(cur)
+        cur = g.unary(cur, "tanh")
+        cur = g.scale(cur)
+    b.cb(cur, "result_output", -1)
+    b.gf.expand(cur)
+    for t in (cur, t_embd, h_nextn):
+        if t is not None:
+            t.set_output()
