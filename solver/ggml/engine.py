@@ -263,7 +263,7 @@ class CompiledGraph:
 
         Nodes of the inputs' segment, and nodes more than ``horizon`` segments back, are
         long-lived and named by id. A memoised segment's result is named with horizon 2
-        (``_Allocation.result_state``): what ages into an id during the segment is still
+        (``_Canon.result_state``): what ages into an id during the segment is still
         named relative to it, and gets the id of wherever the result is reused.
         """
         if t < 0:
@@ -505,45 +505,77 @@ def allocate(
     tensor that becomes long-lived in the segment (it ages past the previous layer, or is
     a copy made of an input) keeps a relative name and its consumer count in the stored
     result, and gets this placement's id where the result is applied.
+
+    The pieces: ``_Allocator`` is the allocator proper (ggml-alloc.c over flat lists);
+    ``_Canon`` names its tensors relative to a segment and converts its state to and from
+    the canonical form; ``_segment_signatures`` gives what else a segment depends on;
+    ``_MemoisedReserve`` walks the segments, reusing or replaying each.
     """
-    return _Allocation(cg, sched, backends, n_copies, memo or _SegmentMemo()).run()
+    allocator = _Allocator(cg, sched, backends, n_copies)
+    return _MemoisedReserve(allocator, memo or _SegmentMemo()).run()
 
 
-class _Allocation:
-    """One gallocr reserve over a scheduled compiled graph (see ``allocate``)."""
+# --- the allocator proper -------------------------------------------------------------------
+
+
+class _Allocator:
+    """ggml's graph allocator (``ggml_gallocr_alloc_graph_impl``) over the scheduler's graph
+    copy of a compiled graph, on flat per-tensor lists.
+
+    Tensor ids: ``0 .. n-1`` are the compiled graph's; ``n + c * n_copies + k`` is buffer k
+    of scheduler copy c (copies in ``Schedule`` order). A reserve is ``run_leafs`` then
+    ``run_nodes`` over consecutive node ranges; ``_MemoisedReserve`` skips the ranges whose
+    result it already knows and brings these lists up to date (``_Canon.restore``).
+    """
 
     def __init__(
-        self,
-        cg: CompiledGraph,
-        sched: Schedule,
-        backends: Sequence[BackendSpec],
-        n_copies: int,
-        memo: _SegmentMemo,
+        self, cg: CompiledGraph, sched: Schedule, backends: Sequence[BackendSpec], n_copies: int
     ) -> None:
         self.cg = cg
         self.sched = sched
         self.backends = backends
         self.n_copies = n_copies
-        self.memo = memo
-        n = cg.n_tensors
-        self.n = n
-        n_cp = int(sched.c_src.size)
-        self.n_cp = n_cp
-        extra = n_cp * n_copies
-        self.total = n + extra
+        self.n = cg.n_tensors
+        self.n_cp = int(sched.c_src.size)
+        extra = self.n_cp * n_copies
+        self.total = self.n + extra
+        # copy c's n_copies buffers are ids n + c * n_copies + k: ``rep`` spreads per-copy
+        # values over them
+        rep = np.repeat(np.arange(self.n_cp), n_copies) if n_copies > 1 else np.arange(self.n_cp)
+        self._copies(rep)
+        self._tensor_facts(extra)
+        self._consumers(rep, extra)
+        self.c_at = self._copy_split_starts()
+
+        # the allocator state: one dynamic allocator per backend; per tensor id whether it
+        # holds memory, where (address, buffer), and the live ones
+        self.allocs = [DynAllocator(b.alignment) for b in backends]
+        self.allocated = [False] * self.total
+        self.addr = [0] * self.total
+        self.buf = [0] * self.total
+        self.alive: set[int] = set()
+
+    def _copies(self, rep: np.ndarray) -> None:
+        """The scheduler's copies: source and backend of each, the backend of every id, and
+        sizes (a tensor's in its backend's table, a copy's in its copy table)."""
+        cg, sched = self.cg, self.sched
         c_src, c_b = sched.c_src, sched.c_b
         self.c_src = c_src.tolist()
         self.c_b = c_b.tolist()
-        rep = np.repeat(np.arange(n_cp), n_copies) if n_copies > 1 else np.arange(n_cp)
         self.bid = sched.bid.tolist() + c_b[rep].tolist()
-        self.sizes_by_backend = [cg.sizes(b.kind) for b in backends]
-        copy_size = np.zeros(n_cp, dtype=np.int64)
-        for b, spec in enumerate(backends):
+        self.sizes_by_backend = [cg.sizes(b.kind) for b in self.backends]
+        copy_size = np.zeros(self.n_cp, dtype=np.int64)
+        for b, spec in enumerate(self.backends):
             mine = c_b == b
             if mine.any():
                 copy_size[mine] = np.asarray(cg.sizes(spec.copy_kind), dtype=np.int64)[c_src[mine]]
         self.copy_size_np = copy_size
         self.copy_size = copy_size[rep].tolist()
+
+    def _tensor_facts(self, extra: int) -> None:
+        """View source, flags and pre-allocation of every id. With pipeline parallelism the
+        copies and the graph inputs are inputs and outputs (never freed)."""
+        cg, n_copies = self.cg, self.n_copies
         self.view_src = cg.view_src + [-1] * extra
         flags = cg.flags + [(FLAG_INPUT | FLAG_OUTPUT) if n_copies > 1 else 0] * extra
         if n_copies > 1:
@@ -553,12 +585,15 @@ class _Allocation:
         self.flags = flags
         self.prealloc = cg.prealloc + [False] * extra
 
-        # children: graph edges, minus those redirected to copies, plus each copy's dependency
+    def _consumers(self, rep: np.ndarray, extra: int) -> None:
+        """Consumers left (``children``) and live views (``views``) of every id: graph edges,
+        minus those redirected to copies, plus each copy's dependency on its source."""
+        cg, sched = self.cg, self.sched
         children = cg.children0.copy()
-        if n_cp:
+        if self.n_cp:
             np.subtract.at(children, sched.f_src, 1)
-            np.add.at(children, c_src, 1)
-            copy_children = np.bincount(sched.f_copy, minlength=n_cp)
+            np.add.at(children, sched.c_src, 1)
+            copy_children = np.bincount(sched.f_copy, minlength=self.n_cp)
         else:
             copy_children = np.zeros(0, dtype=np.int64)
         self.children_np = children
@@ -566,27 +601,14 @@ class _Allocation:
         self.children = children.tolist() + copy_children[rep].tolist()
         self.views = cg.views0 + [0] * extra
 
-        # copies are inserted at the start of the split where they are first needed
-        if n_cp:
-            which = np.searchsorted(sched.split_starts, sched.c_pos, side="right") - 1
-            self.c_at = sched.split_starts[which]
-        else:
-            self.c_at = np.zeros(0, dtype=np.int64)
-        self._copy_index: dict[tuple[int, int], int] | None = None
-
-        self.allocs = [DynAllocator(b.alignment) for b in backends]
-        self.allocated = [False] * self.total
-        self.addr = [0] * self.total
-        self.buf = [0] * self.total
-        self.alive: set[int] = set()
-
-    @property
-    def copy_index(self) -> dict[tuple[int, int], int]:
-        if self._copy_index is None:
-            self._copy_index = {
-                (s, b): c for c, (s, b) in enumerate(zip(self.c_src, self.c_b, strict=True))
-            }
-        return self._copy_index
+    def _copy_split_starts(self) -> np.ndarray:
+        """Per copy, the node position it is inserted at: the start of the split where it is
+        first needed."""
+        sched = self.sched
+        if not self.n_cp:
+            return np.zeros(0, dtype=np.int64)
+        which = np.searchsorted(sched.split_starts, sched.c_pos, side="right") - 1
+        return sched.split_starts[which]
 
     # --- tensor sizes, allocation and freeing (ggml-alloc.c) ------------------------------
 
@@ -671,27 +693,12 @@ class _Allocation:
 
     def run_nodes(self, start: int, end: int) -> None:
         """Nodes [start, end) of the graph copy, with the copies inserted at split starts."""
-        cg = self.cg
-        sched = self.sched
+        rewritten = self._rewritten_srcs(start, end)
+        copies_at = self._copies_at(start, end)
         n = self.n
         n_copies = self.n_copies
-        # node sources as the scheduler rewrote them (inputs from elsewhere -> their copies)
-        rewritten: dict[int, tuple[int, ...]] = {}
-        lo, hi = np.searchsorted(sched.f_pos, (start, end))
-        if hi > lo:
-            for pos, src, c in zip(
-                sched.f_pos[lo:hi].tolist(), sched.f_src[lo:hi].tolist(),
-                sched.f_copy[lo:hi].tolist(), strict=True,
-            ):  # fmt: skip
-                cur = rewritten.get(pos) or cg.src[pos]
-                t = n + c * n_copies
-                rewritten[pos] = tuple(t if x == src else x for x in cur)
-        copies_at: dict[int, list[int]] = {}
-        lo, hi = np.searchsorted(self.c_at, (start, end))
-        for c in range(int(lo), int(hi)):
-            copies_at.setdefault(int(self.c_at[c]), []).append(c)
         bid = self.bid
-        src_lists = cg.src
+        src_lists = self.cg.src
         view_src = self.view_src
         allocated = self.allocated
         children = self.children
@@ -717,23 +724,78 @@ class _Allocation:
                 if p >= 0:
                     release(p)
 
-    # --- canonical state and memoised segments --------------------------------------------
+    def _rewritten_srcs(self, start: int, end: int) -> dict[int, tuple[int, ...]]:
+        """Sources of nodes [start, end) as the scheduler rewrote them (inputs from another
+        backend -> buffer 0 of their copy); only the nodes it rewrote."""
+        sched = self.sched
+        rewritten: dict[int, tuple[int, ...]] = {}
+        lo, hi = np.searchsorted(sched.f_pos, (start, end))
+        if hi > lo:
+            for pos, src, c in zip(
+                sched.f_pos[lo:hi].tolist(), sched.f_src[lo:hi].tolist(),
+                sched.f_copy[lo:hi].tolist(), strict=True,
+            ):  # fmt: skip
+                cur = rewritten.get(pos) or self.cg.src[pos]
+                t = self.n + c * self.n_copies
+                rewritten[pos] = tuple(t if x == src else x for x in cur)
+        return rewritten
+
+    def _copies_at(self, start: int, end: int) -> dict[int, list[int]]:
+        """The copies inserted before nodes [start, end), by node position."""
+        copies_at: dict[int, list[int]] = {}
+        lo, hi = np.searchsorted(self.c_at, (start, end))
+        for c in range(int(lo), int(hi)):
+            copies_at.setdefault(int(self.c_at[c]), []).append(c)
+        return copies_at
+
+
+# --- canonical state: the memo's key and result ---------------------------------------------
+
+
+class _Canon:
+    """An allocator's tensors named relative to a segment, and its state in canonical form.
+
+    A name (``canon``) is ``CompiledGraph.struct_key`` for a graph tensor and ``(2, its
+    source's name, backend, k)`` for buffer k of a scheduler copy; ``concrete`` turns a name
+    back into this allocator's id at a segment. Long-lived tensors (``is_global``: named by
+    id, as inputs and their copies are) are kept in a state without their consumer count;
+    what a segment consumes of them is its ``uses``, checked (``valid``) and applied
+    (``apply_uses``) where the segment is reused.
+    """
+
+    def __init__(self, allocator: _Allocator) -> None:
+        self.al = allocator
+        self._copy_index: dict[tuple[int, int], int] | None = None
+
+    @property
+    def copy_index(self) -> dict[tuple[int, int], int]:
+        """(source, backend) -> copy, built on first use."""
+        if self._copy_index is None:
+            al = self.al
+            self._copy_index = {
+                (s, b): c for c, (s, b) in enumerate(zip(al.c_src, al.c_b, strict=True))
+            }
+        return self._copy_index
+
+    # --- names ----------------------------------------------------------------------------
 
     def canon(self, t: int, s: int, horizon: int = 1) -> tuple:
-        if t < self.n:
-            return self.cg.struct_key(t, s, horizon)
-        c, k = divmod(t - self.n, self.n_copies)
-        return (2, self.canon(self.c_src[c], s, horizon), self.c_b[c], k)
+        al = self.al
+        if t < al.n:
+            return al.cg.struct_key(t, s, horizon)
+        c, k = divmod(t - al.n, al.n_copies)
+        return (2, self.canon(al.c_src[c], s, horizon), al.c_b[c], k)
 
     def concrete(self, key: tuple, s: int) -> int:
+        al = self.al
         if key[0] == 0:
-            return int(self.cg.seg_start[s - key[1]]) + key[2]
+            return int(al.cg.seg_start[s - key[1]]) + key[2]
         if key[0] == 1:
             return key[1]
         if key[0] == 4:
-            return self.cg.prealloc_at[(s - key[1], key[2])]
+            return al.cg.prealloc_at[(s - key[1], key[2])]
         src = self.concrete(key[1], s)
-        return self.n + self.copy_index[(src, key[2])] * self.n_copies + key[3]
+        return al.n + self.copy_index[(src, key[2])] * al.n_copies + key[3]
 
     @staticmethod
     def is_global(key: tuple) -> bool:
@@ -753,8 +815,10 @@ class _Allocation:
         if key[0] == 2:
             return (2, self.aged_key(key[1], s), key[2], key[3])
         if key[0] == 0 and key[1] > 1:
-            return (1, int(self.cg.seg_start[s - key[1]]) + key[2])
+            return (1, int(self.al.cg.seg_start[s - key[1]]) + key[2])
         return key
+
+    # --- states ---------------------------------------------------------------------------
 
     def state(self, s: int) -> tuple:
         """Canonical allocator state at the start of segment s: the memo key.
@@ -762,10 +826,11 @@ class _Allocation:
         Long-lived tensors (``is_global``) are stored without their consumer count, which
         changes from layer to layer; ``uses`` tracks what a reused segment consumes of them.
         """
+        al = self.al
         live = []
-        for t in self.alive:
+        for t in al.alive:
             key = self.canon(t, s)
-            live.append(self._entry(t, key, None if self.is_global(key) else self.children[t]))
+            live.append(self._entry(t, key, None if self.is_global(key) else al.children[t]))
         live.sort()
         return (self._blocks(), tuple(live))
 
@@ -778,11 +843,12 @@ class _Allocation:
         long-lived ones alive at the segment's start). ``raw`` says whether ``canonical``
         has anything to rename or move out.
         """
+        al = self.al
         live = []
         raw = False
-        for t in self.alive:
+        for t in al.alive:
             key = self.canon(t, s, horizon=2)
-            count = None if t in tracked else self.children[t]
+            count = None if t in tracked else al.children[t]
             raw = raw or self.is_aging(key) or (count is not None and self.is_global(key))
             live.append(self._entry(t, key, count))
         live.sort()
@@ -812,163 +878,224 @@ class _Allocation:
         return (blocks, tuple(out)), tuple(counts)
 
     def _entry(self, t: int, key: tuple, count: int | None) -> tuple:
-        b = self.buf[t]
-        allocated = self.allocated[t]
-        size = self.size_of(t, b) if allocated else 0
-        return (key, allocated, b, self.addr[t], size, count, self.views[t])
+        al = self.al
+        b = al.buf[t]
+        allocated = al.allocated[t]
+        size = al.size_of(t, b) if allocated else 0
+        return (key, allocated, b, al.addr[t], size, count, al.views[t])
 
     def _blocks(self) -> tuple:
-        return tuple(tuple(tuple(x) for x in a.blocks) for a in self.allocs)
+        return tuple(tuple(tuple(x) for x in a.blocks) for a in self.al.allocs)
 
     def restore(self, state: tuple, s: int) -> None:
-        """Make the concrete arrays match a canonical state (after reused segments)."""
+        """Make the allocator's lists match a canonical state (after reused segments)."""
+        al = self.al
         blocks, live = state
-        for a, bl in zip(self.allocs, blocks, strict=True):
+        for a, bl in zip(al.allocs, blocks, strict=True):
             a.blocks = [list(x) for x in bl]
-        self.alive = set()
+        al.alive = set()
         for key, allocated, b, addr, _size, children, views in live:
             t = self.concrete(key, s)
-            self.allocated[t] = allocated
-            self.buf[t] = b
-            self.addr[t] = addr
+            al.allocated[t] = allocated
+            al.buf[t] = b
+            al.addr[t] = addr
             if children is not None:
-                self.children[t] = children
-            self.views[t] = views
-            self.alive.add(t)
+                al.children[t] = children
+            al.views[t] = views
+            al.alive.add(t)
 
-    def run(self) -> list[int]:
-        cg = self.cg
-        self.run_leafs()
-        sigs = self.signatures()
-        memo = self.memo.table
-        stale = False  # concrete arrays lag behind the canonical state after reused segments
-        state = None
-        for s in range(cg.n_segments):
-            start, end = int(cg.seg_start[s]), int(cg.seg_end[s])
-            sig = sigs[s]
-            if sig is not None:
-                if state is None:
-                    state = self.state(s)
-                hit = memo.get((sig, state))
-                if hit is not None and self.valid(hit[2], s):
-                    new_state, peaks, uses, raw = hit
-                    for b, peak in enumerate(peaks):
-                        if peak > self.allocs[b].max_size:
-                            self.allocs[b].max_size = peak
-                    self.apply_uses(uses, s)
-                    if raw:  # this placement's ids for what aged; counts of new long-lived
-                        new_state, counts = self.canonical(new_state, s + 1)
-                        for key, left in counts:
-                            self.children[self.concrete(key, s + 1)] = left
-                    state = new_state
-                    stale = True
-                    continue
-                if stale:
-                    self.restore(state, s)
-                    stale = False
-                before_max = [a.max_size for a in self.allocs]
-                for a in self.allocs:
-                    a.max_size = 0
-                glob_before = self.global_counts(s)
-                self.run_nodes(start, end)
-                peaks = tuple(a.max_size for a in self.allocs)
-                for a, m in zip(self.allocs, before_max, strict=True):
-                    a.max_size = max(a.max_size, m)
-                uses = self.global_uses(glob_before, s)
-                result, raw = self.result_state(s + 1, glob_before)
-                memo[(sig, state)] = (result, peaks, uses, raw)
-                state = self.canonical(result, s + 1)[0] if raw else result
-                continue
-            if stale:
-                self.restore(state, s)
-                stale = False
-            self.run_nodes(start, end)
-            state = None
-        self.memo.clear_if_large()
-        return [a.max_size for a in self.allocs]
+    # --- uses of long-lived tensors -------------------------------------------------------
 
     def global_counts(self, s: int) -> dict[int, int]:
         """Remaining consumers of every live long-lived tensor (inputs and their copies)."""
+        al = self.al
         out = {}
-        for t in self.alive:
+        for t in al.alive:
             if self.is_global(self.canon(t, s)):
-                out[t] = self.children[t]
+                out[t] = al.children[t]
         return out
 
     def global_uses(self, before: dict[int, int], s: int) -> tuple:
+        """What the segment starting at s consumed of the long-lived tensors alive before it
+        (``before``: their counts then): (name, consumers used, whether it died)."""
+        children = self.al.children
         uses = []
         for t, count in before.items():
-            used = count - self.children[t]
+            used = count - children[t]
             if used:
-                uses.append((self.canon(t, s), used, self.children[t] == 0))
+                uses.append((self.canon(t, s), used, children[t] == 0))
         return tuple(uses)
 
     def valid(self, uses: tuple, s: int) -> bool:
+        """Do a stored segment's uses hold at segment s (same consumption, same deaths)?"""
+        children = self.al.children
         for key, used, died in uses:
             t = self.concrete(key, s)
-            remaining = self.children[t]
+            remaining = children[t]
             if died != (remaining == used) or remaining < used:
                 return False
         return True
 
     def apply_uses(self, uses: tuple, s: int) -> None:
+        al = self.al
         for key, used, died in uses:
             t = self.concrete(key, s)
-            self.children[t] -= used
+            al.children[t] -= used
             if died:
-                self.allocated[t] = False
-                self.alive.discard(t)
+                al.allocated[t] = False
+                al.alive.discard(t)
 
-    def signatures(self) -> list[tuple | None]:
-        """Per layer segment: everything its allocation depends on besides the state.
 
-        The structural signature (ops, sizes, sources, compiled once) plus, from this
-        placement: the backends and consumer counts of its nodes, its copy edges and the
-        copies created in it (sources named relative to the segment), its split starts.
-        """
-        cg = self.cg
-        sched = self.sched
-        n_seg = cg.n_segments
-        seg_start = cg.seg_start
-        bid = sched.bid
-        children = self.children_np
-        # copy edges: (position in segment, source named relative to it, backend)
-        e_seg = cg.seg_of[sched.f_pos] if sched.f_pos.size else sched.f_pos
-        e_rec = np.stack(
-            [
-                sched.f_pos - seg_start[e_seg],
-                *cg.relative_names(sched.f_src, e_seg),
-                self.sched.c_b[sched.f_copy] if sched.f_copy.size else sched.f_copy,
-            ],
-            axis=1,
-        ) if sched.f_pos.size else np.zeros((0, 5), dtype=np.int64)  # fmt: skip
-        e_bounds = np.searchsorted(e_seg, np.arange(n_seg + 1))
-        # copies created: (split start in segment, source, backend, size, consumers)
-        c_seg = cg.seg_of[self.c_at] if self.n_cp else self.c_at
-        c_rec = np.stack(
-            [
-                self.c_at - seg_start[c_seg],
-                *cg.relative_names(sched.c_src, c_seg),
-                sched.c_b,
-                self.copy_size_np,
-                self.copy_children_np,
-            ],
-            axis=1,
-        ) if self.n_cp else np.zeros((0, 7), dtype=np.int64)  # fmt: skip
-        c_bounds = np.searchsorted(c_seg, np.arange(n_seg + 1))
-        starts = sched.split_starts
-        s_seg = cg.seg_of[np.minimum(starts, cg.n_nodes - 1)]
-        s_rel = starts - seg_start[s_seg]
-        s_bounds = np.searchsorted(s_seg, np.arange(n_seg + 1))
-        out: list[tuple | None] = [None] * n_seg
-        for s in range(1, n_seg - 1):
-            a, b = int(seg_start[s]), int(cg.seg_end[s])
-            out[s] = (
-                cg.seg_struct[s],
-                bid[a:b].tobytes(),
-                children[a:b].tobytes(),
-                e_rec[e_bounds[s] : e_bounds[s + 1]].tobytes(),
-                c_rec[c_bounds[s] : c_bounds[s + 1]].tobytes(),
-                s_rel[s_bounds[s] : s_bounds[s + 1]].tobytes(),
-            )
-        return out
+# --- segment signatures -----------------------------------------------------------------------
+
+
+def _segment_signatures(al: _Allocator) -> list[tuple | None]:
+    """Per layer segment: everything its allocation depends on besides the state (None for
+    the inputs' and the output head's segments, which are always replayed).
+
+    The structural signature (ops, sizes, sources, compiled once) plus, from this
+    placement: the backends and consumer counts of its nodes, its copy edges and the
+    copies created in it (sources named relative to the segment), its split starts.
+    """
+    cg = al.cg
+    n_seg = cg.n_segments
+    seg_start = cg.seg_start
+    bid = al.sched.bid
+    children = al.children_np
+    e_rec, e_bounds = _copy_edge_records(al)
+    c_rec, c_bounds = _copy_records(al)
+    s_rel, s_bounds = _split_start_records(al)
+    out: list[tuple | None] = [None] * n_seg
+    for s in range(1, n_seg - 1):
+        a, b = int(seg_start[s]), int(cg.seg_end[s])
+        out[s] = (
+            cg.seg_struct[s],
+            bid[a:b].tobytes(),
+            children[a:b].tobytes(),
+            e_rec[e_bounds[s] : e_bounds[s + 1]].tobytes(),
+            c_rec[c_bounds[s] : c_bounds[s + 1]].tobytes(),
+            s_rel[s_bounds[s] : s_bounds[s + 1]].tobytes(),
+        )
+    return out
+
+
+def _copy_edge_records(al: _Allocator) -> tuple[np.ndarray, np.ndarray]:
+    """Copy edges as rows (position in segment, source named relative to it, backend), in
+    node order, and the row range of each segment."""
+    cg, sched = al.cg, al.sched
+    e_seg = cg.seg_of[sched.f_pos] if sched.f_pos.size else sched.f_pos
+    e_rec = np.stack(
+        [
+            sched.f_pos - cg.seg_start[e_seg],
+            *cg.relative_names(sched.f_src, e_seg),
+            sched.c_b[sched.f_copy] if sched.f_copy.size else sched.f_copy,
+        ],
+        axis=1,
+    ) if sched.f_pos.size else np.zeros((0, 5), dtype=np.int64)  # fmt: skip
+    return e_rec, np.searchsorted(e_seg, np.arange(cg.n_segments + 1))
+
+
+def _copy_records(al: _Allocator) -> tuple[np.ndarray, np.ndarray]:
+    """Copies created as rows (split start in segment, source named relative to it,
+    backend, size, consumers), in creation order, and the row range of each segment."""
+    cg, sched = al.cg, al.sched
+    c_seg = cg.seg_of[al.c_at] if al.n_cp else al.c_at
+    c_rec = np.stack(
+        [
+            al.c_at - cg.seg_start[c_seg],
+            *cg.relative_names(sched.c_src, c_seg),
+            sched.c_b,
+            al.copy_size_np,
+            al.copy_children_np,
+        ],
+        axis=1,
+    ) if al.n_cp else np.zeros((0, 7), dtype=np.int64)  # fmt: skip
+    return c_rec, np.searchsorted(c_seg, np.arange(cg.n_segments + 1))
+
+
+def _split_start_records(al: _Allocator) -> tuple[np.ndarray, np.ndarray]:
+    """Split starts as positions in their segment, and the range of each segment."""
+    cg = al.cg
+    starts = al.sched.split_starts
+    s_seg = cg.seg_of[np.minimum(starts, cg.n_nodes - 1)]
+    s_rel = starts - cg.seg_start[s_seg]
+    return s_rel, np.searchsorted(s_seg, np.arange(cg.n_segments + 1))
+
+
+# --- the memoised walk ------------------------------------------------------------------------
+
+
+class _MemoisedReserve:
+    """The segment walk of ``allocate``: a layer segment whose signature and canonical start
+    state are in the memo, with uses that hold here, is reused (its peaks, uses and end
+    state applied); any other segment is replayed on the allocator, and a layer segment's
+    result stored."""
+
+    def __init__(self, allocator: _Allocator, memo: _SegmentMemo) -> None:
+        self.al = allocator
+        self.canon = _Canon(allocator)
+        self.memo = memo
+        self.state: tuple | None = None  # canonical state at the current segment, if known
+        self.stale = False  # the allocator's lists lag behind ``state`` (segments reused)
+
+    def run(self) -> list[int]:
+        al = self.al
+        cg = al.cg
+        al.run_leafs()
+        sigs = _segment_signatures(al)
+        for s in range(cg.n_segments):
+            sig = sigs[s]
+            if sig is None:
+                self._catch_up(s)
+                al.run_nodes(int(cg.seg_start[s]), int(cg.seg_end[s]))
+                self.state = None
+            elif not self._reuse(sig, s):
+                self._replay(sig, s)
+        self.memo.clear_if_large()
+        return [a.max_size for a in al.allocs]
+
+    def _catch_up(self, s: int) -> None:
+        """Before replaying segment s: bring the allocator's lists up to ``state``."""
+        if self.stale:
+            self.canon.restore(self.state, s)
+            self.stale = False
+
+    def _reuse(self, sig: tuple, s: int) -> bool:
+        """Apply segment s's stored result, if one holds here; False when there is none."""
+        canon = self.canon
+        if self.state is None:
+            self.state = canon.state(s)
+        hit = self.memo.table.get((sig, self.state))
+        if hit is None or not canon.valid(hit[2], s):
+            return False
+        new_state, peaks, uses, raw = hit
+        allocs = self.al.allocs
+        for b, peak in enumerate(peaks):
+            if peak > allocs[b].max_size:
+                allocs[b].max_size = peak
+        canon.apply_uses(uses, s)
+        if raw:  # this placement's ids for what aged; counts of new long-lived
+            new_state, counts = canon.canonical(new_state, s + 1)
+            for key, left in counts:
+                self.al.children[canon.concrete(key, s + 1)] = left
+        self.state = new_state
+        self.stale = True
+        return True
+
+    def _replay(self, sig: tuple, s: int) -> None:
+        """Replay layer segment s and store its result under (signature, start state)."""
+        self._catch_up(s)
+        al, canon, state = self.al, self.canon, self.state
+        cg = al.cg
+        before_max = [a.max_size for a in al.allocs]
+        for a in al.allocs:
+            a.max_size = 0
+        glob_before = canon.global_counts(s)
+        al.run_nodes(int(cg.seg_start[s]), int(cg.seg_end[s]))
+        peaks = tuple(a.max_size for a in al.allocs)
+        for a, m in zip(al.allocs, before_max, strict=True):
+            a.max_size = max(a.max_size, m)
+        uses = canon.global_uses(glob_before, s)
+        result, raw = canon.result_state(s + 1, glob_before)
+        self.memo.table[(sig, state)] = (result, peaks, uses, raw)
+        self.state = canon.canonical(result, s + 1)[0] if raw else result
