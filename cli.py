@@ -154,14 +154,10 @@ def hardware_detect(as_json: bool, save: Path | None, measure_bandwidth: bool) -
     Example:
         fit hardware detect --save my-rig.toml && fit hardware show my-rig.toml
     """
-    from profiles.models_conf import write_atomic
-    from solver.hardware.detect import detect
-    from solver.hardware.scenario import hardware_to_toml
+    from profiles.rigs import detect_this_machine
     from solver.hardware.text import detection_json, detection_text
 
-    report = detect(measure_bandwidth=measure_bandwidth)
-    if save is not None:
-        write_atomic(save, hardware_to_toml(report.hardware))
+    report = detect_this_machine(save=save, measure_bandwidth=measure_bandwidth)
     emit(as_json, lambda: detection_json(report, save), lambda: detection_text(report, save))
 
 
@@ -169,14 +165,15 @@ def hardware_detect(as_json: bool, save: Path | None, measure_bandwidth: bool) -
 @click.argument("scenario", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def hardware_show(scenario: str | None, as_json: bool) -> None:
-    """Print a scenario (bundled name or TOML file); without one, list the bundled scenarios.
+    """Print a rig (bundled scenario, TOML file or 'detect'); without one, list the bundled
+    scenarios.
 
     \b
     Examples:
         fit hardware show
         fit hardware show 5090-4090 --json
     """
-    from solver.hardware.scenario import load_hardware
+    from profiles.rigs import resolve_rig
     from solver.hardware.text import hardware_text, scenario_summaries
     from solver.text_table import rows_table
 
@@ -184,7 +181,7 @@ def hardware_show(scenario: str | None, as_json: bool) -> None:
         rows = scenario_summaries()
         emit(as_json, lambda: rows, lambda: rows_table(rows))
         return
-    loaded = load_hardware(scenario)
+    loaded = resolve_rig(scenario).hardware
     emit(as_json, lambda: loaded.model_dump(mode="json"), lambda: hardware_text(loaded))
 
 
@@ -272,7 +269,8 @@ def llama_path_command(as_json: bool) -> None:
 @cli.command("memory")
 @click.argument("model")
 @click.argument("llama_args", nargs=-1, type=click.UNPROCESSED)
-@click.option("--hardware", "hardware_name", help="Hardware scenario name or TOML file.")
+@click.option("--hardware", "hardware_name",
+              help="Scenario name or TOML file; 'detect' for this machine.")  # fmt: skip
 @click.option("--cpu", "cpu_flags",
               help="CPU features of the llama.cpp build that decide weight repacking: comma list "
               "of avx2, avx512, amx, or 'none' (default: this machine's CPU, as a native build "
@@ -289,16 +287,11 @@ def memory(model: str, llama_args: tuple[str, ...], hardware_name: str | None,
     Example:
         fit memory gemma-3-270m-q4_k_m.gguf --hardware reference -- -c 8192 -ngl 99 -fa on
     """
-    from solver.gguf.sources import load_inventory
-    from solver.hardware.scenario import load_hardware
-    from solver.llama.memory import estimate_memory
+    from profiles.planning import predict_memory
     from solver.llama.text import memory_text
-    from solver.placement.launch_cost import launch_config
 
-    hardware = load_hardware(hardware_name) if hardware_name else None
-    config = launch_config(llama_args, hardware)
     cpu = _cpu_features(cpu_flags)
-    report = estimate_memory(load_inventory(model), config, hardware=hardware, cpu=cpu)
+    report = predict_memory(model, llama_args, rig=hardware_name, cpu=cpu)
     emit(as_json, report.to_json, lambda: memory_text(report))
 
 
@@ -352,7 +345,8 @@ def _solve_options(command: Any) -> Any:
     return command
 
 
-def _solve_request(**options: Any) -> Any:
+def _solve_request(with_baselines: bool = False, **options: Any) -> Any:
+    """The shared options as the library's ``SolveRequest``."""
     from solver.placement.cpsat import Objective
     from solver.placement.solve import SolveRequest
 
@@ -367,6 +361,7 @@ def _solve_request(**options: Any) -> Any:
         gpu_margin_bytes=options["margin_mib"] * 1024**2,
         ram_reserve_bytes=int(options["ram_reserve_gib"] * 1024**3),
         time_limit_s=options["time_limit"],
+        with_baselines=with_baselines,
     )
 
 
@@ -401,43 +396,38 @@ def solve_command(model: str, hardware_name: str, baselines: bool, as_json: bool
         fit solve qwen3-30b-a3b:Q8_0 --hardware 5090-4090 --kv f16,q8_0 --json
         fit solve models/Qwen3-32B/Q8_0/Qwen3-32B-Q8_0.gguf --write-profile qwen3-32b-q8
     """
-    from profiles.calibration_store import coefficients_in_use, this_machine
-    from solver.errors import CannotFit
-    from solver.gguf.sources import load_inventory
-    from solver.hardware.detect import DETECT, load_rig
-    from solver.placement.solve import solve
+    from profiles.planning import PlacementRequest, ProfileTarget, solve_for_profile
     from solver.placement.text import render_solve
 
-    inventory = load_inventory(model)
-    hardware = load_rig(hardware_name)
-    request = _solve_request(**options).model_copy(update={"with_baselines": baselines})
-    coefficients = None
-    if hardware_name == DETECT:  # calibration describes this machine, not a scenario
-        _, machine = this_machine()
-        coefficients, note = coefficients_in_use(machine, use_calibration=not no_calibration)
-        click.echo(note, err=True)
-    report = solve(inventory, hardware, request, coefficients=coefficients)
-    emit(as_json, report.to_json, lambda: render_solve(report, inventory, hardware))
-    if not report.feasible:
-        raise CannotFit(f"{inventory.name or model} does not fit {hardware.name}")
+    target = None
     if profile_id:
-        from profiles.profile_writer import production_profile, write_profile
-
-        path = model_path or (model if Path(model).is_file() else None)
-        if path is None:
-            raise click.UsageError("--write-profile needs --model-path for a catalogue model")
-        profile = production_profile(
-            report, inventory, hardware, profile_id=profile_id, model_path=path,
-            name=profile_name, description=description,
+        target = ProfileTarget(
+            profile_id=profile_id, conf_path=conf_path, model_path=model_path,
+            name=profile_name, description=description, force=force,
         )  # fmt: skip
-        written = write_profile(conf_path, profile, force=force)
-        click.echo(f"wrote [{profile_id}] to {written}", err=as_json)
+    request = PlacementRequest(
+        model=model, rig=hardware_name, solve=_solve_request(baselines, **options),
+        use_calibration=not no_calibration, profile=target,
+    )  # fmt: skip
+    outcome = solve_for_profile(request)
+    if outcome.coefficients_note:
+        click.echo(outcome.coefficients_note, err=True)
+    report = outcome.report
+    emit(
+        as_json,
+        report.to_json,
+        lambda: render_solve(report, outcome.inventory, outcome.rig.hardware),
+    )
+    outcome.raise_unless_feasible()
+    if outcome.written is not None:
+        click.echo(f"wrote [{profile_id}] to {outcome.written}", err=as_json)
 
 
 @cli.command("whatif")
 @click.argument("model")
 @click.option("--hardware", "hardware_names", multiple=True, required=True,
-              help="Scenario name or TOML file; repeat for each rig to compare.")  # fmt: skip
+              help="Scenario name, TOML file or 'detect'; repeat for each rig to "
+              "compare.")  # fmt: skip
 @click.option("--vary", multiple=True, help="KEY=V1,V2 with KEY ctx, kv, ubatch, parallel or ram.")
 @click.option("--target-tps", type=float, help="Name the cheapest rig reaching this decode t/s.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG chart.")
@@ -455,18 +445,16 @@ def whatif_command(model: str, hardware_names: tuple[str, ...], vary: tuple[str,
         fit whatif qwen3-235b-a22b:Q3_K_M --hardware reference --vary ram=64,128,192
         fit whatif llama-3.3-70b --hardware 2x3090 --hardware 5090-4090 --target-tps 20
     """
-    from solver.gguf.sources import load_inventory
-    from solver.hardware.detect import load_rig
-    from solver.placement.whatif import cheapest_reaching, parse_vary, plot_rows, what_if
+    from profiles.planning import compare_rigs
+    from solver.placement.whatif import plot_rows
     from solver.placement.whatif_text import whatif_json, whatif_text
 
-    inventory = load_inventory(model)
-    scenarios = [load_rig(name) for name in hardware_names]
-    variations = parse_vary(vary)
     with _Progress() as progress:
-        rows = what_if(inventory, scenarios, _solve_request(**options), variations,
-                       with_max_context=not no_max_context, progress=progress)  # fmt: skip
-    best = cheapest_reaching(rows, target_tps) if target_tps else None
+        comparison = compare_rigs(
+            model, hardware_names, _solve_request(**options), vary,
+            with_max_context=not no_max_context, target_tps=target_tps, progress=progress,
+        )  # fmt: skip
+    rows, best, inventory = list(comparison.rows), comparison.cheapest, comparison.inventory
     if plot_path:
         plot_rows(rows, plot_path, f"{inventory.name or model} {inventory.file_type}")
     emit(

@@ -10,11 +10,13 @@ decided goes to ``EXTRA_ARGS``.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
 from profiles.models_conf import UNTESTED_MARK, ModelsConf, check_overwrite, join_args
+from solver.errors import BadInput
 from solver.gguf.inventory import Inventory
 from solver.hardware.scenario import Hardware
 from solver.placement.solve import SolveReport
@@ -131,6 +133,37 @@ def write_profile(conf_path: Path, profile: NewProfile, *, force: bool = False) 
 
     Every other byte of the file is kept; the write is atomic with a ``.bak``.
     """
+    return _conf_with(conf_path, profile, force=force).write(conf_path)
+
+
+def check_profile_target(
+    conf_path: Path,
+    profile_id: str,
+    *,
+    model_path: str,
+    name: str | None = None,
+    description: str | None = None,
+    force: bool = False,
+) -> None:
+    """Raise ``BadInput`` now for anything ``write_profile`` would refuse after a solve: an
+    unreadable or malformed conf file, a folder it cannot be written to, a bad profile id or
+    value, a tested profile of that id without ``force``.
+
+    It runs the very edit ``write_profile`` makes, on a copy in memory, with the keys the
+    user chose and placeholders for those the solve decides, so the two cannot drift apart.
+    """
+    folder = conf_path.parent
+    if not folder.is_dir():
+        raise BadInput(f"{conf_path}: its folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise BadInput(f"{conf_path}: cannot write in {folder}")
+    keys = (("NAME", name or "-"), ("DESCRIPTION", description or "-"), ("MODEL", model_path))
+    placeholder = NewProfile(profile_id=profile_id, keys=keys, comments=(UNTESTED_MARK,))
+    _conf_with(conf_path, placeholder, force=force)
+
+
+def _conf_with(conf_path: Path, profile: NewProfile, *, force: bool) -> ModelsConf:
+    """The conf file (empty if it does not exist yet) with the profile added or updated."""
     conf = ModelsConf.read(conf_path) if conf_path.exists() else ModelsConf("", str(conf_path))
     if profile.profile_id in conf:
         check_overwrite(conf.profile(profile.profile_id), force=force)
@@ -139,4 +172,4 @@ def write_profile(conf_path: Path, profile: NewProfile, *, force: bool = False) 
             conf.set_value(profile.profile_id, key, value)
     else:
         conf.add_profile(profile.profile_id, profile.keys, comments=profile.comments)
-    return conf.write(conf_path)
+    return conf

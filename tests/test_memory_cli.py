@@ -61,3 +61,14 @@ def test_missing_model_is_bad_input(tmp_path: Path) -> None:
 def test_help_has_an_example() -> None:
     result = CliRunner().invoke(cli, ["memory", "--help"])
     assert result.exit_code == 0 and "Example:" in result.output
+
+
+def test_this_machine_is_a_rig_too() -> None:
+    """``--hardware detect`` as in ``fit solve``; this machine may have no GPU at all."""
+    from solver.hardware.detect import detect_hardware
+
+    args = ["memory", "gpt-oss-20b", "--hardware", "detect", "--json", "--", "-c", "4096"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    devices = set(json.loads(result.stdout)["devices"])
+    assert devices == {"CPU", *(gpu.device for gpu in detect_hardware().gpus)}

@@ -187,3 +187,71 @@ def test_host_budget_counts_its_own_weights_not_the_mapped_span() -> None:
     assert host.weights > on_host
     assert resident == host.total - host.weights + on_host
     assert resident_bytes(inventory, report)["CUDA0"] == report.devices["CUDA0"].total
+
+
+# --- --write-profile is checked before the solve -------------------------------------------
+
+
+@pytest.fixture
+def no_solve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if anything reaches the (long) solve."""
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        pytest.fail("the solve ran although the input was already known to be bad")
+
+    monkeypatch.setattr("profiles.planning.solve", refuse)
+
+
+def _one_line_exit_2(args: list[str]) -> str:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().count("\n") == 0, result.output
+    assert "{" not in result.output and "Traceback" not in result.output  # no JSON: not solved
+    return result.output
+
+
+def test_write_profile_of_a_catalogue_model_needs_a_model_path(tmp_path: Path, no_solve) -> None:
+    conf = tmp_path / "models.conf"
+    out = _one_line_exit_2(
+        ["solve", "gpt-oss-120b", "--write-profile", "x", "--conf", str(conf), "--json"]
+    )
+    assert "--model-path" in out
+    assert not conf.exists()
+
+
+def test_a_tested_profile_is_refused_before_solving(tmp_path: Path, no_solve) -> None:
+    conf = tmp_path / "models.conf"
+    shutil.copy(FIXTURE_CONF, conf)
+    before = conf.read_bytes()
+    out = _one_line_exit_2(
+        ["solve", "gpt-oss-20b", "--write-profile", "qwen3-coder-30b", "--conf", str(conf),
+         "--model-path", "models/x.gguf", "--json"]
+    )  # fmt: skip
+    assert "--force" in out and conf.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("conf_text", "profile_id", "extra", "expected"),
+    [
+        ("[a]\nnot a key line\n", "x", [], "line 2"),  # malformed conf file
+        (None, "bad id!", [], "profile id"),
+        (None, "x", ["--name", "two\nlines"], "one line"),
+    ],
+)
+def test_a_profile_that_could_not_be_written_is_refused_before_solving(
+    tmp_path: Path, no_solve, conf_text: str | None, profile_id: str, extra: list[str],
+    expected: str,
+) -> None:  # fmt: skip
+    conf = tmp_path / "models.conf"
+    if conf_text is not None:
+        conf.write_text(conf_text)
+    args = ["solve", "gpt-oss-20b", "--write-profile", profile_id, "--conf", str(conf),
+            "--model-path", "models/x.gguf", *extra]  # fmt: skip
+    assert expected in _one_line_exit_2(args)
+
+
+def test_a_conf_in_a_missing_folder_is_refused_before_solving(tmp_path: Path, no_solve) -> None:
+    conf = tmp_path / "nowhere" / "models.conf"
+    args = ["solve", "gpt-oss-20b", "--write-profile", "x", "--conf", str(conf),
+            "--model-path", "models/x.gguf"]  # fmt: skip
+    assert "does not exist" in _one_line_exit_2(args)

@@ -89,7 +89,8 @@ DETECT = "detect"
 
 def load_rig(name: str) -> Hardware:
     """``--hardware NAME``: a bundled scenario, a scenario TOML file, or ``detect`` for this
-    machine."""
+    machine. The CLI's commands call it through ``profiles.rigs.resolve_rig``, which adds the
+    CPU features (a ``solver.llama`` record) and machine id that go with the rig."""
     return detect_hardware() if name == DETECT else load_hardware(name)
 
 

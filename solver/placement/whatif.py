@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from solver.errors import BadInput
 from solver.gguf.inventory import Inventory
 from solver.hardware.scenario import Hardware
+from solver.llama.device_map import CpuFeatures
 from solver.placement.solve import SolveRequest, solve
 from solver.quantities import GIB
 
@@ -67,13 +68,19 @@ def _apply(
 
 
 def largest_context(
-    inventory: Inventory, hardware: Hardware, request: SolveRequest, *, low: int = CONTEXT_STEP
+    inventory: Inventory,
+    hardware: Hardware,
+    request: SolveRequest,
+    *,
+    low: int = CONTEXT_STEP,
+    cpu: CpuFeatures | None = None,
 ) -> int | None:
-    """The largest context (a multiple of 1024 up to the model's own) that fits, or None."""
+    """The largest context (a multiple of 1024 up to the model's own) that fits, or None.
+    ``cpu`` is the rig's CPU, as ``solve`` takes it."""
 
     def fits(context: int) -> bool:
         trial = request.model_copy(update={"contexts": (context,), "time_limit_s": 5.0})
-        return solve(inventory, hardware, trial).feasible
+        return solve(inventory, hardware, trial, cpu=cpu).feasible
 
     high = max(inventory.context_length // CONTEXT_STEP, 1)
     if not fits(low):
@@ -98,15 +105,18 @@ def what_if(
     *,
     with_max_context: bool = True,
     progress: Callable[[str], None] | None = None,
+    cpus: Sequence[CpuFeatures | None] | None = None,
 ) -> list[WhatIfRow]:
     """One row per scenario and variation, in that order. ``progress`` hears which row is
-    being solved (each takes up to the request's time limit, more with the context search)."""
+    being solved (each takes up to the request's time limit, more with the context search).
+    ``cpus``, one per scenario, are the rigs' CPUs as ``solve`` takes them (None: generic)."""
+    rig_cpus = list(cpus) if cpus is not None else [None] * len(scenarios)
     variations: list[tuple[str, str]] = [
         (k, v) for k, values in (vary or {}).items() for v in values
     ] or [("", "")]
     rows = []
     total = len(scenarios) * len(variations)
-    for hardware in scenarios:
+    for hardware, cpu in zip(scenarios, rig_cpus, strict=True):
         for key, value in variations:
             variation = f"{key}={value}" if key else ""
             if progress is not None:
@@ -114,9 +124,9 @@ def what_if(
             trial_request, trial_hardware = (
                 _apply(key, value, request, hardware) if key else (request, hardware)
             )
-            report = solve(inventory, trial_hardware, trial_request)
+            report = solve(inventory, trial_hardware, trial_request, cpu=cpu)
             max_context = (
-                largest_context(inventory, trial_hardware, trial_request)
+                largest_context(inventory, trial_hardware, trial_request, cpu=cpu)
                 if with_max_context
                 else None
             )
