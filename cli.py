@@ -347,7 +347,7 @@ def _solve_options(command: Any) -> Any:
 
 def _solve_request(with_baselines: bool = False, **options: Any) -> Any:
     """The shared options as the library's ``SolveRequest``."""
-    from solver.placement.cpsat import Objective
+    from solver.cost.model import Objective
     from solver.placement.solve import SolveRequest
 
     return SolveRequest(
@@ -605,8 +605,8 @@ def calibrate_command(conf_path: Path, runs_dirs: tuple[Path, ...], dry_run: boo
 @click.option("--storage", help="Optuna RDB URL [sqlite:///WORKSPACE/.fit/tune.db].")
 @click.option("--study", "study_name", help="Study name [PROFILE-OBJECTIVE].")
 @click.option("--objective", default="decode", show_default=True,
-              type=click.Choice(["decode", "prompt", "mix"]),
-              help="Measured decode t/s, prompt t/s, or their geometric mean.")  # fmt: skip
+              type=click.Choice(["decode", "prefill", "balanced"]),
+              help="Measured decode t/s, prefill t/s, or their geometric mean.")  # fmt: skip
 @click.option("--apply", "apply_best", is_flag=True, help="Write the best trial into the profile.")
 @_n_predict_option(16)
 @_seconds_option("--heartbeat", "heartbeat_s", 10.0, "Seconds between trial heartbeats; a "
@@ -627,12 +627,12 @@ def tune_command(profile_id: str, conf_path: Path, server_path: Path | None, n_t
     \b
     Examples:
         fit tune qwen3-32b-q8 --trials 30
-        fit tune gpt-oss-120b --objective mix --apply
+        fit tune gpt-oss-120b --objective balanced --apply
     """
     from profiles.measure import prepare_measuring
     from profiles.tuning import TuneRequest, tune_profile
+    from solver.cost.model import Objective
     from solver.tune.text import trial_line, tune_json, tune_text
-    from solver.tune.tuner import Objective
 
     request = TuneRequest(
         objective=Objective(objective), n_trials=n_trials, storage=storage,
