@@ -446,8 +446,8 @@ def whatif_command(model: str, hardware_names: tuple[str, ...], vary: tuple[str,
         fit whatif llama-3.3-70b --hardware 2x3090 --hardware 5090-4090 --target-tps 20
     """
     from profiles.planning import compare_rigs
+    from solver.placement.text import whatif_json, whatif_text
     from solver.placement.whatif import plot_rows
-    from solver.placement.whatif_text import whatif_json, whatif_text
 
     with _Progress() as progress:
         comparison = compare_rigs(

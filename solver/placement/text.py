@@ -1,14 +1,21 @@
-"""Human-readable ``fit solve`` output: per device what it holds and what is left."""
+"""What ``fit solve`` and ``fit whatif`` show: pure functions of ``solver.placement``'s
+reports (per device what it holds and what is left; one row per rig and variation, then the
+cheapest rig). The CLI only prints them."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 from solver.gguf.inventory import Inventory
 from solver.hardware.scenario import Hardware
 from solver.placement.solve import SolveReport
+from solver.placement.whatif import WhatIfRow
 from solver.plan.plan import Plan
 from solver.plan.render import layer_runs
 from solver.plan.units import Unit
 from solver.quantities import CPU, GIB
+from solver.text_table import rows_table
 
 UNIT_NAMES = {
     Unit.EXPERTS: "experts",
@@ -137,3 +144,48 @@ def _decision_lines(report: SolveReport) -> list[str]:
 
 def _quoted(arg: str) -> str:
     return f'"{arg}"' if any(c in arg for c in "\\|()[]*") else arg
+
+
+# --- fit whatif ---------------------------------------------------------------------------
+
+
+def _or_dash(value: object, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def whatif_text(
+    rows: Sequence[WhatIfRow], *, target_tps: float | None = None, cheapest: WhatIfRow | None
+) -> str:
+    """Price, fit, strategy, estimated speeds and largest context per row; with a target,
+    the cheapest rig that reaches it (or that none does)."""
+    table = [
+        {
+            "scenario": r.scenario,
+            "vary": r.variation or "-",
+            "price $": _or_dash(r.price_usd, ",.0f"),
+            "fits": "yes" if r.fits else "no",
+            "strategy": r.strategy or "-",
+            "decode t/s": _or_dash(r.decode_tps, ".1f"),
+            "prefill t/s": _or_dash(r.prefill_tps, ".0f"),
+            "max ctx": _or_dash(r.max_context, ""),
+        }
+        for r in rows
+    ]
+    lines = [rows_table(table)]
+    if target_tps:
+        if cheapest:
+            lines.append(
+                f"cheapest rig reaching {target_tps:g} t/s: {cheapest.scenario} "
+                f"{cheapest.variation} (${cheapest.price_usd:,.0f})".rstrip()
+            )
+        else:
+            lines.append(f"no priced rig reaches {target_tps:g} t/s (estimated)")
+    return "\n".join(lines)
+
+
+def whatif_json(rows: Sequence[WhatIfRow], *, cheapest: WhatIfRow | None) -> dict[str, Any]:
+    """``fit whatif --json``: every row, and the cheapest rig reaching the target (or None)."""
+    return {
+        "rows": [r.model_dump() for r in rows],
+        "cheapest": cheapest.model_dump() if cheapest else None,
+    }
