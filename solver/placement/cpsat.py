@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
@@ -177,17 +178,68 @@ class _Model(BaseModel):
 
 
 def build_model(problem: PlacementProblem) -> _Model:
-    model = cp_model.CpModel()
-    n_dev = len(problem.devices)
-    n_layers = problem.table.stored.shape[0]
-    table = problem.table
-    column = {unit: i for i, unit in enumerate(table.units)}
-    part = {g: PARTS.index(g) for g in MOVABLE}
-    seconds, output_seconds, switch_seconds = _objective_tables(problem)
-    switch_ns = round(switch_seconds * NS)
-    classes = layer_classes(problem)
+    """The CP-SAT model of ``problem`` (notation in the module docstring), step by step.
 
-    # Step 1: contiguous blocks of layers per device, and how many of each class each holds.
+    Each step adds its variables and constraints in turn, so the model (and with it the
+    solver's search) depends on this order; the objective is set last.
+    """
+    cx = _context(problem)
+    n, starts, active = _add_blocks(cx)
+    count = _add_class_counts(cx, starts)
+    m = _add_patterns(cx, count)
+    output, last_block = _add_output_head(cx, active)
+    _add_memory(cx, active, output, count, m)
+    cost = _part_costs(cx, count, m, output)
+    fin = _add_block_endings(cx, starts, active, m)
+    cost.extend(_add_boundary_switches(cx, active, last_block, fin, output))
+    cx.model.minimize(sum(cost))
+    return _Model(model=cx.model, classes=cx.classes, n=n, m=m, fin=fin, output=output)
+
+
+# Position in PARTS (the cost tables' part axis) of each movable unit.
+_PART = {g: PARTS.index(g) for g in MOVABLE}
+
+_Count = dict[tuple[int, int], cp_model.IntVar]  # (class, device) -> cnt[c][k]
+_Patterns = dict[tuple[int, int, tuple[int, ...]], cp_model.IntVar]  # (c, d, pi) -> m[c][d][pi]
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every step reads: the model being built and the problem's numbers."""
+
+    model: cp_model.CpModel
+    problem: PlacementProblem
+    classes: list[LayerClass]
+    n_dev: int
+    n_layers: int
+    column: dict[Unit, int]  # unit -> its column in problem.table
+    seconds: np.ndarray  # per layer, part, device (``_objective_tables``)
+    output_seconds: np.ndarray  # per device
+    switch_ns: int  # one device switch
+
+
+def _context(problem: PlacementProblem) -> _Context:
+    seconds, output_seconds, switch_seconds = _objective_tables(problem)
+    return _Context(
+        model=cp_model.CpModel(),
+        problem=problem,
+        classes=layer_classes(problem),
+        n_dev=len(problem.devices),
+        n_layers=problem.table.stored.shape[0],
+        column={unit: i for i, unit in enumerate(problem.table.units)},
+        seconds=seconds,
+        output_seconds=output_seconds,
+        switch_ns=round(switch_seconds * NS),
+    )
+
+
+def _add_blocks(
+    cx: _Context,
+) -> tuple[list[cp_model.IntVar], list[cp_model.IntVar], list[cp_model.IntVar]]:
+    """Adds the contiguous blocks of layers: ``n[k]`` (summing to the layer count), the
+    block starts ``s[k] = n[0] + ... + n[k-1]`` (constants 0 and the layer count at the
+    ends) and ``active[k]`` <=> ``n[k] >= 1``. Returns (n, starts, active)."""
+    model, n_dev, n_layers = cx.model, cx.n_dev, cx.n_layers
     n = [model.new_int_var(0, n_layers, f"n[{k}]") for k in range(n_dev)]
     model.add(sum(n) == n_layers)
     starts = [model.new_constant(0)]
@@ -202,9 +254,16 @@ def build_model(problem: PlacementProblem) -> _Model:
         model.add(n[k] >= 1).only_enforce_if(act)
         model.add(n[k] == 0).only_enforce_if(act.Not())
         active.append(act)
+    return n, starts, active
 
-    count: dict[tuple[int, int], cp_model.IntVar] = {}
-    for c, cls in enumerate(classes):
+
+def _add_class_counts(cx: _Context, starts: list[cp_model.IntVar]) -> _Count:
+    """Adds, per class c, ``P[c][k]`` (members of c below ``s[k]``: an element constraint
+    on the class's prefix counts) and ``cnt[c][k] = P[c][k+1] - P[c][k]``, the class-c
+    layers block k holds. Returns cnt by (c, k)."""
+    model, n_dev, n_layers = cx.model, cx.n_dev, cx.n_layers
+    count: _Count = {}
+    for c, cls in enumerate(cx.classes):
         members = set(cls.members)
         prefix = [sum(1 for j in range(i) if j in members) for i in range(n_layers + 1)]
         below = []
@@ -216,19 +275,32 @@ def build_model(problem: PlacementProblem) -> _Model:
             cnt = model.new_int_var(0, len(members), f"cnt[{c}][{k}]")
             model.add(cnt == below[k + 1] - below[k])
             count[c, k] = cnt
+    return count
 
-    # Step 2: unit patterns per (class, layer device).
-    m: dict[tuple[int, int, tuple[int, ...]], cp_model.IntVar] = {}
-    for c, cls in enumerate(classes):
-        for d in range(n_dev):
+
+def _add_patterns(cx: _Context, count: _Count) -> _Patterns:
+    """Adds ``m[c][d][pi]`` for every class, layer device and unit pattern, the counts of a
+    class on a device summing to ``cnt[c][d]``. Returns m by (c, d, pi)."""
+    model = cx.model
+    m: _Patterns = {}
+    for c, cls in enumerate(cx.classes):
+        for d in range(cx.n_dev):
             choices = []
-            for pattern in cls.patterns(n_dev):
+            for pattern in cls.patterns(cx.n_dev):
                 var = model.new_int_var(0, len(cls.members), f"m[{c}][{d}][{pattern}]")
                 m[c, d, pattern] = var
                 choices.append(var)
             model.add(sum(choices) == count[c, d])
+    return m
 
-    # Step 3: the output head is the last -ngl slot.
+
+def _add_output_head(
+    cx: _Context, active: list[cp_model.IntVar]
+) -> tuple[list[cp_model.IntVar], list[cp_model.IntVar]]:
+    """Adds ``output[k]`` (exactly one), ``last_block[k]`` <=> block k is the last active
+    one, and the head as the last ``-ngl`` slot: on a GPU, no later GPU holds layers; on the
+    CPU, no GPU does. Returns (output, last_block)."""
+    model, n_dev = cx.model, cx.n_dev
     output = [model.new_bool_var(f"output[{k}]") for k in range(n_dev)]
     model.add_exactly_one(output)
     last_block = []
@@ -244,8 +316,21 @@ def build_model(problem: PlacementProblem) -> _Model:
             model.add_implication(output[k], later.Not())
     for gpu_block in active[1:]:
         model.add_implication(output[0], gpu_block.Not())  # any offload takes the head along
+    return output, last_block
 
-    # Step 4: memory per device.
+
+def _add_memory(
+    cx: _Context,
+    active: list[cp_model.IntVar],
+    output: list[cp_model.IntVar],
+    count: _Count,
+    m: _Patterns,
+) -> None:
+    """Adds, per device k, ``used[k]`` (implied by a block or the head on k; always set on
+    the CPU, which runs the input layer), ``m[c][d][pi] == 0`` unless used for the patterns
+    that put bytes on k, and the capacity constraint: head + fixed bytes when used + per
+    class, its layers' fixed weights and KV + the units its patterns put on k."""
+    model, problem, table = cx.model, cx.problem, cx.problem.table
     for k, device in enumerate(problem.devices):
         used = model.new_bool_var(f"used[{k}]")
         model.add_implication(active[k], used)
@@ -253,42 +338,63 @@ def build_model(problem: PlacementProblem) -> _Model:
         if device == CPU:
             model.add(used == 1)  # the host always runs the input layer
         terms = [problem.output_bytes * output[k], problem.fixed_bytes.get(device, 0) * used]
-        for c, cls in enumerate(classes):
+        for c, cls in enumerate(cx.classes):
             first = cls.members[0]
-            stays = int(table.pinned[first] + table.stored[first, column[Unit.ATTENTION]])
+            stays = int(table.pinned[first] + table.stored[first, cx.column[Unit.ATTENTION]])
             terms.append((stays + problem.kv_bytes[first]) * count[c, k])
-            for d in range(n_dev):
-                for pattern in cls.patterns(n_dev):
-                    held = sum(
-                        int(table.stored[first, column[g]])
-                        for g, target in zip(cls.units, pattern, strict=True)
-                        if target == k
-                    )
+            for d in range(cx.n_dev):
+                for pattern in cls.patterns(cx.n_dev):
+                    held = _unit_bytes_on(cx, cls, pattern, k)
                     if held:
                         var = m[c, d, pattern]
                         terms.append(held * var)
                         model.add(var == 0).only_enforce_if(used.Not())
         model.add(sum(terms) <= problem.capacity[device])
 
-    # Step 5: objective — parts where they run, switches inside blocks.
-    cost = []
-    for c, cls in enumerate(classes):
+
+def _unit_bytes_on(cx: _Context, cls: LayerClass, pattern: tuple[int, ...], k: int) -> int:
+    """Bytes of a class-``cls`` layer's units that ``pattern`` puts on device k."""
+    table, first = cx.problem.table, cls.members[0]
+    return sum(
+        int(table.stored[first, cx.column[g]])
+        for g, target in zip(cls.units, pattern, strict=True)
+        if target == k
+    )
+
+
+def _part_costs(
+    cx: _Context, count: _Count, m: _Patterns, output: list[cp_model.IntVar]
+) -> list[cp_model.LinearExprT]:
+    """The objective's terms (integer ns) for parts where they run and switches inside
+    blocks: each layer's fixed part on its block's device, each pattern's units and
+    switches (``_switches_inside``), the output head. Adds nothing to the model."""
+    seconds, switch_ns = cx.seconds, cx.switch_ns
+    cost: list[cp_model.LinearExprT] = []
+    for c, cls in enumerate(cx.classes):
         first = cls.members[0]
-        for d in range(n_dev):
+        for d in range(cx.n_dev):
             cost.append(round(seconds[first, 0, d] * NS) * count[c, d])
-            for pattern in cls.patterns(n_dev):
+            for pattern in cls.patterns(cx.n_dev):
                 ns = sum(
-                    round(seconds[first, part[g], target] * NS)
+                    round(seconds[first, _PART[g], target] * NS)
                     for g, target in zip(cls.units, pattern, strict=True)
                 )
                 ns += switch_ns * _switches_inside(pattern, d)
                 if ns:
                     cost.append(ns * m[c, d, pattern])
-    cost.extend(round(output_seconds[k] * NS) * output[k] for k in range(n_dev))
+    cost.extend(round(cx.output_seconds[k] * NS) * output[k] for k in range(cx.n_dev))
+    return cost
 
-    # Step 6: switches where blocks meet. fin[d][x]: block d's last part runs on x. The
-    # block's last layer is layer s[d+1]-1; some layer of its class on d must take a pattern
-    # ending on x (same-class layers of a block can swap, so it can be the last one).
+
+def _add_block_endings(
+    cx: _Context, starts: list[cp_model.IntVar], active: list[cp_model.IntVar], m: _Patterns
+) -> list[list[cp_model.IntVar]]:
+    """Adds ``fin[d][x]``: block d's last part runs on x (one x if d is active, none
+    otherwise). The block's last layer is layer ``s[d+1] - 1``; via ``last_layer[d]``,
+    ``last_class[d]`` and one boolean per class, some layer of that class on d must take a
+    pattern ending on x (same-class layers of a block can swap, so it can be the last one).
+    Returns fin."""
+    model, n_dev, n_layers, classes = cx.model, cx.n_dev, cx.n_layers, cx.classes
     class_of_layer = [0] * n_layers
     for c, cls in enumerate(classes):
         for il in cls.members:
@@ -313,14 +419,23 @@ def build_model(problem: PlacementProblem) -> _Model:
                 ]
                 model.add(sum(ending) >= 1).only_enforce_if([row[x], is_c])
         fin.append(row)
+    return fin
 
-    def both(a: cp_model.IntVar, b: cp_model.IntVar, name: str) -> cp_model.IntVar:
-        z = model.new_bool_var(name)
-        model.add_multiplication_equality(z, [a, b])
-        return z
 
+def _add_boundary_switches(
+    cx: _Context,
+    active: list[cp_model.IntVar],
+    last_block: list[cp_model.IntVar],
+    fin: list[list[cp_model.IntVar]],
+    output: list[cp_model.IntVar],
+) -> list[cp_model.LinearExprT]:
+    """The objective's terms for switches where blocks meet, correcting the inside-block
+    count (which assumed each block ends on its own device): the input leaving the host,
+    ``adjacent[d,e]`` blocks with the products ``z[d,e,x]``, and the last block's ending
+    against the output head (``end[d,x]``, ``w[d,x,o]``). Adds those booleans."""
+    model, n_dev, switch_ns = cx.model, cx.n_dev, cx.switch_ns
     # Input: token rows leave the host; a switch unless block 0 (the CPU) holds layer 0.
-    cost.append(switch_ns * (1 - active[0]))
+    cost: list[cp_model.LinearExprT] = [switch_ns * (1 - active[0])]
     for d, e in itertools.combinations(range(n_dev), 2):
         adjacent = model.new_bool_var(f"adjacent[{d},{e}]")
         gap = active[d + 1 : e]
@@ -331,16 +446,26 @@ def build_model(problem: PlacementProblem) -> _Model:
         for x in range(n_dev):
             delta = int(x != e) - int(x != d)
             if delta:
-                cost.append(switch_ns * delta * both(adjacent, fin[d][x], f"z[{d},{e},{x}]"))
+                z = _product(model, adjacent, fin[d][x], f"z[{d},{e},{x}]")
+                cost.append(switch_ns * delta * z)
     for d in range(n_dev):
         for x in range(n_dev):
-            ends_here = both(last_block[d], fin[d][x], f"end[{d},{x}]")
+            ends_here = _product(model, last_block[d], fin[d][x], f"end[{d},{x}]")
             for o in range(n_dev):
                 delta = int(x != o) - int(x != d)
                 if delta:
-                    cost.append(switch_ns * delta * both(ends_here, output[o], f"w[{d},{x},{o}]"))
-    model.minimize(sum(cost))
-    return _Model(model=model, classes=classes, n=n, m=m, fin=fin, output=output)
+                    w = _product(model, ends_here, output[o], f"w[{d},{x},{o}]")
+                    cost.append(switch_ns * delta * w)
+    return cost
+
+
+def _product(
+    model: cp_model.CpModel, a: cp_model.IntVar, b: cp_model.IntVar, name: str
+) -> cp_model.IntVar:
+    """A new boolean ``name`` = a * b."""
+    z = model.new_bool_var(name)
+    model.add_multiplication_equality(z, [a, b])
+    return z
 
 
 def add_hint(built: _Model, plan: Plan, devices: tuple[str, ...]) -> None:
@@ -470,7 +595,7 @@ def solve_placement(
 
 
 def plan_memory(plan: Plan, problem: PlacementProblem) -> dict[str, int]:
-    """Bytes per device of ``plan`` under the model's own accounting (step 4 above)."""
+    """Bytes per device of ``plan`` under the model's own accounting (``_add_memory``)."""
     table = problem.table
     column = {unit: i for i, unit in enumerate(table.units)}
     held = dict.fromkeys(problem.devices, 0)
