@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
@@ -284,8 +285,9 @@ class RpcAllocations(BaseModel):
         return max(self.compute, default=0)
 
 
-class DeviceMemory(BaseModel):
-    """All buffers that live in one device's memory, summed per kind."""
+class LoggedMemory(BaseModel):
+    """All logged buffers that live in one device's memory, summed per kind (what fit
+    predicts is ``solver.llama.memory.DeviceMemory``)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -351,7 +353,7 @@ class RunReport(BaseModel):
     def buffers_of(self, kind: BufferKind) -> tuple[LoggedBuffer, ...]:
         return tuple(buffer for buffer in self.buffers if buffer.kind is kind)
 
-    def per_device(self) -> dict[str, DeviceMemory]:
+    def per_device(self) -> dict[str, LoggedMemory]:
         """Buffers summed by the device whose memory holds them, in first-seen order."""
         field_of = {
             BufferKind.MODEL: "model",
@@ -366,7 +368,7 @@ class RunReport(BaseModel):
             fields = sums.setdefault(buffer.device, {})
             name = field_of[buffer.kind]
             fields[name] = fields.get(name, ZERO) + buffer.size
-        return {device: DeviceMemory(device=device, **fields) for device, fields in sums.items()}
+        return {device: LoggedMemory(device=device, **fields) for device, fields in sums.items()}
 
     def device_of(self, buffer: str) -> str:
         """The device whose memory holds buffer type ``buffer`` (CPU for host buffers)."""
@@ -469,8 +471,10 @@ _OVERRIDE = re.compile(r"tensor (?P<name>\S+) \(.*\) buffer type overridden to (
 _MODEL_LOAD = re.compile(
     r"llama_model_loader: loaded meta data with \d+ key-value pairs and (?P<n>\d+) tensors"
 )
-_PER_LOAD = ("load_mode", "layers_offloaded", "layers_total", "output_layer_offloaded",
-             "pipeline_parallel", "sched_copies")  # fmt: skip
+# what describes one model load (RunReport fields), and its value until that load's lines say
+_PER_LOAD = {"load_mode": None, "layers_offloaded": None, "layers_total": None,
+             "output_layer_offloaded": None, "pipeline_parallel": False,
+             "sched_copies": None}  # fmt: skip
 _SCHED_COPIES = re.compile(r"sched_reserve: reserve took .* sched copies = (?P<n>\d+)")
 # common/common.cpp: common_params_print_info (func printed as "%12.*s": "common_param")
 _BUILD = re.compile(r"common_param(?:s_print_info)?: (?P<build>build \d+ \(.*\) with .*)$")
@@ -553,10 +557,38 @@ def _breakdown_row(match: re.Match[str]) -> BreakdownRow:
 
 
 def parse_server_log(text: str) -> RunReport:
-    """Parse a llama-server log (any verbosity; ``-lv 4`` has the buffer lines)."""
-    lines = [_strip(raw) for raw in text.splitlines()]
+    """Parse a llama-server log (any verbosity; ``-lv 4`` has the buffer lines).
 
-    devices = [
+    Every line: its level (warnings, errors), then a memory breakdown row, or the first
+    ``_LINE_KINDS`` entry that matches it, then whether it reports an allocation failure.
+    """
+    lines = [_strip(raw) for raw in text.splitlines()]
+    devices = _logged_devices(lines)
+    # the device_info block needs -lv 4; llama_prepare_model_devices names the devices the
+    # model uses at the default verbosity too (src/llama.cpp: "using device %s (%s) ...")
+    used = [(m["name"], m["desc"]) for _, body in lines if (m := _USING_DEVICE.search(body))]
+    found = _Found(names=_DeviceNames([*used, *((d.name, d.description) for d in devices)]))
+    for number, (level, body) in enumerate(lines, start=1):
+        if level == "W":
+            found.warnings.append(body)
+        elif level == "E" or (level is None and body.startswith("error:")):
+            found.errors.append(body)  # unprefixed "error: ..." is common/arg.cpp's bad argument
+        if _read_breakdown(found, body, number):
+            continue
+        for pattern, handle in _LINE_KINDS:
+            if m := pattern.search(body):
+                handle(found, m, number)
+                break
+        failure = _allocation_failure(body, number, found.names)
+        if failure is not None:
+            found.failures.append(failure)
+    _close_breakdown(found, len(lines))
+    return _report(found, devices)
+
+
+def _logged_devices(lines: list[tuple[str | None, str]]) -> list[LoggedDevice]:
+    """The ``device_info`` block's devices (``common_params_print_info``)."""
+    return [
         LoggedDevice(
             name=m["name"],
             description=m["desc"],
@@ -566,140 +598,236 @@ def parse_server_log(text: str) -> RunReport:
         for _, body in lines
         if (m := _DEVICE.search(body))
     ]
-    # the device_info block needs -lv 4; llama_prepare_model_devices names the devices the
-    # model uses at the default verbosity too (src/llama.cpp: "using device %s (%s) ...")
-    used = [(m["name"], m["desc"]) for _, body in lines if (m := _USING_DEVICE.search(body))]
-    names = _DeviceNames([*used, *((d.name, d.description) for d in devices)])
 
-    found: dict = {"context": {}, "layer_devices": {}, "tensor_overrides": {}}
-    buffers: list[LoggedBuffer] = []
-    kv_caches: list[KvCacheSummary] = []
-    graphs: list[GraphReserve] = []
-    failures: list[AllocationFailure] = []
-    rows: list[BreakdownRow] = []
-    warnings: list[str] = []
-    errors: list[str] = []
-    tables: list[tuple[int, tuple[BreakdownRow, ...]]] = []
-    kv_cache: str | None = None
-    last_load = 0  # line of the last "loaded meta data": the load the server runs with
 
-    def close_breakdown() -> None:
-        if rows:
-            tables.append((number, tuple(rows)))
-            rows.clear()
+@dataclass
+class _Found:
+    """What ``parse_server_log`` has read so far; ``_report`` makes it a ``RunReport``.
 
-    for number, (level, body) in enumerate(lines, start=1):
-        if level == "W":
-            warnings.append(body)
-        elif level == "E" or (level is None and body.startswith("error:")):
-            errors.append(body)  # unprefixed "error: ..." is common/arg.cpp's bad-argument line
+    The fields named like ``RunReport``'s hold the same thing (``_PER_LOAD`` ones describe
+    the last model load only); the others are the parser's own.
+    """
 
-        row = _BREAKDOWN_DEVICE.search(body) or _BREAKDOWN_OTHER.search(body)
-        if row:
-            rows.append(_breakdown_row(row))
-            continue
-        if "common_memory_breakdown_print: | memory breakdown" in body:
-            close_breakdown()
-            continue
-        close_breakdown()
+    names: _DeviceNames
+    loaded: bool = False
+    listening_url: str | None = None
+    build: str | None = None
+    system_info: str | None = None
+    model_tensors: int | None = None
+    load_mode: str | None = None
+    layers_offloaded: int | None = None
+    layers_total: int | None = None
+    output_layer_offloaded: bool | None = None
+    pipeline_parallel: bool = False
+    sched_copies: int | None = None
+    layer_devices: dict[int, str] = field(default_factory=dict)
+    tensor_overrides: dict[str, str] = field(default_factory=dict)
+    context: dict[str, str] = field(default_factory=dict)  # llama_context's "key = value"s
+    flash_attn_resolved: bool | None = None
+    buffers: list[LoggedBuffer] = field(default_factory=list)
+    kv_caches: list[KvCacheSummary] = field(default_factory=list)
+    graphs: list[GraphReserve] = field(default_factory=list)
+    failures: list[AllocationFailure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    rows: list[BreakdownRow] = field(default_factory=list)  # the breakdown table being read
+    tables: list[tuple[int, tuple[BreakdownRow, ...]]] = field(default_factory=list)
+    kv_cache: str | None = None  # the iSWA / indexer cache whose KV buffer lines follow
+    last_load: int = 0  # line of the last "loaded meta data": the load the server runs with
 
-        if m := _MODEL_LOAD.search(body):
-            # --fit's dry runs load the model first (their lines show at -lv 5): what
-            # describes a load starts again, the last load is the one that allocated
-            last_load, kv_cache = number, None
-            buffers.clear()
-            kv_caches.clear()
-            graphs.clear()
-            for key in _PER_LOAD:
-                found.pop(key, None)
-            found["layer_devices"], found["tensor_overrides"] = {}, {}
-            found["model_tensors"] = int(m["n"])
-        elif m := _BUFFER.search(body):
-            label = m["label"]
-            kind = _KIND_BY_LABEL.get(label, BufferKind.OTHER)
-            buffers.append(
-                LoggedBuffer(
-                    kind=kind,
-                    label=label,
-                    buffer=m["buffer"],
-                    device=names.device_of(m["buffer"]),
-                    cache=kv_cache if kind is BufferKind.KV else None,
-                    size=LoggedSize.from_mib_text(m["mib"]),
-                    line=number,
-                )
-            )
-        elif m := _EXIT_COMPUTE.search(body):
-            _narrow_compute(buffers, m["buffer"], LoggedSize.from_mib_text(m["mib"]))
-        elif m := _LAYER_DEVICE.search(body):
-            found["layer_devices"][int(m["il"])] = m["dev"]  # a later load (--fit) wins
-        elif m := _OVERRIDE.search(body):
-            found["tensor_overrides"][m["name"]] = m["buft"]
-        elif m := _KV_CACHE_START.search(body):
-            kv_cache = m["which"]
-        elif m := _KV_SUMMARY.search(body):
-            kv_caches.append(
-                KvCacheSummary(
-                    cache=kv_cache,
-                    size=LoggedSize.from_mib_text(m["mib"]),
-                    cells=int(m["cells"]),
-                    layers=int(m["layers"]),
-                    n_seq_max=int(m["seqs"]),
-                    n_stream=int(m["streams"]),
-                    type_k=m["tk"],
-                    type_v=m["tv"],
-                    k_size=LoggedSize.from_mib_text(m["k"]),
-                    v_size=LoggedSize.from_mib_text(m["v"]),
-                )
-            )
-        elif m := _CONTEXT_FIELD.search(body):
-            found["context"][m["key"]] = m["value"]
-        elif m := _FA_RESOLVED.search(body):
-            found["context"]["flash_attn_resolved"] = m["state"] == "enabled"
-        elif m := _GRAPH.search(body) or _GRAPH_OLD.search(body):
-            graphs.append(_graph(m, number, found["context"]))
-        elif m := _SCHED_COPIES.search(body):
-            found["sched_copies"] = int(m["n"])
-        elif "llama_context: pipeline parallelism enabled" in body:
-            found["pipeline_parallel"] = True
-        elif m := _OFFLOADED.search(body):
-            found["layers_offloaded"], found["layers_total"] = int(m["n"]), int(m["m"])
-            found.setdefault("output_layer_offloaded", False)
-        elif _OUTPUT_OFFLOADED.search(body):
-            found["output_layer_offloaded"] = True
-        elif m := _LOAD_MODE.search(body):
-            found["load_mode"] = m["mode"]
-        elif m := _BUILD.search(body):
-            found["build"] = m["build"]
-        elif m := _SYSTEM_INFO.search(body):
-            found["system_info"] = m["info"]
-        elif m := _LISTENING.search(body):
-            found["listening_url"] = m["url"]
-        elif "llama_server: model loaded" in body or body.endswith("model loaded"):
-            found["loaded"] = True
 
-        failure = _allocation_failure(body, number, names)
-        if failure is not None:
-            failures.append(failure)
-    close_breakdown()
+def _read_breakdown(found: _Found, body: str, number: int) -> bool:
+    """A ``common_memory_breakdown_print`` row or header: True (the line is read). Any
+    other line ends the table being read."""
+    row = _BREAKDOWN_DEVICE.search(body) or _BREAKDOWN_OTHER.search(body)
+    if row:
+        found.rows.append(_breakdown_row(row))
+        return True
+    _close_breakdown(found, number)
+    return "common_memory_breakdown_print: | memory breakdown" in body
+
+
+def _close_breakdown(found: _Found, number: int) -> None:
+    if found.rows:
+        found.tables.append((number, tuple(found.rows)))
+        found.rows.clear()
+
+
+def _report(found: _Found, devices: list[LoggedDevice]) -> RunReport:
     # a table printed before the last load is --fit's projection, one after it the final
+    last_load = found.last_load
     breakdowns = [
         MemoryBreakdown(phase="final" if last_load and line > last_load else "projected", rows=t)
-        for line, t in tables
+        for line, t in found.tables
     ]
-
     return RunReport(
-        loaded=found.pop("loaded", False),
-        context=_context(found.pop("context")),
-        buffers=tuple(buffers),
-        kv_caches=tuple(kv_caches),
-        graphs=tuple(graphs),
+        loaded=found.loaded,
+        listening_url=found.listening_url,
+        build=found.build,
+        system_info=found.system_info,
         devices=tuple(devices),
+        model_tensors=found.model_tensors,
+        load_mode=found.load_mode,
+        layers_offloaded=found.layers_offloaded,
+        layers_total=found.layers_total,
+        output_layer_offloaded=found.output_layer_offloaded,
+        layer_devices=found.layer_devices,
+        tensor_overrides=found.tensor_overrides,
+        context=_context(found.context, found.flash_attn_resolved),
+        buffers=tuple(found.buffers),
+        kv_caches=tuple(found.kv_caches),
+        graphs=tuple(found.graphs),
+        pipeline_parallel=found.pipeline_parallel,
+        sched_copies=found.sched_copies,
         breakdowns=tuple(breakdowns),
-        allocation_failures=_with_purpose(failures),
-        warnings=tuple(warnings),
-        errors=tuple(errors),
-        **found,
+        allocation_failures=_with_purpose(found.failures),
+        warnings=tuple(found.warnings),
+        errors=tuple(found.errors),
     )
+
+
+# --- one handler per kind of line -------------------------------------------------------------
+
+
+def _on_model_load(found: _Found, m: re.Match[str], number: int) -> None:
+    # --fit's dry runs load the model first (their lines show at -lv 5): what describes a
+    # load starts again, the last load is the one that allocated
+    found.last_load, found.kv_cache = number, None
+    found.buffers.clear()
+    found.kv_caches.clear()
+    found.graphs.clear()
+    for key, unset in _PER_LOAD.items():
+        setattr(found, key, unset)
+    found.layer_devices, found.tensor_overrides = {}, {}
+    found.model_tensors = int(m["n"])
+
+
+def _on_buffer(found: _Found, m: re.Match[str], number: int) -> None:
+    label = m["label"]
+    kind = _KIND_BY_LABEL.get(label, BufferKind.OTHER)
+    found.buffers.append(
+        LoggedBuffer(
+            kind=kind,
+            label=label,
+            buffer=m["buffer"],
+            device=found.names.device_of(m["buffer"]),
+            cache=found.kv_cache if kind is BufferKind.KV else None,
+            size=LoggedSize.from_mib_text(m["mib"]),
+            line=number,
+        )
+    )
+
+
+def _on_exit_compute(found: _Found, m: re.Match[str], number: int) -> None:
+    _narrow_compute(found.buffers, m["buffer"], LoggedSize.from_mib_text(m["mib"]))
+
+
+def _on_layer_device(found: _Found, m: re.Match[str], number: int) -> None:
+    found.layer_devices[int(m["il"])] = m["dev"]  # a later load (--fit) wins
+
+
+def _on_override(found: _Found, m: re.Match[str], number: int) -> None:
+    found.tensor_overrides[m["name"]] = m["buft"]
+
+
+def _on_kv_cache_start(found: _Found, m: re.Match[str], number: int) -> None:
+    found.kv_cache = m["which"]
+
+
+def _on_kv_summary(found: _Found, m: re.Match[str], number: int) -> None:
+    found.kv_caches.append(
+        KvCacheSummary(
+            cache=found.kv_cache,
+            size=LoggedSize.from_mib_text(m["mib"]),
+            cells=int(m["cells"]),
+            layers=int(m["layers"]),
+            n_seq_max=int(m["seqs"]),
+            n_stream=int(m["streams"]),
+            type_k=m["tk"],
+            type_v=m["tv"],
+            k_size=LoggedSize.from_mib_text(m["k"]),
+            v_size=LoggedSize.from_mib_text(m["v"]),
+        )
+    )
+
+
+def _on_context_field(found: _Found, m: re.Match[str], number: int) -> None:
+    found.context[m["key"]] = m["value"]
+
+
+def _on_fa_resolved(found: _Found, m: re.Match[str], number: int) -> None:
+    found.flash_attn_resolved = m["state"] == "enabled"
+
+
+def _on_graph(found: _Found, m: re.Match[str], number: int) -> None:
+    found.graphs.append(_graph(m, number, found.context))
+
+
+def _on_sched_copies(found: _Found, m: re.Match[str], number: int) -> None:
+    found.sched_copies = int(m["n"])
+
+
+def _on_pipeline_parallel(found: _Found, m: re.Match[str], number: int) -> None:
+    found.pipeline_parallel = True
+
+
+def _on_offloaded(found: _Found, m: re.Match[str], number: int) -> None:
+    found.layers_offloaded, found.layers_total = int(m["n"]), int(m["m"])
+    if found.output_layer_offloaded is None:
+        found.output_layer_offloaded = False  # the next line says so when it is
+
+
+def _on_output_offloaded(found: _Found, m: re.Match[str], number: int) -> None:
+    found.output_layer_offloaded = True
+
+
+def _on_load_mode(found: _Found, m: re.Match[str], number: int) -> None:
+    found.load_mode = m["mode"]
+
+
+def _on_build(found: _Found, m: re.Match[str], number: int) -> None:
+    found.build = m["build"]
+
+
+def _on_system_info(found: _Found, m: re.Match[str], number: int) -> None:
+    found.system_info = m["info"]
+
+
+def _on_listening(found: _Found, m: re.Match[str], number: int) -> None:
+    found.listening_url = m["url"]
+
+
+def _on_loaded(found: _Found, m: re.Match[str], number: int) -> None:
+    found.loaded = True
+
+
+_PIPELINE_PARALLEL = re.compile(re.escape("llama_context: pipeline parallelism enabled"))
+# tools/server/server.cpp: llama_server
+_LOADED = re.compile(r"llama_server: model loaded|model loaded\Z")
+
+# Each line is read by the first of these that matches it (the order settles overlaps).
+_LINE_KINDS: tuple[tuple[re.Pattern[str], Callable[[_Found, re.Match[str], int], None]], ...] = (
+    (_MODEL_LOAD, _on_model_load),
+    (_BUFFER, _on_buffer),
+    (_EXIT_COMPUTE, _on_exit_compute),
+    (_LAYER_DEVICE, _on_layer_device),
+    (_OVERRIDE, _on_override),
+    (_KV_CACHE_START, _on_kv_cache_start),
+    (_KV_SUMMARY, _on_kv_summary),
+    (_CONTEXT_FIELD, _on_context_field),
+    (_FA_RESOLVED, _on_fa_resolved),
+    (_GRAPH, _on_graph),
+    (_GRAPH_OLD, _on_graph),
+    (_SCHED_COPIES, _on_sched_copies),
+    (_PIPELINE_PARALLEL, _on_pipeline_parallel),
+    (_OFFLOADED, _on_offloaded),
+    (_OUTPUT_OFFLOADED, _on_output_offloaded),
+    (_LOAD_MODE, _on_load_mode),
+    (_BUILD, _on_build),
+    (_SYSTEM_INFO, _on_system_info),
+    (_LISTENING, _on_listening),
+    (_LOADED, _on_loaded),
+)
 
 
 def _narrow_compute(buffers: list[LoggedBuffer], buffer: str, size: LoggedSize) -> None:
@@ -711,7 +839,7 @@ def _narrow_compute(buffers: list[LoggedBuffer], buffer: str, size: LoggedSize) 
             return
 
 
-def _context(fields: dict[str, object]) -> ContextParams:
+def _context(fields: dict[str, str], flash_attn_resolved: bool | None) -> ContextParams:
     def number(key: str) -> int | None:
         value = fields.get(key)
         return int(value) if isinstance(value, str) and value.isdigit() else None
@@ -720,7 +848,6 @@ def _context(fields: dict[str, object]) -> ContextParams:
         value = fields.get(key)
         return None if value is None else value in ("1", "true")
 
-    resolved = fields.get("flash_attn_resolved")
     flash_attn = fields.get("flash_attn")
     return ContextParams(
         n_seq_max=number("n_seq_max"),
@@ -731,12 +858,12 @@ def _context(fields: dict[str, object]) -> ContextParams:
         n_outputs_max=number("n_outputs_max"),
         causal_attn=flag("causal_attn"),
         flash_attn=flash_attn if isinstance(flash_attn, str) else None,
-        flash_attn_resolved=resolved if isinstance(resolved, bool) else None,
+        flash_attn_resolved=flash_attn_resolved,
         kv_unified=flag("kv_unified"),
     )
 
 
-def _graph(match: re.Match[str], line: int, context: dict[str, object]) -> GraphReserve:
+def _graph(match: re.Match[str], line: int, context: dict[str, str]) -> GraphReserve:
     fields = match.groupdict()
 
     def number(key: str) -> int | None:
