@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from solver.gguf.reader import (
     MAX_KEPT_ARRAY,
     MAX_WINDOW,
     GGUFHeader,
+    LocalFileSource,
     read_header,
     read_local_header,
 )
@@ -223,7 +225,22 @@ def test_row_not_multiple_of_block_refused() -> None:
 
 
 def test_tensor_name_too_long_refused() -> None:
-    refused(raw_gguf([], [tensor_info("x" * 64, (4,), 0, 0)]), "longer than 63 bytes")
+    refused(raw_gguf([], [tensor_info("x" * 64, (4,), 0, 0)]), "is 64 bytes long (limit 63)")
+    assert parse(raw_gguf([], [tensor_info("x" * 63, (8,), 0, 0)], data=b"\0" * 32)).tensors
+
+
+def test_huge_tensor_name_length_refused_before_reading_it(tmp_path: Path) -> None:
+    """A name length of 250,000,000 in a file that has the bytes: refused from the length
+    alone, having read one window, not the 250 MB (issue 15: 1 GB RSS, 249 MB over hf://)."""
+    length = 250_000_000
+    info = struct.pack("<Q", length) + b"x" * 64
+    path = tmp_path / "long-name.gguf"
+    path.write_bytes(raw_gguf([], [info]))
+    os.truncate(path, length + 4096)  # sparse: the bytes are there, as far as the reader knows
+    with LocalFileSource(path) as source:
+        with pytest.raises(GGUFError, match="name of tensor #0 is 250000000 bytes long"):
+            read_header(source, str(path))
+        assert source.bytes_read <= MAX_WINDOW
 
 
 def test_duplicate_key_refused() -> None:

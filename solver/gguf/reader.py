@@ -432,9 +432,9 @@ def _read_array(cursor: _Cursor, key: str) -> MetadataValue:
 def _read_tensor_info(cursor: _Cursor, index: int) -> tuple[GGUFTensorInfo, int]:
     """One tensor info; returns it (offset still relative) and where it starts in the file."""
     start = cursor.pos
-    name = _read_string(cursor, f"name of tensor #{index}", MAX_STRING_BYTES)
-    if len(name.encode()) > MAX_TENSOR_NAME_BYTES:
-        raise cursor.fail(f"tensor name {_quote(name)} is longer than 63 bytes", start)
+    # Its length is checked against ggml's limit before a byte of it is read: a hostile
+    # length (250,000,000) must not be fetched only to be refused.
+    name = _read_string(cursor, f"name of tensor #{index}", MAX_TENSOR_NAME_BYTES)
     n_dims_offset = cursor.pos
     n_dims = cursor.u32(f"n_dims of tensor {_quote(name)}")
     if n_dims > MAX_DIMS:
