@@ -12,7 +12,7 @@ from typing import Any
 
 from solver.gguf.inventory import Inventory
 from solver.quantities import GIB, MIB
-from solver.text_table import format_table
+from solver.text_table import format_table, terminal_safe
 
 
 def inventory_json(inventory: Inventory) -> dict[str, Any]:
@@ -127,7 +127,8 @@ def summary_lines(inventory: Inventory) -> list[str]:
         ),
     ]
     width = max(len(label) for label, _ in rows)
-    return [f"{label.ljust(width)}  {value}" for label, value in rows]
+    # the name and the source are the file's or the user's text: escaped for the terminal
+    return [f"{label.ljust(width)}  {terminal_safe(value)}" for label, value in rows]
 
 
 def role_table(inventory: Inventory) -> list[str]:

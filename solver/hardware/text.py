@@ -19,14 +19,15 @@ from solver.hardware.scenario import (
     list_scenarios,
     load_hardware,
 )
-from solver.text_table import rows_table
+from solver.text_table import rows_table, terminal_safe
 
 
 def hardware_text(hardware: Hardware) -> str:
     """The rig's name, a table of its GPUs (VRAM, bandwidth, FP16, PCIe link), then RAM,
     DRAM bandwidth, cores and the notes detection left."""
     host = hardware.host
-    lines = [f"{hardware.name}: {hardware.description}" if hardware.description else hardware.name]
+    title = f"{hardware.name}: {hardware.description}" if hardware.description else hardware.name
+    lines = [terminal_safe(title)]  # the scenario file's own text
     gpu_rows = [
         {
             "device": gpu.device,
@@ -43,10 +44,11 @@ def hardware_text(hardware: Hardware) -> str:
     lines += ["", rows_table(gpu_rows) if gpu_rows else "GPUs: none", ""]
     available = "" if host.available_bytes is None else f", {host.available_bytes / GIB:.1f} free"
     threads = "" if host.threads is None else f" ({host.threads} threads)"
-    lines.append(f"RAM:   {host.ram_bytes / GIB:.1f} GiB{available} {host.memory_kind}".rstrip())
+    ram = f"RAM:   {host.ram_bytes / GIB:.1f} GiB{available} {host.memory_kind}".rstrip()
+    lines.append(terminal_safe(ram))
     lines.append(f"DRAM:  {host.bandwidth_bytes_per_s / GB:.1f} GB/s ({host.bandwidth_source})")
     lines.append(f"CPU:   {host.cores} cores{threads}")
-    lines += [f"note:  {note}" for note in hardware.notes]
+    lines += [f"note:  {terminal_safe(note)}" for note in hardware.notes]
     return "\n".join(lines)
 
 

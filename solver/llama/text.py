@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from solver.llama.memory import MemoryReport
 from solver.quantities import MIB
-from solver.text_table import rows_table
+from solver.text_table import rows_table, terminal_safe
 
 NOT_MODELLED = "n/m"
 
@@ -18,14 +18,17 @@ def _mib(value: int | None) -> str:
 
 
 def memory_text(report: MemoryReport) -> str:
-    """Per-device MiB table, the context it was sized for, every buffer, and the notes."""
+    """Per-device MiB table, the context it was sized for, every buffer, and the notes. A
+    compute buffer that is an assumed margin (not modelled) is marked ``*``."""
+    assumed = report.unmodelled is not None and report.unmodelled.margin is not None
+    legend = f"{NOT_MODELLED} = not modelled" + (", * = assumed margin" if assumed else "")
     rows = [
         {
             "device": name,
             "weights": _mib(d.weights),
             "repack": _mib(d.repack),
             "kv": _mib(d.kv),
-            "compute": _mib(d.compute),
+            "compute": _mib(d.compute) + ("*" if assumed and d.compute is not None else ""),
             "output": _mib(d.output),
             "total": _mib(d.total),
         }
@@ -34,7 +37,7 @@ def memory_text(report: MemoryReport) -> str:
     ctx = report.workload
     splits = report.graph_splits if report.graph_splits is not None else NOT_MODELLED
     lines = [
-        f"MiB per device ({NOT_MODELLED} = not modelled):",
+        f"MiB per device ({legend}):",
         rows_table(rows),
         "",
         f"context: n_ctx={ctx.n_ctx} n_ctx_seq={ctx.n_ctx_seq} slots={ctx.n_seq_max} "
@@ -51,5 +54,5 @@ def memory_text(report: MemoryReport) -> str:
         )
     out = report.output_buffer
     lines.append(f"  output  {out.buffer_type:>24} {out.size / MIB:10.2f} MiB  ({out.size} B)")
-    lines += [f"note: {note}" for note in report.notes]
+    lines += [f"note: {terminal_safe(note)}" for note in report.notes]
     return "\n".join(lines)

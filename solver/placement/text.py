@@ -9,13 +9,14 @@ from typing import Any
 
 from solver.gguf.inventory import Inventory
 from solver.hardware.scenario import Hardware
+from solver.llama.memory import Unmodelled
 from solver.placement.solve import SolveReport
 from solver.placement.whatif import WhatIfRow
 from solver.plan.plan import Plan
 from solver.plan.render import layer_runs
 from solver.plan.units import Unit
 from solver.quantities import CPU, GIB
-from solver.text_table import rows_table
+from solver.text_table import rows_table, terminal_safe
 
 UNIT_NAMES = {
     Unit.EXPERTS: "experts",
@@ -66,7 +67,7 @@ def render_solve(report: SolveReport, inventory: Inventory, hardware: Hardware) 
         + (f", {inventory.experts.count} experts" if inventory.is_moe else "")
         + f") on {hardware.name}"
     )
-    lines = [head, f"context {report.context}, KV cache {report.kv_type}"]
+    lines = [terminal_safe(head), f"context {report.context}, KV cache {report.kv_type}"]
     if not report.feasible:
         lines.append(f"status: {report.status.value} after {report.solve_seconds:.2f} s")
         if report.shortfall:
@@ -85,7 +86,7 @@ def render_solve(report: SolveReport, inventory: Inventory, hardware: Hardware) 
             lines.append(f"budgets after margins (GiB): {offered}")
             lines += [f"  - {text}" for text in s.suggestions]
         lines += _decision_lines(report)
-        lines += [f"note: {n}" for n in report.notes]
+        lines += [f"note: {terminal_safe(n)}" for n in report.notes]
         return "\n".join(lines)
     gap = "" if report.gap is None else f", gap {report.gap:.3%}"
     lines.append(f"status: {report.status.value}{gap}, solved in {report.solve_seconds:.2f} s")
@@ -124,8 +125,8 @@ def render_solve(report: SolveReport, inventory: Inventory, hardware: Hardware) 
             ratio = "" if not tps else f"  (fit is {report.decode_tps / tps:.2f}x)"
             lines.append(f"  {name:18} {shown}{ratio}")
     lines.append("")
-    lines.append("llama-server " + " ".join(_quoted(a) for a in report.args))
-    lines += [f"note: {n}" for n in report.notes]
+    lines.append(terminal_safe("llama-server " + " ".join(_quoted(a) for a in report.args)))
+    lines += [f"note: {terminal_safe(n)}" for n in report.notes]
     return "\n".join(lines)
 
 
@@ -180,12 +181,29 @@ def whatif_text(
             )
         else:
             lines.append(f"no priced rig reaches {target_tps:g} t/s (estimated)")
+    unmodelled = _unmodelled(rows)
+    if unmodelled is not None:
+        lines.append(f"note: {unmodelled.note}")
     return "\n".join(lines)
 
 
 def whatif_json(rows: Sequence[WhatIfRow], *, cheapest: WhatIfRow | None) -> dict[str, Any]:
-    """``fit whatif --json``: every row, and the cheapest rig reaching the target (or None)."""
-    return {
-        "rows": [r.model_dump() for r in rows],
-        "cheapest": cheapest.model_dump() if cheapest else None,
+    """``fit whatif --json``: every row, and the cheapest rig reaching the target (or None);
+    ``unmodelled`` only when a margin stood in for compute buffers fit does not model."""
+    document = {
+        "rows": [_row_json(r) for r in rows],
+        "cheapest": _row_json(cheapest) if cheapest else None,
     }
+    unmodelled = _unmodelled(rows)
+    if unmodelled is not None:
+        document["unmodelled"] = unmodelled.to_json()
+    return document
+
+
+def _row_json(row: WhatIfRow) -> dict[str, Any]:
+    return row.model_dump(exclude={"unmodelled"})  # said once, for the whole document
+
+
+def _unmodelled(rows: Sequence[WhatIfRow]) -> Unmodelled | None:
+    """The same model on every row: what its first row says about unmodelled compute."""
+    return next((r.unmodelled for r in rows if r.unmodelled is not None), None)
