@@ -148,6 +148,8 @@ _ARCH_SPECIFIC_REQUIRED = {
     "deepseek2": "blk.1.ffn_gate_shexp.weight",
     "gpt-oss": "blk.0.attn_sinks.weight",
     "glm4moe": "blk.1.exp_probs_b.bias",
+    "qwen35": "blk.0.ssm_beta.weight",
+    "qwen35moe": "blk.1.ffn_gate_inp_shexp.weight",
 }
 
 

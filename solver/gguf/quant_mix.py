@@ -189,6 +189,7 @@ def allows_quantization(spec: TensorSpec) -> bool:
         and name.endswith("weight")
         and "_norm.weight" not in name
         and "ffn_gate_inp.weight" not in name
+        and "ssm_conv1d" not in name  # Mamba/DeltaNet's small conv kernels stay F32
     )
 
 

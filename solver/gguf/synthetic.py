@@ -370,6 +370,10 @@ def miniature(bp: Blueprint) -> Blueprint:
     n_head = 4
     mha = bp.n_head_kv == bp.n_head
     n_expert = min(bp.n_expert, 8)
+    n_layer = max(2, bp.leading_dense_layers + 1)
+    if bp.is_gated_delta_net:
+        # keep the layer pattern: at least one full-attention layer after the DeltaNet ones
+        n_layer = max(n_layer, bp.full_attention_interval)
     groups = {}
     if bp.expert_groups is not None:
         # keep "grouped routing" when the model has it; llama.cpp wants used < groups
@@ -378,7 +382,7 @@ def miniature(bp: Blueprint) -> Blueprint:
     return bp.model_copy(
         update={
             "name": f"mini-{bp.name}",
-            "n_layer": max(2, bp.leading_dense_layers + 1),
+            "n_layer": n_layer,
             "n_embd": 256,
             "n_vocab": 320,
             "context_length": 4096,
@@ -397,12 +401,33 @@ def miniature(bp: Blueprint) -> Blueprint:
             "qk_rope_head_dim": 32 if bp.qk_rope_head_dim else 0,
             "v_head_dim": 64 if bp.v_head_dim else 0,
             "sliding_window": min(bp.sliding_window, 128),
+            **_mini_gated_delta_net(bp),
             "tokenizer": bp.tokenizer.model_copy(
                 update={"bos_token_id": None, "eos_token_id": None, "n_merges": None}
             ),
             **groups,
         }
     )
+
+
+def _mini_gated_delta_net(bp: Blueprint) -> dict[str, object]:
+    """The DeltaNet sizes shrunk with the value/key head ratio kept (qwen35: 32/16 -> 8/4),
+    the shared expert one expert wide and the MRoPE sections within the rotary half."""
+    if not bp.is_gated_delta_net:
+        return {}
+    ratio = bp.ssm_dt_rank // bp.ssm_n_group
+    return {
+        "ssm_d_state": 64,
+        "ssm_n_group": 4,
+        "ssm_dt_rank": 4 * ratio,
+        "n_ff_shexp": 256 if bp.n_ff_shexp else 0,
+        "rope_dim": 16,
+        "rope_sections": _TINY_ROPE_SECTIONS,
+    }
+
+
+# MRoPE sections of a 16-dim rotary part (8 pairs), split as Qwen3.5's [11, 11, 10, 0] of 32
+_TINY_ROPE_SECTIONS = (3, 3, 2, 0)
 
 
 def tiny_blueprint(arch: Arch | str) -> Blueprint:
@@ -464,5 +489,31 @@ def tiny_blueprint(arch: Arch | str) -> Blueprint:
             "nextn_layers": 1,
             "tokenizer": gpt2,
         },
+        Arch.QWEN35: {"n_ff": 512, **_TINY_QWEN35, "tokenizer": gpt2},
+        Arch.QWEN35MOE: {
+            **moe,
+            "n_expert": 8,
+            "n_ff_shexp": 256,
+            **_TINY_QWEN35,
+            "tokenizer": gpt2,
+        },
     }[arch]
     return Blueprint(architecture=arch, name=f"tiny-{arch.value}", **{**_TINY_COMMON, **specific})
+
+
+# qwen35 / qwen35moe: Qwen3.5's layer pattern (three gated DeltaNet layers, then one gated
+# full-attention layer) in four layers, twice as many value as key heads (8, enough rows for
+# CPU repacking of alpha/beta), an MTP layer
+_TINY_QWEN35: dict[str, object] = {
+    "n_layer": 4,
+    "head_dim": 64,
+    "rope_dim": 16,
+    "rope_sections": _TINY_ROPE_SECTIONS,
+    "rope_theta": 1e7,
+    "ssm_d_conv": 4,
+    "ssm_d_state": 64,
+    "ssm_n_group": 4,
+    "ssm_dt_rank": 8,
+    "full_attention_interval": 4,
+    "nextn_layers": 1,
+}
