@@ -276,13 +276,20 @@ def llama_path_command(as_json: bool) -> None:
               help="CPU features of the llama.cpp build that decide weight repacking: comma list "
               "of avx2, avx512, amx, or 'none' (default: this machine's CPU, as a native build "
               "sees it).")  # fmt: skip
+@click.option("--unmodelled-margin", "unmodelled_margin_gib", type=click.FloatRange(min=0),
+              metavar="GIB", help="For an architecture whose compute buffers fit does not "
+              "model: GiB assumed as the compute buffer of each device that runs layers, added "
+              "to the totals.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def memory(model: str, llama_args: tuple[str, ...], hardware_name: str | None,
-           cpu_flags: str | None, as_json: bool) -> None:  # fmt: skip
+           cpu_flags: str | None, unmodelled_margin_gib: float | None,
+           as_json: bool) -> None:  # fmt: skip
     """Predict every buffer llama-server allocates for MODEL with these arguments.
 
     The arguments after -- are read exactly as llama-server reads them; one it does not
-    know, or whose memory effect fit does not model, is an error.
+    know, or whose memory effect fit does not model, is an error. A model whose compute
+    buffers fit does not model (no recipe for its architecture) gets its weights, KV, state
+    and output, its compute marked n/m and left out of the totals, and a note saying so.
 
     \b
     Example:
@@ -292,8 +299,17 @@ def memory(model: str, llama_args: tuple[str, ...], hardware_name: str | None,
     from solver.llama.text import memory_text
 
     cpu = _cpu_features(cpu_flags)
-    report = predict_memory(model, llama_args, rig=hardware_name, cpu=cpu)
+    report = predict_memory(
+        model, llama_args, rig=hardware_name, cpu=cpu,
+        unmodelled_margin=_gib_bytes(unmodelled_margin_gib),
+    )  # fmt: skip
     emit(as_json, report.to_json, lambda: memory_text(report))
+
+
+def _gib_bytes(gib: float | None) -> int | None:
+    from solver.quantities import GIB
+
+    return None if gib is None else int(gib * GIB)
 
 
 def _cpu_features(flags: str | None) -> Any:
@@ -340,6 +356,12 @@ def _solve_options(command: Any) -> Any:
                      type=float, help="GiB of RAM kept for the OS and other programs."),
         click.option("--time-limit", default=10.0, show_default=True, type=float,
                      help="Seconds the CP-SAT search may take."),
+        click.option("--unmodelled-margin", "unmodelled_margin_gib",
+                     type=click.FloatRange(min=0), metavar="GIB",
+                     help="Plan a model whose compute buffers fit does not model (no recipe "
+                     "for its architecture), which is refused without it: GiB assumed as the "
+                     "compute buffer of each device that runs layers. The output repeats "
+                     "it."),
     ]  # fmt: skip
     for option in reversed(options):
         command = option(command)
@@ -363,6 +385,7 @@ def _solve_request(with_baselines: bool = False, **options: Any) -> Any:
         ram_reserve_bytes=int(options["ram_reserve_gib"] * 1024**3),
         time_limit_s=options["time_limit"],
         with_baselines=with_baselines,
+        unmodelled_margin_bytes=_gib_bytes(options["unmodelled_margin_gib"]),
     )
 
 

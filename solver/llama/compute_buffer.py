@@ -37,10 +37,9 @@ Backends (``solver.ggml.sched.Backend``):
   F16 K/V copies (vector kernel assumed for at most 2 tokens per sequence), ``--no-host``
   (CPU weights then sit in non-host repack buffers and are not offloaded).
 
-Not modelled at all: architectures without a recipe are built with the llama recipe and
-flagged ``approximate``; recurrent/hybrid models (no attention weights) raise
-``ComputeNotModelled``; ``-sm row``/``tensor`` and ``--embeddings`` pooling are flagged
-``approximate``.
+Not modelled at all: architectures without a recipe and recurrent/hybrid models (no
+attention weights) raise ``ComputeNotModelled`` (never priced as another architecture);
+``-sm row``/``tensor`` and ``--embeddings`` pooling are flagged ``approximate``.
 """
 
 from __future__ import annotations
@@ -108,8 +107,7 @@ class ComputeEstimate(BaseModel):
     )
     n_copies: int = Field(description="scheduler copies (4 with pipeline parallelism)")
     approximate: bool = Field(
-        description="the architecture has no graph recipe (the llama recipe was used), or the"
-        " launch uses what is not modelled: -sm row/tensor, --embeddings pooling"
+        description="the launch uses what is not modelled: -sm row/tensor, --embeddings pooling"
     )
 
 
@@ -540,9 +538,7 @@ def estimate_compute(
         tg_bytes_by_device=dict(zip(order, tg_sizes, strict=True)),
         tg_exact=tg_exact,
         n_copies=r.n_copies,
-        approximate=prepared.pp.approximate
-        or workload.split_mode not in ("layer", "none")
-        or workload.embeddings,
+        approximate=workload.split_mode not in ("layer", "none") or workload.embeddings,
     )
     if not reference:
         if len(prepared.results) > 4096:

@@ -7,6 +7,11 @@ sizes (``solver.llama.workload``), the KV buffers (``solver.llama.kv_cache``), t
 compute buffers and graph splits. Device names are llama.cpp's: ``CPU``, ``CUDA0``, ``RPC0``;
 every host buffer (CPU_Mapped, CPU_REPACK, AMX, CUDA_Host) counts for ``CPU``.
 
+A model whose compute graph fit cannot build (no recipe for its architecture, recurrent
+layers) still gets its weights, KV, state and output exactly; its compute buffers are marked
+not modelled (``MemoryReport.unmodelled``) and left out of the totals, unless the caller
+states a margin to assume in their place (``unmodelled_margin``).
+
 Per inventory the expensive tables (tensor ops, file offsets, hyperparameters, regex matches)
 are built once and cached, so the solver can call this many times.
 """
@@ -39,6 +44,7 @@ from solver.llama.device_map import (
 )
 from solver.llama.kv_cache import KvBuffer, kv_buffers, recurrent_buffers
 from solver.llama.workload import ComputeWorkload, resolve_workload
+from solver.quantities import GIB
 
 FLOAT_BYTES = 4
 
@@ -52,7 +58,8 @@ class OutputBuffer(BaseModel):
 
 
 class DeviceMemory(BaseModel):
-    """Bytes one device holds; ``compute`` is None when the compute model is not available."""
+    """Bytes one device holds; ``compute`` is None when the compute model is not available
+    (and no margin was assumed for this device, see ``Unmodelled``)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -62,6 +69,39 @@ class DeviceMemory(BaseModel):
     compute: int | None
     output: int
     total: int
+
+
+class Unmodelled(BaseModel):
+    """Compute buffers fit could not model, and the margin assumed in their place, if any."""
+
+    model_config = ConfigDict(frozen=True)
+
+    architecture: str
+    reason: str = Field(description="why no compute-graph recipe builds this model")
+    margin: int | None = Field(
+        description="bytes assumed as the compute buffer of each device that runs layers; "
+        "None: none assumed, the totals leave compute out"
+    )
+
+    @property
+    def note(self) -> str:
+        """The one line every report of this model repeats."""
+        head = (
+            f"compute buffers and graph splits of {self.architecture}: not modelled ({self.reason})"
+        )
+        if self.margin is None:
+            return (
+                f"{head}; the totals leave them out (--unmodelled-margin GIB assumes a buffer "
+                "per device)"
+            )
+        return (
+            f"{head}; a margin of {self.margin / GIB:g} GiB per device that runs layers is "
+            "assumed as its compute buffer and counted in the totals"
+        )
+
+    def to_json(self) -> dict[str, object]:
+        margin = None if self.margin is None else self.margin / GIB
+        return {"architecture": self.architecture, "reason": self.reason, "margin_gib": margin}
 
 
 class MemoryReport(BaseModel):
@@ -81,11 +121,14 @@ class MemoryReport(BaseModel):
     compute_buffers: dict[str, int] = Field(default_factory=dict)
     workload: ComputeWorkload
     placement: TensorPlacement
+    unmodelled: Unmodelled | None = Field(
+        default=None, description="set when the compute buffers are not modelled"
+    )
     notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
-        """The ``fit memory --json`` document."""
-        return {
+        """The ``fit memory --json`` document (``unmodelled`` only when compute is not)."""
+        document: dict[str, object] = {
             "devices": {
                 name: {
                     "weights": d.weights,
@@ -109,6 +152,9 @@ class MemoryReport(BaseModel):
             "context": self.workload.model_dump(),
             "notes": list(self.notes),
         }
+        if self.unmodelled is not None:
+            document["unmodelled"] = self.unmodelled.to_json()
+        return document
 
 
 _TABLES: OrderedDict[int, ModelTensors] = OrderedDict()
@@ -155,11 +201,14 @@ def estimate_memory(
     hardware: Hardware | None = None,
     cpu: CpuFeatures | None = None,
     rpc_free_bytes: int | None = None,
+    unmodelled_margin: int | None = None,
 ) -> MemoryReport:
     """Predict every buffer llama-server allocates at startup for this launch.
 
     ``devices`` names local GPUs (``CUDA0``...) when no ``hardware`` is given; RPC devices come
     from ``config.rpc_servers``. ``cpu`` decides repacking (default: this machine's CPU).
+    ``unmodelled_margin``: bytes to assume as the compute buffer of each device that runs
+    layers when fit cannot model the compute graph (ignored when it can).
     """
     tables = model_tables(inventory)
     cpu = cpu if cpu is not None else _local_cpu()
@@ -172,6 +221,13 @@ def estimate_memory(
     kv += recurrent_buffers(tables.hparams, workload, placement.layer_rs_devices, device_bufts)
     output = _output_buffer(tables, workload, placement, offload)
     compute, splits, splits_tg = _compute(inventory, workload, placement)
+    unmodelled = None
+    if isinstance(compute, ComputeNotModelled):
+        unmodelled = Unmodelled(
+            architecture=compute.architecture, reason=compute.reason, margin=unmodelled_margin
+        )
+        compute = {}
+    assumed = _assumed_compute(placement, unmodelled)
 
     names = [CPU, *placement.devices]
     totals: dict[str, DeviceMemory] = {}
@@ -180,7 +236,8 @@ def estimate_memory(
         repack = sum(b.size for b in placement.buffers if b.device == name and b.extra)
         kv_bytes = sum(b.size for b in kv if b.device == name)
         out = output.size if output.device == name else 0
-        comp = None if compute is None else compute.get(name, 0)
+        # not modelled: the margin where one is assumed, else None (left out of the total)
+        comp = compute.get(name, 0) if unmodelled is None else assumed.get(name)
         totals[name] = DeviceMemory(
             weights=weights,
             repack=repack,
@@ -189,18 +246,19 @@ def estimate_memory(
             output=out,
             total=weights + repack + kv_bytes + out + (comp or 0),
         )
-    notes = _notes(config, compute is None)
+    notes = _notes(config, unmodelled)
     return MemoryReport(
         devices=totals,
         graph_splits=splits,
         graph_splits_tg=splits_tg,
-        compute_modelled=compute is not None,
+        compute_modelled=unmodelled is None,
         model_buffers=placement.buffers,
         kv_buffers=kv,
         output_buffer=output,
-        compute_buffers=compute or {},
+        compute_buffers=compute,
         workload=workload,
         placement=placement,
+        unmodelled=unmodelled,
         notes=notes,
     )
 
@@ -232,10 +290,10 @@ def _output_buffer(
 
 def _compute(
     inventory: Inventory, workload: ComputeWorkload, placement: TensorPlacement
-) -> tuple[dict[str, int] | None, int | None, int | None]:
+) -> tuple[dict[str, int] | ComputeNotModelled, int | None, int | None]:
     """Compute buffers and graph splits (prompt, generation) from ``solver.llama.compute_buffer``;
-    None for an architecture whose compute graph it cannot build (weights, KV and state
-    still are)."""
+    for an architecture whose compute graph it cannot build, the refusal saying why (weights,
+    KV and state still are modelled)."""
     layer_kv = [device or CPU for device in placement.layer_kv_devices]
     try:
         estimate = estimate_compute(
@@ -245,18 +303,29 @@ def _compute(
             layer_kv,
             [*placement.devices, CPU],
         )
-    except ComputeNotModelled:
-        return None, None, None
+    except ComputeNotModelled as refused:
+        return refused, None, None
     return dict(estimate.bytes_by_device), estimate.graph_splits, estimate.graph_splits_tg
 
 
-def _notes(config: LaunchConfig, compute_missing: bool) -> tuple[str, ...]:
+def _assumed_compute(placement: TensorPlacement, unmodelled: Unmodelled | None) -> dict[str, int]:
+    """The stated margin as the compute buffer of every device that holds a layer's weights,
+    KV or state (so runs part of a layer); empty when compute is modelled or no margin given."""
+    margin = None if unmodelled is None else unmodelled.margin
+    if margin is None:
+        return {}
+    runs_layers = {
+        *placement.layer_devices,
+        *(d for d in (*placement.layer_kv_devices, *placement.layer_rs_devices) if d),
+        *(d for name, d in placement.tensor_devices.items() if name.startswith("blk.")),
+    }
+    return {name: margin for name in runs_layers}
+
+
+def _notes(config: LaunchConfig, unmodelled: Unmodelled | None) -> tuple[str, ...]:
     notes = []
-    if compute_missing:
-        notes.append(
-            "compute buffers and graph splits: not modelled for this architecture "
-            "(solver.llama.compute_graph has no recipe for it); totals leave them out"
-        )
+    if unmodelled is not None:
+        notes.append(unmodelled.note)
     if config.fit:
         notes.append(
             "--fit is on (llama.cpp's default): llama.cpp may change -c/-ngl/-ts/-ot that were "

@@ -18,14 +18,17 @@ def _mib(value: int | None) -> str:
 
 
 def memory_text(report: MemoryReport) -> str:
-    """Per-device MiB table, the context it was sized for, every buffer, and the notes."""
+    """Per-device MiB table, the context it was sized for, every buffer, and the notes. A
+    compute buffer that is an assumed margin (not modelled) is marked ``*``."""
+    assumed = report.unmodelled is not None and report.unmodelled.margin is not None
+    legend = f"{NOT_MODELLED} = not modelled" + (", * = assumed margin" if assumed else "")
     rows = [
         {
             "device": name,
             "weights": _mib(d.weights),
             "repack": _mib(d.repack),
             "kv": _mib(d.kv),
-            "compute": _mib(d.compute),
+            "compute": _mib(d.compute) + ("*" if assumed and d.compute is not None else ""),
             "output": _mib(d.output),
             "total": _mib(d.total),
         }
@@ -34,7 +37,7 @@ def memory_text(report: MemoryReport) -> str:
     ctx = report.workload
     splits = report.graph_splits if report.graph_splits is not None else NOT_MODELLED
     lines = [
-        f"MiB per device ({NOT_MODELLED} = not modelled):",
+        f"MiB per device ({legend}):",
         rows_table(rows),
         "",
         f"context: n_ctx={ctx.n_ctx} n_ctx_seq={ctx.n_ctx_seq} slots={ctx.n_seq_max} "

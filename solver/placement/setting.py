@@ -53,6 +53,11 @@ class SolveRequest(BaseModel):
     time_limit_s: float = 10.0
     workers: int = 2
     with_baselines: bool = False
+    unmodelled_margin_bytes: int | None = Field(
+        default=None,
+        description="for a model whose compute buffers fit cannot model: bytes assumed as the "
+        "compute buffer of each device that runs layers; None refuses such a model",
+    )
 
 
 class Setting(BaseModel):
@@ -67,6 +72,9 @@ class Setting(BaseModel):
     kv_bytes: tuple[int, ...] = Field(description="per layer, host buffer bytes")
     table: LayerTable
     tables: CostTables
+    unmodelled_margin: int | None = Field(
+        default=None, description="the request's margin for compute buffers fit cannot model"
+    )
 
 
 # --- arguments that do not depend on placement --------------------------------------------
@@ -171,6 +179,7 @@ def resolve_setting(
         kv_bytes=kv,
         table=table,
         tables=tables,
+        unmodelled_margin=request.unmodelled_margin_bytes,
     )
 
 

@@ -14,6 +14,9 @@ The steps, each its own function:
    A device over capacity because its buffers came out larger than assumed gets the measured
    size as its fixed cost; otherwise its budget is cut by the excess; then the problem is
    solved again, at most ``MAX_ROUNDS`` rounds. Each such decision is kept in the report.
+   A model whose compute buffers fit cannot model is refused (``BadInput``), unless the
+   request states a margin to assume for them (``unmodelled_margin_bytes``); the report
+   then says so (``unmodelled`` and a note).
 5. Pick among the feasible candidates: the largest context first, then the KV type listed
    first unless a later one is faster by ``KV_SPEEDUP``.
 """
@@ -25,12 +28,12 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from solver.cost.model import CostCoefficients, CostEstimate, estimate_cost
-from solver.errors import OperationFailed
+from solver.errors import BadInput, OperationFailed
 from solver.gguf.inventory import Inventory
 from solver.hardware.scenario import Hardware
 from solver.llama.args import parse_llama_args
 from solver.llama.device_map import CpuFeatures
-from solver.llama.memory import MemoryReport, estimate_memory
+from solver.llama.memory import MemoryReport, Unmodelled, estimate_memory
 from solver.placement.baselines import BASELINES
 from solver.placement.cpsat import (
     PlacementProblem,
@@ -132,6 +135,9 @@ class SolveReport(BaseModel):
     decisions: tuple[RoundDecision, ...] = Field(
         default=(), description="what each verification round changed before solving again"
     )
+    unmodelled: Unmodelled | None = Field(
+        default=None, description="compute buffers not modelled, and the margin assumed"
+    )
     notes: tuple[str, ...] = ()
 
     @property
@@ -139,7 +145,8 @@ class SolveReport(BaseModel):
         return self.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)
 
     def to_json(self) -> dict[str, object]:
-        return {
+        """``fit solve --json``; ``unmodelled`` only when a margin stood in for compute."""
+        document: dict[str, object] = {
             "status": self.status.value,
             "solve_seconds": round(self.solve_seconds, 4),
             "gap": self.gap,
@@ -158,12 +165,21 @@ class SolveReport(BaseModel):
             "decisions": [d.model_dump() for d in self.decisions],
             "notes": list(self.notes),
         }
+        if self.unmodelled is not None:
+            document["unmodelled"] = self.unmodelled.to_json()
+        return document
 
 
 # --- step 1 and 2: workload and placement-independent memory --------------------------------
 
 
-def _memory(inventory: Inventory, hardware: Hardware, args: Sequence[str], cpu: CpuFeatures | None):
+def _memory(
+    inventory: Inventory,
+    hardware: Hardware,
+    args: Sequence[str],
+    cpu: CpuFeatures | None,
+    unmodelled_margin: int | None = None,
+):
     """The full memory model for llama-server ``args`` on this rig."""
     config = parse_llama_args(list(args), gpu_buffers=local_gpu_buffers(hardware))
     rpc = any(gpu.rpc_endpoint for gpu in hardware.gpus)
@@ -173,6 +189,7 @@ def _memory(inventory: Inventory, hardware: Hardware, args: Sequence[str], cpu: 
         hardware=None if rpc else hardware,
         cpu=cpu,
         rpc_free_bytes=min((g.memory_bytes for g in hardware.gpus), default=None) if rpc else None,
+        unmodelled_margin=unmodelled_margin,
     )
 
 
@@ -186,8 +203,19 @@ def launch_args(setting: Setting, plan: Plan, hardware: Hardware) -> list[str]:
 def plan_report(
     inventory: Inventory, hardware: Hardware, setting: Setting, plan: Plan, cpu: CpuFeatures
 ) -> MemoryReport:
-    """The full memory model on the plan's own rendered arguments."""
-    return _memory(inventory, hardware, launch_args(setting, plan, hardware), cpu)
+    """The full memory model on the plan's own rendered arguments. Refuses (``BadInput``) a
+    model whose compute buffers fit cannot model, unless the setting states a margin: a plan
+    that counted them as free would run out of memory."""
+    args = launch_args(setting, plan, hardware)
+    report = _memory(inventory, hardware, args, cpu, setting.unmodelled_margin)
+    unmodelled = report.unmodelled
+    if unmodelled is not None and unmodelled.margin is None:
+        raise BadInput(
+            f"{unmodelled.architecture}: compute buffers not modelled ({unmodelled.reason}), "
+            "so no plan can be checked against memory; --unmodelled-margin GIB plans anyway, "
+            "assuming that much compute buffer per device that runs layers"
+        )
+    return report
 
 
 def resident_bytes(inventory: Inventory, report: MemoryReport) -> dict[str, int]:
@@ -240,14 +268,15 @@ def check_round_trip(inventory: Inventory, plan: Plan, report: MemoryReport) -> 
 
 def _reference_fixed_bytes(
     inventory: Inventory, hardware: Hardware, setting: Setting, cpu: CpuFeatures
-) -> dict[str, int]:
+) -> tuple[dict[str, int], Unmodelled | None]:
     """Buffers per device before any plan exists: the larger of two extremes — everything on
     the host, and every layer offloaded, split by memory (each GPU runs layers; the last one
-    also the output head)."""
+    also the output head). Also what the memory model could not model, if anything."""
     gpus = tuple(g.device for g in hardware.gpus)
     n_layers = setting.table.stored.shape[0]
     on_host = Plan(gpus=gpus, n_layers=n_layers, gpu_layers=(0,) * len(gpus))
-    fixed = _fixed_bytes(plan_report(inventory, hardware, setting, on_host, cpu), setting, hardware)
+    host_report = plan_report(inventory, hardware, setting, on_host, cpu)
+    fixed = _fixed_bytes(host_report, setting, hardware)
     if gpus:
         slots = split_slots(tuple(float(g.memory_bytes) for g in hardware.gpus), n_layers + 1)
         layers = list(slots)
@@ -259,7 +288,7 @@ def _reference_fixed_bytes(
         report = plan_report(inventory, hardware, setting, offloaded, cpu)
         for name, nbytes in _fixed_bytes(report, setting, hardware).items():
             fixed[name] = max(fixed[name], nbytes)
-    return fixed
+    return fixed, host_report.unmodelled
 
 
 def _fixed_bytes(report: MemoryReport, setting: Setting, hardware: Hardware) -> dict[str, int]:
@@ -305,7 +334,7 @@ def solve_setting(
     """Steps 3 and 4 for one (context, KV type)."""
     capacity = capacities(hardware, request)
     budgets = {name: budget for name, (_, budget) in capacity.items()}
-    fixed = _reference_fixed_bytes(inventory, hardware, setting, cpu)
+    fixed, unmodelled = _reference_fixed_bytes(inventory, hardware, setting, cpu)
     elapsed = 0.0
     decisions: list[RoundDecision] = []
     for round_ in range(1, MAX_ROUNDS + 1):
@@ -317,7 +346,7 @@ def solve_setting(
         elapsed += result.solve_seconds
         if result.plan is None:
             report = _infeasible(setting, problem, elapsed, round_)
-            return report.model_copy(update={"decisions": tuple(decisions)})
+            return _finished(report, decisions, unmodelled)
         memory = plan_report(inventory, hardware, setting, result.plan, cpu)
         check_round_trip(inventory, result.plan, memory)
         resident = resident_bytes(inventory, memory)
@@ -331,17 +360,31 @@ def solve_setting(
                 inventory, hardware, request, setting, result, memory, capacity, round_,
                 baselines,
             )  # fmt: skip
-            return report.model_copy(update={"decisions": tuple(decisions)})
+            return _finished(report, decisions, unmodelled)
         measured = _fixed_bytes(memory, setting, hardware)
         decisions += _learn(round_, over, measured, fixed, budgets)
-    return _without_plan(
+    report = _without_plan(
         setting,
         SolveStatus.UNKNOWN,
         elapsed,
         MAX_ROUNDS,
         notes=(f"the memory model and the placement model did not agree within {MAX_ROUNDS} "
                "rounds",),
-    ).model_copy(update={"decisions": tuple(decisions)})  # fmt: skip
+    )  # fmt: skip
+    return _finished(report, decisions, unmodelled)
+
+
+def _finished(
+    report: SolveReport, decisions: list[RoundDecision], unmodelled: Unmodelled | None
+) -> SolveReport:
+    """What every outcome of a setting carries: the verification rounds' decisions and, for a
+    model whose compute buffers are a stated margin, that record and its note (once: a plan's
+    notes, from its memory report, already have it)."""
+    notes = report.notes
+    if unmodelled is not None and unmodelled.note not in notes:
+        notes = (*notes, unmodelled.note)
+    update = {"decisions": tuple(decisions), "unmodelled": unmodelled, "notes": notes}
+    return report.model_copy(update=update)
 
 
 def _learn(

@@ -9,6 +9,7 @@ from typing import Any
 
 from solver.gguf.inventory import Inventory
 from solver.hardware.scenario import Hardware
+from solver.llama.memory import Unmodelled
 from solver.placement.solve import SolveReport
 from solver.placement.whatif import WhatIfRow
 from solver.plan.plan import Plan
@@ -180,12 +181,29 @@ def whatif_text(
             )
         else:
             lines.append(f"no priced rig reaches {target_tps:g} t/s (estimated)")
+    unmodelled = _unmodelled(rows)
+    if unmodelled is not None:
+        lines.append(f"note: {unmodelled.note}")
     return "\n".join(lines)
 
 
 def whatif_json(rows: Sequence[WhatIfRow], *, cheapest: WhatIfRow | None) -> dict[str, Any]:
-    """``fit whatif --json``: every row, and the cheapest rig reaching the target (or None)."""
-    return {
-        "rows": [r.model_dump() for r in rows],
-        "cheapest": cheapest.model_dump() if cheapest else None,
+    """``fit whatif --json``: every row, and the cheapest rig reaching the target (or None);
+    ``unmodelled`` only when a margin stood in for compute buffers fit does not model."""
+    document = {
+        "rows": [_row_json(r) for r in rows],
+        "cheapest": _row_json(cheapest) if cheapest else None,
     }
+    unmodelled = _unmodelled(rows)
+    if unmodelled is not None:
+        document["unmodelled"] = unmodelled.to_json()
+    return document
+
+
+def _row_json(row: WhatIfRow) -> dict[str, Any]:
+    return row.model_dump(exclude={"unmodelled"})  # said once, for the whole document
+
+
+def _unmodelled(rows: Sequence[WhatIfRow]) -> Unmodelled | None:
+    """The same model on every row: what its first row says about unmodelled compute."""
+    return next((r.unmodelled for r in rows if r.unmodelled is not None), None)

@@ -16,6 +16,7 @@ from solver.errors import BadInput
 from solver.gguf.inventory import Inventory
 from solver.hardware.scenario import Hardware
 from solver.llama.device_map import CpuFeatures
+from solver.llama.memory import Unmodelled
 from solver.placement.solve import SolveRequest, solve
 from solver.quantities import GIB
 
@@ -35,6 +36,7 @@ class WhatIfRow(BaseModel):
     prefill_tps: float | None = None
     max_context: int | None = None
     args: tuple[str, ...] = ()
+    unmodelled: Unmodelled | None = None  # compute not modelled: the margin that was assumed
 
 
 def parse_vary(specs: Sequence[str]) -> dict[str, list[str]]:
@@ -141,6 +143,7 @@ def what_if(
                     prefill_tps=report.prefill_tps,
                     max_context=max_context,
                     args=report.args,
+                    unmodelled=report.unmodelled,
                 )
             )
     return rows

@@ -9,10 +9,10 @@ so the allocator replay in ``solver.ggml.alloc`` reserves the same bytes.
 
 In: a ``GraphModel`` (``ModelHparams`` of ``solver.llama.hparams`` plus each weight's type and
 shape), the context's ``CacheParams`` and a ``Ubatch``. Out: a ``BuiltGraph``. Refused:
-``ComputeNotModelled`` for layers no recipe can build. Optional tensors (biases, Q/K norms,
+``ComputeNotModelled`` for an architecture without a recipe (never priced as another
+architecture's graph) and for layers no recipe can build. Optional tensors (biases, Q/K norms,
 shared experts, a MoE router) are taken from the weights the way llama.cpp's loader finds
-them; architectures without a recipe fall back to the llama recipe and are flagged
-approximate.
+them.
 
 Modules, lower first:
 

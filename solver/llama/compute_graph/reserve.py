@@ -1,8 +1,8 @@
 """The entry: the graph ``llama_context::graph_reserve`` builds for one worst-case ubatch.
 
-``build_graph`` pads the ubatch to whole sequences, picks the architecture's recipe (the
-llama recipe, flagged approximate, for an architecture without one), refuses a model whose
-layers the recipe cannot build (``ComputeNotModelled``, e.g. recurrent layers without
+``build_graph`` pads the ubatch to whole sequences, picks the architecture's recipe, refuses
+what no recipe models (``ComputeNotModelled``: an architecture without a recipe, never priced
+as another one's graph; layers the recipe cannot build, e.g. recurrent layers without
 attention weights), and runs the recipe over a fresh ``GraphBuilder``.
 """
 
@@ -22,12 +22,17 @@ class BuiltGraph:
 
     graph: Graph
     pin_layers: bool  # the graph callback pins "norm"/"l_last" (n_tokens < 32 or full offload)
-    approximate: bool
     n_tokens: int
 
 
 class ComputeNotModelled(BadInput):
-    """The model's architecture has no compute-graph recipe that can build it (e.g. SSM)."""
+    """No compute-graph recipe can build the model: its architecture has none, or its layers
+    are not what the recipe builds (e.g. SSM). ``architecture`` names it; ``reason`` says why."""
+
+    def __init__(self, architecture: str, reason: str) -> None:
+        super().__init__(f"{architecture}: compute buffers not modelled ({reason})")
+        self.architecture = architecture
+        self.reason = reason
 
 
 def build_graph(model: GraphModel, cache: CacheParams, ubatch: Ubatch) -> BuiltGraph:
@@ -38,17 +43,15 @@ def build_graph(model: GraphModel, cache: CacheParams, ubatch: Ubatch) -> BuiltG
         ubatch = Ubatch(n_tokens, ubatch.n_seqs, ubatch.n_outputs)
     hp = model.hparams
     recipe = RECIPES.get(hp.arch)
-    approximate = recipe is None
     if recipe is None:
-        recipe = RECIPES["llama"]
+        # another architecture's graph would price its buffers wrong, silently (8-25 % low)
+        raise ComputeNotModelled(hp.arch, "fit has no compute-graph recipe for this architecture")
     if recipe.attention == "mla" and not hp.is_mla:
         raise BadInput(f"{hp.arch}: MLA hyperparameters (key_length_mla) are missing")
     _check_modelled(model, recipe)
     b = GraphBuilder(model, cache, ubatch)
     build_generic(b, recipe)
-    return BuiltGraph(
-        graph=b.gf, pin_layers=n_tokens < 32, approximate=approximate, n_tokens=n_tokens
-    )
+    return BuiltGraph(graph=b.gf, pin_layers=n_tokens < 32, n_tokens=n_tokens)
 
 
 def _check_modelled(model: GraphModel, recipe: ArchRecipe) -> None:
@@ -67,6 +70,6 @@ def _check_modelled(model: GraphModel, recipe: ArchRecipe) -> None:
         missing = [n for n in names if n not in w]
         if missing:
             raise ComputeNotModelled(
-                f"{model.hparams.arch}: the compute graph of this architecture is not modelled "
-                f"(layer {il} has no {missing[0]})"
+                model.hparams.arch,
+                f"its layers are not what the recipe builds: layer {il} has no {missing[0]}",
             )
