@@ -212,6 +212,11 @@ def scale(a: Tensor) -> Tensor:
     return _dup(a, "SCALE", (a,))
 
 
+def scale_inplace(a: Tensor) -> Tensor:
+    """ggml_scale_inplace: a view of ``a`` (no memory of its own)."""
+    return _view_of(a, "SCALE", (a,))
+
+
 def clamp(a: Tensor) -> Tensor:
     return _dup(a, "CLAMP", (a,))
 
@@ -327,11 +332,35 @@ def argsort_top_k(a: Tensor, k: int) -> Tensor:
     return view_4d(s, k, s.ne[1], s.ne[2], s.ne[3], s.nb[1], s.nb[2], s.nb[3], 0)
 
 
+# --- state-space and linear-attention ops ----------------------------------------------
+
+
+def ssm_conv(sx: Tensor, c: Tensor) -> Tensor:
+    """ggml_ssm_conv: sx (d_conv - 1 + n_t) x d_inner x n_s convolved with the kernel c
+    (d_conv x d_inner) -> F32 d_inner x n_t x n_s."""
+    n_t = sx.ne[0] - c.ne[0] + 1
+    return Tensor(F32, (c.ne[1], n_t, sx.ne[2]), "SSM_CONV", (sx, c))
+
+
+def gated_delta_net(
+    q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor, state: Tensor, n_snapshots: int
+) -> Tensor:
+    """ggml_gated_delta_net: F32 (S_v * H) x (n_tokens * n_seqs + K * S_v * n_seqs): every
+    token's output rows, then K snapshots of the S_v x S_v x H state per sequence."""
+    s_v, heads, n_tokens, n_seqs = v.ne
+    rows = n_tokens * n_seqs + n_snapshots * s_v * n_seqs
+    return Tensor(F32, (s_v * heads, rows), "GATED_DELTA_NET", (q, k, v, g, beta, state))
+
+
 # --- views ------------------------------------------------------------------------------
 
 
 def _view(a: Tensor, ne: Sequence[int], offset: int) -> Tensor:
     return Tensor(a.type, ne, "VIEW", (a,), view_src=a, view_offs=offset)
+
+
+def view_1d(a: Tensor, ne0: int, offset: int) -> Tensor:
+    return _view(a, (ne0,), offset)
 
 
 def view_2d(a: Tensor, ne0: int, ne1: int, nb1: int, offset: int) -> Tensor:

@@ -145,6 +145,12 @@ class ModelHparams(BaseModel):
     )
     n_embd_r: int = Field(default=0, description="floats of one sequence's conv/shift state")
     n_embd_s: int = Field(default=0, description="floats of one sequence's SSM/WKV state")
+    # SSM / gated DeltaNet sizes ({arch}.ssm.*) the recurrent layers' graph reads (0: none)
+    ssm_d_conv: int = 0
+    ssm_d_inner: int = 0
+    ssm_d_state: int = 0
+    ssm_dt_rank: int = 0
+    ssm_n_group: int = 0
 
     @property
     def n_layer(self) -> int:
@@ -262,7 +268,22 @@ def model_hparams(inventory: Inventory) -> ModelHparams:
         rs_layers=rs_layers,
         n_embd_r=n_embd_r,
         n_embd_s=n_embd_s,
+        **_ssm_sizes(inventory),
     )
+
+
+def _ssm_sizes(inventory: Inventory) -> dict[str, int]:
+    """``ssm_d_conv`` ... ``ssm_n_group`` as the loader reads them (0 without SSM keys)."""
+    state = inventory.recurrent
+    if state is None:
+        return {}
+    return {
+        "ssm_d_conv": state.conv_kernel,
+        "ssm_d_inner": state.inner_size,
+        "ssm_d_state": state.state_size,
+        "ssm_dt_rank": state.time_step_rank,
+        "ssm_n_group": state.group_count,
+    }
 
 
 def _expert_hparams(inventory: Inventory) -> dict[str, int | bool | float]:

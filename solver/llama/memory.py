@@ -294,7 +294,9 @@ def _compute(
     """Compute buffers and graph splits (prompt, generation) from ``solver.llama.compute_buffer``;
     for an architecture whose compute graph it cannot build, the refusal saying why (weights,
     KV and state still are modelled)."""
-    layer_kv = [device or CPU for device in placement.layer_kv_devices]
+    # a recurrent layer's state lives where a KV cache would (its layer, or the CPU with -nkvo)
+    rs = placement.layer_rs_devices or (None,) * len(placement.layer_kv_devices)
+    layer_kv = [kv or s or CPU for kv, s in zip(placement.layer_kv_devices, rs, strict=True)]
     try:
         estimate = estimate_compute(
             inventory,

@@ -22,6 +22,8 @@ Modules, lower first:
 - ``kv_ops``: the KV cache's copies and views, the Hadamard rotation of quantized caches.
 - ``attention``: QKV projections, attention over the cache, standard and MLA blocks.
 - ``ffn``: dense FFN, mixture-of-experts FFN (router, experts, sum), shared experts.
+- ``qwen35``: the graph function of qwen35/qwen35moe (gated DeltaNet layers with their
+  recurrent state, gated attention), a recipe's own ``build``.
 - ``recipes``: ``ArchRecipe`` per architecture and the transformer template over the blocks.
 - ``reserve``: ``build_graph``, the entry.
 """

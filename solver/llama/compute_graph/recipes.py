@@ -8,13 +8,14 @@ the last layer's output-row selection, residual, norm, FFN, residual), then the 
 (``_output_head``: final norm, logits, soft-cap, the graph's outputs).
 
 To add an architecture the template fits, add a recipe; one whose layer differs (another
-attention or a recurrent block) gets its own build function next to ``build_generic``, made
-of the same blocks (``inputs``, ``attention``, ``ffn``).
+attention or a recurrent block) gets its own build function, made of the same blocks
+(``inputs``, ``attention``, ``ffn``), as the recipe's ``build`` (``qwen35``: gated DeltaNet).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from solver.ggml import ops as g
@@ -40,6 +41,7 @@ from solver.llama.compute_graph.inputs import (
     build_inp_out_ids,
     build_inp_pos,
 )
+from solver.llama.compute_graph.qwen35 import build_qwen35
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class ArchRecipe:
     h_nextn_output: str = ""  # "" | "norm" (deepseek2) | "pre_norm" (gpt-oss)
     shared_expert_gate: bool = False  # qwen2moe: sigmoid gate on the shared expert
     sinks: bool = False  # gpt-oss attention sinks
+    # the architecture's own graph function, instead of build_generic (it checks its layers)
+    build: Callable[[GraphBuilder], None] | None = None
 
 
 RECIPES: dict[str, ArchRecipe] = {
@@ -91,6 +95,8 @@ RECIPES: dict[str, ArchRecipe] = {
         h_nextn_output="pre_norm",
         sinks=True,
     ),
+    "qwen35": ArchRecipe(build=build_qwen35),
+    "qwen35moe": ArchRecipe(build=build_qwen35),
 }
 
 

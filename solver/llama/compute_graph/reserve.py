@@ -48,9 +48,12 @@ def build_graph(model: GraphModel, cache: CacheParams, ubatch: Ubatch) -> BuiltG
         raise ComputeNotModelled(hp.arch, "fit has no compute-graph recipe for this architecture")
     if recipe.attention == "mla" and not hp.is_mla:
         raise BadInput(f"{hp.arch}: MLA hyperparameters (key_length_mla) are missing")
-    _check_modelled(model, recipe)
     b = GraphBuilder(model, cache, ubatch)
-    build_generic(b, recipe)
+    if recipe.build is not None:
+        recipe.build(b)  # the architecture's own graph function (e.g. qwen35's DeltaNet)
+    else:
+        _check_modelled(model, recipe)
+        build_generic(b, recipe)
     return BuiltGraph(graph=b.gf, pin_layers=n_tokens < 32, n_tokens=n_tokens)
 
 
