@@ -1,6 +1,8 @@
 """Scenario files: every bundled one loads, the reference rig is what the brief says, bad files
 are BadInput naming the file and the key, and the writer round-trips."""
 
+import re
+
 import pytest
 
 from solver.errors import BadInput
@@ -101,10 +103,13 @@ HOST = "[host]\nram_gib = 64\ncores = 16\nmt_per_s = 6000\nchannels = 2\n"
         (HOST.replace("64", '"64"'), r"host: ram_gib must be int or float, got '64'"),
         (HOST.replace("cores = 16", "cores = 16.5"), r"host: cores must be int"),
         (HOST.replace("cores = 16", "cores = true"), r"host: cores must be int"),
-        (HOST.replace("64", "-1"), r"host: ram_gib must be positive"),
+        (HOST.replace("64", "0"), r"host: ram_gib = 0 is below"),
         (HOST + '[[gpus]]\nmodel = "RTX 9999"\n', r"gpus\[0\]: model: unknown GPU 'RTX 9999'"),
         (HOST + "[[gpus]]\npcie_gen = 4\n", r"gpus\[0\]: missing key 'model'"),
-        (HOST + '[[gpus]]\nmodel = "RTX 4090"\npcie_gen = 9\n', r"gpus\[0\]: pcie_gen 9"),
+        (
+            HOST + '[[gpus]]\nmodel = "RTX 4090"\npcie_gen = 9\n',
+            r"gpus\[0\]: pcie_gen = 9 is above 6",
+        ),
         (HOST + '[[gpus]]\nmodel = "RTX 4090"\nlanes = 8\n', r"gpus\[0\]: unknown key 'lanes'"),
         ("title = 1\n" + HOST, r"unknown key 'title'"),
         ("[host\n", r"not valid TOML"),
@@ -172,3 +177,172 @@ def test_writer_round_trips_detected_style_gpus(tmp_path):
     assert loaded.gpus[1].spec.name == "Prototype X"
     assert loaded.gpus[1].spec.bandwidth_bytes_per_s == 700e9
     assert (loaded.gpus[1].pcie_gen, loaded.gpus[1].pcie_lanes) == (3, 4)
+
+
+# --- hostile and extreme scenarios (issue 15) ------------------------------------------------
+
+HOST_BW = "[host]\nram_gib = 64\ncores = 16\nbandwidth_gb_s = 80\n"
+GPU = '[[gpus]]\nmodel = "RTX 4090"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (HOST.replace("64", "1e308"), r"host: ram_gib = 1e\+308 is above 65536"),
+        (HOST.replace("64", "2e-300"), r"host: ram_gib = 2e-300 is below 0.0009765625"),
+        (HOST.replace("64", "-1"), r"host: ram_gib = -1 is below"),
+        (HOST_BW.replace("80", "1e-300"), r"host: bandwidth_gb_s = 1e-300 is below 0.1"),
+        (HOST.replace("cores = 16", f"cores = {2**63 - 1}"), r"host: cores = 9223372036854775807"),
+        (HOST.replace("cores = 16", f"cores = {2**63}"), r"host: cores = 9223372036854775808"),
+        (HOST.replace("6000", f"{2**63 - 1}"), r"host: mt_per_s = 9223372036854775807 is above"),
+        (HOST.replace("channels = 2", "channels = 0"), r"host: channels = 0 is below 1"),
+        (HOST.replace("64", "nan"), r"host: ram_gib must be a finite number, got nan"),
+        (HOST.replace("64", "inf"), r"host: ram_gib must be a finite number, got inf"),
+        (HOST.replace("64", "-inf"), r"host: ram_gib must be a finite number"),
+        (HOST + "threads = 0\n", r"host: threads = 0 is below 1"),
+        (HOST + GPU + "vram_gib = 1e308\n", r"gpus\[0\]: vram_gib = 1e\+308 is above 4096"),
+        (HOST + GPU + "vram_gib = 1e-300\n", r"gpus\[0\]: vram_gib = 1e-300 is below"),
+        (HOST + GPU + "bandwidth_gb_s = 1e-300\n", r"gpus\[0\]: bandwidth_gb_s = 1e-300"),
+        (HOST + GPU + "fp16_tflops = 1e308\n", r"gpus\[0\]: fp16_tflops = 1e\+308 is above"),
+        (HOST + GPU + f"pcie_lanes = {2**63 - 1}\n", r"gpus\[0\]: pcie_lanes = 92233720"),
+        (HOST + GPU + "free_gib = 0\n", r"gpus\[0\]: free_gib must be positive, got 0"),
+        ("price_usd = 1e308\n" + HOST, r"price_usd = 1e\+308 is above 1000000000"),
+        (HOST + GPU * 16, r"16 GPUs, but fit plans at most 15: .*-ts.*16 or more"),
+        ("x = " + "[" * 5000 + "]" * 5000 + "\n" + HOST, r"nested too deeply"),
+        ("x = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n" + HOST, r"nested too deeply"),
+        ("notes = [[[[[[1]]]]]]\n" + HOST, r"notes\[0\] must be str, got \[\[\[\[\.\.\.\]\]\]\]"),
+        (f'name = "{"x" * 5000}"\n' + HOST, r"name is longer than 4096"),
+        ("notes = [" + '"n",' * 300 + "]\n" + HOST, r"notes is longer than 256"),
+        ("host = 3\n", r"host must be a table, got 3"),
+        ("gpus = [1]\n" + HOST, r"gpus\[0\] must be a table|gpus.*must be a table"),
+    ],
+)
+def test_extreme_scenarios_are_one_line_errors(tmp_path, text, message):
+    path = tmp_path / "extreme.toml"
+    path.write_text(text)
+    with pytest.raises(BadInput, match=message) as caught:
+        load_hardware(str(path))
+    assert str(caught.value).startswith(str(path))
+    assert "\n" not in str(caught.value)
+
+
+def test_a_huge_file_is_refused_unread(tmp_path):
+    path = tmp_path / "huge.toml"
+    path.write_text(HOST + "# " + "x" * (2 * 1024 * 1024) + "\n")
+    with pytest.raises(BadInput, match="larger than 1024 KiB"):
+        load_hardware(str(path))
+
+
+def test_fifteen_gpus_are_accepted():
+    data = {"host": {"ram_gib": 64, "cores": 16, "bandwidth_gb_s": 80}}
+    data["gpus"] = [{"model": "RTX 4090"}] * 15
+    rig = hardware_from_scenario(data, source="x.toml", default_name="x")
+    assert rig.device_names[-1] == "CUDA14"
+
+
+def _bounds(model: type, key: str) -> tuple[str, str]:
+    """(least, most) of a scenario field as the README writes them."""
+    least = most = ""
+    for rule in model.model_fields[key].metadata:
+        if getattr(rule, "gt", None) is not None:
+            least = f"> {rule.gt:g}"
+        if getattr(rule, "ge", None) is not None:
+            least = f"{rule.ge:.12g}"
+        if getattr(rule, "le", None) is not None:
+            most = f"{rule.le:.12g}"
+        if getattr(rule, "max_length", None) is not None:
+            most = str(rule.max_length)
+    return least, most
+
+
+def test_readme_ranges_are_the_field_bounds():
+    from solver.datafiles import data_path
+    from solver.hardware.scenario import ScenarioFile, ScenarioGpu, ScenarioHost
+
+    readme = data_path("hardware/README.md").read_text(encoding="utf-8")
+    rows = dict(
+        (key, (least.strip(), most.strip()))
+        for key, least, most in re.findall(r"^\| `([\w.]+)` \| ([^|]+) \| ([^|]+) \|", readme, re.M)
+    )
+    expected = {}
+    for prefix, model in (("host.", ScenarioHost), ("gpus.", ScenarioGpu), ("", ScenarioFile)):
+        for key, field in model.model_fields.items():
+            if field.annotation in (int, float, int | None, float | None):
+                expected[prefix + key] = _bounds(model, key)
+    assert rows == expected
+    gpus = re.search(r"^\| `\[\[gpus\]\]` tables \| 0 \| (\d+) \|", readme, re.M)
+    assert gpus and gpus.group(1) == _bounds(ScenarioFile, "gpus")[1]
+
+
+def _scenario_text(host: dict, gpu: dict | None) -> str:
+    lines = ["[host]", *(f"{k} = {v!r}" for k, v in host.items())]
+    if gpu is not None:
+        lines += ["[[gpus]]", 'model = "RTX 4090"', *(f"{k} = {v!r}" for k, v in gpu.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _edge_cases() -> list[tuple[str, str]]:
+    """A scenario at each end of each numeric key's range, the rest of the rig ordinary."""
+    from solver.hardware.scenario import ScenarioGpu, ScenarioHost
+
+    host = {"ram_gib": 64, "cores": 16, "mt_per_s": 6000, "channels": 2}
+    cases = []
+    for table, model in (("host", ScenarioHost), ("gpu", ScenarioGpu)):
+        for key, field in model.model_fields.items():
+            if field.annotation not in (int, float, int | None, float | None):
+                continue
+            integral = field.annotation in (int, int | None)
+            least, most = _bounds(model, key)
+            low = float(least[2:]) * 1.000001 if least.startswith(">") else float(least)
+            for value in (
+                int(low) if integral else low,
+                int(float(most)) if integral else float(most),
+            ):
+                edited = dict(host)
+                if table == "host":
+                    if key == "bandwidth_gb_s":
+                        del edited["mt_per_s"], edited["channels"]
+                    edited[key] = value
+                    text = _scenario_text(edited, {})
+                else:
+                    text = _scenario_text(host, {key: value})
+                cases.append((f"{table}.{key}={value}", text))
+    return cases
+
+
+@pytest.mark.parametrize(("case", "text"), _edge_cases(), ids=[c for c, _ in _edge_cases()])
+def test_every_range_edge_plans_without_a_traceback(tmp_path, case, text):
+    """Accepted values at the limits reach the planner and come back as a plan or a one-line
+    error: the limits are where nothing overflows, not arbitrary numbers."""
+    from click.testing import CliRunner
+
+    from cli import cli
+    from tests.gguf_bytes import write_llama
+
+    (model,) = write_llama(tmp_path / "tiny.gguf")
+    rig = tmp_path / "edge.toml"
+    rig.write_text(text)
+    result = CliRunner().invoke(cli, ["solve", str(model), "--hardware", str(rig), "--ctx", "256"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), case
+    assert result.exit_code in (0, 1, 2), result.output
+    if result.exit_code:
+        assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+@pytest.mark.parametrize(
+    "host", ["ram_gib = 65536", "bandwidth_gb_s = 0.1", "bandwidth_gb_s = 20000", "cores = 4096"]
+)
+def test_issue_model_on_extreme_rigs(tmp_path, host):
+    """The issue's model (qwen3-30b-a3b) on the widest accepted hosts."""
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    lines = ["[host]", "ram_gib = 64", "cores = 16", "bandwidth_gb_s = 80", host]
+    key = host.split(" = ")[0]
+    text = "\n".join(line for line in lines if not line.startswith(f"{key} =") or line == host)
+    rig = tmp_path / "edge.toml"
+    rig.write_text(text + "\n" + GPU)
+    args = ["solve", "qwen3-30b-a3b", "--hardware", str(rig), "--ctx", "4096", "--time-limit", "2"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output

@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from solver.datafiles import data_path
 from solver.errors import BadInput
@@ -257,34 +257,81 @@ def find_gpu_spec(
 
 # --- scenario files -----------------------------------------------------------------------
 
-_TOP_KEYS = {
-    "name": str,
-    "description": str,
-    "notes": list,
-    "price_usd": (int, float),
-    "host": dict,
-    "gpus": list,
-}
-_HOST_KEYS: dict[str, tuple[type, ...]] = {
-    "ram_gib": (int, float),
-    "available_gib": (int, float),
-    "cores": (int,),
-    "threads": (int,),
-    "memory": (str,),
-    "mt_per_s": (int,),
-    "channels": (int,),
-    "bandwidth_gb_s": (int, float),
-    "bandwidth_source": (str,),
-}
-_GPU_KEYS: dict[str, tuple[type, ...]] = {
-    "model": (str,),
-    "vram_gib": (int, float),
-    "free_gib": (int, float),
-    "bandwidth_gb_s": (int, float),
-    "fp16_tflops": (int, float),
-    "pcie_gen": (int,),
-    "pcie_lanes": (int,),
-}
+# Physical limits of a scenario's numbers (data/hardware/README.md, "Ranges"). Generous
+# ceilings above the largest machines sold, and floors below the slowest parts still in use:
+# a value beyond them is a typo or a probe, and would overflow the byte counts, the costs or
+# CP-SAT's 64-bit integers further on.
+MIN_RAM_GIB, MAX_RAM_GIB = 1 / 1024, 65536  # 1 MiB; the largest single systems ship 32-48 TB
+MAX_CORES = 4096
+MAX_THREADS = 16384
+MIN_MT_PER_S, MAX_MT_PER_S = 100, 20000  # DDR5 MRDIMM 8800, LPDDR5X 10700
+MAX_CHANNELS = 64  # two-socket EPYC 9005: 24
+MIN_HOST_GB_S, MAX_HOST_GB_S = 0.1, 20000.0  # MI300A's unified HBM: 5300
+MIN_VRAM_GIB, MAX_VRAM_GIB = 1 / 1024, 4096  # 1 MiB; B300: 288 GB
+MIN_GPU_GB_S, MAX_GPU_GB_S = 1.0, 100000.0  # B300: 8000
+MIN_TFLOPS, MAX_TFLOPS = 0.01, 100000.0  # B300 dense FP16: 2250
+MAX_PCIE_LANES = 32
+MAX_PRICE_USD = 1e9
+MAX_TEXT = 4096  # characters of a name, description, note or memory label
+MAX_NOTES = 256
+MAX_SCENARIO_BYTES = 1024 * 1024  # scenario files are a few hundred bytes
+# fit renders a multi-GPU plan as -ts with one value per GPU, and llama-server's arg.cpp
+# refuses a --tensor-split of llama_max_devices() = 16 or more values.
+MAX_GPUS = 15
+
+
+class _Table(BaseModel):
+    """A table of a scenario file: exactly its keys, each of exactly its type (TOML's int is
+    accepted where a float is meant; a bool never is) and inside its range."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ScenarioHost(_Table):
+    """``[host]`` as a scenario writes it; units are in the key names."""
+
+    ram_gib: float = Field(ge=MIN_RAM_GIB, le=MAX_RAM_GIB, allow_inf_nan=False)
+    available_gib: float | None = Field(default=None, gt=0, le=MAX_RAM_GIB, allow_inf_nan=False)
+    cores: int = Field(ge=1, le=MAX_CORES)
+    threads: int | None = Field(default=None, ge=1, le=MAX_THREADS)
+    memory: str = Field(default="", max_length=MAX_TEXT)
+    mt_per_s: int | None = Field(default=None, ge=MIN_MT_PER_S, le=MAX_MT_PER_S)
+    channels: int | None = Field(default=None, ge=1, le=MAX_CHANNELS)
+    bandwidth_gb_s: float | None = Field(
+        default=None, ge=MIN_HOST_GB_S, le=MAX_HOST_GB_S, allow_inf_nan=False
+    )
+    bandwidth_source: str | None = Field(default=None, max_length=MAX_TEXT)
+
+
+class ScenarioGpu(_Table):
+    """One ``[[gpus]]`` table; every figure but ``model`` overrides the GPU table's."""
+
+    model: str = Field(max_length=MAX_TEXT)
+    vram_gib: float | None = Field(
+        default=None, ge=MIN_VRAM_GIB, le=MAX_VRAM_GIB, allow_inf_nan=False
+    )
+    free_gib: float | None = Field(default=None, gt=0, le=MAX_VRAM_GIB, allow_inf_nan=False)
+    bandwidth_gb_s: float | None = Field(
+        default=None, ge=MIN_GPU_GB_S, le=MAX_GPU_GB_S, allow_inf_nan=False
+    )
+    fp16_tflops: float | None = Field(
+        default=None, ge=MIN_TFLOPS, le=MAX_TFLOPS, allow_inf_nan=False
+    )
+    pcie_gen: int | None = Field(
+        default=None, ge=min(_PCIE_LANE_BYTES_PER_S), le=max(_PCIE_LANE_BYTES_PER_S)
+    )
+    pcie_lanes: int | None = Field(default=None, ge=1, le=MAX_PCIE_LANES)
+
+
+class ScenarioFile(_Table):
+    """A whole scenario file."""
+
+    name: str | None = Field(default=None, max_length=MAX_TEXT)
+    description: str = Field(default="", max_length=MAX_TEXT)
+    notes: list[str] = Field(default=[], max_length=MAX_NOTES)
+    price_usd: float | None = Field(default=None, gt=0, le=MAX_PRICE_USD, allow_inf_nan=False)
+    host: ScenarioHost
+    gpus: list[ScenarioGpu] = Field(default=[], max_length=MAX_GPUS)
 
 
 def list_scenarios(directory: Path = SCENARIO_DIR) -> list[str]:
@@ -308,85 +355,161 @@ def load_hardware(name_or_path: str) -> Hardware:
     """Read a scenario (bundled name or file path) into a ``Hardware``."""
     path = scenario_path(name_or_path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SCENARIO_BYTES + 1)
+        if len(raw) > MAX_SCENARIO_BYTES:
+            raise BadInput(f"{path}: larger than {MAX_SCENARIO_BYTES // 1024} KiB; not a scenario")
+        data = tomllib.loads(raw.decode("utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise BadInput(f"{path}: not valid TOML: {error}") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively
+        raise BadInput(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
     except (OSError, UnicodeDecodeError) as error:
         raise BadInput(f"{path}: cannot read: {error}") from None
     return hardware_from_scenario(data, source=str(path), default_name=path.stem)
 
 
-def _check_keys(table: dict[str, Any], allowed: dict[str, Any], where: str) -> None:
-    for key, value in table.items():
-        if key not in allowed:
-            raise BadInput(f"{where}: unknown key {key!r} (known: {', '.join(allowed)})")
-        kinds = allowed[key] if isinstance(allowed[key], tuple) else (allowed[key],)
-        # bool is an int in Python; a scenario never means true/false as a number
-        if isinstance(value, bool) or not isinstance(value, kinds):
-            wanted = " or ".join(kind.__name__ for kind in kinds)
-            raise BadInput(f"{where}: {key} must be {wanted}, got {value!r}")
+def _validated(data: dict[str, Any], source: str) -> ScenarioFile:
+    """``data`` as a ``ScenarioFile``, or ``BadInput`` naming the first offending key."""
+    if not isinstance(data, dict):
+        raise BadInput(f"{source}: a scenario is a TOML table")
+    try:
+        return ScenarioFile.model_validate(data)
+    except RecursionError:
+        raise BadInput(f"{source}: values nested too deeply") from None
+    except ValidationError as error:
+        raise BadInput(_first_problem(error, source)) from None
 
 
-def _positive(table: dict[str, Any], key: str, where: str, *, required: bool) -> Any:
-    if key not in table:
-        if required:
-            raise BadInput(f"{where}: missing key {key!r}")
-        return None
-    value = table[key]
-    if not value > 0 or not math.isfinite(value):
-        raise BadInput(f"{where}: {key} must be positive, got {value!r}")
-    return value
+_RANGES = " (ranges: data/hardware/README.md)"
+
+# pydantic error types -> what the value should have been
+_WANTED = {
+    "int_type": "int",
+    "int_from_float": "int",
+    "float_type": "int or float",
+    "string_type": "str",
+    "list_type": "list",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+    "dict_type": "a table",
+}
+
+
+def _first_problem(error: ValidationError, source: str) -> str:
+    """One line for the first thing wrong: the file, the table and the key, and why. An
+    unknown key comes first (``ram_gb`` is a typo of the missing ``ram_gib``), a missing one
+    last."""
+    rank = {"extra_forbidden": 0, "missing": 2}
+    problem = min(error.errors(), key=lambda item: rank.get(item["type"], 1))
+    loc = list(problem["loc"])
+    where, key = _location(loc, source)
+    kind, value, ctx = problem["type"], problem.get("input"), problem.get("ctx") or {}
+    shown = _short_repr(value)
+    if kind == "missing":
+        return (
+            f"{source}: missing table [host]"
+            if loc == ["host"]
+            else f"{where}: missing key {key!r}"
+        )
+    if kind == "extra_forbidden":
+        known = _known_keys(loc)
+        return f"{where}: unknown key {key!r} (known: {', '.join(known)})"
+    if kind in _WANTED:
+        return f"{where}: {key} must be {_WANTED[kind]}, got {shown}"
+    if kind == "finite_number":
+        return f"{where}: {key} must be a finite number, got {shown}"
+    if kind == "greater_than" and ctx.get("gt") == 0:
+        return f"{where}: {key} must be positive, got {shown}"
+    if kind in ("greater_than", "greater_than_equal"):
+        return f"{where}: {key} = {shown} is below {_limit(ctx)}, the least fit accepts{_RANGES}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"{where}: {key} = {shown} is above {_limit(ctx)}, the most fit accepts{_RANGES}"
+    if kind == "too_long" and loc == ["gpus"]:
+        return (
+            f"{source}: {ctx.get('actual_length')} GPUs, but fit plans at most {MAX_GPUS}: its "
+            f"plans give -ts one value per GPU, and llama-server refuses 16 or more"
+        )
+    if kind in ("too_long", "string_too_long"):
+        return f"{where}: {key} is longer than {ctx.get('max_length')}"
+    return f"{where}: {key}: {problem['msg']}"
+
+
+def _location(loc: list[Any], source: str) -> tuple[str, str]:
+    """``(where, key)``: ``source: host`` / ``source: gpus[2]`` / ``source`` and the key."""
+    if not loc:
+        return source, ""
+    if loc[0] == "gpus" and len(loc) >= 3 and isinstance(loc[1], int):
+        return f"{source}: gpus[{loc[1]}]", str(loc[2])
+    if loc[0] == "host" and len(loc) >= 2:
+        return f"{source}: host", str(loc[1])
+    if loc[0] == "notes" and len(loc) >= 2:
+        return source, f"notes[{loc[1]}]"
+    return source, str(loc[0])
+
+
+def _known_keys(loc: list[Any]) -> list[str]:
+    model: type[BaseModel] = ScenarioFile
+    if loc[0] == "host" and len(loc) > 1:
+        model = ScenarioHost
+    elif loc[0] == "gpus" and len(loc) > 2:
+        model = ScenarioGpu
+    return list(model.model_fields)
+
+
+def _limit(ctx: dict[str, Any]) -> str:
+    value = next(iter(ctx.values()), "?")
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else f"{value:.12g}"
+    return str(value)
+
+
+def _short_repr(value: object, limit: int = 60) -> str:
+    """A value for a message: repr, cut; nesting beyond a few levels is elided."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxlevel, short.maxstring, short.maxother = 3, limit, limit
+    shown = short.repr(value)
+    return shown if len(shown) <= limit else shown[:limit] + "..."
 
 
 def hardware_from_scenario(data: dict[str, Any], *, source: str, default_name: str) -> Hardware:
     """Validate a parsed scenario; every error names ``source`` and the offending key."""
-    _check_keys(data, _TOP_KEYS, source)
-    if "host" not in data:
-        raise BadInput(f"{source}: missing table [host]")
-    notes = tuple(data.get("notes", ()))
-    if not all(isinstance(note, str) for note in notes):
-        raise BadInput(f"{source}: notes must be a list of strings")
-    gpus = []
-    for index, slot in enumerate(data.get("gpus", [])):
-        where = f"{source}: gpus[{index}]"
-        if not isinstance(slot, dict):
-            raise BadInput(f"{where}: must be a table ([[gpus]])")
-        gpus.append(_gpu_from_slot(slot, f"CUDA{index}", where))
+    scenario = _validated(data, source)
+    gpus = tuple(
+        _gpu_from_slot(slot, f"CUDA{index}", f"{source}: gpus[{index}]")
+        for index, slot in enumerate(scenario.gpus)
+    )
     return Hardware(
-        name=data.get("name", default_name),
-        description=data.get("description", ""),
-        gpus=tuple(gpus),
-        host=_host_from_table(data["host"], f"{source}: host"),
-        notes=notes,
-        price_usd=_positive(data, "price_usd", source, required=False),
+        name=default_name if scenario.name is None else scenario.name,
+        description=scenario.description,
+        gpus=gpus,
+        host=_host_from_table(scenario.host, f"{source}: host"),
+        notes=tuple(scenario.notes),
+        price_usd=scenario.price_usd,
     )
 
 
-def _host_from_table(table: dict[str, Any], where: str) -> Host:
-    _check_keys(table, _HOST_KEYS, where)
-    ram_gib = _positive(table, "ram_gib", where, required=True)
-    available_gib = _positive(table, "available_gib", where, required=False)
-    cores = _positive(table, "cores", where, required=True)
-    threads = _positive(table, "threads", where, required=False)
-    mt_per_s = _positive(table, "mt_per_s", where, required=False)
-    channels = _positive(table, "channels", where, required=False)
-    explicit = _positive(table, "bandwidth_gb_s", where, required=False)
-    memory = table.get("memory", "")
-    if explicit is not None:
-        bandwidth = float(round(explicit * GB))
-        origin = table.get("bandwidth_source", "given in the scenario (bandwidth_gb_s)")
+def _host_from_table(table: ScenarioHost, where: str) -> Host:
+    mt_per_s, channels = table.mt_per_s, table.channels
+    if table.bandwidth_gb_s is not None:
+        bandwidth = float(round(table.bandwidth_gb_s * GB))
+        origin = table.bandwidth_source or "given in the scenario (bandwidth_gb_s)"
     elif mt_per_s is not None and channels is not None:
         bandwidth = dram_bandwidth_bytes_per_s(mt_per_s, channels)
-        origin = table.get("bandwidth_source", "spec: mt_per_s x 8 bytes x channels")
+        origin = table.bandwidth_source or "spec: mt_per_s x 8 bytes x channels"
     else:
         raise BadInput(f"{where}: give bandwidth_gb_s, or both mt_per_s and channels")
+    memory = table.memory
     kind = f"{memory or 'DRAM'}-{mt_per_s} x{channels} channels" if mt_per_s and channels else ""
     return Host(
-        ram_bytes=round(ram_gib * GIB),
-        available_bytes=None if available_gib is None else round(available_gib * GIB),
+        ram_bytes=round(table.ram_gib * GIB),
+        available_bytes=None if table.available_gib is None else round(table.available_gib * GIB),
         bandwidth_bytes_per_s=bandwidth,
-        cores=cores,
-        threads=threads,
+        cores=table.cores,
+        threads=table.threads,
         memory_kind=kind or memory,
         dram_type=memory,
         dram_mt_per_s=mt_per_s,
@@ -395,55 +518,48 @@ def _host_from_table(table: dict[str, Any], where: str) -> Host:
     )
 
 
-def _gpu_from_slot(slot: dict[str, Any], device: str, where: str) -> Gpu:
-    _check_keys(slot, _GPU_KEYS, where)
-    if "model" not in slot:
-        raise BadInput(f"{where}: missing key 'model'")
-    vram_gib = _positive(slot, "vram_gib", where, required=False)
+def _gpu_from_slot(slot: ScenarioGpu, device: str, where: str) -> Gpu:
+    vram_gib = slot.vram_gib
     try:
-        spec = find_gpu_spec(slot["model"], None if vram_gib is None else round(vram_gib * GIB))
+        spec = find_gpu_spec(slot.model, None if vram_gib is None else round(vram_gib * GIB))
     except BadInput as error:
         spec = _custom_spec(slot, where, error)
     overrides: dict[str, Any] = {}
     if vram_gib is not None:
         overrides["vram_bytes"] = round(vram_gib * GIB)
-    if (bandwidth := _positive(slot, "bandwidth_gb_s", where, required=False)) is not None:
-        overrides["bandwidth_bytes_per_s"] = float(round(bandwidth * GB))
-    if (tflops := _positive(slot, "fp16_tflops", where, required=False)) is not None:
-        overrides["fp16_flops"] = float(round(tflops * 1e12))
-    pcie_gen = _positive(slot, "pcie_gen", where, required=False) or spec.pcie_gen
-    if pcie_gen not in _PCIE_LANE_BYTES_PER_S:
-        raise BadInput(f"{where}: pcie_gen {pcie_gen} is not a PCIe generation (1-6)")
-    free_gib = _positive(slot, "free_gib", where, required=False)
+    if slot.bandwidth_gb_s is not None:
+        overrides["bandwidth_bytes_per_s"] = float(round(slot.bandwidth_gb_s * GB))
+    if slot.fp16_tflops is not None:
+        overrides["fp16_flops"] = float(round(slot.fp16_tflops * 1e12))
     return Gpu(
         device=device,
         spec=spec.model_copy(update=overrides) if overrides else spec,
-        free_bytes=None if free_gib is None else round(free_gib * GIB),
-        pcie_gen=pcie_gen,
-        pcie_lanes=_positive(slot, "pcie_lanes", where, required=False) or spec.pcie_lanes,
+        free_bytes=None if slot.free_gib is None else round(slot.free_gib * GIB),
+        pcie_gen=slot.pcie_gen or spec.pcie_gen,
+        pcie_lanes=slot.pcie_lanes or spec.pcie_lanes,
     )
 
 
 _CUSTOM_KEYS = ("vram_gib", "bandwidth_gb_s", "fp16_tflops", "pcie_gen", "pcie_lanes")
 
 
-def _custom_spec(slot: dict[str, Any], where: str, unknown: BadInput) -> GpuSpec:
+def _custom_spec(slot: ScenarioGpu, where: str, unknown: BadInput) -> GpuSpec:
     """A GPU that is not in the table is accepted only when the slot gives every figure."""
-    missing = [key for key in _CUSTOM_KEYS if key not in slot]
+    missing = [key for key in _CUSTOM_KEYS if getattr(slot, key) is None]
     if missing:
         raise BadInput(
             f"{where}: model: {unknown}; to describe a GPU that is not in the table, "
             f"also give {', '.join(missing)}"
         )
+    assert slot.vram_gib and slot.bandwidth_gb_s and slot.fp16_tflops  # checked just above
+    assert slot.pcie_gen and slot.pcie_lanes
     return GpuSpec(
-        name=slot["model"],
-        vram_bytes=round(_positive(slot, "vram_gib", where, required=True) * GIB),
-        bandwidth_bytes_per_s=float(
-            round(_positive(slot, "bandwidth_gb_s", where, required=True) * GB)
-        ),
-        fp16_flops=float(round(_positive(slot, "fp16_tflops", where, required=True) * 1e12)),
-        pcie_gen=slot["pcie_gen"],
-        pcie_lanes=slot["pcie_lanes"],
+        name=slot.model,
+        vram_bytes=round(slot.vram_gib * GIB),
+        bandwidth_bytes_per_s=float(round(slot.bandwidth_gb_s * GB)),
+        fp16_flops=float(round(slot.fp16_tflops * 1e12)),
+        pcie_gen=slot.pcie_gen,
+        pcie_lanes=slot.pcie_lanes,
         source=f"{where} (not in {GPU_TABLE.name})",
         fp16_basis="given in the scenario",
     )
