@@ -19,7 +19,10 @@ from solver.gguf.catalogue import catalogue_blueprint, catalogue_names
 from solver.gguf.synthetic import miniature, tiny_blueprint
 
 GEMMA = "gemma-3-270m"
-SYNTHETIC_ARCHS = ("llama", "qwen3", "qwen3moe", "gemma3", "deepseek2", "gpt-oss", "glm4moe")
+SYNTHETIC_ARCHS = (
+    "llama", "qwen3", "qwen3moe", "gemma3", "deepseek2", "gpt-oss", "glm4moe", "qwen35moe",
+    "qwen35",
+)  # fmt: skip
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a miniature
@@ -28,7 +31,7 @@ MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a
 @dataclass(frozen=True)
 class Case:
     """One launch. ``model``: GEMMA; an architecture (the 2-layer ``tiny_blueprint``);
-    ``<arch>/6`` or ``llama-rope/6`` (6 layers); or ``mini:<catalogue model>:<quant>``.
+    ``<arch>/N`` or ``llama-rope/6`` (N layers); or ``mini:<catalogue model>:<quant>``.
     ``@0``/``@1`` in ``args`` stand for the buffer type of the first/second RPC server."""
 
     model: str
@@ -173,6 +176,15 @@ SYNTHETIC = [
             "mtp-skipped": "-c 1024 -ngl 99 -ts 1,1",
             "first-match": r"-c 1024 -ngl 99 -ts 1,1 -ot blk\.1\.=CPU,blk\.=@0",
         },
+        # two full-attention layers (3, 7) among DeltaNet layers with recurrent state
+        "qwen35moe/8": {
+            "split": "-c 1024 -ngl 99 -ts 1,1",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,1 -fa off",
+            "exps-cpu-ub": "-c 2048 -np 2 -ngl 5 -ts 2,1 -ot exps=CPU -ub 256",
+            "nkvo": "-c 2048 -np 2 -ngl 99 -ts 1,1 -nkvo",
+            "cpu-moe": "-c 2048 -ngl 99 -ts 2,1 --cpu-moe",
+        },
+        "qwen35/8": {"partial-q8-fa": "-c 4096 -np 3 -ngl 4 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on"},
         "llama": {"split-q8": "-c 1024 -ngl 99 -ts 3,1 -ctk q8_0 -ctv q8_0 -fa on"},
         "qwen3": {"partial-nkvo": "-c 1024 -ngl 2 -ts 1,1 -nkvo"},
     }.items()
