@@ -36,8 +36,8 @@ COLUMNS: tuple[str, ...] = (
 
 # Columns no row may leave empty: where it came from, how it was measured and on what.
 REQUIRED: tuple[str, ...] = (
-    "source_url", "source_date", "split", "tool", "gpu", "gpu_count", "hf_model", "quant",
-    "priceable", "moe", "offload", "flags_complete",
+    "source_url", "split", "tool", "gpu", "gpu_count", "hf_model", "quant", "priceable", "moe",
+    "offload", "flags_complete",
 )  # fmt: skip
 
 # The test split takes sources whose hash lands in the first TEST_BUCKETS of SPLIT_BUCKETS.
@@ -87,7 +87,7 @@ class SpeedRow(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     source_url: str
-    source_date: str
+    source_date: str | None = None
     split: Split
     tool: str
     llama_build: str | None = None
