@@ -48,6 +48,56 @@ QWEN3_MOE_SHARED = {
     "tokenizer": QWEN3_TOKENIZER,
 }
 
+# Qwen3.5/3.6 35B-A3B (qwen35moe): one text topology for both releases
+QWEN35_MOE_35B = {
+    "architecture": Arch.QWEN35MOE,
+    "n_layer": 40,
+    "n_embd": 2048,
+    "n_vocab": 248320,
+    "context_length": 262144,
+    "n_head": 16,
+    "n_head_kv": 2,
+    "head_dim": 256,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 1e7,
+    "rope_dim": 64,  # partial_rotary_factor 0.25 of head_dim 256
+    "rope_sections": (11, 11, 10, 0),
+    "n_expert": 256,
+    "n_expert_used": 8,
+    "n_ff_exp": 512,
+    "n_ff_shexp": 512,
+    "ssm_d_conv": 4,
+    "ssm_d_state": 128,
+    "ssm_n_group": 16,
+    "ssm_dt_rank": 32,
+    "full_attention_interval": 4,
+    "tokenizer": Tokenizer(model="gpt2", pre="qwen35", eos_token_id=248046, n_merges=247587),
+}
+QWEN35_MOE_35B_SOURCE = (
+    "text_config as published for Qwen3.5-35B-A3B and Qwen3.6-35B-A3B (same topology): "
+    "THUDM/slime scripts/models/qwen3.5-35B-A3B.sh (and qwen36-35B-A3B.sh, which sources it): "
+    "40 layers, hidden 2048, 16 q / 2 kv heads of 256, rotary 0.25, rope base 1e7, rms eps "
+    "1e-6, vocab 248320, 256 experts top-8 of width 512, a gated shared expert of 512, linear "
+    "attention every layer but each 4th with 16 key / 32 value heads of 128 and conv kernel 4; "
+    "the Qwen3.6-35B-A3B model card as quoted on mera.a-ai.ru/en/industrial/submits/181 "
+    "(10 x (3 x Gated DeltaNet + 1 x Gated Attention), rotary dim 64, 262144 native context); "
+    "mrope_section [11, 11, 10] and max_position_embeddings 262144 from an "
+    "mlx-community/Qwen3.5-35B-A3B-4bit text_config copy; tokenizer pre qwen35, 247587 merges, "
+    "eos 248046 from a published qwen35moe GGUF's llama.cpp log (ggml-org/llama.cpp#25121)"
+)
+QWEN35_MOE_NOTES = (
+    "no MTP layer: the published GGUFs of the first upload (unsloth's Q8_0 of 36.9 GB) carry "
+    "none; the pinned converter appends one (mtp_num_hidden_layers 1, +0.9 GB at Q8_0) that "
+    "llama.cpp skips unless --spec-type draft-mtp",
+    "{arch}.attention.recurrent_layers is not written: the loader derives the same 3:1 pattern "
+    "from full_attention_interval",
+    "text model only: the vision tower ships as a separate mmproj GGUF",
+    "bartowski/Qwen_Qwen3.6-35B-A3B-GGUF Q4_K_M is 22,285,080,192 bytes (a file-size gate in a "
+    "public evaluation script), 5.3 % above llama-quantize's standard Q4_K_M mix modelled "
+    "here: that upload keeps more tensors at higher precision (not modelled); Unsloth's UD- "
+    "mixes are not modelled either",
+)
+
 MXFP4_NOTE = (
     "MXFP4 is gpt-oss as published: the converter keeps the MXFP4 experts and stores the other "
     "2-D weights as Q8_0, the same types llama-quantize's MXFP4_MOE mix gives"
@@ -376,6 +426,36 @@ SOURCES: list[CatalogueSource] = [
             "current converter layout: MLA split into attn_k_b / attn_v_b; the MTP layer is "
             "not converted (conversion/deepseek.py skip_mtp)",
         ),
+    ),
+    CatalogueSource(
+        name="qwen3.6-35b-a3b",
+        blueprint=Blueprint(name="Qwen3.6-35B-A3B", **QWEN35_MOE_35B),
+        hyperparameters_source=QWEN35_MOE_35B_SOURCE,
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        published={
+            "Q8_0": PublishedSize(
+                bytes=36_903_140_320,
+                source="unsloth/Qwen3.6-35B-A3B-GGUF Qwen3.6-35B-A3B-Q8_0.gguf: 36,903,140,320 "
+                "bytes in a public test fixture of that file (36.9 GB on its Hugging Face page)",
+            )
+        },
+        notes=QWEN35_MOE_NOTES,
+    ),
+    CatalogueSource(
+        name="qwen3.5-35b-a3b",
+        blueprint=Blueprint(name="Qwen3.5-35B-A3B", **QWEN35_MOE_35B),
+        hyperparameters_source=QWEN35_MOE_35B_SOURCE,
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        published={
+            "Q8_0": PublishedSize(
+                bytes=36_900_000_000,
+                source="unsloth/Qwen3.5-35B-A3B-GGUF Q8_0: 36.9 GB (ggml-org/Llama-macOS#63 "
+                "model catalog table)",
+            )
+        },
+        notes=QWEN35_MOE_NOTES[:3],
     ),
     CatalogueSource(
         name="glm-4.7-flash",
