@@ -5,12 +5,20 @@ It serves ``HEAD`` and ``GET /{repo_id}/resolve/{revision}/{path}`` the way hugg
 ``Content-Length``, ``Accept-Ranges``; 206 with ``Content-Range`` for ``Range: bytes=a-b``;
 404 with ``X-Error-Code`` for unknown revisions or files) and counts the body bytes it sends
 per file. It binds 127.0.0.1 on a free port; point ``HF_ENDPOINT`` at ``FakeHub.url``.
+
+Misbehaving modes, each bounded in time so no server thread outlives a test by more than
+``DRIP_LIMIT_S``: ``drop_after`` (announce the whole range, send that many body bytes, close
+the connection), ``drip_bytes_per_s`` (send the body a byte at a time at that rate, giving up
+after ``DRIP_LIMIT_S``), ``status`` (answer every request with that HTTP status and
+``X-Error-Code``/``X-Error-Message`` as the Hub does, e.g. 401, 403 ``GatedRepo``, 429, 503).
+``requests`` records (method, path, Range, Authorization) of every request.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +28,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 _RESOLVE = re.compile(r"^/(?:(?:models|datasets|spaces)/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 _CHUNK = 64 * 1024
+DRIP_LIMIT_S = 10.0
 
 
 class FakeHub:
@@ -28,8 +37,11 @@ class FakeHub:
     def __init__(self) -> None:
         self.files: dict[tuple[str, str], Path] = {}
         self.bytes_sent: Counter[tuple[str, str]] = Counter()
-        self.requests: list[tuple[str, str, str | None]] = []
+        self.requests: list[tuple[str, str, str | None, str | None]] = []
         self.ignore_range = False
+        self.drop_after: int | None = None
+        self.drip_bytes_per_s: float | None = None
+        self.status: tuple[int, str, str] | None = None  # (status, X-Error-Code, message)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -71,15 +83,27 @@ class FakeHub:
             def do_GET(self) -> None:
                 self._serve(body=True)
 
-            def _fail(self, status: int, code: str) -> None:
+            def _fail(self, status: int, code: str, message: str = "") -> None:
                 self.send_response(status)
                 self.send_header("X-Error-Code", code)
+                if message:
+                    self.send_header("X-Error-Message", message)
                 self.send_header("X-Repo-Commit", COMMIT)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def _serve(self, body: bool) -> None:
-                hub.requests.append((self.command, self.path, self.headers.get("Range")))
+                hub.requests.append(
+                    (
+                        self.command,
+                        self.path,
+                        self.headers.get("Range"),
+                        self.headers.get("Authorization"),
+                    )
+                )
+                if hub.status is not None:
+                    self._fail(*hub.status)
+                    return
                 match = _RESOLVE.match(unquote(self.path))
                 if match is None:
                     self._fail(404, "RepoNotFound")
@@ -111,11 +135,19 @@ class FakeHub:
                     self._send_file(local, start, end, (repo_id, path))
 
             def _send_file(self, local: Path, start: int, end: int, key: tuple[str, str]) -> None:
+                left = end - start + 1
+                if hub.drop_after is not None:
+                    left = min(left, hub.drop_after)
+                    self.close_connection = True  # then the socket closes mid-body
+                chunk_size, pause = _CHUNK, 0.0
+                if hub.drip_bytes_per_s:
+                    chunk_size, pause = 1, 1.0 / hub.drip_bytes_per_s
+                    self.close_connection = True
+                give_up = time.monotonic() + DRIP_LIMIT_S
                 with local.open("rb") as handle:
                     handle.seek(start)
-                    left = end - start + 1
-                    while left > 0:
-                        chunk = handle.read(min(_CHUNK, left))
+                    while left > 0 and time.monotonic() < give_up:
+                        chunk = handle.read(min(chunk_size, left))
                         try:
                             self.wfile.write(chunk)
                         except (BrokenPipeError, ConnectionResetError):
@@ -123,5 +155,8 @@ class FakeHub:
                             return
                         hub._count(key, len(chunk))
                         left -= len(chunk)
+                        if pause:
+                            self.wfile.flush()
+                            time.sleep(pause)
 
         return Handler

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from gguf import GGMLQuantizationType, GGUFWriter
+from gguf import GGUF_MAGIC, GGMLQuantizationType, GGUFWriter
 
 from cli import cli
 from solver.errors import BadInput
@@ -70,7 +72,7 @@ def test_remote_split_set_equals_local(hub: FakeHub, tmp_path: Path) -> None:
         header, _ = read_local_header(part)
         assert_header_only(hub, part.name, header.header_size)
     # Parts after the first are fetched at the commit the first one resolved to.
-    later = [path for method, path, _ in hub.requests if method == "HEAD"][1:]
+    later = [path for method, path, *_ in hub.requests if method == "HEAD"][1:]
     assert later and all(f"/resolve/{COMMIT}/" in path for path in later)
 
 
@@ -190,3 +192,132 @@ def test_parse_hf_url(url: str, expected: HubFile | None) -> None:
 def test_bad_hf_urls(url: str) -> None:
     with pytest.raises(BadInput):
         parse_hf_url(url)
+
+
+# --- misbehaving servers, hostile URLs, one-line failures (issue 15) -----------------------
+
+
+def one_line(result, code: int, *fragments: str) -> None:
+    assert result.exit_code == code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+
+
+def test_connection_dropped_mid_body_is_one_line(hub: FakeHub, gemma_gguf: Path) -> None:
+    hub.add(REPO, "gemma.gguf", gemma_gguf)
+    hub.drop_after = 5000
+    started = time.monotonic()
+    result = run_cli("inspect", f"hf://{REPO}/gemma.gguf")
+    one_line(result, 1, "broke after 5000 of", "(3 tries)", "check the network and retry")
+    assert time.monotonic() - started < 30
+
+
+def test_slow_drip_stops_at_the_deadline(
+    hub: FakeHub, gemma_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1 byte/s never trips a per-read socket timeout; the overall deadline ends it."""
+    hub.add(REPO, "gemma.gguf", gemma_gguf)
+    hub.drip_bytes_per_s = 20
+    monkeypatch.setenv("FIT_HUB_TIMEOUT_S", "2")
+    started = time.monotonic()
+    result = run_cli("inspect", f"hf://{REPO}/gemma.gguf")
+    elapsed = time.monotonic() - started
+    one_line(result, 1, "did not finish within 2 s", "FIT_HUB_TIMEOUT_S")
+    assert elapsed < 10, elapsed
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "1e9"])
+def test_bad_timeout_setting_is_bad_input(hub: FakeHub, monkeypatch, value: str) -> None:
+    monkeypatch.setenv("FIT_HUB_TIMEOUT_S", value)
+    one_line(run_cli("inspect", f"hf://{REPO}/m.gguf"), 2, "FIT_HUB_TIMEOUT_S")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "hf://o/r/../../../../api/whoami-v2.gguf",
+        "hf://o/r/./m.gguf",
+        "hf://o/r/dir/../m.gguf",
+        "hf://o/r@main/../../api/x.gguf",
+        "hf://o/../api/x.gguf",
+        "hf://../r/x.gguf",
+        "hf://o/r/a\\..\\b.gguf",
+        "hf://o/r/a\x00b.gguf",
+        "hf://o--x/r/m.gguf",
+    ],
+)
+def test_urls_leaving_the_repository_send_nothing(
+    hub: FakeHub, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_token_for_the_test")
+    result = run_cli("inspect", url)
+    one_line(result, 2)
+    assert hub.requests == []
+
+
+def test_the_token_only_goes_to_resolve_urls(
+    hub: FakeHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (path,) = write_llama(tmp_path / "m.gguf")
+    hub.add(REPO, "m.gguf", path)
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_token_for_the_test")
+    assert load_inventory(f"hf://{REPO}/m.gguf").n_tensors > 0
+    assert hub.requests
+    for _method, request_path, _range, authorization in hub.requests:
+        assert request_path.startswith(f"/{REPO}/resolve/")
+        assert authorization == "Bearer hf_secret_token_for_the_test"
+
+
+@pytest.mark.parametrize(
+    ("status", "token", "code", "fragments"),
+    [
+        ((401, "", ""), None, 2, ("HTTP 401", "set HF_TOKEN or run `hf auth login`")),
+        ((401, "", ""), "hf_x", 2, ("HTTP 401", "check that HF_TOKEN")),
+        ((403, "GatedRepo", "gated"), None, 2, ("gated repository", "accept its conditions")),
+        ((403, "", "forbidden"), "hf_x", 2, ("access denied (HTTP 403)",)),
+        ((404, "RepoNotFound", ""), None, 2, ("repository not found, or private",)),
+        ((429, "", "slow down"), None, 1, ("HTTP 429", "wait a few minutes")),
+        ((503, "", ""), None, 1, ("HTTP 503", "retry later")),
+    ],
+)
+def test_http_failures_say_what_to_do(
+    hub: FakeHub, monkeypatch: pytest.MonkeyPatch, status, token, code, fragments
+) -> None:
+    if token:
+        monkeypatch.setenv("HF_TOKEN", token)
+    hub.status = status
+    one_line(run_cli("inspect", f"hf://{REPO}/m.gguf"), code, *fragments)
+
+
+def test_dns_failure_says_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", "http://fit-test-host.invalid")
+    one_line(run_cli("inspect", f"hf://{REPO}/m.gguf"), 1, "DNS lookup failed", "offline")
+
+
+def test_refused_connection_names_the_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    one_line(run_cli("inspect", f"hf://{REPO}/m.gguf"), 1, "refused the connection", "HF_ENDPOINT")
+
+
+def test_offline_mode_says_so(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    one_line(run_cli("inspect", f"hf://{REPO}/m.gguf"), 1, "HF_HUB_OFFLINE is set")
+
+
+def test_huge_tensor_name_length_downloads_one_window(hub: FakeHub, tmp_path: Path) -> None:
+    """Issue 15: a name length of 250,000,000 cost 249 MB over hf://; now one window."""
+    length = 250_000_000
+    path = tmp_path / "long-name.gguf"
+    header = struct.pack("<IIQQ", GGUF_MAGIC, 3, 1, 0) + struct.pack("<Q", length) + b"x" * 64
+    path.write_bytes(header)
+    os.truncate(path, length + 4096)
+    hub.add(REPO, "long-name.gguf", path)
+    one_line(run_cli("inspect", f"hf://{REPO}/long-name.gguf"), 2, "250000000 bytes long")
+    assert hub.bytes_sent[(REPO, "long-name.gguf")] <= MAX_WINDOW

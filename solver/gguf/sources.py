@@ -26,7 +26,7 @@ from gguf import Keys
 
 from solver.errors import BadInput
 from solver.gguf.hparams import build_inventory
-from solver.gguf.hub import HF_SCHEME, HubRangeSource, parse_hf_url
+from solver.gguf.hub import HF_SCHEME, HubDeadline, HubRangeSource, parse_hf_url
 from solver.gguf.inventory import Inventory, make_tensor
 from solver.gguf.reader import ByteSource, GGUFHeader, LocalFileSource, read_header
 
@@ -94,12 +94,13 @@ def load_hub_inventory(url: str) -> Inventory:
     """Inventory of a GGUF (or split set) on the Hub, from its headers alone.
 
     All parts are read at the commit the first one resolved to, so a push between two
-    requests cannot mix revisions.
+    requests cannot mix revisions, and within one deadline (``HubDeadline``).
     """
     first = parse_hf_url(url)
     directory, _, filename = first.filename.rpartition("/")
     names = split_part_names(filename) or [filename]
-    first_source = HubRangeSource(first)
+    deadline = HubDeadline()
+    first_source = HubRangeSource(first, deadline)
     commit = first_source.commit or first.revision
     parts = []
     for name in names:
@@ -107,7 +108,7 @@ def load_hub_inventory(url: str) -> Inventory:
         if full == first.filename:
             source = first_source
         else:
-            source = HubRangeSource(first.sibling(full, commit))
+            source = HubRangeSource(first.sibling(full, commit), deadline)
         parts.append(_read_part(source.file.sibling(full, commit).url, source))
     return _merge_parts(url, parts, named_as_split=len(names) > 1)
 
