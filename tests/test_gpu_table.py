@@ -30,8 +30,20 @@ def test_numbers_are_positive(column):
 
 def test_pcie_columns_are_real_links():
     for row in raw_rows():
+        if not row["pcie_gen"] and not row["pcie_lanes"]:
+            # an integrated GPU has no PCIe link, and its row says so
+            assert row["note"].startswith("integrated"), row["name"]
+            continue
         assert int(row["pcie_gen"]) in {3, 4, 5}, row["name"]
         assert int(row["pcie_lanes"]) in {4, 8, 16}, row["name"]
+
+
+def test_integrated_gpu_copies_at_its_memory_bandwidth():
+    from solver.hardware.scenario import Gpu
+
+    spec = find_gpu_spec("Radeon 8060S")
+    gpu = Gpu(device="CUDA0", spec=spec, pcie_gen=spec.pcie_gen, pcie_lanes=spec.pcie_lanes)
+    assert gpu.integrated and gpu.link_bytes_per_s == spec.bandwidth_bytes_per_s
 
 
 def test_names_are_unique_even_after_normalizing():

@@ -35,8 +35,8 @@ class GpuSpec(BaseModel):
     vram_bytes: int
     bandwidth_bytes_per_s: float = Field(description="peak memory bandwidth")
     fp16_flops: float = Field(description="dense FP16 tensor throughput, FP32 accumulate")
-    pcie_gen: int
-    pcie_lanes: int
+    pcie_gen: int = Field(description="0 for an integrated GPU (no PCIe link)")
+    pcie_lanes: int = Field(description="0 for an integrated GPU")
     source: str = ""
     aliases: tuple[str, ...] = Field(default=(), description="other names, e.g. NVML's")
     architecture: str = ""
@@ -66,8 +66,16 @@ class Gpu(BaseModel):
         return self.spec.vram_bytes if self.free_bytes is None else self.free_bytes
 
     @property
+    def integrated(self) -> bool:
+        """An integrated GPU (Apple silicon, Strix Halo, GB10) shares the host's memory."""
+        return self.pcie_gen == 0
+
+    @property
     def link_bytes_per_s(self) -> float:
-        """Usable host<->device bandwidth of the slot (one direction)."""
+        """Usable host<->device bandwidth of the slot (one direction). An integrated GPU has no
+        slot: a host<->device copy is a copy within the one memory, at its bandwidth."""
+        if self.integrated:
+            return self.spec.bandwidth_bytes_per_s
         return pcie_bytes_per_s(self.pcie_gen, self.pcie_lanes)
 
 
@@ -211,16 +219,14 @@ def _spec_from_row(row: dict[str, str], where: str) -> GpuSpec:
     for column in ("name", "source", "fp16_basis"):
         if not row[column].strip():
             raise BadInput(f"{where}: {column} is empty")
-    pcie_gen = number("pcie_gen", int)
-    if pcie_gen not in _PCIE_LANE_BYTES_PER_S:
-        raise BadInput(f"{where}: pcie_gen {pcie_gen} is not a PCIe generation")
+    pcie_gen, pcie_lanes = _pcie_columns(row, number, where)
     return GpuSpec(
         name=row["name"].strip(),
         vram_bytes=round(number("vram_gib") * GIB),
         bandwidth_bytes_per_s=number("bandwidth_gb_s") * GB,
         fp16_flops=number("fp16_tensor_tflops") * 1e12,
         pcie_gen=pcie_gen,
-        pcie_lanes=number("pcie_lanes", int),
+        pcie_lanes=pcie_lanes,
         source=row["source"].strip(),
         aliases=_split_aliases(row["aliases"]),
         architecture=row["architecture"].strip(),
@@ -228,6 +234,16 @@ def _spec_from_row(row: dict[str, str], where: str) -> GpuSpec:
         checked_via=row["checked_via"].strip(),
         note=row["note"].strip(),
     )
+
+
+def _pcie_columns(row: dict[str, str], number: Any, where: str) -> tuple[int, int]:
+    """The card's PCIe generation and lanes; both empty for an integrated GPU, as (0, 0)."""
+    if not row["pcie_gen"].strip() and not row["pcie_lanes"].strip():
+        return 0, 0
+    pcie_gen = number("pcie_gen", int)
+    if pcie_gen not in _PCIE_LANE_BYTES_PER_S:
+        raise BadInput(f"{where}: pcie_gen {pcie_gen} is not a PCIe generation")
+    return pcie_gen, number("pcie_lanes", int)
 
 
 def find_gpu_spec(
@@ -615,7 +631,8 @@ def hardware_to_toml(hardware: Hardware) -> str:
             lines.append(f"bandwidth_gb_s = {gpu.spec.bandwidth_bytes_per_s / GB!r}")
         if table is None or gpu.spec.fp16_flops != table.fp16_flops:
             lines.append(f"fp16_tflops = {gpu.spec.fp16_flops / 1e12!r}")
-        lines += [f"pcie_gen = {gpu.pcie_gen}", f"pcie_lanes = {gpu.pcie_lanes}"]
+        if not gpu.integrated:  # an integrated GPU keeps the table's "no link"
+            lines += [f"pcie_gen = {gpu.pcie_gen}", f"pcie_lanes = {gpu.pcie_lanes}"]
     return "\n".join(lines) + "\n"
 
 
@@ -626,10 +643,14 @@ def _toml_str(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+def _link_text(gpu: Gpu) -> str:
+    return "integrated" if gpu.integrated else f"PCIe{gpu.pcie_gen} x{gpu.pcie_lanes}"
+
+
 def describe_hardware(hardware: Hardware) -> str:
     """One line: each GPU with VRAM and link, then RAM, DRAM bandwidth and cores."""
     gpus = " + ".join(
-        f"{gpu.spec.name} {gpu.spec.vram_bytes / GIB:.0f} GiB PCIe{gpu.pcie_gen} x{gpu.pcie_lanes}"
+        f"{gpu.spec.name} {gpu.spec.vram_bytes / GIB:.0f} GiB {_link_text(gpu)}"
         for gpu in hardware.gpus
     )
     host = hardware.host

@@ -36,7 +36,7 @@ def hardware_text(hardware: Hardware) -> str:
             "free GiB": "-" if gpu.free_bytes is None else round(gpu.free_bytes / GIB, 2),
             "VRAM GB/s": round(gpu.spec.bandwidth_bytes_per_s / GB, 1),
             "FP16 TFLOPS": round(gpu.spec.fp16_flops / 1e12, 1),
-            "PCIe": f"{gpu.pcie_gen}.0 x{gpu.pcie_lanes}",
+            "PCIe": "integrated" if gpu.integrated else f"{gpu.pcie_gen}.0 x{gpu.pcie_lanes}",
             "link GB/s": round(gpu.link_bytes_per_s / GB, 1),
         }
         for gpu in hardware.gpus
@@ -84,7 +84,7 @@ def gpu_specs_text(specs: Sequence[GpuSpec]) -> str:
             "VRAM GiB": round(spec.vram_bytes / GIB, 1),
             "GB/s": round(spec.bandwidth_bytes_per_s / GB, 1),
             "FP16 TFLOPS": round(spec.fp16_flops / 1e12, 2),
-            "PCIe": f"{spec.pcie_gen}.0 x{spec.pcie_lanes}",
+            "PCIe": f"{spec.pcie_gen}.0 x{spec.pcie_lanes}" if spec.pcie_gen else "integrated",
             "basis": "published" if spec.fp16_basis.startswith("published") else "derived",
         }
         for spec in specs
