@@ -2,13 +2,13 @@
 
 Each case launches the real llama-server (``--no-warmup --fit off -lv 5``, small contexts) on
 the real gemma-3-270m or on a synthetic GGUF (``solver.gguf.synthetic``: llama, qwen3, qwen3moe,
-gemma3, deepseek2, gpt-oss, glm4moe, and every catalogue model shrunk to a miniature), on the
-CPU alone or with two ``ggml-rpc-server`` devices, under varied ``-ngl``, ``-ts``, ``-ot``,
-``-ctk``/``-ctv``, ``-fa``, ``-ub``, ``-np``, ``-nkvo``... It reads what llama.cpp allocated
-from its own log and the RPC servers' debug logs (``profiles.server_log``), estimates the same
-command line (``solver.llama.memory``) and compares per device and component
-(``profiles.fidelity``): exact bytes on RPC devices, the printed MiB elsewhere (compute to
-four decimals), errors counted beyond that rounding.
+gemma3, deepseek2, gpt-oss, glm4moe, qwen35moe, qwen35, and every catalogue model shrunk to a
+miniature), on the CPU alone or with two ``ggml-rpc-server`` devices, under varied ``-ngl``,
+``-ts``, ``-ot``, ``-ctk``/``-ctv``, ``-fa``, ``-ub``, ``-np``, ``-nkvo``... It reads what
+llama.cpp allocated from its own log and the RPC servers' debug logs (``profiles.server_log``),
+estimates the same command line (``solver.llama.memory``) and compares per device and component
+(``profiles.fidelity``): exact bytes on RPC devices, the printed MiB elsewhere (compute to four
+decimals), errors counted beyond that rounding.
 
 Targets: weights, KV and output exact (to each buffer), compute within 5%, each device's
 total within 1%, graph splits, context sizes and the device of every layer and ``-ot`` tensor

@@ -13,11 +13,12 @@ Graphs depend only on the model and the workload, so they are built once and cac
 the compiled form of ``solver.ggml.engine`` (the readable ports ``solver.ggml.sched`` and
 ``solver.ggml.alloc`` remain as the reference it is tested against, ``reference=True``).
 
-Validated against the real llama-server (``benchmarks/memory_fidelity.py``, 98 launches,
-237 compute buffers: gemma-3-270m and synthetic llama, qwen3, qwen3moe, gemma3, deepseek2
-MLA, gpt-oss, glm4moe and catalogue miniatures, on CPU and two RPC devices, FA on/off,
-quantized KV, -ub/-b, -np, -nkvo, -ot, pipeline parallelism): every buffer within the log's
-4-decimal rounding (52 bytes), to the byte on the RPC devices, every split count exact.
+Validated against the real llama-server (``benchmarks/memory_fidelity.py``, 114 launches,
+281 compute buffers: gemma-3-270m and synthetic llama, qwen3, qwen3moe, gemma3, deepseek2
+MLA, gpt-oss, glm4moe, qwen35moe/qwen35 (gated DeltaNet hybrids) and catalogue miniatures,
+on CPU and two RPC devices, FA on/off, quantized KV, -ub/-b, -np, -nkvo, -ot, pipeline
+parallelism): every buffer within the log's 4-decimal rounding (52 bytes), to the byte on the
+RPC devices, every split count exact.
 
 Backends (``solver.ggml.sched.Backend``):
 - ``CPU``: 32-byte alignment (``TENSOR_ALIGNMENT``), tensors take ``ggml_nbytes``. With a
@@ -37,8 +38,8 @@ Backends (``solver.ggml.sched.Backend``):
   F16 K/V copies (vector kernel assumed for at most 2 tokens per sequence), ``--no-host``
   (CPU weights then sit in non-host repack buffers and are not offloaded).
 
-Not modelled at all: architectures without a recipe and recurrent/hybrid models (no
-attention weights) raise ``ComputeNotModelled`` (never priced as another architecture);
+Not modelled at all: architectures without a recipe and recurrent/hybrid models other than
+qwen35/qwen35moe raise ``ComputeNotModelled`` (never priced as another architecture);
 ``-sm row``/``tensor`` and ``--embeddings`` pooling are flagged ``approximate``.
 """
 
