@@ -26,18 +26,30 @@ they concern; every other byte — other profiles, comments, blank lines, order,
 CRLF or LF line ends, a missing final newline — is kept. New lines use the file's dominant
 line ending. The only byte an edit may add elsewhere is the newline that a last line without
 one needs before a profile is appended after it.
+
+Writes (``edit_conf``, ``write_atomic``) go to the file a symlink points at (the link stays),
+refuse a read-only file, hold an exclusive ``flock`` from the read to the rename so two fit
+processes editing one file both land, give a new file the umask's mode, remove the temporary
+files a killed writer left, and replace the file by ``rename``: a reader, or a crash at any
+instant, sees the old file or the new one, never a mix.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import secrets
 import shlex
 import shutil
-import tempfile
+import stat
+import threading
+import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -186,12 +198,45 @@ class ModelsConf:
         self._reparse()
 
     def set_comments(self, profile_id: str, comments: Iterable[str]) -> None:
-        """Replace the comment block directly above a profile's header."""
+        """Replace the comment block directly above a profile's header.
+
+        The lines the old and new blocks share (a longest common subsequence) keep their
+        bytes, line endings included; only new lines take the file's dominant ending.
+        """
         self.profile(profile_id)
         first, header, _ = self._spans[profile_id]
-        new = _comment_lines(comments)
+        old = self._lines[first:header]
+        texts = comment_lines(comments)
+        kept = _common_lines([line.text for line in old], texts)
         ending = self._ending()
-        self._lines[first:header] = [_Line(text=text, ending=ending) for text in new]
+        self._lines[first:header] = [
+            old[kept[j]] if j in kept else _Line(text=text, ending=ending)
+            for j, text in enumerate(texts)
+        ]
+        self._reparse()
+
+    def replace_comments(
+        self, profile_id: str, owned: Callable[[str], bool], comments: Iterable[str]
+    ) -> None:
+        """Replace the lines of a profile's comment block that ``owned`` accepts by
+        ``comments``, slot by slot: the i-th owned line becomes the i-th new line, the new
+        lines left over follow the last owned line (or end the block when none was owned),
+        owned lines left over go. Every other line keeps its bytes and its place."""
+        self.profile(profile_id)
+        first, header, _ = self._spans[profile_id]
+        ending = self._ending()
+        queue = [_Line(text=text, ending=ending) for text in comment_lines(comments)]
+        old = self._lines[first:header]
+        slots = [i for i, line in enumerate(old) if owned(line.text)]
+        lines: list[_Line] = []
+        for i, line in enumerate(old):
+            if i not in slots:
+                lines.append(line)
+                continue
+            taken, queue = (queue, []) if i == slots[-1] else (queue[:1], queue[1:])
+            # an owned line whose text stays keeps its bytes
+            lines += [line if new.text == line.text else new for new in taken[:1]] + taken[1:]
+        self._lines[first:header] = lines + (queue if not slots else [])
         self._reparse()
 
     def add_profile(
@@ -201,8 +246,15 @@ class ModelsConf:
         *,
         comments: Iterable[str] = (),
         after: str | None = None,
+        before_comment: re.Pattern[str] | None = None,
     ) -> Profile:
-        """Add a profile at the end, or right after profile ``after``; blank line before it."""
+        """Add a profile at the end, or right after profile ``after``; blank line before it.
+
+        With ``before_comment`` (and no ``after``), a comment line outside every profile's
+        body that matches it (a divider such as ``# --- Bench profiles ---``) is a boundary:
+        the profile goes right after the last profile above that line, or, when none is above
+        it, right before the line with a blank line after the new profile.
+        """
         if not _VALID_ID.match(profile_id):
             raise BadInput(f"profile id {profile_id!r} must match {_VALID_ID.pattern}")
         if profile_id in self:
@@ -217,11 +269,22 @@ class ModelsConf:
             seen.add(key)
         block = [
             "",
-            *_comment_lines(comments),
+            *comment_lines(comments),
             f"[{profile_id}]",
             *(f"{key}={value}" for key, value in pairs),
         ]
-        if after is None:
+        divider = (
+            None if after is not None or before_comment is None else self._divider(before_comment)
+        )
+        if divider is not None:
+            above = [span for span in self._spans.values() if span[2] < divider]
+            if above:
+                self._insert(max(last for _, _, last in above) + 1, block)
+            else:
+                if divider == 0 or not self._lines[divider - 1].text.strip():
+                    block = block[1:]
+                self._insert(divider, [*block, ""])
+        elif after is None:
             if not self._lines:
                 block = block[1:]  # an empty file needs no separating blank line
             self._insert(len(self._lines), block)
@@ -258,6 +321,16 @@ class ModelsConf:
         return target
 
     # --- internals ----------------------------------------------------------------------
+
+    def _divider(self, pattern: re.Pattern[str]) -> int | None:
+        """The first comment line matching ``pattern`` that lies in no profile's body."""
+        bodies = [range(header, last + 1) for _, header, last in self._spans.values()]
+        for index, line in enumerate(self._lines):
+            if _kind(line.text) != "comment" or not pattern.search(line.text):
+                continue
+            if not any(index in body for body in bodies):
+                return index
+        return None
 
     def _ending(self) -> str:
         counts = Counter(line.ending for line in self._lines if line.ending)
@@ -337,6 +410,29 @@ class ModelsConf:
         self._spans = spans
 
 
+def _common_lines(old: Sequence[str], new: Sequence[str]) -> dict[int, int]:
+    """A longest common subsequence of two short line lists: new index -> old index."""
+    lengths = [[0] * (len(new) + 1) for _ in range(len(old) + 1)]
+    for i in range(len(old) - 1, -1, -1):
+        for j in range(len(new) - 1, -1, -1):
+            lengths[i][j] = (
+                lengths[i + 1][j + 1] + 1
+                if old[i] == new[j]
+                else max(lengths[i + 1][j], lengths[i][j + 1])
+            )
+    pairs: dict[int, int] = {}
+    i = j = 0
+    while i < len(old) and j < len(new):
+        if old[i] == new[j]:
+            pairs[j] = i
+            i, j = i + 1, j + 1
+        elif lengths[i + 1][j] >= lengths[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return pairs
+
+
 def _check_key(key: str) -> None:
     if not _VALID_KEY.match(key):
         raise BadInput(f"key {key!r} must match {_VALID_KEY.pattern}")
@@ -345,13 +441,32 @@ def _check_key(key: str) -> None:
 def _check_value(key: str, value: str) -> None:
     if "\n" in value or "\r" in value:
         raise BadInput(f"value of {key} must be one line")
+    check_utf8(f"value of {key}", value)
 
 
-def _comment_lines(comments: Iterable[str]) -> list[str]:
+def check_utf8(what: str, text: str) -> None:
+    """``BadInput`` naming the first byte that is not UTF-8.
+
+    Arguments reach Python with undecodable bytes as lone surrogates (PEP 383); models.conf is
+    UTF-8, so such a value cannot be written, and the message must not print the raw byte.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        code = ord(text[error.start])
+        byte = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+        raise BadInput(
+            f"{what} is not UTF-8 text ({byte} at character {error.start + 1}); "
+            "models.conf holds UTF-8 only"
+        ) from None
+
+
+def comment_lines(comments: Iterable[str]) -> list[str]:
     """Comment texts as lines: '# text', or the line as given when it already starts with #."""
     lines = []
     for comment in comments:
         for part in comment.splitlines() or [""]:
+            check_utf8("a comment", part)
             if part.lstrip().startswith("#"):
                 lines.append(part)
             else:
@@ -392,44 +507,217 @@ def join_args(args: Iterable[str]) -> str:
     return " ".join(quote_arg(arg) for arg in args)
 
 
-# --- atomic writes ----------------------------------------------------------------------------
+# --- writes ---------------------------------------------------------------------------------
+
+LOCK_TIMEOUT_S = 30.0
+_TEMP_RANDOM = "[a-z0-9_]{8}"  # tempfile.mkstemp's (earlier fit versions) and ours (hex)
+_held = threading.local()  # the targets this thread holds the lock of (the lock is reentrant)
+
+T = TypeVar("T")
+
+
+def real_target(path: str | Path) -> Path:
+    """The file a write replaces: ``path`` with every symlink resolved, so a linked
+    models.conf is edited where it lives and the link stays a link."""
+    return Path(os.path.realpath(path))
+
+
+def check_writable(path: str | Path) -> None:
+    """``BadInput`` when fit must not or cannot replace ``path``: its folder is missing or not
+    writable, or the file is read-only. Read-only means no write bit at all (mode 444), which
+    fit honours even as root, or no write permission for this user: a ``rename`` would
+    replace such a file anyway, so the check must be explicit."""
+    path = Path(path)
+    target = real_target(path)
+    folder = target.parent
+    if not folder.is_dir():
+        raise BadInput(f"{path}: its folder {folder} does not exist")
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as error:
+        raise BadInput(f"{path}: cannot read: {error.strerror or error}") from None
+    if mode is not None and (not mode & 0o222 or not os.access(target, os.W_OK)):
+        raise BadInput(
+            f"{path}: read-only (mode {stat.S_IMODE(mode):04o}); fit does not rewrite it — "
+            "make it writable (chmod u+w) to let fit edit it"
+        )
+    if not os.access(folder, os.W_OK):
+        raise BadInput(f"{path}: cannot write in {folder}")
+
+
+@contextmanager
+def conf_lock(path: str | Path, *, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[Path]:
+    """Hold the exclusive lock of ``path``'s real target; yields that target.
+
+    The lock is ``flock`` on ``.<name>.lock`` beside the target (the target itself is replaced
+    by each write, so its inode cannot carry the lock). The holder removes the lock file before
+    releasing it; a process that locked a file since removed tries again, so a lock is only
+    ever held on the file the path names. The kernel drops the lock of a killed process, and
+    its stale lock file is reused and then removed by the next writer. Nested use in one
+    thread does not lock twice. Waits at most ``timeout_s``, then ``OperationFailed``.
+    """
+    target = real_target(path)
+    held: set[Path] = _held.__dict__.setdefault("targets", set())
+    if target in held:
+        yield target
+        return
+    lock_path = target.with_name(f".{target.name}.lock")
+    fd = _acquire(lock_path, Path(path), timeout_s)
+    held.add(target)
+    try:
+        yield target
+    finally:
+        held.discard(target)
+        with suppress(OSError):
+            os.unlink(lock_path)
+        os.close(fd)
+
+
+def _acquire(lock_path: Path, shown: Path, timeout_s: float) -> int:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            # read-only is enough for flock, and lets another user's lock file be used
+            fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as error:
+            raise OperationFailed(f"{shown}: cannot lock: {error.strerror or error}") from None
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise OperationFailed(
+                            f"{shown}: another process has held its lock ({lock_path}) for "
+                            f"{timeout_s:.0f} s; try again when it is done"
+                        ) from None
+                    time.sleep(0.01)
+            try:
+                current = os.path.samestat(os.fstat(fd), os.stat(lock_path))
+            except FileNotFoundError:
+                current = False
+            if current:
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # the holder before us removed this lock file: lock the new one
+
+
+def edit_conf(
+    path: str | Path,
+    change: Callable[[ModelsConf], T],
+    *,
+    create: bool = False,
+    backup: bool = True,
+) -> T:
+    """Read ``path``, apply ``change`` to it and write it back, all under its lock, so an edit
+    by another process in between cannot be lost. With ``create`` a missing file starts empty.
+    Nothing is written when ``change`` changes nothing; returns what ``change`` returns."""
+    path = Path(path)
+    check_writable(path)
+    with conf_lock(path) as target:
+        missing = create and not path.exists()
+        conf = ModelsConf("", str(path)) if missing else ModelsConf.read(path)
+        before = conf.render()
+        result = change(conf)
+        if conf.render() != before:
+            write_atomic(path, conf.render(), backup=backup)
+        else:
+            clean_temporaries(target)
+        return result
 
 
 def write_atomic(path: str | Path, text: str, *, backup: bool = True) -> None:
-    """Replace ``path`` with ``text`` (UTF-8, bytes as given) so that it is never half-written.
+    """Replace ``path``'s real target with ``text`` (UTF-8, bytes as given) so that it is
+    never half-written, under its lock (``conf_lock``).
 
-    Steps: write a temporary file in the same directory, fsync it, copy the previous version
-    to ``<path>.bak`` (when ``backup`` and the file exists), ``os.replace`` the temporary file
-    over ``path``, fsync the directory. Any failure leaves the original untouched and removes
-    the temporary file; it is reported as ``OperationFailed``.
+    Steps: refuse a read-only file (``check_writable``); remove temporary files a killed
+    writer left; write a temporary file in the target's directory with the target's mode and
+    owner (a new file: the umask's mode), fsync it; copy the previous version to
+    ``<target>.bak`` (when ``backup`` and the file exists); ``os.replace`` the temporary file
+    over the target; fsync the directory. Any failure leaves the original untouched and
+    removes the temporary file; it is reported as ``OperationFailed``.
     """
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
+    check_utf8(str(path), text)
     data = text.encode("utf-8")
+    check_writable(path)
+    with conf_lock(path) as target:
+        clean_temporaries(target)
+        _replace(target, data, backup=backup, shown=Path(path))
+
+
+def clean_temporaries(target: Path) -> list[Path]:
+    """Remove ``.<name>.XXXXXXXX.tmp`` and ``.<name>.bak.XXXXXXXX.tmp`` beside ``target``: a
+    writer killed mid-write leaves them. Only call it holding the target's lock, when no
+    live writer of this file can own one. Returns what was removed."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}(?:\.bak)?\.{_TEMP_RANDOM}\.tmp")
+    removed = []
     try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        names = os.listdir(target.parent)
+    except OSError:
+        return removed
+    for name in names:
+        if pattern.fullmatch(name):
+            with suppress(FileNotFoundError):
+                os.unlink(target.parent / name)
+                removed.append(target.parent / name)
+    return removed
+
+
+def _replace(target: Path, data: bytes, *, backup: bool, shown: Path) -> None:
+    directory = target.parent
+    try:
+        previous = target.stat()
+    except FileNotFoundError:
+        previous = None
     except OSError as error:
-        raise OperationFailed(f"{path}: cannot write: {error.strerror or error}") from None
+        raise OperationFailed(f"{shown}: cannot write: {error.strerror or error}") from None
+    try:
+        fd, temporary = _create_temporary(target)
+    except OSError as error:
+        raise OperationFailed(f"{shown}: cannot write: {error.strerror or error}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
+            if previous is not None:
+                _copy_owner_and_mode(handle.fileno(), previous)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if path.exists():
-            shutil.copymode(path, temporary)
-            if backup:
-                _copy_atomic(path, path.with_name(path.name + ".bak"))
-        os.replace(temporary, path)
+        if previous is not None and backup:
+            _copy_atomic(target, target.with_name(target.name + ".bak"))
+        os.replace(temporary, target)
         _fsync_directory(directory)
     except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
         if isinstance(error, OSError):
-            raise OperationFailed(f"{path}: write failed: {error.strerror or error}") from None
+            raise OperationFailed(f"{shown}: write failed: {error.strerror or error}") from None
         raise
 
 
+def _create_temporary(target: Path) -> tuple[int, Path]:
+    """A new empty file ``.<name>.<8 hex>.tmp`` beside ``target``, created with mode 0666 so
+    the kernel applies the umask (``mkstemp`` would make every new file 0600)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    while True:
+        temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(temporary, flags, 0o666), temporary
+        except FileExistsError:
+            continue
+
+
+def _copy_owner_and_mode(fd: int, previous: os.stat_result) -> None:
+    with suppress(OSError):  # only root (or the owner, for the group) may; keep what we can
+        os.fchown(fd, previous.st_uid, previous.st_gid)
+    os.fchmod(fd, stat.S_IMODE(previous.st_mode))
+
+
 def _copy_atomic(source: Path, target: Path) -> None:
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, temporary = _create_temporary(target)
     os.close(fd)
     try:
         shutil.copy2(source, temporary)

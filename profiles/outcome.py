@@ -2,7 +2,8 @@
 it (text and JSON), and the conf edits.
 
 The edits go through ``ModelsConf`` (``set_value``/``set_comments``), so every byte of
-``models.conf`` outside the changed lines stays as it was; the write is atomic with a ``.bak``.
+``models.conf`` outside the changed lines stays as it was; ``edit_conf`` reads and writes under
+the file's lock, atomically with a ``.bak``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from profiles.fidelity import measured_memory
-from profiles.models_conf import UNTESTED_MARK, ModelsConf, join_args, split_args
+from profiles.models_conf import UNTESTED_MARK, ModelsConf, edit_conf, join_args, split_args
 from profiles.runs import RunRecord
 from solver.llama.arg_edit import without_options
 from solver.quantities import MIB
@@ -180,14 +181,18 @@ def mark_tested(
     := a dated tested line. Nothing else in the file changes."""
     if not record.ok or record.decode_tps is None:
         raise ValueError("only a measured run marks a profile tested")
-    conf = ModelsConf.read(conf_path)
-    profile = conf.profile(profile_id)
     line = tested_line(record, today or dt.date.today())
-    conf.set_comments(
-        profile_id, _replace_comment(profile.comments, line, (UNTESTED_MARK, TESTED_WORDS))
-    )
-    conf.set_value(profile_id, "SPEED", speed_text(record.decode_tps))
-    return conf.write(conf_path)
+    speed = speed_text(record.decode_tps)
+
+    def change(conf: ModelsConf) -> None:
+        comments = conf.profile(profile_id).comments
+        conf.set_comments(
+            profile_id, _replace_comment(comments, line, (UNTESTED_MARK, TESTED_WORDS))
+        )
+        conf.set_value(profile_id, "SPEED", speed)
+
+    edit_conf(conf_path, change)
+    return Path(conf_path)
 
 
 def apply_settings(
@@ -204,10 +209,6 @@ def apply_settings(
     """Write tuned settings into the profile: ``N_GPU_LAYERS`` when -ngl was tuned, the other
     flags into ``EXTRA_ARGS`` (replacing earlier values of the same options, wherever they
     were), and a comment naming the study and the measured speed."""
-    conf = ModelsConf.read(conf_path)
-    profile = conf.profile(profile_id)
-    extra = split_args(profile.get("EXTRA_ARGS") or "")
-    extra = [*without_options(extra, settings.replaced_keys()), *settings.args()]
     speeds = ", ".join(
         f"{what} {value:.1f} t/s"
         for what, value in (("decode", decode_tps), ("prompt", prompt_tps))
@@ -217,8 +218,15 @@ def apply_settings(
         f"# Tuned {(today or dt.date.today()).isoformat()} {TUNED_WORDS} "
         f"(study {study}, trial {trial}): measured {speeds}."
     )
-    conf.set_comments(profile_id, _replace_comment(profile.comments, line, (TUNED_WORDS,)))
-    if settings.n_gpu_layers is not None:
-        conf.set_value(profile_id, "N_GPU_LAYERS", str(settings.n_gpu_layers))
-    conf.set_value(profile_id, "EXTRA_ARGS", join_args(extra))
-    return conf.write(conf_path)
+
+    def change(conf: ModelsConf) -> None:
+        profile = conf.profile(profile_id)
+        extra = split_args(profile.get("EXTRA_ARGS") or "")
+        extra = [*without_options(extra, settings.replaced_keys()), *settings.args()]
+        conf.set_comments(profile_id, _replace_comment(profile.comments, line, (TUNED_WORDS,)))
+        if settings.n_gpu_layers is not None:
+            conf.set_value(profile_id, "N_GPU_LAYERS", str(settings.n_gpu_layers))
+        conf.set_value(profile_id, "EXTRA_ARGS", join_args(extra))
+
+    edit_conf(conf_path, change)
+    return Path(conf_path)

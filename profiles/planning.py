@@ -71,6 +71,9 @@ class PlacementOutcome(BaseModel):
         default=None, description="which cost coefficients priced this machine (detect only)"
     )
     written: Path | None = Field(default=None, description="the conf file the profile went to")
+    profile_notes: tuple[str, ...] = Field(
+        default=(), description="user settings the profile kept over fit's new values"
+    )
 
     def raise_unless_feasible(self) -> None:
         """``CannotFit`` (exit 1) when no plan fits; the report says what is missing."""
@@ -96,17 +99,18 @@ def solve_for_profile(request: PlacementRequest) -> PlacementOutcome:
             rig.machine_id, use_calibration=request.use_calibration
         )
     report = solve(inventory, rig.hardware, request.solve, coefficients=coefficients, cpu=rig.cpu)
-    written = None
+    written, notes = None, ()
     if target is not None and report.feasible:
         assert target.model_path is not None  # _checked_target resolved it
         profile = production_profile(
             report, inventory, rig.hardware, profile_id=target.profile_id,
             model_path=target.model_path, name=target.name, description=target.description,
         )  # fmt: skip
-        written = write_profile(target.conf_path, profile, force=target.force)
+        write = write_profile(target.conf_path, profile, force=target.force)
+        written, notes = write.path, write.notes
     return PlacementOutcome(
         model=request.model, inventory=inventory, rig=rig, report=report,
-        coefficients_note=note, written=written,
+        coefficients_note=note, written=written, profile_notes=notes,
     )  # fmt: skip
 
 

@@ -63,7 +63,9 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "q7_0" in result.output
 
 
-def test_write_profile_appends_and_keeps_every_other_byte(tmp_path: Path) -> None:
+def test_write_profile_adds_before_the_bench_divider_and_keeps_every_other_byte(
+    tmp_path: Path,
+) -> None:
     conf = tmp_path / "models.conf"
     shutil.copy(FIXTURE_CONF, conf)
     before = conf.read_bytes()
@@ -73,7 +75,10 @@ def test_write_profile_appends_and_keeps_every_other_byte(tmp_path: Path) -> Non
     )  # fmt: skip
     assert code == 0, out
     after = conf.read_bytes()
-    assert after.startswith(before.rstrip(b"\n"))
+    # inserted after the last production profile, before "# --- Bench profiles"
+    split, added = before.index(b"\n# --- Bench profiles"), len(after) - len(before)
+    assert after[:split] == before[:split] and after[split + added :] == before[split:]
+    assert after[split : split + added].startswith(b"\n# ")
     profile = ModelsConf.read(conf).profile("gpt-oss-20b")
     values = profile.values
     assert values["SPEED"].startswith("~") and values["SPEED"].endswith("t/s (estimated)")
