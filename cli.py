@@ -424,7 +424,7 @@ def solve_command(model: str, hardware_name: str, baselines: bool, as_json: bool
     from solver.placement.text import render_solve
 
     target = None
-    if profile_id is not None:  # "" is an id too, and a bad one: ProfileTarget says so
+    if profile_id is not None:  # "" is an id too, and a bad one: the profile check says so
         target = ProfileTarget(
             profile_id=profile_id, conf_path=conf_path, model_path=model_path,
             name=profile_name, description=description, force=force,
