@@ -37,6 +37,18 @@ from solver.ggml.ops import FLAG_INPUT, FLAG_OUTPUT, VIEW_OPS, Graph, Tensor, sa
 _NO_WEIGHT_PICK = frozenset({"ROPE", "FLASH_ATTN_EXT"})
 
 
+def _owner_key(t: Tensor) -> tuple | None:
+    """Who owns a pre-allocated tensor's data: the layer of a weight duplicated into each
+    layer's buffer, a weight by name, a KV tensor by layer; None for any other tensor."""
+    if t.dup_layer is not None:
+        return ("dup", t.dup_layer)
+    if t.weight is not None:
+        return ("w", t.weight)
+    if t.kv_layer is not None:
+        return ("kv", t.kv_layer)
+    return None
+
+
 @dataclass(frozen=True)
 class BackendSpec:
     """What the compiled replay needs of a backend."""
@@ -60,6 +72,24 @@ class CompiledGraph:
         segments: Sequence[int],
         size_fns: dict[str, Callable[[Tensor], int]],
     ) -> None:
+        ids = self._number(graph, segments)
+        self._links(ids)
+        own = self._ownership()
+        self._node_kinds()
+        self._weight_picks(graph.nodes, ids, own)
+        self._copy_edges()
+        # size tables per kind (and alignment), computed on first use
+        self._size_fns = size_fns
+        self._sizes: dict[str, list[int]] = {}
+        self._sizes_np: dict[tuple[str, int], np.ndarray] = {}
+        self.offloadable: np.ndarray | None = None
+        self.pin_layers = False  # set by the caller: pins apply whatever the placement
+        self.owner_map = np.zeros(1, dtype=np.int64)  # owner index -> caller's owner index
+        self._allocator_facts()
+        self._segment_structure()
+
+    def _number(self, graph: Graph, segments: Sequence[int]) -> dict[int, int]:
+        """Give every tensor its id (see the class docstring); returns uid -> id."""
         nodes, leafs = graph.nodes, graph.leafs
         ids: dict[int, int] = {}
         tensors: list[Tensor] = []
@@ -88,30 +118,12 @@ class CompiledGraph:
         self.leaf_ids = [ids[t.uid] for t in leafs]
         self.segments = np.asarray(segments, dtype=np.int64)
         self.n_segments = int(self.segments.max()) + 1 if len(segments) else 0
+        return ids
 
-        # owners of pre-allocated data: weights by name, KV tensors by layer
-        owners: dict[tuple, int] = {}
-        self.owners: list[tuple] = []
-
-        def owner_key(t: Tensor) -> tuple | None:
-            if t.dup_layer is not None:
-                return ("dup", t.dup_layer)
-            if t.weight is not None:
-                return ("w", t.weight)
-            if t.kv_layer is not None:
-                return ("kv", t.kv_layer)
-            return None
-
-        def owner_index(t: Tensor) -> int:
-            key = owner_key(t)
-            if key is None:
-                return -1
-            if key not in owners:
-                owners[key] = len(self.owners)
-                self.owners.append(key)
-            return owners[key]
-
-        n = self.n_tensors
+    def _links(self, ids: dict[int, int]) -> None:
+        """Per tensor id: view source and sources as ids, flags, op, what kind of data it has,
+        and its in-place candidates."""
+        tensors = self.tensors
         self.view_src = [ids[t.view_src.uid] if t.view_src is not None else -1 for t in tensors]
         self.src = [tuple(ids[s.uid] if s is not None else -1 for s in t.src) for t in tensors]
         self.flags = [t.flags for t in tensors]
@@ -119,13 +131,42 @@ class CompiledGraph:
         self.is_weight = [t.weight is not None for t in tensors]
         self.is_weight_np = np.array(self.is_weight, dtype=bool)
         self.ops = [t.op for t in tensors]
-        own = [owner_index(t) for t in tensors]
+        # in-place candidates: source slots with the node's layout (ggml_gallocr_allocate_node)
+        self.inplace = [
+            tuple(
+                j for j, s in enumerate(t.src)
+                if s is not None and same_layout(t, s)
+            ) if t.op in INPLACE_OPS else ()
+            for t in tensors
+        ]  # fmt: skip
+
+    def _ownership(self) -> list[int]:
+        """Owners of pre-allocated data (weights by name, KV tensors by layer) and the owner
+        whose buffer each tensor's data lives in; returns each tensor's own owner (-1: none)."""
+        owners: dict[tuple, int] = {}
+        self.owners: list[tuple] = []
+
+        def owner_index(t: Tensor) -> int:
+            key = _owner_key(t)
+            if key is None:
+                return -1
+            if key not in owners:
+                owners[key] = len(self.owners)
+                self.owners.append(key)
+            return owners[key]
+
+        own = [owner_index(t) for t in self.tensors]
         # the buffer a tensor's data lives in: its own, or its view source's
         self.owner_of = np.array(
             [own[i] if own[i] >= 0 else (own[v] if (v := self.view_src[i]) >= 0 else -1)
-             for i in range(n)],
+             for i in range(self.n_tensors)],
             dtype=np.int64,
         )  # fmt: skip
+        return own
+
+    def _node_kinds(self) -> None:
+        """Graph inputs, and the nodes that compute (positions) versus view-op nodes."""
+        tensors = self.tensors
         self.is_input = np.array([bool(t.flags & FLAG_INPUT) for t in tensors])
         self.is_view_op = np.array([t.op in VIEW_OPS for t in tensors[: self.n_nodes]])
         self.compute_pos = np.flatnonzero(~self.is_view_op)
@@ -133,10 +174,12 @@ class CompiledGraph:
         self.view_pos_src = np.asarray([self.view_src[p] for p in self.view_pos], dtype=np.int64)
         self.leaf_ids_np = np.asarray(self.leaf_ids, dtype=np.int64)
 
-        # pass 1 facts per node: the weight whose buffer picks its backend
+    def _weight_picks(self, nodes: Sequence[Tensor], ids: dict[int, int], own: list[int]) -> None:
+        """Pass 1 facts per node: the owner of the weight whose buffer picks its backend, and
+        the nodes the graph pins to a backend."""
         p1_weight = np.full(self.n_nodes, -1, dtype=np.int64)
         for pos in range(self.n_nodes):
-            t = tensors[pos]
+            t = self.tensors[pos]
             if t.op in _NO_WEIGHT_PICK:
                 continue
             for s in t.src:
@@ -146,7 +189,8 @@ class CompiledGraph:
         self.p1_weight = p1_weight
         self.pins = [(pos, t.pin) for pos, t in enumerate(nodes) if t.pin is not None]
 
-        # edges of compute nodes (the only ones that can need a copy of their source)
+    def _copy_edges(self) -> None:
+        """Edges of compute nodes (the only ones that can need a copy of their source)."""
         e_pos, e_src = [], []
         for pos in self.compute_pos:
             for s in self.src[pos]:
@@ -156,22 +200,10 @@ class CompiledGraph:
         self.e_pos = np.array(e_pos, dtype=np.int64)
         self.e_src = np.array(e_src, dtype=np.int64)
 
-        # in-place candidates: source slots with the node's layout (ggml_gallocr_allocate_node)
-        self.inplace = [
-            tuple(
-                j for j, s in enumerate(t.src)
-                if s is not None and same_layout(t, s)
-            ) if t.op in INPLACE_OPS else ()
-            for t in tensors
-        ]  # fmt: skip
-        self._size_fns = size_fns
-        self._sizes: dict[str, list[int]] = {}
-        self._sizes_np: dict[tuple[str, int], np.ndarray] = {}
-        self.offloadable: np.ndarray | None = None
-        self.pin_layers = False  # set by the caller: pins apply whatever the placement
-        self.owner_map = np.zeros(1, dtype=np.int64)  # owner index -> caller's owner index
-
-        # allocator facts that do not depend on the placement
+    def _allocator_facts(self) -> None:
+        """Allocator facts that do not depend on the placement: consumers and live views of
+        every tensor, and the tensors the allocator gives memory to."""
+        n = self.n_tensors
         children0 = np.zeros(n, dtype=np.int64)
         views0 = [0] * n
         for pos in range(self.n_nodes):
@@ -189,7 +221,6 @@ class CompiledGraph:
         self.alloc_leafs = [
             t for t in self.leaf_ids if not self.prealloc[t] and self.view_src[t] < 0
         ]
-        self._segment_structure()
 
     def _segment_structure(self) -> None:
         """Segment bounds, and a structural signature per segment (placement independent).
