@@ -379,9 +379,35 @@ def schedule(
 ) -> Schedule:
     """Passes 1-5 of ggml_backend_sched_split_graph (every backend supports every op)."""
     cpu = n_backends - 1
-    n = cg.n_tensors
+    bid = _assign_from_buffers(cg, owner_backend, cpu, offload_target, pins)
+    comp_b = _expand_assignments(cg, bid, cpu)
+    f_pos, f_src, f_copy, c_src, c_b, c_pos = _input_copies(cg, bid, owner_backend, n_backends)
+    split_starts = _split_starts(cg, comp_b, f_pos, f_src, c_pos)
+    return Schedule(
+        bid=bid,
+        n_splits=int(split_starts.size),
+        split_starts=split_starts,
+        c_src=c_src,
+        c_b=c_b,
+        c_pos=c_pos,
+        f_pos=f_pos,
+        f_src=f_src,
+        f_copy=f_copy,
+    )
+
+
+def _assign_from_buffers(
+    cg: CompiledGraph,
+    owner_backend: np.ndarray,
+    cpu: int,
+    offload_target: int,
+    pins: dict[int, int],
+) -> np.ndarray:
+    """Pass 1: the backend of every tensor whose data has a buffer, graph inputs on the CPU,
+    nodes on the backend of the weight they read (or the offload target), then the pins;
+    -1 where still unassigned."""
     n_nodes = cg.n_nodes
-    bid = np.full(n, -1, dtype=np.int64)
+    bid = np.full(cg.n_tensors, -1, dtype=np.int64)
     owned = cg.owner_of >= 0
     bid[owned] = owner_backend[cg.owner_of[owned]]
     leaf_ids = cg.leaf_ids_np
@@ -395,7 +421,14 @@ def schedule(
     node_b[take] = by_weight[take]
     for pos, b in pins.items():
         node_b[pos] = b
+    return bid
 
+
+def _expand_assignments(cg: CompiledGraph, bid: np.ndarray, cpu: int) -> np.ndarray:
+    """Passes 2-4 on ``bid`` in place: compute nodes take the backend expanded to them (GPU
+    backends down and up, then any backend), view ops their view source's, the rest the
+    CPU. Returns the compute nodes' backends as the expansion left them."""
+    node_b = bid[: cg.n_nodes]  # view into bid
     # pass 2: expand assignments over the compute (non view-op) nodes
     comp = cg.compute_pos
     v = node_b[comp].copy()
@@ -413,8 +446,16 @@ def schedule(
         node_b[vp[unset]] = bid[vs[unset]]
     if (node_b[comp] == -1).any():
         node_b[comp[node_b[comp] == -1]] = cpu
+    return v
 
-    # pass 5: where sources live elsewhere, copies; splits where the backend changes
+
+def _input_copies(
+    cg: CompiledGraph, bid: np.ndarray, owner_backend: np.ndarray, n_backends: int
+) -> tuple[np.ndarray, ...]:
+    """Pass 5's copies: the edges whose source lives on another backend (f_pos, f_src, and
+    f_copy, the copy replacing the source) and one copy per (source, backend), created at
+    its first consumer (c_src, c_b, c_pos)."""
+    owned = cg.owner_of >= 0
     src_b = np.where(owned[cg.e_src], owner_backend[np.maximum(cg.owner_of[cg.e_src], 0)], -1)
     plain = ~owned[cg.e_src]
     src_b[plain] = bid[cg.e_src[plain]]
@@ -423,57 +464,63 @@ def schedule(
     f_pos = cg.e_pos[foreign]
     f_src = cg.e_src[foreign]
     f_b = e_node_b[foreign]
-    empty = np.zeros(0, dtype=np.int64)
-    if foreign.size:
-        # one copy per (source, backend), created at its first consumer
-        keys = f_src * n_backends + f_b
-        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        order = np.argsort(first, kind="stable")
-        rank = np.empty_like(order)
-        rank[order] = np.arange(order.size)
-        f_copy = rank[inverse.ravel()]
-        firsts = first[order]
-        c_src, c_b, c_pos = f_src[firsts], f_b[firsts], f_pos[firsts]
-    else:
-        f_copy = c_src = c_b = c_pos = empty
+    if not foreign.size:
+        empty = np.zeros(0, dtype=np.int64)
+        return f_pos, f_src, empty, empty, empty, empty
+    keys = f_src * n_backends + f_b
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    f_copy = rank[inverse.ravel()]
+    firsts = first[order]
+    return f_pos, f_src, f_copy, f_src[firsts], f_b[firsts], f_pos[firsts]
 
-    cb = v  # backends of compute nodes, in order
-    change = np.flatnonzero(cb[1:] != cb[:-1]) + 1
+
+def _split_starts(
+    cg: CompiledGraph,
+    comp_b: np.ndarray,
+    f_pos: np.ndarray,
+    f_src: np.ndarray,
+    c_pos: np.ndarray,
+) -> np.ndarray:
+    """Pass 5's splits: node positions where one starts (the first is 0), where the compute
+    nodes' backend (``comp_b``) changes and where ``need_new_split`` starts one."""
+    comp = cg.compute_pos
+    change = np.flatnonzero(comp_b[1:] != comp_b[:-1]) + 1
     starts = comp[change].tolist()
-    weight_pos = np.unique(f_pos[cg.is_weight_np[f_src]]) if foreign.size else empty
-    if weight_pos.size:
-        # need_new_split: a weight from an incompatible backend while the split already has
-        # inputs starts a new split (copies are created, in node order, at first use)
-        creation = c_pos.tolist()  # non-decreasing
-        start_set = set(starts)
-        boundaries = iter(starts)
-        next_start = next(boundaries, None)
-        split_start = int(comp[0]) if comp.size else 0
-        extra = []
-        for pos in weight_pos.tolist():
-            while next_start is not None and next_start <= pos:
-                split_start = next_start
-                next_start = next(boundaries, None)
-            if pos in start_set:
-                continue
-            lo = bisect_left(creation, split_start)
-            if lo < len(creation) and creation[lo] < pos:
-                extra.append(pos)
-                split_start = pos
-        if extra:
-            starts = sorted(start_set.union(extra))
-    split_starts = np.asarray([0, *starts], dtype=np.int64)
-    return Schedule(
-        bid=bid,
-        n_splits=int(split_starts.size),
-        split_starts=split_starts,
-        c_src=c_src,
-        c_b=c_b,
-        c_pos=c_pos,
-        f_pos=f_pos,
-        f_src=f_src,
-        f_copy=f_copy,
-    )
+    if f_pos.size:
+        weight_pos = np.unique(f_pos[cg.is_weight_np[f_src]])
+        if weight_pos.size:
+            first = int(comp[0]) if comp.size else 0
+            starts = _weight_splits(starts, weight_pos.tolist(), c_pos.tolist(), first)
+    return np.asarray([0, *starts], dtype=np.int64)
+
+
+def _weight_splits(
+    starts: list[int], weight_pos: list[int], creation: list[int], first: int
+) -> list[int]:
+    """need_new_split: a weight from an incompatible backend while the split already has
+    inputs starts a new split. ``starts``: the splits so far (after ``first``, the first
+    compute node); ``weight_pos``: nodes reading a foreign weight, ascending; ``creation``:
+    where each copy is made, non-decreasing (copies are created in node order, at first
+    use). Returns the split starts with the new ones."""
+    start_set = set(starts)
+    boundaries = iter(starts)
+    next_start = next(boundaries, None)
+    split_start = first
+    extra = []
+    for pos in weight_pos:
+        while next_start is not None and next_start <= pos:
+            split_start = next_start
+            next_start = next(boundaries, None)
+        if pos in start_set:
+            continue
+        lo = bisect_left(creation, split_start)
+        if lo < len(creation) and creation[lo] < pos:
+            extra.append(pos)
+            split_start = pos
+    return sorted(start_set.union(extra)) if extra else starts
 
 
 def upper_bound(
