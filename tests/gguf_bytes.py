@@ -104,12 +104,16 @@ def write_llama(
     split_max_tensors: int = 0,
     extra_tokens: int = 0,
 ) -> list[Path]:
-    """Write a tiny F32 llama with gguf-py (optionally as a split set); returns the files."""
+    """Write a tiny F32 llama with gguf-py (optionally as a split set); returns the files.
+    ``extra_tokens``: a vocabulary of that many tokens (token_embd and output as many rows),
+    for a header larger than one read window."""
     writer = GGUFWriter(path, "llama", split_max_tensors=split_max_tensors)
     llama_metadata(writer, n_layers)
+    n_vocab = 32
     if extra_tokens:
         writer.add_token_list([f"token-{i}" for i in range(extra_tokens)])
-    for index, (name, shape) in enumerate(llama_tensors(n_layers).items()):
+        n_vocab = extra_tokens
+    for index, (name, shape) in enumerate(llama_tensors(n_layers, n_vocab=n_vocab).items()):
         writer.add_tensor(name, np.full(shape, index, dtype=np.float32))
     files = writer.format_shard_names(path)
     writer.write_header_to_file()

@@ -76,17 +76,36 @@ def test_remote_split_set_equals_local(hub: FakeHub, tmp_path: Path) -> None:
     assert later and all(f"/resolve/{COMMIT}/" in path for path in later)
 
 
-def write_sparse_model(path: Path, n_tokens: int, tensor_gib: int) -> None:
-    """A GGUF whose header is real and whose several GB of tensor data is a hole."""
+def write_sparse_model(path: Path, n_tokens: int, n_ff: int) -> None:
+    """A complete one-layer Q4_K llama (n_embd 4096, an ``n_ff``-wide FFN, ``n_tokens``
+    tokens) whose header is real and whose several GB of tensor data is a hole."""
+    n_embd, q4k_block, q4k_bytes = 4096, 256, 144
     writer = GGUFWriter(path, "llama")
-    llama_metadata(writer, n_layers=1, n_embd=4096)
+    llama_metadata(writer, n_layers=1, n_embd=n_embd)
+    writer.add_feed_forward_length(n_ff)
     writer.add_token_list([f"token-{i:06d}" for i in range(n_tokens)])
-    q4k_block, q4k_bytes = 256, 144
-    rows = tensor_gib * 1024**3 // (4096 // q4k_block * q4k_bytes)
-    for name in ("token_embd.weight", "blk.0.ffn_up.weight"):
-        nbytes = rows * 4096 // q4k_block * q4k_bytes
+    kv_width = n_embd // 2  # llama_metadata: 4 heads, 2 KV heads
+    shapes = {  # ggml order: row length first
+        "token_embd.weight": (n_embd, n_tokens),
+        "output_norm.weight": (n_embd,),
+        "output.weight": (n_embd, n_tokens),
+        "blk.0.attn_norm.weight": (n_embd,),
+        "blk.0.attn_q.weight": (n_embd, n_embd),
+        "blk.0.attn_k.weight": (n_embd, kv_width),
+        "blk.0.attn_v.weight": (n_embd, kv_width),
+        "blk.0.attn_output.weight": (n_embd, n_embd),
+        "blk.0.ffn_norm.weight": (n_embd,),
+        "blk.0.ffn_gate.weight": (n_embd, n_ff),
+        "blk.0.ffn_up.weight": (n_embd, n_ff),
+        "blk.0.ffn_down.weight": (n_ff, n_embd),
+    }
+    for name, shape in shapes.items():
+        if len(shape) == 1:
+            writer.add_tensor_info(name, shape, np.dtype(np.float32), 4 * shape[0])
+            continue
+        nbytes = shape[0] * shape[1] // q4k_block * q4k_bytes
         writer.add_tensor_info(
-            name, (rows, 4096), np.dtype(np.float16), nbytes, GGMLQuantizationType.Q4_K
+            name, shape[::-1], np.dtype(np.float16), nbytes, GGMLQuantizationType.Q4_K
         )
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -101,7 +120,7 @@ def write_sparse_model(path: Path, n_tokens: int, tensor_gib: int) -> None:
 
 def test_large_remote_file_transfers_only_its_header(hub: FakeHub, tmp_path: Path) -> None:
     big = tmp_path / "big.gguf"
-    write_sparse_model(big, n_tokens=150_000, tensor_gib=3)
+    write_sparse_model(big, n_tokens=150_000, n_ff=917_504)  # 3 x 2 GiB of FFN
     assert big.stat().st_size > 6 * 1024**3
     hub.add(REPO, "big.gguf", big)
     remote = load_inventory(f"hf://{REPO}/big.gguf")

@@ -25,6 +25,7 @@ from solver.gguf.inventory import (
     Inventory,
     make_tensor,
 )
+from solver.gguf.loadable import check_loadable
 from solver.gguf.quant_mix import tensor_nbytes
 
 CATALOGUE_DIR = data_path("models")
@@ -101,4 +102,5 @@ def load_catalogue_entry(name: str) -> Inventory:
         )
     metadata = {**entry["metadata"], "general.file_type": quant_entry["file_type"]}
     inventory = build_inventory(f"catalogue:{model}:{quant}", metadata, tensors)
+    check_loadable(inventory)  # an entry is built to be loadable; this keeps it honest
     return inventory.model_copy(update={"file_type": quant})

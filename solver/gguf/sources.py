@@ -28,6 +28,7 @@ from solver.errors import BadInput
 from solver.gguf.hparams import build_inventory
 from solver.gguf.hub import HF_SCHEME, HubDeadline, HubRangeSource, parse_hf_url
 from solver.gguf.inventory import Inventory, make_tensor
+from solver.gguf.loadable import check_loadable
 from solver.gguf.reader import ByteSource, GGUFHeader, LocalFileSource, read_header
 
 # llama.cpp src/llama.cpp llama_split_path: "%s-%05d-of-%05d.gguf", parts numbered from 1.
@@ -119,7 +120,8 @@ def _read_part(label: str, source: ByteSource) -> _Part:
 
 
 def _merge_parts(label: str, parts: Sequence[_Part], *, named_as_split: bool) -> Inventory:
-    """Check the parts form one model (llama_model_loader's rules) and build its inventory."""
+    """Check the parts form one model (llama_model_loader's rules), build its inventory and
+    check that llama.cpp would load it (``check_loadable``)."""
     _check_split_keys(label, parts, named_as_split=named_as_split)
     tensors = []
     seen: dict[str, str] = {}
@@ -129,7 +131,7 @@ def _merge_parts(label: str, parts: Sequence[_Part], *, named_as_split: bool) ->
                 raise BadInput(f"{part.label}: tensor {info.name!r} is also in {seen[info.name]}")
             seen[info.name] = part.label
             tensors.append(make_tensor(info.name, info.type, info.shape, info.n_bytes, index))
-    return build_inventory(
+    inventory = build_inventory(
         label,
         parts[0].header.metadata,
         tensors,
@@ -138,6 +140,8 @@ def _merge_parts(label: str, parts: Sequence[_Part], *, named_as_split: bool) ->
         bytes_read=sum(part.bytes_read for part in parts),
         file_bytes=sum(part.header.file_size or 0 for part in parts),
     )
+    check_loadable(inventory)
+    return inventory
 
 
 def _check_split_keys(label: str, parts: Sequence[_Part], *, named_as_split: bool) -> None:
@@ -164,11 +168,33 @@ def _check_split_keys(label: str, parts: Sequence[_Part], *, named_as_split: boo
             raise BadInput(f"{part.label}: no {Keys.General.ARCHITECTURE} in the first part")
     if n_parts > 1:
         expected = _split_int(parts[0], Keys.Split.LLM_KV_SPLIT_TENSORS_COUNT, default=None)
+        _check_same_model(parts, expected)
         found = sum(len(part.header.tensors) for part in parts)
         if expected != found:
             raise BadInput(
                 f"{label}: split.tensors.count says {expected} tensors but the "
                 f"{n_parts} parts hold {found}"
+            )
+
+
+def _check_same_model(parts: Sequence[_Part], n_tensors: int) -> None:
+    """Every part says it belongs to the same set: gguf-split writes the set's tensor count
+    into each part, and a part that carries an architecture must carry the first's. (A part
+    of another model with the same layout still differs in its tensors' shapes, which
+    ``check_loadable`` compares with the first part's hyperparameters.)"""
+    arch = parts[0].header.metadata.get(Keys.General.ARCHITECTURE)
+    for part in parts[1:]:
+        metadata = part.header.metadata
+        count = metadata.get(Keys.Split.LLM_KV_SPLIT_TENSORS_COUNT, n_tensors)
+        if count != n_tensors:
+            raise BadInput(
+                f"{part.label}: split.tensors.count is {count!r:.20} but the first part says "
+                f"{n_tensors}: the parts are not of one split set"
+            )
+        other = metadata.get(Keys.General.ARCHITECTURE, arch)
+        if other != arch:
+            raise BadInput(
+                f"{part.label}: a part of a {other!r:.40} model in a split set of {arch!r}"
             )
 
 

@@ -1,0 +1,637 @@
+"""Would llama.cpp load this model? Its hyperparameters and tensors, checked before anything
+is built from them.
+
+llama.cpp's loader creates every tensor of a model with the shape it expects from the
+hyperparameters (``load_arch_tensors`` in ``src/models/<arch>.cpp``) and refuses the file when
+a required one is absent ("missing tensor") or has another shape ("wrong shape"). fit used to
+learn of such a file only when its graph builder met the hole (a traceback), or not at all (a
+file with no tensors got a 13 MiB prediction; ``head_count_kv = 2^32-1`` a 38 PB KV cache).
+``check_loadable`` applies the same rules to an ``Inventory`` when it is loaded:
+
+1. hyperparameters within sane ranges (``_RANGES``) and consistent with each other (KV heads
+   dividing query heads, leading dense layers within the model);
+2. the tensors the architecture family's table requires (``FAMILIES``), each with the shape
+   llama.cpp computes from n_embd, head counts and widths, FFN and expert widths, MLA ranks
+   and SSM sizes. A table is data: per-layer roles (``Need``), llama.cpp's fused-or-separate
+   choices (``Either``: QKV, gate+up experts) and the layer conditions each holds under
+   (``_CONDITIONS``: dense or MoE layer, recurrent or attention layer, MTP layer, q-LoRA, MLA);
+3. for an architecture without a table, what every llama.cpp model has: a token embedding
+   ``n_embd`` wide, and tensors in every layer.
+
+Dimensions are layer 0's, as ``LLAMA_LOAD_LOCALS`` takes them. Tensors the loader does not
+create are not refused here. The first problem is raised as one ``BadInput`` line naming the
+tensor, its shape and the one expected.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from gguf import MODEL_TENSOR as T
+from gguf import TENSOR_NAMES, Keys
+
+from solver.errors import BadInput
+from solver.gguf.inventory import Inventory, Tensor
+
+# --- 1. hyperparameters ------------------------------------------------------------------------
+
+# Ceilings well above every published model (the largest have n_embd 16384, 128 heads, head
+# dims of 576, 10M-token contexts, 262k-token vocabularies, 53k-wide FFNs): a value beyond one
+# is a damaged or hostile header, and would size buffers in petabytes.
+MAX_EMBD = 1 << 17
+MAX_HEADS = 1 << 12
+MAX_HEAD_DIM = 1 << 14
+MAX_CONTEXT = 1 << 24
+MAX_VOCAB = 1 << 24
+MAX_FFN = 1 << 20
+MAX_RANK = 1 << 16
+MAX_SSM = 1 << 20
+
+
+def _recurrent(field: str) -> Callable[[Inventory], int]:
+    return lambda inv: getattr(inv.recurrent, field) if inv.recurrent else 0
+
+
+# (metadata it comes from, its value in the inventory, least, most)
+_RANGES: tuple[tuple[str, Callable[[Inventory], int], int, int], ...] = (
+    ("embedding_length", lambda inv: inv.n_embd, 1, MAX_EMBD),
+    ("context_length", lambda inv: inv.context_length, 1, MAX_CONTEXT),
+    ("the vocabulary size", lambda inv: inv.n_vocab, 0, MAX_VOCAB),
+    ("attention.head_count", lambda inv: max(inv.attention.n_head, default=0), 0, MAX_HEADS),
+    ("attention.head_count_kv", lambda inv: max(inv.attention.n_head_kv, default=0), 0, MAX_HEADS),
+    ("attention.key_length", lambda inv: inv.attention.key_length, 0, MAX_HEAD_DIM),
+    ("attention.value_length", lambda inv: inv.attention.value_length, 0, MAX_HEAD_DIM),
+    ("rope.dimension_count", lambda inv: inv.attention.rope_dim, 0, MAX_HEAD_DIM),
+    ("attention.sliding_window", lambda inv: inv.attention.sliding_window, 0, MAX_CONTEXT),
+    ("attention.kv_lora_rank", lambda inv: inv.attention.kv_lora_rank, 0, MAX_RANK),
+    ("attention.q_lora_rank", lambda inv: inv.attention.q_lora_rank, 0, MAX_RANK),
+    ("attention.key_length_mla", lambda inv: inv.attention.key_length_mla, 0, MAX_HEAD_DIM),
+    ("attention.value_length_mla", lambda inv: inv.attention.value_length_mla, 0, MAX_HEAD_DIM),
+    ("feed_forward_length", lambda inv: max(inv.n_ff, default=0), 0, MAX_FFN),
+    ("expert_feed_forward_length", lambda inv: inv.experts.feed_forward_length, 0, MAX_FFN),
+    ("expert_shared_feed_forward_length",
+     lambda inv: inv.experts.shared_feed_forward_length, 0, MAX_FFN),
+    ("expert_shared_count", lambda inv: inv.experts.shared, 0, MAX_HEADS),
+    ("ssm.conv_kernel", _recurrent("conv_kernel"), 0, MAX_HEADS),
+    ("ssm.inner_size", _recurrent("inner_size"), 0, MAX_SSM),
+    ("ssm.state_size", _recurrent("state_size"), 0, MAX_SSM),
+    ("ssm.time_step_rank", _recurrent("time_step_rank"), 0, MAX_SSM),
+    ("ssm.group_count", _recurrent("group_count"), 0, MAX_SSM),
+)  # fmt: skip
+
+
+def _check_hparams(inventory: Inventory, bad: Callable[[str], BadInput]) -> None:
+    for what, value_of, least, most in _RANGES:
+        value = value_of(inventory)
+        if not least <= value <= most:
+            raise bad(f"{what} {value} is outside [{least}, {most}]: a damaged header, not a model")
+    attention = inventory.attention
+    heads = zip(attention.n_head, attention.n_head_kv, strict=False)
+    for il, (n_head, n_head_kv) in enumerate(heads):
+        if n_head_kv > n_head or (n_head_kv and n_head % n_head_kv):
+            raise bad(
+                f"layer {il} has {n_head_kv} KV heads for {n_head} query heads; KV heads must "
+                "divide the query heads"
+            )
+    if inventory.experts.leading_dense_layers > inventory.n_layers:
+        raise bad(
+            f"leading_dense_block_count {inventory.experts.leading_dense_layers} exceeds "
+            f"block_count {inventory.n_layers}"
+        )
+
+
+# --- 2. the tables -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Need:
+    """A tensor llama.cpp's loader creates, as its source writes it
+    (``create_tensor(tn(LLM_TENSOR_ATTN_Q, "weight", i), {n_embd, n_embd_head_k * n_head}, 0)``
+    is ``_w(T.ATTN_Q, "E", "H*HK")``): the tensor (gguf-py's ``MODEL_TENSOR``, whose name
+    template is llama.cpp's), the suffix, the shape as dimension expressions over
+    ``_dimensions`` (``"E"``, ``"H*HK"``, ``"2*E"``, ``"KVL+ROT"``, ``"ROT/2"``), the layer
+    conditions it is created under (``_CONDITIONS``, all must hold) and whether the file may
+    lack it (``TENSOR_NOT_REQUIRED``)."""
+
+    tensor: T
+    shape: tuple[str, ...]
+    when: tuple[str, ...] = ()
+    suffix: str | None = "weight"
+    optional: bool = False
+
+    def name(self, layer: int | None) -> str:
+        base = TENSOR_NAMES[self.tensor].format(bid=layer)
+        return base if self.suffix is None else f"{base}.{self.suffix}"
+
+
+@dataclass(frozen=True)
+class Either:
+    """llama.cpp's fused-or-separate choice (``create_tensor_qkv``,
+    ``create_tensor_gate_up_exps``): the fused tensor when the file has it, else every one of
+    ``separate``. On an MTP layer llama.cpp skips both (``TENSOR_SKIP``): neither is required."""
+
+    fused: tuple[Need, ...]
+    separate: tuple[Need, ...]
+    when: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Family:
+    """What one ``load_arch_tensors`` creates.
+
+    ``all_layers``: the loop runs over MTP (NextN) layers too. ``mtp_probe``: without
+    ``blk.{n_layer}.nextn.eh_proj.weight`` the MTP layers' tensors are optional (a file
+    converted without them). (These loaders also take a file of the MTP head alone, without
+    ``blk.0.attn_norm.weight``, as a draft model; fit plans a model's trunk, so it requires
+    the trunk.)"""
+
+    source: str
+    globals: tuple[Need, ...]
+    layer: tuple[Need | Either, ...]
+    all_layers: bool = False
+    mtp_probe: bool = False
+
+
+def _w(tensor: T, *shape: str, when: tuple[str, ...] = (), optional: bool = False) -> Need:
+    return Need(tensor, shape, when, "weight", optional)
+
+
+def _b(tensor: T, *shape: str, when: tuple[str, ...] = (), optional: bool = False) -> Need:
+    return Need(tensor, shape, when, "bias", optional)
+
+
+def _qkv(q: str, k: str, v: str, when: tuple[str, ...] = ()) -> Either:
+    """create_tensor_qkv: attn_qkv (E x q+k+v) or attn_q/k/v; biases optional either way."""
+    fused = (_w(T.ATTN_QKV, "E", f"{q}+{k}+{v}"), _b(T.ATTN_QKV, f"{q}+{k}+{v}", optional=True))
+    separate = (
+        _w(T.ATTN_Q, "E", q),
+        _w(T.ATTN_K, "E", k),
+        _w(T.ATTN_V, "E", v),
+        _b(T.ATTN_Q, q, optional=True),
+        _b(T.ATTN_K, k, optional=True),
+        _b(T.ATTN_V, v, optional=True),
+    )
+    return Either(fused, separate, when)
+
+
+def _gate_up_exps(width: str, when: tuple[str, ...] = ()) -> Either:
+    """create_tensor_gate_up_exps: ffn_gate_up_exps (E x 2w x X) or ffn_gate_exps + up."""
+    return Either(
+        (_w(T.FFN_GATE_UP_EXP, "E", f"2*{width}", "X"),),
+        (_w(T.FFN_GATE_EXP, "E", width, "X"), _w(T.FFN_UP_EXP, "E", width, "X")),
+        when,
+    )
+
+
+def _dense_ffn(when: tuple[str, ...] = (), biases: bool = False) -> tuple[Need, ...]:
+    needs = (_w(T.FFN_GATE, "E", "F", when=when), _w(T.FFN_DOWN, "F", "E", when=when),
+             _w(T.FFN_UP, "E", "F", when=when))  # fmt: skip
+    if biases:
+        needs += (_b(T.FFN_GATE, "F", when=when, optional=True),
+                  _b(T.FFN_DOWN, "E", when=when, optional=True),
+                  _b(T.FFN_UP, "F", when=when, optional=True))  # fmt: skip
+    return needs
+
+
+def _experts(width: str, when: tuple[str, ...] = ()) -> tuple[Need, ...]:
+    return (
+        _w(T.FFN_GATE_INP, "E", "X", when=when),
+        _w(T.FFN_GATE_EXP, "E", width, "X", when=when),
+        _w(T.FFN_DOWN_EXP, width, "E", "X", when=when),
+        _w(T.FFN_UP_EXP, "E", width, "X", when=when),
+    )
+
+
+def _shared_experts(width: str, when: tuple[str, ...] = ()) -> tuple[Need, ...]:
+    return (
+        _w(T.FFN_GATE_SHEXP, "E", width, when=when),
+        _w(T.FFN_DOWN_SHEXP, width, "E", when=when),
+        _w(T.FFN_UP_SHEXP, "E", width, when=when),
+    )
+
+
+_EMBEDDING = (_w(T.TOKEN_EMBD, "E", "V"), _w(T.OUTPUT_NORM, "E"))
+_GLOBALS = (*_EMBEDDING, _w(T.OUTPUT, "E", "V", optional=True))  # else token_embd, duplicated
+_GLOBALS_OUTPUT = (*_EMBEDDING, _w(T.OUTPUT, "E", "V"))
+_NEXTN = (
+    _w(T.NEXTN_EH_PROJ, "2*E", "E", when=("mtp",)),
+    _w(T.NEXTN_ENORM, "E", when=("mtp",)),
+    _w(T.NEXTN_HNORM, "E", when=("mtp",)),
+    _w(T.NEXTN_EMBED_TOKENS, "E", "V", when=("mtp",), optional=True),
+    _w(T.NEXTN_SHARED_HEAD_HEAD, "E", "V", when=("mtp",), optional=True),
+    _w(T.NEXTN_SHARED_HEAD_NORM, "E", when=("mtp",), optional=True),
+)
+
+_LLAMA = Family(
+    "src/models/llama.cpp, mistral3.cpp",
+    (
+        *_GLOBALS,
+        _w(T.ROPE_FREQS, "ROT/2", optional=True),
+        _w(T.ROPE_FACTORS_LONG, "ROT/2", optional=True),
+        _w(T.ROPE_FACTORS_SHORT, "ROT/2", optional=True),
+    ),
+    (
+        _w(T.ATTN_NORM, "E"),
+        _qkv("H*HK", "HKV*HK", "HKV*HV"),
+        _w(T.ATTN_OUT, "H*HK", "E"),
+        _b(T.ATTN_OUT, "E", optional=True),
+        _w(T.FFN_NORM, "E"),
+        *_dense_ffn(("dense",), biases=True),
+        _w(T.FFN_GATE_INP, "E", "X", when=("moe",)),
+        _w(T.FFN_GATE_EXP, "E", "F", "X", when=("moe",), optional=True),
+        _w(T.FFN_DOWN_EXP, "F", "E", "X", when=("moe",)),
+        _w(T.FFN_UP_EXP, "E", "F", "X", when=("moe",)),
+        *_shared_experts("FSHEXP", ("moe", "shexp_width")),
+    ),
+)
+_QWEN2 = Family(
+    "src/models/qwen2.cpp",
+    (*_GLOBALS, _b(T.OUTPUT, "V", optional=True)),
+    (_w(T.ATTN_NORM, "E"), _qkv("E", "HKV*HV", "HKV*HV"), _w(T.ATTN_OUT, "E", "E"),
+     _w(T.FFN_NORM, "E"), *_dense_ffn()),
+)  # fmt: skip
+_QWEN2MOE = Family(
+    "src/models/qwen2moe.cpp",
+    _GLOBALS_OUTPUT,
+    (_w(T.ATTN_NORM, "E"), _qkv("E", "HKV*HV", "HKV*HV"), _w(T.ATTN_OUT, "E", "E"),
+     _w(T.FFN_NORM, "E"), *_experts("FE"), _w(T.FFN_GATE_INP_SHEXP, "E"),
+     *_shared_experts("FSHEXP")),
+)  # fmt: skip
+_QWEN3_ATTENTION = (
+    _w(T.ATTN_NORM, "E"),
+    _qkv("H*HK", "HKV*HV", "HKV*HV"),
+    _w(T.ATTN_OUT, "H*HK", "E"),
+    _w(T.ATTN_K_NORM, "HK"),
+    _w(T.ATTN_Q_NORM, "HK"),
+    _w(T.FFN_NORM, "E"),
+)
+_QWEN3 = Family("src/models/qwen3.cpp", _GLOBALS, (*_QWEN3_ATTENTION, *_dense_ffn()))
+_QWEN3MOE = Family("src/models/qwen3moe.cpp", _GLOBALS, (*_QWEN3_ATTENTION, *_experts("FE")))
+_GEMMA3 = Family(
+    "src/models/gemma3.cpp",
+    _GLOBALS,
+    (
+        _w(T.ATTN_NORM, "E"),
+        _qkv("H*HK", "HKV*HK", "HKV*HV"),
+        _w(T.ATTN_OUT, "H*HK", "E"),
+        _w(T.ATTN_POST_NORM, "E"),
+        _w(T.ATTN_K_NORM, "HK"),
+        _w(T.ATTN_Q_NORM, "HK"),
+        _w(T.FFN_NORM, "E"),
+        *_dense_ffn(),
+        _w(T.FFN_POST_NORM, "E"),
+    ),
+)
+_GPT_OSS = Family(
+    "src/models/openai-moe.cpp",
+    _GLOBALS_OUTPUT,
+    (
+        _w(T.ATTN_NORM, "E"),
+        _w(T.ATTN_POST_NORM, "E"),
+        _qkv("H*ROT", "HKV*ROT", "HKV*ROT"),
+        _w(T.ATTN_OUT, "H*ROT", "E"),
+        _w(T.ATTN_SINKS, "H"),
+        *_experts("FE"),
+        _b(T.ATTN_OUT, "E"),
+        _b(T.FFN_GATE_INP, "X"),
+        _b(T.FFN_GATE_EXP, "FE", "X"),
+        _b(T.FFN_DOWN_EXP, "E", "X"),
+        _b(T.FFN_UP_EXP, "FE", "X"),
+    ),
+)
+_DEEPSEEK2 = Family(
+    "src/models/deepseek2.cpp",
+    _GLOBALS,
+    (
+        _w(T.ATTN_NORM, "E"),
+        _w(T.ATTN_Q_A_NORM, "QL", when=("q_lora",)),
+        _w(T.ATTN_KV_A_NORM, "KVL"),
+        _w(T.ATTN_Q_A, "E", "QL", when=("q_lora",)),
+        _w(T.ATTN_Q_B, "QL", "H*KMLA", when=("q_lora",)),
+        _w(T.ATTN_Q, "E", "H*KMLA", when=("no_q_lora",)),
+        _w(T.ATTN_KV_A_MQA, "E", "KVL+ROT"),
+        _w(T.ATTN_K_B, "KMLA-ROT", "KVL", "H", when=("mla",)),
+        _w(T.ATTN_V_B, "KVL", "VMLA", "H", when=("mla",)),
+        _w(T.ATTN_KV_B, "KVL", "H*KMLA-H*ROT+H*VMLA", when=("no_mla",)),
+        _w(T.ATTN_OUT, "H*VMLA", "E"),
+        _w(T.FFN_NORM, "E"),
+        *_dense_ffn(("dense",)),
+        _w(T.FFN_GATE_INP, "E", "X", when=("moe",)),
+        _b(T.FFN_EXP_PROBS_B, "X", when=("moe",), optional=True),
+        _w(T.FFN_DOWN_EXP, "FE", "E", "X", when=("moe",)),
+        _gate_up_exps("FE", ("moe",)),
+        *_shared_experts("FE*S", ("moe",)),
+        *_NEXTN,
+    ),
+    all_layers=True,
+    mtp_probe=True,
+)
+_GLM4MOE = Family(
+    "src/models/glm4-moe.cpp",
+    _GLOBALS,
+    (
+        _w(T.ATTN_NORM, "E"),
+        _qkv("H*HK", "HKV*HK", "HKV*HV"),
+        _w(T.ATTN_OUT, "H*HK", "E"),
+        _w(T.ATTN_Q_NORM, "HK", optional=True),
+        _w(T.ATTN_K_NORM, "HK", optional=True),
+        _w(T.ATTN_POST_NORM, "E"),
+        _w(T.FFN_GATE_INP, "E", "X", when=("moe",)),
+        _b(T.FFN_EXP_PROBS_B, "X", when=("moe",)),
+        _w(T.FFN_GATE_EXP, "E", "FE", "X", when=("moe",)),
+        _w(T.FFN_DOWN_EXP, "FE", "E", "X", when=("moe",)),
+        _w(T.FFN_UP_EXP, "E", "FE", "X", when=("moe",)),
+        *_shared_experts("FE*S", ("moe", "shexp_count")),
+        *_dense_ffn(("dense",)),
+        *_NEXTN,
+    ),
+    all_layers=True,
+    mtp_probe=True,
+)
+# qwen35 / qwen35moe: gated full attention (Q twice as wide: query and gate) or a gated
+# DeltaNet block, then the FFN; an MTP layer is a full-attention block with the NextN extras.
+_GATED_ATTENTION = (
+    _qkv("2*H*HK", "HKV*HK", "HKV*HV", ("attention",)),
+    _w(T.ATTN_OUT, "H*HK", "E", when=("attention",)),
+    _w(T.ATTN_Q_NORM, "HK", when=("attention",)),
+    _w(T.ATTN_K_NORM, "HK", when=("attention",)),
+)
+# The loader takes the DeltaNet's attn_qkv and attn_gate as optional, but the graph multiplies
+# by both unconditionally (qwen35.cpp, build_layer_attn_linear): without them llama-server
+# crashes at its first graph, so they are required here.
+_DELTA_NET = (
+    _w(T.ATTN_QKV, "E", "2*DS*NG+DS*DT", when=("recurrent",)),
+    _w(T.ATTN_GATE, "E", "DS*DT", when=("recurrent",)),
+    _w(T.SSM_CONV1D, "DC", "2*DS*NG+DS*DT", when=("recurrent",)),
+    _b(T.SSM_DT, "DT", when=("recurrent",)),
+    Need(T.SSM_A, ("DT",), ("recurrent",), None),
+    _w(T.SSM_BETA, "E", "DT", when=("recurrent",)),
+    _w(T.SSM_ALPHA, "E", "DT", when=("recurrent",)),
+    _w(T.SSM_NORM, "DS", when=("recurrent",)),
+    _w(T.SSM_OUT, "DS*DT", "E", when=("recurrent",)),
+)
+_QWEN35_BLOCK = (_w(T.ATTN_NORM, "E"), _w(T.ATTN_POST_NORM, "E"), *_GATED_ATTENTION, *_DELTA_NET)
+_QWEN35 = Family(
+    "src/models/qwen35.cpp",
+    _GLOBALS,
+    (*_QWEN35_BLOCK, *_dense_ffn(), *_NEXTN),
+    all_layers=True,
+)
+_QWEN35MOE = Family(
+    "src/models/qwen35moe.cpp",
+    _GLOBALS,
+    (
+        *_QWEN35_BLOCK,
+        _w(T.FFN_GATE_INP, "E", "X"),
+        _w(T.FFN_DOWN_EXP, "FE", "E", "X"),
+        _gate_up_exps("FE"),
+        _w(T.FFN_GATE_INP_SHEXP, "E"),
+        *_shared_experts("FSHEXP_OR_F"),
+        *_NEXTN,
+    ),
+    all_layers=True,
+)
+
+FAMILIES: dict[str, Family] = {
+    "llama": _LLAMA,
+    "mistral3": _LLAMA,
+    "qwen2": _QWEN2,
+    "qwen2moe": _QWEN2MOE,
+    "qwen3": _QWEN3,
+    "qwen3moe": _QWEN3MOE,
+    "gemma3": _GEMMA3,
+    "gpt-oss": _GPT_OSS,
+    "deepseek2": _DEEPSEEK2,
+    "glm4moe": _GLM4MOE,
+    "qwen35": _QWEN35,
+    "qwen35moe": _QWEN35MOE,
+}
+
+# Without a table: architectures whose loader takes token_embd as optional, or of another width.
+_EMBEDDING_OPTIONAL = frozenset({"codeshell", "dflash"})
+_EMBEDDING_OTHER_WIDTH = frozenset({"eagle3", "wavtokenizer-dec"})
+
+
+# --- dimensions and conditions -----------------------------------------------------------------
+
+
+def _meta_int(inventory: Inventory, template: str, default: int = 0) -> int:
+    value = inventory.metadata.get(template.format(arch=inventory.architecture), default)
+    if isinstance(value, list):
+        value = value[0] if value else default
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _dimensions(inventory: Inventory) -> dict[str, int]:
+    """The symbols of ``Need`` shapes, as ``LLAMA_LOAD_LOCALS`` and the loaders compute them
+    (layer 0's head counts and FFN width)."""
+    att, experts, state = inventory.attention, inventory.experts, inventory.recurrent
+    n_ff = _meta_int(inventory, Keys.LLM.FEED_FORWARD_LENGTH)
+    n_ff_exp = experts.feed_forward_length or (n_ff // experts.used if experts.used else 0)
+    n_ff_shexp = _meta_int(inventory, Keys.LLM.EXPERT_SHARED_FEED_FORWARD_LENGTH)
+    return {
+        "E": inventory.n_embd,
+        "V": _vocab_rows(inventory),
+        "H": att.n_head[0] if att.n_head else 0,
+        "HKV": att.n_head_kv[0] if att.n_head_kv else 0,
+        "HK": att.key_length,
+        "HV": att.value_length,
+        "ROT": att.rope_dim,
+        "F": n_ff,
+        "FE": n_ff_exp,
+        "FSHEXP": n_ff_shexp,
+        "FSHEXP_OR_F": n_ff_shexp or n_ff,
+        "X": experts.count,
+        "S": experts.shared,
+        "QL": att.q_lora_rank,
+        "KVL": att.kv_lora_rank,
+        "KMLA": att.key_length_mla,
+        "VMLA": att.value_length_mla,
+        "DS": state.state_size if state else 0,
+        "NG": state.group_count if state else 0,
+        "DT": state.time_step_rank if state else 0,
+        "DC": state.conv_kernel if state else 0,
+    }
+
+
+def _vocab_rows(inventory: Inventory) -> int:
+    """``vocab.n_tokens()``: the tokenizer's token count when the file has a vocabulary, else
+    the inventory's vocabulary size."""
+    tokens = inventory.metadata.get(Keys.Tokenizer.LIST)
+    if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens > 0:
+        return tokens
+    return inventory.n_vocab
+
+
+def dimension_value(expression: str, dims: Mapping[str, int]) -> int:
+    """``"2*H*HK+KVL-ROT"`` over ``dims``; ``/`` divides (integer) a term by a number."""
+    total = 0
+    for sign, term in _terms(expression):
+        head, _, divisor = term.partition("/")
+        factors = [int(f) if f.isdigit() else dims[f] for f in head.split("*")]
+        total += sign * (math.prod(factors) // (int(divisor) if divisor else 1))
+    return total
+
+
+def _terms(expression: str) -> list[tuple[int, str]]:
+    terms, sign, start = [], 1, 0
+    for index, char in enumerate(expression + "+"):
+        if char in "+-" and index > start:
+            terms.append((sign, expression[start:index]))
+            sign, start = (1 if char == "+" else -1), index + 1
+    return terms
+
+
+_CONDITIONS: dict[str, Callable[[Inventory, int, Mapping[str, int]], bool]] = {
+    "mtp": lambda inv, il, d: il >= inv.n_layers - inv.n_layers_nextn,
+    "moe": lambda inv, il, d: d["X"] > 0 and il >= inv.experts.leading_dense_layers,
+    "dense": lambda inv, il, d: not (d["X"] > 0 and il >= inv.experts.leading_dense_layers),
+    "shexp_width": lambda inv, il, d: d["FSHEXP"] > 0,
+    "shexp_count": lambda inv, il, d: d["S"] > 0,
+    "q_lora": lambda inv, il, d: d["QL"] > 0,
+    "no_q_lora": lambda inv, il, d: d["QL"] == 0,
+    "mla": lambda inv, il, d: d["KMLA"] > 0 and d["VMLA"] > 0,
+    "no_mla": lambda inv, il, d: not (d["KMLA"] > 0 and d["VMLA"] > 0),
+    "recurrent": lambda inv, il, d: _is_recurrent(inv, il),
+    "attention": lambda inv, il, d: not _is_recurrent(inv, il),
+}
+
+
+def _is_recurrent(inventory: Inventory, il: int) -> bool:
+    layers = inventory.recurrent.recurrent_layers if inventory.recurrent else ()
+    return il < len(layers) and layers[il]
+
+
+# --- checking ----------------------------------------------------------------------------------
+
+
+def check_loadable(inventory: Inventory) -> None:
+    """Raise ``BadInput`` (one line) if llama.cpp's loader would refuse ``inventory``, or if
+    its hyperparameters are outside sane ranges; return quietly otherwise."""
+    source = inventory.source
+
+    def bad(problem: str) -> BadInput:
+        return BadInput(f"{source}: {problem}")
+
+    if not inventory.tensors:
+        raise bad("holds no tensors (a vocabulary-only or damaged file?), not a model to run")
+    _check_hparams(inventory, bad)
+    family = FAMILIES.get(inventory.architecture)
+    if family is None:
+        _check_generic(inventory, bad)
+        return
+    problems = _Problems(inventory, family)
+    problems.check()
+    if problems.found:
+        more = len(problems.found) - 1
+        tail = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
+        raise bad(
+            f"{problems.found[0]}; llama.cpp's {inventory.architecture} loader "
+            f"({family.source}) refuses this file{tail}"
+        )
+
+
+class _Problems:
+    """Every problem of one model against its family's table, in llama.cpp's order."""
+
+    def __init__(self, inventory: Inventory, family: Family) -> None:
+        self.inventory = inventory
+        self.family = family
+        self.tensors: dict[str, Tensor] = {t.name: t for t in inventory.tensors}
+        self.dims = _dimensions(inventory)
+        self.found: list[str] = []
+
+    def check(self) -> None:
+        for need in self.family.globals:
+            self._need(need, None, required=not need.optional)
+        inv, family = self.inventory, self.family
+        n_layer = inv.n_layers - inv.n_layers_nextn
+        probe = f"blk.{n_layer}.nextn.eh_proj.weight"
+        mtp_optional = family.mtp_probe and probe not in self.tensors
+        for il in range(inv.n_layers if family.all_layers else n_layer):
+            optional = mtp_optional and il >= n_layer
+            for item in family.layer:
+                if not all(_CONDITIONS[c](inv, il, self.dims) for c in item.when):
+                    continue
+                if isinstance(item, Either):
+                    self._either(item, il, optional or il >= n_layer)
+                else:
+                    self._need(item, il, required=not (item.optional or optional))
+
+    def _either(self, item: Either, il: int, optional: bool) -> None:
+        fused_present = item.fused[0].name(il) in self.tensors
+        for need in item.fused if fused_present else item.separate:
+            self._need(need, il, required=not (need.optional or optional or fused_present))
+
+    def _need(self, need: Need, layer: int | None, *, required: bool) -> None:
+        name = need.name(layer)
+        tensor = self.tensors.get(name)
+        if tensor is None:
+            if required:
+                self.found.append(f"tensor {name!r} is missing")
+            return
+        expected = tuple(dimension_value(dim, self.dims) for dim in need.shape)
+        if _padded(tensor.shape) != _padded(expected):
+            self.found.append(
+                f"tensor {name!r} has shape {_shape(tensor.shape)}, but the hyperparameters "
+                f"make it {_shape(expected)} ({_explain(need.shape, self.dims)})"
+            )
+
+
+def _padded(shape: Sequence[int]) -> tuple[int, ...]:
+    """ggml_nelements-style comparison: trailing dimensions of 1 do not count."""
+    return (*shape, *(1,) * (4 - len(shape)))
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+_DIM_NAMES = {
+    "E": "n_embd", "V": "n_vocab", "H": "n_head", "HKV": "n_head_kv", "HK": "head_k",
+    "HV": "head_v", "ROT": "n_rot", "F": "n_ff", "FE": "n_ff_exp", "FSHEXP": "n_ff_shexp",
+    "FSHEXP_OR_F": "n_ff_shexp", "X": "n_expert", "S": "n_expert_shared",
+    "QL": "q_lora_rank", "KVL": "kv_lora_rank", "KMLA": "key_length_mla",
+    "VMLA": "value_length_mla", "DS": "ssm_d_state", "NG": "ssm_n_group", "DT": "ssm_dt_rank",
+    "DC": "ssm_d_conv",
+}  # fmt: skip
+
+
+def _explain(shape: Sequence[str], dims: Mapping[str, int]) -> str:
+    """The dimensions a shape used, with their values: ``n_embd 64, n_head 4, head_k 16``."""
+    used: dict[str, int] = {}
+    for expression in shape:
+        for _, term in _terms(expression):
+            for factor in term.partition("/")[0].split("*"):
+                if not factor.isdigit():
+                    used[_DIM_NAMES[factor]] = dims[factor]
+    return ", ".join(f"{name} {value}" for name, value in used.items())
+
+
+def _check_generic(inventory: Inventory, bad: Callable[[str], BadInput]) -> None:
+    """What every llama.cpp model has: a token embedding n_embd wide (bar a few), and
+    tensors in every layer."""
+    arch = inventory.architecture
+    tensors = {t.name: t for t in inventory.tensors}
+    embedding = tensors.get("token_embd.weight")
+    if embedding is None and arch not in _EMBEDDING_OPTIONAL:
+        raise bad(f"tensor 'token_embd.weight' is missing; every {arch} model has one")
+    if (
+        embedding is not None
+        and arch not in _EMBEDDING_OTHER_WIDTH
+        and embedding.shape[0] != inventory.n_embd
+    ):
+        raise bad(
+            f"tensor 'token_embd.weight' has shape {_shape(embedding.shape)}, but "
+            f"embedding_length is {inventory.n_embd}"
+        )
+    filled = {t.layer for t in inventory.tensors if t.layer is not None}
+    n_layer = inventory.n_layers - inventory.n_layers_nextn
+    empty = [il for il in range(n_layer) if il not in filled]
+    if empty:
+        raise bad(
+            f"layer {empty[0]} has no tensors, but block_count is {inventory.n_layers}"
+            + (f" ({len(empty)} layers are empty)" if len(empty) > 1 else "")
+        )
