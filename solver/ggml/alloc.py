@@ -158,95 +158,147 @@ def reserve(
     backend replaced by their copies); ``extra_flags`` adds flags the scheduler set on tensors
     of the shared graph (by uid), so the cached graph itself is never mutated.
     """
-    extra = extra_flags or {}
+    galloc = _GraphAllocator(bufts, extra_flags or {})
+    galloc.alloc_graph(nodes, node_srcs, leafs, node_buffer_ids, leaf_buffer_ids)
+    return [a.max_size for a in galloc.allocs]
 
-    def flags(t: Tensor) -> int:
+
+class _GraphAllocator:
+    """``ggml_gallocr`` for one reserve (``ggml_gallocr_reserve_n_impl``): fresh allocators
+    and hash table, filled by ``ggml_gallocr_alloc_graph_impl``; the buffer sizes are the
+    allocators' high-water marks. Methods are named after the ggml-alloc.c functions."""
+
+    def __init__(self, bufts: Sequence[BufferType], extra_flags: dict[int, int]) -> None:
+        self.bufts = bufts
+        self.extra = extra_flags
+        self.allocs = [DynAllocator(b.alignment) for b in bufts]
+        self.hash_nodes: dict[int, _HashNode] = {}
+
+    def flags(self, t: Tensor) -> int:
+        """The tensor's flags plus those the scheduler set on it."""
+        extra = self.extra
         return t.flags | extra.get(t.uid, 0) if extra else t.flags
 
-    allocs = [DynAllocator(b.alignment) for b in bufts]
-    hash_nodes: dict[int, _HashNode] = {}
-
-    def get(t: Tensor) -> _HashNode:
-        hn = hash_nodes.get(t.uid)
+    def hash_get(self, t: Tensor) -> _HashNode:
+        """``ggml_gallocr_hash_get``: the tensor's hash node, created on first use."""
+        hn = self.hash_nodes.get(t.uid)
         if hn is None:
-            hn = hash_nodes[t.uid] = _HashNode()
+            hn = self.hash_nodes[t.uid] = _HashNode()
         return hn
 
-    def free_node(t: Tensor, hn: _HashNode) -> None:
-        if flags(t) & FLAG_OUTPUT:
-            return
-        buft = bufts[hn.buffer_id]
-        allocs[hn.buffer_id].free(hn.addr, buft.alloc_size(t))
-        hn.allocated = False
+    # --- ggml_gallocr_alloc_graph_impl --------------------------------------------------------
 
-    def allocate(t: Tensor, buffer_id: int, srcs: Sequence[Tensor | None] = ()) -> None:
-        hn = get(t)
-        if hn.allocated or t.view_src is not None or is_preallocated(t):
-            return
-        hn.allocated = True
-        if t.op in INPLACE_OPS:
-            for parent in srcs:
-                if parent is None:
-                    continue
-                p_hn = get(parent)
-                if not p_hn.allocated:  # external data or a view: not ours to reuse
-                    continue
-                if flags(parent) & FLAG_OUTPUT:
-                    continue
-                if not same_layout(t, parent):
-                    continue
-                if p_hn.n_children == 1 and p_hn.n_views == 0:
-                    hn.buffer_id = p_hn.buffer_id
-                    hn.addr = p_hn.addr
-                    p_hn.allocated = False
-                    # ggml_gallocr_free_extra_space: give back the parent's surplus
-                    buft = bufts[p_hn.buffer_id]
-                    align = allocs[p_hn.buffer_id]._align
-                    parent_size = align(buft.alloc_size(parent))
-                    node_size = align(bufts[hn.buffer_id].alloc_size(t))
-                    if parent_size > node_size:
-                        allocs[p_hn.buffer_id].free(p_hn.addr + node_size, parent_size - node_size)
-                    return
-        buft = bufts[buffer_id]
-        hn.buffer_id = buffer_id
-        hn.addr = allocs[buffer_id].alloc(buft.alloc_size(t))
+    def alloc_graph(
+        self,
+        nodes: Sequence[Tensor],
+        node_srcs: Sequence[Sequence[Tensor | None]],
+        leafs: Sequence[Tensor],
+        node_buffer_ids: Sequence[int],
+        leaf_buffer_ids: Sequence[int],
+    ) -> None:
+        """``ggml_gallocr_alloc_graph_impl``: leafs, then children/views counted and explicit
+        inputs allocated, then every node in order."""
+        # leafs (graph inputs not consumed by a node are allocated too)
+        for leaf, b in zip(leafs, leaf_buffer_ids, strict=True):
+            self.allocate_node(leaf, b)
+        self._count_children_and_inputs(nodes, node_srcs, node_buffer_ids)
+        for node, srcs, b in zip(nodes, node_srcs, node_buffer_ids, strict=True):
+            self._allocate_and_update_parents(node, srcs, b)
 
-    # leafs (graph inputs not consumed by a node are allocated too)
-    for leaf, b in zip(leafs, leaf_buffer_ids, strict=True):
-        allocate(leaf, b)
+    def _count_children_and_inputs(
+        self,
+        nodes: Sequence[Tensor],
+        node_srcs: Sequence[Sequence[Tensor | None]],
+        node_buffer_ids: Sequence[int],
+    ) -> None:
+        """Count children and views; allocate explicit inputs first (so nothing overwrites
+        them)."""
+        for node, srcs, b in zip(nodes, node_srcs, node_buffer_ids, strict=True):
+            if node.view_src is not None and node.op != "NONE":
+                self.hash_get(node.view_src).n_views += 1
+            if self.flags(node) & FLAG_INPUT:
+                self.allocate_node(node, b)
+            for src in srcs:
+                if src is None:
+                    continue
+                self.hash_get(src).n_children += 1
+                if self.flags(src) & FLAG_INPUT:
+                    self.allocate_node(src, b)
 
-    # count children and views; allocate explicit inputs first
-    for node, srcs, b in zip(nodes, node_srcs, node_buffer_ids, strict=True):
-        if node.view_src is not None and node.op != "NONE":
-            get(node.view_src).n_views += 1
-        if flags(node) & FLAG_INPUT:
-            allocate(node, b)
-        for src in srcs:
-            if src is None:
-                continue
-            get(src).n_children += 1
-            if flags(src) & FLAG_INPUT:
-                allocate(src, b)
-
-    # allocate every node, free parents whose last consumer this was
-    for node, srcs, b in zip(nodes, node_srcs, node_buffer_ids, strict=True):
+    def _allocate_and_update_parents(
+        self, node: Tensor, srcs: Sequence[Tensor | None], b: int
+    ) -> None:
+        """One node of the allocation loop: its parents (only leafs can still be
+        unallocated) and itself, then free parents whose last consumer this was."""
         for parent in srcs:
             if parent is not None:
-                allocate(parent, b, parent.src)
-        allocate(node, b, srcs)
+                self.allocate_node(parent, b, parent.src)
+        self.allocate_node(node, b, srcs)
         for parent in srcs:
             if parent is None:
                 continue
-            p_hn = hash_nodes[parent.uid]
+            p_hn = self.hash_nodes[parent.uid]
             p_hn.n_children -= 1
             if p_hn.n_children == 0 and p_hn.n_views == 0:
                 view_src = parent.view_src
                 if view_src is not None:
-                    vs_hn = get(view_src)
+                    vs_hn = self.hash_get(view_src)
                     vs_hn.n_views -= 1
                     if vs_hn.n_views == 0 and vs_hn.n_children == 0 and vs_hn.allocated:
-                        free_node(view_src, vs_hn)
+                        self.free_node(view_src, vs_hn)
                 elif p_hn.allocated:
-                    free_node(parent, p_hn)
+                    self.free_node(parent, p_hn)
 
-    return [a.max_size for a in allocs]
+    # --- ggml_gallocr_allocate_node and ggml_gallocr_free_node --------------------------------
+
+    def allocate_node(self, t: Tensor, buffer_id: int, srcs: Sequence[Tensor | None] = ()) -> None:
+        """``ggml_gallocr_allocate_node``: give t memory unless it has some (allocated, a
+        view, pre-allocated): a parent's in place when the op allows it, else a new block."""
+        hn = self.hash_get(t)
+        if hn.allocated or t.view_src is not None or is_preallocated(t):
+            return
+        hn.allocated = True
+        if t.op in INPLACE_OPS and self._reuse_parent(t, hn, srcs):
+            return
+        buft = self.bufts[buffer_id]
+        hn.buffer_id = buffer_id
+        hn.addr = self.allocs[buffer_id].alloc(buft.alloc_size(t))
+
+    def _reuse_parent(self, t: Tensor, hn: _HashNode, srcs: Sequence[Tensor | None]) -> bool:
+        """The in-place branch of ``ggml_gallocr_allocate_node``: t takes the memory of the
+        first parent it may overwrite (ours, not an output, same layout, t its only
+        consumer); False when there is none."""
+        for parent in srcs:
+            if parent is None:
+                continue
+            p_hn = self.hash_get(parent)
+            if not p_hn.allocated:  # external data or a view: not ours to reuse
+                continue
+            if self.flags(parent) & FLAG_OUTPUT:
+                continue
+            if not same_layout(t, parent):
+                continue
+            if p_hn.n_children == 1 and p_hn.n_views == 0:
+                hn.buffer_id = p_hn.buffer_id
+                hn.addr = p_hn.addr
+                p_hn.allocated = False
+                self._free_extra_space(t, hn, parent, p_hn)
+                return True
+        return False
+
+    def _free_extra_space(self, t: Tensor, hn: _HashNode, parent: Tensor, p_hn: _HashNode) -> None:
+        """``ggml_gallocr_free_extra_space``: give back the parent's surplus (aligned)."""
+        buft = self.bufts[p_hn.buffer_id]
+        align = self.allocs[p_hn.buffer_id]._align
+        parent_size = align(buft.alloc_size(parent))
+        node_size = align(self.bufts[hn.buffer_id].alloc_size(t))
+        if parent_size > node_size:
+            self.allocs[p_hn.buffer_id].free(p_hn.addr + node_size, parent_size - node_size)
+
+    def free_node(self, t: Tensor, hn: _HashNode) -> None:
+        """``ggml_gallocr_free_node``: return t's memory (graph outputs are never freed)."""
+        if self.flags(t) & FLAG_OUTPUT:
+            return
+        buft = self.bufts[hn.buffer_id]
+        self.allocs[hn.buffer_id].free(hn.addr, buft.alloc_size(t))
+        hn.allocated = False
