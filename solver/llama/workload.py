@@ -37,7 +37,7 @@ model (``solver.llama.compute_buffer``) both read it, so both see the same padde
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -112,7 +112,39 @@ def resolve_workload(
        sizes divisible by the block. ``auto`` then resolves to on unless a device holding
        attention lacks a kernel (CUDA head sizes).
     """
-    # 1. server slots
+    n_parallel, kv_unified, n_ctx = _server_slots(config)
+    n_outputs_max = _outputs_max(config, n_parallel)
+    n_ctx, n_seq_max, n_stream = _fit_context(config, hparams, n_parallel, kv_unified, n_ctx)
+    ctx = _llama_context(config, hparams, n_ctx, n_seq_max, kv_unified)
+    flash_mode, flash_attn = _flash_attention(config, hparams, layer_devices, device_kinds)
+    n_gpu_layers, pipeline_parallel = _pipeline_parallel(config, hparams, len(device_kinds))
+    return ComputeWorkload(
+        n_ctx=ctx.n_ctx,
+        n_ctx_seq=ctx.n_ctx_seq,
+        n_batch=ctx.n_batch,
+        n_ubatch=ctx.n_ubatch,
+        n_seq_max=n_seq_max,
+        n_stream=n_stream,
+        n_outputs_max=n_outputs_max,
+        flash_attn=flash_attn,
+        flash_attn_mode=flash_mode,
+        v_trans=flash_mode == "off",
+        type_k=config.cache_type_k,
+        type_v=config.cache_type_v,
+        swa_full=config.swa_full,
+        kv_unified=kv_unified,
+        offload_kqv=config.kv_offload,
+        op_offload=config.op_offload,
+        kv_cells_swa=ctx.kv_cells_swa,
+        pipeline_parallel=pipeline_parallel,
+        n_gpu_layers=n_gpu_layers,
+        split_mode=config.split_mode,
+        embeddings=False,
+    )
+
+
+def _server_slots(config: LaunchConfig) -> tuple[int, bool, int]:
+    """Step 1, server.cpp: (slots, unified KV cache, context; 0 while unset)."""
     n_parallel = config.n_parallel
     kv_unified = config.kv_unified
     if n_parallel < 0:
@@ -120,14 +152,41 @@ def resolve_workload(
     n_ctx = config.n_ctx
     if config.kv_unified_per_slot > 0 and n_ctx == 0 and config.fit_min_ctx != UINT32_MAX:
         n_ctx = n_parallel * config.kv_unified_per_slot
-    # 2. outputs
-    n_outputs_max = max(1, min(config.n_batch, n_parallel))
-    # 3. --fit resolves an unset context before it measures anything
+    return n_parallel, kv_unified, n_ctx
+
+
+def _outputs_max(config: LaunchConfig, n_parallel: int) -> int:
+    """Step 2, server_output_limits: outputs per batch (no speculative decoding)."""
+    return max(1, min(config.n_batch, n_parallel))
+
+
+def _fit_context(
+    config: LaunchConfig, hparams: ModelHparams, n_parallel: int, kv_unified: bool, n_ctx: int
+) -> tuple[int, int, int]:
+    """Step 3, common_fit: (context, sequences, KV streams); ``--fit`` resolves an unset
+    context before it measures anything."""
     n_seq_max = max(1, n_parallel)
     n_stream = 1 if kv_unified else n_seq_max
     if config.fit and n_ctx == 0:
         n_ctx = hparams.n_ctx_train * n_stream
-    # 4. llama_context
+    return n_ctx, n_seq_max, n_stream
+
+
+class _ContextSizes(NamedTuple):
+    """Step 4's sizes, as ``ComputeWorkload`` names them."""
+
+    n_ctx: int
+    n_ctx_seq: int
+    n_batch: int
+    n_ubatch: int
+    kv_cells_swa: int
+
+
+def _llama_context(
+    config: LaunchConfig, hparams: ModelHparams, n_ctx: int, n_seq_max: int, kv_unified: bool
+) -> _ContextSizes:
+    """Step 4, llama_context: context, batch and ubatch clamped and padded, and the cells
+    of the sliding-window cache."""
     if n_ctx == 0:
         n_ctx = hparams.n_ctx_train
     n_batch = min(n_ctx, config.n_batch) if hparams.causal_attn else config.n_batch
@@ -142,7 +201,17 @@ def resolve_workload(
     if any(layer.is_swa for layer in hparams.layers):
         window = hparams.n_swa * (n_seq_max if kv_unified else 1) + n_ubatch
         kv_cells_swa = n_ctx_seq if config.swa_full else _pad(min(n_ctx_seq, window), GGML_KQ_PAD)
-    # 5. flash attention and cache types (llama_init_from_model, then llama_context)
+    return _ContextSizes(n_ctx, n_ctx_seq, n_batch, n_ubatch, kv_cells_swa)
+
+
+def _flash_attention(
+    config: LaunchConfig,
+    hparams: ModelHparams,
+    layer_devices: Sequence[str],
+    device_kinds: Mapping[str, str],
+) -> tuple[str, bool]:
+    """Step 5, llama_init_from_model then llama_context: (flash-attention mode after the
+    forced changes, whether it is on); raises BadInput where llama.cpp refuses the caches."""
     flash_mode = config.flash_attn
     if hparams.arch == "grok":
         flash_mode = "off"  # "flash_attn is not compatible with Grok - forcing off"
@@ -157,16 +226,7 @@ def resolve_workload(
     if v_quantized:
         flash_mode = "on"  # "enabling flash_attn since it is required for quantized V cache"
     if flash_mode != "off":
-        for cache_type, width in (("K", "head_k"), ("V", "head_v")):
-            type_name = config.cache_type_k if cache_type == "K" else config.cache_type_v
-            block, _ = block_and_type_size(type_name)
-            for il in range(hparams.n_layer):
-                head = getattr(hparams.layers[il], width)
-                if is_quantized(type_name) and head % block:
-                    raise BadInput(
-                        f"{cache_type} cache type {type_name.lower()} with block size {block} "
-                        f"does not divide n_embd_head_{cache_type.lower()}={head}"
-                    )
+        _check_quantized_heads(config, hparams)
     flash_attn = flash_mode != "off"
     if flash_mode == "auto":
         for il, device in enumerate(layer_devices):
@@ -175,7 +235,29 @@ def resolve_workload(
                 (layer.head_k, layer.head_v) not in CUDA_FLASH_ATTN_HEADS
             ):
                 flash_attn = False
-    n_devices = len(device_kinds)
+    return flash_mode, flash_attn
+
+
+def _check_quantized_heads(config: LaunchConfig, hparams: ModelHparams) -> None:
+    """A quantized K or V cache (with flash attention) needs every layer's head size to be
+    a multiple of the type's block; BadInput otherwise."""
+    for cache_type, width in (("K", "head_k"), ("V", "head_v")):
+        type_name = config.cache_type_k if cache_type == "K" else config.cache_type_v
+        block, _ = block_and_type_size(type_name)
+        for il in range(hparams.n_layer):
+            head = getattr(hparams.layers[il], width)
+            if is_quantized(type_name) and head % block:
+                raise BadInput(
+                    f"{cache_type} cache type {type_name.lower()} with block size {block} "
+                    f"does not divide n_embd_head_{cache_type.lower()}={head}"
+                )
+
+
+def _pipeline_parallel(
+    config: LaunchConfig, hparams: ModelHparams, n_devices: int
+) -> tuple[int, bool]:
+    """(resolved -ngl, whether llama_context enables pipeline parallelism: several devices,
+    every layer and the output offloaded, layer split, KV offloaded, no -ot overrides)."""
     n_gpu_layers = config.n_gpu_layers if config.n_gpu_layers >= 0 else hparams.n_layer_all + 1
     pipeline_parallel = (
         n_devices > 1
@@ -184,26 +266,4 @@ def resolve_workload(
         and config.kv_offload
         and not config.overrides
     )
-    return ComputeWorkload(
-        n_ctx=n_ctx,
-        n_ctx_seq=n_ctx_seq,
-        n_batch=n_batch,
-        n_ubatch=n_ubatch,
-        n_seq_max=n_seq_max,
-        n_stream=n_stream,
-        n_outputs_max=n_outputs_max,
-        flash_attn=flash_attn,
-        flash_attn_mode=flash_mode,
-        v_trans=flash_mode == "off",
-        type_k=config.cache_type_k,
-        type_v=config.cache_type_v,
-        swa_full=config.swa_full,
-        kv_unified=kv_unified,
-        offload_kqv=config.kv_offload,
-        op_offload=config.op_offload,
-        kv_cells_swa=kv_cells_swa,
-        pipeline_parallel=pipeline_parallel,
-        n_gpu_layers=n_gpu_layers,
-        split_mode=config.split_mode,
-        embeddings=False,
-    )
+    return n_gpu_layers, pipeline_parallel
