@@ -356,6 +356,11 @@ def _solve_options(command: Any) -> Any:
                      type=float, help="GiB of RAM kept for the OS and other programs."),
         click.option("--time-limit", default=10.0, show_default=True, type=float,
                      help="Seconds the CP-SAT search may take."),
+        click.option("--tolerance", "tolerance_pct", default=0.5, show_default=True,
+                     type=click.FloatRange(min=0),
+                     help="Percent slower than the optimum a plan may be to get fewer -ot "
+                     "rules, contiguous layer ranges or --n-cpu-moe; the output says what it "
+                     "cost. 0: optimal plans only (still the same plan every run)."),
         click.option("--unmodelled-margin", "unmodelled_margin_gib",
                      type=click.FloatRange(min=0), metavar="GIB",
                      help="Plan a model whose compute buffers fit does not model (no recipe "
@@ -372,6 +377,7 @@ def _solve_request(with_baselines: bool = False, **options: Any) -> Any:
     """The shared options as the library's ``SolveRequest``."""
     from solver.cost.model import Objective
     from solver.placement.solve import SolveRequest
+    from solver.quantities import GIB, MIB
 
     return SolveRequest(
         contexts=options["contexts"],
@@ -381,9 +387,10 @@ def _solve_request(with_baselines: bool = False, **options: Any) -> Any:
         flash_attn=options["flash_attn"],
         parallel=options["parallel"],
         objective=Objective(options["objective"]),
-        gpu_margin_bytes=options["margin_mib"] * 1024**2,
-        ram_reserve_bytes=int(options["ram_reserve_gib"] * 1024**3),
+        gpu_margin_bytes=options["margin_mib"] * MIB,
+        ram_reserve_bytes=int(options["ram_reserve_gib"] * GIB),
         time_limit_s=options["time_limit"],
+        tolerance=options["tolerance_pct"] / 100,
         with_baselines=with_baselines,
         unmodelled_margin_bytes=_gib_bytes(options["unmodelled_margin_gib"]),
     )

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from solver.plan.plan import Plan
 from solver.plan.units import Unit
-from solver.quantities import CPU
+from solver.quantities import CPU, GIB
 
 
 class Strategy(StrEnum):
@@ -49,9 +49,8 @@ def classify(plan: Plan) -> Strategy:
 def rationale(plan: Plan, *, weights_bytes: int, gpu_capacity_bytes: int) -> str:
     """One line: why this shape, in the numbers that forced it."""
     strategy = classify(plan)
-    gib = 1024**3
-    size = f"{weights_bytes / gib:.1f} GiB of weights"
-    room = f"{gpu_capacity_bytes / gib:.1f} GiB usable VRAM"
+    size = f"{weights_bytes / GIB:.1f} GiB of weights"
+    room = f"{gpu_capacity_bytes / GIB:.1f} GiB usable VRAM"
     if strategy is Strategy.CPU_ONLY:
         return f"no GPU in this rig: {size} run from system RAM"
     if strategy is Strategy.ONE_GPU:
