@@ -92,7 +92,7 @@ def build_entry(source: CatalogueSource, generated: str) -> dict[str, Any]:
             "quant_mix": (
                 f"llama.cpp src/llama-quant.cpp llama_tensor_get_type, {LLAMA_CPP_VERSION}; "
                 "no --pure, no type overrides; IQ quants with an importance matrix (as published "
-                "IQ quants are made), the others without (solver/quant_mix.py)"
+                "IQ quants are made), the others without (solver/gguf/quant_mix.py)"
             ),
             "generated": generated,
             "generator": "solver/gguf/catalogue_sources.py",

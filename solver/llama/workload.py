@@ -1,6 +1,6 @@
-# CONTRACT (shared with helper `compute`, solver/compute_buffer.py): this file, solver/workload.py,
-# defines ``ComputeWorkload``. Fields, units and meaning are fixed; add fields only at the end with
-# defaults. ``solver.llama.args.resolve_workload`` builds it from a LaunchConfig and an Inventory.
+# CONTRACT (shared with solver/llama/compute_buffer.py and solver/placement/setting.py): this
+# file defines ``ComputeWorkload``. Fields, units and meaning are fixed; add fields only at the end
+# with defaults. ``resolve_workload`` below builds it from a LaunchConfig and ModelHparams.
 #
 #   n_ctx              int   cells of context after llama_context's padding (GGML_PAD(n_ctx, 256);
 #                            non-unified: n_ctx_seq * n_seq_max)
