@@ -267,6 +267,27 @@ def llama_path_command(as_json: bool) -> None:
 # --- memory -----------------------------------------------------------------------------
 
 
+def _budget_options(command: Any) -> Any:
+    """``--margin`` and ``--ram-reserve``: the budgets a launch is checked against (the
+    solver's: ``fit solve`` has the same two options)."""
+    options = [
+        click.option("--margin", "margin_mib", default=512, show_default=True,
+                     type=click.IntRange(min=0), help="MiB kept free on every GPU."),
+        click.option("--ram-reserve", "ram_reserve_gib", default=4.0, show_default=True,
+                     type=click.FloatRange(min=0),
+                     help="GiB of RAM kept for the OS and other programs."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _budget_bytes(margin_mib: int, ram_reserve_gib: float) -> dict[str, int]:
+    from solver.quantities import GIB, MIB
+
+    return {"gpu_margin": margin_mib * MIB, "ram_reserve": int(ram_reserve_gib * GIB)}
+
+
 @cli.command("memory")
 @click.argument("model")
 @click.argument("llama_args", nargs=-1, type=click.UNPROCESSED)
@@ -280,30 +301,45 @@ def llama_path_command(as_json: bool) -> None:
               metavar="GIB", help="For an architecture whose compute buffers fit does not "
               "model: GiB assumed as the compute buffer of each device that runs layers, added "
               "to the totals.")  # fmt: skip
+@_budget_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def memory(model: str, llama_args: tuple[str, ...], hardware_name: str | None,
-           cpu_flags: str | None, unmodelled_margin_gib: float | None,
-           as_json: bool) -> None:  # fmt: skip
+           cpu_flags: str | None, unmodelled_margin_gib: float | None, margin_mib: int,
+           ram_reserve_gib: float, as_json: bool) -> None:  # fmt: skip
     """Predict every buffer llama-server allocates for MODEL with these arguments.
 
     The arguments after -- are read exactly as llama-server reads them; one it does not
     know, or whose memory effect fit does not model, is an error. A model whose compute
     buffers fit does not model (no recipe for its architecture) gets its weights, KV, state
     and output, its compute marked n/m and left out of the totals, and a note saying so.
+    With --hardware, each device's total is also held against the rig's budget (the
+    `fit check` verdict, JSON "verdict"); the exit status stays 0, `fit check` is the gate.
 
     \b
     Example:
         fit memory gemma-3-270m-q4_k_m.gguf --hardware reference -- -c 8192 -ngl 99 -fa on
     """
+    from profiles.checking import check_launch
     from profiles.planning import predict_memory
     from solver.llama.text import memory_text
 
     cpu = _cpu_features(cpu_flags)
-    report = predict_memory(
-        model, llama_args, rig=hardware_name, cpu=cpu,
-        unmodelled_margin=_gib_bytes(unmodelled_margin_gib),
-    )  # fmt: skip
-    emit(as_json, report.to_json, lambda: memory_text(report))
+    assumed = _gib_bytes(unmodelled_margin_gib)
+    if hardware_name is None:
+        report = predict_memory(model, llama_args, cpu=cpu, unmodelled_margin=assumed)
+        emit(as_json, report.to_json, lambda: memory_text(report))
+        return
+    check = check_launch(
+        model, llama_args, rig=hardware_name, cpu=cpu, unmodelled_margin=assumed,
+        **_budget_bytes(margin_mib, ram_reserve_gib),
+    ).checks[0]  # fmt: skip
+    assert check.report is not None and check.verdict is not None  # a launch check raises
+    report, verdict = check.report, check.verdict
+    emit(
+        as_json,
+        lambda: {**report.to_json(), "verdict": verdict.to_json()},
+        lambda: memory_text(report, verdict),
+    )
 
 
 def _gib_bytes(gib: float | None) -> int | None:
@@ -556,6 +592,46 @@ def start_command(
         sys.exit(status)
 
 
+@cli.command("check")
+@click.argument("target", required=False, metavar="[PROFILE | MODEL]")
+@click.argument("llama_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ARGS]")
+@_conf_option
+@click.option("--hardware", "hardware_name", default="detect", show_default=True,
+              help="The rig to check against: 'detect' (this machine, where a profile runs), "
+              "a scenario name or a TOML file.")  # fmt: skip
+@_budget_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def check_command(target: str | None, llama_args: tuple[str, ...], conf_path: Path,
+                  hardware_name: str, margin_mib: int, ram_reserve_gib: float,
+                  as_json: bool) -> None:  # fmt: skip
+    """Will a launch fit the rig? Per device: predicted buffers against the budget.
+
+    PROFILE checks the command `fit start PROFILE` runs; no PROFILE checks every profile of
+    --conf; MODEL -- ARGS checks a model with llama-server arguments (at least one after
+    --). The budget is the solver's: GPU memory minus --margin, RAM minus --ram-reserve
+    (the CPU and RPC devices share the RAM). A profile whose MODEL file is missing is priced
+    as the catalogue entry its file name names, and the output says so. Exit 1 when any
+    device is over its budget, 2 when a launch could not be checked.
+
+    \b
+    Examples:
+        fit check gpt-oss-120b --conf ~/llm/models.conf
+        fit check --conf models.conf --hardware reference
+        fit check gpt-oss-120b --hardware reference -- -c 131072 -ngl 99 -ts 3,2 -fa on
+    """
+    from profiles.checking import check_launch, check_profiles, check_text
+
+    budgets = _budget_bytes(margin_mib, ram_reserve_gib)
+    if llama_args:
+        if target is None:
+            raise click.UsageError("MODEL -- ARGS needs a MODEL")
+        outcome = check_launch(target, llama_args, rig=hardware_name, **budgets)
+    else:
+        outcome = check_profiles(conf_path, target, rig=hardware_name, **budgets)
+    emit(as_json, outcome.to_json, lambda: check_text(outcome))
+    outcome.raise_unless_fits()
+
+
 @cli.command("test")
 @click.argument("profile_id", metavar="PROFILE")
 @_conf_option
@@ -563,16 +639,20 @@ def start_command(
 @_n_predict_option(32)
 @_seconds_option("--timeout", "timeout_s", 600.0, "Seconds to wait for the server to load.")
 @_no_calibration_option
+@click.option("--force", is_flag=True, help="Launch even when `fit check` predicts a device "
+              "over its budget.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def test_command(profile_id: str, conf_path: Path, server_path: Path | None, n_predict: int,
-                 timeout_s: float, no_calibration: bool, as_json: bool) -> None:  # fmt: skip
+                 timeout_s: float, no_calibration: bool, force: bool,
+                 as_json: bool) -> None:  # fmt: skip
     """Launch a profile, measure it, and record what it really did.
 
     Starts llama-server on a free port, sends a warm-up, a short and a long prompt, takes
     prompt and decode t/s from the server's own timings, stops it and reads its log (memory
     per device, graph splits, context, warnings). Prints fit's prediction next to the
     measurement, saves the run under runs/, sets SPEED and replaces NOT YET TESTED with a
-    dated line. A launch that fails changes nothing in models.conf and exits 1.
+    dated line. A launch that fails changes nothing in models.conf and exits 1. A profile
+    `fit check` predicts over this machine's budget is not launched (exit 1) unless --force.
 
     \b
     Example:
@@ -586,7 +666,7 @@ def test_command(profile_id: str, conf_path: Path, server_path: Path | None, n_p
     with _Progress() as progress:
         record, run_file = measure_profile(
             setup, server=server_path, n_predict=n_predict, startup_timeout_s=timeout_s,
-            progress=progress,
+            progress=progress, force=force,
         )  # fmt: skip
     emit(
         as_json,

@@ -29,10 +29,11 @@ from profiles.outcome import mark_tested
 from profiles.runs import Prediction, RequestMeasurement, RunRecord, runs_folder, save_run
 from profiles.server import CompletionTimings, LlamaServer, ServerFailed, complete
 from profiles.server_log import RunReport, parse_server_log_file
-from solver.errors import BadInput, OperationFailed
+from solver.errors import BadInput, CannotFit, OperationFailed
 from solver.gguf.sources import load_inventory
 from solver.llama.args import LaunchConfig
 from solver.llama.memory import MemoryReport
+from solver.llama.text import over_text
 from solver.placement.launch_cost import LaunchPredictor
 from solver.tune.tuner import Measure, PartialReport, TrialMeasurement
 
@@ -335,6 +336,24 @@ def prepare_measuring(conf_path: Path, profile_id: str, *, use_calibration: bool
     )
 
 
+def refuse_unless_fits(setup: MeasuringSetup) -> None:
+    """``fit check`` before a launch: ``CannotFit`` naming each device the profile's arguments
+    overfill on this machine and by how much (the solver's budgets, ``LaunchPredictor
+    .verdict``), so a launch fit predicts cannot fit fails in seconds, not after the load.
+    Arguments fit cannot model are left to the launch (its run records why)."""
+    launch = setup.launch
+    try:
+        _, report = setup.predictor.memory(launch.args)
+    except BadInput:
+        return
+    verdict = setup.predictor.verdict(report)
+    if not verdict.fits:
+        raise CannotFit(
+            f"[{launch.profile_id}] does not fit this machine: {over_text(verdict)}; not "
+            "launched (`fit check` shows every buffer, --force launches it anyway)"
+        )
+
+
 def measure_profile(
     setup: MeasuringSetup,
     *,
@@ -342,9 +361,14 @@ def measure_profile(
     n_predict: int = 32,
     startup_timeout_s: float = 600.0,
     progress: Callable[[str], None] | None = None,
+    force: bool = False,
 ) -> tuple[RunRecord, Path]:
     """``fit test``: measure one launch of the profile, save the run under runs/, and when it
-    ran, set the profile's SPEED and mark it tested. Returns the record and the run file."""
+    ran, set the profile's SPEED and mark it tested. Returns the record and the run file.
+    A launch ``refuse_unless_fits`` refuses is not started (nothing is saved) unless
+    ``force``."""
+    if not force:
+        refuse_unless_fits(setup)
     record = measure_launch(
         setup.request(),
         machine=setup.machine,

@@ -176,18 +176,19 @@ def predict_memory(
     model: str,
     llama_args: Sequence[str],
     *,
-    rig: str | None = None,
+    rig: str | Rig | None = None,
     cpu: CpuFeatures | None = None,
     unmodelled_margin: int | None = None,
 ) -> MemoryReport:
     """Every buffer llama-server allocates for ``model`` launched with ``llama_args``.
 
-    ``rig`` (scenario, TOML file or ``detect``) gives the GPUs; without it the arguments may
-    name any ``CUDA<n>``. ``cpu`` decides repacking; without it, the rig's own CPU for
-    ``detect``, else this machine's. ``unmodelled_margin``: bytes assumed as the compute
-    buffer of each device that runs layers when fit cannot model the compute graph.
+    ``rig`` (scenario, TOML file or ``detect``, or one already resolved) gives the GPUs;
+    without it the arguments may name any ``CUDA<n>``. ``cpu`` decides repacking; without
+    it, the rig's own CPU for ``detect``, else this machine's. ``unmodelled_margin``: bytes
+    assumed as the compute buffer of each device that runs layers when fit cannot model the
+    compute graph.
     """
-    resolved = resolve_rig(rig) if rig else None
+    resolved = rig if isinstance(rig, Rig) else resolve_rig(rig) if rig else None
     hardware = resolved.hardware if resolved else None
     config = launch_config(llama_args, hardware)
     if cpu is None and resolved is not None:

@@ -145,7 +145,8 @@ def test_failed_launch_leaves_the_conf_alone(
     conf = write_conf(tmp_path, gemma_gguf, extra)
     before = conf.read_bytes()
 
-    result = invoke("test", PROFILE, "--conf", str(conf))
+    # --force: the launch itself must fail (without it, `fit check` refuses the big context)
+    result = invoke("test", PROFILE, "--conf", str(conf), "--force")
 
     assert result.exit_code == 1
     assert reason in result.output

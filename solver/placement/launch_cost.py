@@ -30,6 +30,7 @@ from solver.cost.model import (
 from solver.gguf.inventory import Inventory
 from solver.hardware.scenario import Hardware
 from solver.llama.args import LaunchConfig, parse_llama_args
+from solver.llama.budget import BudgetVerdict, budget_verdict
 from solver.llama.device_map import CpuFeatures
 from solver.llama.hparams import model_hparams
 from solver.llama.kv_cache import layer_kv_bytes
@@ -209,27 +210,26 @@ class LaunchPredictor:
             self.inventory, config, report, self.hardware, self.coefficients, depth=depth
         )
 
+    def verdict(self, report: MemoryReport) -> BudgetVerdict:
+        """The launch against the solver's budgets (``launch_verdict``)."""
+        return launch_verdict(report, self.hardware, self.request)
+
     def shortfalls(self, report: MemoryReport) -> list[str]:
         """Devices the launch overfills, against the solver's budgets (``setting.capacities``:
         GPU memory minus the margin, RAM minus the reserve). Host-backed devices (the CPU and
         RPC devices that are not rig GPUs) share the host's budget."""
-        budgets = capacities(self.hardware, self.request)
-        gpus = {gpu.device for gpu in self.hardware.gpus}
-        host_total = 0
         problems = []
-        for name, device in report.devices.items():
-            if name in gpus:
-                _, budget = budgets[name]
-                if device.total > budget:
-                    problems.append(
-                        f"{name} needs {device.total / MIB:.0f} MiB, budget {budget / MIB:.0f} MiB"
-                    )
-            else:
-                host_total += device.total
-        _, host_budget = budgets[CPU]
-        if host_total > host_budget:
-            problems.append(
-                f"host memory (CPU and RPC devices) needs {host_total / MIB:.0f} MiB, "
-                f"budget {host_budget / MIB:.0f} MiB"
-            )
+        for row in self.verdict(report).over:
+            needs = f"needs {row.total / MIB:.0f} MiB, budget {row.budget / MIB:.0f} MiB"
+            where = "host memory (CPU and RPC devices)" if row.host else row.device
+            problems.append(f"{where} {needs}")
         return problems
+
+
+def launch_verdict(
+    report: MemoryReport, hardware: Hardware, request: SolveRequest | None = None
+) -> BudgetVerdict:
+    """``report`` against ``hardware``'s budgets as the solver computes them
+    (``setting.capacities``: GPU memory minus ``request``'s margin, RAM minus its reserve),
+    per device: fits, or over by how much."""
+    return budget_verdict(report, capacities(hardware, request or SolveRequest()))
