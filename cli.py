@@ -2,20 +2,27 @@
 
 Library errors (``solver.errors.FitError``) become one line on stderr and the exit code of
 their branch (2 bad input, 1 operation failed) here, at the single boundary in ``FitGroup``.
+With ``--json`` that boundary also owns stdout: a command's result is held until it returns,
+so stdout carries exactly one JSON document, success or failure (see ``FitGroup``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from solver.errors import FitError
+from solver.errors import BadInput, FitError
 from solver.text_table import terminal_safe
+
+JSON_FLAG = "--json"
+_HELD = "fit.json_results"  # Context.meta key: JSON results waiting for FitGroup to print
+_WANTS_JSON = "fit.wants_json"  # Context.meta key: --json among fit's own arguments
 
 
 class FitCommandError(click.ClickException):
@@ -26,19 +33,117 @@ class FitCommandError(click.ClickException):
         self.exit_code = error.exit_code
 
 
+def wants_json(args: Sequence[str]) -> bool:
+    """Whether ``--json`` is among fit's own arguments; those after a bare ``--`` are
+    llama-server's (``fit memory MODEL -- ...``)."""
+    own = list(args)
+    if "--" in own:
+        own = own[: own.index("--")]
+    return JSON_FLAG in own
+
+
+def error_kind(error: FitError | click.ClickException) -> str:
+    """The ``kind`` of a JSON error: ``usage`` (click could not parse the command line),
+    ``bad_input`` (exit 2) or ``operation_failed`` (exit 1)."""
+    if isinstance(error, click.UsageError):
+        return "usage"
+    if isinstance(error, BadInput) or error.exit_code == BadInput.exit_code:
+        return "bad_input"
+    return "operation_failed"
+
+
+def error_document(kind: str, message: str, exit_code: int) -> dict[str, Any]:
+    return {"error": {"kind": kind, "message": message, "exit_code": exit_code}}
+
+
 class FitGroup(click.Group):
-    """The one place where library errors turn into exit codes."""
+    """The one place where errors turn into exit codes, and, with ``--json``, into JSON.
+
+    Contract of ``--json`` (every command that has it):
+
+    - success: the command's result, one JSON document on stdout, exit 0;
+    - failure: one JSON document on stdout with an ``error`` object (``kind``, ``message``,
+      ``exit_code``): ``usage`` for a command line click cannot parse (unknown option, bad
+      value; exit 2), ``bad_input`` (exit 2), ``operation_failed`` (exit 1). A command that
+      had already produced a result before failing (``solve`` that cannot fit, ``test`` whose
+      launch failed) keeps it: an object result gets the ``error`` key next to its own, any
+      other result goes under ``result``. Nothing else is written to stdout; notes and
+      progress go to stderr.
+
+    Exit codes are the same with and without ``--json``.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[_WANTS_JSON] = wants_json(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
+        held: list[Any] = []
+        ctx.meta[_HELD] = held
         try:
-            return super().invoke(ctx)
+            value = super().invoke(ctx)
         except FitError as error:
+            if ctx.meta.get(_WANTS_JSON):
+                self._fail_as_json(held, error_kind(error), str(error), error.exit_code)
+            _print_results(held)
             raise FitCommandError(error) from None
+        except click.ClickException as error:
+            if ctx.meta.get(_WANTS_JSON):
+                self._fail_as_json(held, error_kind(error), error.format_message(), error.exit_code)
+            _print_results(held)
+            raise
+        except BaseException:  # Ctrl-C, sys.exit: what was produced still comes out
+            _print_results(held)
+            raise
+        _print_results(held)
+        return value
+
+    @staticmethod
+    def _fail_as_json(held: list[Any], kind: str, message: str, exit_code: int) -> NoReturn:
+        document = error_document(kind, message, exit_code)
+        if held:
+            result = held.pop()
+            document = (
+                {**result, **document}
+                if isinstance(result, dict)
+                else {"result": result, **document}
+            )
+        held.clear()
+        _print_json(document)
+        raise click.exceptions.Exit(exit_code)
+
+
+def _print_results(held: list[Any]) -> None:
+    for payload in held:
+        _print_json(payload)
+    held.clear()
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no Infinity or NaN: a non-finite float is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _print_json(payload: Any) -> None:
+    text = json.dumps(_finite(payload), indent=2, sort_keys=False, default=str, allow_nan=False)
+    click.echo(text)
 
 
 def emit_json(payload: Any) -> None:
-    """Write machine output: one JSON document on stdout."""
-    click.echo(json.dumps(payload, indent=2, sort_keys=False, default=str))
+    """Write machine output: one JSON document on stdout. Under ``FitGroup`` it is held
+    until the command returns, so that a later failure can still make it one document."""
+    ctx = click.get_current_context(silent=True)
+    held = None if ctx is None else ctx.meta.get(_HELD)
+    if held is None:
+        _print_json(payload)
+    else:
+        held.append(payload)
 
 
 def emit(as_json: bool, payload: Callable[[], Any], text: Callable[[], str]) -> None:

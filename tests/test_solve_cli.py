@@ -210,8 +210,13 @@ def no_solve(monkeypatch: pytest.MonkeyPatch) -> None:
 def _one_line_exit_2(args: list[str]) -> str:
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    if "--json" in args:  # only the error object: nothing was solved
+        error = json.loads(result.stdout)
+        assert list(error) == ["error"] and error["error"]["kind"] == "bad_input", error
+        return error["error"]["message"]
     assert result.output.strip().count("\n") == 0, result.output
-    assert "{" not in result.output and "Traceback" not in result.output  # no JSON: not solved
+    assert "{" not in result.output  # no JSON: not solved
     return result.output
 
 
