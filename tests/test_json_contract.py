@@ -69,7 +69,7 @@ def assert_error(result: Result, kind: str, exit_code: int) -> dict:
 
 
 def test_the_walk_finds_every_known_json_command() -> None:
-    assert KNOWN_JSON_COMMANDS <= set(json_commands())
+    assert set(json_commands()) >= KNOWN_JSON_COMMANDS
 
 
 @pytest.mark.parametrize("words", json_commands(), ids=" ".join)
