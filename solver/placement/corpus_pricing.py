@@ -35,7 +35,8 @@ from functools import cache
 from pydantic import BaseModel, ConfigDict, Field
 
 from solver.cost.corpus import Offload, SpeedRow, Split
-from solver.cost.model import CostCoefficients
+from solver.cost.corpus_fit import DecodeObservation, DeviceUse, PrefillObservation
+from solver.cost.model import CostCoefficients, flops_group
 from solver.errors import BadInput
 from solver.gguf.catalogue import load_catalogue_entry
 from solver.gguf.inventory import Inventory
@@ -48,7 +49,7 @@ from solver.hardware.scenario import (
     find_gpu_spec,
 )
 from solver.placement.launch_cost import LaunchCost, LaunchPredictor
-from solver.quantities import GIB
+from solver.quantities import CPU, GIB
 
 UNIFIED = "unified"
 
@@ -88,6 +89,7 @@ class RowWork(BaseModel):
 
     decode_depth: int = Field(description="mean cached positions while decoding")
     prefill_ubatch: int = Field(description="tokens of the ubatch priced")
+    prompt_tokens: int = Field(description="tokens of the prompt (its ubatches may pipeline)")
     prefill_depth: int = Field(description="cached positions before the mean ubatch")
 
 
@@ -107,6 +109,7 @@ class PricedRow(BaseModel):
     measured_prefill_tps: float | None
     decode: LaunchCost | None = Field(description="priced when the row measured decode")
     prefill: LaunchCost | None = Field(description="priced when the row measured prefill")
+    hardware: Hardware
 
     @property
     def decode_tps(self) -> float | None:
@@ -262,6 +265,7 @@ def row_work(row: SpeedRow) -> RowWork:
     return RowWork(
         decode_depth=decode_depth,
         prefill_ubatch=prefill_ubatch,
+        prompt_tokens=n_prompt or prefill_ubatch,
         prefill_depth=depth + max(0, n_prompt - prefill_ubatch) // 2,
     )
 
@@ -320,7 +324,7 @@ def price_launch_row(
     prefill = None
     if row.prefill_tps is not None:
         prefill = predictor.cost(
-            config, report, depth=work.prefill_depth, prompt_tokens=work.prefill_ubatch
+            config, report, depth=work.prefill_depth, prompt_tokens=work.prompt_tokens
         )
     return PricedRow(
         row=index,
@@ -332,6 +336,7 @@ def price_launch_row(
         measured_prefill_tps=row.prefill_tps,
         decode=decode,
         prefill=prefill,
+        hardware=launch.hardware,
     )
 
 
@@ -396,3 +401,116 @@ def price_corpus(
         else:
             priced.append(price_launch_row(index, row, launch, coefficients))
     return CorpusPricing(priced=tuple(priced), unpriced=tuple(unpriced))
+
+
+# --- what the corpus fit regresses -------------------------------------------------------------
+
+
+def _gpus_by_device(hardware: Hardware) -> dict[str, Gpu]:
+    return {gpu.device: gpu for gpu in hardware.gpus}
+
+
+def decode_observation(row: PricedRow) -> DecodeObservation | None:
+    """The row's decode loads in the terms ``solver.cost.corpus_fit`` fits (None: no decode)."""
+    if row.decode is None or row.measured_decode_tps is None:
+        return None
+    loads, host = row.decode.loads, row.hardware.host
+    gpus = _gpus_by_device(row.hardware)
+    uses, kv_seconds = [], 0.0
+    for device, read in loads.bytes_read.items():
+        kv = loads.kv_read.get(device, 0.0)
+        peak = (
+            gpus[device].spec.bandwidth_bytes_per_s
+            if device in gpus
+            else (host.bandwidth_bytes_per_s)
+        )
+        kv_seconds += kv / peak
+        if device in gpus:
+            gpu = gpus[device]
+            uses.append(_device_use(gpu, weight_seconds=(read - kv) / peak))
+    on_gpu = [d for d in gpus]
+    cpu_read = loads.bytes_read.get(CPU, 0.0) - loads.kv_read.get(CPU, 0.0)
+    return DecodeObservation(
+        source=row.source_url,
+        seconds=1.0 / row.measured_decode_tps,
+        gpus=tuple(uses),
+        dram=host.dram_type,
+        cpu_bytes_seconds=cpu_read / host.bandwidth_bytes_per_s,
+        cpu_flops_per_thread=loads.decode_flops.get(CPU, 0.0) / host.cores,
+        kv_seconds=kv_seconds,
+        flash_attn=row.decode.flash_attn,
+        gpu_layers=sum(loads.layers.get(d, 0) for d in on_gpu),
+        gpu_moe_layers=sum(loads.moe_layers.get(d, 0) for d in on_gpu),
+        cpu_layers=loads.layers.get(CPU, 0),
+        cpu_moe_layers=loads.moe_layers.get(CPU, 0),
+        splits=loads.splits,
+        fixed_seconds=loads.splits * row.decode.split_transfer_s,
+    )
+
+
+def _device_use(gpu: Gpu, **values: float) -> DeviceUse:
+    return DeviceUse(
+        name=gpu.spec.name,
+        architecture=gpu.spec.architecture,
+        flops_group=flops_group(gpu),
+        bandwidth=gpu.spec.bandwidth_bytes_per_s,
+        **values,
+    )
+
+
+def prefill_observation(
+    row: PricedRow, coefficients: CostCoefficients
+) -> PrefillObservation | None:
+    """The row's prefill loads in the fit's terms; ``coefficients`` price the CPU's own compute
+    (when nothing streams to a GPU), which the corpus cannot fit."""
+    if row.prefill is None or row.measured_prefill_tps is None:
+        return None
+    cost, hardware = row.prefill, row.hardware
+    loads, n = cost.loads, cost.n_ubatch
+    gpus = _gpus_by_device(hardware)
+
+    def ran(gpu: Gpu, device: str, **values: float) -> DeviceUse:
+        """What ``device``'s share of the ubatch costs at ``gpu``'s spec FLOP/s."""
+        per_second = n / gpu.spec.fp16_flops
+        return _device_use(
+            gpu,
+            weight_seconds=0.0,
+            work_seconds=loads.flops_per_token.get(device, 0.0) * per_second,
+            attention_seconds=loads.attention_flops_per_token.get(device, 0.0) * per_second,
+            expert_seconds=loads.expert_flops_per_token.get(device, 0.0) * per_second,
+            **values,
+        )
+
+    uses = [
+        ran(gpu, device, stored_bytes=loads.bytes_stored.get(device, 0.0))
+        for device, gpu in gpus.items()
+        if device in loads.bytes_stored
+    ]
+    cpu_stored = loads.bytes_stored.get(CPU, 0.0)
+    cpu_work = loads.flops_per_token.get(CPU, 0.0) * n
+    link_seconds, host_gpu, cpu_seconds = 0.0, None, 0.0
+    if hardware.gpus and n >= coefficients.op_offload_min_batch and cpu_stored:
+        first = hardware.gpus[0]
+        link_seconds = cpu_stored / first.link_bytes_per_s
+        host_gpu = ran(first, CPU)
+    elif cpu_stored:
+        host = hardware.host
+        bandwidth = host.bandwidth_bytes_per_s * coefficients.host_bandwidth_efficiency(
+            host.dram_type
+        )
+        cpu_seconds = max(
+            cpu_work / (host.cores * coefficients.cpu_flops_per_core), cpu_stored / bandwidth
+        )
+    return PrefillObservation(
+        source=row.source_url,
+        seconds=n / row.measured_prefill_tps,
+        gpus=tuple(uses),
+        host_weight_link_seconds=link_seconds,
+        host_work_gpu=host_gpu,
+        cpu_seconds=cpu_seconds,
+        flash_attn=cost.flash_attn,
+        ubatches=cost.prefill_ubatches if cost.pipeline_parallel else 1,
+        stages=len([d for d in gpus if loads.layers.get(d)]),
+        splits=loads.splits,
+        fixed_seconds=loads.splits * n * cost.split_transfer_s,
+    )

@@ -53,6 +53,13 @@ class LaunchCost(BaseModel):
     mixed_parts: int = Field(
         default=0, description="layer parts whose tensors sit on more than one device"
     )
+    split_transfer_s: float = Field(
+        default=0.0, description="seconds a decode split spends moving the activation"
+    )
+    n_ubatch: int = Field(default=512, description="tokens of the prefill ubatch priced")
+    prefill_ubatches: int = Field(default=1, description="ubatches of the batch priced")
+    pipeline_parallel: bool = Field(default=False, description="llama.cpp pipelines ubatches")
+    flash_attn: bool = Field(default=True, description="flash attention as llama.cpp resolved it")
 
 
 def launch_part_devices(
@@ -117,16 +124,26 @@ def price_launch(
     coefficients: CostCoefficients | None = None,
     *,
     depth: int = 0,
+    prefill_ubatches: int = 1,
 ) -> LaunchCost:
     """Decode and prefill estimate of the launch ``report`` describes (``estimate_memory``'s
-    report for ``config``); ``depth`` is the number of cached positions while decoding."""
+    report for ``config``); ``depth`` is the number of cached positions while decoding;
+    ``prefill_ubatches`` the ubatches of one batch a prompt fills (they may pipeline)."""
     coefficients = coefficients or CostCoefficients()
     hparams = model_hparams(inventory)
     table = placement_table(inventory, hparams)
     kv = layer_kv_bytes(hparams, report.workload)
     workload = cost_workload(inventory, kv, report.workload)
     # The ubatch the caller prices (a short prompt prefills in one smaller ubatch).
-    workload = workload.model_copy(update={"depth": depth, "n_ubatch": config.n_ubatch})
+    workload = workload.model_copy(
+        update={
+            "depth": depth,
+            "n_ubatch": config.n_ubatch,
+            "flash_attn": report.workload.flash_attn,
+            "pipeline_parallel": report.workload.pipeline_parallel,
+            "prefill_ubatches": prefill_ubatches,
+        }
+    )
     placement = report.placement
     n_layers = table.stored.shape[0]
     parts, mixed = launch_part_devices(
@@ -140,6 +157,11 @@ def price_launch(
         loads=device_loads(parts, placement.output_device, layer_loads(table, workload)),
         rate_sources=sources,
         mixed_parts=mixed,
+        split_transfer_s=tables.split_decode - priced.split_latency_s,
+        n_ubatch=workload.n_ubatch,
+        prefill_ubatches=prefill_ubatches,
+        pipeline_parallel=workload.pipeline_parallel,
+        flash_attn=workload.flash_attn,
     )
 
 
@@ -201,13 +223,22 @@ class LaunchPredictor:
         prompt_tokens: int | None = None,
     ) -> LaunchCost:
         """Decode at ``depth`` cached positions; prefill of one ubatch, or of a prompt of
-        ``prompt_tokens`` when it is shorter than a ubatch."""
+        ``prompt_tokens``: a shorter prompt is one smaller ubatch, a longer one fills batches
+        of ``-b`` tokens whose ubatches may pipeline over several GPUs."""
+        ubatches = 1
         if prompt_tokens is not None:
-            config = config.model_copy(
-                update={"n_ubatch": max(1, min(config.n_ubatch, prompt_tokens))}
-            )
+            n_ubatch = max(1, min(config.n_ubatch, prompt_tokens))
+            batch = max(n_ubatch, min(config.n_batch, prompt_tokens))
+            ubatches = -(-batch // n_ubatch)
+            config = config.model_copy(update={"n_ubatch": n_ubatch})
         return price_launch(
-            self.inventory, config, report, self.hardware, self.coefficients, depth=depth
+            self.inventory,
+            config,
+            report,
+            self.hardware,
+            self.coefficients,
+            depth=depth,
+            prefill_ubatches=ubatches,
         )
 
     def verdict(self, report: MemoryReport) -> BudgetVerdict:
