@@ -17,22 +17,46 @@ Facts mirrored here (pinned llama.cpp, ``common/arg.cpp`` unless noted):
 - ``-np`` defaults to -1 (auto): server.cpp then uses 4 slots and forces a unified KV cache.
 - ``-ot`` buffer names must be known when the option is read: ``CPU``, ``CUDA<n>`` and the
   RPC buffers ``RPC<i>[host:port]`` of servers added by an earlier ``--rpc``.
-- There is no ``--no-mmap`` in this version: ``--load-mode none`` replaces it.
+- There is no ``--no-mmap`` or ``--mlock`` in this version: ``--load-mode`` replaces them.
+
+Values are checked as llama-server checks them (``std::stoi``/``std::stoull``/``std::stof``,
+the handlers' own ranges and allowed values), and so are the values ``arg.cpp`` lets through
+but the pinned server cannot start with (``_check_startup``: a negative context, a batch
+smaller than the server's slots, more than ``LLAMA_MAX_SEQ`` slots...). Where a negative
+number is only an unsigned wrap-around (``-ub``, ``--fit-ctx``, ``--fit-target``) fit refuses
+it and says what llama-server would make of it, rather than model an accident.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from solver.errors import BadInput
-from solver.llama.options import OptionKind, ServerOption, option_kind, server_options
+from solver.llama.options import (
+    IGNORED_INT_OPTIONS,
+    RETIRED_SPELLINGS,
+    OptionKind,
+    ServerOption,
+    option_kind,
+    server_options,
+    unmodelled_effect,
+)
+from solver.quantities import MIB
 
 LLAMA_MAX_DEVICES = 16  # llama_max_devices()
+LLAMA_MAX_SEQ = 256  # src/llama-cparams.h: llama_context refuses more sequences
+AUTO_SLOTS = 4  # tools/server: -np -1 (auto) serves 4 slots
+MIN_BATCH = 2  # the pinned server aborts (get_sub_batch) when a batch holds fewer tokens
 UINT32_MAX = 2**32 - 1
+UINT64_MAX = 2**64 - 1
+FLT_MAX = float(np.finfo(np.float32).max)
+FLT_MIN = float(np.finfo(np.float32).tiny)  # smallest normal float32
 
 # common/arg.cpp kv_cache_types, by ggml_type_name (what -ctk/-ctv accept, case-sensitive)
 KV_CACHE_TYPES = {
@@ -133,12 +157,44 @@ def _stoi(value: str, option: str) -> int:
     return number
 
 
+def _stoull(value: str, option: str) -> int:
+    """``std::stoull`` (``strtoull``): blanks, a sign, digits; a minus sign wraps modulo 2^64,
+    more than 2^64-1 is out of range. Trailing text is ignored."""
+    match = re.match(r"\s*([+-]?)(\d+)", value)
+    if match is None:
+        raise BadInput(f"llama-server argument {option}: '{value}' is not an integer")
+    number = int(match.group(2))
+    if number > UINT64_MAX:
+        raise BadInput(f"llama-server argument {option}: '{value}' is out of range")
+    return (-number) % 2**64 if match.group(1) == "-" else number
+
+
+_FLOAT = re.compile(
+    r"\s*([+-]?)("
+    r"0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?\d+)?"
+    r"|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+    r"|(?i:infinity|inf|nan(?:\([0-9A-Za-z_]*\))?)"
+    r")"
+)
+
+
 def _stof(value: str, option: str) -> float:
-    """``std::stof``: the longest leading decimal float."""
-    match = re.match(r"\s*([+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)", value)
+    """``std::stof`` (``strtof``): the longest leading float (decimal, hexadecimal, inf or
+    nan); a finite value beyond float's range, or one that underflows, is out of range."""
+    match = _FLOAT.match(value)
     if match is None:
         raise BadInput(f"llama-server argument {option}: '{value}' is not a number")
-    return float(match.group(1))
+    sign, body = match.groups()
+    if body[:2].lower() == "0x":
+        number = float.fromhex(body)
+    elif body[:1].isalpha():
+        number = float("nan" if body[:1] in "nN" else "inf")
+    else:
+        number = float(body)
+    number = -number if sign == "-" else number
+    if math.isfinite(number) and number != 0 and not FLT_MIN <= abs(number) <= FLT_MAX:
+        raise BadInput(f"llama-server argument {option}: '{value}' is out of range")
+    return number
 
 
 def _split_list(value: str, option: str) -> list[str]:
@@ -196,6 +252,120 @@ def n_cpu_overrides(n: int, ffn_regex: str) -> list[TensorOverride]:
     return [TensorOverride(pattern=f"blk\\.{i}{ffn_regex}", buffer_type="CPU") for i in range(n)]
 
 
+def _not_negative(number: int, option: str, what: str, consequence: str) -> int:
+    """A count the C++ side stores unsigned: a negative one wraps to a huge number.
+
+    ``consequence`` says what the pinned llama-server does with the wrapped value."""
+    if number < 0:
+        raise BadInput(
+            f"llama-server argument {option}: {number} is not a {what} (0 or more); "
+            f"llama-server reads it unsigned, as {number % 2**32}, and {consequence}"
+        )
+    return number
+
+
+def _fit_target(part: str, option: str) -> int:
+    """One ``--fit-target`` margin: ``std::stoull(part) * 1024*1024`` in a ``size_t``."""
+    mib = _stoull(part, option)
+    if part.lstrip().startswith("-"):
+        raise BadInput(
+            f"llama-server argument {option}: '{part}' is not a margin in MiB (0 or more); "
+            f"std::stoull wraps it to {mib}"
+        )
+    if mib * MIB > UINT64_MAX:
+        raise BadInput(
+            f"llama-server argument {option}: {mib} MiB overflows llama-server's byte count"
+        )
+    return mib
+
+
+def _tensor_split(value: str, option: str) -> tuple[float, ...]:
+    """``-ts``: ``std::stof`` per part. The loader divides each cumulative proportion by their
+    sum, so a non-finite proportion, or a sum of 0 with a proportion that is not, leaves every
+    layer's device undefined; llama-server does not check, fit refuses."""
+    split = tuple(_stof(part, option) for part in _split_list(value, option))
+    if not all(math.isfinite(x) for x in split):
+        raise BadInput(
+            f"llama-server argument {option}: '{value}': every proportion must be a finite "
+            "number (the loader divides by their sum)"
+        )
+    if any(split) and sum(np.float32(x) for x in split) == 0:
+        raise BadInput(
+            f"llama-server argument {option}: '{value}': the proportions add up to 0 (the "
+            "loader divides by their sum)"
+        )
+    return split
+
+
+def _check_ignored_value(option: ServerOption, arg: str, values: Sequence[str]) -> None:
+    """An option fit ignores still has its value checked as its handler checks it."""
+    allowed = IGNORED_INT_OPTIONS.get(option.key)
+    if allowed is None:
+        return
+    number = _stoi(values[0], arg)
+    if not allowed.minimum <= number <= allowed.maximum or number in allowed.excluded:
+        raise BadInput(f"llama-server argument {arg}: invalid value {number}")
+
+
+def _check_startup(config: LaunchConfig) -> None:
+    """Values ``arg.cpp`` accepts but the pinned llama-server cannot start with.
+
+    Measured on the pinned build: a batch (``-b``, and the context it is clamped to) of one
+    token aborts in ``get_sub_batch``; a batch smaller than the server's slots aborts with
+    ``GGML_ASSERT(n_outputs_max <= cparams.n_outputs_max)`` (each slot needs one output of
+    the batch: ``server_output_limits``)."""
+    slots = config.n_parallel if config.n_parallel > 0 else AUTO_SLOTS
+    least = max(MIN_BATCH, slots)
+    if config.n_batch < least:
+        why = (
+            f"it must hold one token for each of the {slots} server slots (-np)"
+            if slots > MIN_BATCH
+            else f"the pinned llama-server aborts at startup below {MIN_BATCH} tokens"
+        )
+        tokens = f"{config.n_batch} token{_plural(config.n_batch)}"
+        raise BadInput(
+            f"llama-server argument -b: a batch of {tokens} is too small: {why}; "
+            f"use -b {least} or more"
+        )
+    if 0 < config.n_ctx < MIN_BATCH:
+        raise BadInput(
+            f"llama-server argument -c: a context of {config.n_ctx} token is too small: "
+            f"llama-server clamps the batch to it and aborts at startup below {MIN_BATCH} "
+            f"tokens; use -c {MIN_BATCH} or more (or -c 0 for the model's own)"
+        )
+
+
+def _plural(count: int) -> str:
+    return "" if count == 1 else "s"
+
+
+def _refuse_unknown(spelled: str, arg: str) -> BadInput:
+    """An argument the pinned llama-server does not know: it would stop with ``error:
+    invalid argument``. A flag older versions had names its replacement."""
+    replaced = RETIRED_SPELLINGS.get(arg)
+    if replaced is not None:
+        return BadInput(
+            f"invalid argument {spelled}: the pinned llama-server has no {arg} (it would stop "
+            f"with 'error: invalid argument: {spelled}'); this version uses {replaced}"
+        )
+    return BadInput(
+        f"invalid argument {spelled}: not an option of the pinned llama-server (it would stop "
+        f"with 'error: invalid argument: {spelled}')"
+    )
+
+
+def _refuse_unmodelled(option: ServerOption, arg: str) -> BadInput:
+    """A valid option whose effect on memory fit does not size: what it changes, what fit
+    would need. fit refuses it rather than estimate the wrong thing."""
+    effect = unmodelled_effect(option)
+    changes = effect.changes if effect else "it changes what llama-server allocates"
+    needs = effect.needs if effect else "a model of that effect"
+    return BadInput(
+        f"{arg} is a valid llama-server option that fit does not model ({changes}); "
+        f"fit would need {needs}"
+    )
+
+
 # --- the parser ---------------------------------------------------------------------------
 
 
@@ -219,17 +389,26 @@ def _apply_memory_option(state: _ParseState, option: ServerOption, arg: str, val
         case "--model":
             f["model_path"] = value
         case "--ctx-size":
-            f["n_ctx"] = _stoi(value, arg)
+            f["n_ctx"] = _not_negative(_stoi(value, arg), arg, "context size", "cannot start")
             if f["n_ctx"] == 0:
                 f["fit_min_ctx"] = UINT32_MAX  # -c 0: the user wants the full context
         case "--batch-size":
-            f["n_batch"] = _stoi(value, arg)
+            f["n_batch"] = _stoi(value, arg)  # its range depends on -np: _check_startup
         case "--ubatch-size":
-            f["n_ubatch"] = _stoi(value, arg)
+            f["n_ubatch"] = _not_negative(
+                _stoi(value, arg), arg, "micro-batch size",
+                "uses the whole batch (-b) as the micro-batch, which -ub 0 says",
+            )  # fmt: skip
         case "--parallel":
             n = _stoi(value, arg)
             if n == 0:
                 raise BadInput("llama-server argument --parallel: invalid value for n_parallel")
+            if n > LLAMA_MAX_SEQ:
+                raise BadInput(
+                    f"llama-server argument {arg}: {n} slots are more than the "
+                    f"{LLAMA_MAX_SEQ} sequences llama.cpp allows (LLAMA_MAX_SEQ); llama-server "
+                    "cannot create its context"
+                )
             f["n_parallel"] = n
         case "--kv-unified":
             f["kv_unified"] = positive
@@ -285,15 +464,17 @@ def _apply_memory_option(state: _ParseState, option: ServerOption, arg: str, val
         case "--split-mode":
             f["split_mode"] = _choice(value, arg, ("none", "layer", "row", "tensor"))
         case "--tensor-split":
-            f["tensor_split"] = tuple(_stof(part, arg) for part in _split_list(value, arg))
+            f["tensor_split"] = _tensor_split(value, arg)
         case "--main-gpu":
             f["main_gpu"] = _stoi(value, arg)
         case "--fit":
             f["fit"] = _on_off_auto(value, arg, allow_auto=False) == "on"
         case "--fit-target":
-            f["fit_target_mib"] = tuple(_stoi(part, arg) for part in _split_list(value, arg))
+            f["fit_target_mib"] = tuple(_fit_target(part, arg) for part in _split_list(value, arg))
         case "--fit-ctx":
-            f["fit_min_ctx"] = _stoi(value, arg)
+            f["fit_min_ctx"] = _not_negative(
+                _stoi(value, arg), arg, "context size", "never lets --fit shorten the context"
+            )
         case _:  # pragma: no cover - MEMORY_OPTIONS and this match are kept in step
             raise AssertionError(key)
 
@@ -322,8 +503,7 @@ def parse_llama_args(args: Sequence[str], gpu_buffers: Sequence[str] = ()) -> La
             arg = arg.replace("_", "-")
         option = table.get(arg)
         if option is None:
-            hint = " (this version uses --load-mode none)" if arg == "--no-mmap" else ""
-            raise BadInput(f"llama-server: error: invalid argument: {args[i]}{hint}")
+            raise _refuse_unknown(args[i], arg)
         if option.n_values and i + option.n_values >= len(args):
             raise BadInput(f"llama-server argument {arg}: expected value for argument")
         values = list(args[i + 1 : i + 1 + option.n_values])
@@ -331,20 +511,21 @@ def parse_llama_args(args: Sequence[str], gpu_buffers: Sequence[str] = ()) -> La
         if kind is OptionKind.MEMORY:
             _apply_memory_option(state, option, arg, values[0] if values else "")
         elif kind is OptionKind.IGNORED:
+            _check_ignored_value(option, arg, values)
             state.passthrough.extend([args[i], *values])
         elif kind is OptionKind.NO_SERVER:
             raise BadInput(f"llama-server argument {arg} prints information and exits")
         else:
-            raise BadInput(
-                f"llama-server argument {arg} changes memory use in a way fit does not model"
-            )
+            raise _refuse_unmodelled(option, arg)
         i += 1 + option.n_values
-    return LaunchConfig(
+    config = LaunchConfig(
         **state.fields,
         overrides=tuple(state.overrides),
         rpc_servers=tuple(state.rpc_servers),
         passthrough=tuple(state.passthrough),
     )
+    _check_startup(config)
+    return config
 
 
 # --- the renderer -------------------------------------------------------------------------
@@ -368,8 +549,8 @@ def render_llama_args(config: LaunchConfig) -> list[str]:
         out += ["--rpc", ",".join(config.rpc_servers)]
     if config.devices is not None:
         out += ["-dev", ",".join(config.devices) if config.devices else "none"]
-    if config.n_ctx != default.n_ctx:
-        out += ["-c", str(config.n_ctx)]
+    if config.n_ctx != default.n_ctx or config.fit_min_ctx == UINT32_MAX:
+        out += ["-c", str(config.n_ctx)]  # an explicit -c 0 also stops --fit shortening it
     if config.n_batch != default.n_batch:
         out += ["-b", str(config.n_batch)]
     if config.n_ubatch != default.n_ubatch:

@@ -5,7 +5,10 @@ The option names and their arity come from the pinned build's own ``llama-server
 top of that table fit keeps two explicit lists: options it interprets (they change what
 llama.cpp allocates) and options it accepts and ignores because they cannot change any
 startup buffer (sampling, HTTP, logging, threads...). Any other option is one fit does not
-model, and saying so is better than estimating the wrong thing.
+model, and saying so is better than estimating the wrong thing: ``unmodelled_effect`` says
+what each one changes and what fit would need. ``RETIRED_SPELLINGS`` names the flags older
+versions had (``--mlock``, ``--no-mmap``) and what replaced them; ``IGNORED_INT_OPTIONS`` the
+ignored options whose value llama-server still checks (an integer, sometimes a range).
 """
 
 from __future__ import annotations
@@ -109,6 +112,158 @@ IGNORED_OPTIONS = frozenset(
 NO_SERVER_OPTIONS = frozenset(
     {"--help", "--version", "--cache-list", "--completion-bash", "--list-devices"}
 )
+
+# Spellings earlier llama.cpp versions accepted and the pinned one refuses ("error: invalid
+# argument"), with what replaced them. --mlock is one: this version has no such flag, so it is
+# neither modelled nor ignored but refused, as llama-server refuses it.
+RETIRED_SPELLINGS = {
+    "--mlock": "--load-mode mlock (or mmap+mlock to keep the mapping)",
+    "--no-mmap": "--load-mode none",
+    "--mmap": "--load-mode mmap",
+    "--direct-io": "--load-mode dio",
+    "-dio": "--load-mode dio",
+}
+
+
+class Unmodelled(BaseModel):
+    """Why fit refuses a valid option: what it changes, and what fit would need to size it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    changes: str
+    needs: str
+
+
+_SPECULATIVE = Unmodelled(
+    changes="it sets up speculative decoding: a draft model, MTP heads or n-gram caches, with "
+    "their own weights, KV cache and compute buffers",
+    needs="the draft's inventory and a second context sized like the main one",
+)
+_PRESET = Unmodelled(
+    changes="it downloads a preset model from the Hugging Face Hub and sets its context, "
+    "batch and other options",
+    needs="the preset spelled out: its model file as MODEL and its options as arguments",
+)
+_REMOTE_MODEL = Unmodelled(
+    changes="it makes llama-server download and load a model instead of -m",
+    needs="the model itself: give its file or hf://OWNER/REPO/FILE.gguf as MODEL",
+)
+_LORA = Unmodelled(
+    changes="it loads LoRA adapter tensors next to the weights and adds their matmuls to the "
+    "compute graph",
+    needs="each adapter's tensors, where the loader places them, and the adapter ops",
+)
+_CONTROL_VECTOR = Unmodelled(
+    changes="it loads a control vector tensor per layer and adds it to the compute graph",
+    needs="the control vector files' tensors and where they are placed",
+)
+_EMBEDDING = Unmodelled(
+    changes="it makes the context an embedding or reranking one: pooled outputs, another "
+    "output buffer and graph",
+    needs="the pooling graph and the embedding output buffer",
+)
+_MULTIMODAL = Unmodelled(
+    changes="it loads a multimodal projector with its own weights and encoder compute buffers",
+    needs="the projector file's inventory and its vision/audio encoder graph",
+)
+
+# Why each option of kind UNMODELLED is not modelled (keys are ServerOption.key); the
+# speculative-decoding family is matched by prefix in ``unmodelled_effect``.
+UNMODELLED_EFFECTS: dict[str, Unmodelled] = {
+    "--override-kv": Unmodelled(
+        changes="it rewrites the model's metadata at load time, so the hyperparameters every "
+        "buffer is sized from may differ from the file's",
+        needs="the overrides applied to the GGUF header before sizing",
+    ),
+    "--lora": _LORA,
+    "--lora-scaled": _LORA,
+    "--control-vector": _CONTROL_VECTOR,
+    "--control-vector-scaled": _CONTROL_VECTOR,
+    "--control-vector-layer-range": _CONTROL_VECTOR,
+    "--model-url": _REMOTE_MODEL,
+    "--docker-repo": _REMOTE_MODEL,
+    "--hf-repo": _REMOTE_MODEL,
+    "--hf-file": _REMOTE_MODEL,
+    "--backend-sampling": Unmodelled(
+        changes="it runs sampling on the backend: sampler buffers and graph nodes per slot",
+        needs="the backend sampler's buffers and graph",
+    ),
+    "--pooling": _EMBEDDING,
+    "--embedding": _EMBEDDING,
+    "--rerank": _EMBEDDING,
+    "--mmproj": _MULTIMODAL,
+    "--mmproj-url": _MULTIMODAL,
+    "--mmproj-device": _MULTIMODAL,
+    "--embd-gemma-default": _PRESET,
+    "--fim-qwen-1.5b-default": _PRESET,
+    "--fim-qwen-3b-default": _PRESET,
+    "--fim-qwen-7b-default": _PRESET,
+    "--fim-qwen-30b-default": _PRESET,
+    "--gpt-oss-20b-default": _PRESET,
+    "--gpt-oss-120b-default": _PRESET,
+    "--vision-gemma-4b-default": _PRESET,
+    "--vision-gemma-12b-default": _PRESET,
+    "--fim-qwen-7b-spec": _SPECULATIVE,
+    "--fim-qwen-14b-spec": _SPECULATIVE,
+}
+_SPECULATIVE_PREFIXES = ("--spec-", "--draft")
+
+
+def unmodelled_effect(option: ServerOption) -> Unmodelled | None:
+    """What an option fit does not model changes, and what fit would need; None when the
+    option has no entry (a test keeps every UNMODELLED option covered)."""
+    if option.key.startswith(_SPECULATIVE_PREFIXES):
+        return _SPECULATIVE
+    return UNMODELLED_EFFECTS.get(option.key)
+
+
+class IntValue(BaseModel):
+    """An option whose handler takes an ``int`` (``std::stoi`` of the value) and the range its
+    handler accepts; outside it the handler throws ``invalid_argument``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    minimum: int = -(2**31)
+    maximum: int = 2**31 - 1
+    excluded: tuple[int, ...] = ()
+
+
+# The IGNORED options whose handler in common/arg.cpp takes an int (read with std::stoi before
+# the handler runs), with the ranges the handlers check. The memory options are checked where
+# they are interpreted (``solver.llama.args``).
+IGNORED_INT_OPTIONS: dict[str, IntValue] = {
+    "--threads": IntValue(),
+    "--threads-batch": IntValue(),
+    "--prio": IntValue(minimum=-1, maximum=3),  # GGML_SCHED_PRIO_LOW..REALTIME
+    "--cpu-strict-batch": IntValue(),
+    "--prio-batch": IntValue(minimum=0, maximum=3),
+    "--poll-batch": IntValue(),
+    "--predict": IntValue(),
+    "--keep": IntValue(),
+    "--ctx-checkpoints": IntValue(),
+    "--checkpoint-min-step": IntValue(minimum=0),
+    "--cache-ram": IntValue(),
+    "--top-k": IntValue(),
+    "--repeat-last-n": IntValue(minimum=0),
+    "--dry-allowed-length": IntValue(),
+    "--dry-penalty-last-n": IntValue(minimum=0),
+    "--mirostat": IntValue(),
+    "--yarn-orig-ctx": IntValue(),
+    "--image-min-tokens": IntValue(),
+    "--image-max-tokens": IntValue(),
+    "--mtmd-batch-max-tokens": IntValue(),
+    "--video-timestamp-interval": IntValue(),
+    "--embd-normalize": IntValue(),
+    "--port": IntValue(),
+    "--timeout": IntValue(),
+    "--sse-ping-interval": IntValue(),
+    "--threads-http": IntValue(),
+    "--cache-reuse": IntValue(),
+    "--models-max": IntValue(),
+    "--reasoning-budget": IntValue(),
+    "--sleep-idle-seconds": IntValue(minimum=-1, excluded=(0,)),
+    "--verbosity": IntValue(),
+}
 
 _NAME = re.compile(r"(-{1,2}[A-Za-z0-9][A-Za-z0-9._-]*)")
 _NAME_SEPARATOR = re.compile(r",\s*(?=-)")
