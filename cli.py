@@ -669,8 +669,9 @@ def _n_predict_option(default: int) -> Any:
 @click.argument("profile_id", metavar="PROFILE")
 @_conf_option
 @_server_option
-@click.option("--dry-run", is_flag=True, help="Print the command and exit.")
-@click.option("--json", "as_json", is_flag=True, help="Print the command as a JSON list.")
+@click.option("--dry-run", is_flag=True, help="Print the command and exit; needs no llama-server.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the command as a JSON list and exit, as --dry-run does.")  # fmt: skip
 def start_command(
     profile_id: str, conf_path: Path, server_path: Path | None, dry_run: bool, as_json: bool
 ) -> None:
@@ -678,20 +679,32 @@ def start_command(
 
     The command is `llama-server -m MODEL -c CTX_SIZE -ngl N_GPU_LAYERS --fit FIT
     EXTRA_ARGS` (EXTRA_ARGS split like a shell, no shell run); a relative MODEL is taken from
-    the conf file's folder. Signals reach llama-server; fit exits with its status.
+    the conf file's folder. It is printed, then run; signals reach llama-server; fit exits
+    with its status.
+
+    --dry-run and --json print the command and run nothing, so they need no llama-server:
+    the command names the one a start would run (--server, $LLAMA_SERVER, fit's build,
+    PATH), or plain `llama-server` when there is none, and a note on stderr says so. With
+    --json stdout holds that one JSON list and nothing else; to run, leave --json out.
 
     \b
     Examples:
         fit start gpt-oss-120b --dry-run
         fit start qwen3-coder-30b --conf ~/llm/models.conf
     """
-    from profiles.launch import load_profile, resolve_server, run_foreground
+    from profiles.launch import load_profile, resolve_server, run_foreground, server_to_show
     from profiles.models_conf import join_args
 
-    argv = load_profile(conf_path, profile_id).argv(resolve_server(server_path))
-    emit(as_json, lambda: argv, lambda: join_args(argv))
-    if dry_run:
+    launch = load_profile(conf_path, profile_id)
+    if dry_run or as_json:
+        server, note = server_to_show(server_path)
+        if note:
+            click.echo(f"note: {note}", err=True)
+        shown = launch.argv(server)
+        emit(as_json, lambda: shown, lambda: join_args(shown))
         return
+    argv = launch.argv(resolve_server(server_path))
+    click.echo(join_args(argv))
     status = run_foreground(argv)
     if status:
         sys.exit(status)

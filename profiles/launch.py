@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from profiles.llama_build import find_llama_server
+from profiles.llama_build import SERVER_BINARY, find_llama_server
 from profiles.models_conf import ModelsConf, Profile, split_args
 from profiles.server import die_with_parent
 from solver.errors import BadInput, OperationFailed
@@ -95,6 +95,20 @@ def measurable_args(args: Sequence[str]) -> tuple[list[str], list[str]]:
 def resolve_server(explicit: Path | str | None) -> Path:
     """``--server PATH``, ``$LLAMA_SERVER``, fit's cached build, or PATH."""
     return find_llama_server(explicit).path
+
+
+def server_to_show(explicit: Path | str | None) -> tuple[str, str | None]:
+    """The llama-server a start would run, for a command that is only printed: its path and
+    no note, or, where none can run, what the command should name and a note saying why.
+
+    Never needs a binary: an explicit ``--server`` or ``$LLAMA_SERVER`` that is not an
+    executable is shown as given; without any, the plain name ``llama-server``."""
+    try:
+        return str(resolve_server(explicit)), None
+    except OperationFailed as error:
+        named = explicit or os.environ.get("LLAMA_SERVER")
+        shown = str(Path(named).expanduser()) if named else SERVER_BINARY
+        return shown, f"{error}; the command names {shown}, which `fit start` cannot run yet"
 
 
 def run_foreground(argv: Sequence[str]) -> int:
