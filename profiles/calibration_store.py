@@ -34,11 +34,10 @@ def calibration_path(machine: str) -> Path:
 
 
 def save_calibration(calibration: Calibration) -> Path:
-    """Atomic write (infinite link rates are stored as JSON's ``Infinity``)."""
+    """Atomic write of strict JSON (``Calibration.to_file_text``: infinite rates as null)."""
     path = calibration_path(calibration.machine_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(calibration.model_dump(mode="python"), indent=1, default=str)
-    write_atomic(path, text + "\n", backup=True)
+    write_atomic(path, calibration.to_file_text(), backup=True)
     return path
 
 
@@ -48,7 +47,8 @@ def load_calibration(machine: str) -> Calibration | None:
     if not path.exists():
         return None
     try:
-        return Calibration.model_validate(json.loads(path.read_text()))
+        # Python's json also reads the Infinity that files before issue 15 hold
+        return Calibration.from_file_data(json.loads(path.read_text()))
     except (OSError, ValueError) as error:
         raise BadInput(f"{path}: not a fit calibration ({str(error).splitlines()[0]})") from None
 

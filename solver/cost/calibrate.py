@@ -35,6 +35,8 @@ import hashlib
 import itertools
 import platform
 import re
+import types
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -107,6 +109,49 @@ class Calibration(BaseModel):
     coefficients: CostCoefficients
     errors: FitErrors
     notes: tuple[str, ...] = ()
+
+    def to_file_text(self) -> str:
+        """The calibration file's text: strict JSON. JSON has no Infinity, so a rate that is
+        infinite (the CPU's link to itself, an unbounded decode FLOP/s) is written as null,
+        which ``from_file_data`` reads back as infinity."""
+        return self.model_dump_json(indent=1) + "\n"
+
+    @classmethod
+    def from_file_data(cls, data: Any) -> Calibration:
+        """A calibration file's parsed JSON: this version's (infinite rates as null) or an
+        older one's (``Infinity``, which Python's ``json`` reads). Raises ``ValueError``."""
+        return cls.model_validate(_nulls_as_infinity(cls, data))
+
+
+def _nulls_as_infinity(model: type[BaseModel], data: Any) -> Any:
+    """``data`` for ``model`` with a null restored to +infinity wherever the field is a plain
+    ``float`` (which cannot be None); walks nested models, dicts, lists and tuples by the
+    fields' annotations, so new coefficient fields need nothing here."""
+    if not isinstance(data, dict):
+        return data
+    restored = dict(data)
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        if key in restored:
+            restored[key] = _restore(field.annotation, restored[key])
+    return restored
+
+
+def _restore(annotation: Any, value: Any) -> Any:
+    if value is None:
+        return float("inf") if annotation is float else None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _nulls_as_infinity(annotation, value)
+    arguments = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin is dict and isinstance(value, dict) and len(arguments) == 2:
+        return {key: _restore(arguments[1], item) for key, item in value.items()}
+    if origin in (list, tuple) and isinstance(value, list) and arguments:
+        return [_restore(arguments[0], item) for item in value]
+    if origin in (typing.Union, types.UnionType) and isinstance(value, dict):
+        models = [a for a in arguments if isinstance(a, type) and issubclass(a, BaseModel)]
+        return _nulls_as_infinity(models[0], value) if len(models) == 1 else value
+    return value
 
 
 class CalibrationRun(BaseModel):
