@@ -33,14 +33,39 @@ ends, the last layer's final part meets the next block's device instead; ``fin[d
 says that part is on x (a layer of the last layer's class on d must take such a pattern), and
 ``z`` variables (products of booleans) add or remove the one switch that makes the difference.
 The extracted plan is priced exactly and the gap is reported against that exact price.
+
+One plan, the same every run (``solve_placement``): a proven optimum is a value, but the plans
+reaching it (or coming within the tolerance) are many, and which one the search meets depends
+on its workers' timing. So after step 1 (the optimum above), each further step solves a fresh
+copy of the model with more constraints to proven optimality, which makes its answer a function
+of the problem and the optimum's value only:
+
+2. Anchor: among the optimal plans, the least ``n[1], n[2], ...`` and then the head's device.
+3. Readable: on that layout, each *group* (the classes with the same units) is cut, per block,
+   into slots in a fixed order (the block's own pattern, then every pattern; or reversed), so
+   every pattern other than the own one is one run of layers, whose class counts are linear
+   in the slot boundaries' order bits (``[bound > p]``). Its readability cost is what the
+   renderer prints (``solver.plan.render.readability``): per (unit, device) rule 1 + its
+   runs, joined across layers without the unit, and ``--n-cpu-moe`` for 1 when the experts on
+   the CPU are exactly a group's first ones. Among plans at most the tolerance slower than the
+   optimum: least cost, then least time, then earliest runs, then the least runs key.
+4. If no plan of that form is within the tolerance: the least optimal plan (pattern counts,
+   then block endings, lexicographically).
+
+Lexicographic means folding digits into one key per search (``_lex_minimum``). Should step 2-4
+run out of time, the search's own plan stands, said so (``Choice.SEARCH``). The bound and gap
+stay those of step 1: the true optimum of the model solved.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 from ortools.sat.python import cp_model
@@ -48,6 +73,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from solver.cost.model import MOVABLE, PARTS, CostTables, Objective, estimate_cost
 from solver.plan.plan import Plan
+from solver.plan.render import NO_SCOPE, RuleScope, readability
 from solver.plan.units import LayerTable, Unit
 from solver.quantities import CPU
 
@@ -82,6 +108,14 @@ class PlacementProblem(BaseModel):
     )
 
 
+class Choice(StrEnum):
+    """How the plan was picked among those the model finds good enough (``_choose``)."""
+
+    READABLE = "readable"  # the most readable plan within the tolerance
+    OPTIMUM = "optimum"  # no plan of the readable form within the tolerance: an optimal one
+    SEARCH = "search"  # the search's own: the optimum unproven, or a later step out of time
+
+
 class PlacementResult(BaseModel):
     """What the solver found and how sure it is."""
 
@@ -95,6 +129,18 @@ class PlacementResult(BaseModel):
     bound_seconds: float | None = Field(default=None, description="proven lower bound")
     solve_seconds: float
     n_variables: int = 0
+    optimum_seconds: float | None = Field(
+        default=None, description="the model's optimum (best found unless proven), seconds"
+    )
+    slower: float | None = Field(
+        default=None,
+        description="how much slower the plan is than that optimum, counting the objective's "
+        "fixed per-token overhead (0.003: 0.3%)",
+    )
+    choice: Choice = Choice.SEARCH
+    readability: int | None = Field(
+        default=None, description="the plan's readability cost (solver.plan.render)"
+    )
 
     @property
     def gap(self) -> float | None:
@@ -165,7 +211,7 @@ def _final_device(pattern: tuple[int, ...], d: int) -> int:
 
 
 class _Model(BaseModel):
-    """The CP-SAT model with handles to the variables extraction reads."""
+    """The CP-SAT model with handles to the variables extraction and the later stages read."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -175,6 +221,10 @@ class _Model(BaseModel):
     m: dict[tuple[int, int, tuple[int, ...]], cp_model.IntVar]
     fin: list[list[cp_model.IntVar]]
     output: list[cp_model.IntVar]
+    cost: Any = Field(description="the objective (a linear expression), integer nanoseconds")
+    last_class: list[list[cp_model.IntVar]] = Field(
+        description="per block d and class c: the block's last layer is of class c"
+    )
 
 
 def build_model(problem: PlacementProblem) -> _Model:
@@ -190,10 +240,14 @@ def build_model(problem: PlacementProblem) -> _Model:
     output, last_block = _add_output_head(cx, active)
     _add_memory(cx, active, output, count, m)
     cost = _part_costs(cx, count, m, output)
-    fin = _add_block_endings(cx, starts, active, m)
+    fin, last_class = _add_block_endings(cx, starts, active, m)
     cost.extend(_add_boundary_switches(cx, active, last_block, fin, output))
-    cx.model.minimize(sum(cost))
-    return _Model(model=cx.model, classes=cx.classes, n=n, m=m, fin=fin, output=output)
+    objective = sum(cost)
+    cx.model.minimize(objective)
+    return _Model(
+        model=cx.model, classes=cx.classes, n=n, m=m, fin=fin, output=output, cost=objective,
+        last_class=last_class,
+    )  # fmt: skip
 
 
 # Position in PARTS (the cost tables' part axis) of each movable unit.
@@ -388,18 +442,18 @@ def _part_costs(
 
 def _add_block_endings(
     cx: _Context, starts: list[cp_model.IntVar], active: list[cp_model.IntVar], m: _Patterns
-) -> list[list[cp_model.IntVar]]:
+) -> tuple[list[list[cp_model.IntVar]], list[list[cp_model.IntVar]]]:
     """Adds ``fin[d][x]``: block d's last part runs on x (one x if d is active, none
     otherwise). The block's last layer is layer ``s[d+1] - 1``; via ``last_layer[d]``,
     ``last_class[d]`` and one boolean per class, some layer of that class on d must take a
     pattern ending on x (same-class layers of a block can swap, so it can be the last one).
-    Returns fin."""
+    Returns fin and, per block, those booleans."""
     model, n_dev, n_layers, classes = cx.model, cx.n_dev, cx.n_layers, cx.classes
     class_of_layer = [0] * n_layers
     for c, cls in enumerate(classes):
         for il in cls.members:
             class_of_layer[il] = c
-    fin = []
+    fin, last_is = [], []
     for d in range(n_dev):
         row = [model.new_bool_var(f"fin[{d}][{x}]") for x in range(n_dev)]
         model.add(sum(row) == active[d])
@@ -407,10 +461,12 @@ def _add_block_endings(
         model.add_max_equality(last_layer, [starts[d + 1] - 1, 0])
         last_class = model.new_int_var(0, max(len(classes) - 1, 0), f"last_class[{d}]")
         model.add_element(last_layer, class_of_layer, last_class)
+        is_class = []
         for c in range(len(classes)):
             is_c = model.new_bool_var(f"last_class[{d}]=={c}")
             model.add(last_class == c).only_enforce_if(is_c)
             model.add(last_class != c).only_enforce_if(is_c.Not())
+            is_class.append(is_c)
             for x in range(n_dev):
                 ending = [
                     var
@@ -419,7 +475,8 @@ def _add_block_endings(
                 ]
                 model.add(sum(ending) >= 1).only_enforce_if([row[x], is_c])
         fin.append(row)
-    return fin
+        last_is.append(is_class)
+    return fin, last_is
 
 
 def _add_boundary_switches(
@@ -512,20 +569,33 @@ def extract_plan(
                 break
         for il in reversed(block):
             patterns[il] = pool[class_of[il]].pop()
+    output = next(k for k, var in enumerate(built.output) if solver.value(var))
+    return _plan_of(built.classes, devices, sizes, patterns, output)
+
+
+def _plan_of(
+    classes: list[LayerClass],
+    devices: tuple[str, ...],
+    sizes: list[int],
+    patterns: list[tuple[int, ...]],
+    output: int,
+) -> Plan:
+    """The plan of per-device layer counts, each layer's pattern and the head's device."""
+    n_layers = len(patterns)
+    layer_device = [k for k in range(len(devices)) for _ in range(sizes[k])]
+    class_of = {il: c for c, cls in enumerate(classes) for il in cls.members}
     overrides: dict[Unit, tuple[str | None, ...]] = {}
     for g in MOVABLE:
         moved: list[str | None] = [None] * n_layers
         for il in range(n_layers):
-            units = built.classes[class_of[il]].units
+            units = classes[class_of[il]].units
             if g in units:
                 target = patterns[il][units.index(g)]
                 moved[il] = devices[target] if target != layer_device[il] else None
         if any(moved):
             overrides[g] = tuple(moved)
-    gpus = devices[1:]
-    output = next(k for k, var in enumerate(built.output) if solver.value(var))
     return Plan(
-        gpus=gpus,
+        gpus=devices[1:],
         n_layers=n_layers,
         gpu_layers=tuple(sizes[1:]),
         output_device=devices[output],
@@ -559,12 +629,21 @@ def solve_placement(
     time_limit_s: float = 10.0,
     workers: int = 2,
     relative_gap: float = 0.0,
+    tolerance: float = 0.0,
+    scope: RuleScope = NO_SCOPE,
 ) -> PlacementResult:
-    """Build, seed, solve and extract; every solver status becomes a typed result."""
+    """Build, seed, solve and extract; every solver status becomes a typed result.
+
+    Step 1 searches for the optimum (``time_limit_s``, ``workers``). Once it is proven, steps
+    2-4 (``_choose``, another ``time_limit_s`` at most) pick one plan among those within
+    ``tolerance`` of it, the same whatever the search or worker count: the most readable one
+    (``scope`` says what the rules may name), else the optimum, each broken lexicographically.
+    """
     started = time.perf_counter()
     built = build_model(problem)
     if hint is not None:
         add_hint(built, hint, problem.devices)
+    folded = _fold_anchor(built, problem)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit_s
     solver.parameters.num_workers = workers
@@ -579,19 +658,602 @@ def solve_placement(
         elapsed = time.perf_counter() - started
         return PlacementResult(status=status, solve_seconds=elapsed, n_variables=n_vars)
     n_layers = problem.table.stored.shape[0]
-    plan = extract_plan(solver, built, problem.devices, n_layers)
-    exact = plan_seconds(plan, problem)
-    bound = min(solver.best_objective_bound / NS, exact)
-    if status is SolveStatus.OPTIMAL and exact > solver.objective_value / NS * (1 + 1e-5):
+    optimum_ns = round(solver.value(built.cost))
+    bound_ns = solver.best_objective_bound
+    if folded is not None:  # a bound on cost * folded + key, the key below folded
+        bound_ns = optimum_ns if status is SolveStatus.OPTIMAL else (bound_ns - folded + 1) / folded
+    pick = _Pick(
+        plan=extract_plan(solver, built, problem.devices, n_layers),
+        model_ns=optimum_ns,
+        choice=Choice.SEARCH,
+    )
+    if len(problem.devices) == 1:  # everything on the host: there is one plan only
+        pick = pick.model_copy(update={"choice": Choice.READABLE})
+    elif status is SolveStatus.OPTIMAL and relative_gap == 0:
+        seed = list(solver.response_proto.solution)
+        anchor = None if folded is None else _anchor_of(solver, built)
+        chosen = _choose(
+            problem, optimum_ns, seed, tolerance, scope, anchor,
+            seconds=time_limit_s, workers=workers,
+        )  # fmt: skip
+        pick = chosen or pick
+    exact = plan_seconds(pick.plan, problem)
+    bound = min(bound_ns / NS, exact)
+    if status is SolveStatus.OPTIMAL and exact > pick.model_ns / NS * (1 + 1e-5):
         status = SolveStatus.FEASIBLE  # rounding of the model's integer nanoseconds
+    overhead = _overhead_ns(problem) / NS
+    optimum = optimum_ns / NS
     return PlacementResult(
         status=status,
-        plan=plan,
+        plan=pick.plan,
         objective_seconds=exact,
         bound_seconds=bound,
         solve_seconds=time.perf_counter() - started,
         n_variables=n_vars,
+        optimum_seconds=optimum,
+        slower=max(0.0, (exact + overhead) / (optimum + overhead) - 1) if optimum > 0 else 0.0,
+        choice=pick.choice,
+        readability=(
+            readability(pick.plan, scope)
+            if pick.model_readability is None
+            else pick.model_readability
+        ),
     )
+
+
+def _overhead_ns(problem: PlacementProblem) -> int:
+    """The fixed per-token time outside the objective's sum (decode only), in ns: the
+    tolerance and the reported slowdown are relative to the whole time."""
+    if problem.objective is Objective.PREFILL:
+        return 0
+    return round(problem.tables.token_overhead * NS)
+
+
+# --- steps 2-4: one plan among the equally good ---------------------------------------------
+
+
+class _Pick(BaseModel):
+    """A plan, its value in the model's integer nanoseconds, and how it was chosen."""
+
+    model_config = ConfigDict(frozen=True)
+
+    plan: Plan
+    model_ns: int
+    choice: Choice
+    model_readability: int | None = None  # step 3's cost, the plan's readability at its optimum
+
+
+def _choose(
+    problem: PlacementProblem,
+    optimum_ns: int,
+    seed: list[int],
+    tolerance: float,
+    scope: RuleScope,
+    anchor: _Anchor | None,
+    *,
+    seconds: float,
+    workers: int,
+) -> _Pick | None:
+    """Steps 2-4 after a proven optimum; None if one of them runs out of time.
+
+    Each step is a fresh model of the same problem with more constraints, solved to proven
+    optimality, so what it returns depends only on the problem and the optimum's value:
+    2. the anchor: the least (layers per GPU, head device) of an optimal plan (``_anchor``,
+       unless step 1 found it already: ``_fold_anchor``);
+    3. with that layout, the most readable plan within the tolerance, then the fastest, the
+       earliest and the least (``_readable``);
+    4. if no plan of step 3's form is that fast: the least optimal plan (``_least_optimum``).
+    """
+    deadline = time.perf_counter() + seconds
+    if anchor is None:
+        anchored = _anchor(problem, optimum_ns, seed, deadline=deadline, workers=workers)
+        if anchored is None:
+            return None
+        anchor, seed = anchored
+    limit_ns = optimum_ns + math.floor((optimum_ns + _overhead_ns(problem)) * tolerance)
+    status, pick = _readable(
+        problem, anchor, optimum_ns, limit_ns, scope, deadline=deadline, workers=workers
+    )
+    if status is SolveStatus.INFEASIBLE:
+        return _least_optimum(problem, anchor, optimum_ns, seed, deadline=deadline, workers=workers)
+    return pick
+
+
+class _Anchor(BaseModel):
+    """The block layout steps 3 and 4 keep: layers per device and the head's device."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sizes: tuple[int, ...]
+    output: int
+
+
+def _search(
+    model: cp_model.CpModel, *, seconds: float, workers: int
+) -> tuple[SolveStatus, cp_model.CpSolver]:
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(seconds, 0.01)
+    solver.parameters.num_workers = workers
+    solver.parameters.cp_model_probing_level = 0  # as in step 1
+    code = solver.solve(model)
+    return _STATUS.get(code, SolveStatus.UNKNOWN), solver
+
+
+def _seed(model: cp_model.CpModel, values: Sequence[int]) -> None:
+    """Hint the first ``len(values)`` variables: a fresh build of the same problem numbers
+    its variables identically, so one step's solution seeds the next."""
+    model.clear_hints()
+    for index, value in enumerate(values):
+        model.add_hint(model.get_int_var_from_proto_index(index), value)
+
+
+_KEY_LIMIT = 2**50  # one folded key stays well inside CP-SAT's 64-bit sums
+
+_Digit = tuple[Any, int]  # (linear expression, base: its values lie in [0, base))
+
+
+def _lex_minimum(
+    model: cp_model.CpModel,
+    digits: Sequence[_Digit],
+    seed: Sequence[int] | None,
+    *,
+    deadline: float,
+    workers: int,
+) -> cp_model.CpSolver | None:
+    """The lexicographically least ``digits``: chunks folded into one key each, minimised
+    and fixed in turn. None if a search ends without proof (time, or no solution)."""
+    position = 0
+    while True:
+        chunk: list[_Digit] = []
+        size = 1
+        while position < len(digits) and (not chunk or size * digits[position][1] < _KEY_LIMIT):
+            chunk.append(digits[position])
+            size *= digits[position][1]
+            position += 1
+        key: Any = 0
+        for expr, base in chunk:
+            key = key * base + expr
+        if chunk:
+            model.minimize(key)
+        else:
+            model.clear_objective()
+        if seed is not None:
+            _seed(model, seed)
+        status, solver = _search(model, seconds=deadline - time.perf_counter(), workers=workers)
+        if status is not SolveStatus.OPTIMAL:
+            return None
+        if position >= len(digits):
+            return solver
+        model.add(key == round(solver.objective_value))
+        seed = list(solver.response_proto.solution)
+
+
+_FOLD_LIMIT = 2**60  # cost * key range + key must stay inside CP-SAT's 64-bit sums
+
+
+def _anchor_digits(built: _Model, problem: PlacementProblem) -> list[_Digit]:
+    """Step 2's key: the layers of GPU 1, 2, ..., then the head's device."""
+    n_layers, n_dev = problem.table.stored.shape[0], len(problem.devices)
+    digits: list[_Digit] = [(var, n_layers + 1) for var in built.n[1:]]
+    digits.append((sum(k * var for k, var in enumerate(built.output)), n_dev))
+    return digits
+
+
+def _fold_anchor(built: _Model, problem: PlacementProblem) -> int | None:
+    """Step 2 inside step 1, when the numbers allow: minimise cost * K + key with K above
+    every key, so a proven optimum is also the least key among the optimal plans (one search
+    instead of two, about as fast as the plain one). Returns K, or None (cost could
+    overflow: step 2 searches on its own)."""
+    proto = built.model.proto
+    most = sum(
+        abs(coefficient) * max(abs(bound) for bound in proto.variables[var].domain)
+        for var, coefficient in zip(proto.objective.vars, proto.objective.coeffs, strict=True)
+    )
+    digits = _anchor_digits(built, problem)
+    scale = math.prod(base for _, base in digits)
+    if (most + 1) * scale >= _FOLD_LIMIT:
+        return None
+    key: Any = 0
+    for expr, base in digits:
+        key = key * base + expr
+    built.model.minimize(built.cost * scale + key)
+    return scale
+
+
+def _anchor_of(solver: cp_model.CpSolver, built: _Model) -> _Anchor:
+    return _Anchor(
+        sizes=tuple(solver.value(var) for var in built.n),
+        output=next(k for k, var in enumerate(built.output) if solver.value(var)),
+    )
+
+
+def _anchor(
+    problem: PlacementProblem,
+    optimum_ns: int,
+    seed: list[int],
+    *,
+    deadline: float,
+    workers: int,
+) -> tuple[_Anchor, list[int]] | None:
+    """Step 2: among the optimal plans, the least layer counts of GPU 1, 2, ... and then the
+    head's device; with the solution, to seed the next steps."""
+    built = build_model(problem)
+    built.model.add(built.cost <= optimum_ns)
+    digits = _anchor_digits(built, problem)
+    solver = _lex_minimum(built.model, digits, seed, deadline=deadline, workers=workers)
+    if solver is None:
+        return None
+    return _anchor_of(solver, built), list(solver.response_proto.solution)
+
+
+def _fix_anchor(built: _Model, anchor: _Anchor) -> None:
+    for var, size in zip(built.n, anchor.sizes, strict=True):
+        built.model.add(var == size)
+    built.model.add(built.output[anchor.output] == 1)
+
+
+def _readable(
+    problem: PlacementProblem,
+    anchor: _Anchor,
+    optimum_ns: int,
+    limit_ns: int,
+    scope: RuleScope,
+    *,
+    deadline: float,
+    workers: int,
+) -> tuple[SolveStatus, _Pick | None]:
+    """Step 3: on the anchor's layout, the plan of segment form (``_add_segments``) at most
+    ``limit_ns``, least by (readability, model time, sum of run starts, then its key in
+    order). INFEASIBLE if no such plan is that fast (or the form does not apply)."""
+    built = build_model(problem)
+    _fix_anchor(built, anchor)
+    segments = _add_segments(built, problem, anchor, scope)
+    if segments is None:
+        return SolveStatus.INFEASIBLE, None
+    model = built.model
+    model.add(built.cost <= limit_ns)
+    per_ns = segments.most_tiebreak + 1
+    per_rule = (limit_ns - optimum_ns + 1) * per_ns
+    objective = segments.cost * per_rule + (built.cost - optimum_ns) * per_ns
+    objective += segments.tiebreak
+    model.minimize(objective)
+    status, solver = _search(model, seconds=deadline - time.perf_counter(), workers=workers)
+    if status is not SolveStatus.OPTIMAL:
+        return status, None
+    model.add(objective <= round(solver.objective_value))
+    seed = list(solver.response_proto.solution)
+    solver = _lex_minimum(model, segments.key, seed, deadline=deadline, workers=workers)
+    if solver is None:
+        return SolveStatus.UNKNOWN, None
+    plan = _segment_plan(solver, built, segments, problem.devices, anchor)
+    return SolveStatus.OPTIMAL, _Pick(
+        plan=plan,
+        model_ns=solver.value(built.cost),
+        choice=Choice.READABLE,
+        model_readability=solver.value(segments.cost),
+    )
+
+
+def _least_optimum(
+    problem: PlacementProblem,
+    anchor: _Anchor,
+    optimum_ns: int,
+    seed: list[int],
+    *,
+    deadline: float,
+    workers: int,
+) -> _Pick | None:
+    """Step 4: on the anchor's layout, the optimal plan with the least pattern counts (then
+    block endings), extracted as step 1's."""
+    built = build_model(problem)
+    _fix_anchor(built, anchor)
+    built.model.add(built.cost <= optimum_ns)
+    digits: list[_Digit] = [
+        (var, len(built.classes[c].members) + 1) for (c, _, _), var in built.m.items()
+    ]
+    digits += [(var, 2) for row in built.fin for var in row]
+    solver = _lex_minimum(built.model, digits, seed, deadline=deadline, workers=workers)
+    if solver is None:
+        return None
+    plan = extract_plan(solver, built, problem.devices, problem.table.stored.shape[0])
+    return _Pick(plan=plan, model_ns=optimum_ns, choice=Choice.OPTIMUM)
+
+
+# --- step 3's form: each kind of layer's units in runs ---------------------------------------
+
+
+@dataclass(frozen=True)
+class _Slots:
+    """One group's layers inside one block (a *group*: the layer classes with the same units),
+    cut into consecutive slots. In order ``forward`` slot i takes ``order[i]``, otherwise
+    ``order[S-1-i]``; ``order`` is the block's own pattern (units follow the layer), then every
+    pattern in ``LayerClass.patterns`` order, so each pattern other than the own one is one
+    run, and a run towards an earlier device can sit anywhere between two own runs."""
+
+    block: int
+    first: int  # the group's layers below the block: positions are counted from here
+    members: tuple[int, ...]  # the block's layers of the group, ascending
+    order: tuple[tuple[int, ...], ...]
+    forward: cp_model.IntVar
+    bounds: tuple[Any, ...]  # S + 1 boundaries, offsets into members (0 and len at the ends)
+    filled: tuple[cp_model.IntVar, ...]  # slot i is not empty
+
+    def pattern(self, i: int, forward: bool) -> tuple[int, ...]:
+        return self.order[i] if forward else self.order[len(self.order) - 1 - i]
+
+
+@dataclass(frozen=True)
+class _Segments:
+    """What ``_add_segments`` adds: the readability cost (``solver.plan.render.readability``
+    of the plan), a tie-break (sum of the runs' starts), and the key that fixes the plan."""
+
+    cost: Any
+    tiebreak: Any
+    most_tiebreak: int
+    key: list[_Digit]
+    slots: list[_Slots]
+
+
+def _add_segments(
+    built: _Model, problem: PlacementProblem, anchor: _Anchor, scope: RuleScope
+) -> _Segments | None:
+    """Adds step 3's form on the anchor's layout and its readability cost; None if a unit
+    belongs to two groups (its rule's ranges would interleave them: step 4 then)."""
+    groups: dict[tuple[Unit, ...], list[int]] = {}
+    for c, cls in enumerate(built.classes):
+        if cls.units:
+            groups.setdefault(cls.units, []).append(c)
+    units = [g for group in groups for g in group]
+    if len(units) != len(set(units)):
+        return None
+    starts = list(itertools.accumulate(anchor.sizes, initial=0))
+    cost: list[Any] = []
+    tiebreak: list[Any] = []
+    key: list[_Digit] = []
+    every: list[_Slots] = []
+    for group, group_classes in groups.items():
+        members = sorted(il for c in group_classes for il in built.classes[c].members)
+        slots = []
+        for k in range(len(problem.devices)):
+            inside = tuple(il for il in members if starts[k] <= il < starts[k + 1])
+            if not inside:
+                continue
+            first = sum(1 for il in members if il < starts[k])
+            block = _add_slots(built, group, group_classes, k, first, inside)
+            _add_block_end(built, block, starts[k + 1] - 1)
+            key.extend(_add_runs_key(built, block, tiebreak))
+            slots.append(block)
+        cost += _add_rule_costs(built, group, slots, scope)
+        every += slots
+    most = sum(len(block.members) * (len(block.order) - 2) for block in every)  # starts' sum
+    return _Segments(cost=sum(cost), tiebreak=sum(tiebreak), most_tiebreak=most, key=key,
+                     slots=every)  # fmt: skip
+
+
+def _order_bits(model: cp_model.CpModel, var: cp_model.IntVar, size: int, name: str) -> list:
+    """``[var > p]`` for p = 0..size-1 (monotone): counts below ``var`` become linear sums."""
+    bits = [model.new_bool_var(f"{name}>{p}") for p in range(size)]
+    for higher, lower in itertools.pairwise(bits):
+        model.add_implication(lower, higher)
+    model.add(var == sum(bits))
+    return bits
+
+
+def _add_slots(
+    built: _Model,
+    group: tuple[Unit, ...],
+    group_classes: list[int],
+    k: int,
+    first: int,
+    inside: tuple[int, ...],
+) -> _Slots:
+    """Adds one block's slots for a group: the orientation, the inner boundaries (as order
+    bits), which slots are filled, and the class counts of each pattern they imply
+    (``m[c][k][pi]`` equals them)."""
+    model, n_dev = built.model, len(built.n)
+    size = len(inside)
+    every = built.classes[group_classes[0]].patterns(n_dev)
+    # Later units (shared experts) stay with the layer or go with the first (routed experts).
+    patterns = [p for p in every if all(d in (k, p[0]) for d in p[1:])]
+    for c in group_classes:
+        for pattern in every:
+            if pattern not in patterns:
+                model.add(built.m[c, k, pattern] == 0)
+    order = ((k,) * len(group), *patterns)
+    name = f"{','.join(group)}[{k}]"
+    forward = model.new_bool_var(f"forward[{name}]")
+    bits: list[list[Any]] = [[0] * size]
+    for i in range(1, len(order)):
+        bound = model.new_int_var(0, size, f"bound[{name}][{i}]")
+        bits.append(_order_bits(model, bound, size, f"bound[{name}][{i}]"))
+    bits.append([1] * size)
+    for lower, upper in itertools.pairwise(bits[1:-1]):
+        for a, b in zip(lower, upper, strict=True):
+            model.add_implication(a, b)  # boundaries in order
+    bounds = tuple(sum(row) for row in bits)
+    filled = []
+    for i in range(len(order)):
+        nonempty = model.new_bool_var(f"filled[{name}][{i}]")
+        model.add(bounds[i + 1] - bounds[i] >= 1).only_enforce_if(nonempty)
+        model.add(bounds[i + 1] - bounds[i] == 0).only_enforce_if(nonempty.Not())
+        filled.append(nonempty)
+    last = len(order)
+    for c in group_classes:
+        of_c = set(built.classes[c].members)
+        below = [sum(row[p] for p in range(size) if inside[p] in of_c) for row in bits]
+        for pattern in patterns:
+            runs = [i for i, p in enumerate(order) if p == pattern]
+            there = built.m[c, k, pattern]
+            ahead = sum(below[i + 1] - below[i] for i in runs)
+            behind = sum(below[last - i] - below[last - 1 - i] for i in runs)
+            model.add(there == ahead).only_enforce_if(forward)
+            model.add(there == behind).only_enforce_if(forward.Not())
+    return _Slots(block=k, first=first, members=inside, order=order, forward=forward,
+                  bounds=bounds, filled=tuple(filled))  # fmt: skip
+
+
+def _add_block_end(built: _Model, block: _Slots, last_layer: int) -> None:
+    """If the block's last layer is of this group, its pattern (the last filled slot's)
+    ends where ``fin`` says, as step 1's cost of block boundaries assumes."""
+    if last_layer != block.members[-1]:
+        return
+    model, slots = built.model, len(block.order)
+    last_filled = []
+    for i in range(slots):
+        is_last = model.new_bool_var(f"last_filled[{block.block}][{i}]")
+        later = block.filled[i + 1 :]
+        model.add_bool_and([block.filled[i], *(f.Not() for f in later)]).only_enforce_if(is_last)
+        model.add_bool_or([block.filled[i].Not(), *later, is_last])
+        last_filled.append(is_last)
+    for x, ends_on_x in enumerate(built.fin[block.block]):
+        for forward in (True, False):
+            ending = [
+                last_filled[i]
+                for i in range(slots)
+                if _final_device(block.pattern(i, forward), block.block) == x
+            ]
+            orientation = block.forward if forward else block.forward.Not()
+            model.add(sum(ending) >= 1).only_enforce_if([ends_on_x, orientation])
+
+
+def _add_runs_key(built: _Model, block: _Slots, tiebreak: list[Any]) -> list[_Digit]:
+    """Adds, per pattern other than the block's own, its run's start and length (start 0
+    when empty): they fix the plan whatever the slots' orientation. Returns them as digits
+    and adds the starts to ``tiebreak`` (runs early in their block)."""
+    model, slots, size = built.model, len(block.order), len(block.members)
+    digits: list[_Digit] = []
+    for j in range(1, slots):
+        if block.order[j] == block.order[0]:
+            continue
+        name = f"run[{block.block}][{block.order[j]}]"
+        start = model.new_int_var(0, size, f"{name}.start")
+        length = model.new_int_var(0, size, f"{name}.length")
+        there = model.new_bool_var(f"{name}.there")
+        model.add(length >= 1).only_enforce_if(there)
+        model.add(length == 0).only_enforce_if(there.Not())
+        mirror = slots - 1 - j
+        for i, orientation in ((j, block.forward), (mirror, block.forward.Not())):
+            model.add(length == block.bounds[i + 1] - block.bounds[i]).only_enforce_if(orientation)
+            model.add(start == block.bounds[i]).only_enforce_if([orientation, there])
+        model.add(start == 0).only_enforce_if(there.Not())
+        digits += [(start, size + 1), (length, size + 1)]
+        tiebreak.append(start)
+    return digits
+
+
+def _when(
+    model: cp_model.CpModel, filled: cp_model.IntVar, forward: cp_model.IntVar,
+    ahead: bool, behind: bool, name: str,
+) -> cp_model.IntVar | None:  # fmt: skip
+    """The literal 'slot filled, and its pattern has the property' given whether the
+    property holds in forward (``ahead``) and reversed (``behind``) order; None if never."""
+    if ahead and behind:
+        return filled
+    if not (ahead or behind):
+        return None
+    orientation = forward if ahead else forward.Not()
+    both = model.new_bool_var(name)
+    model.add_bool_and([filled, orientation]).only_enforce_if(both)
+    model.add_bool_or([filled.Not(), orientation.Not(), both])
+    return both
+
+
+def _add_rule_costs(
+    built: _Model, group: tuple[Unit, ...], blocks: list[_Slots], scope: RuleScope
+) -> list[Any]:
+    """Adds, per unit g of the group and device t, the rule moving g to t: whether it is
+    needed and one boolean per run (a filled slot moving g to t with no such slot before it
+    since the last slot that does not: layers without the unit are not in the group, so runs
+    join across them as the renderer's ranges do). Returns the cost terms: rule + runs, and
+    -1 for ``--n-cpu-moe`` when it can say the experts' CPU rule (``_add_n_cpu_moe``)."""
+    model, n_dev = built.model, len(built.n)
+    terms: list[Any] = []
+    for u, g in enumerate(group):
+        for t in range(n_dev):
+            rule = model.new_bool_var(f"rule[{g}][{t}]")
+            carry: Any = 0
+            runs = []
+            for block in blocks:
+                for i in range(len(block.order)):
+                    name = f"[{g}][{t}][{block.block}][{i}]"
+                    ahead = block.pattern(i, True)[u] == t
+                    behind = block.pattern(i, False)[u] == t
+                    if block.block == t:
+                        moves, stops = None, block.filled[i]
+                    else:
+                        moves = _when(model, block.filled[i], block.forward, ahead, behind,
+                                      f"moves{name}")  # fmt: skip
+                        stops = _when(model, block.filled[i], block.forward, not ahead,
+                                      not behind, f"stops{name}")  # fmt: skip
+                    carried = model.new_bool_var(f"carried{name}")
+                    model.add(carried <= carry + (0 if moves is None else moves))
+                    if stops is not None:
+                        model.add(carried + stops <= 1)
+                    if moves is not None:
+                        run = model.new_bool_var(f"run{name}")
+                        model.add(run >= moves - carry)
+                        model.add(rule >= run)
+                        runs.append(run)
+                    carry = carried
+            if not runs:
+                continue
+            terms += [rule, *runs]
+            if scope.n_cpu_moe and g is Unit.EXPERTS and t == 0:
+                terms.append(-_add_n_cpu_moe(built, u, blocks, rule))
+    return terms
+
+
+def _add_n_cpu_moe(
+    built: _Model, u: int, blocks: list[_Slots], rule: cp_model.IntVar
+) -> cp_model.IntVar:
+    """Adds ``n_cpu_moe``: the experts on the CPU (unit u of the group; on CPU layers too)
+    are exactly the group's first ones, so ``--n-cpu-moe N`` says the experts' CPU rule: every
+    filled slot with experts on the CPU ends within their count. Only with that rule."""
+    model = built.model
+    n_cpu_moe = model.new_bool_var("n_cpu_moe")
+    model.add_implication(n_cpu_moe, rule)
+    on_cpu: list[tuple[cp_model.IntVar, Any]] = []
+    count: list[Any] = []
+    for block in blocks:
+        for i in range(len(block.order)):
+            ahead = block.pattern(i, True)[u] == 0
+            behind = block.pattern(i, False)[u] == 0
+            literal = _when(model, block.filled[i], block.forward, ahead, behind,
+                            f"cpu_experts[{block.block}][{i}]")  # fmt: skip
+            if literal is None:
+                continue
+            length = block.bounds[i + 1] - block.bounds[i]
+            if ahead and behind:
+                count.append(length)
+            else:
+                held = model.new_int_var(0, len(block.members), f"cpu_held[{block.block}][{i}]")
+                model.add(held == length).only_enforce_if(literal)
+                model.add(held == 0).only_enforce_if(literal.Not())
+                count.append(held)
+            on_cpu.append((literal, block.first + block.bounds[i + 1]))
+    total = sum(count)
+    for literal, end in on_cpu:
+        model.add(end <= total).only_enforce_if([n_cpu_moe, literal])
+    return n_cpu_moe
+
+
+def _segment_plan(
+    solver: cp_model.CpSolver,
+    built: _Model,
+    segments: _Segments,
+    devices: tuple[str, ...],
+    anchor: _Anchor,
+) -> Plan:
+    """The plan of step 3's solution: each slot's pattern on its layers."""
+    n_layers = sum(anchor.sizes)
+    patterns: list[tuple[int, ...]] = [()] * n_layers
+    for block in segments.slots:
+        forward = bool(solver.value(block.forward))
+        bounds = [int(solver.value(b)) for b in block.bounds]
+        for i in range(len(block.order)):
+            for p in range(bounds[i], bounds[i + 1]):
+                patterns[block.members[p]] = block.pattern(i, forward)
+    return _plan_of(built.classes, devices, list(anchor.sizes), patterns, anchor.output)
 
 
 def plan_memory(plan: Plan, problem: PlacementProblem) -> dict[str, int]:

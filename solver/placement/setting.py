@@ -34,6 +34,7 @@ from solver.plan.units import LayerTable, build_layer_table
 from solver.quantities import CPU, GIB, MIB
 
 KV_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+DEFAULT_TOLERANCE = 0.005  # a plan 0.5% slower than the optimum may be picked for readability
 
 
 class SolveRequest(BaseModel):
@@ -57,6 +58,12 @@ class SolveRequest(BaseModel):
         default=None,
         description="for a model whose compute buffers fit cannot model: bytes assumed as the "
         "compute buffer of each device that runs layers; None refuses such a model",
+    )
+    tolerance: float = Field(
+        default=DEFAULT_TOLERANCE,
+        ge=0,
+        description="how much slower than the optimum (0.005: 0.5%) a plan may be to have "
+        "fewer -ot rules and contiguous layer ranges; 0: optimal plans only",
     )
 
 

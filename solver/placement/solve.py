@@ -8,7 +8,9 @@ The steps, each its own function:
 2. Fixed bytes per device before any plan: compute and output buffers and host-only tensors,
    from the full memory model (``solver.llama.memory``) on two reference plans.
 3. Build the CP-SAT problem (``solver.placement.cpsat``), seed it with the best baseline plan,
-   solve it, and render the plan as ``-ngl/-ts/-ot``.
+   solve it (the optimum, then among plans within the request's ``tolerance`` of it the most
+   readable, picked the same way every run), and render the plan as ``-ngl/-ts/-ot`` (or
+   ``--n-cpu-moe``); the report says what readability cost (``Readability``).
 4. Verify: parse the rendered arguments back as llama.cpp would, run the full memory model,
    check every tensor lands where the plan put it and every device stays within capacity.
    A device over capacity because its buffers came out larger than assumed gets the measured
@@ -23,19 +25,21 @@ The steps, each its own function:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from solver.cost.model import CostCoefficients, CostEstimate, estimate_cost
+from solver.cost.model import CostCoefficients, CostEstimate, Objective, estimate_cost
 from solver.errors import BadInput, OperationFailed
 from solver.gguf.inventory import Inventory
 from solver.hardware.scenario import Hardware
-from solver.llama.args import parse_llama_args
+from solver.llama.args import LLM_FFN_EXPS_REGEX, parse_llama_args
 from solver.llama.device_map import CpuFeatures
 from solver.llama.memory import MemoryReport, Unmodelled, estimate_memory
 from solver.placement.baselines import BASELINES
 from solver.placement.cpsat import (
+    Choice,
     PlacementProblem,
     PlacementResult,
     SolveStatus,
@@ -52,9 +56,9 @@ from solver.placement.setting import (
     resolve_setting,
 )
 from solver.plan.plan import Plan, split_slots
-from solver.plan.render import placement_args
+from solver.plan.render import NO_SCOPE, RuleScope, placement_args
 from solver.plan.strategy import STRATEGY_TITLES, classify, rationale
-from solver.plan.units import unit_of
+from solver.plan.units import LayerTable, Unit, unit_of
 from solver.quantities import CPU, GIB, MIB
 
 __all__ = ["SolveReport", "SolveRequest", "solve"]
@@ -110,6 +114,28 @@ class Shortfall(BaseModel):
     suggestions: tuple[str, ...]
 
 
+class Readability(BaseModel):
+    """What the plan gave up for readability: among the plans within ``tolerance`` of the
+    model's optimum, the one with the fewest ``-ot`` rules and ranges (step 3)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    choice: Choice = Field(
+        description="readable: the most readable plan within the tolerance; optimum: no plan "
+        "of contiguous runs was, so an optimal one; search: the search's own plan (optimum "
+        "not proven, or out of time), which another run may not repeat"
+    )
+    tolerance: float = Field(description="as asked (0.005: 0.5%)")
+    cost: int = Field(description="-ot rules + their layer ranges + 1 for --n-cpu-moe")
+    slower: float = Field(description="how much slower than the optimum (0.003: 0.3%)")
+    optimum_decode_tps: float | None = Field(
+        default=None, description="the optimum's decode t/s (decode objective)"
+    )
+    optimum_prefill_tps: float | None = Field(
+        default=None, description="the optimum's prefill t/s (prefill objective)"
+    )
+
+
 class SolveReport(BaseModel):
     """Everything ``fit solve`` prints and ``--write-profile`` writes."""
 
@@ -138,6 +164,7 @@ class SolveReport(BaseModel):
     unmodelled: Unmodelled | None = Field(
         default=None, description="compute buffers not modelled, and the margin assumed"
     )
+    readability: Readability | None = None
     notes: tuple[str, ...] = ()
 
     @property
@@ -163,6 +190,7 @@ class SolveReport(BaseModel):
             "shortfall": self.shortfall.model_dump() if self.shortfall else None,
             "rounds": self.rounds,
             "decisions": [d.model_dump() for d in self.decisions],
+            "readability": self.readability.model_dump() if self.readability else None,
             "notes": list(self.notes),
         }
         if self.unmodelled is not None:
@@ -196,8 +224,29 @@ def _memory(
 # --- step 3 and 4: solve, render, verify -------------------------------------------------------
 
 
-def launch_args(setting: Setting, plan: Plan, hardware: Hardware) -> list[str]:
-    return [*setting.base_args, *placement_args(plan, buffer_names(hardware))]
+def launch_args(
+    setting: Setting, plan: Plan, hardware: Hardware, scope: RuleScope = NO_SCOPE
+) -> list[str]:
+    return [*setting.base_args, *placement_args(plan, buffer_names(hardware), scope)]
+
+
+def rule_scope(inventory: Inventory, table: LayerTable) -> RuleScope:
+    """What this model's rules may name besides the layers they move: layers without a unit,
+    and ``--n-cpu-moe`` when llama.cpp's regex for it matches exactly the routed-experts unit
+    (no tensor of another unit, none of them missed)."""
+    column = {unit: i for i, unit in enumerate(table.units)}
+    n_layers = table.stored.shape[0]
+    absent = {
+        unit: frozenset(il for il in range(n_layers) if table.stored[il, column[unit]] == 0)
+        for unit in table.units
+    }
+    exps = re.compile(LLM_FFN_EXPS_REGEX)
+    exact = all(
+        bool(exps.search(t.name)) == (unit_of(t) is Unit.EXPERTS)
+        for t in inventory.tensors
+        if t.layer is not None and t.layer < n_layers
+    )
+    return RuleScope(absent=absent, n_cpu_moe=exact)
 
 
 def plan_report(
@@ -206,7 +255,7 @@ def plan_report(
     """The full memory model on the plan's own rendered arguments. Refuses (``BadInput``) a
     model whose compute buffers fit cannot model, unless the setting states a margin: a plan
     that counted them as free would run out of memory."""
-    args = launch_args(setting, plan, hardware)
+    args = launch_args(setting, plan, hardware, rule_scope(inventory, setting.table))
     report = _memory(inventory, hardware, args, cpu, setting.unmodelled_margin)
     unmodelled = report.unmodelled
     if unmodelled is not None and unmodelled.margin is None:
@@ -335,14 +384,16 @@ def solve_setting(
     capacity = capacities(hardware, request)
     budgets = {name: budget for name, (_, budget) in capacity.items()}
     fixed, unmodelled = _reference_fixed_bytes(inventory, hardware, setting, cpu)
+    scope = rule_scope(inventory, setting.table)
     elapsed = 0.0
     decisions: list[RoundDecision] = []
     for round_ in range(1, MAX_ROUNDS + 1):
         problem = placement_problem(setting, hardware, budgets, fixed, request.objective)
         hint, baselines = _best_baseline(problem)
         result = solve_placement(
-            problem, hint=hint, time_limit_s=request.time_limit_s, workers=request.workers
-        )
+            problem, hint=hint, time_limit_s=request.time_limit_s, workers=request.workers,
+            tolerance=request.tolerance, scope=scope,
+        )  # fmt: skip
         elapsed += result.solve_seconds
         if result.plan is None:
             report = _infeasible(setting, problem, elapsed, round_)
@@ -461,7 +512,7 @@ def _feasible(
         rationale=rationale(
             plan, weights_bytes=inventory.total_bytes, gpu_capacity_bytes=gpu_budget
         ),
-        args=tuple(launch_args(setting, plan, hardware)),
+        args=tuple(launch_args(setting, plan, hardware, rule_scope(inventory, setting.table))),
         decode_tps=estimate.decode_tps,
         prefill_tps=estimate.prefill_tps,
         graph_splits=report.graph_splits,
@@ -469,7 +520,30 @@ def _feasible(
         plan=plan,
         baselines=baseline_tps if request.with_baselines else {},
         rounds=rounds,
+        readability=_readability(result, setting, request),
         notes=report.notes,
+    )
+
+
+def _readability(
+    result: PlacementResult, setting: Setting, request: SolveRequest
+) -> Readability | None:
+    """What the plan cost in speed for readability, against the optimum of the model."""
+    if result.optimum_seconds is None or result.readability is None:
+        return None
+    optimum, tables = result.optimum_seconds, setting.tables
+    decode = prefill = None
+    if request.objective is Objective.DECODE:
+        decode = 1.0 / (optimum + tables.token_overhead)
+    elif request.objective is Objective.PREFILL and optimum > 0:
+        prefill = tables.n_ubatch / optimum
+    return Readability(
+        choice=result.choice,
+        tolerance=request.tolerance,
+        cost=result.readability,
+        slower=result.slower or 0.0,
+        optimum_decode_tps=decode,
+        optimum_prefill_tps=prefill,
     )
 
 

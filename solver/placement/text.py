@@ -90,6 +90,7 @@ def render_solve(report: SolveReport, inventory: Inventory, hardware: Hardware) 
         return "\n".join(lines)
     gap = "" if report.gap is None else f", gap {report.gap:.3%}"
     lines.append(f"status: {report.status.value}{gap}, solved in {report.solve_seconds:.2f} s")
+    lines += _readability_lines(report)
     lines += _decision_lines(report)
     lines.append(f"strategy {report.strategy}: {report.strategy_title} — {report.rationale}")
     lines.append(
@@ -128,6 +129,34 @@ def render_solve(report: SolveReport, inventory: Inventory, hardware: Hardware) 
     lines.append(terminal_safe("llama-server " + " ".join(_quoted(a) for a in report.args)))
     lines += [f"note: {terminal_safe(n)}" for n in report.notes]
     return "\n".join(lines)
+
+
+def _readability_lines(report: SolveReport) -> list[str]:
+    """What readability cost: how much slower than the optimum the printed plan is."""
+    r = report.readability
+    if r is None:
+        return []
+    if r.choice == "search":
+        return [
+            "plan as the search found it: the optimum was not proven in time, so another run "
+            "may print other arguments"
+        ]
+    cost = f"readability cost {r.cost}: -ot rules + their layer ranges + --n-cpu-moe"
+    if r.choice == "optimum":
+        return [
+            f"no plan of contiguous -ot ranges within the {r.tolerance:.1%} tolerance: an "
+            f"optimal one ({cost})"
+        ]
+    if r.slower < 5e-5:
+        return [f"readable plan: as fast as the optimum ({cost}; tolerance {r.tolerance:.1%})"]
+    optimum, now = r.optimum_decode_tps, report.decode_tps
+    if optimum is None:
+        optimum, now = r.optimum_prefill_tps, report.prefill_tps
+    speeds = "" if optimum is None or now is None else f"{now:.1f} vs {optimum:.1f} t/s; "
+    return [
+        f"readable plan: {r.slower:.2%} slower than the optimum ({speeds}{cost}; tolerance "
+        f"{r.tolerance:.1%})"
+    ]
 
 
 def _decision_lines(report: SolveReport) -> list[str]:
