@@ -23,6 +23,8 @@ SYNTHETIC_ARCHS = (
     "llama", "qwen3", "qwen3moe", "gemma3", "deepseek2", "gpt-oss", "glm4moe", "qwen35moe",
     "qwen35",
 )  # fmt: skip
+# llama4: three chunked layers with RoPE, then a global one without (plus the temperature scale)
+SYNTHETIC_ARCHS += ("llama4",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a miniature
@@ -175,6 +177,14 @@ SYNTHETIC = [
         "glm4moe": {
             "mtp-skipped": "-c 1024 -ngl 99 -ts 1,1",
             "first-match": r"-c 1024 -ngl 99 -ts 1,1 -ot blk\.1\.=CPU,blk\.=@0",
+        },
+        # global no-rope layers 3 and 7 among chunked ones; dense and MoE layers alternating
+        "llama4/8": {
+            "split": "-c 1024 -ngl 99 -ts 1,1",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,1 -fa off",
+            "swa-full-ub": "-c 4096 -ngl 99 -ts 1,2 --swa-full -ub 128",
+            "cpu-moe-q8": "-c 2048 -ngl 99 -ts 2,1 --cpu-moe -ctk q8_0 -ctv q8_0 -fa on",
+            "partial-nkvo": "-c 2048 -np 2 -ngl 5 -ts 1,1 -nkvo",
         },
         # two full-attention layers (3, 7) among DeltaNet layers with recurrent state
         "qwen35moe/8": {

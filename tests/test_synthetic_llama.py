@@ -150,6 +150,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "glm4moe": "blk.1.exp_probs_b.bias",
     "qwen35": "blk.0.ssm_beta.weight",
     "qwen35moe": "blk.1.ffn_gate_inp_shexp.weight",
+    "llama4": "blk.1.ffn_gate_shexp.weight",
 }
 
 

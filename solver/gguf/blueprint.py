@@ -49,6 +49,7 @@ class Arch(StrEnum):
     GLM4MOE = "glm4moe"
     QWEN35 = "qwen35"  # Qwen3.5/3.6 dense: gated DeltaNet layers + gated full attention
     QWEN35MOE = "qwen35moe"  # the same with 256-expert MoE FFNs and a gated shared expert
+    LLAMA4 = "llama4"  # Llama 4: chunked / no-rope attention, experts plus a shared expert
 
 
 class RopeScaling(BaseModel):
@@ -158,11 +159,14 @@ class Blueprint(BaseModel):
     rope_sections: tuple[int, int, int, int] | None = Field(
         default=None, description="rope_parameters.mrope_section, padded to 4"
     )
+    # llama4: every moe_layer_step-th layer is MoE (the others dense)
+    moe_layer_step: int = Field(default=0, description="interleave_moe_layer_step")
     tokenizer: Tokenizer = Tokenizer()
 
     @model_validator(mode="after")
     def _consistent(self) -> Blueprint:
         moe_archs = (Arch.QWEN3MOE, Arch.DEEPSEEK2, Arch.GPT_OSS, Arch.GLM4MOE, Arch.QWEN35MOE)
+        moe_archs += (Arch.LLAMA4,)
         if self.architecture in moe_archs and not (self.n_expert and self.n_expert_used):
             raise BadInput(f"{self.name}: {self.architecture} needs n_expert and n_expert_used")
         if self.n_expert_used > self.n_expert:
@@ -216,6 +220,8 @@ class Blueprint(BaseModel):
         return self.rope_dim if self.rope_dim is not None else self.head_dim_k
 
     def is_moe_layer(self, layer: int) -> bool:
+        if self.architecture is Arch.LLAMA4:  # llama4.cpp: (i + 1) % n_moe_layer_step == 0
+            return self.moe_layer_step > 0 and (layer + 1) % self.moe_layer_step == 0
         return self.n_expert > 0 and layer >= self.leading_dense_layers
 
 
@@ -281,6 +287,9 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         put(K.LLM.NEXTN_PREDICT_LAYERS, bp.nextn_layers)
     if bp.is_gated_delta_net:
         _put_gated_delta_net(bp, put)
+    if bp.architecture is Arch.LLAMA4:
+        # conversion/llama.py Llama4Model: the MoE interleave (the chunked window is implied)
+        put(K.LLM.INTERLEAVE_MOE_LAYER_STEP, bp.moe_layer_step)
     _put_attention_geometry(bp, put)
     _put_rope_scaling(bp, put)
     if bp.sliding_window:
@@ -313,7 +322,7 @@ def _put_attention_geometry(bp: Blueprint, put) -> None:
     if bp.head_dim is not None or bp.architecture in (Arch.GEMMA3, Arch.GPT_OSS):
         put(K.Attention.KEY_LENGTH, bp.head_dim_k)
         put(K.Attention.VALUE_LENGTH, bp.head_dim_k)
-    if bp.architecture is Arch.LLAMA:
+    if bp.architecture in (Arch.LLAMA, Arch.LLAMA4):
         # conversion/llama.py: vocab size and rope dims (= head dim; load_hparams checks it)
         put(K.LLM.VOCAB_SIZE, bp.n_vocab)
         put(K.Rope.DIMENSION_COUNT, bp.head_dim_k)
@@ -705,6 +714,26 @@ def _qwen35_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     return specs
 
 
+def _llama4_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/llama4.cpp: llama attention, then on every moe_layer_step-th layer routed
+    experts plus one shared expert of the experts' width, else a dense FFN."""
+    specs = [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,)),
+        *_attention_qkvo(bp, i),
+        _spec(T.FFN_NORM, i, (bp.n_embd,)),
+    ]
+    if not bp.is_moe_layer(i):
+        return specs + _dense_ffn(bp, i)
+    width = bp.n_ff_exp
+    return [
+        *specs,
+        *_routed_experts(bp, i),
+        _spec(T.FFN_GATE_SHEXP, i, (bp.n_embd, width)),
+        _spec(T.FFN_DOWN_SHEXP, i, (width, bp.n_embd)),
+        _spec(T.FFN_UP_SHEXP, i, (bp.n_embd, width)),
+    ]
+
+
 _LAYER_BUILDERS = {
     Arch.LLAMA: _llama_layer,
     Arch.QWEN3: _qwen3_layer,
@@ -715,4 +744,5 @@ _LAYER_BUILDERS = {
     Arch.GLM4MOE: _glm4moe_layer,
     Arch.QWEN35: _qwen35_layer,
     Arch.QWEN35MOE: _qwen35_layer,
+    Arch.LLAMA4: _llama4_layer,
 }

@@ -394,6 +394,22 @@ _QWEN35MOE = Family(
     all_layers=True,
 )
 
+# llama4: every interleave_moe_layer_step-th layer routes to experts plus a shared expert of the
+# experts' width; the others have a dense FFN
+_LLAMA4 = Family(
+    "src/models/llama4.cpp",
+    (*_GLOBALS, _w(T.ROPE_FREQS, "ROT/2", optional=True)),
+    (
+        _w(T.ATTN_NORM, "E"),
+        _qkv("H*HK", "HKV*HK", "HKV*HV"),
+        _w(T.ATTN_OUT, "H*HK", "E"),
+        _w(T.FFN_NORM, "E"),
+        *_experts("FE", ("moe_step",)),
+        *_shared_experts("FE", ("moe_step",)),
+        *_dense_ffn(("dense_step",)),
+    ),
+)
+
 FAMILIES: dict[str, Family] = {
     "llama": _LLAMA,
     "mistral3": _LLAMA,
@@ -407,6 +423,7 @@ FAMILIES: dict[str, Family] = {
     "glm4moe": _GLM4MOE,
     "qwen35": _QWEN35,
     "qwen35moe": _QWEN35MOE,
+    "llama4": _LLAMA4,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.
@@ -496,7 +513,15 @@ _CONDITIONS: dict[str, Callable[[Inventory, int, Mapping[str, int]], bool]] = {
     "no_mla": lambda inv, il, d: not (d["KMLA"] > 0 and d["VMLA"] > 0),
     "recurrent": lambda inv, il, d: _is_recurrent(inv, il),
     "attention": lambda inv, il, d: not _is_recurrent(inv, il),
+    "moe_step": lambda inv, il, d: _is_step_moe(inv, il),
+    "dense_step": lambda inv, il, d: not _is_step_moe(inv, il),
 }
+
+
+def _is_step_moe(inventory: Inventory, il: int) -> bool:
+    """llama4.cpp: ``n_moe_layer_step > 0 && (i + 1) % n_moe_layer_step == 0``."""
+    step = _meta_int(inventory, Keys.LLM.INTERLEAVE_MOE_LAYER_STEP)
+    return step > 0 and (il + 1) % step == 0
 
 
 def _is_recurrent(inventory: Inventory, il: int) -> bool:

@@ -374,6 +374,9 @@ def miniature(bp: Blueprint) -> Blueprint:
     if bp.is_gated_delta_net:
         # keep the layer pattern: at least one full-attention layer after the DeltaNet ones
         n_layer = max(n_layer, bp.full_attention_interval)
+    if bp.architecture is Arch.LLAMA4:
+        # three chunked layers, then a full-attention layer without RoPE (llama4.cpp)
+        n_layer = max(n_layer, 4)
     groups = {}
     if bp.expert_groups is not None:
         # keep "grouped routing" when the model has it; llama.cpp wants used < groups
@@ -487,6 +490,20 @@ def tiny_blueprint(arch: Arch | str) -> Blueprint:
             "expert_weights_scale": 1.0,
             "expert_weights_norm": True,
             "nextn_layers": 1,
+            "tokenizer": gpt2,
+        },
+        # llama4: 3 chunked + 1 no-rope full layer, dense and MoE layers alternating (Maverick's
+        # interleave; Scout's is 1), top-1 routing plus a shared expert, llama3 rope factors
+        Arch.LLAMA4: {
+            **moe,
+            "n_expert_used": 1,
+            "n_ff": 512,
+            "n_layer": 4,
+            "moe_layer_step": 2,
+            "rope_theta": 500000.0,
+            "rope_scaling": RopeScaling(
+                type="llama3", factor=16.0, original_context_length=8192, high_freq_factor=1.0
+            ),
             "tokenizer": gpt2,
         },
         Arch.QWEN35: {"n_ff": 512, **_TINY_QWEN35, "tokenizer": gpt2},

@@ -41,6 +41,7 @@ from solver.llama.compute_graph.inputs import (
     build_inp_out_ids,
     build_inp_pos,
 )
+from solver.llama.compute_graph.llama4 import build_llama4
 from solver.llama.compute_graph.qwen35 import build_qwen35
 
 
@@ -97,6 +98,7 @@ RECIPES: dict[str, ArchRecipe] = {
     ),
     "qwen35": ArchRecipe(build=build_qwen35),
     "qwen35moe": ArchRecipe(build=build_qwen35),
+    "llama4": ArchRecipe(build=build_llama4),
 }
 
 
