@@ -21,7 +21,7 @@ from solver.gguf.synthetic import miniature, tiny_blueprint
 GEMMA = "gemma-3-270m"
 SYNTHETIC_ARCHS = (
     "llama", "qwen3", "qwen3moe", "gemma3", "deepseek2", "gpt-oss", "glm4moe", "qwen35moe",
-    "qwen35",
+    "qwen35", "qwen3next",
 )  # fmt: skip
 # llama4: three chunked layers with RoPE, then a global one without (plus the temperature scale)
 SYNTHETIC_ARCHS += ("llama4",)
@@ -197,6 +197,13 @@ SYNTHETIC = [
         "qwen35/8": {"partial-q8-fa": "-c 4096 -np 3 -ngl 4 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on"},
         "llama": {"split-q8": "-c 1024 -ngl 99 -ts 3,1 -ctk q8_0 -ctv q8_0 -fa on"},
         "qwen3": {"partial-nkvo": "-c 1024 -ngl 2 -ts 1,1 -nkvo"},
+        # qwen3next: qwen35moe's layer pattern, ssm_ba and the repeated Q/K key heads
+        "qwen3next/8": {
+            "split": "-c 1024 -ngl 99 -ts 1,1",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,1 -fa off",
+            "exps-cpu-ub": "-c 2048 -np 2 -ngl 5 -ts 2,1 -ot exps=CPU -ub 256",
+            "nkvo-q8": "-c 2048 -np 2 -ngl 99 -ts 1,1 -nkvo -ctk q8_0 -ctv q8_0 -fa on",
+        },
     }.items()
     for case in _named(arch, cases, rpc=True)
 ]

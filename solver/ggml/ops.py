@@ -323,6 +323,11 @@ def cont_nd(a: Tensor, *ne: int) -> Tensor:
     return Tensor(a.type, ne, "CONT", (a,))
 
 
+def repeat_4d(a: Tensor, ne0: int, ne1: int, ne2: int, ne3: int) -> Tensor:
+    """ggml_repeat_4d: ``a`` tiled to ne0 x ne1 x ne2 x ne3, a new tensor of a's type."""
+    return Tensor(a.type, (ne0, ne1, ne2, ne3), "REPEAT", (a,))
+
+
 def argsort(a: Tensor) -> Tensor:
     return Tensor(I32, a.ne, "ARGSORT", (a,))
 

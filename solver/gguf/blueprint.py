@@ -50,6 +50,7 @@ class Arch(StrEnum):
     QWEN35 = "qwen35"  # Qwen3.5/3.6 dense: gated DeltaNet layers + gated full attention
     QWEN35MOE = "qwen35moe"  # the same with 256-expert MoE FFNs and a gated shared expert
     LLAMA4 = "llama4"  # Llama 4: chunked / no-rope attention, experts plus a shared expert
+    QWEN3NEXT = "qwen3next"  # Qwen3-Next: qwen35moe's predecessor (fused beta/alpha, no MRoPE)
 
 
 class RopeScaling(BaseModel):
@@ -167,6 +168,7 @@ class Blueprint(BaseModel):
     def _consistent(self) -> Blueprint:
         moe_archs = (Arch.QWEN3MOE, Arch.DEEPSEEK2, Arch.GPT_OSS, Arch.GLM4MOE, Arch.QWEN35MOE)
         moe_archs += (Arch.LLAMA4,)
+        moe_archs += (Arch.QWEN3NEXT,)
         if self.architecture in moe_archs and not (self.n_expert and self.n_expert_used):
             raise BadInput(f"{self.name}: {self.architecture} needs n_expert and n_expert_used")
         if self.n_expert_used > self.n_expert:
@@ -177,7 +179,9 @@ class Blueprint(BaseModel):
             raise BadInput(f"{self.name}: n_head {self.n_head} not a multiple of n_head_kv")
         if self.is_gated_delta_net:
             needed = (self.ssm_d_conv, self.ssm_d_state, self.ssm_n_group, self.ssm_dt_rank)
-            if not all(needed) or self.full_attention_interval < 1 or self.rope_sections is None:
+            # qwen3next ropes with plain NEOX rope: no MRoPE sections
+            sections = self.rope_sections is not None or self.architecture is Arch.QWEN3NEXT
+            if not all(needed) or self.full_attention_interval < 1 or not sections:
                 raise BadInput(
                     f"{self.name}: {self.architecture} needs the linear-attention sizes, "
                     "full_attention_interval and rope sections"
@@ -188,8 +192,9 @@ class Blueprint(BaseModel):
 
     @property
     def is_gated_delta_net(self) -> bool:
-        """qwen35 / qwen35moe: gated DeltaNet layers interleaved with gated attention."""
-        return self.architecture in (Arch.QWEN35, Arch.QWEN35MOE)
+        """qwen35 / qwen35moe / qwen3next: gated DeltaNet layers interleaved with gated
+        attention."""
+        return self.architecture in (Arch.QWEN35, Arch.QWEN35MOE, Arch.QWEN3NEXT)
 
     @property
     def ssm_d_inner(self) -> int:
@@ -326,7 +331,7 @@ def _put_attention_geometry(bp: Blueprint, put) -> None:
         # conversion/llama.py: vocab size and rope dims (= head dim; load_hparams checks it)
         put(K.LLM.VOCAB_SIZE, bp.n_vocab)
         put(K.Rope.DIMENSION_COUNT, bp.head_dim_k)
-    elif bp.architecture in (Arch.GLM4MOE, Arch.QWEN35, Arch.QWEN35MOE):
+    elif bp.architecture in (Arch.GLM4MOE, Arch.QWEN35, Arch.QWEN35MOE, Arch.QWEN3NEXT):
         # conversion/glm.py, conversion/qwen.py: partial rotary (partial_rotary_factor of the
         # head: 0.5 for glm4moe, 0.25 for qwen35)
         put(K.Rope.DIMENSION_COUNT, bp.n_rot)
@@ -346,7 +351,8 @@ def _put_gated_delta_net(bp: Blueprint, put) -> None:
     put(K.SSM.TIME_STEP_RANK, bp.ssm_dt_rank)
     put(K.SSM.INNER_SIZE, bp.ssm_d_inner)
     put(K.LLM.FULL_ATTENTION_INTERVAL, bp.full_attention_interval)
-    put(K.Rope.DIMENSION_SECTIONS, list(bp.rope_sections or ()))
+    if bp.rope_sections is not None:  # qwen3next has none
+        put(K.Rope.DIMENSION_SECTIONS, list(bp.rope_sections))
 
 
 def _put_rope_scaling(bp: Blueprint, put) -> None:
@@ -714,6 +720,19 @@ def _qwen35_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     return specs
 
 
+def _qwen3next_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/qwen3next.cpp: qwen35moe's layer, but the DeltaNet's beta and alpha
+    projections are one tensor (the converter's ``in_proj_ba`` as ``ssm_ba``: E x 2 * value
+    heads); attn_qkv and attn_gate are the converter's split of ``in_proj_qkvz``."""
+    specs = []
+    for spec in _qwen35_layer(bp, i):
+        if spec.name == f"blk.{i}.ssm_beta.weight":
+            specs.append(_spec(T.SSM_BETA_ALPHA, i, (bp.n_embd, 2 * bp.ssm_dt_rank)))
+        elif spec.name != f"blk.{i}.ssm_alpha.weight":
+            specs.append(spec)
+    return specs
+
+
 def _llama4_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     """src/models/llama4.cpp: llama attention, then on every moe_layer_step-th layer routed
     experts plus one shared expert of the experts' width, else a dense FFN."""
@@ -745,4 +764,5 @@ _LAYER_BUILDERS = {
     Arch.QWEN35: _qwen35_layer,
     Arch.QWEN35MOE: _qwen35_layer,
     Arch.LLAMA4: _llama4_layer,
+    Arch.QWEN3NEXT: _qwen3next_layer,
 }

@@ -394,6 +394,34 @@ _QWEN35MOE = Family(
     all_layers=True,
 )
 
+_QWEN35_DELTA_NET_ONLY = (T.ATTN_QKV, T.ATTN_GATE, T.SSM_BETA, T.SSM_ALPHA)
+# qwen3next: qwen35moe's block, but the DeltaNet's input is attn_qkv + attn_gate or the legacy
+# fused ssm_in (E x 2 key + 2 value widths), and beta/alpha are one ssm_ba (E x 2 value heads)
+_QWEN3NEXT = Family(
+    "src/models/qwen3next.cpp",
+    _GLOBALS,
+    (
+        _w(T.ATTN_NORM, "E"),
+        _w(T.ATTN_POST_NORM, "E"),
+        *_GATED_ATTENTION,
+        # the legacy ssm_in when the file has it, else both halves (the graph needs them)
+        Either(
+            (_w(T.SSM_IN, "E", "2*DS*NG+2*DS*DT"),),
+            (_w(T.ATTN_QKV, "E", "2*DS*NG+DS*DT"), _w(T.ATTN_GATE, "E", "DS*DT")),
+            ("recurrent",),
+        ),
+        *(n for n in _DELTA_NET if n.tensor not in _QWEN35_DELTA_NET_ONLY),
+        _w(T.SSM_BETA_ALPHA, "E", "2*DT", when=("recurrent",)),
+        _w(T.FFN_GATE_INP, "E", "X"),
+        _w(T.FFN_DOWN_EXP, "FE", "E", "X"),
+        _gate_up_exps("FE"),
+        _w(T.FFN_GATE_INP_SHEXP, "E"),
+        *_shared_experts("FSHEXP_OR_F"),
+        *_NEXTN,
+    ),
+    all_layers=True,
+)
+
 # llama4: every interleave_moe_layer_step-th layer routes to experts plus a shared expert of the
 # experts' width; the others have a dense FFN
 _LLAMA4 = Family(
@@ -424,6 +452,7 @@ FAMILIES: dict[str, Family] = {
     "qwen35": _QWEN35,
     "qwen35moe": _QWEN35MOE,
     "llama4": _LLAMA4,
+    "qwen3next": _QWEN3NEXT,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.

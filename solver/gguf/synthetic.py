@@ -425,7 +425,7 @@ def _mini_gated_delta_net(bp: Blueprint) -> dict[str, object]:
         "ssm_dt_rank": 4 * ratio,
         "n_ff_shexp": 256 if bp.n_ff_shexp else 0,
         "rope_dim": 16,
-        "rope_sections": _TINY_ROPE_SECTIONS,
+        "rope_sections": _TINY_ROPE_SECTIONS if bp.rope_sections is not None else None,
     }
 
 
@@ -512,6 +512,15 @@ def tiny_blueprint(arch: Arch | str) -> Blueprint:
             "n_expert": 8,
             "n_ff_shexp": 256,
             **_TINY_QWEN35,
+            "tokenizer": gpt2,
+        },
+        # qwen3next: qwen35moe's layout without MRoPE (NEOX rope over a quarter of the head)
+        Arch.QWEN3NEXT: {
+            **moe,
+            "n_expert": 8,
+            "n_ff_shexp": 256,
+            **_TINY_QWEN35,
+            "rope_sections": None,
             "tokenizer": gpt2,
         },
     }[arch]

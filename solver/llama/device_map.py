@@ -201,7 +201,7 @@ class Section(StrEnum):
     REPEATING = "repeating"
 
 
-_SSM_MUL_MAT = ("ssm_in", "ssm_out", "ssm_x", "ssm_dt", "ssm_alpha", "ssm_beta")
+_SSM_MUL_MAT = ("ssm_in", "ssm_out", "ssm_x", "ssm_dt", "ssm_alpha", "ssm_beta", "ssm_ba")
 _INPUT_ROLES = ("token_embd", "pos_embd", "token_types", "per_layer_token_embd")
 _PER_LAYER_GLOBALS = ("rope_freqs", "rope_factors_long", "rope_factors_short")
 # CUDA supports_op: MUL_MAT(_ID) and GET_ROWS weight types (ggml_backend_cuda_device_supports_op)
@@ -254,7 +254,7 @@ def tensor_op(tensor: Tensor) -> tuple[Op, Section]:
     if "_exps" in role or "_chexps" in role:
         return Op.MUL_MAT_ID, Section.REPEATING
     # llm_tensor_info: the SSM projections (in, x, dt, out; DeltaNet's alpha and beta) are
-    # MUL_MAT weights, the rest (conv1d, A, D, norms) element-wise
+    # MUL_MAT weights (qwen3next's fused ssm_ba too), the rest (conv1d, A, D, norms) element-wise
     if role.startswith("ssm_") and not role.startswith(_SSM_MUL_MAT):
         return Op.OTHER, Section.REPEATING
     return Op.MUL_MAT, Section.REPEATING

@@ -1,0 +1,223 @@
+"""Qwen3-Next (``qwen3next``): qwen35moe's predecessor, gated DeltaNet layers between gated
+attention, routed experts plus a sigmoid-gated shared expert in every layer.
+
+The graph function of ``src/models/qwen3next.cpp``. It shares with ``qwen35``'s the layer
+skeleton, the recurrent state (``build_rs``, the conv window, the fused ``GATED_DELTA_NET``
+and the new state copied back), the FFN and the output head, which are reused from there. It
+differs in:
+
+- positions: plain ``ggml_rope_ext`` (NEOX), one position per token (no IMRoPE);
+- gated attention: Q+gate reshaped to 4-D and split by two views, the gate made contiguous
+  only after the attention (``ggml_cont_2d``), then its sigmoid;
+- DeltaNet inputs: beta and alpha come from one ``ssm_ba`` projection, reshaped per key head
+  and split by views (beta ``ggml_cont``, alpha ``ggml_cont_3d``);
+- the fused op's key heads: the pinned qwen3next.cpp still repeats Q and K up to the value
+  heads (``ggml_repeat_4d`` between reshapes) whenever they differ, fused op or not.
+
+The legacy fused ``ssm_in`` projection (files converted before ``attn_qkv``/``attn_gate``) is
+not modelled: such a file is refused with ``ComputeNotModelled``.
+"""
+
+from __future__ import annotations
+
+from solver.ggml import ops as g
+from solver.ggml.ops import I32, Tensor
+from solver.llama.compute_graph.attention import build_attn
+from solver.llama.compute_graph.builder import GraphBuilder
+from solver.llama.compute_graph.ffn import GATING_SOFTMAX, MoeRouting
+from solver.llama.compute_graph.inputs import (
+    AttnInputs,
+    build_attn_inp,
+    build_inp_embd,
+    build_inp_out_ids,
+    build_inp_pos,
+)
+from solver.llama.compute_graph.qwen35 import (
+    _ATTENTION_WEIGHTS,
+    _build_rs,
+    _conv_state,
+    _ffn,
+    _Inputs,
+    _output_head,
+    _projection,
+    _recurrent_attn,
+    _RsInputs,
+    _state_tensors,
+)
+
+_DELTA_NET_WEIGHTS = (
+    "attn_qkv.weight", "attn_gate.weight", "ssm_conv1d.weight", "ssm_dt.bias", "ssm_a",
+    "ssm_ba.weight", "ssm_norm.weight", "ssm_out.weight",
+)  # fmt: skip
+
+
+def build_qwen3next(b: GraphBuilder) -> None:
+    """llama_model_qwen3next::graph: embedding, layers, output head."""
+    _check_layers(b)
+    inp_l = build_inp_embd(b)
+    ins = _graph_inputs(b)
+    for il in range(b.hp.n_layer):
+        b.gf.segment = 1 + il
+        inp_l = _layer(b, ins, il, inp_l)
+    b.gf.segment = 1 + b.hp.n_layer
+    _output_head(b, inp_l, ins.out_ids)
+
+
+def _check_layers(b: GraphBuilder) -> None:
+    """Refuse layers other than the DeltaNet (attn_qkv + attn_gate) / gated-attention pair."""
+    # reserve imports the recipe table, which imports this module: import the error late
+    from solver.llama.compute_graph.reserve import ComputeNotModelled
+
+    hp, w = b.hp, b.model.weights
+    for il in range(hp.n_layer):
+        recurrent = hp.rs_layers[il] if hp.rs_layers else False
+        if recurrent and f"blk.{il}.ssm_in.weight" in w and f"blk.{il}.attn_qkv.weight" not in w:
+            raise ComputeNotModelled(hp.arch, f"layer {il}: the legacy ssm_in is not modelled")
+        needed = _DELTA_NET_WEIGHTS if recurrent else _ATTENTION_WEIGHTS
+        missing = [n for n in needed if f"blk.{il}.{n}" not in w]
+        if missing:
+            raise ComputeNotModelled(hp.arch, f"layer {il} has no {missing[0]}")
+        if not recurrent and f"blk.{il}.attn_qkv.weight" in w:
+            raise ComputeNotModelled(hp.arch, f"layer {il}: a fused attn_qkv is not modelled")
+        if f"blk.{il}.ffn_gate_inp.weight" not in w:
+            raise ComputeNotModelled(hp.arch, f"layer {il}: a dense FFN is not modelled")
+
+
+def _graph_inputs(b: GraphBuilder) -> _Inputs:
+    """build_inp_mem_hybrid (state copy, then the KV cache's), positions, output rows."""
+    n_rs = max(1, b.ub.n_seqs)  # the state cache: max(1, n_seq_max) cells, all of them
+    s_copy = b.input(g.new_tensor(I32, n_rs), "rs_s_copy")
+    attn = build_attn_inp(b, "kv")
+    inp_pos = build_inp_pos(b)
+    out_ids = build_inp_out_ids(b)
+    # qwen3next.cpp passes softmax gating and weight normalisation whatever the GGUF says
+    routing = MoeRouting(
+        gating=GATING_SOFTMAX, norm_w=True, w_scale=b.hp.expert_weights_scale, act="silu"
+    )
+    return _Inputs(_RsInputs(s_copy, n_rs), attn, inp_pos, out_ids, routing)
+
+
+def _layer(b: GraphBuilder, ins: _Inputs, il: int, inp_l: Tensor) -> Tensor:
+    """One block: norm, DeltaNet or gated attention, residual, norm, FFN, residual."""
+    cur = b.build_norm(inp_l, b.lw(il, "attn_norm"), None, il)
+    b.cb(cur, "attn_norm", il)
+    b.gf.expand(cur)
+    if b.hp.rs_layers[il]:
+        cur = _delta_net(b, ins.rs, il, cur)
+    else:
+        cur = _gated_attention(b, ins.attn, ins.inp_pos, il, cur)
+    cur = g.add(cur, inp_l)
+    ffn_residual = cur
+    cur = b.build_norm(cur, b.lw(il, "post_attention_norm"), None, il)
+    cur = _ffn(b, ins.routing, il, cur)
+    cur = g.add(cur, ffn_residual)
+    b.cb(cur, "l_out", il)
+    return cur
+
+
+def _gated_attention(
+    b: GraphBuilder, attn: AttnInputs, inp_pos: Tensor, il: int, cur: Tensor
+) -> Tensor:
+    """build_layer_attn: Q+gate split by views, norms, rope, attention, gate cont + sigmoid."""
+    hp = b.hp
+    n_tokens = b.n_tokens
+    head = hp.n_embd_head_k
+    n_head, n_head_kv = hp.layers[il].n_head, hp.layers[il].n_head_kv
+    q_full, k, v = (_projection(b, il, role, cur) for role in ("attn_q", "attn_k", "attn_v"))
+    q_full = g.reshape(q_full, head * 2, n_head, n_tokens, 1)
+    nb = q_full.nb
+    q = g.view_4d(q_full, head, n_head, n_tokens, 1, nb[1], nb[2], nb[3], 0)
+    es = g.row_size(q_full.type, 1)
+    gate = g.view_4d(q_full, head, n_head, n_tokens, 1, nb[1], nb[2], nb[3], head * es)
+    k = g.reshape(k, head, n_head_kv, n_tokens)
+    v = g.reshape(v, head, n_head_kv, n_tokens)
+    q = b.build_norm(q, b.lw(il, "attn_q_norm"), None, il)
+    k = b.build_norm(k, b.lw(il, "attn_k_norm"), None, il)
+    q = g.rope(q, inp_pos)
+    k = g.rope(k, inp_pos)
+    cur = build_attn(b, attn, "kv", il, q, k, v, head, hp.n_embd_head_v, n_head_kv)
+    gate = g.cont_nd(gate, head * n_head, n_tokens)
+    cur = g.mul(cur, g.unary(gate, "sigmoid"))
+    return b.build_lora_mm(b.lw(il, "attn_output"), cur, b.lw(il, "attn_output", "scale"))
+
+
+def _delta_net(b: GraphBuilder, rs: _RsInputs, il: int, cur: Tensor) -> Tensor:
+    """build_layer_attn_linear: projections, convolution, repeated Q/K heads, fused delta
+    rule, gated norm, out."""
+    hp = b.hp
+    n_seqs = b.ub.n_seqs
+    n_seq_tokens = b.n_tokens // n_seqs
+    head_k, n_k_heads = hp.ssm_d_state, hp.ssm_n_group
+    n_v_heads = hp.ssm_dt_rank
+    head_v = hp.ssm_d_inner // n_v_heads
+    qkv_mixed = b.build_lora_mm(b.lw(il, "attn_qkv"), cur)
+    qkv_mixed = g.reshape(qkv_mixed, qkv_mixed.ne[0], n_seq_tokens, n_seqs)
+    z = b.build_lora_mm(b.lw(il, "attn_gate"), cur)
+    beta, gate = _beta_alpha(b, il, cur, n_seq_tokens, n_seqs)
+    conv_all, ssm_all = _state_tensors(b, il)
+    kernel = b.lw(il, "ssm_conv1d")
+    channels = hp.ssm_d_inner + 2 * n_k_heads * head_k
+    conv_input = _conv_state(b, rs, conv_all, qkv_mixed, kernel.ne[0], channels)
+    state = _build_rs(b, rs, ssm_all, hp.n_embd_s, n_seqs)
+    state = g.reshape(state, head_v, head_v, n_v_heads, n_seqs)
+    conv = g.unary(g.ssm_conv(conv_input, kernel), "silu")
+    row = g.row_size(conv.type, head_k * n_k_heads * 2 + head_v * n_v_heads)
+    q_conv = g.view_4d(
+        conv, head_k, n_k_heads, n_seq_tokens, n_seqs,
+        g.row_size(conv.type, head_k), row, row * n_seq_tokens, 0,
+    )  # fmt: skip
+    k_conv = g.view_4d(
+        conv, head_k, n_k_heads, n_seq_tokens, n_seqs,
+        g.row_size(conv.type, head_k), row, row * n_seq_tokens,
+        g.row_size(conv.type, head_k * n_k_heads),
+    )  # fmt: skip
+    v_conv = g.view_4d(
+        conv, head_v, n_v_heads, n_seq_tokens, n_seqs,
+        g.row_size(conv.type, head_v), row, row * n_seq_tokens,
+        g.row_size(conv.type, 2 * head_k * n_k_heads),
+    )  # fmt: skip
+    q_conv = g.scale(g.rms_norm(q_conv))  # build_gdn_l2_norm
+    k_conv = g.scale(g.rms_norm(k_conv))
+    if n_k_heads != n_v_heads:
+        q_conv = _repeat_heads(q_conv, n_v_heads // n_k_heads, n_seq_tokens, n_seqs)
+        k_conv = _repeat_heads(k_conv, n_v_heads // n_k_heads, n_seq_tokens, n_seqs)
+    output = _recurrent_attn(b, ssm_all, q_conv, k_conv, v_conv, gate, beta, state)
+    z = g.reshape(z, head_v, n_v_heads, n_seq_tokens, n_seqs)
+    normed = b.build_norm(output, b.lw(il, "ssm_norm"), None, il)
+    cur = g.mul(normed, g.unary(z, "silu"))
+    cur = g.reshape(cur, head_v * n_v_heads, n_seq_tokens, n_seqs)
+    cur = b.build_lora_mm(b.lw(il, "ssm_out"), cur)
+    return g.reshape(cur, hp.n_embd, n_seq_tokens * n_seqs)
+
+
+def _beta_alpha(
+    b: GraphBuilder, il: int, cur: Tensor, n_seq_tokens: int, n_seqs: int
+) -> tuple[Tensor, Tensor]:
+    """ssm_ba split per key head into beta (sigmoid) and alpha (softplus(a + dt) * A)."""
+    hp = b.hp
+    n_k_heads, n_v_heads = hp.ssm_n_group, hp.ssm_dt_rank
+    per_head = n_v_heads // n_k_heads
+    mixed = b.build_lora_mm(b.lw(il, "ssm_ba"), cur)
+    mixed = g.reshape(mixed, 2 * per_head, n_k_heads, n_seq_tokens, n_seqs)
+    nb = mixed.nb
+    beta = g.view_4d(mixed, per_head, n_k_heads, n_seq_tokens, n_seqs, nb[1], nb[2], nb[3], 0)
+    alpha = g.view_4d(
+        mixed, per_head, n_k_heads, n_seq_tokens, n_seqs, nb[1], nb[2], nb[3],
+        per_head * g.row_size(mixed.type, 1),
+    )  # fmt: skip
+    beta = g.unary(g.cont(beta), "sigmoid")
+    alpha = g.cont_nd(alpha, n_v_heads, n_seq_tokens, n_seqs)
+    alpha = g.unary(g.add(alpha, b.lw(il, "ssm_dt", "bias")), "softplus")
+    gate = g.mul(alpha, b.w(f"blk.{il}.ssm_a"))  # -exp(A_log) * softplus
+    beta = g.reshape(beta, 1, n_v_heads, n_seq_tokens, n_seqs)
+    gate = g.reshape(gate, 1, n_v_heads, n_seq_tokens, n_seqs)
+    return beta, gate
+
+
+def _repeat_heads(x: Tensor, factor: int, n_seq_tokens: int, n_seqs: int) -> Tensor:
+    """The repeat-interleave of Q/K key heads up to the value heads (reshape, repeat_4d,
+    reshape back)."""
+    head, n_k_heads = x.ne[0], x.ne[1]
+    x = g.reshape(x, head, 1, n_k_heads, n_seq_tokens * n_seqs)
+    x = g.repeat_4d(x, head, factor, n_k_heads, n_seq_tokens * n_seqs)
+    return g.reshape(x, head, n_k_heads * factor, n_seq_tokens, n_seqs)
