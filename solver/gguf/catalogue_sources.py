@@ -98,6 +98,43 @@ QWEN35_MOE_NOTES = (
     "mixes are not modelled either",
 )
 
+# Llama 4 Scout (llama4): 16 experts top-1 plus a shared expert in every layer, 3 chunked
+# attention layers with RoPE then 1 global without, llama3 rope factors
+LLAMA4_SCOUT = Blueprint(
+    architecture=Arch.LLAMA4,
+    name="Llama-4-Scout-17B-16E-Instruct",
+    n_layer=48,
+    n_embd=5120,
+    n_vocab=202048,
+    context_length=10485760,
+    n_head=40,
+    n_head_kv=8,
+    head_dim=128,
+    n_ff=16384,  # intermediate_size_mlp: written as feed_forward_length, no dense layer uses it
+    rms_norm_eps=1e-5,
+    rope_theta=500000.0,
+    rope_scaling=RopeScaling(
+        type="llama3", factor=16.0, original_context_length=8192, high_freq_factor=1.0
+    ),
+    n_expert=16,
+    n_expert_used=1,
+    n_ff_exp=8192,
+    moe_layer_step=1,
+    tokenizer=Tokenizer(model="gpt2", pre="llama4", bos_token_id=200000, eos_token_id=200008),
+)
+LLAMA4_SCOUT_SOURCE = (
+    "meta-llama/Llama-4-Scout-17B-16E-Instruct text_config as published and quoted in public "
+    "code: Shameerisb/llama-4-scout_Implementation_Pytorch configs/text_config.py (vocab "
+    "202048, hidden 5120, intermediate_size 8192 per expert, intermediate_size_mlp 16384, 48 "
+    "layers, 40 q / 8 kv heads of 128, rms eps 1e-5, rope theta 500000, 16 local experts "
+    "top-1, qk norm, no RoPE every 4th layer, attention chunk 8192); aws-neuron "
+    "neuronx-distributed-inference's Llama 4 Scout test config (max_position_embeddings "
+    "10485760); interleave_moe_layer_step 1 and rope_scaling llama3 (factor 16, low/high "
+    "frequency factors 1, original 8192) as quoted from the published config in public tests; "
+    "bos 200000 and eos ids [200001, 200007, 200008] from a Llama-4-Scout-derived config "
+    "(eos 200008, <|eot|>, assumed the GGUF's)"
+)
+
 MXFP4_NOTE = (
     "MXFP4 is gpt-oss as published: the converter keeps the MXFP4 experts and stores the other "
     "2-D weights as Q8_0, the same types llama-quantize's MXFP4_MOE mix gives"
@@ -503,6 +540,29 @@ SOURCES: list[CatalogueSource] = [
             "assumes the published GGUFs carry no NextN layer; the pinned converter would "
             "append one when num_nextn_predict_layers is set",
             "e_score_correction_bias (exp_probs_b) assumed present, as in DeepSeek-V3",
+        ),
+    ),
+    CatalogueSource(
+        name="llama-4-scout-17b-16e",
+        blueprint=LLAMA4_SCOUT,
+        hyperparameters_source=LLAMA4_SCOUT_SOURCE,
+        quants=BIG_QUANTS,
+        default_quant="Q4_K_M",
+        published={
+            "Q8_0": PublishedSize(
+                bytes=round(106.67 * 2**30),
+                source="unsloth/Llama-4-Scout-17B-16E-Instruct-GGUF Q8_0 (three parts): "
+                "106.67 GiB 'from file size' in kyuz0/amd-strix-halo-toolboxes README "
+                "(gguf-vram-estimator.py on Q8_0/...-Q8_0-00001-of-00003.gguf)",
+            )
+        },
+        notes=(
+            "text model only (the converter's Llama4Model); the vision tower ships as a "
+            "separate mmproj GGUF",
+            "the converter writes no sliding_window: llama.cpp forces the 8192-token chunked "
+            "window, three chunked layers then one global layer without RoPE",
+            "Unsloth's UD- mixes (UD-Q4_K_XL: 57.74 GiB in the same README) and bartowski's "
+            "uploads (per-tensor overrides) are not modelled",
         ),
     ),
 ]
