@@ -637,6 +637,11 @@ def _prefer(reports: list[SolveReport]) -> SolveReport:
     return chosen
 
 
+CONTEXT_STEP = 256  # a suggested context is a multiple of this, as users write them
+MIN_CONTEXT = 1024  # no context below this is worth suggesting
+MIN_QUANT_BITS = 1.5  # bits per weight under llama.cpp's smallest quant (IQ1_S, 1.56): none exists
+
+
 def _explain(
     inventory: Inventory,
     hardware: Hardware,
@@ -645,41 +650,93 @@ def _explain(
     coefficients: CostCoefficients,
     cpu: CpuFeatures,
 ) -> SolveReport:
-    """Attach what would make the model fit: a shorter context, q8_0 KV, a smaller file."""
+    """Attach what would make the model fit, each suggestion checked by solving it: the
+    largest context that fits, q8_0 KV, the largest smaller catalogue quant that fits, and a
+    weights size that leaves room for the KV cache and buffers at the asked context."""
     shortfall = report.shortfall
     if shortfall is None:
         return report
     suggestions = []
-    weights_alone_too_big = inventory.total_bytes > shortfall.available
-    for context in (report.context // 2, report.context // 4, 4096):
-        if weights_alone_too_big:
-            break  # no context or KV type can help
-        if context < 1024 or context >= report.context:
-            continue
-        trial = request.model_copy(update={"contexts": (context,)})
-        setting = resolve_setting(inventory, hardware, trial, context, report.kv_type, coefficients)
-        if solve_setting(inventory, hardware, trial, setting, cpu).feasible:
+    if inventory.total_bytes <= shortfall.available:  # else no context or KV type can help
+        context = _largest_fitting_context(inventory, hardware, request, report, coefficients, cpu)
+        if context is not None:
             suggestions.append(f"a context of {context} tokens fits (-c {context})")
-            break
-    if "q8_0" not in request.kv_types and not weights_alone_too_big:
-        trial = request.model_copy(update={"kv_types": ("q8_0",)})
-        setting = resolve_setting(inventory, hardware, trial, report.context, "q8_0", coefficients)
-        if solve_setting(inventory, hardware, trial, setting, cpu).feasible:
+        if "q8_0" not in request.kv_types and _fits(
+            inventory, hardware, request, report.context, "q8_0", coefficients, cpu
+        ):
             suggestions.append("a q8_0 KV cache fits (-ctk q8_0 -ctv q8_0)")
-    smaller = _smaller_catalogue_quant(inventory, hardware, request, coefficients, cpu)
-    if smaller:
-        suggestions.append(smaller)
-    missing = shortfall.needed - shortfall.available
-    if missing > 0:
-        ratio = shortfall.available / max(shortfall.needed, 1)
-        target = inventory.total_bytes * ratio
-        suggestions.append(
-            f"a quant of at most {target / GIB:.1f} GiB (this file is "
-            f"{inventory.total_bytes / GIB:.1f} GiB) would leave room"
-        )
+    room = _room_for_weights(inventory, shortfall)
+    if room > 0:  # else the KV cache and buffers alone exceed the rig: no quant can help
+        smaller = _smaller_catalogue_quant(inventory, hardware, request, coefficients, cpu)
+        if smaller:
+            suggestions.append(smaller)
+        if room >= inventory.n_params * MIN_QUANT_BITS / 8:
+            suggestions.append(
+                f"a quant of at most {room / GIB:.1f} GiB (this file is "
+                f"{inventory.total_bytes / GIB:.1f} GiB) would leave room for the KV cache "
+                f"and buffers at {report.context} tokens"
+            )
     return report.model_copy(
         update={"shortfall": shortfall.model_copy(update={"suggestions": tuple(suggestions)})}
     )
+
+
+def _fits(
+    inventory: Inventory,
+    hardware: Hardware,
+    request: SolveRequest,
+    context: int,
+    kv_type: str,
+    coefficients: CostCoefficients,
+    cpu: CpuFeatures,
+) -> bool:
+    """Whether one (context, KV type) probe solves: one resolved setting, one solve."""
+    trial = request.model_copy(
+        update={"contexts": (context,), "kv_types": (kv_type,), "with_baselines": False}
+    )
+    setting = resolve_setting(inventory, hardware, trial, context, kv_type, coefficients)
+    return solve_setting(inventory, hardware, trial, setting, cpu).feasible
+
+
+def _largest_fitting_context(
+    inventory: Inventory,
+    hardware: Hardware,
+    request: SolveRequest,
+    report: SolveReport,
+    coefficients: CostCoefficients,
+    cpu: CpuFeatures,
+) -> int | None:
+    """The largest multiple of ``CONTEXT_STEP`` from ``MIN_CONTEXT`` up to the asked context,
+    capped at the model's training context, that fits; None if none does. Bisection, so at
+    most ``2 + log2(top / CONTEXT_STEP)`` solves; it assumes what fits at a context fits at
+    every shorter one (the KV cache and the compute buffers only grow with it)."""
+
+    def fits(context: int) -> bool:
+        return _fits(inventory, hardware, request, context, report.kv_type, coefficients, cpu)
+
+    trained = inventory.context_length or report.context
+    top = min(report.context, trained) // CONTEXT_STEP * CONTEXT_STEP
+    if top < MIN_CONTEXT:
+        return None
+    if top < report.context and fits(top):
+        return top  # the longest context the model was trained for fits
+    if top == MIN_CONTEXT or not fits(MIN_CONTEXT):
+        return None
+    fitting, failing = MIN_CONTEXT, top
+    while failing - fitting > CONTEXT_STEP:
+        middle = (fitting + failing) // 2 // CONTEXT_STEP * CONTEXT_STEP
+        if fits(middle):
+            fitting = middle
+        else:
+            failing = middle
+    return fitting
+
+
+def _room_for_weights(inventory: Inventory, shortfall: Shortfall) -> int:
+    """Bytes the weights may take so that the KV cache and buffers at the asked context fit
+    beside them (what the rig offers less what is not weights); 0 or less when they do not."""
+    not_weights = shortfall.needed - inventory.total_bytes
+    return shortfall.available - not_weights
 
 
 def _smaller_catalogue_quant(
