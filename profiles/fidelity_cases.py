@@ -25,6 +25,9 @@ SYNTHETIC_ARCHS = (
 )  # fmt: skip
 # llama4: three chunked layers with RoPE, then a global one without (plus the temperature scale)
 SYNTHETIC_ARCHS += ("llama4",)
+# gemma4 (E2B-like: per-layer embeddings, shared KV, K as V): weights and KV only, its
+# compute graph is not modelled yet (ComputeNotModelled)
+SYNTHETIC_ARCHS += ("gemma4",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a miniature
@@ -177,6 +180,11 @@ SYNTHETIC = [
         "glm4moe": {
             "mtp-skipped": "-c 1024 -ngl 99 -ts 1,1",
             "first-match": r"-c 1024 -ngl 99 -ts 1,1 -ot blk\.1\.=CPU,blk\.=@0",
+        },
+        "gemma4/6": {
+            "split-fa-off": "-c 4096 -np 2 -ngl 99 -ts 1,1 -fa off",
+            "partial-q8": "-c 2048 -np 2 -ngl 4 -ts 2,1 -ctk q8_0 -ctv q8_0 -fa on",
+            "swa-full-nkvo": "-c 4096 -ngl 99 -ts 1,2 --swa-full -nkvo",
         },
         # global no-rope layers 3 and 7 among chunked ones; dense and MoE layers alternating
         "llama4/8": {

@@ -151,6 +151,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "qwen35": "blk.0.ssm_beta.weight",
     "qwen35moe": "blk.1.ffn_gate_inp_shexp.weight",
     "llama4": "blk.1.ffn_gate_shexp.weight",
+    "gemma4": "blk.0.inp_gate.weight",
     "qwen3next": "blk.0.ssm_ba.weight",
 }
 

@@ -49,6 +49,7 @@ class Arch(StrEnum):
     GLM4MOE = "glm4moe"
     QWEN35 = "qwen35"  # Qwen3.5/3.6 dense: gated DeltaNet layers + gated full attention
     QWEN35MOE = "qwen35moe"  # the same with 256-expert MoE FFNs and a gated shared expert
+    GEMMA4 = "gemma4"  # Gemma 4: sliding/global heads of two widths, PLE, shared KV, MoE
     LLAMA4 = "llama4"  # Llama 4: chunked / no-rope attention, experts plus a shared expert
     QWEN3NEXT = "qwen3next"  # Qwen3-Next: qwen35moe's predecessor (fused beta/alpha, no MRoPE)
 
@@ -160,6 +161,17 @@ class Blueprint(BaseModel):
     rope_sections: tuple[int, int, int, int] | None = Field(
         default=None, description="rope_parameters.mrope_section, padded to 4"
     )
+    # gemma4: head_dim is global_head_dim (full-attention layers); the sliding layers' own
+    gemma4_head_dim_swa: int = Field(default=0, description="head_dim (sliding layers)")
+    gemma4_n_head_kv_full: int = Field(default=0, description="num_global_key_value_heads")
+    gemma4_swa_period: int = Field(
+        default=0, description="layer_types: every period-th layer (and the last) is global"
+    )
+    gemma4_k_eq_v: bool = Field(default=False, description="attention_k_eq_v (global: no v_proj)")
+    gemma4_kv_shared_layers: int = Field(default=0, description="num_kv_shared_layers")
+    gemma4_n_embd_per_layer: int = Field(default=0, description="hidden_size_per_layer_input")
+    gemma4_double_wide_mlp: bool = Field(default=False, description="use_double_wide_mlp")
+    final_logit_softcapping: float | None = Field(default=None, description="final_logit_softcap")
     # llama4: every moe_layer_step-th layer is MoE (the others dense)
     moe_layer_step: int = Field(default=0, description="interleave_moe_layer_step")
     tokenizer: Tokenizer = Tokenizer()
@@ -168,6 +180,10 @@ class Blueprint(BaseModel):
     def _consistent(self) -> Blueprint:
         moe_archs = (Arch.QWEN3MOE, Arch.DEEPSEEK2, Arch.GPT_OSS, Arch.GLM4MOE, Arch.QWEN35MOE)
         moe_archs += (Arch.LLAMA4,)
+        if self.architecture is Arch.GEMMA4 and not (
+            self.gemma4_head_dim_swa and self.gemma4_swa_period and self.head_dim
+        ):
+            raise BadInput(f"{self.name}: gemma4 needs both head widths and the layer pattern")
         moe_archs += (Arch.QWEN3NEXT,)
         if self.architecture in moe_archs and not (self.n_expert and self.n_expert_used):
             raise BadInput(f"{self.name}: {self.architecture} needs n_expert and n_expert_used")
@@ -223,6 +239,16 @@ class Blueprint(BaseModel):
         if self.architecture is Arch.DEEPSEEK2:
             return self.qk_rope_head_dim
         return self.rope_dim if self.rope_dim is not None else self.head_dim_k
+
+    def is_global_layer(self, layer: int) -> bool:
+        """gemma4 layer_types: full attention every gemma4_swa_period-th layer and the last."""
+        period = self.gemma4_swa_period
+        return (layer + 1) % period == 0 or layer == self.n_layer - 1
+
+    def gemma4_n_ff(self, layer: int) -> int:
+        """use_double_wide_mlp: the KV-sharing layers' FFNs are twice as wide."""
+        shared = layer >= self.n_layer - self.gemma4_kv_shared_layers
+        return self.n_ff * (2 if self.gemma4_double_wide_mlp and shared else 1)
 
     def is_moe_layer(self, layer: int) -> bool:
         if self.architecture is Arch.LLAMA4:  # llama4.cpp: (i + 1) % n_moe_layer_step == 0
@@ -292,6 +318,8 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         put(K.LLM.NEXTN_PREDICT_LAYERS, bp.nextn_layers)
     if bp.is_gated_delta_net:
         _put_gated_delta_net(bp, put)
+    if bp.architecture is Arch.GEMMA4:
+        _put_gemma4(bp, put)
     if bp.architecture is Arch.LLAMA4:
         # conversion/llama.py Llama4Model: the MoE interleave (the chunked window is implied)
         put(K.LLM.INTERLEAVE_MOE_LAYER_STEP, bp.moe_layer_step)
@@ -353,6 +381,27 @@ def _put_gated_delta_net(bp: Blueprint, put) -> None:
     put(K.LLM.FULL_ATTENTION_INTERVAL, bp.full_attention_interval)
     if bp.rope_sections is not None:  # qwen3next has none
         put(K.Rope.DIMENSION_SECTIONS, list(bp.rope_sections))
+
+
+def _put_gemma4(bp: Blueprint, put) -> None:
+    """conversion/gemma.py Gemma4Model (over Gemma3Model): per-layer KV heads and FFN widths,
+    the sliding layers' head width and rotary dims, the layer pattern as flags, shared KV
+    layers and the per-layer-embedding width; the full layers rotate their whole head (the
+    partial rotation is the rope_freqs tensor)."""
+    layers = range(bp.n_layer)
+    swa = [not bp.is_global_layer(il) for il in layers]
+    kv_full = bp.gemma4_n_head_kv_full or bp.n_head_kv
+    put(K.Attention.HEAD_COUNT_KV, [bp.n_head_kv if w else kv_full for w in swa])
+    if bp.gemma4_double_wide_mlp:
+        put(K.LLM.FEED_FORWARD_LENGTH, [bp.gemma4_n_ff(il) for il in layers])
+    put(K.Attention.KEY_LENGTH_SWA, bp.gemma4_head_dim_swa)
+    put(K.Attention.VALUE_LENGTH_SWA, bp.gemma4_head_dim_swa)
+    put(K.Rope.DIMENSION_COUNT, bp.head_dim_k)
+    put(K.Rope.DIMENSION_COUNT_SWA, bp.gemma4_head_dim_swa)
+    put(K.Attention.SHARED_KV_LAYERS, bp.gemma4_kv_shared_layers)
+    put(K.LLM.EMBD_LENGTH_PER_LAYER_INP, bp.gemma4_n_embd_per_layer)
+    put(K.Attention.SLIDING_WINDOW_PATTERN, swa)
+    put(K.LLM.FINAL_LOGIT_SOFTCAPPING, _float_or_none(bp.final_logit_softcapping))
 
 
 def _put_rope_scaling(bp: Blueprint, put) -> None:
@@ -448,6 +497,8 @@ def _global_tensors(bp: Blueprint) -> list[TensorSpec]:
                 required=bp.architecture is Arch.GPT_OSS,
             )
         )
+    if bp.architecture is Arch.GEMMA4:
+        specs += _gemma4_globals(bp)
     if bp.rope_scaling is not None and bp.rope_scaling.type == "llama3":
         # conversion/llama.py generate_extra_tensors: llama3 rope factors as a tensor
         specs.append(_spec(T.ROPE_FREQS, None, (bp.n_rot // 2,), required=False))
@@ -753,6 +804,68 @@ def _llama4_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     ]
 
 
+def _gemma4_globals(bp: Blueprint) -> list[TensorSpec]:
+    """gemma4.cpp globals beyond embedding and output norm: the proportional-rope factors of
+    the global layers, the per-layer-embedding table, its projection and norm."""
+    specs = [_spec(T.ROPE_FREQS, None, (bp.head_dim_k // 2,))]
+    width = bp.gemma4_n_embd_per_layer
+    if width:
+        specs += [
+            _spec(T.PER_LAYER_TOKEN_EMBD, None, (width * bp.n_layer, bp.n_vocab)),
+            _spec(T.PER_LAYER_MODEL_PROJ, None, (bp.n_embd, width * bp.n_layer)),
+            _spec(T.PER_LAYER_PROJ_NORM, None, (width,)),
+        ]
+    return specs
+
+
+def _gemma4_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/gemma4.cpp: Q/K/V (no V on global layers with attention_k_eq_v) with their
+    norms at the layer's head width, sandwich norms, the layer scalar, a GELU FFN, on MoE
+    layers routed experts (fused gate_up, a router scale, per-expert down scales) with their
+    own norms, and the per-layer-embedding gate and projection."""
+    is_global = bp.is_global_layer(i)
+    head = bp.head_dim_k if is_global else bp.gemma4_head_dim_swa
+    kv_heads = (bp.gemma4_n_head_kv_full or bp.n_head_kv) if is_global else bp.n_head_kv
+    n_ff = bp.gemma4_n_ff(i)
+    specs = [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,)),
+        _spec(T.ATTN_Q, i, (bp.n_embd, bp.n_head * head)),
+        _spec(T.ATTN_K, i, (bp.n_embd, kv_heads * head)),
+        _spec(T.ATTN_OUT, i, (bp.n_head * head, bp.n_embd)),
+        _spec(T.ATTN_Q_NORM, i, (head,)),
+        _spec(T.ATTN_K_NORM, i, (head,)),
+        _spec(T.ATTN_POST_NORM, i, (bp.n_embd,)),
+        _spec(T.LAYER_OUT_SCALE, i, (1,), required=False),
+        _spec(T.FFN_NORM, i, (bp.n_embd,)),
+        _spec(T.FFN_GATE, i, (bp.n_embd, n_ff)),
+        _spec(T.FFN_UP, i, (bp.n_embd, n_ff)),
+        _spec(T.FFN_DOWN, i, (n_ff, bp.n_embd)),
+        _spec(T.FFN_POST_NORM, i, (bp.n_embd,)),
+    ]
+    if not (is_global and bp.gemma4_k_eq_v):
+        specs.append(_spec(T.ATTN_V, i, (bp.n_embd, kv_heads * head), required=False))
+    if bp.n_expert:
+        n_expert, width = bp.n_expert, bp.n_ff_exp
+        specs += [
+            _spec(T.FFN_GATE_INP, i, (bp.n_embd, n_expert), required=False),
+            _spec(T.FFN_GATE_INP, i, (bp.n_embd,), suffix="scale"),
+            _spec(T.FFN_PRE_NORM_2, i, (bp.n_embd,)),
+            _spec(T.FFN_POST_NORM_1, i, (bp.n_embd,)),
+            _spec(T.FFN_POST_NORM_2, i, (bp.n_embd,)),
+            _spec(T.FFN_GATE_UP_EXP, i, (bp.n_embd, 2 * width, n_expert)),
+            _spec(T.FFN_DOWN_EXP, i, (width, bp.n_embd, n_expert)),
+            _spec(T.FFN_DOWN_EXP, i, (n_expert,), suffix="scale", required=False),
+        ]
+    if bp.gemma4_n_embd_per_layer:
+        width = bp.gemma4_n_embd_per_layer
+        specs += [
+            _spec(T.PER_LAYER_INP_GATE, i, (bp.n_embd, width)),
+            _spec(T.PER_LAYER_PROJ, i, (width, bp.n_embd)),
+            _spec(T.PER_LAYER_POST_NORM, i, (bp.n_embd,)),
+        ]
+    return specs
+
+
 _LAYER_BUILDERS = {
     Arch.LLAMA: _llama_layer,
     Arch.QWEN3: _qwen3_layer,
@@ -764,5 +877,6 @@ _LAYER_BUILDERS = {
     Arch.QWEN35: _qwen35_layer,
     Arch.QWEN35MOE: _qwen35_layer,
     Arch.LLAMA4: _llama4_layer,
+    Arch.GEMMA4: _gemma4_layer,
     Arch.QWEN3NEXT: _qwen3next_layer,
 }

@@ -374,6 +374,9 @@ def miniature(bp: Blueprint) -> Blueprint:
     if bp.is_gated_delta_net:
         # keep the layer pattern: at least one full-attention layer after the DeltaNet ones
         n_layer = max(n_layer, bp.full_attention_interval)
+    if bp.architecture is Arch.GEMMA4:
+        # two periods: the layers that share KV start after a global layer (llama.cpp's reuse)
+        n_layer = max(n_layer, 2 * min(bp.gemma4_swa_period, 3))
     if bp.architecture is Arch.LLAMA4:
         # three chunked layers, then a full-attention layer without RoPE (llama4.cpp)
         n_layer = max(n_layer, 4)
@@ -405,12 +408,27 @@ def miniature(bp: Blueprint) -> Blueprint:
             "v_head_dim": 64 if bp.v_head_dim else 0,
             "sliding_window": min(bp.sliding_window, 128),
             **_mini_gated_delta_net(bp),
+            **_mini_gemma4(bp),
             "tokenizer": bp.tokenizer.model_copy(
                 update={"bos_token_id": None, "eos_token_id": None, "n_merges": None}
             ),
             **groups,
         }
     )
+
+
+def _mini_gemma4(bp: Blueprint) -> dict[str, object]:
+    """Gemma 4 shrunk: a global layer every third (the last one too), a period of layers
+    sharing KV when the model has them, both head widths, the per-layer-embedding width."""
+    if bp.architecture is not Arch.GEMMA4:
+        return {}
+    return {
+        "gemma4_head_dim_swa": 32,
+        "gemma4_n_head_kv_full": 1 if bp.gemma4_n_head_kv_full else 0,
+        "gemma4_swa_period": min(bp.gemma4_swa_period, 3),
+        "gemma4_kv_shared_layers": min(bp.gemma4_kv_shared_layers, 3),
+        "gemma4_n_embd_per_layer": 32 if bp.gemma4_n_embd_per_layer else 0,
+    }
 
 
 def _mini_gated_delta_net(bp: Blueprint) -> dict[str, object]:
@@ -505,6 +523,26 @@ def tiny_blueprint(arch: Arch | str) -> Blueprint:
                 type="llama3", factor=16.0, original_context_length=8192, high_freq_factor=1.0
             ),
             "tokenizer": gpt2,
+        },
+        # gemma4 as E2B/E4B: global layers (2, 5) with wider heads, one KV head and K as V,
+        # per-layer embeddings, the last three layers sharing KV with twice-wide FFNs
+        Arch.GEMMA4: {
+            "n_layer": 6,
+            "n_ff": 512,
+            "head_dim": 128,
+            "gemma4_head_dim_swa": 64,
+            "gemma4_n_head_kv_full": 1,
+            "gemma4_swa_period": 3,
+            "gemma4_k_eq_v": True,
+            "gemma4_kv_shared_layers": 3,
+            "gemma4_n_embd_per_layer": 64,
+            "gemma4_double_wide_mlp": True,
+            "tied_embeddings": True,
+            "sliding_window": 128,
+            "rope_theta": 1e6,
+            "rope_theta_swa": 1e4,
+            "final_logit_softcapping": 30.0,
+            "tokenizer": Tokenizer(model="llama", pre="default"),
         },
         Arch.QWEN35: {"n_ff": 512, **_TINY_QWEN35, "tokenizer": gpt2},
         Arch.QWEN35MOE: {

@@ -204,6 +204,9 @@ class Section(StrEnum):
 _SSM_MUL_MAT = ("ssm_in", "ssm_out", "ssm_x", "ssm_dt", "ssm_alpha", "ssm_beta", "ssm_ba")
 _INPUT_ROLES = ("token_embd", "pos_embd", "token_types", "per_layer_token_embd")
 _PER_LAYER_GLOBALS = ("rope_freqs", "rope_factors_long", "rope_factors_short")
+# gemma4's per-layer-embedding projection and norm: global names, created for layer 0
+# (create_tensor(tn(..., "weight", 0))), so they live in layer 0's buffer
+_LAYER0_GLOBALS = ("per_layer_model_proj.", "per_layer_proj_norm.")
 # CUDA supports_op: MUL_MAT(_ID) and GET_ROWS weight types (ggml_backend_cuda_device_supports_op)
 _CUDA_MUL_MAT_TYPES = frozenset(
     {"F32", "F16", "Q1_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "MXFP4", "NVFP4", "Q2_K",
@@ -585,6 +588,8 @@ def place_tensors(
             continue
         if weight.section is Section.INPUT:
             candidates = cpu_list
+        elif weight.name.startswith(_LAYER0_GLOBALS):
+            candidates = layer_lists[0]
         elif weight.section is Section.OUTPUT:
             candidates = output_list
         elif weight.layer is not None and weight.layer < n_layer_all:
