@@ -135,6 +135,37 @@ LLAMA4_SCOUT_SOURCE = (
     "(eos 200008, <|eot|>, assumed the GGUF's)"
 )
 
+# Gemma 4 (gemma4): sliding layers at head_dim 256, a global layer (head 512, proportional
+# rope over a quarter of it) every period-th and the last; tied embeddings, soft-capped logits
+GEMMA4_SHARED = {
+    "architecture": Arch.GEMMA4,
+    "n_vocab": 262144,
+    "head_dim": 512,  # global_head_dim
+    "gemma4_head_dim_swa": 256,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 1e6,
+    "rope_theta_swa": 1e4,
+    "tied_embeddings": True,
+    "final_logit_softcapping": 30.0,
+    "tokenizer": Tokenizer(model="llama", pre="default", bos_token_id=2, eos_token_id=1),
+}
+GEMMA4_LARGE_SOURCE = (
+    "text_config of the published Gemma 4 31B and 26B-A4B config.json files (nvidia/"
+    "Gemma-4-31B-IT-NVFP4 and bg-digitalservices/Gemma-4-26B-A4B-it-NVFP4A16, transcribed in "
+    "a public C++ test header): 31B: 60 layers, hidden 5376, 32 heads, 16 sliding / 4 global "
+    "KV heads, attention_k_eq_v, intermediate 21504; 26B-A4B: 30 layers, hidden 2816, 16 "
+    "heads, 8 / 2 KV heads, attention_k_eq_v, dense MLP 2112 beside 128 experts top-8 of "
+    "width 704; both: head_dim 256, global_head_dim 512, sliding window 1024, layer_types 5 "
+    "sliding + 1 full, rope theta 1e6 (full, proportional, partial 0.25) / 1e4 (sliding), "
+    "262144 positions, vocab 262144, soft-cap 30, rms eps 1e-6, tied embeddings"
+)
+GEMMA4_NOTES = (
+    "text model only: the vision (and audio) towers ship as a separate mmproj GGUF",
+    "the converter's tokenizer.ggml.model is 'gemma4'; the blueprint writes 'llama' (the "
+    "same token count, scores and types; fit's tokenizer record has no gemma4 kind)",
+    "compute buffers are not modelled for gemma4 yet (fit memory reports them n/m)",
+)
+
 MXFP4_NOTE = (
     "MXFP4 is gpt-oss as published: the converter keeps the MXFP4 experts and stores the other "
     "2-D weights as Q8_0, the same types llama-quantize's MXFP4_MOE mix gives"
@@ -541,6 +572,92 @@ SOURCES: list[CatalogueSource] = [
             "append one when num_nextn_predict_layers is set",
             "e_score_correction_bias (exp_probs_b) assumed present, as in DeepSeek-V3",
         ),
+    ),
+    CatalogueSource(
+        name="gemma-4-31b",
+        blueprint=Blueprint(
+            name="gemma-4-31B-it",
+            n_layer=60,
+            n_embd=5376,
+            context_length=262144,
+            n_head=32,
+            n_head_kv=16,
+            gemma4_n_head_kv_full=4,
+            gemma4_k_eq_v=True,
+            n_ff=21504,
+            sliding_window=1024,
+            gemma4_swa_period=6,
+            **GEMMA4_SHARED,
+        ),
+        hyperparameters_source=GEMMA4_LARGE_SOURCE,
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        published={
+            "Q4_K_M": PublishedSize(
+                bytes=18_700_000_000,
+                source="steampunque/gemma-4-31B-it-MP-GGUF comparison table: Q4_K_M 18.7e9 "
+                "bytes (its Q4_K_M 17.4 'GB' = GiB on pidtom/Gemma-4-31B-it-TQPlus agrees); "
+                "30.7 B parameters on unsloth/gemma-4-31B-it-qat-GGUF's listing",
+            )
+        },
+        notes=GEMMA4_NOTES,
+    ),
+    CatalogueSource(
+        name="gemma-4-26b-a4b",
+        blueprint=Blueprint(
+            name="gemma-4-26B-A4B-it",
+            n_layer=30,
+            n_embd=2816,
+            context_length=262144,
+            n_head=16,
+            n_head_kv=8,
+            gemma4_n_head_kv_full=2,
+            gemma4_k_eq_v=True,
+            n_ff=2112,
+            sliding_window=1024,
+            gemma4_swa_period=6,
+            n_expert=128,
+            n_expert_used=8,
+            n_ff_exp=704,
+            **GEMMA4_SHARED,
+        ),
+        hyperparameters_source=GEMMA4_LARGE_SOURCE,
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        notes=(
+            *GEMMA4_NOTES,
+            "25.23 B parameters here, 25.2 B total on unsloth/gemma-4-26B-A4B-it-GGUF's card; "
+            "no exact published file size was found (Q4_K_M 'about 17 GB')",
+        ),
+    ),
+    CatalogueSource(
+        name="gemma-4-e2b",
+        blueprint=Blueprint(
+            name="gemma-4-E2B-it",
+            n_layer=35,
+            n_embd=1536,
+            context_length=131072,
+            n_head=8,
+            n_head_kv=1,
+            n_ff=6144,
+            sliding_window=512,
+            gemma4_swa_period=5,
+            gemma4_kv_shared_layers=20,
+            gemma4_n_embd_per_layer=256,
+            gemma4_double_wide_mlp=True,
+            **GEMMA4_SHARED,
+        ),
+        hyperparameters_source=(
+            "google/gemma-4-E2B-it text_config as quoted in public tests: 35 layers, hidden "
+            "1536, 8 heads, 1 KV head, head_dim 256, global_head_dim 512 (no separate global "
+            "KV heads, attention_k_eq_v false), sliding window 512, layer_types 4 sliding + 1 "
+            "full, intermediate 6144 with use_double_wide_mlp (the 20 KV-sharing layers twice "
+            "wide), num_kv_shared_layers 20, hidden_size_per_layer_input 256, vocab 262144, "
+            "131072 positions, soft-cap 30, tied embeddings"
+        ),
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        notes=(*GEMMA4_NOTES, "no exact published file size was found"),
     ),
     CatalogueSource(
         name="llama-4-scout-17b-16e",
