@@ -838,7 +838,13 @@ def calibrate_command(conf_path: Path, runs_dirs: tuple[Path, ...], dry_run: boo
 @click.option("--objective", default="decode", show_default=True,
               type=click.Choice(["decode", "prefill", "balanced"]),
               help="Measured decode t/s, prefill t/s, or their geometric mean.")  # fmt: skip
-@click.option("--apply", "apply_best", is_flag=True, help="Write the best trial into the profile.")
+@click.option("--apply", "apply_best", is_flag=True,
+              help="Write the best trial into the profile, if its gain is outside the noise "
+              "(its 95% interval above the profile's own).")  # fmt: skip
+@click.option("--repeat", "repetitions", default=3, show_default=True,
+              type=click.IntRange(min=1),
+              help="Launches measured per trial; the trial's value is their mean, with a 95% "
+              "confidence interval (1: no interval, and --apply refuses).")  # fmt: skip
 @_n_predict_option(16)
 @_seconds_option("--heartbeat", "heartbeat_s", 10.0, "Seconds between trial heartbeats; a "
                  "trial silent for twice this is retried.")  # fmt: skip
@@ -846,14 +852,17 @@ def calibrate_command(conf_path: Path, runs_dirs: tuple[Path, ...], dry_run: boo
 @click.option("--json", "as_json", is_flag=True, help="Print the trials as JSON.")
 def tune_command(profile_id: str, conf_path: Path, server_path: Path | None, n_trials: int,
                  storage: str | None, study_name: str | None, objective: str, apply_best: bool,
-                 n_predict: int, heartbeat_s: float, no_calibration: bool,
+                 repetitions: int, n_predict: int, heartbeat_s: float, no_calibration: bool,
                  as_json: bool) -> None:  # fmt: skip
     """Tune batch, ubatch, threads, -ngl, -ts and expert offload by measuring real launches.
 
     Optuna (TPE) proposes settings; each is checked against the memory budgets first (one
-    that cannot fit is pruned without a launch), then launched and measured. The first trial
-    is the profile as it is. Trials are stored (SQLite in the workspace by default), so a
-    killed run resumes, and several machines can share one --storage URL.
+    that cannot fit is pruned without a launch), then launched and measured --repeat times.
+    -b/-ub are powers of two, -t at most the physical cores. The first trial is the profile
+    as it is; --apply writes the best trial only when it beats it beyond the noise (their 95%
+    intervals do not overlap), and otherwise says so. Trials are stored (SQLite in the
+    workspace by default), so a killed run resumes, and several machines can share one
+    --storage URL.
 
     \b
     Examples:
@@ -868,7 +877,7 @@ def tune_command(profile_id: str, conf_path: Path, server_path: Path | None, n_t
     request = TuneRequest(
         objective=Objective(objective), n_trials=n_trials, storage=storage,
         study_name=study_name, heartbeat_s=heartbeat_s, apply_best=apply_best,
-        server=server_path, n_predict=n_predict,
+        repetitions=repetitions, server=server_path, n_predict=n_predict,
     )  # fmt: skip
     setup = prepare_measuring(conf_path, profile_id, use_calibration=not no_calibration)
     progress = _Progress()

@@ -4,9 +4,13 @@
    (``solver.tune.tuner.tune_space``); its notes say which knobs are left out and why.
 2. The study is opened (created, or resumed with its earlier trials) in ``storage``, by
    default SQLite in the workspace's ``.fit/`` folder.
-3. Trials run until ``n_trials`` have finished; each launch is measured by
-   ``profiles.measure.trial_measure`` and stored under runs/ like ``fit test``'s.
-4. With ``apply_best`` the best complete trial's settings are written into the profile.
+3. Trials run until ``n_trials`` have finished; each trial is launched ``repetitions`` times,
+   each launch measured by ``profiles.measure.trial_measure`` and stored under runs/ like
+   ``fit test``'s; the trial keeps the mean and its 95% confidence interval.
+4. With ``apply_best`` the best complete trial's settings are written into the profile, only
+   when ``solver.tune.tuner.apply_verdict`` finds the improvement over the profile's own
+   settings outside the noise (the intervals do not overlap); otherwise the outcome says why
+   and the profile is left as it is.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from profiles.outcome import apply_settings
 from solver.cost.model import Objective
 from solver.errors import OperationFailed
 from solver.tune.tuner import (
+    DEFAULT_REPETITIONS,
     TuneObjective,
     TuneOutcome,
+    apply_verdict,
     best_trial,
     open_study,
     run_study,
@@ -51,6 +57,9 @@ class TuneRequest(BaseModel):
     study_name: str | None = Field(default=None, description="[PROFILE-OBJECTIVE]")
     heartbeat_s: float = 10.0
     apply_best: bool = False
+    repetitions: int = Field(
+        default=DEFAULT_REPETITIONS, ge=1, description="launches measured per trial"
+    )
     server: Path | None = Field(default=None, description="llama-server [the resolved one]")
     n_predict: int = Field(default=16, description="tokens generated per measured prompt")
 
@@ -84,13 +93,17 @@ def tune_profile(
         n_predict=request.n_predict,
         progress=progress,
     )
-    tuner = TuneObjective(args, space, setup.predictor, measure, request.objective)
+    tuner = TuneObjective(
+        args, space, setup.predictor, measure, request.objective, request.repetitions
+    )
     run_study(study, tuner, current, request.n_trials, on_trial=on_trial)
     best = best_trial(study)
-    applied = None
+    applied = verdict = None
     if request.apply_best:
         if best is None:
             raise OperationFailed(f"study {name} has no completed trial to apply")
+        verdict = apply_verdict(study, current, space)
+    if verdict is not None and verdict.apply and best is not None:
         applied = apply_settings(
             launch.conf_path,
             launch.profile_id,
@@ -107,4 +120,5 @@ def tune_profile(
         trials=tuple(study.get_trials(deepcopy=False)),
         best=best,
         applied_to=applied,
+        verdict=verdict,
     )

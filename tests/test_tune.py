@@ -6,6 +6,7 @@ is seen alone (the real launches are in tests/test_tune_llama.py)."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,12 @@ from solver.hardware.scenario import load_hardware
 from solver.placement.launch_cost import LaunchPredictor
 from solver.quantities import MIB
 from solver.tune.tuner import (
+    Measure,
     TrialMeasurement,
     TuneObjective,
+    apply_verdict,
     best_trial,
+    confidence_interval,
     finished_trials,
     open_study,
     run_study,
@@ -128,3 +132,88 @@ def test_a_study_keeps_its_objective(tmp_path: Path) -> None:
 def test_a_storage_url_of_no_known_database_is_bad_input() -> None:
     with pytest.raises(BadInput, match="cannot open tuning storage nope://x"):
         open_study("nope://x", "study", objective=Objective.DECODE)
+
+
+# --- the grid and the noise (issue 15: `fit tune --trials 3 --apply` wrote -b 3383 -ub 33) ---
+
+
+def _noisy(rng: random.Random, speed_of) -> Measure:
+    """A fake launch: ``speed_of(args)`` t/s with seeded noise of 1 t/s (standard deviation)."""
+
+    def measure(args: list[str], report_partial) -> TrialMeasurement:
+        return TrialMeasurement(ok=True, decode_tps=speed_of(args) + rng.gauss(0, 1.0))
+
+    return measure
+
+
+def _run(gemma, tmp_path: Path, measure: Measure, n_trials: int, args=ARGS):
+    predictor = _predictor(gemma, 64 * 1024 * MIB)
+    space, current, _ = tune_space(args, predictor, max_threads=4)
+    study = _study(tmp_path)
+    tuner = TuneObjective(args, space, predictor, measure, Objective.DECODE, repetitions=3)
+    run_study(study, tuner, current, n_trials)
+    return study, space, current
+
+
+def test_candidates_are_on_the_grid_llama_users_use(gemma, tmp_path: Path) -> None:
+    study, space, current = _run(gemma, tmp_path, _noisy(random.Random(1), lambda a: 10.0), 12)
+    assert (current.n_batch, current.n_ubatch) == (2048, 512)  # llama.cpp's defaults
+    powers = {2**k for k in range(4, 13)}
+    for trial in study.trials:
+        settings = settings_of(trial, space)
+        assert settings.n_batch in powers and settings.n_ubatch in powers, trial.params
+        assert 16 <= settings.n_ubatch <= settings.n_batch <= 4096
+        assert 1 <= settings.threads <= 4
+        assert trial.user_attrs["args"][-6:] == settings.args()[-6:]
+    # each trial measured three times, with its 95% interval around the mean
+    values = study.trials[0].user_attrs["values"]
+    low, high = study.trials[0].user_attrs["interval"]
+    assert len(values) == 3 and low < study.trials[0].value < high
+
+
+def test_a_profile_off_the_grid_is_still_the_first_trial(gemma, tmp_path: Path) -> None:
+    args = [*ARGS, "-b", "3383", "-ub", "33", "-t", "1"]
+    study, space, current = _run(gemma, tmp_path, _noisy(random.Random(2), lambda a: 10.0), 2, args)
+    assert settings_of(study.trials[0], space) == current
+    assert (current.n_batch, current.n_ubatch) == (3383, 33)
+
+
+def test_apply_is_refused_when_the_gain_is_within_the_noise(gemma, tmp_path: Path) -> None:
+    # every setting is the same 10 t/s; the best of 8 trials is only the luckiest draw
+    study, space, current = _run(gemma, tmp_path, _noisy(random.Random(3), lambda a: 10.0), 8)
+    best = best_trial(study)
+    assert best is not None and best.number != 0 and best.value > study.trials[0].value
+    verdict = apply_verdict(study, current, space)
+    assert not verdict.apply
+    assert verdict.reason.startswith("within the noise, profile kept")
+
+
+def test_apply_is_done_when_a_trial_is_clearly_better(gemma, tmp_path: Path) -> None:
+    # the profile's -b 2048 -ub 512 runs at 10 t/s, any other -b/-ub at 20 (noise: 1 t/s)
+    def speed(args: list[str]) -> float:
+        return 10.0 if args[-6:-2] == ["-b", "2048", "-ub", "512"] else 20.0
+
+    study, space, current = _run(gemma, tmp_path, _noisy(random.Random(4), speed), 3)
+    verdict = apply_verdict(study, current, space)
+    assert verdict.apply and verdict.reason.startswith("better beyond the noise"), verdict
+    assert settings_of(best_trial(study), space) != current
+
+
+def test_one_measurement_per_trial_never_applies(gemma, tmp_path: Path) -> None:
+    predictor = _predictor(gemma, 64 * 1024 * MIB)
+    space, current, _ = tune_space(ARGS, predictor, max_threads=4)
+    speeds = iter([10.0, 50.0])
+
+    def measure(args: list[str], report_partial) -> TrialMeasurement:
+        return TrialMeasurement(ok=True, decode_tps=next(speeds))
+
+    study = _study(tmp_path)
+    run_study(study, TuneObjective(ARGS, space, predictor, measure, Objective.DECODE), current, 2)
+    assert study.trials[0].user_attrs["interval"] is None
+    assert "noise is unknown" in apply_verdict(study, current, space).reason
+
+
+def test_confidence_interval_is_mean_plus_minus_t_s_over_root_n() -> None:
+    low, high = confidence_interval([9.0, 10.0, 11.0])  # s = 1, t(2) = 4.303
+    assert (low, high) == pytest.approx((10 - 4.303 / 3**0.5, 10 + 4.303 / 3**0.5))
+    assert confidence_interval([10.0]) is None

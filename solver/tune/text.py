@@ -71,6 +71,7 @@ def tune_json(outcome: TuneOutcome) -> dict[str, Any]:
         "storage": outcome.storage,
         "best": None if outcome.best is None else outcome.best.number,
         "applied_to": None if outcome.applied_to is None else str(outcome.applied_to),
+        "verdict": None if outcome.verdict is None else outcome.verdict.model_dump(),
         "trials": [trial_json(t) for t in outcome.trials],
     }
 
@@ -84,6 +85,8 @@ def tune_text(outcome: TuneOutcome, profile_id: str) -> str:
             f"best: trial {best.number}, {outcome.objective.value} {best.value:.1f} t/s: "
             f"{' '.join(best.user_attrs.get('args', []))}"
         )
+    if outcome.verdict is not None:
+        lines.append(f"apply: {outcome.verdict.reason}")
     if outcome.applied_to is not None:
         lines.append(
             f"applied to [{profile_id}] in {outcome.applied_to}; run `fit test {profile_id}`"

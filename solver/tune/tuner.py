@@ -2,8 +2,9 @@
 
 Search space (``TuneSpace``), each only where it applies to the profile:
 
-- ``-ub`` (16..2048) and ``-b`` (at least ``-ub``, up to 4096), log scale;
-- ``-t`` threads, 1..the machine's logical CPUs;
+- ``-ub`` (16..2048) and ``-b`` (16..4096) on powers of two, the values llama.cpp users pick,
+  plus the profile's own value; ``-ub`` above ``-b`` is ``-b``, as llama.cpp clamps it;
+- ``-t`` threads, 1..the machine's physical cores (llama.cpp's own default);
 - ``-ngl`` 0..n_layer+1 when the launch has offload devices (GPUs or RPC servers);
 - ``-ts`` one weight in [0, 1] per offload device when there are two or more;
 - ``--n-cpu-moe`` 0..n_layer for MoE models whose profile has no other expert overrides.
@@ -17,7 +18,15 @@ A trial (``TuneObjective``):
 3. Launch and measure (``measure``, injected: only the CLI layer touches processes). The short
    request is reported to the pruner first (``trial.report``), so a slow candidate stops before
    the long one; a failed launch (OOM, crash) is a failed trial.
-4. The value is measured decode t/s, prompt t/s, or their geometric mean (``mix``).
+4. Step 3 is repeated ``repetitions`` times (each a launch of its own); the value is the mean
+   of the measured decode t/s, prompt t/s, or their geometric mean (``mix``), and the trial
+   keeps each measurement and the 95% confidence interval of the mean (mean ± t·s/√n).
+
+``apply_verdict`` decides whether the best trial may replace the profile's settings: only when
+its interval lies wholly above the interval of the profile's own settings (the first trial),
+i.e. the two 95% intervals do not overlap. That is stricter than a Welch test at 5% (it asks
+more than the difference's own interval excluding zero), which suits a best-of-many pick whose
+mean is biased upwards by the picking.
 
 Storage is any Optuna RDB URL (SQLite in the workspace by default) with a heartbeat: a trial
 left RUNNING by a killed process goes stale after ``grace`` seconds, is failed, and
@@ -47,11 +56,18 @@ from solver.placement.launch_cost import LaunchPredictor
 
 BATCH_MAX = 4096
 UBATCH_RANGE = (16, 2048)
+UBATCH_GRID = tuple(2**k for k in range(4, 12))  # 16..2048
+BATCH_GRID = tuple(2**k for k in range(4, 13))  # 16..4096
+# Student's t, two-sided 95%, by degrees of freedom; above 30 the value at 30 (a little wide)
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+         2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+         2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
 TUNED_KEYS = ("--batch-size", "--ubatch-size", "--threads", "--gpu-layers", "--tensor-split",
               "--n-cpu-moe")  # fmt: skip
 EXPERT_KEYS = ("--override-tensor", "--cpu-moe", "--n-cpu-moe")
 DEFAULT_BATCH, DEFAULT_UBATCH = 2048, 512  # common/common.h
 MAX_RETRY = 2
+DEFAULT_REPETITIONS = 3  # launches per trial for fit tune: the least that gives an interval
 
 
 class TuneSettings(BaseModel):
@@ -108,13 +124,15 @@ class TuneSpace(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     max_threads: int
+    ubatch_choices: tuple[int, ...] = Field(default=UBATCH_GRID, description="-ub candidates")
+    batch_choices: tuple[int, ...] = Field(default=BATCH_GRID, description="-b candidates")
     gpu_slots: int | None = Field(description="n_layer + 1 if -ngl is tuned")
     split_devices: tuple[str, ...] = Field(description="offload devices, if -ts is tuned")
     expert_layers: int | None = Field(description="n_layer if --n-cpu-moe is tuned")
 
     def suggest(self, trial: optuna.Trial) -> TuneSettings:
-        ubatch = trial.suggest_int("ubatch", *UBATCH_RANGE, log=True)
-        batch = trial.suggest_int("batch", ubatch, BATCH_MAX, log=True)
+        ubatch = trial.suggest_categorical("ubatch", self.ubatch_choices)
+        batch = trial.suggest_categorical("batch", self.batch_choices)
         threads = trial.suggest_int("threads", 1, self.max_threads)
         gpu_layers = None
         if self.gpu_slots is not None:
@@ -129,7 +147,7 @@ class TuneSpace(BaseModel):
             n_cpu_moe = trial.suggest_int("n_cpu_moe", 0, self.expert_layers)
         return TuneSettings(
             n_batch=batch,
-            n_ubatch=ubatch,
+            n_ubatch=min(ubatch, batch),  # llama.cpp clamps -ub to -b
             threads=threads,
             n_gpu_layers=gpu_layers,
             tensor_split=split,
@@ -193,7 +211,7 @@ def tune_space(
         notes.append("--n-cpu-moe is not tuned: the profile places experts with -ot/--cpu-moe")
     if not offload:
         notes.append("-ngl and -ts are not tuned: the launch has no offload device")
-    cpus = max_threads or os.cpu_count() or 1
+    cpus = max_threads or _physical_cores() or os.cpu_count() or 1
     free = {gpu.device: gpu.memory_bytes for gpu in predictor.hardware.gpus}
     current = TuneSettings(
         n_batch=config.n_batch,
@@ -211,7 +229,15 @@ def tune_space(
         split_devices=split_devices,
         expert_layers=inventory.n_layers if tunes_experts else None,
     )
-    return space, _clamped(current, space), notes
+    current = _clamped(current, space)
+    # the profile's own -b/-ub join the grid, so its settings can be the first trial
+    space = space.model_copy(
+        update={
+            "ubatch_choices": tuple(sorted({*UBATCH_GRID, current.n_ubatch})),
+            "batch_choices": tuple(sorted({*BATCH_GRID, current.n_batch})),
+        }
+    )
+    return space, current, notes
 
 
 def _current_threads(args: Sequence[str], cpus: int) -> int:
@@ -292,12 +318,14 @@ class TuneObjective:
         predictor: LaunchPredictor,
         measure: Measure,
         objective: Objective,
+        repetitions: int = 1,
     ) -> None:
         self.args = list(args)
         self.space = space
         self.predictor = predictor
         self.measure = measure
         self.objective = objective
+        self.repetitions = max(1, repetitions)
 
     def __call__(self, trial: optuna.Trial) -> float:
         settings = self.space.suggest(trial)
@@ -319,14 +347,28 @@ class TuneObjective:
                 trial.set_user_attr("pruned_reason", reason)
                 raise optuna.TrialPruned(reason)
 
-        result = self.measure(args, report_partial)
-        trial.set_user_attr("run_file", result.run_file)
-        if not result.ok:
-            trial.set_user_attr("failure", result.failure)
-            raise TrialFailed(result.failure or "the launch failed")
-        trial.set_user_attr("decode_tps", result.decode_tps)
-        trial.set_user_attr("prompt_tps", result.prompt_tps)
-        return objective_value(self.objective, result.decode_tps, result.prompt_tps)
+        values: list[float] = []
+        decodes: list[float | None] = []
+        prompts: list[float | None] = []
+        runs: list[str | None] = []
+        for repetition in range(self.repetitions):
+            # only the first launch's short request goes to the pruner: one step per trial
+            result = self.measure(args, report_partial if repetition == 0 else _ignore_partial)
+            runs.append(result.run_file)
+            trial.set_user_attr("run_file", result.run_file)
+            trial.set_user_attr("run_files", runs)
+            if not result.ok:
+                trial.set_user_attr("failure", result.failure)
+                raise TrialFailed(result.failure or "the launch failed")
+            values.append(objective_value(self.objective, result.decode_tps, result.prompt_tps))
+            decodes.append(result.decode_tps)
+            prompts.append(result.prompt_tps)
+        interval = confidence_interval(values)
+        trial.set_user_attr("values", values)
+        trial.set_user_attr("interval", None if interval is None else list(interval))
+        trial.set_user_attr("decode_tps", _mean_or_none(decodes))
+        trial.set_user_attr("prompt_tps", _mean_or_none(prompts))
+        return _mean(values)
 
     def _cannot_fit(self, settings: TuneSettings, args: list[str]) -> str | None:
         if settings.tensor_split is not None and not any(settings.tensor_split):
@@ -337,6 +379,31 @@ class TuneObjective:
             return str(error)
         problems = self.predictor.shortfalls(report)
         return "does not fit: " + "; ".join(problems) if problems else None
+
+
+def _ignore_partial(decode: float | None, prompt: float | None) -> None:
+    """A repeated launch's short request: the pruner already saw the first one."""
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _mean_or_none(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return _mean(known) if len(known) == len(values) and known else None
+
+
+def confidence_interval(values: Sequence[float]) -> tuple[float, float] | None:
+    """The 95% confidence interval of the mean, mean ± t·s/√n with Student's t at n-1 degrees
+    of freedom; None for fewer than two values (their noise is unknown)."""
+    n = len(values)
+    if n < 2:
+        return None
+    mean = _mean(values)
+    s = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = T_975[min(n - 1, len(T_975)) - 1] * s / math.sqrt(n)
+    return (mean - half, mean + half)
 
 
 # --- the study -----------------------------------------------------------------------------------
@@ -440,12 +507,62 @@ def settings_of(trial: FrozenTrial, space: TuneSpace) -> TuneSettings:
         split = tuple(float(p[f"ts_{i}"]) for i in range(len(space.split_devices)))
     return TuneSettings(
         n_batch=int(p["batch"]),
-        n_ubatch=int(p["ubatch"]),
+        n_ubatch=min(int(p["ubatch"]), int(p["batch"])),
         threads=int(p["threads"]),
         n_gpu_layers=int(p["gpu_layers"]) if "gpu_layers" in p else None,
         tensor_split=split,
         n_cpu_moe=int(p["n_cpu_moe"]) if "n_cpu_moe" in p else None,
     )
+
+
+class ApplyVerdict(BaseModel):
+    """Whether the best trial may replace the profile's settings, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    apply: bool
+    reason: str
+
+
+def apply_verdict(study: optuna.Study, current: TuneSettings, space: TuneSpace) -> ApplyVerdict:
+    """Apply only an improvement outside the noise: the best trial's 95% interval wholly above
+    that of the profile's own settings (no overlap; see the module docstring)."""
+    best = best_trial(study)
+    if best is None:
+        return ApplyVerdict(apply=False, reason="no trial completed")
+    trials = study.get_trials(deepcopy=False)
+    own = next(
+        (t for t in trials if t.state is TrialState.COMPLETE and settings_of(t, space) == current),
+        None,
+    )
+    if own is None:
+        return ApplyVerdict(
+            apply=False,
+            reason="the profile's own settings have no complete measurement to compare with; "
+            "profile kept",
+        )
+    if settings_of(best, space) == current:
+        return ApplyVerdict(
+            apply=False, reason="the profile's own settings measured best; profile kept"
+        )
+    best_ci, own_ci = best.user_attrs.get("interval"), own.user_attrs.get("interval")
+    if best_ci is None or own_ci is None:
+        return ApplyVerdict(
+            apply=False,
+            reason="one measurement per trial, so the noise is unknown: profile kept "
+            "(measure each trial at least twice, --repeat 2 or more)",
+        )
+    compared = (
+        f"trial {best.number} {_interval_text(best.value, best_ci)} against the profile's "
+        f"trial {own.number} {_interval_text(own.value, own_ci)} (95% intervals)"
+    )
+    if best_ci[0] > own_ci[1]:
+        return ApplyVerdict(apply=True, reason=f"better beyond the noise: {compared}")
+    return ApplyVerdict(apply=False, reason=f"within the noise, profile kept: {compared} overlap")
+
+
+def _interval_text(mean: float | None, interval: Sequence[float]) -> str:
+    return f"{mean or 0.0:.1f} t/s [{interval[0]:.1f}, {interval[1]:.1f}]"
 
 
 class TuneOutcome(BaseModel):
@@ -459,3 +576,4 @@ class TuneOutcome(BaseModel):
     trials: tuple[FrozenTrial, ...] = Field(description="every trial of the study, in order")
     best: FrozenTrial | None = Field(description="the complete trial of the highest value")
     applied_to: Path | None = Field(default=None, description="models.conf it was written to")
+    verdict: ApplyVerdict | None = Field(default=None, description="with --apply: why or why not")
