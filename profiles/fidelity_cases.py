@@ -21,7 +21,7 @@ from solver.gguf.synthetic import miniature, tiny_blueprint
 GEMMA = "gemma-3-270m"
 SYNTHETIC_ARCHS = (
     "llama", "qwen3", "qwen3moe", "gemma3", "deepseek2", "gpt-oss", "glm4moe", "qwen35moe",
-    "qwen35", "qwen3next",
+    "qwen35", "qwen3next", "nemotron_h_moe",
 )  # fmt: skip
 # llama4: three chunked layers with RoPE, then a global one without (plus the temperature scale)
 SYNTHETIC_ARCHS += ("llama4",)
@@ -74,6 +74,8 @@ def model_blueprint(model: str) -> tuple[Blueprint, str] | None:
     update: dict[str, object] = {}
     if layers:
         update = {"n_layer": int(layers), "name": f"fidelity-{arch}-{layers}l"}
+        if blueprint.layer_pattern:  # nemotron_h_moe: the tiny pattern repeated
+            update["layer_pattern"] = (blueprint.layer_pattern * int(layers))[: int(layers)]
     if arch == LLAMA_ROPE:
         update["rope_scaling"] = RopeScaling(
             type="llama3", factor=8.0, original_context_length=2048
@@ -211,6 +213,14 @@ SYNTHETIC = [
             "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,1 -fa off",
             "exps-cpu-ub": "-c 2048 -np 2 -ngl 5 -ts 2,1 -ot exps=CPU -ub 256",
             "nkvo-q8": "-c 2048 -np 2 -ngl 99 -ts 1,1 -nkvo -ctk q8_0 -ctv q8_0 -fa on",
+        },
+        # nemotron_h_moe: Mamba-2 (0, 4), MoE (1, 3, 5, 7) and attention (2, 6) layers
+        "nemotron_h_moe/8": {
+            "split": "-c 1024 -ngl 99 -ts 1,1",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,1 -fa off",
+            "exps-cpu-ub": "-c 2048 -np 2 -ngl 5 -ts 2,1 -ot exps=CPU -ub 256",
+            "nkvo-q8": "-c 2048 -np 2 -ngl 99 -ts 1,1 -nkvo -ctk q8_0 -ctv q8_0 -fa on",
+            "nkvo-fa-off": "-c 2048 -np 1 -ngl 99 -ts 1,1 -nkvo -fa off",
         },
     }.items()
     for case in _named(arch, cases, rpc=True)

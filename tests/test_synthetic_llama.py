@@ -153,6 +153,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "llama4": "blk.1.ffn_gate_shexp.weight",
     "gemma4": "blk.0.inp_gate.weight",
     "qwen3next": "blk.0.ssm_ba.weight",
+    "nemotron_h_moe": "blk.0.ssm_d",
 }
 
 

@@ -225,6 +225,10 @@ def sqrt(a: Tensor) -> Tensor:
     return _dup(a, "SQRT", (a,))
 
 
+def sqr(a: Tensor) -> Tensor:
+    return _dup(a, "SQR", (a,))
+
+
 def rms_norm(a: Tensor) -> Tensor:
     return _dup(a, "RMS_NORM", (a,))
 
@@ -355,6 +359,15 @@ def gated_delta_net(
     s_v, heads, n_tokens, n_seqs = v.ne
     rows = n_tokens * n_seqs + n_snapshots * s_v * n_seqs
     return Tensor(F32, (s_v * heads, rows), "GATED_DELTA_NET", (q, k, v, g, beta, state))
+
+
+def ssm_scan(
+    s: Tensor, x: Tensor, dt: Tensor, a: Tensor, b: Tensor, c: Tensor, ids: Tensor, n_snap: int
+) -> Tensor:
+    """ggml_ssm_scan: F32, 1-D: y (x's elements), then K snapshots of each sequence's state
+    (d_state x head_dim x n_head per id)."""
+    n = x.n_elements + n_snap * s.ne[0] * s.ne[1] * s.ne[2] * ids.ne[0]
+    return Tensor(F32, (n,), "SSM_SCAN", (s, x, dt, a, b, c, ids))
 
 
 # --- views ------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ class Arch(StrEnum):
     GEMMA4 = "gemma4"  # Gemma 4: sliding/global heads of two widths, PLE, shared KV, MoE
     LLAMA4 = "llama4"  # Llama 4: chunked / no-rope attention, experts plus a shared expert
     QWEN3NEXT = "qwen3next"  # Qwen3-Next: qwen35moe's predecessor (fused beta/alpha, no MRoPE)
+    NEMOTRON_H_MOE = "nemotron_h_moe"  # Nemotron 3: Mamba-2, attention and MoE layers by pattern
 
 
 class RopeScaling(BaseModel):
@@ -174,6 +175,10 @@ class Blueprint(BaseModel):
     final_logit_softcapping: float | None = Field(default=None, description="final_logit_softcap")
     # llama4: every moe_layer_step-th layer is MoE (the others dense)
     moe_layer_step: int = Field(default=0, description="interleave_moe_layer_step")
+    # nemotron_h_moe: one letter per layer (M Mamba-2 mixer, * attention, E MoE FFN); the
+    # Mamba-2 sizes are ssm_d_conv, ssm_d_state, ssm_n_group and ssm_dt_rank (its heads)
+    layer_pattern: str = Field(default="", description="hybrid_override_pattern")
+    mamba_head_dim: int = Field(default=0, description="mamba_head_dim")
     tokenizer: Tokenizer = Tokenizer()
 
     @model_validator(mode="after")
@@ -204,7 +209,19 @@ class Blueprint(BaseModel):
                 )
             if self.ssm_dt_rank % self.ssm_n_group:
                 raise BadInput(f"{self.name}: value heads not a multiple of key heads")
+        if self.architecture is Arch.NEMOTRON_H_MOE:
+            self._check_nemotron_h()
         return self
+
+    def _check_nemotron_h(self) -> None:
+        """One pattern letter per layer, the Mamba-2 sizes, experts; no MTP block modelled."""
+        needed = (self.ssm_d_conv, self.ssm_d_state, self.ssm_n_group, self.ssm_dt_rank)
+        if not all(needed) or not self.mamba_head_dim or not self.n_expert:
+            raise BadInput(f"{self.name}: nemotron_h_moe needs the Mamba-2 sizes and experts")
+        if len(self.layer_pattern) != self.n_layer or set(self.layer_pattern) - set("M*E"):
+            raise BadInput(f"{self.name}: layer_pattern needs one of M, *, E per layer")
+        if self.nextn_layers or self.ssm_d_inner % self.ssm_n_group:
+            raise BadInput(f"{self.name}: MTP layers / uneven SSM groups are not modelled")
 
     @property
     def is_gated_delta_net(self) -> bool:
@@ -214,7 +231,10 @@ class Blueprint(BaseModel):
 
     @property
     def ssm_d_inner(self) -> int:
-        """linear_value_head_dim * linear_num_value_heads (``{arch}.ssm.inner_size``)."""
+        """linear_value_head_dim * linear_num_value_heads (``{arch}.ssm.inner_size``); Mamba-2:
+        mamba_head_dim * mamba_num_heads."""
+        if self.mamba_head_dim:
+            return self.mamba_head_dim * self.ssm_dt_rank
         return self.ssm_d_state * self.ssm_dt_rank
 
     def is_recurrent_layer(self, layer: int) -> bool:
@@ -323,6 +343,8 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
     if bp.architecture is Arch.LLAMA4:
         # conversion/llama.py Llama4Model: the MoE interleave (the chunked window is implied)
         put(K.LLM.INTERLEAVE_MOE_LAYER_STEP, bp.moe_layer_step)
+    if bp.architecture is Arch.NEMOTRON_H_MOE:
+        _put_nemotron_h(bp, put)
     _put_attention_geometry(bp, put)
     _put_rope_scaling(bp, put)
     if bp.sliding_window:
@@ -381,6 +403,23 @@ def _put_gated_delta_net(bp: Blueprint, put) -> None:
     put(K.LLM.FULL_ATTENTION_INTERVAL, bp.full_attention_interval)
     if bp.rope_sections is not None:  # qwen3next has none
         put(K.Rope.DIMENSION_SECTIONS, list(bp.rope_sections))
+
+
+def _put_nemotron_h(bp: Blueprint, put) -> None:
+    """conversion/nemotron.py NemotronHModel over GraniteHybridModel: per-layer KV heads (0 but
+    on attention layers) and FFN widths (the expert width on MoE layers, else 0), which is
+    how the loader tells the layer kinds apart; the shared expert, the Mamba-2 sizes, the
+    LayerNorm epsilon the loader requires, and the converter's 2^20 context (no RoPE)."""
+    pattern = bp.layer_pattern
+    put(K.Attention.HEAD_COUNT_KV, [bp.n_head_kv if c == "*" else 0 for c in pattern])
+    put(K.LLM.FEED_FORWARD_LENGTH, [bp.n_ff_exp if c == "E" else 0 for c in pattern])
+    put(K.LLM.EXPERT_SHARED_FEED_FORWARD_LENGTH, bp.n_ff_shexp)
+    put(K.SSM.CONV_KERNEL, bp.ssm_d_conv)
+    put(K.SSM.STATE_SIZE, bp.ssm_d_state)
+    put(K.SSM.GROUP_COUNT, bp.ssm_n_group)
+    put(K.SSM.INNER_SIZE, bp.ssm_d_inner)
+    put(K.SSM.TIME_STEP_RANK, bp.ssm_dt_rank)
+    put(K.Attention.LAYERNORM_EPS, float(bp.rms_norm_eps))
 
 
 def _put_gemma4(bp: Blueprint, put) -> None:
@@ -804,6 +843,44 @@ def _llama4_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     ]
 
 
+def _nemotron_h_moe_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/nemotron-h.cpp: an RMS norm, then by the pattern letter a Mamba-2 mixer (M),
+    attention without RoPE (*) or routed up/down experts with a selection bias plus an
+    up/down shared expert (E). The conv bias is optional to the loader but the graph adds it
+    unconditionally, so it is required here."""
+    specs = [_spec(T.ATTN_NORM, i, (bp.n_embd,))]
+    kind = bp.layer_pattern[i]
+    if kind == "M":
+        d_inner, n_group, d_state, n_head = (
+            bp.ssm_d_inner, bp.ssm_n_group, bp.ssm_d_state, bp.ssm_dt_rank
+        )  # fmt: skip
+        conv_dim = d_inner + 2 * n_group * d_state
+        return [
+            *specs,
+            _spec(T.SSM_IN, i, (bp.n_embd, conv_dim + d_inner + n_head)),
+            _spec(T.SSM_CONV1D, i, (bp.ssm_d_conv, conv_dim), source_type=F32),
+            _spec(T.SSM_CONV1D, i, (conv_dim,), suffix="bias"),
+            _spec(T.SSM_DT, i, (n_head,), suffix="bias"),
+            # A and D have no .weight suffix: F32 (conversion/base.py), never quantized
+            TensorSpec(name=f"blk.{i}.ssm_a", shape=(1, n_head), source_type=F32),
+            TensorSpec(name=f"blk.{i}.ssm_d", shape=(1, n_head), source_type=F32),
+            _spec(T.SSM_NORM, i, (d_inner // n_group, n_group)),
+            _spec(T.SSM_OUT, i, (d_inner, bp.n_embd)),
+        ]
+    if kind == "*":
+        return specs + _attention_qkvo(bp, i)
+    width = bp.n_ff_shexp
+    return [
+        *specs,
+        _spec(T.FFN_GATE_INP, i, (bp.n_embd, bp.n_expert)),
+        _spec(T.FFN_EXP_PROBS_B, i, (bp.n_expert,), suffix="bias"),
+        _spec(T.FFN_DOWN_EXP, i, (bp.n_ff_exp, bp.n_embd, bp.n_expert)),
+        _spec(T.FFN_UP_EXP, i, (bp.n_embd, bp.n_ff_exp, bp.n_expert)),
+        _spec(T.FFN_DOWN_SHEXP, i, (width, bp.n_embd)),
+        _spec(T.FFN_UP_SHEXP, i, (bp.n_embd, width)),
+    ]
+
+
 def _gemma4_globals(bp: Blueprint) -> list[TensorSpec]:
     """gemma4.cpp globals beyond embedding and output norm: the proportional-rope factors of
     the global layers, the per-layer-embedding table, its projection and norm."""
@@ -879,4 +956,5 @@ _LAYER_BUILDERS = {
     Arch.LLAMA4: _llama4_layer,
     Arch.GEMMA4: _gemma4_layer,
     Arch.QWEN3NEXT: _qwen3next_layer,
+    Arch.NEMOTRON_H_MOE: _nemotron_h_moe_layer,
 }

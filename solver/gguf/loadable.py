@@ -438,6 +438,36 @@ _LLAMA4 = Family(
     ),
 )
 
+# nemotron_h_moe: per layer an RMS norm and one of a Mamba-2 mixer, attention (no RoPE) or
+# routed up/down experts with a selection bias plus an up/down shared expert. The kind comes
+# from the per-layer KV heads and FFN widths, so attention is sized by the attention layers'
+# KV heads (HKVMAX; layer 0 is a Mamba layer with none). The conv bias is optional to the
+# loader but the graph adds it unconditionally (without it llama-server crashes): required.
+_NEMOTRON_H_MOE = Family(
+    "src/models/nemotron-h.cpp",
+    _GLOBALS,
+    (
+        _w(T.ATTN_NORM, "E"),
+        _w(T.SSM_IN, "E", "2*DI+2*NG*DS+DT", when=("recurrent",)),
+        _w(T.SSM_CONV1D, "DC", "DI+2*NG*DS", when=("recurrent",)),
+        _b(T.SSM_CONV1D, "DI+2*NG*DS", when=("recurrent",)),
+        _b(T.SSM_DT, "DT", when=("recurrent",)),
+        Need(T.SSM_A, ("1", "DT"), ("recurrent",), None),
+        Need(T.SSM_D, ("1", "DT"), ("recurrent",), None),
+        _w(T.SSM_NORM, "DIG", "NG", when=("recurrent",)),
+        _w(T.SSM_OUT, "DI", "E", when=("recurrent",)),
+        _qkv("H*HK", "HKVMAX*HK", "HKVMAX*HV", ("attention_layer",)),
+        _w(T.ATTN_OUT, "H*HK", "E", when=("attention_layer",)),
+        _b(T.ATTN_OUT, "E", when=("attention_layer",), optional=True),
+        _w(T.FFN_GATE_INP, "E", "X", when=("ffn_layer",)),
+        _b(T.FFN_EXP_PROBS_B, "X", when=("ffn_layer",)),
+        _w(T.FFN_DOWN_EXP, "FE", "E", "X", when=("ffn_layer",)),
+        _w(T.FFN_UP_EXP, "E", "FE", "X", when=("ffn_layer",)),
+        _w(T.FFN_DOWN_SHEXP, "FSHEXP", "E", when=("ffn_layer",)),
+        _w(T.FFN_UP_SHEXP, "E", "FSHEXP", when=("ffn_layer",)),
+    ),
+)
+
 FAMILIES: dict[str, Family] = {
     "llama": _LLAMA,
     "mistral3": _LLAMA,
@@ -453,6 +483,7 @@ FAMILIES: dict[str, Family] = {
     "qwen35moe": _QWEN35MOE,
     "llama4": _LLAMA4,
     "qwen3next": _QWEN3NEXT,
+    "nemotron_h_moe": _NEMOTRON_H_MOE,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.
@@ -499,6 +530,10 @@ def _dimensions(inventory: Inventory) -> dict[str, int]:
         "NG": state.group_count if state else 0,
         "DT": state.time_step_rank if state else 0,
         "DC": state.conv_kernel if state else 0,
+        # nemotron_h_moe: Mamba-2's inner width, its per-group width, attention's KV heads
+        "DI": state.inner_size if state else 0,
+        "DIG": state.inner_size // state.group_count if state and state.group_count else 0,
+        "HKVMAX": max(att.n_head_kv, default=0),
     }
 
 
@@ -544,7 +579,19 @@ _CONDITIONS: dict[str, Callable[[Inventory, int, Mapping[str, int]], bool]] = {
     "attention": lambda inv, il, d: not _is_recurrent(inv, il),
     "moe_step": lambda inv, il, d: _is_step_moe(inv, il),
     "dense_step": lambda inv, il, d: not _is_step_moe(inv, il),
+    # nemotron-h.cpp: not recurrent and no FFN width is attention, an FFN width is an FFN
+    "attention_layer": lambda inv, il, d: not _is_recurrent(inv, il) and not _layer_ff(inv, il),
+    "ffn_layer": lambda inv, il, d: _layer_ff(inv, il) > 0,
 }
+
+
+def _layer_ff(inventory: Inventory, il: int) -> int:
+    """Layer il's ``feed_forward_length`` (an array or one value for every layer)."""
+    key = Keys.LLM.FEED_FORWARD_LENGTH.format(arch=inventory.architecture)
+    value = inventory.metadata.get(key, 0)
+    if isinstance(value, list):
+        value = value[il] if il < len(value) else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _is_step_moe(inventory: Inventory, il: int) -> bool:

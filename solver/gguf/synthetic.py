@@ -408,6 +408,7 @@ def miniature(bp: Blueprint) -> Blueprint:
             "v_head_dim": 64 if bp.v_head_dim else 0,
             "sliding_window": min(bp.sliding_window, 128),
             **_mini_gated_delta_net(bp),
+            **_mini_nemotron_h(bp),
             **_mini_gemma4(bp),
             "tokenizer": bp.tokenizer.model_copy(
                 update={"bos_token_id": None, "eos_token_id": None, "n_merges": None}
@@ -445,6 +446,14 @@ def _mini_gated_delta_net(bp: Blueprint) -> dict[str, object]:
         "rope_dim": 16,
         "rope_sections": _TINY_ROPE_SECTIONS if bp.rope_sections is not None else None,
     }
+
+
+def _mini_nemotron_h(bp: Blueprint) -> dict[str, object]:
+    """nemotron_h_moe: one layer of each kind (Mamba-2, MoE, attention, MoE) and the tiny
+    Mamba-2 sizes; the shared expert twice an expert's width (Nano: 3712 / 1856)."""
+    if bp.architecture is not Arch.NEMOTRON_H_MOE:
+        return {}
+    return {k: v for k, v in _TINY_NEMOTRON_H.items() if k != "n_expert"}
 
 
 # MRoPE sections of a 16-dim rotary part (8 pairs), split as Qwen3.5's [11, 11, 10, 0] of 32
@@ -561,6 +570,7 @@ def tiny_blueprint(arch: Arch | str) -> Blueprint:
             "rope_sections": None,
             "tokenizer": gpt2,
         },
+        Arch.NEMOTRON_H_MOE: {**moe, **_TINY_NEMOTRON_H, "tokenizer": gpt2},
     }[arch]
     return Blueprint(architecture=arch, name=f"tiny-{arch.value}", **{**_TINY_COMMON, **specific})
 
@@ -580,4 +590,26 @@ _TINY_QWEN35: dict[str, object] = {
     "ssm_dt_rank": 8,
     "full_attention_interval": 4,
     "nextn_layers": 1,
+}
+
+
+# nemotron_h_moe: a Mamba-2 layer, a MoE layer, an attention layer, a MoE layer (Nemotron 3
+# Nano's pattern starts "MEMEM*E"); 8 Mamba heads of 32 in 2 groups with a 32-wide state, the
+# router's selection bias, normalised and scaled weights, one expert group as converted
+_TINY_NEMOTRON_H: dict[str, object] = {
+    "n_layer": 4,
+    "layer_pattern": "ME*E",
+    "head_dim": 64,
+    "n_expert": 8,
+    "n_ff_shexp": 512,
+    "ssm_d_conv": 4,
+    "ssm_d_state": 32,
+    "ssm_n_group": 2,
+    "ssm_dt_rank": 8,
+    "mamba_head_dim": 32,
+    "expert_weights_norm": True,
+    "expert_weights_scale": 2.5,
+    "expert_groups": 1,
+    "expert_probs_bias": True,
+    "n_expert_shared": 1,
 }

@@ -294,9 +294,13 @@ def _compute(
     """Compute buffers and graph splits (prompt, generation) from ``solver.llama.compute_buffer``;
     for an architecture whose compute graph it cannot build, the refusal saying why (weights,
     KV and state still are modelled)."""
-    # a recurrent layer's state lives where a KV cache would (its layer, or the CPU with -nkvo)
+    # a recurrent layer's state lives where a KV cache would (its layer, or the CPU with -nkvo);
+    # a layer with neither (nemotron-h's FFN layers) is on its layer's device (dev_layer)
     rs = placement.layer_rs_devices or (None,) * len(placement.layer_kv_devices)
-    layer_kv = [kv or s or CPU for kv, s in zip(placement.layer_kv_devices, rs, strict=True)]
+    layer_kv = [
+        kv or s or dev or CPU
+        for kv, s, dev in zip(placement.layer_kv_devices, rs, placement.layer_devices, strict=True)
+    ]
     try:
         estimate = estimate_compute(
             inventory,

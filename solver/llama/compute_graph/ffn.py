@@ -60,12 +60,19 @@ def build_ffn(
             cur = g.add(cur, gate_b)
     else:
         cur = tmp
-    cur = g.glu_split(cur, tmp, _GLU[act]) if gate is not None and par else g.unary(cur, act)
+    cur = g.glu_split(cur, tmp, _GLU[act]) if gate is not None and par else _activate(cur, act)
     if down is not None:
         cur = b.build_lora_mm(down, cur)
     if down_b is not None:
         cur = g.add(cur, down_b)
     return cur
+
+
+def _activate(cur: Tensor, act: str) -> Tensor:
+    """An ungated FFN's activation; LLM_FFN_RELU_SQR (nemotron-h) is relu, then sqr."""
+    if act == "relu_sqr":
+        return g.sqr(g.unary(cur, "relu"))
+    return g.unary(cur, act)
 
 
 def dense_ffn(b: GraphBuilder, cur: Tensor, il: int, act: str) -> Tensor:
@@ -216,7 +223,7 @@ def _run_experts(b: GraphBuilder, cur: Tensor, il: int, selected: Tensor, act: s
     elif has_gate:
         cur = g.glu_split(cur, up, _GLU[act])
     else:
-        cur = g.unary(cur, act)
+        cur = _activate(cur, act)
     experts = g.mul_mat_id(b.lw(il, "ffn_down_exps"), cur, selected)
     down_b = b.lw(il, "ffn_down_exps", "bias")
     if down_b is not None:

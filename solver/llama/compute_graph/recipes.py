@@ -42,6 +42,7 @@ from solver.llama.compute_graph.inputs import (
     build_inp_pos,
 )
 from solver.llama.compute_graph.llama4 import build_llama4
+from solver.llama.compute_graph.nemotron_h import build_nemotron_h
 from solver.llama.compute_graph.qwen3next import build_qwen3next
 from solver.llama.compute_graph.qwen35 import build_qwen35
 
@@ -101,6 +102,7 @@ RECIPES: dict[str, ArchRecipe] = {
     "qwen35moe": ArchRecipe(build=build_qwen35),
     "llama4": ArchRecipe(build=build_llama4),
     "qwen3next": ArchRecipe(build=build_qwen3next),
+    "nemotron_h_moe": ArchRecipe(build=build_nemotron_h),
 }
 
 
