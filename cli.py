@@ -447,6 +447,65 @@ def memory(model: str, llama_args: tuple[str, ...], hardware_name: str | None,
     )
 
 
+@cli.command("estimate")
+@click.argument("model")
+@click.argument("llama_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ARGS]")
+@click.option("--hardware", "hardware_name", default="reference", show_default=True,
+              help="Scenario name or TOML file; 'detect' for this machine (and its "
+              "`fit calibrate` results).")  # fmt: skip
+@click.option("--depth", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Tokens already in the cache when decode is priced (a long chat: its "
+              "length so far).")  # fmt: skip
+@click.option("--cpu", "cpu_flags",
+              help="CPU features of the llama.cpp build that decide weight repacking (as `fit "
+              "memory`; default: this machine's CPU).")  # fmt: skip
+@click.option("--unmodelled-margin", "unmodelled_margin_gib", type=click.FloatRange(min=0),
+              metavar="GIB", help="As `fit memory`: GiB assumed as each device's compute "
+              "buffer when fit does not model the architecture's.")  # fmt: skip
+@_budget_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def estimate_command(model: str, llama_args: tuple[str, ...], hardware_name: str, depth: int,
+                     cpu_flags: str | None, unmodelled_margin_gib: float | None,
+                     margin_mib: int, ram_reserve_gib: float, as_json: bool) -> None:  # fmt: skip
+    """Price any llama-server command line: memory per device and decode/prefill t/s.
+
+    The arguments after -- are read exactly as llama-server reads them (as `fit memory`).
+    Each device is held against the rig's budget (as `fit check`; the exit status stays 0)
+    and the cost model prices the placement those arguments make, with the p10-p90
+    interval of the public speed corpus around each speed.
+
+    \b
+    Examples:
+        fit estimate gpt-oss-20b --hardware reference -- -c 32768 -ngl 99 -fa on
+        fit estimate qwen3-30b-a3b:Q4_K_M --depth 16384 -- -c 32768 -ngl 99 --n-cpu-moe 20
+    """
+    from profiles.estimating import estimate_launch
+    from solver.placement.setting import SolveRequest
+    from solver.placement.text import estimate_text
+
+    found = estimate_launch(
+        model, llama_args, rig=hardware_name, depth=depth, cpu=_cpu_features(cpu_flags),
+        unmodelled_margin=_gib_bytes(unmodelled_margin_gib),
+        request=SolveRequest(**_budget_fields(margin_mib, ram_reserve_gib)),
+    )  # fmt: skip
+    if found.coefficients_note:
+        click.echo(found.coefficients_note, err=True)
+    emit(
+        as_json,
+        found.to_json,
+        lambda: estimate_text(
+            found.report, found.verdict, found.cost, found.intervals,
+            rig=found.rig.hardware.name, depth=found.depth,
+        ),
+    )  # fmt: skip
+
+
+def _budget_fields(margin_mib: int, ram_reserve_gib: float) -> dict[str, int]:
+    """``--margin`` / ``--ram-reserve`` as ``SolveRequest`` fields."""
+    budget = _budget_bytes(margin_mib, ram_reserve_gib)
+    return {"gpu_margin_bytes": budget["gpu_margin"], "ram_reserve_bytes": budget["ram_reserve"]}
+
+
 def _gib_bytes(gib: float | None) -> int | None:
     from solver.quantities import GIB
 

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from functools import cache
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+
+from solver.datafiles import read_data_text
 
 TIE_FRACTION = 0.03
 
@@ -113,3 +116,87 @@ def fidelity(pairs: Sequence[Pair]) -> Fidelity | None:
         pairs=counted,
         pairs_ordered=ordered,
     )
+
+
+# --- the interval every printed speed carries ---------------------------------------------------
+
+INTERVALS_FILE = ("speed_intervals.json",)
+INTERVALS_COMMAND = "python -m benchmarks.speed_intervals"
+
+
+class SpeedInterval(BaseModel):
+    """How far measured speeds fell from fit's estimates on one split of the corpus, for one
+    speed (decode or prefill): the p10 / p90 of estimate / measured, so that a new estimate
+    ``e`` stands for a measured speed between ``e / ratio_p90`` and ``e / ratio_p10`` on 8 of 10
+    rigs like the corpus's. ``kinds`` says which launches the rows were (full-GPU dense ...)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rows: int
+    ratio_p10: float
+    ratio_p90: float
+    median_abs_error: float
+    kinds: dict[str, int]
+
+    def bounds(self, estimate: float) -> tuple[float, float]:
+        """(low, high) measured speed for ``estimate``: the p10-p90 of the corpus's rows."""
+        return estimate / self.ratio_p90, estimate / self.ratio_p10
+
+    @classmethod
+    def of(cls, found: Fidelity, kinds: dict[str, int]) -> SpeedInterval:
+        return cls(
+            rows=found.rows, ratio_p10=round(found.ratio_p10, 4),
+            ratio_p90=round(found.ratio_p90, 4),
+            median_abs_error=round(found.median_abs_error, 4), kinds=kinds,
+        )  # fmt: skip
+
+
+class SpeedIntervals(BaseModel):
+    """The intervals of decode and prefill: from the training split (the rows the defaults
+    were fitted on, so in-sample) and, to say how much wider they are out of sample, from the
+    test split."""
+
+    model_config = ConfigDict(frozen=True)
+
+    command: str = INTERVALS_COMMAND
+    decode: SpeedInterval
+    prefill: SpeedInterval
+    test_decode: SpeedInterval | None = None
+    test_prefill: SpeedInterval | None = None
+
+    def estimate_json(
+        self, decode_tps: float | None, prefill_tps: float | None
+    ) -> dict[str, object]:
+        """``"estimate"`` of a ``--json`` document: the speeds, their p10-p90 intervals and
+        what the intervals are drawn from."""
+        return {
+            "decode_tps": decode_tps,
+            "prefill_tps": prefill_tps,
+            "decode_interval": _rounded(self.decode, decode_tps),
+            "prefill_interval": _rounded(self.prefill, prefill_tps),
+            "interval": self.describe_json(),
+        }
+
+    def describe_json(self) -> dict[str, object]:
+        return {
+            "percentiles": [10, 90],
+            "decode_rows": self.decode.rows,
+            "prefill_rows": self.prefill.rows,
+            "decode_kinds": self.decode.kinds,
+            "prefill_kinds": self.prefill.kinds,
+            "split": "train (the rows the coefficients were fitted on)",
+            "command": self.command,
+        }
+
+
+def _rounded(interval: SpeedInterval, value: float | None) -> list[float] | None:
+    if value is None:
+        return None
+    low, high = interval.bounds(value)
+    return [round(low, 3), round(high, 3)]
+
+
+@cache
+def corpus_intervals() -> SpeedIntervals:
+    """The intervals stored in ``data/speed_intervals.json`` (``INTERVALS_COMMAND`` writes it)."""
+    return SpeedIntervals.model_validate_json(read_data_text(*INTERVALS_FILE))

@@ -7,9 +7,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from solver.cost.fidelity import SpeedInterval, SpeedIntervals
 from solver.gguf.inventory import Inventory
 from solver.hardware.scenario import Hardware
-from solver.llama.memory import Unmodelled
+from solver.llama.budget import BudgetVerdict
+from solver.llama.memory import MemoryReport, Unmodelled
+from solver.llama.text import memory_text
+from solver.placement.launch_cost import LaunchCost
 from solver.placement.solve import SolveReport
 from solver.placement.whatif import WhatIfRow
 from solver.plan.plan import Plan
@@ -236,3 +240,75 @@ def _row_json(row: WhatIfRow) -> dict[str, Any]:
 def _unmodelled(rows: Sequence[WhatIfRow]) -> Unmodelled | None:
     """The same model on every row: what its first row says about unmodelled compute."""
     return next((r.unmodelled for r in rows if r.unmodelled is not None), None)
+
+
+# --- the corpus interval every speed carries ------------------------------------------------
+
+
+def speed_with_interval(value: float | None, interval: SpeedInterval, spec: str) -> str:
+    """'45.2 t/s (p10-p90 41.4-47.3)': the estimate and where 8 of 10 corpus rigs measured."""
+    if value is None:
+        return "-"
+    low, high = interval.bounds(value)
+    return f"{value:{spec}} t/s (p10-p90 {low:{spec}}-{high:{spec}})"
+
+
+def _kinds(interval: SpeedInterval) -> str:
+    return ", ".join(f"{n} {kind}" for kind, n in interval.kinds.items())
+
+
+def interval_note(intervals: SpeedIntervals) -> str:
+    """What the intervals cover, said once: how many public measurements, of which launches,
+    that they are in-sample, and how wide the held-out rows say they really are."""
+    decode, prefill = intervals.decode, intervals.prefill
+    text = (
+        f"intervals: p10-p90 of measured/estimated over public llama.cpp measurements the "
+        f"cost model was fitted on (decode ±{decode.median_abs_error:.0%} median, "
+        f"{decode.rows} rows: {_kinds(decode)}; prefill ±{prefill.median_abs_error:.0%} "
+        f"median, {prefill.rows} rows)"
+    )
+    test = intervals.test_decode
+    if test is not None:
+        text += (
+            f"; on {test.rows} held-out rows ({_kinds(test)}) decode's spread is wider "
+            f"(estimate/measured {test.ratio_p10:.2f}-{test.ratio_p90:.2f})"
+        )
+    return (
+        text + ". Mostly full-GPU rigs: a launch with weights on the CPU (hybrid, few rows) "
+        "or on a GPU the corpus lacks may fall outside them"
+    )
+
+
+# --- fit estimate -----------------------------------------------------------------------------
+
+
+def estimate_text(
+    report: MemoryReport,
+    verdict: BudgetVerdict,
+    cost: LaunchCost,
+    intervals: SpeedIntervals,
+    *,
+    rig: str,
+    depth: int,
+) -> str:
+    """``fit estimate``: ``fit memory``'s table and verdict, then decode at ``depth`` and
+    prefill of one ubatch with their intervals, and where each device's rate came from."""
+    estimate = cost.estimate
+    rates = ", ".join(f"{device} {source}" for device, source in cost.rate_sources.items())
+    lines = [
+        memory_text(report, verdict),
+        "",
+        terminal_safe(f"speed on {rig} (not yet measured):"),
+        f"  decode   {speed_with_interval(estimate.decode_tps, intervals.decode, '.1f')} at "
+        f"depth {depth}",
+        f"  prefill  {speed_with_interval(estimate.prefill_tps, intervals.prefill, '.0f')}, "
+        f"one {cost.n_ubatch}-token ubatch",
+        f"  {estimate.splits_per_token} graph splits per token; rates: {rates}",
+    ]
+    if cost.mixed_parts:
+        lines.append(
+            f"  {cost.mixed_parts} layer parts split over devices by the arguments: each "
+            "priced on the device holding most of its bytes"
+        )
+    lines.append(f"note: {interval_note(intervals)}")
+    return "\n".join(lines)
