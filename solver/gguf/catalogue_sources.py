@@ -166,6 +166,78 @@ GEMMA4_NOTES = (
     "compute buffers are not modelled for gemma4 yet (fit memory reports them n/m)",
 )
 
+# Qwen3-Next-80B-A3B (qwen3next): 3:1 gated DeltaNet / gated attention, 512 experts top-10
+QWEN3_NEXT_80B = {
+    "architecture": Arch.QWEN3NEXT,
+    "n_layer": 48,
+    "n_embd": 2048,
+    "n_vocab": 151936,
+    "context_length": 262144,
+    "n_head": 16,
+    "n_head_kv": 2,
+    "head_dim": 256,
+    "n_ff": 5120,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 1e7,
+    "rope_dim": 64,  # partial_rotary_factor 0.25 of head_dim 256
+    "n_expert": 512,
+    "n_expert_used": 10,
+    "n_ff_exp": 512,
+    "n_ff_shexp": 512,
+    "ssm_d_conv": 4,
+    "ssm_d_state": 128,
+    "ssm_n_group": 16,
+    "ssm_dt_rank": 32,
+    "full_attention_interval": 4,
+    "tokenizer": QWEN3_TOKENIZER,
+}
+QWEN3_NEXT_80B_SOURCE = (
+    "THUDM/slime scripts/models/qwen3-next-80B-A3B.sh: 48 layers, hidden 2048, ffn 5120, 16 q "
+    "/ 2 kv heads of 256, rotary 0.25, rope base 1e7, norm eps 1e-6, vocab 151936, 512 experts "
+    "top-10 of width 512, a gated shared expert of 512, gated attention; Qwen3-Next config.json "
+    "copies (huggingface.co QuantTrio/Qwen3-Coder-Next-E336, ISTA-DASLab Qwen3-Coder-Next "
+    "configs, the Qwen/Qwen3-Next-80B-A3B-Instruct model config excerpt): linear attention "
+    "with 16 key / 32 value heads of 128, conv kernel 4, full_attention_interval 4, "
+    "max_position_embeddings 262144, untied embeddings; tokenizer as Qwen3's"
+)
+# NVIDIA Nemotron 3 Nano 30B-A3B (nemotron_h_moe): 23 Mamba-2, 23 MoE, 6 attention layers
+NEMOTRON_3_NANO_30B = {
+    "architecture": Arch.NEMOTRON_H_MOE,
+    "n_layer": 52,
+    "layer_pattern": "MEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEMEM*EMEMEMEME",
+    "n_embd": 2688,
+    "n_vocab": 131072,
+    "context_length": 1 << 20,  # the converter's (GraniteHybridModel without RoPE)
+    "n_head": 32,
+    "n_head_kv": 2,
+    "head_dim": 128,
+    "rms_norm_eps": 1e-5,
+    "n_expert": 128,
+    "n_expert_used": 6,
+    "n_ff_exp": 1856,
+    "n_ff_shexp": 3712,
+    "n_expert_shared": 1,
+    "expert_weights_norm": True,
+    "expert_weights_scale": 2.5,
+    "expert_groups": 1,
+    "expert_probs_bias": True,
+    "ssm_d_conv": 4,
+    "ssm_d_state": 128,
+    "ssm_n_group": 8,
+    "ssm_dt_rank": 64,
+    "mamba_head_dim": 64,
+    "tokenizer": Tokenizer(model="gpt2", pre="default", bos_token_id=1, eos_token_id=2),
+}
+NEMOTRON_3_NANO_30B_SOURCE = (
+    "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16 config.json as copied in public repositories: "
+    "52 layers with hybrid_override_pattern MEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEMEM*EMEMEMEME, "
+    "hidden 2688, 32 q / 2 kv heads of 128, layer_norm_epsilon 1e-5, vocab 131072, 128 routed "
+    "experts top-6 of 1856 plus one shared expert of 3712, routed_scaling_factor 2.5, "
+    "norm_topk_prob, n_group 1, Mamba-2 with 64 heads of 64, state 128, 8 groups, conv kernel "
+    "4, untied embeddings, bos 1 / eos 2; the same values in THUDM/slime "
+    "scripts/models/nemotron-nano-30B-A3B.sh; 31.6B parameters on its model listings"
+)
+
 MXFP4_NOTE = (
     "MXFP4 is gpt-oss as published: the converter keeps the MXFP4 experts and stores the other "
     "2-D weights as Q8_0, the same types llama-quantize's MXFP4_MOE mix gives"
@@ -680,6 +752,45 @@ SOURCES: list[CatalogueSource] = [
             "window, three chunked layers then one global layer without RoPE",
             "Unsloth's UD- mixes (UD-Q4_K_XL: 57.74 GiB in the same README) and bartowski's "
             "uploads (per-tensor overrides) are not modelled",
+        ),
+    ),
+    CatalogueSource(
+        name="qwen3-next-80b-a3b",
+        blueprint=Blueprint(name="Qwen3-Next-80B-A3B-Instruct", **QWEN3_NEXT_80B),
+        hyperparameters_source=QWEN3_NEXT_80B_SOURCE,
+        quants=BIG_QUANTS,
+        default_quant="Q4_K_M",
+        published={
+            "Q4_K_M": PublishedSize(
+                bytes=48_500_000_000,
+                source="steampunque/Qwen3-Coder-Next-Hybrid-GGUF README: Q4_K_M 48.5e9 with the "
+                "default embedding and output types (Qwen3-Coder-Next has the same qwen3next "
+                "tensor shapes: 48 layers, hidden 2048, 512 experts of 512, vocab 151936)",
+            )
+        },
+        notes=(
+            "no MTP layer: the pinned converter appends one (mtp_num_hidden_layers 1) that "
+            "llama.cpp skips unless --spec-type draft-mtp; published GGUFs converted before "
+            "MTP export carry none",
+            "files converted before attn_qkv/attn_gate (one fused ssm_in per DeltaNet layer) "
+            "have the same sizes, but their compute graph is not modelled",
+            "Unsloth's UD- mixes and per-tensor overrides of other uploads are not modelled",
+        ),
+    ),
+    CatalogueSource(
+        name="nemotron-3-nano-30b-a3b",
+        blueprint=Blueprint(name="NVIDIA-Nemotron-3-Nano-30B-A3B", **NEMOTRON_3_NANO_30B),
+        hyperparameters_source=NEMOTRON_3_NANO_30B_SOURCE,
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        notes=(
+            "no published GGUF file size found to check against (listings seen give rounded "
+            "or estimated sizes only); 31.58 B parameters vs 31.6 B published",
+            "the expert widths (2688 in, 1856 out) are not multiples of 256: llama-quantize "
+            "falls back from K-quants to Q5_0/Q5_1/Q8_0 on the experts, so Q4_K_M is larger "
+            "than 4.8 bits per weight",
+            "context_length is the converter's 2^20 (no RoPE); max_position_embeddings is 262144",
+            "Unsloth's UD- mixes and the MTP head of later uploads are not modelled",
         ),
     ),
 ]
