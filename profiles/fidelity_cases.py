@@ -25,8 +25,7 @@ SYNTHETIC_ARCHS = (
 )  # fmt: skip
 # llama4: three chunked layers with RoPE, then a global one without (plus the temperature scale)
 SYNTHETIC_ARCHS += ("llama4",)
-# gemma4 (E2B-like: per-layer embeddings, shared KV, K as V): weights and KV only, its
-# compute graph is not modelled yet (ComputeNotModelled)
+# gemma4 (E2B-like: per-layer embeddings, layers sharing KV, K as V on global layers)
 SYNTHETIC_ARCHS += ("gemma4",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
@@ -187,6 +186,13 @@ SYNTHETIC = [
             "split-fa-off": "-c 4096 -np 2 -ngl 99 -ts 1,1 -fa off",
             "partial-q8": "-c 2048 -np 2 -ngl 4 -ts 2,1 -ctk q8_0 -ctv q8_0 -fa on",
             "swa-full-nkvo": "-c 4096 -ngl 99 -ts 1,2 --swa-full -nkvo",
+        },
+        # gemma4 dense (31B's layout): global layers with their own KV heads and K as V
+        "mini:gemma-4-31b:Q4_K_M": {
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,1 -fa off",
+            "swa-full-ub": "-c 4096 -ngl 99 -ts 1,2 --swa-full -ub 128",
+            "partial-nkvo": "-c 2048 -np 2 -ngl 3 -ts 1,1 -nkvo",
+            "ffn-cpu-q4": r"-c 2048 -ngl 99 -ts 2,1 -ot blk\.[12]\.ffn_.*=CPU -ctk q4_0 -ctv q4_0",
         },
         # global no-rope layers 3 and 7 among chunked ones; dense and MoE layers alternating
         "llama4/8": {

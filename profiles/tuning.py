@@ -35,6 +35,7 @@ from solver.tune.tuner import (
     open_study,
     run_study,
     settings_of,
+    study_space,
     tune_space,
 )
 
@@ -81,6 +82,7 @@ def tune_profile(
     url = default_storage(launch.conf_path) if request.storage is None else request.storage
     name = request.study_name or f"{launch.profile_id}-{request.objective.value}"
     study = open_study(url, name, objective=request.objective, heartbeat_s=request.heartbeat_s)
+    space = study_space(study, space)
     for note in notes:
         if on_note is not None:
             on_note(note)

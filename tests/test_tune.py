@@ -29,6 +29,7 @@ from solver.tune.tuner import (
     open_study,
     run_study,
     settings_of,
+    study_space,
     tune_space,
 )
 
@@ -217,3 +218,32 @@ def test_confidence_interval_is_mean_plus_minus_t_s_over_root_n() -> None:
     low, high = confidence_interval([9.0, 10.0, 11.0])  # s = 1, t(2) = 4.303
     assert (low, high) == pytest.approx((10 - 4.303 / 3**0.5, 10 + 4.303 / 3**0.5))
     assert confidence_interval([10.0]) is None
+
+
+def test_a_resumed_study_keeps_its_choices_after_the_profile_changed(gemma, tmp_path) -> None:
+    # the first run starts from -b 3383 -ub 33 (they join the grid); after --apply the profile
+    # is on the grid, and Optuna refuses a parameter whose choices change within a study
+    predictor = _predictor(gemma, 64 * 1024 * MIB)
+    measure = _noisy(random.Random(5), lambda a: 10.0)
+    study = _study(tmp_path)
+    for args, n_trials in (([*ARGS, "-b", "3383", "-ub", "33"], 2), ([*ARGS, "-b", "1024"], 4)):
+        space, current, _ = tune_space(args, predictor, max_threads=2)
+        space = study_space(study, space)
+        run_study(
+            study,
+            TuneObjective(args, space, predictor, measure, Objective.DECODE),
+            current,
+            n_trials,
+        )
+        assert 3383 in space.batch_choices
+    assert len(finished_trials(study)) == 4
+
+
+def test_a_study_from_before_the_grid_is_refused(gemma, tmp_path: Path) -> None:
+    study = _study(tmp_path)
+    study.optimize(
+        lambda t: t.suggest_int("ubatch", 16, 2048) + t.suggest_int("batch", 16, 4096), 1
+    )
+    space, _, _ = tune_space(ARGS, _predictor(gemma, 64 * 1024 * MIB), max_threads=2)
+    with pytest.raises(BadInput, match="not on the grid of powers of two; use another --study"):
+        study_space(study, space)

@@ -163,7 +163,6 @@ GEMMA4_NOTES = (
     "text model only: the vision (and audio) towers ship as a separate mmproj GGUF",
     "the converter's tokenizer.ggml.model is 'gemma4'; the blueprint writes 'llama' (the "
     "same token count, scores and types; fit's tokenizer record has no gemma4 kind)",
-    "compute buffers are not modelled for gemma4 yet (fit memory reports them n/m)",
 )
 
 # Qwen3-Next-80B-A3B (qwen3next): 3:1 gated DeltaNet / gated attention, 512 experts top-10

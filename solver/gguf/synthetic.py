@@ -424,7 +424,10 @@ def _mini_gemma4(bp: Blueprint) -> dict[str, object]:
     if bp.architecture is not Arch.GEMMA4:
         return {}
     return {
-        "gemma4_head_dim_swa": 32,
+        # 64 / 128 wide heads: a quantized KV cache rotates 64-wide blocks (Hadamard), which
+        # narrower heads than the real 256 / 512 would not hold
+        "head_dim": 128,
+        "gemma4_head_dim_swa": 64,
         "gemma4_n_head_kv_full": 1 if bp.gemma4_n_head_kv_full else 0,
         "gemma4_swa_period": min(bp.gemma4_swa_period, 3),
         "gemma4_kv_shared_layers": min(bp.gemma4_kv_shared_layers, 3),

@@ -44,6 +44,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
+from optuna.distributions import CategoricalDistribution
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel, ConfigDict, Field
@@ -459,6 +460,30 @@ def _quiet_optuna() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         yield
+
+
+def study_space(study: optuna.Study, space: TuneSpace) -> TuneSpace:
+    """The space with the -b/-ub choices the study started with: Optuna refuses a parameter
+    whose choices change within a study, and the profile's own values, part of the choices,
+    change when ``--apply`` writes a trial. A study from before the grid is refused."""
+    for trial in study.get_trials(deepcopy=False):
+        ubatch, batch = trial.distributions.get("ubatch"), trial.distributions.get("batch")
+        if ubatch is None or batch is None:
+            continue
+        if not isinstance(ubatch, CategoricalDistribution) or not isinstance(
+            batch, CategoricalDistribution
+        ):
+            raise BadInput(
+                f"study {study.study_name} was made by an earlier fit tune whose -b/-ub were "
+                "not on the grid of powers of two; use another --study"
+            )
+        return space.model_copy(
+            update={
+                "ubatch_choices": tuple(int(c) for c in ubatch.choices),
+                "batch_choices": tuple(int(c) for c in batch.choices),
+            }
+        )
+    return space
 
 
 def finished_trials(study: optuna.Study) -> list[FrozenTrial]:

@@ -54,14 +54,10 @@ class GraphModel:
 
     @cached_property
     def v_width_max(self) -> int:
-        """n_embd_v_gqa_max(), the V row width of a transposed V cache, as the graph sizes it.
-
-        Every layer is taken at the full-attention V head width; llama.cpp takes each layer's
-        own (``ModelHparams.v_width_max``). They differ only for a model whose SWA layers have
-        their own V head width ({arch}.attention.value_length_swa).
-        """
-        hp = self.hparams
-        return max(hp.n_embd_head_v * layer.n_head_kv for layer in hp.layers)
+        """n_embd_v_gqa_max(), the V row width of a transposed V cache, as the graph sizes it:
+        each layer at its own V head width and KV heads (``ModelHparams.v_width_max``; gemma4's
+        sliding layers have narrower heads, and more of them, than its global ones)."""
+        return self.hparams.v_width_max
 
 
 @dataclass(frozen=True)

@@ -102,13 +102,17 @@ class AttnInputs:
 
 def build_attn_inp(b: GraphBuilder, kind: str) -> AttnInputs:
     """build_attn_inp_kv / _kv_iswa / _k (``kind`` "kv" / "iswa" / "mla")."""
-    base = _cache_inputs(b, kind, b.cache.kv_size)
-    swa = _cache_inputs(b, kind, b.cache.kv_size_swa) if kind == "iswa" else None
+    base_swa = False if kind == "iswa" else None
+    base = _cache_inputs(b, kind, b.cache.kv_size, base_swa)
+    swa = _cache_inputs(b, kind, b.cache.kv_size_swa, True) if kind == "iswa" else None
     return AttnInputs(base=base, swa=swa)
 
 
-def _cache_inputs(b: GraphBuilder, kind: str, n_kv: int) -> CacheInputs:
-    """One cache's inputs, created in llama.cpp's order: k_idxs, v_idxs, mask, rotations."""
+def _cache_inputs(b: GraphBuilder, kind: str, n_kv: int, swa: bool | None) -> CacheInputs:
+    """One cache's inputs, created in llama.cpp's order: k_idxs, v_idxs, mask, rotations.
+
+    ``swa``: the cache holds the sliding-window layers (True), the others (False), or all
+    layers (None)."""
     c = b.cache
     k_idxs = b.input(g.new_tensor(I64, b.n_tokens), "attn_inp_k_idxs")
     v_idxs = None
@@ -118,20 +122,33 @@ def _cache_inputs(b: GraphBuilder, kind: str, n_kv: int) -> CacheInputs:
     mask = build_kq_mask(b, n_kv)
     k_rot = v_rot = None
     if kind != "mla":
-        k_rot, v_rot = _rotation_inputs(b)
+        k_rot, v_rot = _rotation_inputs(b, _cache_head_k(b, swa))
     return CacheInputs(n_kv=n_kv, k_idxs=k_idxs, v_idxs=v_idxs, mask=mask, k_rot=k_rot,
                        v_rot=v_rot)  # fmt: skip
 
 
-def _rotation_inputs(b: GraphBuilder) -> tuple[Tensor | None, Tensor | None]:
-    """The K and V Hadamard matrices of quantized caches (llama_kv_cache's n_rot_k/n_rot_v)."""
+def _cache_head_k(b: GraphBuilder, swa: bool | None) -> int:
+    """llama_kv_cache's n_embd_head_k_all: the K head width of the cache's own layers, -1
+    when they differ (gemma4's global and sliding caches each have one width)."""
+    hp = b.hp
+    heads = {
+        layer.head_k
+        for il, layer in enumerate(hp.layers)
+        if hp.layer_has_kv(il) and (swa is None or layer.is_swa == swa)
+    }
+    return heads.pop() if len(heads) == 1 else (hp.n_embd_head_k if not heads else -1)
+
+
+def _rotation_inputs(b: GraphBuilder, head_k_all: int) -> tuple[Tensor | None, Tensor | None]:
+    """The K and V Hadamard matrices of quantized caches (llama_kv_cache's n_rot_k/n_rot_v):
+    64 wide, K doubled while the cache's K head width allows it."""
     c = b.cache
     head_k, head_v = b.hp.n_embd_head_k, b.hp.n_embd_head_v
     k_rot = v_rot = None
-    n_rot_k = rotation_size(c.type_k, head_k)
+    n_rot_k = rotation_size(c.type_k, head_k) if head_k_all > 0 else 0
     n_rot_v = rotation_size(c.type_v, head_v)
     if n_rot_k:
-        while head_k % (2 * n_rot_k) == 0:
+        while head_k_all % (2 * n_rot_k) == 0:
             n_rot_k *= 2
         k_rot = b.input(g.new_tensor(F32, n_rot_k, n_rot_k), "attn_inp_k_rot")
     if n_rot_v:

@@ -33,6 +33,7 @@ from solver.llama.compute_graph.ffn import (
     MoeRouting,
     ffn_block,
 )
+from solver.llama.compute_graph.gemma4 import build_gemma4
 from solver.llama.compute_graph.inputs import (
     AttnInputs,
     build_attn_inp,
@@ -101,6 +102,7 @@ RECIPES: dict[str, ArchRecipe] = {
     "qwen35": ArchRecipe(build=build_qwen35),
     "qwen35moe": ArchRecipe(build=build_qwen35),
     "llama4": ArchRecipe(build=build_llama4),
+    "gemma4": ArchRecipe(build=build_gemma4),
     "qwen3next": ArchRecipe(build=build_qwen3next),
     "nemotron_h_moe": ArchRecipe(build=build_nemotron_h),
 }
