@@ -179,6 +179,8 @@ class Blueprint(BaseModel):
     # Mamba-2 sizes are ssm_d_conv, ssm_d_state, ssm_n_group and ssm_dt_rank (its heads)
     layer_pattern: str = Field(default="", description="hybrid_override_pattern")
     mamba_head_dim: int = Field(default=0, description="mamba_head_dim")
+    # qwen3next files converted before attn_qkv / attn_gate: one fused ssm_in per DeltaNet layer
+    legacy_ssm_in: bool = Field(default=False, description="the converter's old in_proj_qkvz")
     tokenizer: Tokenizer = Tokenizer()
 
     @model_validator(mode="after")
@@ -815,10 +817,16 @@ def _qwen3next_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     projections are one tensor (the converter's ``in_proj_ba`` as ``ssm_ba``: E x 2 * value
     heads); attn_qkv and attn_gate are the converter's split of ``in_proj_qkvz``."""
     specs = []
+    fused = (f"blk.{i}.attn_qkv.weight", f"blk.{i}.attn_gate.weight")
     for spec in _qwen35_layer(bp, i):
         if spec.name == f"blk.{i}.ssm_beta.weight":
             specs.append(_spec(T.SSM_BETA_ALPHA, i, (bp.n_embd, 2 * bp.ssm_dt_rank)))
-        elif spec.name != f"blk.{i}.ssm_alpha.weight":
+        elif bp.legacy_ssm_in and spec.name == fused[0]:
+            width = 2 * bp.ssm_d_state * bp.ssm_n_group + 2 * bp.ssm_d_inner
+            specs.append(_spec(T.SSM_IN, i, (bp.n_embd, width)))
+        elif spec.name != f"blk.{i}.ssm_alpha.weight" and not (
+            bp.legacy_ssm_in and spec.name == fused[1]
+        ):
             specs.append(spec)
     return specs
 

@@ -772,7 +772,7 @@ SOURCES: list[CatalogueSource] = [
             "llama.cpp skips unless --spec-type draft-mtp; published GGUFs converted before "
             "MTP export carry none",
             "files converted before attn_qkv/attn_gate (one fused ssm_in per DeltaNet layer) "
-            "have the same sizes, but their compute graph is not modelled",
+            "have the same sizes; their compute graph is modelled too (build_qkvz's legacy path)",
             "Unsloth's UD- mixes and per-tensor overrides of other uploads are not modelled",
         ),
     ),

@@ -14,8 +14,9 @@ differs in:
 - the fused op's key heads: the pinned qwen3next.cpp still repeats Q and K up to the value
   heads (``ggml_repeat_4d`` between reshapes) whenever they differ, fused op or not.
 
-The legacy fused ``ssm_in`` projection (files converted before ``attn_qkv``/``attn_gate``) is
-not modelled: such a file is refused with ``ComputeNotModelled``.
+Files converted before ``attn_qkv``/``attn_gate`` carry one fused ``ssm_in`` per DeltaNet
+layer: ``build_qkvz``'s legacy path splits it per key head into q, k, v and z by views and
+concatenates q, k, v again.
 """
 
 from __future__ import annotations
@@ -64,16 +65,17 @@ def build_qwen3next(b: GraphBuilder) -> None:
 
 
 def _check_layers(b: GraphBuilder) -> None:
-    """Refuse layers other than the DeltaNet (attn_qkv + attn_gate) / gated-attention pair."""
+    """Refuse layers other than the DeltaNet (attn_qkv + attn_gate, or the legacy ssm_in) /
+    gated-attention pair with routed experts."""
     # reserve imports the recipe table, which imports this module: import the error late
     from solver.llama.compute_graph.reserve import ComputeNotModelled
 
     hp, w = b.hp, b.model.weights
     for il in range(hp.n_layer):
         recurrent = hp.rs_layers[il] if hp.rs_layers else False
-        if recurrent and f"blk.{il}.ssm_in.weight" in w and f"blk.{il}.attn_qkv.weight" not in w:
-            raise ComputeNotModelled(hp.arch, f"layer {il}: the legacy ssm_in is not modelled")
         needed = _DELTA_NET_WEIGHTS if recurrent else _ATTENTION_WEIGHTS
+        if recurrent and f"blk.{il}.attn_qkv.weight" not in w:
+            needed = ("ssm_in.weight", *needed[2:])  # the legacy fused projection
         missing = [n for n in needed if f"blk.{il}.{n}" not in w]
         if missing:
             raise ComputeNotModelled(hp.arch, f"layer {il} has no {missing[0]}")
@@ -150,9 +152,7 @@ def _delta_net(b: GraphBuilder, rs: _RsInputs, il: int, cur: Tensor) -> Tensor:
     head_k, n_k_heads = hp.ssm_d_state, hp.ssm_n_group
     n_v_heads = hp.ssm_dt_rank
     head_v = hp.ssm_d_inner // n_v_heads
-    qkv_mixed = b.build_lora_mm(b.lw(il, "attn_qkv"), cur)
-    qkv_mixed = g.reshape(qkv_mixed, qkv_mixed.ne[0], n_seq_tokens, n_seqs)
-    z = b.build_lora_mm(b.lw(il, "attn_gate"), cur)
+    qkv_mixed, z = _qkvz(b, il, cur, n_seq_tokens, n_seqs)
     beta, gate = _beta_alpha(b, il, cur, n_seq_tokens, n_seqs)
     conv_all, ssm_all = _state_tensors(b, il)
     kernel = b.lw(il, "ssm_conv1d")
@@ -188,6 +188,41 @@ def _delta_net(b: GraphBuilder, rs: _RsInputs, il: int, cur: Tensor) -> Tensor:
     cur = g.reshape(cur, head_v * n_v_heads, n_seq_tokens, n_seqs)
     cur = b.build_lora_mm(b.lw(il, "ssm_out"), cur)
     return g.reshape(cur, hp.n_embd, n_seq_tokens * n_seqs)
+
+
+def _qkvz(
+    b: GraphBuilder, il: int, cur: Tensor, n_seq_tokens: int, n_seqs: int
+) -> tuple[Tensor, Tensor]:
+    """build_qkvz: attn_qkv and attn_gate, or the legacy ssm_in split per key head (q, k, v, z
+    views; z and each of q, k, v made contiguous; q, k, v concatenated)."""
+    wqkv = b.lw(il, "attn_qkv")
+    if wqkv is not None:
+        qkv_mixed = b.build_lora_mm(wqkv, cur)
+        qkv_mixed = g.reshape(qkv_mixed, qkv_mixed.ne[0], n_seq_tokens, n_seqs)
+        return qkv_mixed, b.build_lora_mm(b.lw(il, "attn_gate"), cur)
+    hp = b.hp
+    head_k, n_k_heads, n_v_heads = hp.ssm_d_state, hp.ssm_n_group, hp.ssm_dt_rank
+    head_v = hp.ssm_d_inner // n_v_heads
+    v_per_k = head_v * n_v_heads // n_k_heads
+    mixed = b.build_lora_mm(b.lw(il, "ssm_in"), cur)
+    mixed = g.reshape(mixed, 2 * head_k + 2 * v_per_k, n_k_heads, n_seq_tokens, n_seqs)
+    nb, es = mixed.nb, g.row_size(mixed.type, 1)
+    parts = []
+    for width, offset in (
+        (head_k, 0), (head_k, head_k), (v_per_k, 2 * head_k), (v_per_k, 2 * head_k + v_per_k)
+    ):  # fmt: skip
+        parts.append(
+            g.view_4d(
+                mixed, width, n_k_heads, n_seq_tokens, n_seqs, nb[1], nb[2], nb[3], offset * es
+            )
+        )
+    query, key, value, z = parts
+    z = g.cont(z)
+    query = g.cont_nd(query, head_k * n_k_heads, n_seq_tokens, n_seqs)
+    key = g.cont_nd(key, head_k * n_k_heads, n_seq_tokens, n_seqs)
+    value = g.cont_nd(value, head_v * n_v_heads, n_seq_tokens, n_seqs)
+    qkv_mixed = g.concat(g.concat(query, key, 0), value, 0)
+    return qkv_mixed, z
 
 
 def _beta_alpha(
