@@ -49,7 +49,7 @@ def load_calibration(machine: str) -> Calibration | None:
     try:
         # Python's json also reads the Infinity that files before issue 15 hold
         return Calibration.from_file_data(json.loads(path.read_text()))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # Recursion: JSON nested too deep
         raise BadInput(f"{path}: not a fit calibration ({str(error).splitlines()[0]})") from None
 
 

@@ -131,7 +131,8 @@ def load_runs(folders: Iterable[Path]) -> tuple[list[RunRecord], list[str]]:
         for path in sorted(folder.glob("*.json")):
             try:
                 records.append(RunRecord.model_validate(json.loads(path.read_text())))
-            except (OSError, ValueError, ValidationError) as error:
+            # RecursionError: json's decoder on nesting deeper than the interpreter's stack
+            except (OSError, ValueError, ValidationError, RecursionError) as error:
                 skipped.append(f"{path}: not a run record ({str(error).splitlines()[0]})")
     records.sort(key=lambda record: record.started)
     return records, skipped
