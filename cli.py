@@ -550,6 +550,12 @@ def _solve_options(command: Any) -> Any:
                      help="Server slots (-np)."),
         click.option("--objective", default="decode", show_default=True,
                      type=click.Choice(["decode", "prefill", "balanced"])),
+        click.option("--depth", default=0, show_default=True, type=click.IntRange(min=0),
+                     help="Tokens already in the cache when decode (and the prefill of a "
+                     "ubatch after them) is priced: the objective and the estimate at that "
+                     "point of a chat. 0: an empty cache, the first and fastest tokens; the "
+                     "output also shows decode with the full context cached. Must be below "
+                     "every --ctx per slot."),
         click.option("--margin", "margin_mib", default=512, show_default=True, type=int,
                      help="MiB kept free on every GPU."),
         click.option("--ram-reserve", "ram_reserve_gib", default=4.0, show_default=True,
@@ -579,7 +585,14 @@ def _solve_request(with_baselines: bool = False, **options: Any) -> Any:
     from solver.placement.solve import SolveRequest
     from solver.quantities import GIB, MIB
 
+    slot_context = min(options["contexts"]) // max(options["parallel"], 1)
+    if options["depth"] >= slot_context:
+        raise click.BadParameter(
+            f"{options['depth']} is not below the context of one slot ({slot_context} tokens)",
+            param_hint="'--depth'",
+        )
     return SolveRequest(
+        depth=options["depth"],
         contexts=options["contexts"],
         kv_types=tuple(k.strip() for k in options["kv_types"].split(",") if k.strip()),
         n_batch=options["n_batch"],

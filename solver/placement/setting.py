@@ -65,6 +65,12 @@ class SolveRequest(BaseModel):
         description="how much slower than the optimum (0.005: 0.5%) a plan may be to have "
         "fewer -ot rules and contiguous layer ranges; 0: optimal plans only",
     )
+    depth: int = Field(
+        default=0,
+        ge=0,
+        description="tokens already in the cache when decode is priced: the decode objective "
+        "and estimate at that depth (0: an empty cache, the fastest token of a chat)",
+    )
 
 
 class Setting(BaseModel):
@@ -82,6 +88,22 @@ class Setting(BaseModel):
     unmodelled_margin: int | None = Field(
         default=None, description="the request's margin for compute buffers fit cannot model"
     )
+    cost_workload: Workload | None = Field(
+        default=None, description="what ``tables`` priced, at the request's depth"
+    )
+    coefficients: CostCoefficients | None = Field(
+        default=None, description="the coefficients ``tables`` were priced with"
+    )
+
+    def tables_at_depth(self, hardware: Hardware, depth: int) -> CostTables:
+        """``tables`` with decode priced at ``depth`` cached tokens instead (the same
+        workload and coefficients otherwise): a plan's decode at another point of a chat."""
+        if self.cost_workload is None or depth == self.cost_workload.depth:
+            return self.tables
+        workload = self.cost_workload.model_copy(update={"depth": depth})
+        return build_cost_tables(
+            self.table, hardware, workload, self.coefficients or CostCoefficients()
+        )
 
 
 # --- arguments that do not depend on placement --------------------------------------------
@@ -172,12 +194,10 @@ def resolve_setting(
     workload = host_workload(config, hparams)
     kv = layer_kv_bytes(hparams, workload)
     table = placement_table(inventory, hparams)
-    tables = build_cost_tables(
-        table,
-        hardware,
-        cost_workload(inventory, kv, workload),
-        coefficients or CostCoefficients(),
-    )
+    # the decode objective at the request's depth (the KV read grows with the cache)
+    priced = cost_workload(inventory, kv, workload).model_copy(update={"depth": request.depth})
+    coefficients = coefficients or CostCoefficients()
+    tables = build_cost_tables(table, hardware, priced, coefficients)
     return Setting(
         context=context,
         kv_type=kv_type,
@@ -187,6 +207,8 @@ def resolve_setting(
         table=table,
         tables=tables,
         unmodelled_margin=request.unmodelled_margin_bytes,
+        cost_workload=priced,
+        coefficients=coefficients,
     )
 
 

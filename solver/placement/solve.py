@@ -30,6 +30,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from solver.cost.fidelity import corpus_intervals
 from solver.cost.model import CostCoefficients, CostEstimate, Objective, estimate_cost
 from solver.errors import BadInput, OperationFailed
 from solver.gguf.inventory import Inventory
@@ -166,6 +167,10 @@ class SolveReport(BaseModel):
     )
     readability: Readability | None = None
     notes: tuple[str, ...] = ()
+    depth: int = Field(default=0, description="cached tokens decode_tps is priced at")
+    decode_at_depth: dict[int, float] = Field(
+        default_factory=dict, description="the plan's decode t/s at an empty cache and full context"
+    )
 
     @property
     def feasible(self) -> bool:
@@ -183,7 +188,11 @@ class SolveReport(BaseModel):
             "context": self.context,
             "kv_type": self.kv_type,
             "args": list(self.args),
-            "estimate": {"decode_tps": self.decode_tps, "prefill_tps": self.prefill_tps},
+            "estimate": {
+                **corpus_intervals().estimate_json(self.decode_tps, self.prefill_tps),
+                "depth": self.depth,
+                "decode_at_depth": {str(d): tps for d, tps in self.decode_at_depth.items()},
+            },
             "graph_splits": self.graph_splits,
             "devices": {name: d.model_dump() for name, d in self.devices.items()},
             "baselines": self.baselines,
@@ -522,6 +531,11 @@ def _feasible(
         rounds=rounds,
         readability=_readability(result, setting, request),
         notes=report.notes,
+        depth=request.depth,
+        decode_at_depth={
+            depth: estimate_cost(plan, setting.tables_at_depth(hardware, depth)).decode_tps
+            for depth in (0, setting.workload.n_ctx_seq)
+        },
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from solver.cost.fidelity import SpeedInterval, SpeedIntervals
+from solver.cost.fidelity import SpeedInterval, SpeedIntervals, corpus_intervals
 from solver.gguf.inventory import Inventory
 from solver.hardware.scenario import Hardware
 from solver.llama.budget import BudgetVerdict
@@ -97,11 +97,16 @@ def render_solve(report: SolveReport, inventory: Inventory, hardware: Hardware) 
     lines += _readability_lines(report)
     lines += _decision_lines(report)
     lines.append(f"strategy {report.strategy}: {report.strategy_title} — {report.rationale}")
+    intervals = corpus_intervals()
+    decode_low, decode_high = intervals.decode.bounds(report.decode_tps or 0.0)
+    prefill_low, prefill_high = intervals.prefill.bounds(report.prefill_tps or 0.0)
     lines.append(
-        f"estimate: decode ~{report.decode_tps:.1f} t/s, prefill ~{report.prefill_tps:.0f} t/s "
-        "(not yet measured)"
+        f"estimate: decode ~{report.decode_tps:.1f} t/s (p10-p90 {decode_low:.1f}-"
+        f"{decode_high:.1f}) at depth {report.depth}, prefill ~{report.prefill_tps:.0f} t/s "
+        f"(p10-p90 {prefill_low:.0f}-{prefill_high:.0f}) (not yet measured)"
         + ("" if report.graph_splits is None else f", {report.graph_splits} graph splits")
     )
+    lines += _depth_lines(report)
     lines.append("")
     lines.append(
         f"{'GiB':8} {'weights':>7} {'KV':>6} {'compute':>7} {'output':>6} {'total':>6} "
@@ -132,7 +137,23 @@ def render_solve(report: SolveReport, inventory: Inventory, hardware: Hardware) 
     lines.append("")
     lines.append(terminal_safe("llama-server " + " ".join(_quoted(a) for a in report.args)))
     lines += [f"note: {terminal_safe(n)}" for n in report.notes]
+    lines.append(f"note: {interval_note(intervals)}")
     return "\n".join(lines)
+
+
+def _depth_lines(report: SolveReport) -> list[str]:
+    """Decode as a chat grows: at an empty cache and with the whole context cached."""
+    if not report.decode_at_depth:
+        return []
+    (empty, *_), (full, *_) = (
+        min(report.decode_at_depth.items()),
+        max(report.decode_at_depth.items()),
+    )
+    at = report.decode_at_depth
+    return [
+        f"decode by depth: ~{at[empty]:.1f} t/s at an empty cache, ~{at[full]:.1f} t/s with the "
+        f"full context ({full} tokens) cached"
+    ]
 
 
 def _readability_lines(report: SolveReport) -> list[str]:
@@ -191,7 +212,9 @@ def whatif_text(
     rows: Sequence[WhatIfRow], *, target_tps: float | None = None, cheapest: WhatIfRow | None
 ) -> str:
     """Price, fit, strategy, estimated speeds and largest context per row; with a target,
-    the cheapest rig that reaches it (or that none does)."""
+    the cheapest rig that reaches it (or that none does). Decode carries the corpus
+    interval."""
+    intervals = corpus_intervals()
     table = [
         {
             "scenario": r.scenario,
@@ -200,6 +223,7 @@ def whatif_text(
             "fits": "yes" if r.fits else "no",
             "strategy": r.strategy or "-",
             "decode t/s": _or_dash(r.decode_tps, ".1f"),
+            "p10-p90": _interval_cell(r.decode_tps, intervals.decode),
             "prefill t/s": _or_dash(r.prefill_tps, ".0f"),
             "max ctx": _or_dash(r.max_context, ""),
         }
@@ -217,7 +241,16 @@ def whatif_text(
     unmodelled = _unmodelled(rows)
     if unmodelled is not None:
         lines.append(f"note: {unmodelled.note}")
+    if any(r.decode_tps is not None for r in rows):
+        lines.append(f"note: {interval_note(intervals)}")
     return "\n".join(lines)
+
+
+def _interval_cell(value: float | None, interval: SpeedInterval) -> str:
+    if value is None:
+        return "-"
+    low, high = interval.bounds(value)
+    return f"{low:.1f}-{high:.1f}"
 
 
 def whatif_json(rows: Sequence[WhatIfRow], *, cheapest: WhatIfRow | None) -> dict[str, Any]:
@@ -226,6 +259,7 @@ def whatif_json(rows: Sequence[WhatIfRow], *, cheapest: WhatIfRow | None) -> dic
     document = {
         "rows": [_row_json(r) for r in rows],
         "cheapest": _row_json(cheapest) if cheapest else None,
+        "interval": corpus_intervals().describe_json(),
     }
     unmodelled = _unmodelled(rows)
     if unmodelled is not None:
@@ -234,7 +268,14 @@ def whatif_json(rows: Sequence[WhatIfRow], *, cheapest: WhatIfRow | None) -> dic
 
 
 def _row_json(row: WhatIfRow) -> dict[str, Any]:
-    return row.model_dump(exclude={"unmodelled"})  # said once, for the whole document
+    """The row (``unmodelled`` is said once, for the whole document) with the corpus
+    intervals of its speeds."""
+    estimate = corpus_intervals().estimate_json(row.decode_tps, row.prefill_tps)
+    return {
+        **row.model_dump(exclude={"unmodelled"}),
+        "decode_interval": estimate["decode_interval"],
+        "prefill_interval": estimate["prefill_interval"],
+    }
 
 
 def _unmodelled(rows: Sequence[WhatIfRow]) -> Unmodelled | None:
@@ -262,8 +303,9 @@ def interval_note(intervals: SpeedIntervals) -> str:
     that they are in-sample, and how wide the held-out rows say they really are."""
     decode, prefill = intervals.decode, intervals.prefill
     text = (
-        f"intervals: p10-p90 of measured/estimated over public llama.cpp measurements the "
-        f"cost model was fitted on (decode ±{decode.median_abs_error:.0%} median, "
+        f"intervals: the p10-p90 of estimate/measured, applied to this estimate, over the "
+        f"public llama.cpp measurements the cost model was fitted on (in-sample; decode "
+        f"±{decode.median_abs_error:.0%} median error, "
         f"{decode.rows} rows: {_kinds(decode)}; prefill ±{prefill.median_abs_error:.0%} "
         f"median, {prefill.rows} rows)"
     )
