@@ -625,10 +625,15 @@ def _solve_request(with_baselines: bool = False, **options: Any) -> Any:
 @click.option("--force", is_flag=True, help="Replace a profile that was already tested.")
 @click.option("--no-calibration", is_flag=True, help="With --hardware detect: ignore this "
               "machine's `fit calibrate` results.")  # fmt: skip
+@click.option("--compare", "compare_args", metavar='"ARGS"',
+              help="Your own llama-server arguments (one quoted string, without -m): priced "
+              "by the same model beside fit's plan, with the plan's speed over yours "
+              "(JSON \"compare\").")  # fmt: skip
 def solve_command(model: str, hardware_name: str, baselines: bool, as_json: bool,
                   profile_id: str | None, conf_path: Path, model_path: str | None,
                   profile_name: str | None, description: str | None, force: bool,
-                  no_calibration: bool, **options: Any) -> None:  # fmt: skip
+                  no_calibration: bool, compare_args: str | None,
+                  **options: Any) -> None:  # fmt: skip
     """Place MODEL's tensors on the rig's GPUs and CPU with the lowest estimated latency.
 
     Builds a CP-SAT model from the tensor inventory and the hardware, proves how good the
@@ -639,9 +644,11 @@ def solve_command(model: str, hardware_name: str, baselines: bool, as_json: bool
         fit solve gpt-oss-120b --ctx 32768
         fit solve qwen3-30b-a3b:Q8_0 --hardware 5090-4090 --kv f16,q8_0 --json
         fit solve models/Qwen3-32B/Q8_0/Qwen3-32B-Q8_0.gguf --write-profile qwen3-32b-q8
+        fit solve qwen3-30b-a3b:Q4_K_M --ctx 32768 --compare "-c 32768 -ngl 99 --n-cpu-moe 24"
     """
-    from profiles.planning import PlacementRequest, ProfileTarget, solve_for_profile
-    from solver.placement.text import render_solve
+    from profiles.estimating import solve_and_compare
+    from profiles.planning import PlacementRequest, ProfileTarget
+    from solver.placement.text import compare_text, render_solve
 
     target = None
     if profile_id is not None:  # "" is an id too, and a bad one: the profile check says so
@@ -653,15 +660,24 @@ def solve_command(model: str, hardware_name: str, baselines: bool, as_json: bool
         model=model, rig=hardware_name, solve=_solve_request(baselines, **options),
         use_calibration=not no_calibration, profile=target,
     )  # fmt: skip
-    outcome = solve_for_profile(request)
+    outcome, compared = solve_and_compare(request, compare_args)
     if outcome.coefficients_note:
         click.echo(outcome.coefficients_note, err=True)
     report = outcome.report
-    emit(
-        as_json,
-        report.to_json,
-        lambda: render_solve(report, outcome.inventory, outcome.rig.hardware),
-    )
+
+    def document() -> dict[str, Any]:
+        return report.to_json() | ({} if compared is None else {"compare": compared.to_json()})
+
+    def text() -> str:
+        shown = render_solve(report, outcome.inventory, outcome.rig.hardware)
+        if compared is None:
+            return shown
+        return shown + "\n" + compare_text(
+            compared.args, compared.verdict, compared.yours, compared.plan, compared.intervals,
+            depth=compared.depth,
+        )  # fmt: skip
+
+    emit(as_json, document, text)
     outcome.raise_unless_feasible()
     if outcome.written is not None:
         click.echo(f"wrote [{profile_id}] to {outcome.written}", err=as_json)

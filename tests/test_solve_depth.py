@@ -54,3 +54,33 @@ def test_whatif_rows_carry_the_interval() -> None:
     text = CliRunner().invoke(cli, args)
     assert text.exit_code == 0, text.output
     assert "p10-p90" in text.output
+
+
+# --- fit solve --compare ---------------------------------------------------------------------
+
+
+def test_compare_prices_the_users_command_beside_the_plan() -> None:
+    args = ["solve", "qwen3-30b-a3b:Q4_K_M", "--hardware", "5090-4090", "--ctx", "32768"]
+    mine = "-c 32768 -ngl 99 --n-cpu-moe 24 -fa on"
+    result = CliRunner().invoke(cli, [*args, "--json", "--compare", mine])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    compare = document["compare"]
+    assert compare["args"] == mine.split() and compare["fits"] is True
+    # the plan keeps every expert on a GPU: faster than 24 layers' experts on the CPU
+    assert compare["decode_ratio"] > 1
+    assert compare["plan_estimate"]["decode_tps"] == document["estimate"]["decode_tps"]
+    low, high = compare["estimate"]["decode_interval"]
+    assert low < compare["estimate"]["decode_tps"] < high
+    text = CliRunner().invoke(cli, [*args, "--compare", mine])
+    assert text.exit_code == 0, text.output
+    assert "your command" in text.output and "x yours" in text.output
+
+
+def test_compare_with_bad_arguments_is_one_line_before_solving() -> None:
+    for bad, says in (("-ngl lots", "-ngl"), ("--no-such-flag", "--no-such-flag"),
+                      ("-m x.gguf -ngl 99", "without -m"), ("'-c", "--compare")):  # fmt: skip
+        result = CliRunner().invoke(cli, ["solve", "gpt-oss-20b", "--compare", bad])
+        assert result.exit_code == 2, result.output
+        assert says in result.output
+        assert len(result.output.strip().splitlines()) == 1

@@ -12,7 +12,7 @@ from solver.gguf.inventory import Inventory
 from solver.hardware.scenario import Hardware
 from solver.llama.budget import BudgetVerdict
 from solver.llama.memory import MemoryReport, Unmodelled
-from solver.llama.text import memory_text
+from solver.llama.text import memory_text, verdict_line
 from solver.placement.launch_cost import LaunchCost
 from solver.placement.solve import SolveReport
 from solver.placement.whatif import WhatIfRow
@@ -353,4 +353,41 @@ def estimate_text(
             "priced on the device holding most of its bytes"
         )
     lines.append(f"note: {interval_note(intervals)}")
+    return "\n".join(lines)
+
+
+# --- fit solve --compare --------------------------------------------------------------------
+
+
+def compare_text(
+    args: Sequence[str],
+    verdict: BudgetVerdict,
+    yours: LaunchCost,
+    plan: LaunchCost | None,
+    intervals: SpeedIntervals,
+    *,
+    depth: int,
+) -> str:
+    """The user's command beside fit's plan, both priced as launches by the same model:
+    each one's decode and prefill, fit's over the command's, and whether the command fits."""
+    command = terminal_safe("llama-server " + " ".join(_quoted(a) for a in args))
+    lines = [
+        "",
+        f"your command (priced as fit's plan is, decode at depth {depth}):",
+        f"  {command}",
+        f"  memory: {verdict_line(verdict)}",
+        f"  decode   {speed_with_interval(yours.estimate.decode_tps, intervals.decode, '.1f')}",
+        f"  prefill  {speed_with_interval(yours.estimate.prefill_tps, intervals.prefill, '.0f')}",
+    ]
+    if plan is None:
+        lines.append("  fit's plan: none fits, nothing to compare")
+        return "\n".join(lines)
+    ratios = []
+    for speed in ("decode", "prefill"):
+        mine = getattr(plan.estimate, f"{speed}_tps")
+        theirs = getattr(yours.estimate, f"{speed}_tps")
+        shown = f"{mine / theirs:.2f}x" if theirs else "-"
+        spec = ".1f" if speed == "decode" else ".0f"
+        ratios.append(f"{speed} {mine:{spec}} t/s, {shown} yours")
+    lines.append(f"  fit's plan: {'; '.join(ratios)}")
     return "\n".join(lines)
