@@ -93,3 +93,9 @@ def test_bad_arguments_with_json_are_one_json_document() -> None:
     assert code == 2
     document = json.loads(out)
     assert "--no-such-flag" in json.dumps(document)
+
+
+def test_cpu_only_launch_says_the_interval_does_not_cover_it() -> None:
+    code, out = _run("gpt-oss-20b", "--", "-c", "8192", "-ngl", "0", "--fit", "off")
+    assert code == 0, out
+    assert "the corpus has no CPU-only measurements" in out

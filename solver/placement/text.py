@@ -353,6 +353,12 @@ def estimate_text(
             "priced on the device holding most of its bytes"
         )
     lines.append(f"note: {interval_note(intervals)}")
+    cpu_only = not any(d.weights for name, d in report.devices.items() if name != CPU)
+    if cpu_only and not any(kind.startswith("CPU-only") for kind in intervals.decode.kinds):
+        lines.append(
+            "note: no weights on a GPU: the corpus has no CPU-only measurements, so the "
+            "intervals do not cover this launch"
+        )
     return "\n".join(lines)
 
 
