@@ -912,13 +912,15 @@ def _gemma4_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     head = bp.head_dim_k if is_global else bp.gemma4_head_dim_swa
     kv_heads = (bp.gemma4_n_head_kv_full or bp.n_head_kv) if is_global else bp.n_head_kv
     n_ff = bp.gemma4_n_ff(i)
+    # the KV-sharing layers' K and its norm are optional (kv_flags TENSOR_NOT_REQUIRED)
+    own_kv = i < bp.n_layer - bp.gemma4_kv_shared_layers
     specs = [
         _spec(T.ATTN_NORM, i, (bp.n_embd,)),
         _spec(T.ATTN_Q, i, (bp.n_embd, bp.n_head * head)),
-        _spec(T.ATTN_K, i, (bp.n_embd, kv_heads * head)),
+        _spec(T.ATTN_K, i, (bp.n_embd, kv_heads * head), required=own_kv),
         _spec(T.ATTN_OUT, i, (bp.n_head * head, bp.n_embd)),
         _spec(T.ATTN_Q_NORM, i, (head,)),
-        _spec(T.ATTN_K_NORM, i, (head,)),
+        _spec(T.ATTN_K_NORM, i, (head,), required=own_kv),
         _spec(T.ATTN_POST_NORM, i, (bp.n_embd,)),
         _spec(T.LAYER_OUT_SCALE, i, (1,), required=False),
         _spec(T.FFN_NORM, i, (bp.n_embd,)),

@@ -468,6 +468,60 @@ _NEMOTRON_H_MOE = Family(
     ),
 )
 
+
+# gemma4: per layer kind (sliding / global) its own head width and KV heads; layers past
+# n_layer_kv_from_start share KV (K optional); FFNs twice wide where the file says so; MoE
+# layers (router present) with fused gate_up experts; per-layer embeddings when PLE > 0.
+def _gemma4_attention(kind: str, head: str, kv: str) -> tuple[Need, ...]:
+    return (
+        _w(T.ATTN_Q, "E", f"H*{head}", when=(kind,)),
+        _w(T.ATTN_K, "E", f"{kv}*{head}", when=(kind, "kv_own")),
+        _w(T.ATTN_K, "E", f"{kv}*{head}", when=(kind, "kv_shared"), optional=True),
+        _w(T.ATTN_V, "E", f"{kv}*{head}", when=(kind,), optional=True),
+        _w(T.ATTN_OUT, f"H*{head}", "E", when=(kind,)),
+        _w(T.ATTN_Q_NORM, head, when=(kind,)),
+        _w(T.ATTN_K_NORM, head, when=(kind, "kv_own")),
+        _w(T.ATTN_K_NORM, head, when=(kind, "kv_shared"), optional=True),
+    )
+
+
+_GEMMA4 = Family(
+    "src/models/gemma4.cpp",
+    (
+        *_GLOBALS,
+        _w(T.ROPE_FREQS, "HK/2"),
+        _w(T.PER_LAYER_TOKEN_EMBD, "PLE*NL", "V", when=("ple",)),
+        _w(T.PER_LAYER_MODEL_PROJ, "E", "PLE*NL", when=("ple",)),
+        _w(T.PER_LAYER_PROJ_NORM, "PLE", when=("ple",)),
+    ),
+    (
+        _w(T.ATTN_NORM, "E"),
+        *_gemma4_attention("swa", "HKS", "HKV"),
+        *_gemma4_attention("global", "HK", "HKVG"),
+        _w(T.ATTN_POST_NORM, "E"),
+        _w(T.LAYER_OUT_SCALE, "1", optional=True),
+        _w(T.FFN_NORM, "E"),
+        *_dense_ffn(("ffn_base",)),
+        _w(T.FFN_GATE, "E", "2*F", when=("ffn_wide",)),
+        _w(T.FFN_DOWN, "2*F", "E", when=("ffn_wide",)),
+        _w(T.FFN_UP, "E", "2*F", when=("ffn_wide",)),
+        _w(T.FFN_POST_NORM, "E"),
+        _w(T.FFN_GATE_INP, "E", "X", when=("moe",), optional=True),
+        Need(T.FFN_GATE_INP, ("E",), ("moe_router",), "scale", False),
+        _w(T.FFN_PRE_NORM_2, "E", when=("moe_router",)),
+        _w(T.FFN_POST_NORM_1, "E", when=("moe_router",)),
+        _w(T.FFN_POST_NORM_2, "E", when=("moe_router",)),
+        # the converter writes the experts' gate and up fused (the loader would take them
+        # separate too; no published file has them so)
+        _w(T.FFN_GATE_UP_EXP, "E", "2*FE", "X", when=("moe_router",)),
+        _w(T.FFN_DOWN_EXP, "FE", "E", "X", when=("moe_router",)),
+        Need(T.FFN_DOWN_EXP, ("X",), ("moe_router",), "scale", True),
+        _w(T.PER_LAYER_INP_GATE, "E", "PLE", when=("ple",)),
+        _w(T.PER_LAYER_PROJ, "PLE", "E", when=("ple",)),
+        _w(T.PER_LAYER_POST_NORM, "E", when=("ple",)),
+    ),
+)
+
 FAMILIES: dict[str, Family] = {
     "llama": _LLAMA,
     "mistral3": _LLAMA,
@@ -482,6 +536,7 @@ FAMILIES: dict[str, Family] = {
     "qwen35": _QWEN35,
     "qwen35moe": _QWEN35MOE,
     "llama4": _LLAMA4,
+    "gemma4": _GEMMA4,
     "qwen3next": _QWEN3NEXT,
     "nemotron_h_moe": _NEMOTRON_H_MOE,
 }
@@ -534,7 +589,21 @@ def _dimensions(inventory: Inventory) -> dict[str, int]:
         "DI": state.inner_size if state else 0,
         "DIG": state.inner_size // state.group_count if state and state.group_count else 0,
         "HKVMAX": max(att.n_head_kv, default=0),
+        # gemma4: the sliding layers' K head width, the first global layer's KV heads, the
+        # per-layer-embedding width and the trunk layers it spans
+        "HKS": _meta_int(inventory, Keys.Attention.KEY_LENGTH_SWA) or att.key_length,
+        "HKVG": _first_global(att.n_head_kv, att.swa_layers),
+        "PLE": _meta_int(inventory, Keys.LLM.EMBD_LENGTH_PER_LAYER_INP),
+        "NL": inventory.n_layers - inventory.n_layers_nextn,
     }
+
+
+def _first_global(values: Sequence[int], swa_layers: Sequence[bool]) -> int:
+    """The value of the first layer that is not sliding-window (layer 0's without one)."""
+    for value, swa in zip(values, swa_layers, strict=False):
+        if not swa:
+            return value
+    return values[0] if values else 0
 
 
 def _vocab_rows(inventory: Inventory) -> int:
@@ -577,6 +646,14 @@ _CONDITIONS: dict[str, Callable[[Inventory, int, Mapping[str, int]], bool]] = {
     "no_mla": lambda inv, il, d: not (d["KMLA"] > 0 and d["VMLA"] > 0),
     "recurrent": lambda inv, il, d: _is_recurrent(inv, il),
     "attention": lambda inv, il, d: not _is_recurrent(inv, il),
+    "swa": lambda inv, il, d: _is_swa(inv, il),
+    "global": lambda inv, il, d: not _is_swa(inv, il),
+    "kv_own": lambda inv, il, d: not 0 <= inv.attention.n_layer_kv_from_start <= il,
+    "kv_shared": lambda inv, il, d: 0 <= inv.attention.n_layer_kv_from_start <= il,
+    "ffn_base": lambda inv, il, d: _layer_n_ff(inv, il) != 2 * d["F"] or not d["F"],
+    "ffn_wide": lambda inv, il, d: bool(d["F"]) and _layer_n_ff(inv, il) == 2 * d["F"],
+    "moe_router": lambda inv, il, d: d["X"] > 0 and _has_router(inv, il),
+    "ple": lambda inv, il, d: d["PLE"] > 0,
     "moe_step": lambda inv, il, d: _is_step_moe(inv, il),
     "dense_step": lambda inv, il, d: not _is_step_moe(inv, il),
     # nemotron-h.cpp: not recurrent and no FFN width is attention, an FFN width is an FFN
@@ -592,6 +669,22 @@ def _layer_ff(inventory: Inventory, il: int) -> int:
     if isinstance(value, list):
         value = value[il] if il < len(value) else 0
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _is_swa(inventory: Inventory, il: int) -> bool:
+    layers = inventory.attention.swa_layers
+    return il < len(layers) and layers[il]
+
+
+def _layer_n_ff(inventory: Inventory, il: int) -> int:
+    widths = inventory.n_ff
+    return widths[il] if il < len(widths) else 0
+
+
+def _has_router(inventory: Inventory, il: int) -> bool:
+    """gemma4.cpp: a layer is MoE when the file has its router (TENSOR_NOT_REQUIRED)."""
+    name = f"blk.{il}.ffn_gate_inp.weight"
+    return any(t.name == name for t in inventory.tensors)
 
 
 def _is_step_moe(inventory: Inventory, il: int) -> bool:
@@ -646,7 +739,8 @@ class _Problems:
 
     def check(self) -> None:
         for need in self.family.globals:
-            self._need(need, None, required=not need.optional)
+            if all(_CONDITIONS[c](self.inventory, 0, self.dims) for c in need.when):
+                self._need(need, None, required=not need.optional)
         inv, family = self.inventory, self.family
         n_layer = inv.n_layers - inv.n_layers_nextn
         probe = f"blk.{n_layer}.nextn.eh_proj.weight"
@@ -697,6 +791,8 @@ _DIM_NAMES = {
     "QL": "q_lora_rank", "KVL": "kv_lora_rank", "KMLA": "key_length_mla",
     "VMLA": "value_length_mla", "DS": "ssm_d_state", "NG": "ssm_n_group", "DT": "ssm_dt_rank",
     "DC": "ssm_d_conv",
+    "HKS": "head_k_swa", "HKVG": "n_head_kv_global", "PLE": "n_embd_per_layer",
+    "NL": "n_layer",
 }  # fmt: skip
 
 
