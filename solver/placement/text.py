@@ -309,12 +309,15 @@ def interval_note(intervals: SpeedIntervals) -> str:
         f"{decode.rows} rows: {_kinds(decode)}; prefill ±{prefill.median_abs_error:.0%} "
         f"median, {prefill.rows} rows)"
     )
-    test = intervals.test_decode
+    test, test_prefill = intervals.test_decode, intervals.test_prefill
     if test is not None:
         text += (
-            f"; on {test.rows} held-out rows ({_kinds(test)}) decode's spread is wider "
-            f"(estimate/measured {test.ratio_p10:.2f}-{test.ratio_p90:.2f})"
+            f"; on {test.rows} held-out rows ({_kinds(test)}) the spread is wider "
+            f"(estimate/measured decode {test.ratio_p10:.2f}-{test.ratio_p90:.2f}"
         )
+        if test_prefill is not None:
+            text += f", prefill {test_prefill.ratio_p10:.2f}-{test_prefill.ratio_p90:.2f}"
+        text += ")"
     return (
         text + ". Mostly full-GPU rigs: a launch with weights on the CPU (hybrid, few rows) "
         "or on a GPU the corpus lacks may fall outside them"
