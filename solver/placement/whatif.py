@@ -8,19 +8,21 @@ knobs) or ``ram`` (GiB of host RAM, a hardware knob).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
 from solver.errors import BadInput
 from solver.gguf.inventory import Inventory
-from solver.hardware.scenario import Hardware
+from solver.hardware.scenario import MAX_RAM_GIB, MIN_RAM_GIB, Hardware
 from solver.llama.device_map import CpuFeatures
 from solver.llama.memory import Unmodelled
 from solver.placement.solve import SolveRequest, solve
 from solver.quantities import GIB
 
 CONTEXT_STEP = 1024
+MAX_VARY_INT = 2**31 - 1  # llama.cpp reads -c, -ub and -np as int32
 VARY_KEYS = ("ctx", "kv", "ubatch", "parallel", "ram")
 
 
@@ -53,20 +55,29 @@ def parse_vary(specs: Sequence[str]) -> dict[str, list[str]]:
 def _apply(
     key: str, value: str, request: SolveRequest, hardware: Hardware
 ) -> tuple[SolveRequest, Hardware]:
-    try:
-        if key == "ctx":
-            return request.model_copy(update={"contexts": (int(value),)}), hardware
-        if key == "kv":
-            return request.model_copy(update={"kv_types": (value,)}), hardware
-        if key == "ubatch":
-            return request.model_copy(update={"n_ubatch": int(value)}), hardware
-        if key == "parallel":
-            return request.model_copy(update={"parallel": int(value)}), hardware
-        ram = int(float(value) * GIB)
-        host = hardware.host.model_copy(update={"ram_bytes": ram, "available_bytes": None})
+    if key == "kv":
+        return request.model_copy(update={"kv_types": (value,)}), hardware
+    if key == "ram":
+        gib = _number(key, value, float, MIN_RAM_GIB, MAX_RAM_GIB)
+        host = hardware.host.model_copy(
+            update={"ram_bytes": round(gib * GIB), "available_bytes": None}
+        )
         return request, hardware.model_copy(update={"host": host})
+    field = {"ctx": "contexts", "ubatch": "n_ubatch", "parallel": "parallel"}[key]
+    number = _number(key, value, int, 1, MAX_VARY_INT)
+    return request.model_copy(update={field: (number,) if key == "ctx" else number}), hardware
+
+
+def _number(key: str, value: str, kind: type, low: float, high: float) -> float:
+    """A ``--vary`` value as ``kind``, within [low, high] (the scenario format's own bounds for
+    RAM), or one clear line."""
+    try:
+        number = kind(value)
     except ValueError:
         raise BadInput(f"--vary {key}={value}: not a number") from None
+    if not math.isfinite(number) or not low <= number <= high:
+        raise BadInput(f"--vary {key}={value}: must be between {low:.10g} and {high:.10g}")
+    return number
 
 
 def largest_context(
