@@ -111,6 +111,34 @@ class RunRecord(BaseModel):
         return f"{self.profile}@{self.started.strftime('%Y%m%d-%H%M%S.%f')}"
 
 
+# What a measurement can hold: llama-server times to the microsecond, and a token reads or
+# computes at most 1e18 bytes or FLOPs. Beyond these a record is not a measurement, and its
+# rows would overflow calibration's least squares (issue 15's fuzz suite: predicted_ms = 2e-300
+# ended `fit calibrate` in an SVD traceback).
+MEASURED_MS = (1e-3, 1e9)
+MEASURED_TOKENS = 10**9
+MEASURED_LOAD = 1e18
+
+
+def implausible(record: RunRecord) -> str | None:
+    """Why the record's numbers cannot be a measurement, or None."""
+    for request in record.requests:
+        timings, loads = request.timings, request.decode_loads
+        where = f"request {request.label!r}"
+        for name in ("prompt_ms", "predicted_ms"):
+            value = getattr(timings, name)
+            if value and not MEASURED_MS[0] <= value <= MEASURED_MS[1]:
+                return f"{where}: {name} = {value:g} is outside {MEASURED_MS}"
+        for name in ("prompt_n", "predicted_n", "cache_n"):
+            if not 0 <= getattr(timings, name) <= MEASURED_TOKENS:
+                return f"{where}: {name} = {getattr(timings, name)} is out of range"
+        if loads is not None:
+            values = [*loads.bytes_read.values(), *loads.flops_per_token.values(), loads.splits]
+            if not all(0 <= value <= MEASURED_LOAD for value in values):
+                return f"{where}: a load is negative, not a number or above {MEASURED_LOAD:g}"
+    return None
+
+
 def runs_folder(conf_path: Path) -> Path:
     return conf_path.resolve().parent / RUNS_FOLDER
 
@@ -130,9 +158,21 @@ def load_runs(folders: Iterable[Path]) -> tuple[list[RunRecord], list[str]]:
     for folder in folders:
         for path in sorted(folder.glob("*.json")):
             try:
-                records.append(RunRecord.model_validate(json.loads(path.read_text())))
+                record = RunRecord.model_validate(json.loads(path.read_text()))
             # RecursionError: json's decoder on nesting deeper than the interpreter's stack
             except (OSError, ValueError, ValidationError, RecursionError) as error:
                 skipped.append(f"{path}: not a run record ({str(error).splitlines()[0]})")
-    records.sort(key=lambda record: record.started)
+                continue
+            problem = implausible(record)
+            if problem is None:
+                records.append(record)
+            else:
+                skipped.append(f"{path}: not a measurement ({problem})")
+    records.sort(key=lambda record: _aware(record.started))
     return records, skipped
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """A naive time (what fit writes) as UTC, so that records with an offset (or a number,
+    which pydantic reads as a UTC time) sort among the others instead of failing to compare."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)

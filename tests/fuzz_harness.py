@@ -261,7 +261,7 @@ def build_bases(folder: Path) -> Bases:
         profiles=tuple(re.findall(r"^\[([^\]]+)\]", conf.decode(), re.M)),
         calibration=calibration.to_file_text().encode(),
         calibration_name=f"{machine}.json",
-        runs=tuple(_run_record(machine, i) for i in range(6)),
+        runs=tuple(run_record(machine, i) for i in range(6)),
     )
 
 
@@ -280,7 +280,7 @@ def _synthetic_runs(n: int) -> list:
     return runs
 
 
-def _run_record(machine: str, i: int) -> bytes:
+def run_record(machine: str, i: int) -> bytes:
     """A successful ``fit test`` record of this machine with one measured request."""
     from profiles.runs import RequestMeasurement, RunRecord
     from profiles.server import CompletionTimings
