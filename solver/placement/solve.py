@@ -708,7 +708,10 @@ def _fits(
     trial = request.model_copy(
         update={"contexts": (context,), "kv_types": (kv_type,), "with_baselines": False}
     )
-    setting = resolve_setting(inventory, hardware, trial, context, kv_type, coefficients)
+    try:
+        setting = resolve_setting(inventory, hardware, trial, context, kv_type, coefficients)
+    except BadInput:
+        return False  # llama.cpp would refuse the probe (e.g. q8_0 KV on 16-wide heads)
     return solve_setting(inventory, hardware, trial, setting, cpu).feasible
 
 
