@@ -62,7 +62,7 @@ OWN_KEYS = {"-c": "CTX_SIZE", "-ngl": "N_GPU_LAYERS", "--fit": "FIT"}
 FIT_FLAGS = frozenset(
     {
         "--batch-size", "--ubatch-size", "--flash-attn", "--cache-type-k", "--cache-type-v",
-        "--parallel", "--rpc", "--tensor-split", "--override-tensor",
+        "--parallel", "--rpc", "--tensor-split", "--override-tensor", "--n-cpu-moe",
     }
 )  # fmt: skip
 # Options with a key of their own: in EXTRA_ARGS they can only be the user's, and they win.
@@ -385,12 +385,20 @@ def merged_extra_args(
     fit_groups = {group.key: group for group in arg_groups(fit_value)}
     seen: set[str] = set()
     kept: list[ArgGroup] = []
+    dropped: list[ArgGroup] = []
     for group in groups:
         if group.key in FIT_FLAGS and group.key not in seen:
             seen.add(group.key)
+            if group.key not in fit_groups:
+                dropped.append(group)
             continue  # fit's own occurrence: the new plan's replaces it
         kept.append(group)
     notes = [note for group in kept if (note := _override_note(group, fit_groups, keys))]
+    notes += [
+        f"{where}: removed {' '.join(quote_arg(arg) for arg in group.args)}, taken as fit's "
+        "earlier plan (the new plan does not use it); if it was yours, give it twice"
+        for group in dropped
+    ]
     value = " ".join(part for part in (fit_value, *_runs(old, groups, kept)) if part)
     return value, notes
 

@@ -123,10 +123,12 @@ def test_user_flags_that_fight_fit_win_and_the_output_says_so(tmp_path: Path) ->
     conf.write_text(text)
     out = solve_q3(conf)
     extra = ModelsConf.read(conf).profile("q3").get("EXTRA_ARGS")
-    assert extra.endswith("-ts 49,0 -ctk q8_0 -c 4096 --n-cpu-moe 4 --jinja")
+    assert extra.endswith("-ts 49,0 -ctk q8_0 -c 4096 --jinja")
     assert "kept your -ctk q8_0 over fit's -ctk f16" in out
     assert "kept your -c 4096 over fit's CTX_SIZE=8192" in out
-    assert "kept your --n-cpu-moe 4; fit's plan does not include it" in out
+    # --n-cpu-moe is one of fit's own options: a single occurrence is taken as fit's earlier
+    # plan and removed when the new plan does not use it, and the output says so
+    assert "removed --n-cpu-moe 4, taken as fit's earlier plan" in out
     assert "--jinja" not in out.split("wrote [q3]")[1]  # a flag fit does not fight: no note
 
 
