@@ -782,6 +782,7 @@ def start_command(
     """
     from profiles.launch import load_profile, resolve_server, run_foreground, server_to_show
     from profiles.models_conf import join_args
+    from solver.text_table import terminal_safe
 
     launch = load_profile(conf_path, profile_id)
     if dry_run or as_json:
@@ -789,10 +790,10 @@ def start_command(
         if note:
             click.echo(f"note: {note}", err=True)
         shown = launch.argv(server)
-        emit(as_json, lambda: shown, lambda: join_args(shown))
+        emit(as_json, lambda: shown, lambda: terminal_safe(join_args(shown)))
         return
     argv = launch.argv(resolve_server(server_path))
-    click.echo(join_args(argv))
+    click.echo(terminal_safe(join_args(argv)))
     status = run_foreground(argv)
     if status:
         sys.exit(status)

@@ -23,6 +23,7 @@ from profiles.models_conf import ModelsConf, Profile, split_args
 from profiles.server import die_with_parent
 from solver.errors import BadInput, OperationFailed
 from solver.llama.arg_edit import without_options
+from solver.text_table import terminal_safe
 
 # profile key -> the llama-server flag start.sh puts before its value
 KEY_FLAGS: tuple[tuple[str, str], ...] = (
@@ -73,6 +74,10 @@ def profile_args(profile: Profile) -> list[str]:
     args = []
     for key, flag in KEY_FLAGS:
         value = (profile.get(key) or "").strip()
+        if key == "FIT" and value not in ("", "on", "off"):
+            # llama-server's --fit takes on|off; anything else (say, a stray escape sequence)
+            # is refused here rather than printed or passed on
+            raise BadInput(f"[{profile.id}] FIT={terminal_safe(value)}: must be on or off")
         if value:
             args += [flag, value]
     return args + split_args(profile.get("EXTRA_ARGS") or "")

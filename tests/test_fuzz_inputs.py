@@ -137,12 +137,6 @@ def test_a_record_with_a_numeric_start_time_sorts_among_the_others(tmp_path: Pat
     assert "7 runs" in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (conf#1619 at --scale 4): `fit start --dry-run` prints the conf's FIT and "
-    "EXTRA_ARGS raw, so an escape sequence there reaches the terminal (cli.py's start_command "
-    "echoes join_args(argv) without terminal_safe); FIT is not checked to be on/off either",
-)
 def test_dry_run_does_not_print_a_conf_escape_sequence(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
@@ -153,3 +147,4 @@ def test_dry_run_does_not_print_a_conf_escape_sequence(tmp_path: Path) -> None:
     conf.write_text(text.replace("FIT=off", "FIT=\x1b]0;title\x07", 1))
     result = CliRunner().invoke(cli, ["start", "glm-flash-q8", "--dry-run", "--conf", str(conf)])
     assert "\x1b" not in result.output
+    assert result.exit_code == 2 and "must be on or off" in result.output
