@@ -54,7 +54,9 @@ def _default_split(problem: PlacementProblem, ngl: int) -> tuple[int, ...]:
     if not gpus:  # a CPU-only rig has nothing to split
         return ()
     n_slots = min(ngl, problem.table.stored.shape[0] + 1)
-    return split_slots(tuple(float(problem.capacity[g]) for g in gpus), n_slots)
+    free = tuple(float(problem.capacity[g]) for g in gpus)
+    # no GPU with any budget left: split evenly (such a plan is then refused by ``fits``)
+    return split_slots(free if any(free) else (1.0,) * len(gpus), n_slots)
 
 
 def _experts_on_cpu(problem: PlacementProblem, first_n: int) -> dict[Unit, tuple[str | None, ...]]:
