@@ -134,7 +134,7 @@ def build_moe_ffn(b: GraphBuilder, cur: Tensor, il: int, routing: MoeRouting) ->
     experts = _run_experts(b, cur, il, selected, routing.act)
     experts = g.mul(experts, weights)
     b.gf.expand(experts)
-    return _sum_experts(b, experts, n_embd, n_tokens, il)
+    return sum_experts(b, experts, n_embd, n_tokens, il)
 
 
 def _route(b: GraphBuilder, cur: Tensor, il: int, routing: MoeRouting) -> tuple[Tensor, Tensor]:
@@ -231,7 +231,7 @@ def _run_experts(b: GraphBuilder, cur: Tensor, il: int, selected: Tensor, act: s
     return experts
 
 
-def _sum_experts(b: GraphBuilder, experts: Tensor, n_embd: int, n_tokens: int, il: int) -> Tensor:
+def sum_experts(b: GraphBuilder, experts: Tensor, n_embd: int, n_tokens: int, il: int) -> Tensor:
     """Add the n_used weighted expert outputs (views of one tensor), as llama.cpp does."""
     n_used = b.hp.n_expert_used
     views = []

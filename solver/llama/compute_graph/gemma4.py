@@ -25,7 +25,7 @@ from solver.ggml import ops as g
 from solver.ggml.ops import I32, Tensor
 from solver.llama.compute_graph.attention import attn_output, build_attn, build_attn_mha
 from solver.llama.compute_graph.builder import GraphBuilder
-from solver.llama.compute_graph.ffn import build_ffn
+from solver.llama.compute_graph.ffn import build_ffn, sum_experts
 from solver.llama.compute_graph.inputs import (
     AttnInputs,
     build_attn_inp,
@@ -34,6 +34,7 @@ from solver.llama.compute_graph.inputs import (
     build_inp_pos,
 )
 from solver.llama.compute_graph.kv_ops import get_k, get_v, hadamard
+from solver.llama.compute_graph.output import seeded_output_head
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def build_gemma4(b: GraphBuilder) -> None:
         b.gf.segment = 1 + il
         inp_l = _layer(b, ins, il, inp_l)
     b.gf.segment = 1 + hp.n_layer
-    _output_head(b, inp_l, out_ids)
+    seeded_output_head(b, inp_l, out_ids, softcap=True)
 
 
 def _check_layers(b: GraphBuilder) -> None:
@@ -253,37 +254,7 @@ def _experts(b: GraphBuilder, il: int, cur: Tensor, logits: Tensor) -> Tensor:
         experts = g.mul(experts, s)
     experts = g.mul(experts, weights)
     b.gf.expand(experts)
-    views = []
-    for i in range(n_used):
-        v = g.view_2d(experts, n_embd, n_tokens, experts.nb[2], i * experts.nb[1])
-        b.gf.expand(v)
-        views.append(v)
-    moe_out = views[0]
-    for v in views[1:]:
-        moe_out = g.add(moe_out, v)
-        b.gf.expand(moe_out)
-    if n_used == 1:
-        moe_out = g.cont(moe_out)
-    return moe_out
+    return sum_experts(b, experts, n_embd, n_tokens, il)
 
 
 # --- output ---------------------------------------------------------------------------------
-
-
-def _output_head(b: GraphBuilder, cur: Tensor, out_ids: Tensor) -> None:
-    """Final norm (h_nextn), the output rows, logits with the final soft-cap."""
-    cur = b.build_norm(cur, b.w("output_norm.weight"), None, -1)
-    b.cb(cur, "h_nextn", -1)
-    h_nextn = cur
-    cur = g.get_rows(cur, out_ids)
-    b.cb(cur, "result_norm", -1)
-    t_embd = cur
-    cur = b.build_lora_mm(b.output_weight(), cur)
-    if b.hp.f_final_logit_softcapping:
-        cur = g.scale(cur)
-        cur = g.unary(cur, "tanh")
-        cur = g.scale(cur)
-    b.cb(cur, "result_output", -1)
-    b.gf.expand(cur)
-    for t in (cur, t_embd, h_nextn):
-        t.set_output()

@@ -19,7 +19,7 @@ from solver.ggml import ops as g
 from solver.ggml.ops import F32, Tensor
 from solver.llama.compute_graph.attention import attn_output, build_attn, build_qkv, rope_factors
 from solver.llama.compute_graph.builder import GraphBuilder
-from solver.llama.compute_graph.ffn import _run_experts, _sum_experts, build_ffn, dense_ffn
+from solver.llama.compute_graph.ffn import _run_experts, build_ffn, dense_ffn, sum_experts
 from solver.llama.compute_graph.inputs import (
     AttnInputs,
     build_attn_inp,
@@ -141,4 +141,4 @@ def _moe_weight_before_ffn(b: GraphBuilder, cur: Tensor, il: int) -> Tensor:
     cur = g.mul(repeated, weights)
     experts = _run_experts(b, cur, il, selected, "silu")
     b.gf.expand(experts)
-    return _sum_experts(b, experts, n_embd, n_tokens, il)
+    return sum_experts(b, experts, n_embd, n_tokens, il)

@@ -33,7 +33,8 @@ from solver.llama.compute_graph.inputs import (
     build_inp_embd,
     build_inp_out_ids,
 )
-from solver.llama.compute_graph.qwen35 import _build_rs, _output_head, _RsInputs, _state_tensors
+from solver.llama.compute_graph.output import seeded_output_head
+from solver.llama.compute_graph.qwen35 import _build_rs, _RsInputs, _state_tensors
 
 _MAMBA_WEIGHTS = (
     "ssm_in.weight", "ssm_conv1d.weight", "ssm_conv1d.bias", "ssm_dt.bias", "ssm_a", "ssm_d",
@@ -74,7 +75,7 @@ def build_nemotron_h(b: GraphBuilder) -> None:
             cur = _moe(b, ins.routing, il, cur)
         inp_l = g.add(cur, inp_l)
     b.gf.segment = 1 + b.hp.n_layer
-    _output_head(b, inp_l, ins.out_ids)
+    seeded_output_head(b, inp_l, ins.out_ids)
 
 
 def _layer_kinds(b: GraphBuilder) -> list[str]:

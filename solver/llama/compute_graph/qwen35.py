@@ -22,6 +22,7 @@ The reserve context is ``init_full``: state head 0, no state to zero but the fir
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from solver.ggml import ops as g
@@ -41,6 +42,7 @@ from solver.llama.compute_graph.inputs import (
     build_inp_embd,
     build_inp_out_ids,
 )
+from solver.llama.compute_graph.output import seeded_output_head
 
 # llama_hparams::n_pos_per_embd for LLAMA_ROPE_TYPE_IMROPE (qwen35, qwen35moe): 4 positions
 IMROPE_POSITIONS = 4
@@ -72,57 +74,75 @@ class _Inputs:
     routing: MoeRouting
 
 
-def build_qwen35(b: GraphBuilder) -> None:
-    """llama_model_qwen35moe::graph (and qwen35's): embedding, layers, output head."""
-    _check_layers(b)
+@dataclass(frozen=True)
+class HybridBlocks:
+    """What one gated-DeltaNet hybrid's graph function builds its own way; the skeleton
+    (inputs, layer, MoE FFN, output head) is shared (qwen35moe.cpp, qwen3next.cpp)."""
+
+    delta_net_weights: tuple[str, ...]  # a DeltaNet layer's weights beside blk.N.
+    positions: Callable[[GraphBuilder], Tensor]
+    delta_net: Callable[[GraphBuilder, _RsInputs, int, Tensor], Tensor]
+    gated_attention: Callable[[GraphBuilder, AttnInputs, Tensor, int, Tensor], Tensor]
+    legacy_fused_in: bool = False  # a DeltaNet layer may instead carry one fused ssm_in
+    experts_only: bool = False  # a layer with a dense FFN is refused
+
+
+def build_hybrid(b: GraphBuilder, blocks: HybridBlocks) -> None:
+    """The hybrid graph function: embedding, layers, output head."""
+    _check_layers(b, blocks)
     inp_l = build_inp_embd(b)
-    ins = _graph_inputs(b)
+    ins = _graph_inputs(b, blocks)
     for il in range(b.hp.n_layer):
         b.gf.segment = 1 + il
-        inp_l = _layer(b, ins, il, inp_l)
+        inp_l = _layer(b, blocks, ins, il, inp_l)
     b.gf.segment = 1 + b.hp.n_layer
-    _output_head(b, inp_l, ins.out_ids)
+    seeded_output_head(b, inp_l, ins.out_ids)
 
 
-def _check_layers(b: GraphBuilder) -> None:
-    """Refuse a file whose layers are not the DeltaNet / gated-attention pair built here."""
+def _check_layers(b: GraphBuilder, blocks: HybridBlocks) -> None:
+    """Refuse a file whose layers are not the DeltaNet / gated-attention pair (with routed
+    experts where ``blocks.experts_only``) that ``blocks`` builds."""
     # reserve imports the recipe table, which imports this module: import the error late
     from solver.llama.compute_graph.reserve import ComputeNotModelled
 
     hp, w = b.hp, b.model.weights
     for il in range(hp.n_layer):
         recurrent = hp.rs_layers[il] if hp.rs_layers else False
-        needed = _DELTA_NET_WEIGHTS if recurrent else _ATTENTION_WEIGHTS
+        needed = blocks.delta_net_weights if recurrent else _ATTENTION_WEIGHTS
+        if recurrent and blocks.legacy_fused_in and f"blk.{il}.attn_qkv.weight" not in w:
+            needed = ("ssm_in.weight", *needed[2:])  # the legacy fused projection
         missing = [n for n in needed if f"blk.{il}.{n}" not in w]
         if missing:
             raise ComputeNotModelled(hp.arch, f"layer {il} has no {missing[0]}")
         if not recurrent and f"blk.{il}.attn_qkv.weight" in w:
             raise ComputeNotModelled(hp.arch, f"layer {il}: a fused attn_qkv is not modelled")
+        if blocks.experts_only and f"blk.{il}.ffn_gate_inp.weight" not in w:
+            raise ComputeNotModelled(hp.arch, f"layer {il}: a dense FFN is not modelled")
 
 
-def _graph_inputs(b: GraphBuilder) -> _Inputs:
+def _graph_inputs(b: GraphBuilder, blocks: HybridBlocks) -> _Inputs:
     """build_inp_mem_hybrid (state copy, then the KV cache's), positions, output rows."""
     n_rs = max(1, b.ub.n_seqs)  # the state cache: max(1, n_seq_max) cells, all of them
     s_copy = b.input(g.new_tensor(I32, n_rs), "rs_s_copy")
     attn = build_attn_inp(b, "kv")
-    inp_pos = b.input(g.new_tensor(I32, b.n_tokens * IMROPE_POSITIONS), "inp_pos")
+    inp_pos = blocks.positions(b)
     out_ids = build_inp_out_ids(b)
-    # qwen35moe.cpp passes softmax gating and weight normalisation whatever the GGUF says
+    # both graph functions pass softmax gating and weight normalisation whatever the GGUF says
     routing = MoeRouting(
         gating=GATING_SOFTMAX, norm_w=True, w_scale=b.hp.expert_weights_scale, act="silu"
     )
     return _Inputs(_RsInputs(s_copy, n_rs), attn, inp_pos, out_ids, routing)
 
 
-def _layer(b: GraphBuilder, ins: _Inputs, il: int, inp_l: Tensor) -> Tensor:
+def _layer(b: GraphBuilder, blocks: HybridBlocks, ins: _Inputs, il: int, inp_l: Tensor) -> Tensor:
     """One block: norm, DeltaNet or gated attention, residual, norm, FFN, residual."""
     cur = b.build_norm(inp_l, b.lw(il, "attn_norm"), None, il)
     b.cb(cur, "attn_norm", il)
     b.gf.expand(cur)
     if b.hp.rs_layers[il]:
-        cur = _delta_net(b, ins.rs, il, cur)
+        cur = blocks.delta_net(b, ins.rs, il, cur)
     else:
-        cur = _gated_attention(b, ins.attn, ins.inp_pos, il, cur)
+        cur = blocks.gated_attention(b, ins.attn, ins.inp_pos, il, cur)
     # cparams.embeddings_nextn_masked is off: the output rows are taken after the final norm
     cur = g.add(cur, inp_l)
     ffn_residual = cur
@@ -131,6 +151,11 @@ def _layer(b: GraphBuilder, ins: _Inputs, il: int, inp_l: Tensor) -> Tensor:
     cur = g.add(cur, ffn_residual)
     b.cb(cur, "l_out", il)
     return cur
+
+
+def _imrope_positions(b: GraphBuilder) -> Tensor:
+    """IMRoPE: ``IMROPE_POSITIONS`` positions per token."""
+    return b.input(g.new_tensor(I32, b.n_tokens * IMROPE_POSITIONS), "inp_pos")
 
 
 # --- gated full attention ------------------------------------------------------------------
@@ -321,16 +346,14 @@ def _ffn(b: GraphBuilder, routing: MoeRouting, il: int, cur: Tensor) -> Tensor:
     return g.add(moe_out, shexp)
 
 
-def _output_head(b: GraphBuilder, cur: Tensor, out_ids: Tensor) -> None:
-    """Final norm (the MTP seed h_nextn), output rows, logits; the graph's three outputs."""
-    cur = b.build_norm(cur, b.w("output_norm.weight"), None, -1)
-    b.cb(cur, "h_nextn", -1)
-    h_nextn = cur
-    cur = g.get_rows(cur, out_ids)
-    b.cb(cur, "result_norm", -1)
-    t_embd = cur
-    cur = b.build_lora_mm(b.output_weight(), cur)
-    b.cb(cur, "result_output", -1)
-    b.gf.expand(cur)
-    for t in (cur, t_embd, h_nextn):
-        t.set_output()
+QWEN35_BLOCKS = HybridBlocks(
+    delta_net_weights=_DELTA_NET_WEIGHTS,
+    positions=_imrope_positions,
+    delta_net=_delta_net,
+    gated_attention=_gated_attention,
+)
+
+
+def build_qwen35(b: GraphBuilder) -> None:
+    """llama_model_qwen35moe::graph (and qwen35's)."""
+    build_hybrid(b, QWEN35_BLOCKS)

@@ -22,99 +22,28 @@ concatenates q, k, v again.
 from __future__ import annotations
 
 from solver.ggml import ops as g
-from solver.ggml.ops import I32, Tensor
+from solver.ggml.ops import Tensor
 from solver.llama.compute_graph.attention import build_attn
 from solver.llama.compute_graph.builder import GraphBuilder
-from solver.llama.compute_graph.ffn import GATING_SOFTMAX, MoeRouting
 from solver.llama.compute_graph.inputs import (
     AttnInputs,
-    build_attn_inp,
-    build_inp_embd,
-    build_inp_out_ids,
     build_inp_pos,
 )
 from solver.llama.compute_graph.qwen35 import (
-    _ATTENTION_WEIGHTS,
+    HybridBlocks,
     _build_rs,
     _conv_state,
-    _ffn,
-    _Inputs,
-    _output_head,
     _projection,
     _recurrent_attn,
     _RsInputs,
     _state_tensors,
+    build_hybrid,
 )
 
 _DELTA_NET_WEIGHTS = (
     "attn_qkv.weight", "attn_gate.weight", "ssm_conv1d.weight", "ssm_dt.bias", "ssm_a",
     "ssm_ba.weight", "ssm_norm.weight", "ssm_out.weight",
 )  # fmt: skip
-
-
-def build_qwen3next(b: GraphBuilder) -> None:
-    """llama_model_qwen3next::graph: embedding, layers, output head."""
-    _check_layers(b)
-    inp_l = build_inp_embd(b)
-    ins = _graph_inputs(b)
-    for il in range(b.hp.n_layer):
-        b.gf.segment = 1 + il
-        inp_l = _layer(b, ins, il, inp_l)
-    b.gf.segment = 1 + b.hp.n_layer
-    _output_head(b, inp_l, ins.out_ids)
-
-
-def _check_layers(b: GraphBuilder) -> None:
-    """Refuse layers other than the DeltaNet (attn_qkv + attn_gate, or the legacy ssm_in) /
-    gated-attention pair with routed experts."""
-    # reserve imports the recipe table, which imports this module: import the error late
-    from solver.llama.compute_graph.reserve import ComputeNotModelled
-
-    hp, w = b.hp, b.model.weights
-    for il in range(hp.n_layer):
-        recurrent = hp.rs_layers[il] if hp.rs_layers else False
-        needed = _DELTA_NET_WEIGHTS if recurrent else _ATTENTION_WEIGHTS
-        if recurrent and f"blk.{il}.attn_qkv.weight" not in w:
-            needed = ("ssm_in.weight", *needed[2:])  # the legacy fused projection
-        missing = [n for n in needed if f"blk.{il}.{n}" not in w]
-        if missing:
-            raise ComputeNotModelled(hp.arch, f"layer {il} has no {missing[0]}")
-        if not recurrent and f"blk.{il}.attn_qkv.weight" in w:
-            raise ComputeNotModelled(hp.arch, f"layer {il}: a fused attn_qkv is not modelled")
-        if f"blk.{il}.ffn_gate_inp.weight" not in w:
-            raise ComputeNotModelled(hp.arch, f"layer {il}: a dense FFN is not modelled")
-
-
-def _graph_inputs(b: GraphBuilder) -> _Inputs:
-    """build_inp_mem_hybrid (state copy, then the KV cache's), positions, output rows."""
-    n_rs = max(1, b.ub.n_seqs)  # the state cache: max(1, n_seq_max) cells, all of them
-    s_copy = b.input(g.new_tensor(I32, n_rs), "rs_s_copy")
-    attn = build_attn_inp(b, "kv")
-    inp_pos = build_inp_pos(b)
-    out_ids = build_inp_out_ids(b)
-    # qwen3next.cpp passes softmax gating and weight normalisation whatever the GGUF says
-    routing = MoeRouting(
-        gating=GATING_SOFTMAX, norm_w=True, w_scale=b.hp.expert_weights_scale, act="silu"
-    )
-    return _Inputs(_RsInputs(s_copy, n_rs), attn, inp_pos, out_ids, routing)
-
-
-def _layer(b: GraphBuilder, ins: _Inputs, il: int, inp_l: Tensor) -> Tensor:
-    """One block: norm, DeltaNet or gated attention, residual, norm, FFN, residual."""
-    cur = b.build_norm(inp_l, b.lw(il, "attn_norm"), None, il)
-    b.cb(cur, "attn_norm", il)
-    b.gf.expand(cur)
-    if b.hp.rs_layers[il]:
-        cur = _delta_net(b, ins.rs, il, cur)
-    else:
-        cur = _gated_attention(b, ins.attn, ins.inp_pos, il, cur)
-    cur = g.add(cur, inp_l)
-    ffn_residual = cur
-    cur = b.build_norm(cur, b.lw(il, "post_attention_norm"), None, il)
-    cur = _ffn(b, ins.routing, il, cur)
-    cur = g.add(cur, ffn_residual)
-    b.cb(cur, "l_out", il)
-    return cur
 
 
 def _gated_attention(
@@ -256,3 +185,18 @@ def _repeat_heads(x: Tensor, factor: int, n_seq_tokens: int, n_seqs: int) -> Ten
     x = g.reshape(x, head, 1, n_k_heads, n_seq_tokens * n_seqs)
     x = g.repeat_4d(x, head, factor, n_k_heads, n_seq_tokens * n_seqs)
     return g.reshape(x, head, n_k_heads * factor, n_seq_tokens, n_seqs)
+
+
+QWEN3NEXT_BLOCKS = HybridBlocks(
+    delta_net_weights=_DELTA_NET_WEIGHTS,
+    positions=build_inp_pos,
+    delta_net=_delta_net,
+    gated_attention=_gated_attention,
+    legacy_fused_in=True,
+    experts_only=True,
+)
+
+
+def build_qwen3next(b: GraphBuilder) -> None:
+    """llama_model_qwen3next::graph: qwen35's skeleton with these blocks."""
+    build_hybrid(b, QWEN3NEXT_BLOCKS)
