@@ -26,7 +26,7 @@ The steps, each its own function:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -724,24 +724,33 @@ def _largest_fitting_context(
     cpu: CpuFeatures,
 ) -> int | None:
     """The largest multiple of ``CONTEXT_STEP`` from ``MIN_CONTEXT`` up to the asked context,
-    capped at the model's training context, that fits; None if none does. Bisection, so at
-    most ``2 + log2(top / CONTEXT_STEP)`` solves; it assumes what fits at a context fits at
-    every shorter one (the KV cache and the compute buffers only grow with it)."""
+    capped at the model's training context, that fits; None if none does."""
 
     def fits(context: int) -> bool:
         return _fits(inventory, hardware, request, context, report.kv_type, coefficients, cpu)
 
     trained = inventory.context_length or report.context
     top = min(report.context, trained) // CONTEXT_STEP * CONTEXT_STEP
-    if top < MIN_CONTEXT:
+    # the asked context itself is known not to fit
+    return largest_fitting(fits, MIN_CONTEXT, top, CONTEXT_STEP, top_fails=top == report.context)
+
+
+def largest_fitting(
+    fits: Callable[[int], bool], low: int, top: int, step: int, *, top_fails: bool = False
+) -> int | None:
+    """The largest multiple of ``step`` in [``low``, ``top``] (both multiples of it) for which
+    ``fits`` holds, or None. Bisection, so at most ``2 + log2((top - low) / step)`` probes; it
+    assumes what fits at a context fits at every shorter one (the KV cache and the compute
+    buffers only grow with it). ``top_fails``: ``top`` is already known not to fit."""
+    if top < low:
         return None
-    if top < report.context and fits(top):
-        return top  # the longest context the model was trained for fits
-    if top == MIN_CONTEXT or not fits(MIN_CONTEXT):
+    if not top_fails and fits(top):
+        return top
+    if top == low or not fits(low):
         return None
-    fitting, failing = MIN_CONTEXT, top
-    while failing - fitting > CONTEXT_STEP:
-        middle = (fitting + failing) // 2 // CONTEXT_STEP * CONTEXT_STEP
+    fitting, failing = low, top
+    while failing - fitting > step:
+        middle = (fitting + failing) // 2 // step * step
         if fits(middle):
             fitting = middle
         else:

@@ -18,7 +18,7 @@ from solver.gguf.inventory import Inventory
 from solver.hardware.scenario import MAX_RAM_GIB, MIN_RAM_GIB, Hardware
 from solver.llama.device_map import CpuFeatures
 from solver.llama.memory import Unmodelled
-from solver.placement.solve import SolveRequest, solve
+from solver.placement.solve import SolveRequest, largest_fitting, solve
 from solver.quantities import GIB
 
 CONTEXT_STEP = 1024
@@ -95,19 +95,8 @@ def largest_context(
         trial = request.model_copy(update={"contexts": (context,), "time_limit_s": 5.0})
         return solve(inventory, hardware, trial, cpu=cpu).feasible
 
-    high = max(inventory.context_length // CONTEXT_STEP, 1)
-    if not fits(low):
-        return None
-    lo, hi = low // CONTEXT_STEP, high
-    if fits(hi * CONTEXT_STEP):
-        return hi * CONTEXT_STEP
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if fits(mid * CONTEXT_STEP):
-            lo = mid
-        else:
-            hi = mid
-    return lo * CONTEXT_STEP
+    top = max(inventory.context_length // CONTEXT_STEP, 1) * CONTEXT_STEP
+    return largest_fitting(fits, low, top, CONTEXT_STEP)
 
 
 def what_if(
