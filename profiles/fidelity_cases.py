@@ -27,6 +27,8 @@ SYNTHETIC_ARCHS = (
 SYNTHETIC_ARCHS += ("llama4",)
 # gemma4 (E2B-like: per-layer embeddings, layers sharing KV, K as V on global layers)
 SYNTHETIC_ARCHS += ("gemma4",)
+# minimax-m2: Q/K normed over all heads, half-rotary heads, sigmoid routing with selection bias
+SYNTHETIC_ARCHS += ("minimax-m2",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a miniature
@@ -219,6 +221,12 @@ SYNTHETIC = [
             "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,1 -fa off",
             "exps-cpu-ub": "-c 2048 -np 2 -ngl 5 -ts 2,1 -ot exps=CPU -ub 256",
             "nkvo-q8": "-c 2048 -np 2 -ngl 99 -ts 1,1 -nkvo -ctk q8_0 -ctv q8_0 -fa on",
+        },
+        "minimax-m2/8": {
+            "split-q8": "-c 2048 -ngl 99 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
+            "cpu-moe-ub": "-c 2048 -ngl 99 -ts 2,1 --cpu-moe -ub 128",
+            "partial-nkvo": "-c 2048 -np 2 -ngl 5 -ts 1,1 -nkvo",
         },
         # nemotron_h_moe: Mamba-2 (0, 4), MoE (1, 3, 5, 7) and attention (2, 6) layers
         "nemotron_h_moe/8": {

@@ -154,6 +154,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "gemma4": "blk.0.inp_gate.weight",
     "qwen3next": "blk.0.ssm_ba.weight",
     "nemotron_h_moe": "blk.0.ssm_d",
+    "minimax-m2": "blk.1.attn_k_norm.weight",
 }
 
 

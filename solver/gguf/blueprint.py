@@ -53,6 +53,7 @@ class Arch(StrEnum):
     LLAMA4 = "llama4"  # Llama 4: chunked / no-rope attention, experts plus a shared expert
     QWEN3NEXT = "qwen3next"  # Qwen3-Next: qwen35moe's predecessor (fused beta/alpha, no MRoPE)
     NEMOTRON_H_MOE = "nemotron_h_moe"  # Nemotron 3: Mamba-2, attention and MoE layers by pattern
+    MINIMAX_M2 = "minimax-m2"  # MiniMax M2/M2.1: full-width Q/K norms, sigmoid-routed experts
 
 
 class RopeScaling(BaseModel):
@@ -191,7 +192,7 @@ class Blueprint(BaseModel):
             self.gemma4_head_dim_swa and self.gemma4_swa_period and self.head_dim
         ):
             raise BadInput(f"{self.name}: gemma4 needs both head widths and the layer pattern")
-        moe_archs += (Arch.QWEN3NEXT,)
+        moe_archs += (Arch.QWEN3NEXT, Arch.MINIMAX_M2)
         if self.architecture in moe_archs and not (self.n_expert and self.n_expert_used):
             raise BadInput(f"{self.name}: {self.architecture} needs n_expert and n_expert_used")
         if self.n_expert_used > self.n_expert:
@@ -213,6 +214,9 @@ class Blueprint(BaseModel):
                 raise BadInput(f"{self.name}: value heads not a multiple of key heads")
         if self.architecture is Arch.NEMOTRON_H_MOE:
             self._check_nemotron_h()
+        if self.architecture is Arch.MINIMAX_M2 and self.n_ff != self.n_ff_exp:
+            # minimax-m2.cpp creates the experts n_ff (feed_forward_length) wide
+            raise BadInput(f"{self.name}: minimax-m2 needs n_ff equal to n_ff_exp")
         return self
 
     def _check_nemotron_h(self) -> None:
@@ -383,9 +387,12 @@ def _put_attention_geometry(bp: Blueprint, put) -> None:
         # conversion/llama.py: vocab size and rope dims (= head dim; load_hparams checks it)
         put(K.LLM.VOCAB_SIZE, bp.n_vocab)
         put(K.Rope.DIMENSION_COUNT, bp.head_dim_k)
-    elif bp.architecture in (Arch.GLM4MOE, Arch.QWEN35, Arch.QWEN35MOE, Arch.QWEN3NEXT):
-        # conversion/glm.py, conversion/qwen.py: partial rotary (partial_rotary_factor of the
-        # head: 0.5 for glm4moe, 0.25 for qwen35)
+    elif bp.architecture in (
+        Arch.GLM4MOE, Arch.QWEN35, Arch.QWEN35MOE, Arch.QWEN3NEXT, Arch.MINIMAX_M2
+    ):  # fmt: skip
+        # conversion/glm.py, conversion/qwen.py, conversion/minimax.py: partial rotary
+        # (partial_rotary_factor of the head: 0.5 for glm4moe and minimax-m2's rotary_dim,
+        # 0.25 for qwen35)
         put(K.Rope.DIMENSION_COUNT, bp.n_rot)
 
 
@@ -529,13 +536,13 @@ def _global_tensors(bp: Blueprint) -> list[TensorSpec]:
         _spec(T.OUTPUT_NORM, None, (bp.n_embd,)),
     ]
     if not bp.tied_embeddings:
-        # gpt-oss requires output; the others fall back to token_embd when it is absent
+        # gpt-oss and minimax-m2 require output; the others fall back to token_embd
         specs.append(
             _spec(
                 T.OUTPUT,
                 None,
                 (bp.n_embd, bp.n_vocab),
-                required=bp.architecture is Arch.GPT_OSS,
+                required=bp.architecture in (Arch.GPT_OSS, Arch.MINIMAX_M2),
             )
         )
     if bp.architecture is Arch.GEMMA4:
@@ -889,6 +896,21 @@ def _nemotron_h_moe_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     ]
 
 
+def _minimax_m2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/minimax-m2.cpp: Q and K RMS-normed over their whole width (all heads at
+    once: attn_q_norm is n_head * head wide), then every layer routes to experts with the
+    router's selection bias (required); no shared expert."""
+    return [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,)),
+        *_attention_qkvo(bp, i),
+        _spec(T.ATTN_Q_NORM, i, (bp.n_head * bp.head_dim_k,)),
+        _spec(T.ATTN_K_NORM, i, (bp.n_head_kv * bp.head_dim_k,)),
+        _spec(T.FFN_NORM, i, (bp.n_embd,)),
+        *_routed_experts(bp, i),
+        _spec(T.FFN_EXP_PROBS_B, i, (bp.n_expert,), suffix="bias"),
+    ]
+
+
 def _gemma4_globals(bp: Blueprint) -> list[TensorSpec]:
     """gemma4.cpp globals beyond embedding and output norm: the proportional-rope factors of
     the global layers, the per-layer-embedding table, its projection and norm."""
@@ -967,4 +989,5 @@ _LAYER_BUILDERS = {
     Arch.GEMMA4: _gemma4_layer,
     Arch.QWEN3NEXT: _qwen3next_layer,
     Arch.NEMOTRON_H_MOE: _nemotron_h_moe_layer,
+    Arch.MINIMAX_M2: _minimax_m2_layer,
 }

@@ -522,6 +522,23 @@ _GEMMA4 = Family(
     ),
 )
 
+# minimax-m2: Q/K norms over the whole projection (all heads), experts n_ff wide (the loader's
+# feed_forward_length, not the expert key) with a required selection bias, output required
+_MINIMAX_M2 = Family(
+    "src/models/minimax-m2.cpp",
+    _GLOBALS_OUTPUT,
+    (
+        _w(T.ATTN_NORM, "E"),
+        _qkv("H*HK", "HKV*HV", "HKV*HV"),
+        _w(T.ATTN_OUT, "H*HK", "E"),
+        _w(T.ATTN_Q_NORM, "H*HK"),
+        _w(T.ATTN_K_NORM, "HKV*HK"),
+        _w(T.FFN_NORM, "E"),
+        *_experts("F"),
+        _b(T.FFN_EXP_PROBS_B, "X"),
+    ),
+)
+
 FAMILIES: dict[str, Family] = {
     "llama": _LLAMA,
     "mistral3": _LLAMA,
@@ -539,6 +556,7 @@ FAMILIES: dict[str, Family] = {
     "gemma4": _GEMMA4,
     "qwen3next": _QWEN3NEXT,
     "nemotron_h_moe": _NEMOTRON_H_MOE,
+    "minimax-m2": _MINIMAX_M2,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.

@@ -410,6 +410,8 @@ def miniature(bp: Blueprint) -> Blueprint:
             **_mini_gated_delta_net(bp),
             **_mini_nemotron_h(bp),
             **_mini_gemma4(bp),
+            # minimax-m2.cpp sizes its experts by feed_forward_length: both stay one width
+            **({"n_ff": 256} if bp.architecture is Arch.MINIMAX_M2 else {}),
             "tokenizer": bp.tokenizer.model_copy(
                 update={"bos_token_id": None, "eos_token_id": None, "n_merges": None}
             ),
@@ -574,6 +576,18 @@ def tiny_blueprint(arch: Arch | str) -> Blueprint:
             "tokenizer": gpt2,
         },
         Arch.NEMOTRON_H_MOE: {**moe, **_TINY_NEMOTRON_H, "tokenizer": gpt2},
+        # minimax-m2: half-rotary 64-wide heads with full-width Q/K norms, sigmoid routing
+        # with the selection bias, experts as wide as feed_forward_length (the loader's n_ff)
+        Arch.MINIMAX_M2: {
+            **moe,
+            "n_expert": 8,
+            "n_ff": 256,
+            "head_dim": 64,
+            "rope_dim": 32,
+            "expert_gating": "sigmoid",
+            "expert_probs_bias": True,
+            "tokenizer": gpt2,
+        },
     }[arch]
     return Blueprint(architecture=arch, name=f"tiny-{arch.value}", **{**_TINY_COMMON, **specific})
 

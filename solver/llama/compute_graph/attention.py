@@ -41,8 +41,18 @@ def layer_sinks(b: GraphBuilder, il: int) -> Tensor | None:
 # --- projections ---------------------------------------------------------------------------
 
 
-def build_qkv(b: GraphBuilder, il: int, cur: Tensor, head_q: int, n_head: int, n_head_kv: int):
-    """Q, K, V of layer il (head x heads x tokens): views of a fused QKV, or three matmuls."""
+def build_qkv(
+    b: GraphBuilder,
+    il: int,
+    cur: Tensor,
+    head_q: int,
+    n_head: int,
+    n_head_kv: int,
+    reshape: bool = True,
+):
+    """Q, K, V of layer il: views of a fused QKV, or three matmuls. ``reshape`` (the default):
+    head x heads x tokens; without it (minimax-m2) each is one row per token, a fused QKV's
+    views made contiguous, as ``llm_graph_context::build_qkv(..., reshape = false)``."""
     n_tokens = b.n_tokens
     wqkv = b.lw(il, "attn_qkv")
     if wqkv is not None:
@@ -53,16 +63,18 @@ def build_qkv(b: GraphBuilder, il: int, cur: Tensor, head_q: int, n_head: int, n
         n_embd_q = head_q * n_head
         n_embd_k = head_q * n_head_kv
         rs = g.row_size
-        q = g.view_3d(qkv, head_q, n_head, n_tokens, rs(qkv.type, head_q), qkv.nb[1], 0)
-        k = g.view_3d(
-            qkv, head_q, n_head_kv, n_tokens, rs(qkv.type, head_q), qkv.nb[1],
-            rs(qkv.type, n_embd_q),
-        )  # fmt: skip
-        v = g.view_3d(
-            qkv, head_q, n_head_kv, n_tokens, rs(qkv.type, head_q), qkv.nb[1],
-            rs(qkv.type, n_embd_q + n_embd_k),
-        )  # fmt: skip
-        return q, k, v
+        offsets = (0, rs(qkv.type, n_embd_q), rs(qkv.type, n_embd_q + n_embd_k))
+        if not reshape:
+            widths = (n_embd_q, n_embd_k, n_embd_k)
+            return tuple(
+                g.cont(g.view_2d(qkv, w, n_tokens, qkv.nb[1], off))
+                for w, off in zip(widths, offsets, strict=True)
+            )
+        heads = (n_head, n_head_kv, n_head_kv)
+        return tuple(
+            g.view_3d(qkv, head_q, h, n_tokens, rs(qkv.type, head_q), qkv.nb[1], off)
+            for h, off in zip(heads, offsets, strict=True)
+        )
     out = []
     for role, heads in (("attn_q", n_head), ("attn_k", n_head_kv), ("attn_v", n_head_kv)):
         t = b.build_lora_mm(b.lw(il, role), cur, b.lw(il, role, "scale"))
@@ -70,6 +82,8 @@ def build_qkv(b: GraphBuilder, il: int, cur: Tensor, head_q: int, n_head: int, n
         if bias is not None:
             t = g.add(t, bias)
         out.append((t, heads))
+    if not reshape:
+        return tuple(t for t, _ in out)
     return tuple(g.reshape(t, head_q, heads, n_tokens) for t, heads in out)
 
 
@@ -253,18 +267,27 @@ def self_attention(
     q_scale_after_rope: bool = False,
     attn_scale: Tensor | None = None,
     sinks: Tensor | None = None,
+    qk_norm_full: bool = False,
 ) -> Tensor:
     """The standard attention block of a layer, up to and including the output projection.
 
-    QKV, optional Q/K norms (when the file has them), RoPE (with ``rope_freqs``), gemma3's
-    Q scale after RoPE, the temperature-tuning scale, attention, wo.
+    QKV, optional Q/K norms (when the file has them; per head, or with ``qk_norm_full`` over
+    the whole projection before it is split into heads, as minimax-m2), RoPE (with
+    ``rope_freqs``), gemma3's Q scale after RoPE, the temperature-tuning scale, attention, wo.
     """
     hp = b.hp
     layer = hp.layers[il]
     head = hp.n_embd_head_k
-    q, k, v = build_qkv(b, il, cur, head, layer.n_head, layer.n_head_kv)
     q_norm = b.lw(il, "attn_q_norm")
     k_norm = b.lw(il, "attn_k_norm")
+    if qk_norm_full:
+        q, k, v = build_qkv(b, il, cur, head, layer.n_head, layer.n_head_kv, reshape=False)
+        q = b.build_norm(q, q_norm, None, il)
+        k = b.build_norm(k, k_norm, None, il)
+        q, k, v = (g.reshape(t, head, t.ne[0] // head, b.n_tokens) for t in (q, k, v))
+        q_norm = k_norm = None
+    else:
+        q, k, v = build_qkv(b, il, cur, head, layer.n_head, layer.n_head_kv)
     if q_norm is not None:
         q = b.build_norm(q, q_norm, None, il)
     if rope:

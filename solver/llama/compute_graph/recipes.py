@@ -28,6 +28,7 @@ from solver.llama.compute_graph.attention import (
 )
 from solver.llama.compute_graph.builder import GraphBuilder
 from solver.llama.compute_graph.ffn import (
+    GATING_SIGMOID,
     GATING_SOFTMAX,
     GATING_SOFTMAX_WEIGHT,
     MoeRouting,
@@ -68,6 +69,7 @@ class ArchRecipe:
     h_nextn_output: str = ""  # "" | "norm" (deepseek2) | "pre_norm" (gpt-oss)
     shared_expert_gate: bool = False  # qwen2moe: sigmoid gate on the shared expert
     sinks: bool = False  # gpt-oss attention sinks
+    qk_norm_full: bool = False  # minimax-m2: Q/K normed over all heads, before the reshape
     # the architecture's own graph function, instead of build_generic (it checks its layers)
     build: Callable[[GraphBuilder], None] | None = None
 
@@ -105,6 +107,9 @@ RECIPES: dict[str, ArchRecipe] = {
     "gemma4": ArchRecipe(build=build_gemma4),
     "qwen3next": ArchRecipe(build=build_qwen3next),
     "nemotron_h_moe": ArchRecipe(build=build_nemotron_h),
+    # minimax-m2.cpp: qwen3moe's layer with full-width Q/K norms and sigmoid routing with the
+    # selection bias; build_moe_ffn's norm_w is true (the GGUF writes the gating function)
+    "minimax-m2": ArchRecipe(qk_norm_full=True, gating=GATING_SIGMOID),
 }
 
 
@@ -188,6 +193,7 @@ def _attention(
         q_scale_after_rope=recipe.q_scale_after_rope,
         attn_scale=ins.attn_scale,
         sinks=layer_sinks(b, il) if recipe.sinks else None,
+        qk_norm_full=recipe.qk_norm_full,
     )
 
 
