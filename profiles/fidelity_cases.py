@@ -29,6 +29,8 @@ SYNTHETIC_ARCHS += ("llama4",)
 SYNTHETIC_ARCHS += ("gemma4",)
 # minimax-m2: Q/K normed over all heads, half-rotary heads, sigmoid routing with selection bias
 SYNTHETIC_ARCHS += ("minimax-m2",)
+# mistral4: deepseek2's MLA graph, fused gate_up experts, yarn rope, every layer MoE
+SYNTHETIC_ARCHS += ("mistral4",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a miniature
@@ -227,6 +229,12 @@ SYNTHETIC = [
             "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
             "cpu-moe-ub": "-c 2048 -ngl 99 -ts 2,1 --cpu-moe -ub 128",
             "partial-nkvo": "-c 2048 -np 2 -ngl 5 -ts 1,1 -nkvo",
+        },
+        "mistral4/8": {
+            "split": "-c 1024 -ngl 99 -ts 1,1",
+            "mla-q8-cpu-moe": "-c 2048 -ngl 99 -ts 1,3 -ctk q8_0 -ctv q8_0 -fa on --cpu-moe",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,1 -fa off",
+            "partial-nkvo-ub": "-c 2048 -np 2 -ngl 5 -ts 2,1 -nkvo -ub 128",
         },
         # nemotron_h_moe: Mamba-2 (0, 4), MoE (1, 3, 5, 7) and attention (2, 6) layers
         "nemotron_h_moe/8": {

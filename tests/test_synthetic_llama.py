@@ -155,6 +155,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "qwen3next": "blk.0.ssm_ba.weight",
     "nemotron_h_moe": "blk.0.ssm_d",
     "minimax-m2": "blk.1.attn_k_norm.weight",
+    "mistral4": "blk.0.attn_q_a_norm.weight",
 }
 
 

@@ -54,6 +54,7 @@ class Arch(StrEnum):
     QWEN3NEXT = "qwen3next"  # Qwen3-Next: qwen35moe's predecessor (fused beta/alpha, no MRoPE)
     NEMOTRON_H_MOE = "nemotron_h_moe"  # Nemotron 3: Mamba-2, attention and MoE layers by pattern
     MINIMAX_M2 = "minimax-m2"  # MiniMax M2/M2.1: full-width Q/K norms, sigmoid-routed experts
+    MISTRAL4 = "mistral4"  # Mistral Small 4: deepseek2's loader and graph (MLA, experts)
 
 
 class RopeScaling(BaseModel):
@@ -192,13 +193,13 @@ class Blueprint(BaseModel):
             self.gemma4_head_dim_swa and self.gemma4_swa_period and self.head_dim
         ):
             raise BadInput(f"{self.name}: gemma4 needs both head widths and the layer pattern")
-        moe_archs += (Arch.QWEN3NEXT, Arch.MINIMAX_M2)
+        moe_archs += (Arch.QWEN3NEXT, Arch.MINIMAX_M2, Arch.MISTRAL4)
         if self.architecture in moe_archs and not (self.n_expert and self.n_expert_used):
             raise BadInput(f"{self.name}: {self.architecture} needs n_expert and n_expert_used")
         if self.n_expert_used > self.n_expert:
             raise BadInput(f"{self.name}: n_expert_used {self.n_expert_used} > n_expert")
-        if self.architecture is Arch.DEEPSEEK2 and not (self.kv_lora_rank and self.v_head_dim):
-            raise BadInput(f"{self.name}: deepseek2 needs the MLA dimensions")
+        if self.is_mla and not (self.kv_lora_rank and self.v_head_dim):
+            raise BadInput(f"{self.name}: {self.architecture} needs the MLA dimensions")
         if self.n_head % self.n_head_kv:
             raise BadInput(f"{self.name}: n_head {self.n_head} not a multiple of n_head_kv")
         if self.is_gated_delta_net:
@@ -228,6 +229,12 @@ class Blueprint(BaseModel):
             raise BadInput(f"{self.name}: layer_pattern needs one of M, *, E per layer")
         if self.nextn_layers or self.ssm_d_inner % self.ssm_n_group:
             raise BadInput(f"{self.name}: MTP layers / uneven SSM groups are not modelled")
+
+    @property
+    def is_mla(self) -> bool:
+        """deepseek2 and mistral4 (llama_model_mistral4 reuses deepseek2's hparams, tensors
+        and graph): multi-head latent attention, converted as MQA."""
+        return self.architecture in (Arch.DEEPSEEK2, Arch.MISTRAL4)
 
     @property
     def is_gated_delta_net(self) -> bool:
@@ -262,7 +269,7 @@ class Blueprint(BaseModel):
 
     @property
     def n_rot(self) -> int:
-        if self.architecture is Arch.DEEPSEEK2:
+        if self.is_mla:
             return self.qk_rope_head_dim
         return self.rope_dim if self.rope_dim is not None else self.head_dim_k
 
@@ -320,7 +327,7 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
     put(K.LLM.FEED_FORWARD_LENGTH, bp.n_ff or None)
     put(K.Attention.HEAD_COUNT, bp.n_head)
     # deepseek2 MLA is converted as MQA: one KV head of width kv_lora_rank + rope dims
-    put(K.Attention.HEAD_COUNT_KV, 1 if bp.architecture is Arch.DEEPSEEK2 else bp.n_head_kv)
+    put(K.Attention.HEAD_COUNT_KV, 1 if bp.is_mla else bp.n_head_kv)
     put(K.Rope.FREQ_BASE, float(bp.rope_theta))
     put(K.Rope.FREQ_BASE_SWA, _float_or_none(bp.rope_theta_swa))
     put(K.Attention.LAYERNORM_RMS_EPS, float(bp.rms_norm_eps))
@@ -333,9 +340,9 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         if bp.expert_gating is not None:
             gating = gguf.ExpertGatingFuncType[bp.expert_gating.upper()]
             put(K.LLM.EXPERT_GATING_FUNC, int(gating))
-    if bp.n_expert_shared or bp.architecture is Arch.DEEPSEEK2:
+    if bp.n_expert_shared or bp.is_mla:
         put(K.LLM.EXPERT_SHARED_COUNT, bp.n_expert_shared)
-    if bp.leading_dense_layers or bp.architecture is Arch.DEEPSEEK2:
+    if bp.leading_dense_layers or bp.is_mla:
         put(K.LLM.LEADING_DENSE_BLOCK_COUNT, bp.leading_dense_layers)
     put(K.LLM.EXPERT_WEIGHTS_SCALE, _float_or_none(bp.expert_weights_scale))
     if bp.expert_weights_norm:
@@ -368,8 +375,9 @@ def _float_or_none(value: float | None) -> float | None:
 
 def _put_attention_geometry(bp: Blueprint, put) -> None:
     """Head sizes and rotary dims, as each architecture's converter writes them."""
-    if bp.architecture is Arch.DEEPSEEK2:
-        # conversion/deepseek.py: MLA stored as MQA with the compressed KV as the head
+    if bp.is_mla:
+        # conversion/deepseek.py (mistral4: conversion/mistral3.py over it): MLA stored as
+        # MQA with the compressed KV as the head
         put(K.LLM.VOCAB_SIZE, bp.n_vocab)
         if bp.q_lora_rank:
             put(K.Attention.Q_LORA_RANK, bp.q_lora_rank)
@@ -698,6 +706,8 @@ def _deepseek2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
         specs.append(_spec(T.ATTN_Q, i, (bp.n_embd, bp.n_head * k_mla), skipped=skipped))
     if bp.is_moe_layer(i):
         specs += _routed_experts(bp, i, skipped=skipped)
+        if bp.architecture is Arch.MISTRAL4:
+            specs = _fuse_gate_up_exps(bp, i, specs)
         specs += _shared_experts(bp, i, skipped=skipped)
         if bp.expert_probs_bias:
             specs.append(
@@ -715,6 +725,15 @@ def _deepseek2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     if skipped:
         specs += _nextn(bp, i)
     return specs
+
+
+def _fuse_gate_up_exps(bp: Blueprint, i: int, specs: list[TensorSpec]) -> list[TensorSpec]:
+    """Layer i's expert gate and up as one ffn_gate_up_exps (E x 2 FE x X): Mistral 4's
+    checkpoint stores them stacked (``mlp.experts.gate_up_proj``) and the converter keeps
+    them so (conversion/mistral3.py Mistral4Model: ``merge_expert = False``)."""
+    separate = {_name(T.FFN_GATE_EXP, i), _name(T.FFN_UP_EXP, i)}
+    fused = _spec(T.FFN_GATE_UP_EXP, i, (bp.n_embd, 2 * bp.n_ff_exp, bp.n_expert))
+    return [s for s in specs if s.name not in separate] + [fused]
 
 
 def _gpt_oss_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
@@ -981,6 +1000,7 @@ _LAYER_BUILDERS = {
     Arch.QWEN3MOE: _qwen3moe_layer,
     Arch.GEMMA3: _gemma3_layer,
     Arch.DEEPSEEK2: _deepseek2_layer,
+    Arch.MISTRAL4: _deepseek2_layer,
     Arch.GPT_OSS: _gpt_oss_layer,
     Arch.GLM4MOE: _glm4moe_layer,
     Arch.QWEN35: _qwen35_layer,

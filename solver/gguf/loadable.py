@@ -549,6 +549,7 @@ FAMILIES: dict[str, Family] = {
     "gemma3": _GEMMA3,
     "gpt-oss": _GPT_OSS,
     "deepseek2": _DEEPSEEK2,
+    "mistral4": _DEEPSEEK2,  # llama_model_mistral4 reuses deepseek2's load_arch_tensors
     "glm4moe": _GLM4MOE,
     "qwen35": _QWEN35,
     "qwen35moe": _QWEN35MOE,

@@ -237,7 +237,7 @@ class _QuantizeState:
 
 def _state_for(bp: Blueprint, specs: list[TensorSpec], ftype: FT, imatrix: bool) -> _QuantizeState:
     categories = [_category(s.name) for s in specs]
-    n_head_kv = 1 if bp.architecture is Arch.DEEPSEEK2 else bp.n_head_kv
+    n_head_kv = 1 if bp.is_mla else bp.n_head_kv
     return _QuantizeState(
         ftype=ftype,
         arch=bp.architecture,

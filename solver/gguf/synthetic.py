@@ -576,6 +576,25 @@ def tiny_blueprint(arch: Arch | str) -> Blueprint:
             "tokenizer": gpt2,
         },
         Arch.NEMOTRON_H_MOE: {**moe, **_TINY_NEMOTRON_H, "tokenizer": gpt2},
+        # mistral4 (Mistral Small 4): deepseek2's MLA with q compression, every layer MoE with
+        # a shared expert, softmax routing with normalised weights, fused gate_up experts
+        # (the converter keeps the checkpoint's stacked experts), yarn rope
+        Arch.MISTRAL4: {
+            **moe,
+            "n_expert_shared": 1,
+            "q_lora_rank": 256,
+            "kv_lora_rank": 256,
+            "qk_nope_head_dim": 64,
+            "qk_rope_head_dim": 32,
+            "v_head_dim": 64,
+            "n_head_kv": 4,
+            "expert_gating": "softmax",
+            "expert_weights_norm": True,
+            "rope_scaling": RopeScaling(
+                type="yarn", factor=128.0, original_context_length=8192, yarn_log_multiplier=0.1
+            ),
+            "tokenizer": gpt2,
+        },
         # minimax-m2: half-rotary 64-wide heads with full-width Q/K norms, sigmoid routing
         # with the selection bias, experts as wide as feed_forward_length (the loader's n_ff)
         Arch.MINIMAX_M2: {

@@ -70,7 +70,7 @@ NON_CAUSAL_ARCHS = frozenset({"dream", "llada", "llada-moe", "gemma-embedding"})
 MTP_SKIPPING_ARCHS = frozenset(
     {"deepseek32", "qwen4exp", "deepseek2", "qwen3next", "step35", "glm5-next", "deepseek4",
      "bailingmoe3", "cohere2moe", "qwen35moe", "nemotron_h_moe", "hy_v3", "glm-dsa",
-     "glm4moe", "qwen35", "mimo2"}
+     "glm4moe", "qwen35", "mimo2", "mistral4"}
 )  # fmt: skip
 
 

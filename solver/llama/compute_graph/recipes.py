@@ -90,6 +90,9 @@ RECIPES: dict[str, ArchRecipe] = {
         tok_scale_sqrt_embd=True,
     ),
     "deepseek2": ArchRecipe(attention="mla", moe_norm_w=None, h_nextn_output="norm"),
+    # llama_model_mistral4::graph is deepseek2's; its one difference (F32 precision of the
+    # expert down-projection's input, llama-graph.cpp) changes no buffer
+    "mistral4": ArchRecipe(attention="mla", moe_norm_w=None, h_nextn_output="norm"),
     "glm4moe": ArchRecipe(attn_post_norm_as_ffn_norm=True, moe_norm_w=None, h_nextn_output="norm"),
     "gpt-oss": ArchRecipe(
         attention="iswa",
