@@ -74,6 +74,8 @@ class ArchRecipe:
     build: Callable[[GraphBuilder], None] | None = None
 
 
+_DEEPSEEK2 = ArchRecipe(attention="mla", moe_norm_w=None, h_nextn_output="norm")
+
 RECIPES: dict[str, ArchRecipe] = {
     "llama": ArchRecipe(rope_factors=True),
     "mistral3": ArchRecipe(rope_factors=True),
@@ -89,10 +91,10 @@ RECIPES: dict[str, ArchRecipe] = {
         ffn_act="gelu",
         tok_scale_sqrt_embd=True,
     ),
-    "deepseek2": ArchRecipe(attention="mla", moe_norm_w=None, h_nextn_output="norm"),
+    "deepseek2": _DEEPSEEK2,
     # llama_model_mistral4::graph is deepseek2's; its one difference (F32 precision of the
     # expert down-projection's input, llama-graph.cpp) changes no buffer
-    "mistral4": ArchRecipe(attention="mla", moe_norm_w=None, h_nextn_output="norm"),
+    "mistral4": _DEEPSEEK2,
     "glm4moe": ArchRecipe(attn_post_norm_as_ffn_norm=True, moe_norm_w=None, h_nextn_output="norm"),
     "gpt-oss": ArchRecipe(
         attention="iswa",
