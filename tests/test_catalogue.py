@@ -90,6 +90,8 @@ def test_totals_agree_with_published_file_sizes(model: str, quant: str, entry: d
         ("glm-4.5-air", 110.47e9, 0.01e9),  # BF16 205.811 GiB at 16.004 BPW (ubergarm README)
         # unsloth's Qwen3.5-35B-A3B GGUF: 34.7B parameters (ggml-org/Llama-macOS#63 table)
         ("qwen3.5-35b-a3b", 34.7e9, 0.05e9),
+        # llama.cpp's log of Unsloth's Qwen3.5-122B-A10B upload: 122.11 B parameters
+        ("qwen3.5-122b-a10b", 122.11e9, 0.005e9),
         # Nemotron 3 Nano 30B-A3B model listings: 31.6B parameters
         ("nemotron-3-nano-30b-a3b", 31.6e9, 0.05e9),
     ],

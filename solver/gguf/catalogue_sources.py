@@ -85,6 +85,24 @@ QWEN35_MOE_35B_SOURCE = (
     "mlx-community/Qwen3.5-35B-A3B-4bit text_config copy; tokenizer pre qwen35, 247587 merges, "
     "eos 248046 from a published qwen35moe GGUF's llama.cpp log (ggml-org/llama.cpp#25121)"
 )
+# Qwen3.5-122B-A10B (qwen35moe): the 35B-A3B's layout, wider and deeper
+QWEN35_MOE_122B = {
+    **QWEN35_MOE_35B,
+    "n_layer": 48,
+    "n_embd": 3072,
+    "n_head": 32,
+    "n_ff_exp": 1024,
+    "n_ff_shexp": 1024,
+    "ssm_dt_rank": 64,  # linear_num_value_heads
+}
+QWEN35_MOE_122B_SOURCE = (
+    "Qwen/Qwen3.5-122B-A10B text_config as copied in alibaba/InferSim "
+    "hf_configs/qwen3.5-122B-A10B_config.json (commit 86bc550): 48 layers, hidden 3072, 32 q / "
+    "2 kv heads of 256, rotary 0.25 with mrope_section [11, 11, 10], rope base 1e7, rms eps "
+    "1e-6, vocab 248320, 256 experts top-8 of width 1024, a shared expert of 1024, linear "
+    "attention every layer but each 4th with 16 key / 64 value heads of 128 and conv kernel 4, "
+    "262144 positions, untied embeddings; tokenizer as the 35B-A3B's (same vocabulary and eos)"
+)
 QWEN35_MOE_NOTES = (
     "no MTP layer: the published GGUFs of the first upload (unsloth's Q8_0 of 36.9 GB) carry "
     "none; the pinned converter appends one (mtp_num_hidden_layers 1, +0.9 GB at Q8_0) that "
@@ -595,6 +613,22 @@ SOURCES: list[CatalogueSource] = [
             )
         },
         notes=QWEN35_MOE_NOTES[:3],
+    ),
+    CatalogueSource(
+        name="qwen3.5-122b-a10b",
+        blueprint=Blueprint(name="Qwen3.5-122B-A10B", **QWEN35_MOE_122B),
+        hyperparameters_source=QWEN35_MOE_122B_SOURCE,
+        quants=BIG_QUANTS,
+        default_quant="Q4_K_M",
+        notes=(
+            *QWEN35_MOE_NOTES[1:3],
+            "no MTP layer (as the 35B-A3B's first uploads; the pinned converter appends one "
+            "that llama.cpp skips unless --spec-type draft-mtp)",
+            "122.11 B parameters here and in llama.cpp's log of Unsloth's upload (llmgarage.ai, "
+            "'Running Qwen3.5-122B-A10B on Six RTX 3090s'); no exact published file size was "
+            "found (Unsloth's UD-Q6_K_XL 'about 105 GB' in the same post, a UD- mix not "
+            "modelled)",
+        ),
     ),
     CatalogueSource(
         name="glm-4.7-flash",
