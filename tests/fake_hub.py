@@ -12,10 +12,21 @@ the connection), ``drip_bytes_per_s`` (send the body a byte at a time at that ra
 after ``DRIP_LIMIT_S``), ``status`` (answer every request with that HTTP status and
 ``X-Error-Code``/``X-Error-Message`` as the Hub does, e.g. 401, 403 ``GatedRepo``, 429, 503).
 ``requests`` records (method, path, Range, Authorization) of every request.
+
+Repository listings: ``GET /api/models/{repo_id}/tree/{revision}[/{folder}]`` answers as the
+Hub does (a JSON list of ``file`` and ``directory`` entries; ``lfs`` with the sha256 for files
+added with one, as the Hub gives for LFS files, whose ``ETag`` is then that sha256 too);
+an unknown repository is 404 ``RepoNotFound``. ``gated`` names repositories whose files
+answer 401 ``GatedRepo`` to a request without ``Authorization`` (their listing stays public,
+as on the Hub). ``cut_after`` (bytes) serves at most that many body bytes of any one file in
+total: the GET that reaches it closes the connection, later GETs of that file get 503 — a
+download that breaks and stays broken until the test sets ``cut_after`` back to None.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import threading
 import time
@@ -26,6 +37,7 @@ from urllib.parse import unquote
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 _RESOLVE = re.compile(r"^/(?:(?:models|datasets|spaces)/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
+_TREE = re.compile(r"^/api/models/([^/]+/[^/]+)/tree/([^/?]+)(?:/([^?]*))?(?:\?.*)?$")
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 _CHUNK = 64 * 1024
 DRIP_LIMIT_S = 10.0
@@ -42,6 +54,9 @@ class FakeHub:
         self.drop_after: int | None = None
         self.drip_bytes_per_s: float | None = None
         self.status: tuple[int, str, str] | None = None  # (status, X-Error-Code, message)
+        self.sha256: dict[tuple[str, str], str] = {}
+        self.gated: set[str] = set()
+        self.cut_after: int | None = None
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -52,8 +67,41 @@ class FakeHub:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def add(self, repo_id: str, path: str, local: Path) -> None:
+    def add(self, repo_id: str, path: str, local: Path, *, lfs: bool = False) -> None:
+        """Serve ``local`` as ``path`` of ``repo_id``; ``lfs``: as an LFS file, with its
+        sha256 in the listing and as its ETag (hashed here, so keep such files small)."""
         self.files[(repo_id, path)] = local
+        if lfs:
+            self.sha256[(repo_id, path)] = hashlib.sha256(local.read_bytes()).hexdigest()
+
+    def tree(self, repo_id: str, folder: str) -> list[dict[str, object]] | None:
+        """The Hub's recursive tree listing of ``folder`` ("" for the root), or None when
+        the repository is unknown."""
+        paths = sorted(path for repo, path in self.files if repo == repo_id)
+        if not paths:
+            return None
+        prefix = f"{folder.strip('/')}/" if folder.strip("/") else ""
+        entries: list[dict[str, object]] = []
+        folders: set[str] = set()
+        for path in paths:
+            if not path.startswith(prefix):
+                continue
+            parts = path.split("/")
+            for depth in range(1, len(parts)):
+                name = "/".join(parts[:depth])
+                if name.startswith(prefix) and name not in folders:
+                    folders.add(name)
+                    entries.append({"type": "directory", "oid": COMMIT, "size": 0, "path": name})
+            entries.append(self._file_entry(repo_id, path))
+        return entries
+
+    def _file_entry(self, repo_id: str, path: str) -> dict[str, object]:
+        size = self.files[(repo_id, path)].stat().st_size
+        entry: dict[str, object] = {"type": "file", "oid": COMMIT, "size": size, "path": path}
+        sha = self.sha256.get((repo_id, path))
+        if sha is not None:
+            entry["lfs"] = {"oid": sha, "size": size, "pointerSize": 134}
+        return entry
 
     def __enter__(self) -> FakeHub:
         self._thread.start()
@@ -104,11 +152,18 @@ class FakeHub:
                 if hub.status is not None:
                     self._fail(*hub.status)
                     return
+                tree = _TREE.match(unquote(self.path))
+                if tree is not None:
+                    self._serve_tree(*tree.groups())
+                    return
                 match = _RESOLVE.match(unquote(self.path))
                 if match is None:
                     self._fail(404, "RepoNotFound")
                     return
                 repo_id, revision, path = match.groups()
+                if repo_id in hub.gated and not self.headers.get("Authorization"):
+                    self._fail(401, "GatedRepo", f"Access to model {repo_id} is restricted.")
+                    return
                 if revision not in ("main", COMMIT):
                     self._fail(404, "RevisionNotFound")
                     return
@@ -117,6 +172,13 @@ class FakeHub:
                     self._fail(404, "EntryNotFound")
                     return
                 size = local.stat().st_size
+                if (
+                    body
+                    and hub.cut_after is not None
+                    and hub.bytes_sent[(repo_id, path)] >= hub.cut_after
+                ):
+                    self._fail(503, "ServiceUnavailable", "the test cut this file off")
+                    return
                 start, end, status = 0, size - 1, 200
                 wanted = _RANGE.match(self.headers.get("Range", ""))
                 if wanted and not hub.ignore_range:
@@ -125,7 +187,8 @@ class FakeHub:
                     status = 206
                 self.send_response(status)
                 self.send_header("X-Repo-Commit", COMMIT)
-                self.send_header("ETag", f'"{COMMIT[:8]}-{size}"')
+                etag = hub.sha256.get((repo_id, path), f"{COMMIT[:8]}-{size}")
+                self.send_header("ETag", f'"{etag}"')
                 self.send_header("Accept-Ranges", "bytes")
                 self.send_header("Content-Length", str(end - start + 1))
                 if status == 206:
@@ -134,11 +197,30 @@ class FakeHub:
                 if body:
                     self._send_file(local, start, end, (repo_id, path))
 
+            def _serve_tree(self, repo_id: str, revision: str, folder: str | None) -> None:
+                entries = hub.tree(repo_id, folder or "")
+                if entries is None:
+                    self._fail(404, "RepoNotFound")
+                    return
+                if revision not in ("main", COMMIT):
+                    self._fail(404, "RevisionNotFound")
+                    return
+                data = json.dumps(entries).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command == "GET":
+                    self.wfile.write(data)
+
             def _send_file(self, local: Path, start: int, end: int, key: tuple[str, str]) -> None:
                 left = end - start + 1
                 if hub.drop_after is not None:
                     left = min(left, hub.drop_after)
                     self.close_connection = True  # then the socket closes mid-body
+                if hub.cut_after is not None:
+                    left = min(left, max(hub.cut_after - hub.bytes_sent[key], 0))
+                    self.close_connection = True
                 chunk_size, pause = _CHUNK, 0.0
                 if hub.drip_bytes_per_s:
                     chunk_size, pause = 1, 1.0 / hub.drip_bytes_per_s

@@ -63,7 +63,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class HubFile:
-    """One file in a Hub repository at a revision (None: the default branch)."""
+    """One file in a Hub repository at a revision (None: the default branch); an empty
+    ``filename`` stands for the repository itself."""
 
     repo_id: str
     filename: str
@@ -75,6 +76,8 @@ class HubFile:
         """The ``hf://`` form fit prints for this file."""
         prefix = "" if self.repo_type == "model" else f"{self.repo_type}s/"
         revision = f"@{self.revision}" if self.revision else ""
+        if not self.filename:  # the repository itself
+            return f"{HF_SCHEME}{prefix}{self.repo_id}{revision}"
         return f"{HF_SCHEME}{prefix}{self.repo_id}/{self.filename}{revision}"
 
     def sibling(self, filename: str, revision: str | None) -> HubFile:
@@ -112,11 +115,11 @@ def parse_hf_url(url: str) -> HubFile:
         raise BadInput(f"{url}: does not name a .gguf file")
     if revision == "":
         raise BadInput(f"{url}: empty revision after '@'")
-    _check_inside_repo(url, owner, repo, path)
+    check_inside_repo(url, owner, repo, path)
     return HubFile(f"{owner}/{repo}", path, revision, repo_type)
 
 
-def _check_inside_repo(url: str, owner: str, repo: str, path: str) -> None:
+def check_inside_repo(url: str, owner: str, repo: str, path: str) -> None:
     """Refuse what would make the request leave ``/OWNER/REPO/resolve/REV/``: a ``.`` or
     ``..`` path segment (the client normalises ``/resolve/main/../../api/x`` to ``/api/x``,
     token included), an empty segment, a backslash or a control character, and repository
@@ -134,7 +137,7 @@ def _check_inside_repo(url: str, owner: str, repo: str, path: str) -> None:
         raise BadInput(f"{url}: the file path contains a backslash or a control character")
 
 
-def _endpoint() -> str | None:
+def hub_endpoint() -> str | None:
     # Read at call time: huggingface_hub reads HF_ENDPOINT once, at import.
     endpoint = os.environ.get("HF_ENDPOINT")
     return endpoint.rstrip("/") if endpoint else None
@@ -175,7 +178,7 @@ class HubRangeSource:
 
     def __init__(self, file: HubFile, deadline: HubDeadline | None = None) -> None:
         self.file = file
-        self.endpoint = _endpoint()
+        self.endpoint = hub_endpoint()
         self.deadline = deadline or HubDeadline()
         self.bytes_read = 0
         self._headers = build_hf_headers()
