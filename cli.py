@@ -985,6 +985,96 @@ def tune_command(profile_id: str, conf_path: Path, server_path: Path | None, n_t
     emit(as_json, lambda: tune_json(outcome), lambda: tune_text(outcome, profile_id))
 
 
+# --- evaluate / download ------------------------------------------------------------------
+
+
+@cli.command("evaluate")
+@click.argument("source", metavar="REPO")
+@click.option("--card", "card_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A saved model card (e.g. models/documentation/CANDIDATES/README_x.md) "
+              "instead of the repository's README.md.")  # fmt: skip
+@click.option("--hardware", "hardware_name", default="reference", show_default=True,
+              help="Scenario name or TOML file; 'detect' for this machine.")  # fmt: skip
+@click.option("--ctx", "context", type=click.IntRange(min=1), default=32768, show_default=True,
+              help="The context the recommendation must reach.")  # fmt: skip
+@click.option("--min-tps", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="The slowest estimated decode t/s the recommendation may have.")  # fmt: skip
+@click.option("--revision", help="Branch, tag or commit of the repository [main].")
+@click.option("--quant", help="Answer ahead which quant to take (no prompt).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate_command(source: str, card_path: Path | None, hardware_name: str, context: int,
+                     min_tps: float, revision: str | None, quant: str | None,
+                     as_json: bool) -> None:  # fmt: skip
+    """Every GGUF quant of a Hugging Face repository on the rig, and which one to take.
+
+    Lists REPO's quants (flat files, per-quant folders, UD- quants, split sets), reads each
+    one's GGUF header by range requests, reads the model card, and solves each quant at
+    --ctx: fits, strategy, decode and prefill t/s with their p10-p90 interval, the largest
+    context, KLD/perplexity where the card gives them. Recommends the highest-quality quant
+    that fits --ctx at --min-tps or more, and asks which to take (a prompt on a terminal;
+    --quant answers ahead). Offline, REPO may be a local .gguf or a catalogue name, with
+    --card for the saved card.
+
+    \b
+    Examples:
+        fit evaluate unsloth/Qwen3-30B-A3B-GGUF --ctx 65536
+        fit evaluate ggml-org/gpt-oss-120b-GGUF --hardware detect --quant MXFP4
+        fit evaluate qwen3-30b-a3b:Q4_K_M --card models/documentation/CANDIDATES/README_qwen3.md
+    """
+    from profiles.evaluating import EvaluateRequest, choose, evaluate, evaluation_text
+
+    request = EvaluateRequest(
+        source=source, card=card_path, revision=revision, rig=hardware_name, context=context,
+        min_decode_tps=min_tps,
+    )  # fmt: skip
+    with _Progress() as progress:
+        evaluation = evaluate(request, progress)
+    chosen = choose(evaluation, quant)
+    emit(
+        as_json,
+        lambda: evaluation.model_dump(mode="json") | {"chosen": chosen.name if chosen else None},
+        lambda: evaluation_text(evaluation),
+    )
+    if chosen is None and not as_json and sys.stdin.isatty() and evaluation.repo_id:
+        names = [q.name for q in evaluation.quants if q.error is None]
+        answer = click.prompt("Which quant?", type=click.Choice(names, case_sensitive=False),
+                              default=evaluation.recommended or names[0])  # fmt: skip
+        chosen = choose(evaluation, answer)
+    if chosen is not None and evaluation.repo_id:
+        click.echo(f"next: fit download {evaluation.repo_id} --quant {chosen.name}", err=as_json)
+
+
+@cli.command("download")
+@click.argument("repo")
+@click.option("--quant", required=True, help="The quant to download, e.g. Q4_K_M or UD-Q4_K_XL.")
+@click.option("--dest", type=click.Path(file_okay=False, path_type=Path), default=Path("models"),
+              show_default=True, help="Files go to DEST/<ModelName>/<QuantName>/.")  # fmt: skip
+@click.option("--revision", help="Branch, tag or commit of the repository [main].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def download_command(repo: str, quant: str, dest: Path, revision: str | None,
+                     as_json: bool) -> None:  # fmt: skip
+    """Download one quant (all parts of a split set) into DEST/<ModelName>/<QuantName>/.
+
+    Prints the equivalent huggingface-cli command first. Resumable: run it again after an
+    interruption. Sizes, and sha256 where the Hub gives it, are verified before a file gets
+    its final name; a file name that would leave DEST is refused.
+
+    \b
+    Examples:
+        fit download unsloth/Qwen3-30B-A3B-GGUF --quant UD-Q4_K_XL
+        fit download ggml-org/gpt-oss-120b-GGUF --quant MXFP4 --dest ~/models
+    """
+    from profiles.downloading import DownloadRequest, download, download_text
+
+    request = DownloadRequest(repo=repo, quant=quant, dest=dest, revision=revision)
+    result = download(request, announce=lambda line: click.echo(line, err=True))
+    emit(
+        as_json,
+        lambda: result.model_dump(mode="json") | {"model_path": str(result.model_path)},
+        lambda: download_text(result),
+    )
+
+
 def main() -> None:
     cli(prog_name="fit")
 

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (card passages keep the long lines real cards have)
 """Sampler advice read from model-card passages in the styles of real cards (Qwen, GLM,
 GPT-OSS, DeepSeek, Gemma, Mistral, Unsloth): every value, its mode and its sentence."""
 

@@ -182,7 +182,7 @@ def _quant(parts: Sequence[RepoFile]) -> Quant:
 
 
 @contextmanager
-def _hub_errors(repo_id: str, revision: str | None, what: str) -> Iterator[None]:
+def hub_errors(repo_id: str, revision: str | None, what: str) -> Iterator[None]:
     """Every failure below as one ``FitError`` line naming the repository."""
     from huggingface_hub.utils import build_hf_headers
 
@@ -202,7 +202,7 @@ def list_files(repo_id: str, revision: str | None = None) -> list[RepoFile]:
     from huggingface_hub import HfApi
     from huggingface_hub.hf_api import RepoFile as HubRepoFile
 
-    with _hub_errors(repo_id, revision, "listing the repository"):
+    with hub_errors(repo_id, revision, "listing the repository"):
         api = HfApi(endpoint=hub_endpoint())
         tree = api.list_repo_tree(repo_id, recursive=True, revision=revision)
         return [
@@ -235,7 +235,7 @@ def read_card(repo_id: str, revision: str | None = None) -> str | None:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
-    with _hub_errors(repo_id, revision, "reading the model card"):
+    with hub_errors(repo_id, revision, "reading the model card"):
         try:
             path = hf_hub_download(repo_id, CARD_FILE, revision=revision, endpoint=hub_endpoint())
         except EntryNotFoundError:
