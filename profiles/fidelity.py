@@ -52,7 +52,8 @@ _KINDS = {
 # fit's KvBuffer.cache -> (kind of line, what the log names the cache): "non-SWA"/"SWA" only
 # for iSWA models, and None where the "creating ... KV cache" line is missing from the log
 _LOGGED_CACHE = {
-    "base": (BufferKind.KV, ("non-SWA", None)),
+    "base": (BufferKind.KV, ("non-SWA", "main", None)),
+    "lid": (BufferKind.KV, ("indexer",)),  # deepseek32's lightning-indexer cache
     "swa": (BufferKind.KV, ("SWA", None)),
     "rs": (BufferKind.RS, (None,)),
 }

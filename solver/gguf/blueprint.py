@@ -45,6 +45,7 @@ class Arch(StrEnum):
     QWEN3MOE = "qwen3moe"
     GEMMA3 = "gemma3"
     DEEPSEEK2 = "deepseek2"
+    DEEPSEEK32 = "deepseek32"  # DeepSeek V3.2: deepseek2's MLA plus the DSA lightning indexer
     GPT_OSS = "gpt-oss"
     GLM4MOE = "glm4moe"
     QWEN35 = "qwen35"  # Qwen3.5/3.6 dense: gated DeltaNet layers + gated full attention
@@ -149,6 +150,10 @@ class Blueprint(BaseModel):
     qk_nope_head_dim: int = 0
     qk_rope_head_dim: int = 0
     v_head_dim: int = 0
+    # DSA lightning indexer (deepseek32): one K head of its own width, cached per layer
+    indexer_n_head: int = Field(default=0, description="index_n_heads")
+    indexer_head_size: int = Field(default=0, description="index_head_dim")
+    indexer_top_k: int = Field(default=0, description="index_topk")
     # sliding-window attention
     sliding_window: int = 0
     # multi-token-prediction layers appended after the trunk (glm4moe, qwen35*)
@@ -188,7 +193,7 @@ class Blueprint(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Blueprint:
         moe_archs = (Arch.QWEN3MOE, Arch.DEEPSEEK2, Arch.GPT_OSS, Arch.GLM4MOE, Arch.QWEN35MOE)
-        moe_archs += (Arch.LLAMA4,)
+        moe_archs += (Arch.LLAMA4, Arch.DEEPSEEK32)
         if self.architecture is Arch.GEMMA4 and not (
             self.gemma4_head_dim_swa and self.gemma4_swa_period and self.head_dim
         ):
@@ -200,6 +205,8 @@ class Blueprint(BaseModel):
             raise BadInput(f"{self.name}: n_expert_used {self.n_expert_used} > n_expert")
         if self.is_mla and not (self.kv_lora_rank and self.v_head_dim):
             raise BadInput(f"{self.name}: {self.architecture} needs the MLA dimensions")
+        if self.architecture is Arch.DEEPSEEK32:
+            self._check_deepseek32()
         if self.n_head % self.n_head_kv:
             raise BadInput(f"{self.name}: n_head {self.n_head} not a multiple of n_head_kv")
         if self.is_gated_delta_net:
@@ -220,6 +227,15 @@ class Blueprint(BaseModel):
             raise BadInput(f"{self.name}: minimax-m2 needs n_ff equal to n_ff_exp")
         return self
 
+    def _check_deepseek32(self) -> None:
+        """deepseek32.cpp: q compression (the indexer reads the compressed q), the indexer's
+        sizes, its rotary part within its head; a single MTP block (graph_mtp asserts it)."""
+        indexer = (self.indexer_n_head, self.indexer_head_size, self.indexer_top_k)
+        if not (self.q_lora_rank and all(indexer)):
+            raise BadInput(f"{self.name}: deepseek32 needs q_lora_rank and the indexer sizes")
+        if self.qk_rope_head_dim > self.indexer_head_size or self.nextn_layers > 1:
+            raise BadInput(f"{self.name}: deepseek32 ropes within the indexer head, 1 MTP block")
+
     def _check_nemotron_h(self) -> None:
         """One pattern letter per layer, the Mamba-2 sizes, experts; no MTP block modelled."""
         needed = (self.ssm_d_conv, self.ssm_d_state, self.ssm_n_group, self.ssm_dt_rank)
@@ -232,9 +248,9 @@ class Blueprint(BaseModel):
 
     @property
     def is_mla(self) -> bool:
-        """deepseek2 and mistral4 (llama_model_mistral4 reuses deepseek2's hparams, tensors
-        and graph): multi-head latent attention, converted as MQA."""
-        return self.architecture in (Arch.DEEPSEEK2, Arch.MISTRAL4)
+        """deepseek2, deepseek32 and mistral4 (llama_model_mistral4 reuses deepseek2's
+        hparams, tensors and graph): multi-head latent attention, converted as MQA."""
+        return self.architecture in (Arch.DEEPSEEK2, Arch.DEEPSEEK32, Arch.MISTRAL4)
 
     @property
     def is_gated_delta_net(self) -> bool:
@@ -358,6 +374,11 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         put(K.LLM.INTERLEAVE_MOE_LAYER_STEP, bp.moe_layer_step)
     if bp.architecture is Arch.NEMOTRON_H_MOE:
         _put_nemotron_h(bp, put)
+    if bp.architecture is Arch.DEEPSEEK32:
+        # conversion/deepseek.py DeepseekV32Model: the DSA indexer's sizes
+        put(K.Attention.Indexer.HEAD_COUNT, bp.indexer_n_head)
+        put(K.Attention.Indexer.KEY_LENGTH, bp.indexer_head_size)
+        put(K.Attention.Indexer.TOP_K, bp.indexer_top_k)
     _put_attention_geometry(bp, put)
     _put_rope_scaling(bp, put)
     if bp.sliding_window:
@@ -736,6 +757,22 @@ def _fuse_gate_up_exps(bp: Blueprint, i: int, specs: list[TensorSpec]) -> list[T
     return [s for s in specs if s.name not in separate] + [fused]
 
 
+def _deepseek32_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/deepseek32.cpp: deepseek2's layer plus the lightning indexer (its K
+    LayerNorm with a bias, the per-head weights projection, K, and Q from the compressed q;
+    the converter keeps the weights projection F32)."""
+    skipped = i >= bp.n_layer
+    width, heads = bp.indexer_head_size, bp.indexer_n_head
+    return [
+        *_deepseek2_layer(bp, i),
+        _spec(T.INDEXER_K_NORM, i, (width,), skipped=skipped),
+        _spec(T.INDEXER_K_NORM, i, (width,), suffix="bias", skipped=skipped),
+        _spec(T.INDEXER_PROJ, i, (bp.n_embd, heads), source_type=F32, skipped=skipped),
+        _spec(T.INDEXER_ATTN_K, i, (bp.n_embd, width), skipped=skipped),
+        _spec(T.INDEXER_ATTN_Q_B, i, (bp.q_lora_rank, heads * width), skipped=skipped),
+    ]
+
+
 def _gpt_oss_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     """src/models/openai-moe.cpp: sinks, biases everywhere, experts stored as MXFP4."""
     n_ff_exp = bp.n_ff_exp
@@ -1001,6 +1038,7 @@ _LAYER_BUILDERS = {
     Arch.GEMMA3: _gemma3_layer,
     Arch.DEEPSEEK2: _deepseek2_layer,
     Arch.MISTRAL4: _deepseek2_layer,
+    Arch.DEEPSEEK32: _deepseek32_layer,
     Arch.GPT_OSS: _gpt_oss_layer,
     Arch.GLM4MOE: _glm4moe_layer,
     Arch.QWEN35: _qwen35_layer,

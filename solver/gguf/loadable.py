@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gguf import MODEL_TENSOR as T
 from gguf import TENSOR_NAMES, Keys
@@ -328,6 +328,19 @@ _DEEPSEEK2 = Family(
     all_layers=True,
     mtp_probe=True,
 )
+# deepseek32.cpp: deepseek2's layer with q compression and MLA required, plus the indexer
+_DEEPSEEK32 = replace(
+    _DEEPSEEK2,
+    source="src/models/deepseek32.cpp",
+    layer=(
+        *_DEEPSEEK2.layer,
+        _w(T.INDEXER_K_NORM, "IK"),
+        _b(T.INDEXER_K_NORM, "IK"),
+        _w(T.INDEXER_PROJ, "E", "IH"),
+        _w(T.INDEXER_ATTN_K, "E", "IK"),
+        _w(T.INDEXER_ATTN_Q_B, "QL", "IH*IK"),
+    ),
+)
 _GLM4MOE = Family(
     "src/models/glm4-moe.cpp",
     _GLOBALS,
@@ -550,6 +563,7 @@ FAMILIES: dict[str, Family] = {
     "gpt-oss": _GPT_OSS,
     "deepseek2": _DEEPSEEK2,
     "mistral4": _DEEPSEEK2,  # llama_model_mistral4 reuses deepseek2's load_arch_tensors
+    "deepseek32": _DEEPSEEK32,
     "glm4moe": _GLM4MOE,
     "qwen35": _QWEN35,
     "qwen35moe": _QWEN35MOE,
@@ -614,6 +628,9 @@ def _dimensions(inventory: Inventory) -> dict[str, int]:
         "HKVG": _first_global(att.n_head_kv, att.swa_layers),
         "PLE": _meta_int(inventory, Keys.LLM.EMBD_LENGTH_PER_LAYER_INP),
         "NL": inventory.n_layers - inventory.n_layers_nextn,
+        # deepseek32: the lightning indexer's heads and head width
+        "IH": _meta_int(inventory, Keys.Attention.Indexer.HEAD_COUNT),
+        "IK": _meta_int(inventory, Keys.Attention.Indexer.KEY_LENGTH),
     }
 
 
@@ -811,7 +828,7 @@ _DIM_NAMES = {
     "VMLA": "value_length_mla", "DS": "ssm_d_state", "NG": "ssm_n_group", "DT": "ssm_dt_rank",
     "DC": "ssm_d_conv",
     "HKS": "head_k_swa", "HKVG": "n_head_kv_global", "PLE": "n_embd_per_layer",
-    "NL": "n_layer",
+    "NL": "n_layer", "IH": "indexer_n_head", "IK": "indexer_head_size",
 }  # fmt: skip
 
 

@@ -406,6 +406,9 @@ def miniature(bp: Blueprint) -> Blueprint:
             "qk_nope_head_dim": 64 if bp.qk_nope_head_dim else 0,
             "qk_rope_head_dim": 32 if bp.qk_rope_head_dim else 0,
             "v_head_dim": 64 if bp.v_head_dim else 0,
+            "indexer_n_head": 4 if bp.indexer_n_head else 0,
+            "indexer_head_size": 64 if bp.indexer_head_size else 0,
+            "indexer_top_k": 64 if bp.indexer_top_k else 0,
             "sliding_window": min(bp.sliding_window, 128),
             **_mini_gated_delta_net(bp),
             **_mini_nemotron_h(bp),
@@ -484,21 +487,16 @@ def tiny_blueprint(arch: Arch | str) -> Blueprint:
             "rope_theta_swa": 1e4,
             "tokenizer": Tokenizer(model="llama", pre="default"),
         },
-        Arch.DEEPSEEK2: {
-            **moe,
-            "n_ff": 512,
-            "n_expert_shared": 1,
-            "leading_dense_layers": 1,
-            "q_lora_rank": 256,
-            "kv_lora_rank": 256,
-            "qk_nope_head_dim": 64,
-            "qk_rope_head_dim": 32,
-            "v_head_dim": 64,
-            "n_head_kv": 4,
-            "expert_gating": "sigmoid",
-            "expert_weights_scale": 2.5,
-            "expert_weights_norm": True,
-            "expert_probs_bias": True,
+        Arch.DEEPSEEK2: {**_TINY_DEEPSEEK2, "tokenizer": gpt2},
+        # deepseek32: deepseek2's tiny MLA with the lightning indexer (4 heads of 64, top 64:
+        # fewer than the cache's cells, so top_k picks); the indexer head is not the MLA K
+        # head's 288, as llama.cpp tells its two caches apart by that width
+        Arch.DEEPSEEK32: {
+            **_TINY_DEEPSEEK2,
+            "indexer_n_head": 4,
+            "indexer_head_size": 64,
+            "indexer_top_k": 64,
+            "nextn_layers": 1,
             "tokenizer": gpt2,
         },
         Arch.GPT_OSS: {
@@ -609,6 +607,28 @@ def tiny_blueprint(arch: Arch | str) -> Blueprint:
         },
     }[arch]
     return Blueprint(architecture=arch, name=f"tiny-{arch.value}", **{**_TINY_COMMON, **specific})
+
+
+# deepseek2 (and deepseek32's trunk): q compression, MLA, a leading dense layer, sigmoid
+# routing with the selection bias, a shared expert
+_TINY_DEEPSEEK2: dict[str, object] = {
+    "n_expert": 4,
+    "n_expert_used": 2,
+    "n_ff_exp": 256,
+    "n_ff": 512,
+    "n_expert_shared": 1,
+    "leading_dense_layers": 1,
+    "q_lora_rank": 256,
+    "kv_lora_rank": 256,
+    "qk_nope_head_dim": 64,
+    "qk_rope_head_dim": 32,
+    "v_head_dim": 64,
+    "n_head_kv": 4,
+    "expert_gating": "sigmoid",
+    "expert_weights_scale": 2.5,
+    "expert_weights_norm": True,
+    "expert_probs_bias": True,
+}
 
 
 # qwen35 / qwen35moe: Qwen3.5's layer pattern (three gated DeltaNet layers, then one gated

@@ -34,6 +34,7 @@ class MemoryKind(StrEnum):
     ISWA = "iswa"  # llama_kv_cache_iswa: a full cache plus a sliding-window cache
     RECURRENT = "recurrent"  # llama_memory_recurrent: per-sequence r/s state
     HYBRID = "hybrid"  # llama_memory_hybrid: a KV cache for attention + recurrent state
+    DSA = "dsa"  # llama_kv_cache_dsa: the MLA K cache plus the lightning indexer's K cache
 
 
 # llm_arch_is_recurrent / llm_arch_is_hybrid and the create_memory special cases
@@ -49,7 +50,7 @@ NO_MEMORY_ARCHS = frozenset(
      "llada-moe", "rnd1", "clef"}
 )  # fmt: skip
 SPECIAL_MEMORY_ARCHS = frozenset(
-    {"minimax-m3", "glm-dsa", "deepseek32", "hy_v4", "dots3note", "dflash", "gemma4-assistant",
+    {"minimax-m3", "glm-dsa", "hy_v4", "dots3note", "dflash", "gemma4-assistant",
      "eagle3", "t5", "t5encoder", "clip"}
 )  # fmt: skip
 
@@ -72,6 +73,10 @@ MTP_SKIPPING_ARCHS = frozenset(
      "bailingmoe3", "cohere2moe", "qwen35moe", "nemotron_h_moe", "hy_v3", "glm-dsa",
      "glm4moe", "qwen35", "mimo2", "mistral4"}
 )  # fmt: skip
+
+# MTP-layer tensors such a loader creates all the same (its create_tensor leaves out the skip
+# flag): deepseek32.cpp's ffn_exp_probs_b is TENSOR_NOT_REQUIRED only
+MTP_LOADED_SUFFIXES = {"deepseek32": (".exp_probs_b.bias",)}
 
 
 class LayerAttention(BaseModel):
@@ -123,6 +128,11 @@ class ModelHparams(BaseModel):
     n_embd_head_v_mla: int = 0
     n_rot: int  # rotary dimensions
     n_lora_kv: int = 0  # MLA: compressed KV width (kv_lora_rank)
+    # DSA lightning indexer (deepseek32; 0: none): its heads, head width (one cached K head)
+    # and how many cached positions each token attends to
+    indexer_n_head: int = 0
+    indexer_head_size: int = 0
+    indexer_top_k: int = 0
     n_ctx_orig_yarn: int  # rope scaling's original context, else the training context
     # mixture of experts (n_expert 0: a dense model)
     n_expert: int = 0
@@ -204,6 +214,8 @@ def memory_kind(inventory: Inventory) -> MemoryKind:
         if any(inventory.attention.swa_layers):
             raise BadInput(f"hybrid architecture '{arch}' with a sliding window is not modelled")
         return MemoryKind.HYBRID
+    if arch == "deepseek32":
+        return MemoryKind.DSA
     if arch in SPECIAL_MEMORY_ARCHS:
         raise BadInput(f"architecture '{arch}' has its own KV cache type; fit does not model it")
     if any(inventory.attention.swa_layers):
@@ -259,6 +271,9 @@ def model_hparams(inventory: Inventory) -> ModelHparams:
         n_embd_head_v_mla=attention.value_length_mla,
         n_rot=attention.rope_dim or head_k_full,
         n_lora_kv=attention.kv_lora_rank,
+        indexer_n_head=_int_meta(inventory, Keys.Attention.Indexer.HEAD_COUNT, 0),
+        indexer_head_size=_int_meta(inventory, Keys.Attention.Indexer.KEY_LENGTH, 0),
+        indexer_top_k=_int_meta(inventory, Keys.Attention.Indexer.TOP_K, 0),
         n_ctx_orig_yarn=int(_scalar_meta(inventory, Keys.Rope.SCALING_ORIG_CTX_LEN, 0))
         or inventory.context_length,
         **_expert_hparams(inventory),

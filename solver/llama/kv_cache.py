@@ -9,7 +9,9 @@ type holds the sum of the tensors' alloc sizes, each padded to the buffer's alig
 
 ``llama_kv_cache_iswa`` builds two such caches: the full layers with ``n_ctx_seq`` cells,
 the sliding-window layers with ``kv_cells_swa`` cells; the log prints a line per buffer of
-each.
+each. ``llama_kv_cache_dsa`` (deepseek32) too: the MLA cache ("main"), then the lightning
+indexer's ("indexer", cache ``lid``), both of ``n_ctx_seq`` cells, the indexer's K one head
+of ``indexer_head_size`` per layer in ``type_k``, no V (the model is MLA).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def kv_buffers(
     caches = [("base", workload.n_ctx_seq, False)]
     if hparams.memory is MemoryKind.ISWA:
         caches.append(("swa", workload.kv_cells_swa, True))
+    if hparams.memory is MemoryKind.DSA:
+        caches.append(("lid", workload.n_ctx_seq, False))
     buffers = []
     for cache, kv_size, swa in caches:
         sums: dict[str, list[int]] = {}
@@ -62,7 +66,10 @@ def kv_buffers(
             if hparams.memory is MemoryKind.ISWA and hparams.layers[il].is_swa != swa:
                 continue
             buft = CPU_BUFFER if device == CPU else device_bufts[device]
-            alloc, k_size, v_size = _layer_tensors(hparams, workload, il, kv_size, buft)
+            if cache == "lid":
+                alloc, k_size, v_size = _indexer_tensor(hparams, workload, kv_size, buft)
+            else:
+                alloc, k_size, v_size = _layer_tensors(hparams, workload, il, kv_size, buft)
             entry = sums.setdefault(buft.name, [0, 0, 0])
             entry[0] += alloc
             entry[1] += k_size
@@ -103,6 +110,16 @@ def _layer_tensors(
     return alloc, k_size, v_size
 
 
+def _indexer_tensor(
+    hparams: ModelHparams, workload: ComputeWorkload, kv_size: int, buft: BufferType
+) -> tuple[int, int, int]:
+    """A layer's lightning-indexer K (llama_kv_cache_dsa's hparams_lid: one KV head of
+    ``indexer_head_size``): (alloc bytes, K bytes, 0)."""
+    shape = (hparams.indexer_head_size, kv_size, workload.n_stream)
+    size = ggml_types.n_bytes(workload.type_k, shape)
+    return buft.alloc_size(workload.type_k, shape, size), size, 0
+
+
 def layer_kv_bytes(hparams: ModelHparams, workload: ComputeWorkload) -> tuple[int, ...]:
     """KV cache bytes of each layer on the host buffer (0 for a layer without a cache): the
     per-layer term of ``kv_buffers``, in one pass. A layer's K and V are padded on their own,
@@ -117,6 +134,8 @@ def layer_kv_bytes(hparams: ModelHparams, workload: ComputeWorkload) -> tuple[in
         swa = hparams.memory is MemoryKind.ISWA and hparams.layers[il].is_swa
         kv_size = workload.kv_cells_swa if swa else workload.n_ctx_seq
         size, _, _ = _layer_tensors(hparams, workload, il, kv_size, CPU_BUFFER)
+        if hparams.memory is MemoryKind.DSA:
+            size += _indexer_tensor(hparams, workload, kv_size, CPU_BUFFER)[0]
         sizes.append(size)
     return tuple(sizes)
 
