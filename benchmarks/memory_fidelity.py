@@ -116,8 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--ci", action="store_true", help="only the grid the CI test runs")
     parser.add_argument("--rows", action="store_true", help="print every row")
+    parser.add_argument("--match", default="", help="only the cases whose id contains this")
     options = parser.parse_args(argv)
     cases = CI_GRID if options.ci else all_cases()
+    cases = [case for case in cases if options.match in case.id]
     results: list[tuple[Case, Measured]] = []
     failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="fit-memory-fidelity-") as tmp:

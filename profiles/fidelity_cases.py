@@ -31,6 +31,8 @@ SYNTHETIC_ARCHS += ("gemma4",)
 SYNTHETIC_ARCHS += ("minimax-m2",)
 # mistral4: deepseek2's MLA graph, fused gate_up experts, yarn rope, every layer MoE
 SYNTHETIC_ARCHS += ("mistral4",)
+# deepseek32: deepseek2's MLA over the lightning indexer's top-k cells (its own K cache)
+SYNTHETIC_ARCHS += ("deepseek32",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a miniature
@@ -176,6 +178,13 @@ SYNTHETIC = [
             "split": "-c 1024 -ngl 99 -ts 1,1",
             "mla-q8-cpu-moe": "-c 2048 -ngl 99 -ts 1,3 -ctk q8_0 -ctv q8_0 -fa on --cpu-moe",
             "fa-off-slots": "-c 2048 -ngl 2 -ts 1,1 -fa off -np 2 --no-kv-unified",
+        },
+        # an MTP layer (skipped, but for its exp_probs_b), the indexer cache beside MLA's
+        "deepseek32/6": {
+            "split": "-c 1024 -ngl 99 -ts 1,1",
+            "q8-cpu-moe": "-c 2048 -ngl 99 -ts 1,3 -ctk q8_0 -ctv q8_0 -fa on --cpu-moe",
+            "fa-off-slots": "-c 2048 -ngl 3 -ts 1,1 -fa off -np 2 --no-kv-unified",
+            "nkvo-ub": "-c 4096 -np 2 -ngl 99 -ts 2,1 -nkvo -ub 128",
         },
         "gpt-oss": {
             "split": "-c 1024 -ngl 99 -ts 1,1",

@@ -10,6 +10,7 @@ import pytest
 from solver.errors import BadInput
 from solver.gguf.blueprint import Arch, Blueprint, gguf_metadata, tensor_specs
 from solver.gguf.quant_mix import parse_file_type
+from solver.gguf.synthetic import tiny_blueprint
 from tests.test_quant_mix import _gemma_270m_blueprint
 
 
@@ -44,6 +45,23 @@ def test_deepseek2_mla_is_written_as_mqa() -> None:
     names = {spec.name for spec in tensor_specs(blueprint)}
     assert {"blk.0.attn_k_b.weight", "blk.0.attn_v_b.weight"} <= names
     assert "blk.0.attn_kv_b.weight" not in names
+
+
+def test_deepseek32_adds_the_indexer_to_deepseek2() -> None:
+    """deepseek32.cpp: deepseek2's MLA layer plus the lightning indexer's five tensors and
+    its three keys; without q compression or indexer sizes the blueprint is refused."""
+    v32 = tiny_blueprint("deepseek32")
+    meta = gguf_metadata(v32, parse_file_type("Q4_K_M"))
+    assert meta["deepseek32.attention.indexer.head_count"] == 4
+    assert meta["deepseek32.attention.indexer.key_length"] == 64
+    assert meta["deepseek32.attention.indexer.top_k"] == 64
+    assert meta["deepseek32.attention.head_count_kv"] == 1
+    v2 = v32.model_copy(update={"architecture": Arch.DEEPSEEK2})
+    extra = {s.name for s in tensor_specs(v32)} - {s.name for s in tensor_specs(v2)}
+    roles = ("k_norm.weight", "k_norm.bias", "proj.weight", "attn_k.weight", "attn_q_b.weight")
+    assert extra == {f"blk.{il}.indexer.{r}" for il in range(v32.n_layer_all) for r in roles}
+    with pytest.raises(BadInput, match="indexer"):
+        v32.model_validate({**v32.model_dump(), "indexer_top_k": 0})
 
 
 def test_inconsistent_blueprints_are_bad_input() -> None:

@@ -56,9 +56,10 @@ def serve(
     return start
 
 
-def _mapped_span_bytes(paths: list[Path], skipped: set[str]) -> int:
-    """Bytes llama.cpp maps per file: first loaded tensor's start to last one's end."""
-    total = 0
+def _mapped_span_bytes(paths: list[Path], skipped: set[str]) -> tuple[int, int]:
+    """Bytes llama.cpp maps per file (first loaded tensor's start to last one's end), and of
+    those the skipped tensors' (a loader may load one tensor of an MTP layer: deepseek32)."""
+    total = inside = 0
     for path in paths:
         reader = gguf.GGUFReader(path)
         loaded = [t for t in reader.tensors if t.name not in skipped]
@@ -66,7 +67,12 @@ def _mapped_span_bytes(paths: list[Path], skipped: set[str]) -> int:
             first = min(int(t.data_offset) for t in loaded)
             last = max(int(t.data_offset) + int(t.n_bytes) for t in loaded)
             total += last - first
-    return total
+            inside += sum(
+                int(t.n_bytes)
+                for t in reader.tensors
+                if t.name in skipped and first <= int(t.data_offset) < last
+            )
+    return total, inside
 
 
 def _check_against_log(
@@ -78,8 +84,8 @@ def _check_against_log(
     assert report.model_tensors == len(tensors)
     buffers = report.buffers_of(BufferKind.MODEL)
     assert buffers, "no 'model buffer size' line in the log"
-    span = _mapped_span_bytes(paths, skipped)
-    loaded_bytes = sum(t.n_bytes for t in tensors if not t.skipped)
+    span, skipped_inside = _mapped_span_bytes(paths, skipped)
+    loaded_bytes = sum(t.n_bytes for t in tensors if not t.skipped) + skipped_inside
     # the span is the tensors we wrote plus at most one alignment pad between neighbours
     assert loaded_bytes <= span <= loaded_bytes + gguf.GGUF_DEFAULT_ALIGNMENT * len(tensors)
     # each buffer's size is known to its two printed decimals
@@ -146,6 +152,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "qwen3moe": "blk.1.ffn_gate_inp.weight",
     "gemma3": "blk.0.post_ffw_norm.weight",
     "deepseek2": "blk.1.ffn_gate_shexp.weight",
+    "deepseek32": "blk.0.indexer.attn_k.weight",
     "gpt-oss": "blk.0.attn_sinks.weight",
     "glm4moe": "blk.1.exp_probs_b.bias",
     "qwen35": "blk.0.ssm_beta.weight",

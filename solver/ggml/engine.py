@@ -446,6 +446,12 @@ def _expand_assignments(cg: CompiledGraph, bid: np.ndarray, cpu: int) -> np.ndar
         node_b[vp[unset]] = bid[vs[unset]]
     if (node_b[comp] == -1).any():
         node_b[comp[node_b[comp] == -1]] = cpu
+    # pass 4: a source still unassigned (a leaf the graph made itself, neither input nor in
+    # a buffer: DSA's zeros) takes the backend of its first consumer
+    unset = bid[cg.e_src] == -1
+    if unset.any():
+        srcs, first = np.unique(cg.e_src[unset], return_index=True)
+        bid[srcs] = node_b[cg.e_pos[unset][first]]
     return v
 
 

@@ -295,6 +295,16 @@ def flash_attn_ext(
     return t
 
 
+def lightning_indexer(q: Tensor, k: Tensor, weights: Tensor, mask: Tensor) -> Tensor:
+    """ggml_lightning_indexer (DSA): F32 scores, cached positions x tokens x 1 x streams."""
+    return Tensor(F32, (k.ne[2], q.ne[2], 1, q.ne[3]), "LIGHTNING_INDEXER", (q, k, weights, mask))
+
+
+def top_k(a: Tensor, k: int) -> Tensor:
+    """ggml_top_k: the I32 indices of each row's k largest values."""
+    return Tensor(I32, (k, a.ne[1], a.ne[2], a.ne[3]), "TOP_K", (a,))
+
+
 def get_rows(a: Tensor, b: Tensor) -> Tensor:
     out_type = I32 if a.type == I32 else F32
     return Tensor(out_type, (a.ne[0], b.ne[0], b.ne[1], b.ne[2]), "GET_ROWS", (a, b))

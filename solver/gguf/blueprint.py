@@ -763,8 +763,13 @@ def _deepseek32_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     the converter keeps the weights projection F32)."""
     skipped = i >= bp.n_layer
     width, heads = bp.indexer_head_size, bp.indexer_n_head
+    # its loader creates exp_probs_b without the MTP skip flag: loaded on the MTP layer too
+    trunk = [
+        s.model_copy(update={"skipped": False}) if s.name.endswith(".exp_probs_b.bias") else s
+        for s in _deepseek2_layer(bp, i)
+    ]
     return [
-        *_deepseek2_layer(bp, i),
+        *trunk,
         _spec(T.INDEXER_K_NORM, i, (width,), skipped=skipped),
         _spec(T.INDEXER_K_NORM, i, (width,), suffix="bias", skipped=skipped),
         _spec(T.INDEXER_PROJ, i, (bp.n_embd, heads), source_type=F32, skipped=skipped),

@@ -114,8 +114,10 @@ def build_attn(
     n_head_kv: int,
     sinks: Tensor | None = None,
     v_mla: Tensor | None = None,
+    top_k: Tensor | None = None,
 ) -> Tensor:
-    """build_attn with a KV cache: rotate, store the new K/V, attend over the layer's cache."""
+    """build_attn with a KV cache: rotate, store the new K/V, attend over the layer's cache
+    (with DSA's ``top_k``: only over the cells the lightning indexer picked)."""
     cache_inp = inp.for_layer(kind == "iswa" and b.hp.layers[il].is_swa)
     k_rot, v_rot = cache_inp.k_rot, cache_inp.v_rot
     if k_rot is not None:
@@ -129,11 +131,25 @@ def build_attn(
     for t in order:
         b.gf.expand(t)
     k, v = _store_kv(b, cache_inp, kind, il, k_cur, v_cur, head_k, head_v, n_head_kv)
-    cur = build_attn_mha(b, q_cur, k, v, cache_inp.mask, sinks, v_mla)
+    mask = cache_inp.mask if top_k is None else _top_k_mask(cache_inp.mask, top_k)
+    cur = build_attn_mha(b, q_cur, k, v, mask, sinks, v_mla)
     b.cb(cur, "kqv_out", il)
     if v_rot is not None:
         cur = hadamard(cur, v_rot)
     return cur
+
+
+def _top_k_mask(kq_mask: Tensor, top_k: Tensor) -> Tensor:
+    """build_attn (llm_graph_input_attn_k_dsa): a mask of -inf but at the top-k cells (zeros
+    set at their rows), added to the causal mask."""
+    m = g.fill(kq_mask)
+    m = g.view_4d(m, 1, m.ne[0], m.ne[1], m.ne[3], m.nb[0], m.nb[1], m.nb[2], 0)
+    ne, nb = top_k.ne, top_k.nb
+    top_k_3d = g.view_4d(top_k, ne[0], ne[1], ne[3], 1, nb[1], nb[2], ne[3] * nb[3], 0)
+    zeros = g.fill(g.new_tensor(F32, 1, top_k_3d.ne[0], top_k_3d.ne[1], top_k_3d.ne[2]))
+    m = g.set_rows(m, zeros, top_k_3d)
+    m = g.view_4d(m, m.ne[1], m.ne[2], 1, m.ne[3], m.nb[2], m.nb[3], m.nb[3], 0)
+    return g.add(m, kq_mask)
 
 
 def _store_kv(
@@ -316,36 +332,14 @@ def mla_attention(
 ) -> Tensor:
     """deepseek2.cpp: multi-head latent attention with the absorption optimisation."""
     hp = b.hp
-    n_tokens = b.n_tokens
-    n_head = hp.layers[il].n_head
-    head_k_mla = hp.n_embd_head_k_mla
-    rope = hp.n_rot
-    nope = head_k_mla - rope
-    rank = hp.n_lora_kv
     if b.lw(il, "attn_q") is not None:
         q = g.mul_mat(b.lw(il, "attn_q"), cur)
     else:
         q = g.mul_mat(b.lw(il, "attn_q_a"), cur)
         q = b.build_norm(q, b.lw(il, "attn_q_a_norm"), None, il)
         q = g.mul_mat(b.lw(il, "attn_q_b"), q)
-    q = g.reshape(q, head_k_mla, n_head, n_tokens)
-    kv_cmpr_pe = g.mul_mat(b.lw(il, "attn_kv_a_mqa"), cur)
-    rs = g.row_size
-    row = rs(kv_cmpr_pe.type, rank + rope)
-    kv_cmpr = g.view_2d(kv_cmpr_pe, rank, n_tokens, row, 0)
-    k_pe = g.view_3d(kv_cmpr_pe, rope, 1, n_tokens, row, row, rs(kv_cmpr_pe.type, rank))
-    k_pe = g.rope(k_pe, inp_pos)
-    kv_cmpr = b.build_norm(kv_cmpr, b.lw(il, "attn_kv_a_norm"), None, il)
-    q_nope = g.view_3d(q, nope, n_head, n_tokens, q.nb[1], q.nb[2], 0)
-    q_pe = g.view_3d(q, rope, n_head, n_tokens, q.nb[1], q.nb[2], rs(q.type, nope))
-    q_pe = g.rope(q_pe, inp_pos)
-    q_nope = g.permute(q_nope, 0, 2, 1, 3)
-    q_absorbed = g.mul_mat(b.lw(il, "attn_k_b"), q_nope)
-    q_absorbed = g.permute(q_absorbed, 0, 2, 1, 3)
-    q_cur = g.concat(q_absorbed, q_pe, 0)
-    kv_cmpr = g.reshape(kv_cmpr, rank, 1, n_tokens)
-    k_cur = g.concat(kv_cmpr, k_pe, 0)
-    v_cur = kv_cmpr
+    q = g.reshape(q, hp.n_embd_head_k_mla, hp.layers[il].n_head, b.n_tokens)
+    q_cur, k_cur, v_cur = mla_qkv(b, il, q, cur, inp_pos)
     if attn_scale is not None:
         q_cur = g.mul(q_cur, attn_scale)
     cur = build_attn(
@@ -353,3 +347,35 @@ def mla_attention(
         v_mla=b.lw(il, "attn_v_b"),
     )  # fmt: skip
     return attn_output(b, cur, il)
+
+
+def mla_qkv(
+    b: GraphBuilder, il: int, q: Tensor, cur: Tensor, inp_pos: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """MLA's Q, K and V from the full query ``q`` (heads of n_embd_head_k_mla, 3-D or as the
+    matmul left it) and the layer input: the compressed KV and its rotary part, the query's
+    no-rope part absorbed through attn_k_b (deepseek2.cpp, deepseek32.cpp)."""
+    hp = b.hp
+    n_tokens = b.n_tokens
+    n_head = hp.layers[il].n_head
+    rope = hp.n_rot
+    nope = hp.n_embd_head_k_mla - rope
+    rank = hp.n_lora_kv
+    rs = g.row_size
+    kv_cmpr_pe = g.mul_mat(b.lw(il, "attn_kv_a_mqa"), cur)
+    row = rs(kv_cmpr_pe.type, rank + rope)
+    kv_cmpr = g.view_2d(kv_cmpr_pe, rank, n_tokens, row, 0)
+    k_pe = g.view_3d(kv_cmpr_pe, rope, 1, n_tokens, row, row, rs(kv_cmpr_pe.type, rank))
+    k_pe = g.rope(k_pe, inp_pos)
+    kv_cmpr = b.build_norm(kv_cmpr, b.lw(il, "attn_kv_a_norm"), None, il)
+    q_row = rs(q.type, hp.n_embd_head_k_mla)
+    q_nope = g.view_3d(q, nope, n_head, n_tokens, q_row, q_row * n_head, 0)
+    q_pe = g.view_3d(q, rope, n_head, n_tokens, q_row, q_row * n_head, rs(q.type, nope))
+    q_pe = g.rope(q_pe, inp_pos)
+    q_nope = g.permute(q_nope, 0, 2, 1, 3)
+    q_absorbed = g.mul_mat(b.lw(il, "attn_k_b"), q_nope)
+    q_absorbed = g.permute(q_absorbed, 0, 2, 1, 3)
+    q_cur = g.concat(q_absorbed, q_pe, 0)
+    kv_cmpr = g.reshape(kv_cmpr, rank, 1, n_tokens)
+    k_cur = g.concat(kv_cmpr, k_pe, 0)
+    return q_cur, k_cur, kv_cmpr

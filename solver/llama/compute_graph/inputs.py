@@ -60,11 +60,11 @@ def build_inp_out_ids(b: GraphBuilder) -> Tensor:
     return b.input(g.new_tensor(I32, b.ub.n_outputs), "out_ids")
 
 
-def build_kq_mask(b: GraphBuilder, n_kv: int) -> Tensor:
-    """The KQ mask over n_kv cells, per stream (F16 for flash attention)."""
+def build_kq_mask(b: GraphBuilder, n_kv: int, f16: bool | None = None) -> Tensor:
+    """The KQ mask over n_kv cells, per stream (F16 for flash attention, or when ``f16``)."""
     c = b.cache
     n_stream = 1 if c.kv_unified else b.ub.n_seqs
-    mask_type = F16 if c.flash_attn else F32
+    mask_type = F16 if (c.flash_attn if f16 is None else f16) else F32
     t = g.new_tensor(mask_type, n_kv, b.n_tokens // n_stream, 1, n_stream)
     return b.input(t, "attn_inp_kq_mask")
 
@@ -90,10 +90,12 @@ class CacheInputs:
 
 @dataclass(frozen=True)
 class AttnInputs:
-    """The attention inputs of the graph: the full cache, and the SWA cache with iswa."""
+    """The attention inputs of the graph: the full cache, and the SWA cache with iswa, or
+    the lightning indexer's cache with dsa."""
 
     base: CacheInputs
     swa: CacheInputs | None = None
+    lid: CacheInputs | None = None
 
     def for_layer(self, is_swa: bool) -> CacheInputs:
         """The cache a layer reads: the SWA one for a sliding-window layer of an iswa model."""
@@ -101,7 +103,9 @@ class AttnInputs:
 
 
 def build_attn_inp(b: GraphBuilder, kind: str) -> AttnInputs:
-    """build_attn_inp_kv / _kv_iswa / _k (``kind`` "kv" / "iswa" / "mla")."""
+    """build_attn_inp_kv / _kv_iswa / _k / _k_dsa (``kind`` "kv" / "iswa" / "mla" / "dsa")."""
+    if kind == "dsa":
+        return AttnInputs(base=_cache_inputs(b, "mla", b.cache.kv_size, None), lid=_lid_inputs(b))
     base_swa = False if kind == "iswa" else None
     base = _cache_inputs(b, kind, b.cache.kv_size, base_swa)
     swa = _cache_inputs(b, kind, b.cache.kv_size_swa, True) if kind == "iswa" else None
@@ -125,6 +129,21 @@ def _cache_inputs(b: GraphBuilder, kind: str, n_kv: int, swa: bool | None) -> Ca
         k_rot, v_rot = _rotation_inputs(b, _cache_head_k(b, swa))
     return CacheInputs(n_kv=n_kv, k_idxs=k_idxs, v_idxs=v_idxs, mask=mask, k_rot=k_rot,
                        v_rot=v_rot)  # fmt: skip
+
+
+def _lid_inputs(b: GraphBuilder) -> CacheInputs:
+    """build_attn_inp_k_dsa_impl's indexer part: k_idxs, its mask (F16: the fused lightning
+    indexer, which llama_context enables unconditionally) and the Hadamard rotation that
+    llama_kv_cache always gives a DeepSeek indexer cache (64 wide, doubled while the indexer
+    head allows)."""
+    k_idxs = b.input(g.new_tensor(I64, b.n_tokens), "attn_inp_k_idxs")
+    mask = build_kq_mask(b, b.cache.kv_size, f16=True)
+    head, n_rot = b.hp.indexer_head_size, 64
+    while head % (2 * n_rot) == 0:
+        n_rot *= 2
+    k_rot = b.input(g.new_tensor(F32, n_rot, n_rot), "attn_inp_k_rot")
+    return CacheInputs(n_kv=b.cache.kv_size, k_idxs=k_idxs, v_idxs=None, mask=mask,
+                       k_rot=k_rot, v_rot=None)  # fmt: skip
 
 
 def _cache_head_k(b: GraphBuilder, swa: bool | None) -> int:

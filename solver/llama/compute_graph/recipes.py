@@ -27,6 +27,7 @@ from solver.llama.compute_graph.attention import (
     self_attention,
 )
 from solver.llama.compute_graph.builder import GraphBuilder
+from solver.llama.compute_graph.dsa import dsa_attention
 from solver.llama.compute_graph.ffn import (
     GATING_SIGMOID,
     GATING_SOFTMAX,
@@ -53,7 +54,7 @@ from solver.llama.compute_graph.qwen35 import build_qwen35
 class ArchRecipe:
     """What distinguishes one architecture's graph function from the shared layer template."""
 
-    attention: str = "kv"  # "kv" | "iswa" | "mla"
+    attention: str = "kv"  # "kv" | "iswa" | "mla" | "dsa" (MLA over the indexer's top-k)
     rope: bool = True
     rope_factors: bool = False  # llama/mistral3: model.get_rope_factors (per-layer duplicate)
     q_scale_after_rope: bool = False  # gemma3: Qcur = ggml_scale(Qcur, f_attention_scale)
@@ -95,6 +96,7 @@ RECIPES: dict[str, ArchRecipe] = {
     # llama_model_mistral4::graph is deepseek2's; its one difference (F32 precision of the
     # expert down-projection's input, llama-graph.cpp) changes no buffer
     "mistral4": _DEEPSEEK2,
+    "deepseek32": ArchRecipe(attention="dsa", moe_norm_w=None, h_nextn_output="norm"),
     "glm4moe": ArchRecipe(attn_post_norm_as_ffn_norm=True, moe_norm_w=None, h_nextn_output="norm"),
     "gpt-oss": ArchRecipe(
         attention="iswa",
@@ -186,6 +188,8 @@ def _attention(
     """The recipe's attention block for layer il."""
     if recipe.attention == "mla":
         return mla_attention(b, ins.attn, il, cur, ins.inp_pos, ins.attn_scale)
+    if recipe.attention == "dsa":
+        return dsa_attention(b, ins.attn, il, cur, ins.inp_pos)
     return self_attention(
         b,
         ins.attn,

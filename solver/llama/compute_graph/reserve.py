@@ -46,7 +46,7 @@ def build_graph(model: GraphModel, cache: CacheParams, ubatch: Ubatch) -> BuiltG
     if recipe is None:
         # another architecture's graph would price its buffers wrong, silently (8-25 % low)
         raise ComputeNotModelled(hp.arch, "fit has no compute-graph recipe for this architecture")
-    if recipe.attention == "mla" and not hp.is_mla:
+    if recipe.attention in ("mla", "dsa") and not hp.is_mla:
         raise BadInput(f"{hp.arch}: MLA hyperparameters (key_length_mla) are missing")
     b = GraphBuilder(model, cache, ubatch)
     if recipe.build is not None:
@@ -60,15 +60,18 @@ def build_graph(model: GraphModel, cache: CacheParams, ubatch: Ubatch) -> BuiltG
 def _check_modelled(model: GraphModel, recipe: ArchRecipe) -> None:
     """Refuse, with a clear message, a model whose layers the recipe cannot build."""
     w = model.weights
-    if recipe.attention == "mla":
+    mla = recipe.attention in ("mla", "dsa")
+    if mla:
         needed = ["attn_kv_a_mqa", "attn_k_b", "attn_v_b", "attn_output"]
+        if recipe.attention == "dsa":  # the indexer reads the compressed q
+            needed += ["attn_q_a", "attn_q_b", "indexer.attn_q_b", "indexer.attn_k"]
     else:
         needed = ["attn_output"]
     for il in range(model.hparams.n_layer):
         names = [f"blk.{il}.{role}.weight" for role in needed]
         fused = f"blk.{il}.attn_qkv.weight" in w
         separate = all(f"blk.{il}.attn_{x}.weight" in w for x in "qkv")
-        if recipe.attention != "mla" and not (fused or separate):
+        if not mla and not (fused or separate):
             names.append(f"blk.{il}.attn_q.weight")
         missing = [n for n in names if n not in w]
         if missing:
