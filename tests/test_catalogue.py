@@ -85,6 +85,8 @@ def test_totals_agree_with_published_file_sizes(model: str, quant: str, entry: d
     "name,params,tolerance",
     [
         ("deepseek-v3", 671e9, 0.5e9),  # DeepSeek-V3 README: 671B total (main model)
+        # DeepSeek-V3.2's safetensors as listed (llmrun.dev): 685.4B, MTP layer and indexer in
+        ("deepseek-v3.2", 685.4e9, 0.05e9),
         ("gpt-oss-120b", 116.83e9, 0.01e9),  # llama-bench of ggml-org's file: 116.83 B
         ("qwen3-30b-a3b", 30.5e9, 0.05e9),  # Qwen3 model card: 30.5B in total
         ("glm-4.5-air", 110.47e9, 0.01e9),  # BF16 205.811 GiB at 16.004 BPW (ubergarm README)

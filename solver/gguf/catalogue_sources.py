@@ -35,6 +35,39 @@ GPT_OSS_SHARED = {
     "tokenizer": Tokenizer(model="gpt2", pre="gpt-4o"),
 }
 
+# DeepSeek-V3's topology, which V3.2 keeps (it adds the DSA indexer and keeps the MTP block)
+DEEPSEEK_V3 = {
+    "n_layer": 61,
+    "n_embd": 7168,
+    "n_vocab": 129280,
+    "context_length": 163840,
+    "n_head": 128,
+    "n_head_kv": 128,
+    "n_ff": 18432,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 10000.0,
+    "rope_scaling": RopeScaling(
+        type="yarn", factor=40.0, original_context_length=4096, yarn_log_multiplier=0.1
+    ),
+    "n_expert": 256,
+    "n_expert_used": 8,
+    "n_ff_exp": 2048,
+    "n_expert_shared": 1,
+    "leading_dense_layers": 3,
+    "expert_gating": "sigmoid",
+    "expert_weights_scale": 2.5,
+    "expert_weights_norm": True,
+    "expert_groups": 8,
+    "expert_groups_used": 4,
+    "expert_probs_bias": True,
+    "q_lora_rank": 1536,
+    "kv_lora_rank": 512,
+    "qk_nope_head_dim": 128,
+    "qk_rope_head_dim": 64,
+    "v_head_dim": 128,
+    "tokenizer": Tokenizer(model="gpt2", pre="deepseek-v3", bos_token_id=0, eos_token_id=1),
+}
+
 QWEN3_TOKENIZER = Tokenizer(model="gpt2", pre="qwen2", bos_token_id=151643, eos_token_id=151645)
 QWEN3_MOE_SHARED = {
     "architecture": Arch.QWEN3MOE,
@@ -529,39 +562,7 @@ SOURCES: list[CatalogueSource] = [
     ),
     CatalogueSource(
         name="deepseek-v3",
-        blueprint=Blueprint(
-            architecture=Arch.DEEPSEEK2,
-            name="DeepSeek-V3",
-            n_layer=61,
-            n_embd=7168,
-            n_vocab=129280,
-            context_length=163840,
-            n_head=128,
-            n_head_kv=128,
-            n_ff=18432,
-            rms_norm_eps=1e-6,
-            rope_theta=10000.0,
-            rope_scaling=RopeScaling(
-                type="yarn", factor=40.0, original_context_length=4096, yarn_log_multiplier=0.1
-            ),
-            n_expert=256,
-            n_expert_used=8,
-            n_ff_exp=2048,
-            n_expert_shared=1,
-            leading_dense_layers=3,
-            expert_gating="sigmoid",
-            expert_weights_scale=2.5,
-            expert_weights_norm=True,
-            expert_groups=8,
-            expert_groups_used=4,
-            expert_probs_bias=True,
-            q_lora_rank=1536,
-            kv_lora_rank=512,
-            qk_nope_head_dim=128,
-            qk_rope_head_dim=64,
-            v_head_dim=128,
-            tokenizer=Tokenizer(model="gpt2", pre="deepseek-v3", bos_token_id=0, eos_token_id=1),
-        ),
+        blueprint=Blueprint(architecture=Arch.DEEPSEEK2, name="DeepSeek-V3", **DEEPSEEK_V3),
         hyperparameters_source=(
             "huggingface/transformers configuration_deepseek_v3.py defaults (documented as "
             "DeepSeek-V3's) and zyzshishui/slime scripts/models/deepseek-v3.sh: 61 layers (3 "
@@ -582,6 +583,38 @@ SOURCES: list[CatalogueSource] = [
         notes=(
             "current converter layout: MLA split into attn_k_b / attn_v_b; the MTP layer is "
             "not converted (conversion/deepseek.py skip_mtp)",
+        ),
+    ),
+    CatalogueSource(
+        name="deepseek-v3.2",
+        blueprint=Blueprint(
+            architecture=Arch.DEEPSEEK32,
+            name="DeepSeek-V3.2",
+            **DEEPSEEK_V3,
+            indexer_n_head=64,
+            indexer_head_size=128,
+            indexer_top_k=2048,
+            nextn_layers=1,
+        ),
+        hyperparameters_source=(
+            "DeepSeek-V3.2's config.json as tabulated in huggingface/transformers "
+            "docs/DEEPSEEK_V32_API.md ('Official Model Configuration'): V3's topology (61 "
+            "layers, hidden 7168, 128 heads, q/kv lora 1536/512, qk 128+64, v 128, 256 experts "
+            "top-8 of 2048 plus 1 shared, 3 dense layers of 18432, vocab 129280, 163840 "
+            "positions with yarn x40) plus the DSA indexer: index_n_heads 64, index_head_dim "
+            "128, index_topk 2048 (the same defaults in hicann/cann-recipes-train's "
+            "DeepSeekV32ModelArgs); one MTP layer (num_nextn_predict_layers 1)"
+        ),
+        quants=BIG_QUANTS,
+        default_quant="Q4_K_M",
+        notes=(
+            "the pinned converter (conversion/deepseek.py DeepseekV32Model) keeps the MTP "
+            "layer; llama.cpp skips it (but for its exp_probs_b) unless --spec-type draft-mtp",
+            "no exact published GGUF file size found to check against (unsloth/DeepSeek-V3.2-"
+            "GGUF's Q4_K_M is a 9-part set whose sizes were not found in public text; listings "
+            "seen give estimates only)",
+            "KV cache: the MLA cache (576 per token and layer) plus the lightning indexer's "
+            "(128 per token and layer), both in the -ctk type",
         ),
     ),
     CatalogueSource(
