@@ -1075,6 +1075,47 @@ def download_command(repo: str, quant: str, dest: Path, revision: str | None,
     )
 
 
+@cli.command("samplers")
+@click.argument("source", metavar="CARD|REPO")
+@click.option("--profile", "profile_id", help="The models.conf profile --write writes to.")
+@click.option("--write", is_flag=True, help="Put the flags into the profile's EXTRA_ARGS and "
+              "its rows and section into docs/client-settings.md.")  # fmt: skip
+@_conf_option
+@click.option("--docs", "docs_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="The client settings file [docs/client-settings.md beside --conf].")  # fmt: skip
+@click.option(
+    "--mode",
+    type=click.Choice(["thinking", "non-thinking"]),
+    help="Which mode's values become flags when the card gives both [thinking].",
+)
+@click.option("--revision", help="Branch, tag or commit of the repository [main].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def samplers_command(source: str, profile_id: str | None, write: bool, conf_path: Path,
+                     docs_path: Path | None, mode: str | None, revision: str | None,
+                     as_json: bool) -> None:  # fmt: skip
+    """The model card's recommended samplers, each with the sentence it came from.
+
+    Reads temperature, top_p, top_k, min_p, repeat and presence penalty from the card's
+    tables, prose and llama.cpp command lines, per thinking mode where the card gives both,
+    and system prompt requirements (reasoning levels, /no_think). A card without values
+    gets its family's defaults (data/sampler_defaults.json), and says so. CARD is a saved
+    README.md; REPO a Hugging Face repository id.
+
+    \b
+    Examples:
+        fit samplers Qwen/Qwen3-32B
+        fit samplers models/documentation/CANDIDATES/README_glm.md --profile glm-flash-q8 --write
+    """
+    from profiles.sampler_settings import SamplersRequest, recommend_samplers, samplers_text
+
+    request = SamplersRequest(
+        source=source, profile_id=profile_id, write=write, conf_path=conf_path,
+        docs_path=docs_path, mode=mode.replace("-", "_") if mode else None, revision=revision,
+    )  # fmt: skip
+    outcome = recommend_samplers(request)
+    emit(as_json, lambda: outcome.model_dump(mode="json"), lambda: samplers_text(outcome))
+
+
 def main() -> None:
     cli(prog_name="fit")
 

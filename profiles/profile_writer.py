@@ -448,3 +448,80 @@ def _override_note(
             "and speed estimates may not hold"
         )
     return None
+
+
+# --- sampler flags (fit samplers --write) -----------------------------------------------------
+
+
+def with_options(
+    value: str, new: Sequence[str], *, where: str = "EXTRA_ARGS"
+) -> tuple[str, list[str]]:
+    """``value`` with the options of ``new`` (llama-server arguments, one value each) set:
+    the first occurrence of each is replaced where it stands, an option not there yet is
+    appended; every other argument keeps its text, order and spacing. A later occurrence
+    (the user's override, which llama-server lets win) stays as it is, and a note says so."""
+    wanted = {group.key: group for group in arg_groups(join_args(new))}
+    groups = arg_groups(value, where=where)
+    replaced: set[str | None] = set()
+    parts, cursor = [], 0
+    for group in groups:
+        if group.key in wanted and group.key not in replaced and group.span is not None:
+            replaced.add(group.key)
+            if not _same_values(group.args, wanted[group.key].args):  # "0.0" stays for 0
+                parts += [value[cursor : group.span[0]], wanted[group.key].text]
+                cursor = group.span[1]
+    if any(group.span is None for group in groups):  # requoted: rebuild from the groups
+        texts = []
+        for group in groups:
+            if group.key in wanted and group.key not in replaced:
+                replaced.add(group.key)
+                same = _same_values(group.args, wanted[group.key].args)
+                texts.append(group.text if same else wanted[group.key].text)
+            else:
+                texts.append(group.text)
+        result = " ".join(texts)
+    else:
+        result = "".join([*parts, value[cursor:]])
+    added = [group.text for key, group in wanted.items() if key not in replaced]
+    seen: set[str | None] = set()
+    notes = []
+    for group in groups:
+        later = group.key in wanted and group.key in seen
+        if later and not _same_values(group.args, wanted[group.key].args):
+            notes.append(
+                f"{where}: kept your later {group.text} over {wanted[group.key].text} "
+                "(llama-server uses the last)"
+            )
+        seen.add(group.key)
+    return " ".join(part for part in (result.rstrip(), *added) if part), notes
+
+
+def _same_values(old: Sequence[str], new: Sequence[str]) -> bool:
+    """The same option with equal values, numbers compared as numbers ("0.0" == "0")."""
+    if len(old) != len(new):
+        return False
+    for a, b in zip(old, new, strict=True):
+        try:
+            if a != b and float(a) != float(b):
+                return False
+        except ValueError:
+            return False
+    return True
+
+
+def set_profile_options(conf_path: Path, profile_id: str, new: Sequence[str]) -> ProfileWrite:
+    """Set ``new`` options in the profile's EXTRA_ARGS (``with_options``), under the conf's
+    lock, atomically with a ``.bak``; ``BadInput`` when the profile does not exist."""
+
+    def change(conf: ModelsConf) -> list[str]:
+        if profile_id not in conf:
+            known = ", ".join(conf.ids) or "none"
+            raise BadInput(f"{conf_path}: no profile [{profile_id}] (profiles: {known})")
+        old = conf.profile(profile_id).get("EXTRA_ARGS", "") or ""
+        value, notes = with_options(old, new)
+        conf.set_value(profile_id, "EXTRA_ARGS", value)
+        return notes
+
+    if not conf_path.is_file():
+        raise BadInput(f"{conf_path}: no such file (give --conf)")
+    return ProfileWrite(path=conf_path, notes=tuple(edit_conf(conf_path, change)))
