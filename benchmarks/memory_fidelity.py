@@ -81,6 +81,39 @@ def _row_line(case: str, row: FidelityRow) -> str:
     )
 
 
+def _architecture(case: Case) -> str:
+    """The architecture a case exercises (the real gemma-3-270m is gemma3)."""
+    found = model_blueprint(case.model)
+    return "gemma3" if found is None else found[0].architecture.value
+
+
+def _deviation(row: FidelityRow) -> float:
+    """(fit - the middle of what llama.cpp printed) / that middle."""
+    middle = row.measured.approx_bytes
+    return (row.predicted - middle) / middle if middle else 0.0
+
+
+def architecture_report(results: Sequence[tuple[Case, Measured]]) -> None:
+    """Per architecture: launches, rows, the most bytes any row is off beyond the log's
+    rounding, the compute row farthest from the middle of the printed size, splits equal."""
+    groups: dict[str, list[Measured]] = {}
+    for case, measured in results:
+        groups.setdefault(_architecture(case), []).append(measured)
+    print("\nPer architecture (synthetic models, miniatures and gemma-3-270m together)")
+    print(f"{'architecture':16s} {'launches':>8s} {'rows':>5s} {'max off B':>9s} "
+          f"{'compute vs printed middle':>25s} {'splits equal':>12s}")  # fmt: skip
+    for architecture, launches in sorted(groups.items()):
+        rows = [row for measured in launches for row in measured.fidelity.rows]
+        compute = [_deviation(row) for row in rows if row.component == "compute"]
+        farthest = f"{100 * max(compute, key=abs):+.4f}%" if compute else "n/m"
+        splits = sum(m.fidelity.splits_predicted == m.fidelity.splits_measured for m in launches)
+        print(
+            f"{architecture:16s} {len(launches):>8d} {len(rows):>5d} "
+            f"{max(row.off_bytes for row in rows):>9d} {farthest:>25s} "
+            f"{f'{splits}/{len(launches)}':>12s}"
+        )
+
+
 def report(results: Sequence[tuple[Case, Measured]], all_rows: bool) -> int:
     """Print the comparison (worst case per component) and return the exit status."""
     header = (
@@ -103,6 +136,7 @@ def report(results: Sequence[tuple[Case, Measured]], all_rows: bool) -> int:
     exact = sum(row.measured.is_exact for _, row in rows)
     misses = [(case, miss) for case, measured in results for miss in measured.fidelity.misses()]
     splits = sum(m.fidelity.splits_predicted == m.fidelity.splits_measured for _, m in results)
+    architecture_report(results)
     print(
         f"\n{len(results)} launches, {len(rows)} rows ({exact} against exact RPC bytes); "
         f"graph splits equal in {splits} of {len(results)}; {len(misses)} targets missed"

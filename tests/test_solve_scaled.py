@@ -23,7 +23,7 @@ llama-server log, per device: weights, KV, recurrent state and output exact, com
 output bytes the plan printed for the full model, per device, must equal the scaled launch's
 (they do not depend on the expert count); its weights and compute do (and compute on a CUDA
 GPU follows ggml-cuda, which an RPC device does not run), so those are checked on the scaled
-launch only. About 60 s for the four launches on 2 cores.
+launch only. The four launches take 1-3 min on 2 cores (177 s measured on a busy machine).
 """
 
 from __future__ import annotations
