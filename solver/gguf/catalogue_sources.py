@@ -134,7 +134,9 @@ QWEN35_MOE_122B_SOURCE = (
     "2 kv heads of 256, rotary 0.25 with mrope_section [11, 11, 10], rope base 1e7, rms eps "
     "1e-6, vocab 248320, 256 experts top-8 of width 1024, a shared expert of 1024, linear "
     "attention every layer but each 4th with 16 key / 64 value heads of 128 and conv kernel 4, "
-    "262144 positions, untied embeddings; tokenizer as the 35B-A3B's (same vocabulary and eos)"
+    "262144 positions, untied embeddings; tokenizer as the 35B-A3B's (same vocabulary and eos); "
+    "the same sizes (ssm inner 8192, state 128, dt rank 64, 16 groups, vocab 248320, eos "
+    "248046, 122.11 B parameters) in llama.cpp's log of unsloth's Q4_K_M (ggml-org/llama.cpp#20575)"
 )
 QWEN35_MOE_NOTES = (
     "no MTP layer: the published GGUFs of the first upload (unsloth's Q8_0 of 36.9 GB) carry "
@@ -657,10 +659,10 @@ SOURCES: list[CatalogueSource] = [
             *QWEN35_MOE_NOTES[1:3],
             "no MTP layer (as the 35B-A3B's first uploads; the pinned converter appends one "
             "that llama.cpp skips unless --spec-type draft-mtp)",
-            "122.11 B parameters here and in llama.cpp's log of Unsloth's upload (llmgarage.ai, "
-            "'Running Qwen3.5-122B-A10B on Six RTX 3090s'); no exact published file size was "
-            "found (Unsloth's UD-Q6_K_XL 'about 105 GB' in the same post, a UD- mix not "
-            "modelled)",
+            "122.11 B parameters here and in llama.cpp's logs of Unsloth's uploads "
+            "(ggml-org/llama.cpp#20575; llmgarage.ai, 'Running Qwen3.5-122B-A10B on Six RTX "
+            "3090s'); no exact published file size was found (Unsloth's UD-Q6_K_XL 'about "
+            "105 GB' in the same post, a UD- mix not modelled)",
         ),
     ),
     CatalogueSource(
