@@ -800,6 +800,35 @@ SOURCES: list[CatalogueSource] = [
         notes=(*GEMMA4_NOTES, "no exact published file size was found"),
     ),
     CatalogueSource(
+        name="gemma-4-e4b",
+        blueprint=Blueprint(
+            name="gemma-4-E4B-it",
+            n_layer=42,
+            n_embd=2560,
+            context_length=131072,
+            n_head=8,
+            n_head_kv=2,
+            n_ff=10240,
+            sliding_window=512,
+            gemma4_swa_period=6,
+            gemma4_kv_shared_layers=18,
+            gemma4_n_embd_per_layer=256,
+            **GEMMA4_SHARED,
+        ),
+        hyperparameters_source=(
+            "google/gemma-4-E4B-it text_config as transcribed in public tests (one from "
+            "google/gemma-4-E4B-it-qat-w4a16-ct's config.json, others in MLX and Rust loaders, "
+            "all alike): 42 layers, hidden 2560, 8 heads, 2 KV heads of 256, global_head_dim "
+            "512 (no separate global KV heads, attention_k_eq_v false), sliding window 512, "
+            "layer_types 5 sliding + 1 full, intermediate 10240 without use_double_wide_mlp, "
+            "num_kv_shared_layers 18, hidden_size_per_layer_input 256, vocab 262144, 131072 "
+            "positions, soft-cap 30, tied embeddings"
+        ),
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        notes=(*GEMMA4_NOTES, "no exact published file size was found"),
+    ),
+    CatalogueSource(
         name="llama-4-scout-17b-16e",
         blueprint=LLAMA4_SCOUT,
         hyperparameters_source=LLAMA4_SCOUT_SOURCE,
