@@ -33,6 +33,8 @@ SYNTHETIC_ARCHS += ("minimax-m2",)
 SYNTHETIC_ARCHS += ("mistral4",)
 # deepseek32: deepseek2's MLA over the lightning indexer's top-k cells (its own K cache)
 SYNTHETIC_ARCHS += ("deepseek32",)
+# kimi-linear: KDA layers with conv and delta-rule state between MLA layers without RoPE
+SYNTHETIC_ARCHS += ("kimi-linear",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a miniature
@@ -244,6 +246,13 @@ SYNTHETIC = [
             "mla-q8-cpu-moe": "-c 2048 -ngl 99 -ts 1,3 -ctk q8_0 -ctv q8_0 -fa on --cpu-moe",
             "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,1 -fa off",
             "partial-nkvo-ub": "-c 2048 -np 2 -ngl 5 -ts 2,1 -nkvo -ub 128",
+        },
+        # kimi-linear: KDA (0-2, 4-6) and MLA (3, 7) layers, a dense first layer
+        "kimi-linear/8": {
+            "split": "-c 1024 -ngl 99 -ts 1,1",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,1 -fa off",
+            "exps-cpu-ub": "-c 2048 -np 2 -ngl 5 -ts 2,1 -ot exps=CPU -ub 256",
+            "nkvo-q8": "-c 2048 -np 2 -ngl 99 -ts 1,1 -nkvo -ctk q8_0 -ctv q8_0 -fa on",
         },
         # nemotron_h_moe: Mamba-2 (0, 4), MoE (1, 3, 5, 7) and attention (2, 6) layers
         "nemotron_h_moe/8": {

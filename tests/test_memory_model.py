@@ -28,9 +28,9 @@ def test_unknown_architecture_is_refused(gemma) -> None:
 
 
 def test_unmodelled_recurrent_state_is_said_so(gemma) -> None:
-    # kimi-linear keeps KDA state (n_embd_head_kda), which fit does not size
+    # kimi-k3 keeps full-rank-gated KDA state beside an MLA cache, which fit does not size
     hybrid = gemma.model_copy(
-        update={"architecture": "kimi-linear", "recurrent": Recurrent(recurrent_layers=(True,))}
+        update={"architecture": "kimi-k3", "recurrent": Recurrent(recurrent_layers=(True,))}
     )
     with pytest.raises(BadInput, match="state fit does not model"):
         estimate_memory(hybrid, parse_llama_args([]), cpu=CPU)

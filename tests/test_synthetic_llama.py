@@ -163,6 +163,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "nemotron_h_moe": "blk.0.ssm_d",
     "minimax-m2": "blk.1.attn_k_norm.weight",
     "mistral4": "blk.0.attn_q_a_norm.weight",
+    "kimi-linear": "blk.0.ssm_f_b.weight",
 }
 
 

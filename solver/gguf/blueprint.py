@@ -56,6 +56,7 @@ class Arch(StrEnum):
     NEMOTRON_H_MOE = "nemotron_h_moe"  # Nemotron 3: Mamba-2, attention and MoE layers by pattern
     MINIMAX_M2 = "minimax-m2"  # MiniMax M2/M2.1: full-width Q/K norms, sigmoid-routed experts
     MISTRAL4 = "mistral4"  # Mistral Small 4: deepseek2's loader and graph (MLA, experts)
+    KIMI_LINEAR = "kimi-linear"  # Kimi Linear: KDA linear attention between MLA layers (NoPE)
 
 
 class RopeScaling(BaseModel):
@@ -186,6 +187,12 @@ class Blueprint(BaseModel):
     # Mamba-2 sizes are ssm_d_conv, ssm_d_state, ssm_n_group and ssm_dt_rank (its heads)
     layer_pattern: str = Field(default="", description="hybrid_override_pattern")
     mamba_head_dim: int = Field(default=0, description="mamba_head_dim")
+    # kimi-linear: KDA (Kimi delta attention) layers between MLA layers; the KDA layers' heads
+    # are n_head wide of kda_head_dim, their Q/K/V short convolutions ssm_d_conv long
+    kda_head_dim: int = Field(default=0, description="linear_attn_config.head_dim")
+    full_attention_layers: tuple[int, ...] = Field(
+        default=(), description="linear_attn_config.full_attn_layers (1-based MLA layers)"
+    )
     # qwen3next files converted before attn_qkv / attn_gate: one fused ssm_in per DeltaNet layer
     legacy_ssm_in: bool = Field(default=False, description="the converter's old in_proj_qkvz")
     tokenizer: Tokenizer = Tokenizer()
@@ -198,7 +205,7 @@ class Blueprint(BaseModel):
             self.gemma4_head_dim_swa and self.gemma4_swa_period and self.head_dim
         ):
             raise BadInput(f"{self.name}: gemma4 needs both head widths and the layer pattern")
-        moe_archs += (Arch.QWEN3NEXT, Arch.MINIMAX_M2, Arch.MISTRAL4)
+        moe_archs += (Arch.QWEN3NEXT, Arch.MINIMAX_M2, Arch.MISTRAL4, Arch.KIMI_LINEAR)
         if self.architecture in moe_archs and not (self.n_expert and self.n_expert_used):
             raise BadInput(f"{self.name}: {self.architecture} needs n_expert and n_expert_used")
         if self.n_expert_used > self.n_expert:
@@ -222,6 +229,10 @@ class Blueprint(BaseModel):
                 raise BadInput(f"{self.name}: value heads not a multiple of key heads")
         if self.architecture is Arch.NEMOTRON_H_MOE:
             self._check_nemotron_h()
+        if self.architecture is Arch.KIMI_LINEAR and not (
+            self.kda_head_dim and self.ssm_d_conv and self.kv_lora_rank and self.v_head_dim
+        ):
+            raise BadInput(f"{self.name}: kimi-linear needs the KDA and MLA dimensions")
         if self.architecture is Arch.MINIMAX_M2 and self.n_ff != self.n_ff_exp:
             # minimax-m2.cpp creates the experts n_ff (feed_forward_length) wide
             raise BadInput(f"{self.name}: minimax-m2 needs n_ff equal to n_ff_exp")
@@ -251,6 +262,12 @@ class Blueprint(BaseModel):
         """deepseek2, deepseek32 and mistral4 (llama_model_mistral4 reuses deepseek2's
         hparams, tensors and graph): multi-head latent attention, converted as MQA."""
         return self.architecture in (Arch.DEEPSEEK2, Arch.DEEPSEEK32, Arch.MISTRAL4)
+
+    def is_kda_layer(self, layer: int) -> bool:
+        """kimi-linear: a trunk layer not in full_attn_layers (which counts from 1)."""
+        return self.architecture is Arch.KIMI_LINEAR and (
+            layer + 1 not in self.full_attention_layers
+        )
 
     @property
     def is_gated_delta_net(self) -> bool:
@@ -379,6 +396,8 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         put(K.Attention.Indexer.HEAD_COUNT, bp.indexer_n_head)
         put(K.Attention.Indexer.KEY_LENGTH, bp.indexer_head_size)
         put(K.Attention.Indexer.TOP_K, bp.indexer_top_k)
+    if bp.architecture is Arch.KIMI_LINEAR:
+        _put_kimi_linear(bp, put)
     _put_attention_geometry(bp, put)
     _put_rope_scaling(bp, put)
     if bp.sliding_window:
@@ -458,6 +477,27 @@ def _put_nemotron_h(bp: Blueprint, put) -> None:
     put(K.SSM.INNER_SIZE, bp.ssm_d_inner)
     put(K.SSM.TIME_STEP_RANK, bp.ssm_dt_rank)
     put(K.Attention.LAYERNORM_EPS, float(bp.rms_norm_eps))
+
+
+def _put_kimi_linear(bp: Blueprint, put) -> None:
+    """conversion/kimi_linear.py: one KV head on the MLA layers and none on the KDA layers
+    (how the loader tells them apart), the short-convolution length and KDA head width, MLA
+    as MQA (no value_length: V is a view of the compressed K), the MoE keys it always writes.
+    """
+    kv_heads = [0 if bp.is_kda_layer(il) else 1 for il in range(bp.n_layer)]
+    put(K.Attention.HEAD_COUNT_KV, kv_heads)
+    put(K.SSM.CONV_KERNEL, bp.ssm_d_conv)
+    put(K.KDA.HEAD_DIM, bp.kda_head_dim)
+    put(K.LLM.VOCAB_SIZE, bp.n_vocab)
+    if bp.q_lora_rank:
+        put(K.Attention.Q_LORA_RANK, bp.q_lora_rank)
+    put(K.Attention.KV_LORA_RANK, bp.kv_lora_rank)
+    put(K.Rope.DIMENSION_COUNT, bp.qk_rope_head_dim)
+    put(K.Attention.KEY_LENGTH, bp.kv_lora_rank + bp.qk_rope_head_dim)
+    put(K.Attention.KEY_LENGTH_MLA, bp.qk_nope_head_dim + bp.qk_rope_head_dim)
+    put(K.Attention.VALUE_LENGTH_MLA, bp.v_head_dim)
+    put(K.LLM.EXPERT_SHARED_COUNT, bp.n_expert_shared)
+    put(K.LLM.LEADING_DENSE_BLOCK_COUNT, bp.leading_dense_layers)
 
 
 def _put_gemma4(bp: Blueprint, put) -> None:
@@ -565,15 +605,9 @@ def _global_tensors(bp: Blueprint) -> list[TensorSpec]:
         _spec(T.OUTPUT_NORM, None, (bp.n_embd,)),
     ]
     if not bp.tied_embeddings:
-        # gpt-oss and minimax-m2 require output; the others fall back to token_embd
-        specs.append(
-            _spec(
-                T.OUTPUT,
-                None,
-                (bp.n_embd, bp.n_vocab),
-                required=bp.architecture in (Arch.GPT_OSS, Arch.MINIMAX_M2),
-            )
-        )
+        # gpt-oss, minimax-m2 and kimi-linear require output; others fall back to token_embd
+        required = bp.architecture in (Arch.GPT_OSS, Arch.MINIMAX_M2, Arch.KIMI_LINEAR)
+        specs.append(_spec(T.OUTPUT, None, (bp.n_embd, bp.n_vocab), required=required))
     if bp.architecture is Arch.GEMMA4:
         specs += _gemma4_globals(bp)
     if bp.rope_scaling is not None and bp.rope_scaling.type == "llama3":
@@ -699,12 +733,11 @@ def _gemma3_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     ]
 
 
-def _deepseek2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
-    """src/models/deepseek2.cpp with MLA split k_b/v_b (current converter output)."""
-    skipped = i >= bp.n_layer
+def _mla_attention(bp: Blueprint, i: int, *, skipped: bool = False) -> list[TensorSpec]:
+    """Multi-head latent attention with the converter's split k_b/v_b (deepseek2.cpp,
+    kimi-linear.cpp): Q direct or through q_lora_rank, the compressed KV plus rope dims."""
     k_mla = bp.qk_nope_head_dim + bp.qk_rope_head_dim
     specs = [
-        _spec(T.ATTN_NORM, i, (bp.n_embd,), skipped=skipped),
         _spec(T.ATTN_KV_A_NORM, i, (bp.kv_lora_rank,), skipped=skipped),
         _spec(
             T.ATTN_KV_A_MQA,
@@ -715,7 +748,6 @@ def _deepseek2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
         _spec(T.ATTN_K_B, i, (bp.qk_nope_head_dim, bp.kv_lora_rank, bp.n_head), skipped=skipped),
         _spec(T.ATTN_V_B, i, (bp.kv_lora_rank, bp.v_head_dim, bp.n_head), skipped=skipped),
         _spec(T.ATTN_OUT, i, (bp.n_head * bp.v_head_dim, bp.n_embd), skipped=skipped),
-        _spec(T.FFN_NORM, i, (bp.n_embd,), skipped=skipped),
     ]
     if bp.q_lora_rank:
         specs += [
@@ -725,6 +757,17 @@ def _deepseek2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
         ]
     else:
         specs.append(_spec(T.ATTN_Q, i, (bp.n_embd, bp.n_head * k_mla), skipped=skipped))
+    return specs
+
+
+def _deepseek2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/deepseek2.cpp with MLA split k_b/v_b (current converter output)."""
+    skipped = i >= bp.n_layer
+    specs = [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,), skipped=skipped),
+        *_mla_attention(bp, i, skipped=skipped),
+        _spec(T.FFN_NORM, i, (bp.n_embd,), skipped=skipped),
+    ]
     if bp.is_moe_layer(i):
         specs += _routed_experts(bp, i, skipped=skipped)
         if bp.architecture is Arch.MISTRAL4:
@@ -972,6 +1015,49 @@ def _minimax_m2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     ]
 
 
+def _kda(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """kimi-linear.cpp's KDA layer: Q/K/V projections with their own short convolutions (F32,
+    never quantized; stored 3-D as llama-quantize writes them), the low-rank forget gate
+    f_a/f_b with its dt bias and per-head decay A (also F32, 1 x heads), the beta projection,
+    the low-rank output gate g_a/g_b, the gated RMS norm and the output projection."""
+    kda, n_head = bp.kda_head_dim, bp.n_head
+    width = kda * n_head
+    conv = (bp.ssm_d_conv, 1, width)
+    return [
+        _spec(T.SSM_CONV1D_Q, i, conv, source_type=F32),
+        _spec(T.SSM_CONV1D_K, i, conv, source_type=F32),
+        _spec(T.SSM_CONV1D_V, i, conv, source_type=F32),
+        _spec(T.ATTN_Q, i, (bp.n_embd, width)),
+        _spec(T.ATTN_K, i, (bp.n_embd, width)),
+        _spec(T.ATTN_V, i, (bp.n_embd, width)),
+        _spec(T.SSM_F_A, i, (bp.n_embd, kda)),
+        _spec(T.SSM_F_B, i, (kda, width)),
+        _spec(T.SSM_BETA, i, (bp.n_embd, n_head)),
+        TensorSpec(name=f"blk.{i}.ssm_a", shape=(1, n_head), source_type=F32),
+        _spec(T.SSM_DT, i, (width,), suffix="bias"),
+        _spec(T.SSM_G_A, i, (bp.n_embd, kda)),
+        _spec(T.SSM_G_B, i, (kda, width)),
+        _spec(T.SSM_NORM, i, (kda,)),
+        _spec(T.ATTN_OUT, i, (width, bp.n_embd)),
+    ]
+
+
+def _kimi_linear_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/kimi-linear.cpp: a KDA or an MLA (NoPE) block, then a dense FFN on the
+    leading layers, else routed experts with the required selection bias plus the shared
+    expert (optional to the loader, but the graph runs it unconditionally: required here)."""
+    specs = [_spec(T.ATTN_NORM, i, (bp.n_embd,)), _spec(T.FFN_NORM, i, (bp.n_embd,))]
+    specs += _kda(bp, i) if bp.is_kda_layer(i) else _mla_attention(bp, i)
+    if not bp.is_moe_layer(i):
+        return specs + _dense_ffn(bp, i)
+    return [
+        *specs,
+        *_routed_experts(bp, i),
+        _spec(T.FFN_EXP_PROBS_B, i, (bp.n_expert,), suffix="bias"),
+        *_shared_experts(bp, i),
+    ]
+
+
 def _gemma4_globals(bp: Blueprint) -> list[TensorSpec]:
     """gemma4.cpp globals beyond embedding and output norm: the proportional-rope factors of
     the global layers, the per-layer-embedding table, its projection and norm."""
@@ -1053,4 +1139,5 @@ _LAYER_BUILDERS = {
     Arch.QWEN3NEXT: _qwen3next_layer,
     Arch.NEMOTRON_H_MOE: _nemotron_h_moe_layer,
     Arch.MINIMAX_M2: _minimax_m2_layer,
+    Arch.KIMI_LINEAR: _kimi_linear_layer,
 }

@@ -524,6 +524,7 @@ def _recurrent_state(
         state_size=meta.uint(Keys.SSM.STATE_SIZE, 0),
         time_step_rank=meta.uint(Keys.SSM.TIME_STEP_RANK, 0),
         group_count=meta.uint(Keys.SSM.GROUP_COUNT, 0),
+        kda_head_dim=meta.uint(Keys.KDA.HEAD_DIM, 0),
         recurrent_layers=layers,
     )
 

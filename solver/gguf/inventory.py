@@ -180,6 +180,7 @@ class Recurrent(BaseModel):
     state_size: int = 0
     time_step_rank: int = 0
     group_count: int = 0
+    kda_head_dim: int = Field(default=0, description="{arch}.kda.head_dim (kimi-linear's KDA)")
     recurrent_layers: tuple[bool, ...] = ()
 
 

@@ -552,6 +552,53 @@ _MINIMAX_M2 = Family(
     ),
 )
 
+# kimi-linear: per layer a KDA block (recurrent: no KV heads) or an MLA block without RoPE,
+# then a dense FFN on the leading layers, else experts with a required selection bias and the
+# shared expert (optional to the loader, but the graph runs it unconditionally: required here)
+_KDA = (
+    _w(T.SSM_CONV1D_Q, "DC", "1", "KDA*H", when=("recurrent",)),
+    _w(T.SSM_CONV1D_K, "DC", "1", "KDA*H", when=("recurrent",)),
+    _w(T.SSM_CONV1D_V, "DC", "1", "KDA*H", when=("recurrent",)),
+    _qkv("KDA*H", "KDA*H", "KDA*H", ("recurrent",)),
+    _w(T.SSM_F_A, "E", "KDA", when=("recurrent",)),
+    _w(T.SSM_F_B, "KDA", "KDA*H", when=("recurrent",)),
+    _w(T.SSM_BETA, "E", "H", when=("recurrent",)),
+    Need(T.SSM_A, ("1", "H"), ("recurrent",), None),
+    _b(T.SSM_DT, "KDA*H", when=("recurrent",)),
+    _w(T.SSM_G_A, "E", "KDA", when=("recurrent",)),
+    _w(T.SSM_G_B, "KDA", "KDA*H", when=("recurrent",)),
+    _w(T.SSM_NORM, "KDA", when=("recurrent",)),
+    _w(T.ATTN_OUT, "KDA*H", "E", when=("recurrent",)),
+)
+_KIMI_MLA = (
+    _w(T.ATTN_Q_A_NORM, "QL", when=("attention", "q_lora")),
+    _w(T.ATTN_Q_A, "E", "QL", when=("attention", "q_lora")),
+    _w(T.ATTN_Q_B, "QL", "H*KMLA", when=("attention", "q_lora")),
+    _w(T.ATTN_Q, "E", "H*KMLA", when=("attention", "no_q_lora")),
+    _w(T.ATTN_KV_A_NORM, "KVL", when=("attention",)),
+    _w(T.ATTN_KV_A_MQA, "E", "KVL+ROT", when=("attention",)),
+    Either(
+        (_w(T.ATTN_KV_B, "KVL", "H*KMLA-H*ROT+H*VMLA"),),
+        (_w(T.ATTN_K_B, "KMLA-ROT", "KVL", "H"), _w(T.ATTN_V_B, "KVL", "VMLA", "H")),
+        ("attention",),
+    ),
+    _w(T.ATTN_OUT, "H*VMLA", "E", when=("attention",)),
+)
+_KIMI_LINEAR = Family(
+    "src/models/kimi-linear.cpp",
+    _GLOBALS_OUTPUT,
+    (
+        _w(T.ATTN_NORM, "E"),
+        *_KDA,
+        *_KIMI_MLA,
+        _w(T.FFN_NORM, "E"),
+        *_dense_ffn(("dense",)),
+        *_experts("FE", ("moe",)),
+        _b(T.FFN_EXP_PROBS_B, "X", when=("moe",)),
+        *_shared_experts("FE*S", ("moe",)),
+    ),
+)
+
 FAMILIES: dict[str, Family] = {
     "llama": _LLAMA,
     "mistral3": _LLAMA,
@@ -572,6 +619,7 @@ FAMILIES: dict[str, Family] = {
     "qwen3next": _QWEN3NEXT,
     "nemotron_h_moe": _NEMOTRON_H_MOE,
     "minimax-m2": _MINIMAX_M2,
+    "kimi-linear": _KIMI_LINEAR,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.
@@ -622,6 +670,7 @@ def _dimensions(inventory: Inventory) -> dict[str, int]:
         "DI": state.inner_size if state else 0,
         "DIG": state.inner_size // state.group_count if state and state.group_count else 0,
         "HKVMAX": max(att.n_head_kv, default=0),
+        "KDA": state.kda_head_dim if state else 0,  # kimi-linear's KDA head width
         # gemma4: the sliding layers' K head width, the first global layer's KV heads, the
         # per-layer-embedding width and the trunk layers it spans
         "HKS": _meta_int(inventory, Keys.Attention.KEY_LENGTH_SWA) or att.key_length,
@@ -826,7 +875,7 @@ _DIM_NAMES = {
     "FSHEXP_OR_F": "n_ff_shexp", "X": "n_expert", "S": "n_expert_shared",
     "QL": "q_lora_rank", "KVL": "kv_lora_rank", "KMLA": "key_length_mla",
     "VMLA": "value_length_mla", "DS": "ssm_d_state", "NG": "ssm_n_group", "DT": "ssm_dt_rank",
-    "DC": "ssm_d_conv",
+    "DC": "ssm_d_conv", "KDA": "kda_head_dim",
     "HKS": "head_k_swa", "HKVG": "n_head_kv_global", "PLE": "n_embd_per_layer",
     "NL": "n_layer", "IH": "indexer_n_head", "IK": "indexer_head_size",
 }  # fmt: skip

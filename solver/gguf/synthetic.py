@@ -380,6 +380,9 @@ def miniature(bp: Blueprint) -> Blueprint:
     if bp.architecture is Arch.LLAMA4:
         # three chunked layers, then a full-attention layer without RoPE (llama4.cpp)
         n_layer = max(n_layer, 4)
+    if bp.architecture is Arch.KIMI_LINEAR:
+        # up to the first MLA layer (Kimi Linear's fourth): KDA layers before it
+        n_layer = max(n_layer, min(bp.full_attention_layers))
     groups = {}
     if bp.expert_groups is not None:
         # keep "grouped routing" when the model has it; llama.cpp wants used < groups
@@ -415,6 +418,7 @@ def miniature(bp: Blueprint) -> Blueprint:
             **_mini_gemma4(bp),
             # minimax-m2.cpp sizes its experts by feed_forward_length: both stay one width
             **({"n_ff": 256} if bp.architecture is Arch.MINIMAX_M2 else {}),
+            "kda_head_dim": 64 if bp.kda_head_dim else 0,
             "tokenizer": bp.tokenizer.model_copy(
                 update={"bos_token_id": None, "eos_token_id": None, "n_merges": None}
             ),
@@ -591,6 +595,26 @@ def tiny_blueprint(arch: Arch | str) -> Blueprint:
             "rope_scaling": RopeScaling(
                 type="yarn", factor=128.0, original_context_length=8192, yarn_log_multiplier=0.1
             ),
+            "tokenizer": gpt2,
+        },
+        # kimi-linear: KDA layers (0-2, 4-6) and MLA layers without RoPE (3, 7), a dense first
+        # layer, then sigmoid-routed experts with the selection bias and a shared expert
+        Arch.KIMI_LINEAR: {
+            **moe,
+            "n_layer": 4,
+            "n_ff": 512,
+            "n_head_kv": 4,
+            "kda_head_dim": 64,
+            "ssm_d_conv": 4,
+            "full_attention_layers": (4, 8),
+            "kv_lora_rank": 256,
+            "qk_nope_head_dim": 64,
+            "qk_rope_head_dim": 32,
+            "v_head_dim": 64,
+            "n_expert_shared": 1,
+            "leading_dense_layers": 1,
+            "expert_gating": "sigmoid",
+            "expert_weights_scale": 2.446,
             "tokenizer": gpt2,
         },
         # minimax-m2: half-rotary 64-wide heads with full-width Q/K norms, sigmoid routing

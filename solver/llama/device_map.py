@@ -201,7 +201,8 @@ class Section(StrEnum):
     REPEATING = "repeating"
 
 
-_SSM_MUL_MAT = ("ssm_in", "ssm_out", "ssm_x", "ssm_dt", "ssm_alpha", "ssm_beta", "ssm_ba")
+_SSM_MUL_MAT = ("ssm_in", "ssm_out", "ssm_x", "ssm_dt", "ssm_alpha", "ssm_beta", "ssm_ba",
+                "ssm_f_a", "ssm_f_b", "ssm_g_a", "ssm_g_b")  # fmt: skip
 _INPUT_ROLES = ("token_embd", "pos_embd", "token_types", "per_layer_token_embd")
 _PER_LAYER_GLOBALS = ("rope_freqs", "rope_factors_long", "rope_factors_short")
 # gemma4's per-layer-embedding projection and norm: global names, created for layer 0
@@ -256,8 +257,9 @@ def tensor_op(tensor: Tensor) -> tuple[Op, Section]:
         return Op.OTHER, Section.REPEATING
     if "_exps" in role or "_chexps" in role:
         return Op.MUL_MAT_ID, Section.REPEATING
-    # llm_tensor_info: the SSM projections (in, x, dt, out; DeltaNet's alpha and beta) are
-    # MUL_MAT weights (qwen3next's fused ssm_ba too), the rest (conv1d, A, D, norms) element-wise
+    # llm_tensor_info: the SSM projections (in, x, dt, out; DeltaNet's alpha and beta; KDA's
+    # low-rank gates f_a/f_b/g_a/g_b) are MUL_MAT weights (qwen3next's fused ssm_ba too), the
+    # rest (conv1d, A, D, norms) element-wise
     if role.startswith("ssm_") and not role.startswith(_SSM_MUL_MAT):
         return Op.OTHER, Section.REPEATING
     return Op.MUL_MAT, Section.REPEATING

@@ -57,7 +57,7 @@ SPECIAL_MEMORY_ARCHS = frozenset(
 # Hybrids whose memory llama.cpp builds from other parts (an indexer cache, DSV4, or
 # recurrent state fit does not size: KDA / lightning attention heads).
 UNMODELLED_HYBRID_ARCHS = frozenset(
-    {"qwen4exp", "glm5-next", "deepseek4", "kimi-linear", "kimi-k3", "bailingmoe3", "minimax-01"}
+    {"qwen4exp", "glm5-next", "deepseek4", "kimi-k3", "bailingmoe3", "minimax-01"}
 )
 # create_memory's hybrid layer filters (default: attention = !is_recr, recurrent = is_recr)
 _TRUNK_FILTER_ARCHS = frozenset({"qwen3next", "qwen35", "qwen35moe"})
@@ -161,6 +161,7 @@ class ModelHparams(BaseModel):
     ssm_d_state: int = 0
     ssm_dt_rank: int = 0
     ssm_n_group: int = 0
+    n_embd_head_kda: int = 0  # kimi-linear: the KDA layers' head width (0: no KDA)
 
     @property
     def n_layer(self) -> int:
@@ -298,6 +299,7 @@ def _ssm_sizes(inventory: Inventory) -> dict[str, int]:
         "ssm_d_state": state.state_size,
         "ssm_dt_rank": state.time_step_rank,
         "ssm_n_group": state.group_count,
+        "n_embd_head_kda": state.kda_head_dim,
     }
 
 
@@ -386,6 +388,10 @@ def _recurrent_widths(inventory: Inventory) -> tuple[int, int]:
     l_cache = _int_meta(inventory, Keys.ShortConv.L_CACHE, 0)
     if l_cache:  # LFM2 short convolutions
         return n_embd * (l_cache - 1), d_state * d_inner
+    kda = state.kda_head_dim if state else 0
+    if kda:  # kimi-linear's KDA: Q, K and V conv windows (3 by default), a head x head state
+        n_head = inventory.attention.n_head[0] if inventory.attention.n_head else 0
+        return 3 * (d_conv - 1 if d_conv > 0 else 3) * kda * n_head, kda * kda * n_head
     # Mamba-style conv state (the first column is shifted out) and SSM state
     n_conv = (d_conv - 1 if d_conv > 0 else 0) * (d_inner + 2 * n_group * d_state)
     return n_conv, d_state * d_inner

@@ -329,8 +329,10 @@ def mla_attention(
     cur: Tensor,
     inp_pos: Tensor,
     attn_scale: Tensor | None,
+    rope: bool = True,
 ) -> Tensor:
-    """deepseek2.cpp: multi-head latent attention with the absorption optimisation."""
+    """deepseek2.cpp: multi-head latent attention with the absorption optimisation;
+    ``rope=False``: kimi-linear.cpp's MLA layers, whose rope dims take no RoPE."""
     hp = b.hp
     if b.lw(il, "attn_q") is not None:
         q = g.mul_mat(b.lw(il, "attn_q"), cur)
@@ -338,8 +340,10 @@ def mla_attention(
         q = g.mul_mat(b.lw(il, "attn_q_a"), cur)
         q = b.build_norm(q, b.lw(il, "attn_q_a_norm"), None, il)
         q = g.mul_mat(b.lw(il, "attn_q_b"), q)
-    q = g.reshape(q, hp.n_embd_head_k_mla, hp.layers[il].n_head, b.n_tokens)
-    q_cur, k_cur, v_cur = mla_qkv(b, il, q, cur, inp_pos)
+    if rope:
+        q = g.reshape(q, hp.n_embd_head_k_mla, hp.layers[il].n_head, b.n_tokens)
+    # kimi-linear.cpp takes its views of Q as the matmul left it (no reshape)
+    q_cur, k_cur, v_cur = mla_qkv(b, il, q, cur, inp_pos, use_rope=rope)
     if attn_scale is not None:
         q_cur = g.mul(q_cur, attn_scale)
     cur = build_attn(
@@ -350,11 +354,12 @@ def mla_attention(
 
 
 def mla_qkv(
-    b: GraphBuilder, il: int, q: Tensor, cur: Tensor, inp_pos: Tensor
+    b: GraphBuilder, il: int, q: Tensor, cur: Tensor, inp_pos: Tensor, use_rope: bool = True
 ) -> tuple[Tensor, Tensor, Tensor]:
     """MLA's Q, K and V from the full query ``q`` (heads of n_embd_head_k_mla, 3-D or as the
     matmul left it) and the layer input: the compressed KV and its rotary part, the query's
-    no-rope part absorbed through attn_k_b (deepseek2.cpp, deepseek32.cpp)."""
+    no-rope part absorbed through attn_k_b (deepseek2.cpp, deepseek32.cpp; kimi-linear.cpp
+    without RoPE on the rotary parts)."""
     hp = b.hp
     n_tokens = b.n_tokens
     n_head = hp.layers[il].n_head
@@ -366,12 +371,14 @@ def mla_qkv(
     row = rs(kv_cmpr_pe.type, rank + rope)
     kv_cmpr = g.view_2d(kv_cmpr_pe, rank, n_tokens, row, 0)
     k_pe = g.view_3d(kv_cmpr_pe, rope, 1, n_tokens, row, row, rs(kv_cmpr_pe.type, rank))
-    k_pe = g.rope(k_pe, inp_pos)
+    if use_rope:
+        k_pe = g.rope(k_pe, inp_pos)
     kv_cmpr = b.build_norm(kv_cmpr, b.lw(il, "attn_kv_a_norm"), None, il)
     q_row = rs(q.type, hp.n_embd_head_k_mla)
     q_nope = g.view_3d(q, nope, n_head, n_tokens, q_row, q_row * n_head, 0)
     q_pe = g.view_3d(q, rope, n_head, n_tokens, q_row, q_row * n_head, rs(q.type, nope))
-    q_pe = g.rope(q_pe, inp_pos)
+    if use_rope:
+        q_pe = g.rope(q_pe, inp_pos)
     q_nope = g.permute(q_nope, 0, 2, 1, 3)
     q_absorbed = g.mul_mat(b.lw(il, "attn_k_b"), q_nope)
     q_absorbed = g.permute(q_absorbed, 0, 2, 1, 3)

@@ -122,8 +122,7 @@ def _check_layers(b: GraphBuilder, blocks: HybridBlocks) -> None:
 
 def _graph_inputs(b: GraphBuilder, blocks: HybridBlocks) -> _Inputs:
     """build_inp_mem_hybrid (state copy, then the KV cache's), positions, output rows."""
-    n_rs = max(1, b.ub.n_seqs)  # the state cache: max(1, n_seq_max) cells, all of them
-    s_copy = b.input(g.new_tensor(I32, n_rs), "rs_s_copy")
+    rs = build_rs_inputs(b)
     attn = build_attn_inp(b, "kv")
     inp_pos = blocks.positions(b)
     out_ids = build_inp_out_ids(b)
@@ -131,7 +130,14 @@ def _graph_inputs(b: GraphBuilder, blocks: HybridBlocks) -> _Inputs:
     routing = MoeRouting(
         gating=GATING_SOFTMAX, norm_w=True, w_scale=b.hp.expert_weights_scale, act="silu"
     )
-    return _Inputs(_RsInputs(s_copy, n_rs), attn, inp_pos, out_ids, routing)
+    return _Inputs(rs, attn, inp_pos, out_ids, routing)
+
+
+def build_rs_inputs(b: GraphBuilder) -> _RsInputs:
+    """llm_graph_input_rs: the state-copy input over the whole state cache (max(1, n_seq_max)
+    cells at reserve)."""
+    n_rs = max(1, b.ub.n_seqs)
+    return _RsInputs(b.input(g.new_tensor(I32, n_rs), "rs_s_copy"), n_rs)
 
 
 def _layer(b: GraphBuilder, blocks: HybridBlocks, ins: _Inputs, il: int, inp_l: Tensor) -> Tensor:

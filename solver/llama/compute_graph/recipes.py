@@ -44,10 +44,11 @@ from solver.llama.compute_graph.inputs import (
     build_inp_out_ids,
     build_inp_pos,
 )
+from solver.llama.compute_graph.kimi_linear import check_kimi_layers, kda_block
 from solver.llama.compute_graph.llama4 import build_llama4
 from solver.llama.compute_graph.nemotron_h import build_nemotron_h
 from solver.llama.compute_graph.qwen3next import build_qwen3next
-from solver.llama.compute_graph.qwen35 import build_qwen35
+from solver.llama.compute_graph.qwen35 import _RsInputs, build_qwen35, build_rs_inputs
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,10 @@ class ArchRecipe:
     shared_expert_gate: bool = False  # qwen2moe: sigmoid gate on the shared expert
     sinks: bool = False  # gpt-oss attention sinks
     qk_norm_full: bool = False  # minimax-m2: Q/K normed over all heads, before the reshape
+    # the block of a layer with recurrent state instead of attention (kimi-linear's KDA), and
+    # the check that the file's layers are what the recipe builds (reserve's default else)
+    recurrent: Callable[[GraphBuilder, _RsInputs, int, Tensor], Tensor] | None = None
+    check: Callable[[GraphBuilder], None] | None = None
     # the architecture's own graph function, instead of build_generic (it checks its layers)
     build: Callable[[GraphBuilder], None] | None = None
 
@@ -114,6 +119,11 @@ RECIPES: dict[str, ArchRecipe] = {
     "gemma4": ArchRecipe(build=build_gemma4),
     "qwen3next": ArchRecipe(build=build_qwen3next),
     "nemotron_h_moe": ArchRecipe(build=build_nemotron_h),
+    # kimi-linear.cpp: KDA layers (recurrent) between MLA layers without RoPE; sigmoid
+    # routing (the GGUF's gating) with normalised weights plus an ungated shared expert
+    "kimi-linear": ArchRecipe(
+        attention="mla", rope=False, recurrent=kda_block, check=check_kimi_layers
+    ),
     # minimax-m2.cpp: qwen3moe's layer with full-width Q/K norms and sigmoid routing with the
     # selection bias; build_moe_ffn's norm_w is true (the GGUF writes the gating function)
     "minimax-m2": ArchRecipe(qk_norm_full=True, gating=GATING_SIGMOID),
@@ -129,6 +139,7 @@ class _GraphInputs:
     attn_scale: Tensor | None  # temperature tuning, when the model has it
     out_ids: Tensor
     routing: MoeRouting
+    rs: _RsInputs | None  # the recurrent state's copy input, for recipes with such layers
 
 
 def build_generic(b: GraphBuilder, recipe: ArchRecipe) -> None:
@@ -147,7 +158,8 @@ def _graph_inputs(b: GraphBuilder, recipe: ArchRecipe) -> _GraphInputs:
     """The inputs after the embedding, in llama.cpp's order; and the model's MoE routing."""
     hp = b.hp
     attn_scale = build_inp_attn_scale(b)
-    inp_pos = build_inp_pos(b)
+    inp_pos = build_inp_pos(b)  # unused (and so not in the graph) without RoPE
+    rs = build_rs_inputs(b) if recipe.recurrent is not None else None
     attn = build_attn_inp(b, recipe.attention)
     out_ids = build_inp_out_ids(b)
     routing = MoeRouting(
@@ -156,7 +168,7 @@ def _graph_inputs(b: GraphBuilder, recipe: ArchRecipe) -> _GraphInputs:
         w_scale=hp.expert_weights_scale,
         act=recipe.moe_act,
     )
-    return _GraphInputs(attn, inp_pos, attn_scale, out_ids, routing)
+    return _GraphInputs(attn, inp_pos, attn_scale, out_ids, routing, rs)
 
 
 def _layer(b: GraphBuilder, recipe: ArchRecipe, ins: _GraphInputs, il: int, inp_l: Tensor):
@@ -185,9 +197,11 @@ def _layer(b: GraphBuilder, recipe: ArchRecipe, ins: _GraphInputs, il: int, inp_
 def _attention(
     b: GraphBuilder, recipe: ArchRecipe, ins: _GraphInputs, il: int, cur: Tensor
 ) -> Tensor:
-    """The recipe's attention block for layer il."""
+    """The recipe's attention block for layer il (its recurrent block on a recurrent layer)."""
+    if recipe.recurrent is not None and b.hp.rs_layers[il]:
+        return recipe.recurrent(b, ins.rs, il, cur)
     if recipe.attention == "mla":
-        return mla_attention(b, ins.attn, il, cur, ins.inp_pos, ins.attn_scale)
+        return mla_attention(b, ins.attn, il, cur, ins.inp_pos, ins.attn_scale, recipe.rope)
     if recipe.attention == "dsa":
         return dsa_attention(b, ins.attn, il, cur, ins.inp_pos)
     return self_attention(

@@ -52,7 +52,10 @@ def build_graph(model: GraphModel, cache: CacheParams, ubatch: Ubatch) -> BuiltG
     if recipe.build is not None:
         recipe.build(b)  # the architecture's own graph function (e.g. qwen35's DeltaNet)
     else:
-        _check_modelled(model, recipe)
+        if recipe.check is not None:
+            recipe.check(b)  # layers of more than one kind (kimi-linear's KDA and MLA)
+        else:
+            _check_modelled(model, recipe)
         build_generic(b, recipe)
     return BuiltGraph(graph=b.gf, pin_layers=n_tokens < 32, n_tokens=n_tokens)
 
