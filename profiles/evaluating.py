@@ -272,25 +272,33 @@ def _quality(name: str, rows: Sequence[QualityRow]) -> dict[str, object]:
     return {}
 
 
+_MIX_GROUPS = (
+    (TensorGroup.FFN_EXPERTS, "routed experts"),
+    (TensorGroup.FFN_SHARED_EXPERTS, "shared experts"),
+    (TensorGroup.FFN_DENSE, "dense FFN"),
+    (TensorGroup.ATTENTION, "attention"),
+    (TensorGroup.OUTPUT, "output"),
+)
+
+
 def quant_notes(inventory: Inventory) -> list[str]:
-    """What the header shows about how the quant was made: for an MoE model, routers and
-    attention kept at a higher precision than the routed experts (Unsloth's dynamic quants
-    do this)."""
-    if not inventory.is_moe:
-        return []
-    types: dict[TensorGroup, set[str]] = {}
+    """How the quant was made, from its header: the ggml types of each tensor group with
+    their share of the group's bytes ("routed experts Q4_K 94%, Q6_K 6%"), so a dynamic
+    quant (Unsloth's UD- quants raise some groups and layers) can be told from a standard
+    mix of the same label. Routers are always F32 in llama.cpp's quants: not shown."""
+    bytes_by: dict[TensorGroup, dict[str, int]] = {}
     for tensor in inventory.tensors:
-        types.setdefault(tensor.group, set()).add(tensor.type)
-    experts = types.get(TensorGroup.FFN_EXPERTS, set())
-    notes = []
-    for group, label in ((TensorGroup.FFN_ROUTER, "routers"), (TensorGroup.ATTENTION, "attention")):
-        kept = types.get(group, set()) - experts
-        if experts and kept:
-            notes.append(
-                f"{label} kept at {'/'.join(sorted(kept))} while routed experts are "
-                f"{'/'.join(sorted(experts))}"
-            )
-    return notes
+        group = bytes_by.setdefault(tensor.group, {})
+        group[tensor.type] = group.get(tensor.type, 0) + tensor.n_bytes
+    parts = []
+    for group, label in _MIX_GROUPS:
+        types = bytes_by.get(group)
+        if not types:
+            continue
+        total = sum(types.values()) or 1
+        ranked = sorted(types.items(), key=lambda item: (-item[1], item[0]))
+        parts.append(f"{label} " + ", ".join(f"{name} {n / total:.0%}" for name, n in ranked))
+    return [f"types: {'; '.join(parts)}"] if parts else []
 
 
 # --- 5. the recommendation -----------------------------------------------------------------

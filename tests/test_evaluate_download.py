@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
+from profiles.evaluating import QuantEvaluation, recommend
 from solver.gguf.repo import RepoFile, group_quants, quant_label
 from tests.fake_hub import FakeHub
 from tests.gguf_bytes import write_llama
@@ -274,3 +275,45 @@ def test_download_unknown_quant(tiny_repo: FakeHub) -> None:
     code, _, err = run("download", REPO, "--quant", "Q3_K_S")
     assert code == 2
     assert "no quant 'Q3_K_S' (quants: Q8_0, UD-Q4_K_XL, BF16, Q4_K_M)" in err
+
+
+def quant(
+    name: str, size: int, *, fits: bool = True, tps: float = 50.0, kld: float | None = None
+) -> QuantEvaluation:
+    return QuantEvaluation(
+        name=name, size_bytes=size, files=(f"{name}.gguf",), model=name, fits=fits,
+        decode_tps=tps if fits else None, kld=kld,
+    )  # fmt: skip
+
+
+def test_recommendation_rules() -> None:
+    # KLD for every candidate: the lowest wins, whatever the sizes.
+    best, reason = recommend(
+        [quant("Q5_K_M", 50, kld=0.02), quant("UD-Q4_K_XL", 40, kld=0.01)], 8192, 10
+    )
+    assert best == "UD-Q4_K_XL" and "the lowest KLD in the card (0.01)" in reason
+    # Too slow or not fitting: the largest usable one, and why not the larger.
+    best, reason = recommend(
+        [quant("Q8_0", 90, fits=False), quant("Q6_K", 70, tps=5.0), quant("Q4_K_M", 50)], 8192, 10
+    )
+    assert best == "Q4_K_M"
+    assert reason.endswith("Q6_K is larger but reaches only 5.0 t/s")
+    best, reason = recommend([quant("Q8_0", 90, fits=False)], 8192, 10)
+    assert best is None and reason == "no quant fits this rig at 8192 tokens of context"
+
+
+def test_type_mix_note(tiny_repo: FakeHub) -> None:
+    code, out, err = run("evaluate", REPO, "--ctx", "256", "--json", "--quant", "Q8_0")
+    assert code == 0, err
+    (q8,) = [q for q in json.loads(out)["quants"] if q["name"] == "Q8_0"]
+    assert q8["notes"] == ["types: dense FFN F32 100%; attention F32 100%; output F32 100%"]
+
+
+def test_download_keeps_a_different_file_under_the_final_name(tiny_repo: FakeHub) -> None:
+    final = Path("models/Tiny/Q8_0/Tiny-Q8_0.gguf")
+    final.parent.mkdir(parents=True)
+    final.write_bytes(b"mine")
+    code, _, err = run("download", REPO, "--quant", "Q8_0")
+    assert code == 1
+    assert "Tiny-Q8_0.gguf: 4 bytes, the Hub lists" in err and "move it away" in err
+    assert final.read_bytes() == b"mine"
