@@ -17,8 +17,8 @@ Repository listings: ``GET /api/models/{repo_id}/tree/{revision}[/{folder}]`` an
 Hub does (a JSON list of ``file`` and ``directory`` entries; ``lfs`` with the sha256 for files
 added with one, as the Hub gives for LFS files, whose ``ETag`` is then that sha256 too);
 an unknown repository is 404 ``RepoNotFound``. ``gated`` names repositories whose files
-answer 401 ``GatedRepo`` to a request without ``Authorization`` (their listing stays public,
-as on the Hub). ``cut_after`` (bytes) serves at most that many body bytes of any one file in
+answer 401 ``GatedRepo`` to a request without ``Authorization`` (their listing and README.md
+stay public, as on the Hub). ``cut_after`` (bytes) serves at most that many body bytes of any one file in
 total: the GET that reaches it closes the connection, later GETs of that file get 503 — a
 download that breaks and stays broken until the test sets ``cut_after`` back to None.
 """
@@ -161,7 +161,8 @@ class FakeHub:
                     self._fail(404, "RepoNotFound")
                     return
                 repo_id, revision, path = match.groups()
-                if repo_id in hub.gated and not self.headers.get("Authorization"):
+                public = path in ("README.md", ".gitattributes")  # a gated repo's card shows
+                if repo_id in hub.gated and not public and not self.headers.get("Authorization"):
                     self._fail(401, "GatedRepo", f"Access to model {repo_id} is restricted.")
                     return
                 if revision not in ("main", COMMIT):

@@ -177,7 +177,7 @@ def test_samplers_from_the_hub(hub: FakeHub, tmp_path: Path) -> None:
     document = json.loads(out)
     assert document["source"] == "hf://Qwen/Qwen3-32B/README.md"
     assert document["flags"][:2] == ["--temp", "0.6"]
-    hub.add("Qwen/Qwen3-Gated", "README.md", tmp_path / "README.md")
-    hub.gated.add("Qwen/Qwen3-Gated")
-    code, _, err = run("samplers", "Qwen/Qwen3-Gated")
-    assert code == 2 and "is a gated repository" in err
+    (tmp_path / "model.gguf").write_bytes(b"GGUF")
+    hub.add("someone/No-Card", "model.gguf", tmp_path / "model.gguf")
+    code, _, err = run("samplers", "someone/No-Card")
+    assert code == 2 and "the repository has no README.md (model card)" in err
