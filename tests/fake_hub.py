@@ -18,9 +18,10 @@ Hub does (a JSON list of ``file`` and ``directory`` entries; ``lfs`` with the sh
 added with one, as the Hub gives for LFS files, whose ``ETag`` is then that sha256 too);
 an unknown repository is 404 ``RepoNotFound``. ``gated`` names repositories whose files
 answer 401 ``GatedRepo`` to a request without ``Authorization`` (their listing and README.md
-stay public, as on the Hub). ``cut_after`` (bytes) serves at most that many body bytes of any one file in
-total: the GET that reaches it closes the connection, later GETs of that file get 503 — a
-download that breaks and stays broken until the test sets ``cut_after`` back to None.
+stay public, as on the Hub). ``cut_after`` (bytes) serves at most that many body bytes of
+any one file in total: the GET that reaches it closes the connection, later GETs of that
+file get 503 — a download that breaks and stays broken until the test sets ``cut_after``
+back to None.
 """
 
 from __future__ import annotations
