@@ -311,3 +311,45 @@ def test_family_defaults_say_so() -> None:
     assert found.source.startswith("family defaults: qwen3 (Qwen/Qwen3-32B model card")
     assert settings(found, "non_thinking")["top_p"] == 0.8
     assert all(v.kind == "default" for v in found.values)
+
+
+UNSLOTH_LEAD_INS = """### Recommended settings
+
+Thinking mode:
+
+* `temperature=0.6`, `top_p=0.95`, `top_k=20`, `min_p=0.0`, `presence_penalty=0.0`, `repetition_penalty=1.0`
+
+Instruct (non-thinking) mode:
+
+* `temperature=0.7`, `top_p=0.8`, `top_k=20`, `min_p=0.0`, `presence_penalty=1.5`, `repetition_penalty=1.0`
+
+Adjust `presence_penalty` between 0 and 2 if you see endless repetitions.
+"""
+
+
+def test_unsloth_lead_in_lines_set_the_mode() -> None:
+    found = advice(UNSLOTH_LEAD_INS)
+    assert settings(found, "thinking") == {
+        "temperature": 0.6, "top_p": 0.95, "top_k": 20, "min_p": 0.0, "repeat_penalty": 1.0,
+        "presence_penalty": 0.0,
+    }  # fmt: skip
+    assert settings(found, "non_thinking") == {
+        "temperature": 0.7, "top_p": 0.8, "top_k": 20, "min_p": 0.0, "repeat_penalty": 1.0,
+        "presence_penalty": 1.5,
+    }  # fmt: skip
+    ranged = [v for v in found.values if v.mode == "any"]
+    assert [(v.name, v.value, v.low, v.high) for v in ranged] == [
+        ("presence_penalty", None, 0.0, 2.0)
+    ]
+
+
+GITBOOK_HINT = """{% hint style="success" %}
+According to the Gemma team, the optimal config for inference is\\
+`temperature = 1.0, top_k = 64, top_p = 0.95, min_p = 0.0`
+{% endhint %}
+"""
+
+
+def test_gitbook_hint_with_a_hard_line_break() -> None:
+    found = advice(GITBOOK_HINT)
+    assert settings(found) == {"temperature": 1.0, "top_p": 0.95, "top_k": 64, "min_p": 0.0}
