@@ -96,6 +96,8 @@ def test_totals_agree_with_published_file_sizes(model: str, quant: str, entry: d
         ("qwen3.5-122b-a10b", 122.11e9, 0.005e9),
         # Nemotron 3 Nano 30B-A3B model listings: 31.6B parameters
         ("nemotron-3-nano-30b-a3b", 31.6e9, 0.05e9),
+        # MiniMax-M2 model card: "230 billion total parameters" (rounded; no MTP modules)
+        ("minimax-m2", 230e9, 1.5e9),
     ],
 )
 def test_parameter_counts_match_published(name: str, params: float, tolerance: float) -> None:

@@ -295,6 +295,36 @@ MXFP4_NOTE = (
     "2-D weights as Q8_0, the same types llama-quantize's MXFP4_MOE mix gives"
 )
 
+
+# MiniMax-M2 (minimax-m2): config.json as published (copied in public quantization notes)
+MINIMAX_M2 = {
+    "architecture": Arch.MINIMAX_M2,
+    "n_layer": 62,
+    "n_embd": 3072,
+    "n_vocab": 200064,
+    "context_length": 196608,
+    "n_head": 48,
+    "n_head_kv": 8,
+    "head_dim": 128,
+    "n_ff": 1536,  # intermediate_size: the converter writes it as both FFN widths
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 5e6,
+    "rope_dim": 64,  # rotary_dim
+    "n_expert": 256,
+    "n_expert_used": 8,
+    "n_ff_exp": 1536,
+    "expert_gating": "sigmoid",
+    "expert_probs_bias": True,  # use_routing_bias
+    "tokenizer": Tokenizer(model="gpt2", pre="minimax-m2"),
+}
+MINIMAX_M2_SOURCE = (
+    "MiniMaxAI/MiniMax-M2 config.json (MiniMaxM2ForCausalLM) as copied in a public W8A8 "
+    "quantization guide: 62 layers, hidden 3072, 48 q / 8 kv heads of 128, rotary_dim 64, "
+    "rope_theta 5e6, rms eps 1e-6, vocab 200064, 196608 positions, 256 local experts top-8 "
+    "of intermediate_size 1536, sigmoid scoring with routing bias, qk_norm_type per_layer, "
+    "no shared expert, untied embeddings"
+)
+
 SOURCES: list[CatalogueSource] = [
     CatalogueSource(
         name="gpt-oss-120b",
@@ -888,6 +918,38 @@ SOURCES: list[CatalogueSource] = [
             "than 4.8 bits per weight",
             "context_length is the converter's 2^20 (no RoPE); max_position_embeddings is 262144",
             "Unsloth's UD- mixes and the MTP head of later uploads are not modelled",
+        ),
+    ),
+    CatalogueSource(
+        name="minimax-m2",
+        blueprint=Blueprint(name="MiniMax-M2", **MINIMAX_M2),
+        hyperparameters_source=MINIMAX_M2_SOURCE,
+        quants=(*BIG_QUANTS, "Q4_K_S", "Q3_K_S", "Q5_K_S"),
+        default_quant="Q4_K_M",
+        published={
+            quant: PublishedSize(
+                bytes=round(size * 1e9),
+                source="mradermacher/MiniMax-M2-BF16-GGUF README, static quants (no imatrix) "
+                f"of ModelCloud/MiniMax-M2-BF16: {quant} {size} GB",
+            )
+            for quant, size in (
+                ("Q2_K", 83.4),
+                ("Q3_K_S", 98.8),
+                ("Q3_K_M", 109.4),
+                ("Q4_K_S", 130.1),
+                ("Q4_K_M", 138.4),
+                ("Q5_K_S", 157.6),
+                ("Q5_K_M", 162.4),
+                ("Q6_K", 187.9),
+            )
+        },
+        notes=(
+            "MiniMax-M2.1 and M2.5 publish the same config.json topology (62 layers, 256 "
+            "experts of 1536): their GGUFs have these sizes too",
+            "no MTP modules: the checkpoint's use_mtp / num_mtp_modules are not converted "
+            "(the pinned converter maps no MTP tensor for minimax-m2)",
+            "IQ4_XS is priced with an importance matrix, as published IQ quants are made; "
+            "Unsloth's UD- mixes are not modelled",
         ),
     ),
 ]

@@ -10,6 +10,28 @@ the last layer's output-row selection, residual, norm, FFN, residual), then the 
 To add an architecture the template fits, add a recipe; one whose layer differs (another
 attention or a recurrent block) gets its own build function, made of the same blocks
 (``inputs``, ``attention``, ``ffn``), as the recipe's ``build`` (``qwen35``: gated DeltaNet).
+A layer kind beside attention in the template's layer is the recipe's ``recurrent`` block
+(``kimi-linear``: KDA between MLA layers).
+
+Popular in 2026, loaded by the pinned llama.cpp (``src/llama-arch.cpp``), and without a recipe
+here (fit refuses their compute buffers: ``ComputeNotModelled``), as of 2026-12:
+
+=================  =====================================  ==========================================
+architecture       models                                 why popular (source)
+=================  =====================================  ==========================================
+qwen3vl/-moe       Qwen3-VL 2B..235B-A22B (text tower)    qwen3-vl-2b-instruct leads a year's HF
+                                                          download ranking (solmaz.io/x/2068380321
+                                                          629032850)
+glm-dsa            GLM-5, GLM-5.1, GLM-5.2                ggml-org/llama.cpp#19460; Unsloth GGUFs
+                                                          (ikawrakow/ik_llama.cpp#1268); GLM-5.2
+                                                          trending (eyesinai.com Hub tracker)
+step35             Step-3.5-Flash                         ggml-org/llama.cpp#19283
+mimo2              MiMo-V2-Flash, MiMo-V2.5               ggml-org/llama.cpp#18328, #22493;
+                                                          bartowski GGUFs (ollama/ollama#13537)
+glm5-next          GLM-5.3-Flash                          unsloth/GLM-5.3-Flash-GGUF (spiritbuun/
+                                                          buun-llama-cpp#132)
+minimax-m3         MiniMax-M3                             NVIDIA NIM and HF Inference catalogues
+=================  =====================================  ==========================================
 """
 
 from __future__ import annotations
