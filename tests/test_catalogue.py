@@ -98,6 +98,8 @@ def test_totals_agree_with_published_file_sizes(model: str, quant: str, entry: d
         ("nemotron-3-nano-30b-a3b", 31.6e9, 0.05e9),
         # MiniMax-M2 model card: "230 billion total parameters" (rounded; no MTP modules)
         ("minimax-m2", 230e9, 1.5e9),
+        # Mistral-Small-4-119B-2603: 119B (its name and card; the vision tower not counted)
+        ("mistral-small-4-119b", 119e9, 0.5e9),
     ],
 )
 def test_parameter_counts_match_published(name: str, params: float, tolerance: float) -> None:

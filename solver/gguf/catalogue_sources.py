@@ -325,6 +325,47 @@ MINIMAX_M2_SOURCE = (
     "no shared expert, untied embeddings"
 )
 
+
+# Mistral Small 4 (mistral4: deepseek2's MLA and MoE layout), the text model of the
+# Mistral3ForConditionalGeneration checkpoint
+MISTRAL_SMALL_4 = {
+    "architecture": Arch.MISTRAL4,
+    "n_layer": 36,
+    "n_embd": 4096,
+    "n_vocab": 131072,
+    "context_length": 1048576,
+    "n_head": 32,
+    "n_head_kv": 32,
+    "n_ff": 12288,  # intermediate_size: written, but no layer is dense (first_k_dense_replace 0)
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 10000.0,
+    "rope_scaling": RopeScaling(
+        type="yarn", factor=128.0, original_context_length=8192, yarn_log_multiplier=0.1
+    ),
+    "n_expert": 128,
+    "n_expert_used": 4,
+    "n_ff_exp": 2048,
+    "n_expert_shared": 1,
+    "expert_weights_scale": 1.0,
+    "expert_weights_norm": True,
+    "expert_groups": 8,
+    "expert_groups_used": 1,
+    "q_lora_rank": 1024,
+    "kv_lora_rank": 256,
+    "qk_nope_head_dim": 64,
+    "qk_rope_head_dim": 64,
+    "v_head_dim": 128,
+    "tokenizer": Tokenizer(model="gpt2", pre="tekken", bos_token_id=1, eos_token_id=2),
+}
+MISTRAL_SMALL_4_SOURCE = (
+    "Mistral4Config of NVIDIA NeMo AutoModel (docs.nvidia.com/nemo/automodel, "
+    "nemo_automodel.components.models.mistral4.configuration), registered for Mistral Small "
+    "4's text_config: 36 layers, hidden 4096, 32 heads, q_lora_rank 1024, kv_lora_rank 256, "
+    "qk_nope 64 + qk_rope 64, v_head 128, 128 routed experts top-4 of 2048 plus one shared, "
+    "n_group 8 / topk_group 1, vocab 131072, 1048576 positions, rms eps 1e-6; yarn factor 128 "
+    "over 8192 as in transformers' Mistral4 params tests"
+)
+
 SOURCES: list[CatalogueSource] = [
     CatalogueSource(
         name="gpt-oss-120b",
@@ -949,6 +990,29 @@ SOURCES: list[CatalogueSource] = [
             "no MTP modules: the checkpoint's use_mtp / num_mtp_modules are not converted "
             "(the pinned converter maps no MTP tensor for minimax-m2)",
             "IQ4_XS is priced with an importance matrix, as published IQ quants are made; "
+            "Unsloth's UD- mixes are not modelled",
+        ),
+    ),
+    CatalogueSource(
+        name="mistral-small-4-119b",
+        blueprint=Blueprint(name="Mistral-Small-4-119B-2603", **MISTRAL_SMALL_4),
+        hyperparameters_source=MISTRAL_SMALL_4_SOURCE,
+        quants=BIG_QUANTS,
+        default_quant="Q4_K_M",
+        published={
+            "Q8_0": PublishedSize(
+                bytes=126_500_000_000,
+                source="unsloth/Mistral-Small-4-119B-2603-GGUF Q8_0 126.5 GB, as tabulated in a "
+                "public local-model survey (section 2.4, read 2026-09-26)",
+            )
+        },
+        notes=(
+            "text model only (the checkpoint's Pixtral vision tower is a separate mmproj file)",
+            "the expert groups (8, 1 used) are NeMo's Mistral4Config defaults; transformers' "
+            "own tests use one group: sizes do not depend on it, the router's compute does",
+            "Unsloth's K-quants of it are not llama-quantize's standard mix (the same survey "
+            "lists Q3_K_M 54.4, Q4_K_M 73.8, Q6_K 99.4 GB: +4.6 %, -2.2 %, -1.7 % from these "
+            "totals) and are not modelled; LM Studio's Q4_K_M is given as about 72 GB",
             "Unsloth's UD- mixes are not modelled",
         ),
     ),
