@@ -366,6 +366,44 @@ MISTRAL_SMALL_4_SOURCE = (
     "over 8192 as in transformers' Mistral4 params tests"
 )
 
+
+# Kimi Linear 48B-A3B (kimi-linear): KDA layers with one MLA layer (NoPE) every fourth and last
+KIMI_LINEAR_48B = {
+    "architecture": Arch.KIMI_LINEAR,
+    "n_layer": 27,
+    "n_embd": 2304,
+    "n_vocab": 163840,
+    "context_length": 1048576,  # model_max_length
+    "n_head": 32,
+    "n_head_kv": 32,
+    "n_ff": 9216,  # the dense first layer
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 10000.0,
+    "n_expert": 256,
+    "n_expert_used": 8,
+    "n_ff_exp": 1024,
+    "n_expert_shared": 1,
+    "leading_dense_layers": 1,
+    "expert_gating": "sigmoid",
+    "expert_weights_scale": 2.446,
+    "kda_head_dim": 128,
+    "ssm_d_conv": 4,
+    "full_attention_layers": (4, 8, 12, 16, 20, 24, 27),
+    "kv_lora_rank": 512,
+    "qk_nope_head_dim": 128,
+    "qk_rope_head_dim": 64,
+    "v_head_dim": 128,
+    "tokenizer": Tokenizer(model="gpt2", pre="kimi-k2", eos_token_id=163586),
+}
+KIMI_LINEAR_48B_SOURCE = (
+    "moonshotai/Kimi-Linear-48B-A3B-Instruct config.json as public tools pin it "
+    "(DEPENDED_FIELDS digests, llama.cpp-fork test fixtures): 27 layers, hidden 2304, 32 "
+    "heads, KDA heads 32 x 128 with short convolutions of 4 on every layer but full_attn_layers "
+    "[4, 8, 12, 16, 20, 24, 27] (MLA, NoPE: kv_lora_rank 512, no q_lora, nope 128 + rope 64, "
+    "v 128), first layer dense (9216), then 256 experts top-8 of 1024 plus one shared, "
+    "sigmoid routing scaled 2.446, vocab 163840, rms eps 1e-5, untied"
+)
+
 SOURCES: list[CatalogueSource] = [
     CatalogueSource(
         name="gpt-oss-120b",
@@ -1014,6 +1052,29 @@ SOURCES: list[CatalogueSource] = [
             "lists Q3_K_M 54.4, Q4_K_M 73.8, Q6_K 99.4 GB: +4.6 %, -2.2 %, -1.7 % from these "
             "totals) and are not modelled; LM Studio's Q4_K_M is given as about 72 GB",
             "Unsloth's UD- mixes are not modelled",
+        ),
+    ),
+    CatalogueSource(
+        name="kimi-linear-48b-a3b",
+        blueprint=Blueprint(name="Kimi-Linear-48B-A3B-Instruct", **KIMI_LINEAR_48B),
+        hyperparameters_source=KIMI_LINEAR_48B_SOURCE,
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        published={
+            "Q8_0": PublishedSize(
+                bytes=39_761_166_432 + 12_487_220_000,
+                source="bartowski/moonshotai_Kimi-Linear-48B-A3B-Instruct-GGUF Q8_0, two parts of "
+                "39,761,166,432 and 12,487,220,000 bytes as a public model-fetch table pins them",
+            )
+        },
+        notes=(
+            "bartowski's Q4_K_M is 30,061,058,720 bytes (a public benchmark manifest), 1.2 % "
+            "above this Q4_K_M: its mix (imatrix, an earlier llama.cpp) is not llama-quantize's "
+            "standard one as the pinned source computes it; not asserted",
+            "config.json's legacy head_dim 72 is n_embd / n_head, what llama.cpp assumes "
+            "without the key: left out here; 49.12 B parameters against the 48 B of its name",
+            "the KDA state per sequence: 3 x 3 x 4096 conv floats and 32 x 128 x 128 "
+            "delta-rule floats per KDA layer (20 layers), F32, whatever the KV type",
         ),
     ),
 ]
