@@ -251,19 +251,61 @@ def hardware() -> None:
 @click.option("--measure-bandwidth", is_flag=True,
               help="Measure host DRAM copy bandwidth (about a second) instead of the documented "
               "default.")  # fmt: skip
-def hardware_detect(as_json: bool, save: Path | None, measure_bandwidth: bool) -> None:
+@click.option(
+    "--rpc",
+    "rpc_servers",
+    metavar="HOST:PORT,...",
+    help="Ask these ggml-rpc-servers for their devices' memory and round trip; the "
+    "scenario's GPUs are then those RPC devices, in this order.",
+)
+@click.option(
+    "--rpc-gpu",
+    "rpc_gpus",
+    metavar="MODEL,...",
+    help="With --rpc: the GPU model behind each server (one for all, or one per "
+    "server; `fit hardware gpus`). The RPC protocol does not tell it.",
+)
+@click.option(
+    "--link-gb-s",
+    type=float,
+    help="With --rpc: the network's bandwidth in GB/s (1 GbE: 0.125, 10 GbE: 1.25).",
+)
+def hardware_detect(
+    as_json: bool,
+    save: Path | None,
+    measure_bandwidth: bool,
+    rpc_servers: str | None,
+    rpc_gpus: str | None,
+    link_gb_s: float | None,
+) -> None:
     """Detect this machine's GPUs (NVML, CUDA order), RAM and CPU cores.
 
     A machine without NVIDIA GPUs or driver reports no GPUs and says why; that is not an error.
+    With --rpc, the GPUs are the devices of those ggml-rpc-servers instead (memory and round
+    trip asked of each server; model and link bandwidth as given).
 
     \b
     Example:
         fit hardware detect --save my-rig.toml && fit hardware show my-rig.toml
+        fit hardware detect --rpc 192.168.1.10:50052,192.168.1.11:50052 \\
+            --rpc-gpu "RTX 3090" --link-gb-s 0.125 --save cluster.toml
     """
-    from profiles.rigs import detect_this_machine
+    from profiles.rigs import RpcRequest, detect_this_machine
     from solver.hardware.text import detection_json, detection_text
 
-    report = detect_this_machine(save=save, measure_bandwidth=measure_bandwidth)
+    rpc = None
+    if rpc_servers is not None or rpc_gpus is not None or link_gb_s is not None:
+        if not (rpc_servers and rpc_gpus and link_gb_s is not None):
+            raise BadInput(
+                "--rpc, --rpc-gpu and --link-gb-s go together: the RPC protocol "
+                "reports memory, not the GPU model or the network's bandwidth"
+            )
+        rpc = RpcRequest(
+            endpoints=tuple(e.strip() for e in rpc_servers.split(",")),
+            gpu_models=tuple(m.strip() for m in rpc_gpus.split(",")),
+            link_gb_s=link_gb_s,
+        )
+    report = detect_this_machine(save=save, measure_bandwidth=measure_bandwidth, rpc=rpc)
     emit(as_json, lambda: detection_json(report, save), lambda: detection_text(report, save))
 
 

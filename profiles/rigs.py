@@ -50,12 +50,31 @@ def resolve_rig(name: str) -> Rig:
     return Rig(hardware=hardware, cpu=CpuFeatures.detect(), machine_id=machine)
 
 
+class RpcRequest(BaseModel):
+    """``fit hardware detect --rpc EP,... --rpc-gpu MODEL,... --link-gb-s X``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    endpoints: tuple[str, ...]
+    gpu_models: tuple[str, ...]
+    link_gb_s: float
+
+
 def detect_this_machine(
-    *, save: Path | None = None, measure_bandwidth: bool = False
+    *,
+    save: Path | None = None,
+    measure_bandwidth: bool = False,
+    rpc: RpcRequest | None = None,
 ) -> DetectionReport:
     """``fit hardware detect``: this machine's rig, also written as a scenario TOML to ``save``
-    (atomic, keeping a ``.bak``) when given."""
+    (atomic, keeping a ``.bak``) when given. With ``rpc``, its GPUs are the devices of those
+    ggml-rpc-servers (``profiles.rpc_probe``)."""
     report = detect(measure_bandwidth=measure_bandwidth)
+    if rpc is not None:
+        from profiles.rpc_probe import rpc_rig
+
+        rig = rpc_rig(report.hardware, rpc.endpoints, rpc.gpu_models, rpc.link_gb_s)
+        report = DetectionReport(hardware=rig)
     if save is not None:
         write_atomic(save, hardware_to_toml(report.hardware))
     return report

@@ -45,8 +45,24 @@ class GpuSpec(BaseModel):
     note: str = ""
 
 
+class NetworkLink(BaseModel):
+    """The network between llama-server and a ggml-rpc-server: every byte an RPC device sends
+    or receives (activations at splits, weights while loading) crosses it, and every command
+    that waits for an answer costs a round trip."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bytes_per_s: float = Field(description="one-direction payload rate")
+    round_trip_us: float = Field(description="round-trip time of one small request, µs")
+
+    @property
+    def round_trip_s(self) -> float:
+        return self.round_trip_us / 1e6
+
+
 class Gpu(BaseModel):
-    """A GPU in a rig, as llama.cpp's CUDA backend numbers it (``CUDA0``, ``CUDA1``...)."""
+    """A GPU in a rig, as llama.cpp numbers it: ``CUDA0, CUDA1...`` for local GPUs,
+    ``RPC0, RPC1...`` for devices reached over ggml-rpc (in ``--rpc`` order)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -60,6 +76,9 @@ class Gpu(BaseModel):
         description="host:port of a ggml-rpc-server when this device is reached over RPC "
         "(llama.cpp then names it RPC<n> and its buffers RPC0[host:port])",
     )
+    network: NetworkLink | None = Field(
+        default=None, description="the link to an RPC device; None for a local GPU"
+    )
 
     @property
     def memory_bytes(self) -> int:
@@ -68,12 +87,15 @@ class Gpu(BaseModel):
     @property
     def integrated(self) -> bool:
         """An integrated GPU (Apple silicon, Strix Halo, GB10) shares the host's memory."""
-        return self.pcie_gen == 0
+        return self.pcie_gen == 0 and self.network is None
 
     @property
     def link_bytes_per_s(self) -> float:
         """Usable host<->device bandwidth of the slot (one direction). An integrated GPU has no
-        slot: a host<->device copy is a copy within the one memory, at its bandwidth."""
+        slot: a host<->device copy is a copy within the one memory, at its bandwidth. An RPC
+        device's link is the network to its server."""
+        if self.network is not None:
+            return self.network.bytes_per_s
         if self.integrated:
             return self.spec.bandwidth_bytes_per_s
         return pcie_bytes_per_s(self.pcie_gen, self.pcie_lanes)
@@ -287,6 +309,11 @@ MIN_VRAM_GIB, MAX_VRAM_GIB = 1 / 1024, 4096  # 1 MiB; B300: 288 GB
 MIN_GPU_GB_S, MAX_GPU_GB_S = 1.0, 100000.0  # B300: 8000
 MIN_TFLOPS, MAX_TFLOPS = 0.01, 100000.0  # B300 dense FP16: 2250
 MAX_PCIE_LANES = 32
+MIN_LINK_GB_S, MAX_LINK_GB_S = 0.001, 1000.0  # 10 Mbit/s Ethernet: 0.00125; 800G IB: 100
+MIN_LATENCY_US, MAX_LATENCY_US = 0.1, 1e7  # RDMA: ~2 us; loopback TCP: ~20 us; 10 s
+# host:port as llama-server's --rpc takes it (ggml-rpc.cpp parse_endpoint splits at the last
+# ':'); no comma, which separates servers in --rpc
+RPC_ENDPOINT = r"^[A-Za-z0-9._\-\[\]:]{1,255}:[0-9]{1,5}$"
 MAX_PRICE_USD = 1e9
 MAX_TEXT = 4096  # characters of a name, description, note or memory label
 MAX_NOTES = 256
@@ -337,6 +364,13 @@ class ScenarioGpu(_Table):
         default=None, ge=min(_PCIE_LANE_BYTES_PER_S), le=max(_PCIE_LANE_BYTES_PER_S)
     )
     pcie_lanes: int | None = Field(default=None, ge=1, le=MAX_PCIE_LANES)
+    rpc: str | None = Field(default=None, pattern=RPC_ENDPOINT)
+    link_gb_s: float | None = Field(
+        default=None, ge=MIN_LINK_GB_S, le=MAX_LINK_GB_S, allow_inf_nan=False
+    )
+    latency_us: float | None = Field(
+        default=None, ge=MIN_LATENCY_US, le=MAX_LATENCY_US, allow_inf_nan=False
+    )
 
 
 class ScenarioFile(_Table):
@@ -447,6 +481,8 @@ def _first_problem(error: ValidationError, source: str) -> str:
             f"{source}: {ctx.get('actual_length')} GPUs, but fit plans at most {MAX_GPUS}: its "
             f"plans give -ts one value per GPU, and llama-server refuses 16 or more"
         )
+    if kind == "string_pattern_mismatch" and key == "rpc":
+        return f"{where}: rpc must be host:port (a ggml-rpc-server), got {shown}"
     if kind in ("too_long", "string_too_long"):
         return f"{where}: {key} is longer than {ctx.get('max_length')}"
     return f"{where}: {key}: {problem['msg']}"
@@ -494,8 +530,9 @@ def _short_repr(value: object, limit: int = 60) -> str:
 def hardware_from_scenario(data: dict[str, Any], *, source: str, default_name: str) -> Hardware:
     """Validate a parsed scenario; every error names ``source`` and the offending key."""
     scenario = _validated(data, source)
+    _check_rpc_slots(scenario.gpus, source)
     gpus = tuple(
-        _gpu_from_slot(slot, f"CUDA{index}", f"{source}: gpus[{index}]")
+        _gpu_from_slot(slot, f"{'RPC' if slot.rpc else 'CUDA'}{index}", f"{source}: gpus[{index}]")
         for index, slot in enumerate(scenario.gpus)
     )
     return Hardware(
@@ -506,6 +543,36 @@ def hardware_from_scenario(data: dict[str, Any], *, source: str, default_name: s
         notes=tuple(scenario.notes),
         price_usd=scenario.price_usd,
     )
+
+
+def _check_rpc_slots(slots: list[ScenarioGpu], source: str) -> None:
+    """RPC devices: all or none of the GPUs (fit renders one ``--rpc`` list and no local
+    device then), each server once (fit plans one device per ggml-rpc-server), and each with
+    its network link."""
+    seen: set[str] = set()
+    for index, slot in enumerate(slots):
+        where = f"{source}: gpus[{index}]"
+        if bool(slot.rpc) != bool(slots[0].rpc):
+            raise BadInput(f"{where}: mix of local and RPC GPUs; fit plans one or the other")
+        if slot.rpc is None:
+            extra = [k for k in ("link_gb_s", "latency_us") if getattr(slot, k) is not None]
+            if extra:
+                raise BadInput(
+                    f"{where}: {extra[0]} is the network link of an RPC device; "
+                    'give rpc = "host:port" too'
+                )
+            continue
+        missing = [k for k in ("link_gb_s", "latency_us") if getattr(slot, k) is None]
+        if missing:
+            raise BadInput(
+                f"{where}: an RPC device needs its network link: give {' and '.join(missing)}"
+            )
+        if slot.rpc in seen:
+            raise BadInput(
+                f"{where}: rpc {slot.rpc!r} is listed twice; fit plans one device "
+                "per ggml-rpc-server"
+            )
+        seen.add(slot.rpc)
 
 
 def _host_from_table(table: ScenarioHost, where: str) -> Host:
@@ -547,12 +614,20 @@ def _gpu_from_slot(slot: ScenarioGpu, device: str, where: str) -> Gpu:
         overrides["bandwidth_bytes_per_s"] = float(round(slot.bandwidth_gb_s * GB))
     if slot.fp16_tflops is not None:
         overrides["fp16_flops"] = float(round(slot.fp16_tflops * 1e12))
+    network = None
+    if slot.rpc is not None:
+        assert slot.link_gb_s is not None and slot.latency_us is not None  # _check_rpc_slots
+        network = NetworkLink(
+            bytes_per_s=float(round(slot.link_gb_s * GB)), round_trip_us=slot.latency_us
+        )
     return Gpu(
         device=device,
         spec=spec.model_copy(update=overrides) if overrides else spec,
         free_bytes=None if slot.free_gib is None else round(slot.free_gib * GIB),
         pcie_gen=slot.pcie_gen or spec.pcie_gen,
         pcie_lanes=slot.pcie_lanes or spec.pcie_lanes,
+        rpc_endpoint=slot.rpc,
+        network=network,
     )
 
 
@@ -560,22 +635,23 @@ _CUSTOM_KEYS = ("vram_gib", "bandwidth_gb_s", "fp16_tflops", "pcie_gen", "pcie_l
 
 
 def _custom_spec(slot: ScenarioGpu, where: str, unknown: BadInput) -> GpuSpec:
-    """A GPU that is not in the table is accepted only when the slot gives every figure."""
-    missing = [key for key in _CUSTOM_KEYS if getattr(slot, key) is None]
+    """A GPU that is not in the table is accepted only when the slot gives every figure; an
+    RPC device's own PCIe slot does not matter to the plan (its link is the network)."""
+    keys = _CUSTOM_KEYS[:3] if slot.rpc else _CUSTOM_KEYS
+    missing = [key for key in keys if getattr(slot, key) is None]
     if missing:
         raise BadInput(
             f"{where}: model: {unknown}; to describe a GPU that is not in the table, "
             f"also give {', '.join(missing)}"
         )
     assert slot.vram_gib and slot.bandwidth_gb_s and slot.fp16_tflops  # checked just above
-    assert slot.pcie_gen and slot.pcie_lanes
     return GpuSpec(
         name=slot.model,
         vram_bytes=round(slot.vram_gib * GIB),
         bandwidth_bytes_per_s=float(round(slot.bandwidth_gb_s * GB)),
         fp16_flops=float(round(slot.fp16_tflops * 1e12)),
-        pcie_gen=slot.pcie_gen,
-        pcie_lanes=slot.pcie_lanes,
+        pcie_gen=slot.pcie_gen or 0,
+        pcie_lanes=slot.pcie_lanes or 0,
         source=f"{where} (not in {GPU_TABLE.name})",
         fp16_basis="given in the scenario",
     )
@@ -631,7 +707,13 @@ def hardware_to_toml(hardware: Hardware) -> str:
             lines.append(f"bandwidth_gb_s = {gpu.spec.bandwidth_bytes_per_s / GB!r}")
         if table is None or gpu.spec.fp16_flops != table.fp16_flops:
             lines.append(f"fp16_tflops = {gpu.spec.fp16_flops / 1e12!r}")
-        if not gpu.integrated:  # an integrated GPU keeps the table's "no link"
+        if gpu.network is not None:
+            lines += [
+                f"rpc = {_toml_str(gpu.rpc_endpoint or '')}",
+                f"link_gb_s = {gpu.network.bytes_per_s / GB!r}",
+                f"latency_us = {gpu.network.round_trip_us!r}",
+            ]
+        elif not gpu.integrated:  # an integrated GPU keeps the table's "no link"
             lines += [f"pcie_gen = {gpu.pcie_gen}", f"pcie_lanes = {gpu.pcie_lanes}"]
     return "\n".join(lines) + "\n"
 
@@ -644,6 +726,8 @@ def _toml_str(text: str) -> str:
 
 
 def _link_text(gpu: Gpu) -> str:
+    if gpu.network is not None:
+        return f"RPC {gpu.rpc_endpoint} {gpu.network.bytes_per_s / GB:.3g} GB/s"
     return "integrated" if gpu.integrated else f"PCIe{gpu.pcie_gen} x{gpu.pcie_lanes}"
 
 

@@ -13,6 +13,7 @@ from solver.hardware.detect import DetectionReport
 from solver.hardware.scenario import (
     GB,
     GIB,
+    Gpu,
     GpuSpec,
     Hardware,
     describe_hardware,
@@ -36,8 +37,8 @@ def hardware_text(hardware: Hardware) -> str:
             "free GiB": "-" if gpu.free_bytes is None else round(gpu.free_bytes / GIB, 2),
             "VRAM GB/s": round(gpu.spec.bandwidth_bytes_per_s / GB, 1),
             "FP16 TFLOPS": round(gpu.spec.fp16_flops / 1e12, 1),
-            "PCIe": "integrated" if gpu.integrated else f"{gpu.pcie_gen}.0 x{gpu.pcie_lanes}",
-            "link GB/s": round(gpu.link_bytes_per_s / GB, 1),
+            "link": _link(gpu),
+            "link GB/s": round(gpu.link_bytes_per_s / GB, 3),
         }
         for gpu in hardware.gpus
     ]
@@ -50,6 +51,13 @@ def hardware_text(hardware: Hardware) -> str:
     lines.append(f"CPU:   {host.cores} cores{threads}")
     lines += [f"note:  {terminal_safe(note)}" for note in hardware.notes]
     return "\n".join(lines)
+
+
+def _link(gpu: Gpu) -> str:
+    """PCIe generation and lanes, or the RPC server and the network's round trip."""
+    if gpu.network is not None:
+        return terminal_safe(f"RPC {gpu.rpc_endpoint} {gpu.network.round_trip_us:.0f} us")
+    return "integrated" if gpu.integrated else f"PCIe {gpu.pcie_gen}.0 x{gpu.pcie_lanes}"
 
 
 def detection_text(report: DetectionReport, saved_to: Path | None = None) -> str:
