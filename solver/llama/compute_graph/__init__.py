@@ -24,6 +24,8 @@ Modules, lower first:
 - ``ffn``: dense FFN, mixture-of-experts FFN (router, experts, sum), shared experts.
 - ``qwen35``: the graph function of qwen35/qwen35moe (gated DeltaNet layers with their
   recurrent state, gated attention), a recipe's own ``build``.
+- ``kimi_linear``: kimi-linear's KDA block (per-Q/K/V short convolutions over one conv-state
+  row, the fused delta rule), a recipe's ``recurrent`` block beside MLA layers.
 - ``recipes``: ``ArchRecipe`` per architecture and the transformer template over the blocks.
 - ``reserve``: ``build_graph``, the entry.
 """
