@@ -411,7 +411,8 @@ def miniature(bp: Blueprint) -> Blueprint:
             "v_head_dim": 64 if bp.v_head_dim else 0,
             "indexer_n_head": 4 if bp.indexer_n_head else 0,
             "indexer_head_size": 64 if bp.indexer_head_size else 0,
-            "indexer_top_k": 64 if bp.indexer_top_k else 0,
+            # top-k kept: above the miniature's cache sizes it picks every cell (n_top_k = n_kv)
+            "indexer_top_k": bp.indexer_top_k,
             "sliding_window": min(bp.sliding_window, 128),
             **_mini_gated_delta_net(bp),
             **_mini_nemotron_h(bp),
