@@ -35,7 +35,9 @@ class KvBuffer(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    cache: str = Field(description="'base' (full attention), 'swa' or 'rs' (recurrent)")
+    cache: str = Field(
+        description="'base' (full attention), 'swa', 'lid' (DSA's indexer) or 'rs' (recurrent)"
+    )
     buffer_type: str
     device: str
     size: int = Field(description="bytes")

@@ -22,6 +22,8 @@ Modules, lower first:
 - ``kv_ops``: the KV cache's copies and views, the Hadamard rotation of quantized caches.
 - ``attention``: QKV projections, attention over the cache, standard and MLA blocks.
 - ``ffn``: dense FFN, mixture-of-experts FFN (router, experts, sum), shared experts.
+- ``dsa``: deepseek32's sparse attention: the lightning indexer over its own K cache, MLA
+  through the top-k mask.
 - ``qwen35``: the graph function of qwen35/qwen35moe (gated DeltaNet layers with their
   recurrent state, gated attention), a recipe's own ``build``.
 - ``kimi_linear``: kimi-linear's KDA block (per-Q/K/V short convolutions over one conv-state
