@@ -2,8 +2,9 @@
 32K context (issue 10's case, where the loop once ended in "did not agree within 4 rounds").
 
 The first plan's GPU buffers come out larger than the reference plans assumed; the loop learns
-them, then trims the budget by what is left over, and ends with a verified plan. Each decision is
-in the report and in ``--json``.
+them, then trims the budget by what is left over, and ends with a verified plan. Buffers that
+come out smaller than assumed (the host's) are learned too. Each decision is in the report and
+in ``--json``.
 """
 
 from __future__ import annotations
@@ -45,13 +46,17 @@ def test_the_loop_converges_and_records_its_decisions(tmp_path) -> None:
     assert report["status"] == "optimal"
     assert report["rounds"] == len({d["round"] for d in report["decisions"]}) + 1
     assert report["rounds"] >= 2, "this case needs the loop; if not, pick another"
+    over = [d for d in report["decisions"] if d["over_mib"] > 0]
+    assert over and all(d["device"] == "CUDA0" for d in over)
     for decision in report["decisions"]:
-        assert decision["device"] == "CUDA0" and decision["over_mib"] > 0
         assert decision["action"] in ("learned buffers", "cut budget")
         if decision["action"] == "learned buffers":
-            assert decision["to_mib"] > decision["from_mib"]
+            # both ways: larger than assumed on a device over budget, either way elsewhere
+            assert decision["to_mib"] != decision["from_mib"] and decision["runs"]
+            if decision["over_mib"] > 0:
+                assert decision["to_mib"] > decision["from_mib"]
         else:
-            assert decision["to_mib"] < decision["from_mib"]
+            assert decision["over_mib"] > 0 and decision["to_mib"] < decision["from_mib"]
     gpu = report["devices"]["CUDA0"]
     assert gpu["resident"] <= gpu["budget"]
 
@@ -63,4 +68,5 @@ def test_the_text_says_what_each_round_changed(tmp_path) -> None:
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     rounds = [line for line in result.stdout.splitlines() if line.startswith("round ")]
-    assert rounds and all("CUDA0" in line and "solved again" in line for line in rounds)
+    assert rounds and all("solved again" in line for line in rounds)
+    assert any("CUDA0" in line and "MiB over budget" in line for line in rounds)

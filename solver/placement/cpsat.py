@@ -72,6 +72,14 @@ from ortools.sat.python import cp_model
 from pydantic import BaseModel, ConfigDict, Field
 
 from solver.cost.model import MOVABLE, PARTS, CostTables, Objective, estimate_cost
+from solver.placement.buffers import (
+    LAYERS,
+    OUTPUT,
+    BufferTable,
+    combination,
+    own_features,
+    plan_combination,
+)
 from solver.plan.plan import Plan
 from solver.plan.render import NO_SCOPE, RuleScope, readability
 from solver.plan.units import LayerTable, Unit
@@ -101,6 +109,11 @@ class PlacementProblem(BaseModel):
     fixed_bytes: dict[str, int] = Field(
         description="per device: bytes held whenever it is used (compute/output buffers, "
         "and for the host the token embedding and other global tensors)"
+    )
+    buffers: BufferTable | None = Field(
+        default=None,
+        description="per device, compute + output buffers by what it runs (solver.placement."
+        "buffers); None: none beyond fixed_bytes",
     )
     objective: Objective = Objective.DECODE
     balanced_prefill_weight: float = Field(
@@ -383,8 +396,10 @@ def _add_memory(
     """Adds, per device k, ``used[k]`` (implied by a block or the head on k; always set on
     the CPU, which runs the input layer), ``m[c][d][pi] == 0`` unless used for the patterns
     that put bytes on k, and the capacity constraint: head + fixed bytes when used + per
-    class, its layers' fixed weights and KV + the units its patterns put on k."""
+    class, its layers' fixed weights and KV + the units its patterns put on k, + its
+    buffers by what it runs (``_add_buffers``)."""
     model, problem, table = cx.model, cx.problem, cx.problem.table
+    buffers = None if problem.buffers is None else _add_buffers(cx, active, output, m)
     for k, device in enumerate(problem.devices):
         used = model.new_bool_var(f"used[{k}]")
         model.add_implication(active[k], used)
@@ -392,6 +407,8 @@ def _add_memory(
         if device == CPU:
             model.add(used == 1)  # the host always runs the input layer
         terms = [problem.output_bytes * output[k], problem.fixed_bytes.get(device, 0) * used]
+        if buffers is not None:
+            terms.append(buffers[k])
         for c, cls in enumerate(cx.classes):
             first = cls.members[0]
             stays = int(table.pinned[first] + table.stored[first, cx.column[Unit.ATTENTION]])
@@ -404,6 +421,71 @@ def _add_memory(
                         terms.append(held * var)
                         model.add(var == 0).only_enforce_if(used.Not())
         model.add(sum(terms) <= problem.capacity[device])
+
+
+def _model_units(classes: Sequence[LayerClass]) -> tuple[Unit, ...]:
+    """The movable units any layer of the model has, in ``MOVABLE`` order."""
+    return tuple(g for g in MOVABLE if any(g in cls.units for cls in classes))
+
+
+def layer_units(problem: PlacementProblem) -> list[tuple[Unit, ...]]:
+    """Per layer, its movable units as the model sees them (``LayerClass.units``)."""
+    units: list[tuple[Unit, ...]] = [()] * problem.table.stored.shape[0]
+    for cls in layer_classes(problem):
+        for il in cls.members:
+            units[il] = cls.units
+    return units
+
+
+def _add_buffers(
+    cx: _Context, active: list[cp_model.IntVar], output: list[cp_model.IntVar], m: _Patterns
+) -> list[cp_model.IntVar]:
+    """Adds ``buffer[k]``: at least the assumed bytes of device k's combination
+    (``solver.placement.buffers``), one bound per combination enforced by exactly its
+    literals: runs layers ``active[k]``, holds the head ``output[k]``, holds unit g
+    ``holds[g][k]`` (``_add_holds``), full offload not ``active[0]``. Returns buffer[k]."""
+    model, problem = cx.model, cx.problem
+    assert problem.buffers is not None
+    units = _model_units(cx.classes)
+    own = own_features(units)
+    buffers = []
+    for k, device in enumerate(problem.devices):
+        literal = {LAYERS: active[k], OUTPUT: output[k], **_add_holds(cx, units, k, m)}
+        bounds: list[tuple[int, list[cp_model.IntVar]]] = []
+        for size in range(len(own) + 1):
+            for chosen in itertools.combinations(own, size):
+                exact = [literal[f] if f in chosen else literal[f].Not() for f in own]
+                for full in (False, True) if chosen else (False,):
+                    nbytes = problem.buffers.bytes_for(device, combination(chosen, full))
+                    offload = [active[0].Not() if full else active[0]] if chosen else []
+                    bounds.append((nbytes, exact + offload))
+        buffer = model.new_int_var(0, max(nbytes for nbytes, _ in bounds), f"buffer[{k}]")
+        for nbytes, condition in bounds:
+            if nbytes:
+                model.add(buffer >= nbytes).only_enforce_if(condition)
+        buffers.append(buffer)
+    return buffers
+
+
+def _add_holds(
+    cx: _Context, units: Sequence[Unit], k: int, m: _Patterns
+) -> dict[str, cp_model.IntVar]:
+    """Adds ``holds[g][k]`` <=> some pattern count putting unit g on device k is positive
+    (both ways: a combination's bound must not be dodged by a false literal)."""
+    model, classes = cx.model, cx.classes
+    holds = {}
+    for g in units:
+        var = model.new_bool_var(f"holds[{g}][{k}]")
+        placing = [
+            (count, len(classes[c].members))
+            for (c, _, pattern), count in m.items()
+            if g in classes[c].units and pattern[classes[c].units.index(g)] == k
+        ]
+        for count, most in placing:
+            model.add(count <= most * var)
+        model.add(sum(count for count, _ in placing) >= var)
+        holds[g] = var
+    return holds
 
 
 def _unit_bytes_on(cx: _Context, cls: LayerClass, pattern: tuple[int, ...], k: int) -> int:
@@ -1276,6 +1358,11 @@ def plan_memory(plan: Plan, problem: PlacementProblem) -> dict[str, int]:
     used.add(plan.output_device)
     for device in used:
         held[device] += problem.fixed_bytes.get(device, 0)
+    if problem.buffers is not None:
+        units = layer_units(problem)
+        for device in problem.devices:
+            combo = plan_combination(plan, device, units)
+            held[device] += problem.buffers.bytes_for(device, combo)
     return held
 
 

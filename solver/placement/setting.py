@@ -29,6 +29,7 @@ from solver.llama.args import LaunchConfig, parse_llama_args, rpc_buffer_names
 from solver.llama.hparams import ModelHparams, model_hparams
 from solver.llama.kv_cache import layer_kv_bytes
 from solver.llama.workload import ComputeWorkload, resolve_workload
+from solver.placement.buffers import BufferTable
 from solver.placement.cpsat import PlacementProblem
 from solver.plan.units import LayerTable, build_layer_table
 from solver.quantities import CPU, GIB, MIB
@@ -231,8 +232,10 @@ def placement_problem(
     budgets: dict[str, int],
     fixed: dict[str, int],
     objective: Objective,
+    buffers: BufferTable | None = None,
 ) -> PlacementProblem:
-    """The CP-SAT problem of one setting under these budgets and fixed per-device bytes."""
+    """The CP-SAT problem of one setting under these budgets, fixed per-device bytes and
+    buffers by what each device runs."""
     return PlacementProblem(
         devices=tuple(hardware.device_names),
         capacity=budgets,
@@ -241,5 +244,6 @@ def placement_problem(
         kv_bytes=setting.kv_bytes[: setting.table.stored.shape[0]],
         output_bytes=output_head_bytes(setting.table),
         fixed_bytes=fixed,
+        buffers=buffers,
         objective=objective,
     )

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from solver.cost.fidelity import corpus_intervals
-from solver.cost.model import CostCoefficients, CostEstimate, Objective, estimate_cost
+from solver.cost.model import MOVABLE, CostCoefficients, CostEstimate, Objective, estimate_cost
 from solver.errors import BadInput, OperationFailed
 from solver.gguf.inventory import Inventory
 from solver.hardware.scenario import Hardware
@@ -39,11 +39,20 @@ from solver.llama.args import LLM_FFN_EXPS_REGEX, parse_llama_args
 from solver.llama.device_map import CpuFeatures
 from solver.llama.memory import MemoryReport, Unmodelled, estimate_memory
 from solver.placement.baselines import BASELINES
+from solver.placement.buffers import (
+    BufferBook,
+    BufferTable,
+    Learned,
+    describe,
+    plan_combination,
+)
 from solver.placement.cpsat import (
     Choice,
     PlacementProblem,
     PlacementResult,
     SolveStatus,
+    fits,
+    layer_units,
     plan_seconds,
     solve_placement,
 )
@@ -64,7 +73,7 @@ from solver.quantities import CPU, GIB, MIB
 
 __all__ = ["SolveReport", "SolveRequest", "solve"]
 
-MAX_ROUNDS = 4
+MAX_ROUNDS = 6
 KV_SPEEDUP = 1.05
 
 # A generic desktop CPU for rigs described by a scenario: AVX2, no AVX-512 or AMX. It only
@@ -89,6 +98,12 @@ class DeviceBudget(BaseModel):
     )
     capacity: int = Field(description="memory of the device before the margin")
     budget: int = Field(description="what fit let the plan use: capacity minus margin")
+    runs: str = Field(default="", description="what the device runs: its buffers' combination")
+    assumed_buffers: int = Field(
+        default=0,
+        description="compute + output bytes the solved model assumed for that combination "
+        "(compute + output is what the replay gave)",
+    )
 
 
 class RoundDecision(BaseModel):
@@ -96,11 +111,14 @@ class RoundDecision(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    round: int = Field(description="the round whose plan overfilled the device (1-based)")
+    round: int = Field(description="the round whose plan's replay taught it (1-based)")
     device: str
-    over_mib: float = Field(description="resident bytes beyond the budget, MiB")
-    action: str = Field(description="'learned buffers' or 'cut budget'")
-    from_mib: float = Field(description="fixed bytes (learned) or budget (cut) before, MiB")
+    over_mib: float = Field(
+        description="resident bytes beyond the budget, MiB (0 or less: the plan fit there)"
+    )
+    action: str = Field(description="'learned buffers' (up or down) or 'cut budget'")
+    runs: str = Field(default="", description="learned: the combination whose buffers changed")
+    from_mib: float = Field(description="assumed buffers (learned) or budget (cut) before, MiB")
     to_mib: float = Field(description="the same after, MiB")
 
 
@@ -324,47 +342,68 @@ def check_round_trip(inventory: Inventory, plan: Plan, report: MemoryReport) -> 
             )
 
 
-def _reference_fixed_bytes(
-    inventory: Inventory, hardware: Hardware, setting: Setting, cpu: CpuFeatures
-) -> tuple[dict[str, int], Unmodelled | None]:
-    """Buffers per device before any plan exists: the larger of two extremes — everything on
-    the host, and every layer offloaded, split by memory (each GPU runs layers; the last one
-    also the output head). Also what the memory model could not model, if anything."""
+def _host_only_bytes(setting: Setting) -> dict[str, int]:
+    """Bytes the host holds whatever the plan: the global tensors other than the head
+    (token embedding; the input layer always runs on the CPU)."""
+    table = setting.table
+    return {CPU: sum(b for name, b in table.global_bytes.items() if not name.startswith("output"))}
+
+
+def _device_buffers(report: MemoryReport) -> dict[str, int]:
+    """Per device: compute + output buffers under a replayed plan."""
+    return {name: (d.compute or 0) + d.output for name, d in report.devices.items()}
+
+
+def _reference_plans(setting: Setting, hardware: Hardware) -> list[Plan]:
+    """Plans whose replays seed the assumptions before any solve: everything on the host;
+    every layer offloaded (split by memory, the last GPU with the head); all but the first
+    layer offloaded; each of those with every movable unit on the host; the head alone on
+    the last GPU. Together they show each device the combinations most plans have."""
     gpus = tuple(g.device for g in hardware.gpus)
     n_layers = setting.table.stored.shape[0]
-    on_host = Plan(gpus=gpus, n_layers=n_layers, gpu_layers=(0,) * len(gpus))
-    host_report = plan_report(inventory, hardware, setting, on_host, cpu)
-    fixed = _fixed_bytes(host_report, setting, hardware)
-    if gpus:
-        slots = split_slots(tuple(float(g.memory_bytes) for g in hardware.gpus), n_layers + 1)
+    plans = [Plan(gpus=gpus, n_layers=n_layers, gpu_layers=(0,) * len(gpus))]
+    if not gpus:
+        return plans
+    on_host = {
+        unit: (CPU,) * n_layers
+        for i, unit in enumerate(setting.table.units)
+        if unit in MOVABLE and setting.table.stored[:, i].any()
+    }
+    plans.append(Plan(gpus=gpus, n_layers=n_layers, gpu_layers=(0,) * len(gpus),
+                      output_device=gpus[-1]))  # fmt: skip
+    for offloaded in (n_layers, n_layers - 1):
+        if offloaded < 1:
+            continue
+        slots = split_slots(tuple(float(g.memory_bytes) for g in hardware.gpus), offloaded + 1)
         layers = list(slots)
         last = max(i for i, count in enumerate(layers) if count)
         layers[last] -= 1
-        offloaded = Plan(
-            gpus=gpus, n_layers=n_layers, gpu_layers=tuple(layers), output_device=gpus[last]
-        )
-        report = plan_report(inventory, hardware, setting, offloaded, cpu)
-        for name, nbytes in _fixed_bytes(report, setting, hardware).items():
-            fixed[name] = max(fixed[name], nbytes)
-    return fixed, host_report.unmodelled
+        for overrides in ({}, on_host) if on_host else ({},):
+            plans.append(Plan(gpus=gpus, n_layers=n_layers, gpu_layers=tuple(layers),
+                              output_device=gpus[last], overrides=overrides))  # fmt: skip
+    return plans
 
 
-def _fixed_bytes(report: MemoryReport, setting: Setting, hardware: Hardware) -> dict[str, int]:
-    """Per device: compute + output buffers (+ host-only tensors for the CPU)."""
-    fixed = {}
-    host_only = sum(
-        b for name, b in setting.table.global_bytes.items() if not name.startswith("output")
-    )
-    for name in hardware.device_names:
-        device = report.devices.get(name)
-        buffers = 0 if device is None else (device.compute or 0) + device.output
-        fixed[name] = buffers + (host_only if name == CPU else 0)
-    if fixed:
-        # A GPU the reference plan left idle still gets the largest GPU buffer seen.
-        gpu_max = max((fixed[g.device] for g in hardware.gpus), default=0)
-        for gpu in hardware.gpus:
-            fixed[gpu.device] = max(fixed[gpu.device], gpu_max)
-    return fixed
+def _learn_from(
+    book: BufferBook,
+    inventory: Inventory,
+    hardware: Hardware,
+    setting: Setting,
+    plan: Plan,
+    cpu: CpuFeatures,
+    units: Sequence[Sequence[Unit]],
+    memory: MemoryReport | None = None,
+) -> tuple[MemoryReport, list[Learned]]:
+    """Replay ``plan`` (unless its report is given) and learn every device's buffers."""
+    if memory is None:
+        memory = plan_report(inventory, hardware, setting, plan, cpu)
+    learned = []
+    for name, nbytes in _device_buffers(memory).items():
+        if name in book.observed:
+            change = book.learn(name, plan_combination(plan, name, units), nbytes)
+            if change is not None:
+                learned.append(change)
+    return memory, learned
 
 
 def _best_baseline(problem: PlacementProblem) -> tuple[Plan | None, dict[str, float | None]]:
@@ -382,6 +421,18 @@ def _best_baseline(problem: PlacementProblem) -> tuple[Plan | None, dict[str, fl
     return (best[1] if best else None), scores
 
 
+def _better_hint(
+    problem: PlacementProblem, hint: Plan | None, previous: Plan | None
+) -> Plan | None:
+    """The previous round's plan when it still fits and beats the baseline: after buffers
+    were learned smaller it often stays optimal, and a good hint shortens the proof."""
+    if previous is None or not fits(previous, problem):
+        return hint
+    if hint is not None and plan_seconds(hint, problem) <= plan_seconds(previous, problem):
+        return hint
+    return previous
+
+
 def solve_setting(
     inventory: Inventory,
     hardware: Hardware,
@@ -392,37 +443,63 @@ def solve_setting(
     """Steps 3 and 4 for one (context, KV type)."""
     capacity = capacities(hardware, request)
     budgets = {name: budget for name, (_, budget) in capacity.items()}
-    fixed, unmodelled = _reference_fixed_bytes(inventory, hardware, setting, cpu)
+    fixed = _host_only_bytes(setting)
+    book = BufferBook(hardware.device_names)
+    problem = placement_problem(setting, hardware, budgets, fixed, request.objective)
+    units = layer_units(problem)
+    unmodelled = None
+    for plan in _reference_plans(setting, hardware):
+        memory, _ = _learn_from(book, inventory, hardware, setting, plan, cpu, units)
+        unmodelled = unmodelled or memory.unmodelled
     scope = rule_scope(inventory, setting.table)
     elapsed = 0.0
     decisions: list[RoundDecision] = []
+    verified: SolveReport | None = None  # the last plan that fit, its buffers still learning
+    previous: Plan | None = None
     for round_ in range(1, MAX_ROUNDS + 1):
-        problem = placement_problem(setting, hardware, budgets, fixed, request.objective)
+        problem = placement_problem(
+            setting, hardware, budgets, fixed, request.objective, book.table()
+        )
         hint, baselines = _best_baseline(problem)
+        hint = _better_hint(problem, hint, previous)
         result = solve_placement(
             problem, hint=hint, time_limit_s=request.time_limit_s, workers=request.workers,
             tolerance=request.tolerance, scope=scope,
         )  # fmt: skip
         elapsed += result.solve_seconds
         if result.plan is None:
-            report = _infeasible(setting, problem, elapsed, round_)
-            return _finished(report, decisions, unmodelled)
+            if verified is not None:
+                return _finished(_rounds(verified, round_), decisions, unmodelled)
+            return _finished(_infeasible(setting, problem, elapsed, round_), decisions, unmodelled)
+        previous = result.plan
         memory = plan_report(inventory, hardware, setting, result.plan, cpu)
         check_round_trip(inventory, result.plan, memory)
         resident = resident_bytes(inventory, memory)
-        over = {
-            name: resident[name] - capacity[name][1]
-            for name in memory.devices
-            if name in capacity and resident[name] > capacity[name][1]
+        excess = {
+            name: resident[name] - capacity[name][1] for name in memory.devices if name in capacity
         }
+        assumed = problem.buffers
+        assert assumed is not None
+        combos = {name: plan_combination(result.plan, name, units) for name in excess}
+        new = [name for name, combo in combos.items() if not assumed.known(name, combo)]
+        _, learned = _learn_from(
+            book, inventory, hardware, setting, result.plan, cpu, units, memory
+        )
+        over = {name: e for name, e in excess.items() if e > 0}
+        decisions += _decisions(round_, excess, learned)
         if not over:
             report = _feasible(
                 inventory, hardware, request, setting, result, memory, capacity, round_,
-                baselines,
+                baselines, assumed, units,
             )  # fmt: skip
-            return _finished(report, decisions, unmodelled)
-        measured = _fixed_bytes(memory, setting, hardware)
-        decisions += _learn(round_, over, measured, fixed, budgets)
+            if not new:
+                return _finished(report, decisions, unmodelled)
+            verified = report  # fits, but a combination was only assumed: solve again
+            continue
+        raised = {change.device for change in learned if change.after > change.before}
+        decisions += _cut_budgets(round_, over, raised, budgets)
+    if verified is not None:
+        return _finished(_rounds(verified, MAX_ROUNDS), decisions, unmodelled)
     report = _without_plan(
         setting,
         SolveStatus.UNKNOWN,
@@ -432,6 +509,16 @@ def solve_setting(
                "rounds",),
     )  # fmt: skip
     return _finished(report, decisions, unmodelled)
+
+
+def _rounds(verified: SolveReport, rounds: int) -> SolveReport:
+    """A plan that fit, returned after later rounds found none better to verify: its gap is
+    against the model of the round that solved it, which the note says."""
+    note = (
+        f"the plan of an earlier round (its replay fit): {rounds} rounds found no better one "
+        "the memory model confirms; its gap is against the model of its own round"
+    )
+    return verified.model_copy(update={"rounds": rounds, "notes": (*verified.notes, note)})
 
 
 def _finished(
@@ -447,29 +534,36 @@ def _finished(
     return report.model_copy(update=update)
 
 
-def _learn(
-    round_: int,
-    over: dict[str, int],
-    measured: dict[str, int],
-    fixed: dict[str, int],
-    budgets: dict[str, int],
+def _decisions(
+    round_: int, excess: dict[str, int], learned: Sequence[Learned]
 ) -> list[RoundDecision]:
-    """Update ``fixed`` and ``budgets`` for the devices a plan overfilled, and say how.
+    """Each assumption a round's replay changed, up (larger than assumed) or down (smaller:
+    the budget it frees is the model's again)."""
+    decisions = []
+    for change in learned:
+        decision = RoundDecision(
+            round=round_, device=change.device, action="learned buffers",
+            over_mib=round(excess.get(change.device, 0) / MIB, 2), runs=describe(change.combo),
+            from_mib=round(change.before / MIB, 2), to_mib=round(change.after / MIB, 2),
+        )  # fmt: skip
+        decisions.append(decision)
+    return decisions
 
-    Learn first: a buffer larger than assumed becomes the new fixed cost of its device. Only
-    a device whose fixed cost was already right has its budget cut (by the excess + 1 MiB)."""
+
+def _cut_budgets(
+    round_: int, over: dict[str, int], raised: set[str], budgets: dict[str, int]
+) -> list[RoundDecision]:
+    """Cut the budget (by the excess + 1 MiB) of each device over it whose buffers were not
+    assumed too small: what the placement model and the memory model count differently."""
     decisions = []
     for name, excess in over.items():
-        if measured.get(name, 0) > fixed.get(name, 0):
-            action, before, fixed[name] = "learned buffers", fixed.get(name, 0), measured[name]
-            after = fixed[name]
-        else:
-            action, before = "cut budget", budgets[name]
-            budgets[name] -= excess + MIB
-            after = budgets[name]
+        if name in raised:
+            continue
+        before = budgets[name]
+        budgets[name] -= excess + MIB
         decision = RoundDecision(
-            round=round_, device=name, over_mib=round(excess / MIB, 2), action=action,
-            from_mib=round(before / MIB, 2), to_mib=round(after / MIB, 2),
+            round=round_, device=name, over_mib=round(excess / MIB, 2), action="cut budget",
+            from_mib=round(before / MIB, 2), to_mib=round(budgets[name] / MIB, 2),
         )  # fmt: skip
         decisions.append(decision)
     return decisions
@@ -485,6 +579,8 @@ def _feasible(
     capacity: dict[str, tuple[int, int]],
     rounds: int,
     baselines: dict[str, float | None],
+    assumed: BufferTable,
+    units: Sequence[Sequence[Unit]],
 ) -> SolveReport:
     plan = result.plan
     assert plan is not None
@@ -493,6 +589,7 @@ def _feasible(
     devices = {}
     for name, device in report.devices.items():
         memory, budget = capacity.get(name, (0, 0))
+        combo = plan_combination(plan, name, units)
         devices[name] = DeviceBudget(
             weights=device.weights,
             repack=device.repack,
@@ -503,6 +600,8 @@ def _feasible(
             resident=resident[name],
             capacity=memory,
             budget=budget,
+            runs=describe(combo),
+            assumed_buffers=assumed.bytes_for(name, combo),
         )
     gpu_budget = sum(capacity[g.device][1] for g in hardware.gpus)
     strategy = classify(plan)
@@ -570,12 +669,20 @@ def _infeasible(
         + sum(problem.kv_bytes)
         + problem.output_bytes
         + problem.fixed_bytes.get(CPU, 0)
+        + _least_host_buffers(problem)
     )
     available = sum(problem.capacity.values())
     shortfall = Shortfall(
         needed=needed, available=available, budgets=dict(problem.capacity), suggestions=()
     )
     return _without_plan(setting, SolveStatus.INFEASIBLE, elapsed, rounds, shortfall=shortfall)
+
+
+def _least_host_buffers(problem: PlacementProblem) -> int:
+    """The smallest host buffers any combination was assumed to need (0 without a table)."""
+    if problem.buffers is None:
+        return 0
+    return min(problem.buffers.assumed.get(CPU, {}).values(), default=0)
 
 
 def _without_plan(

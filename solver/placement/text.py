@@ -185,14 +185,25 @@ def _readability_lines(report: SolveReport) -> list[str]:
 
 
 def _decision_lines(report: SolveReport) -> list[str]:
-    """What the verification rounds changed: the memory model found a device over budget
-    and the placement model was solved again with what it learned."""
+    """What the verification rounds changed: a plan's replay gave a device other buffers than
+    the placement model assumed for what it runs (larger or smaller), or found it over budget
+    anyway; the model was solved again with what it learned, unless that was the last round."""
     lines = []
     for d in report.decisions:
-        change = "its buffers learned" if d.action == "learned buffers" else "its budget cut"
+        where = (
+            f"{d.over_mib:.0f} MiB over budget"
+            if d.over_mib > 0
+            else f"within budget ({-d.over_mib:.0f} MiB free)"
+        )
+        if d.action == "learned buffers":
+            size = "larger" if d.to_mib > d.from_mib else "smaller"
+            change = f"its buffers running {d.runs or 'nothing'} learned {size}"
+        else:
+            change = "its budget cut"
+        after = "solved again" if d.round < report.rounds else "the plan stands"
         lines.append(
-            f"round {d.round}: {d.device} {d.over_mib:.0f} MiB over budget; {change} "
-            f"({d.from_mib:.0f} -> {d.to_mib:.0f} MiB), solved again"
+            f"round {d.round}: {d.device} {where}; {change} ({d.from_mib:.0f} -> "
+            f"{d.to_mib:.0f} MiB), {after}"
         )
     return lines
 
