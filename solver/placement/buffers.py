@@ -2,60 +2,67 @@
 
 What a device's buffers depend on (``solver.llama.compute_buffer`` replays llama.cpp's
 ``sched_reserve``: the scheduler cuts the graph into splits, ``ggml_gallocr`` sizes one buffer
-per backend as the peak of the tensors alive on it; read the replay for the details):
+per backend as the peak of the tensors alive on it at once):
 
-- whether the device runs any layer (its attention, norms, KV): the peak of one layer's
-  intermediates (attention scores without flash attention grow with the context, FFN
-  activations with ``n_ff`` x ubatch) plus the copies of the split inputs that end on it
-  (the residual stream, positions, KQ masks: n_kv x ubatch);
-- which units it runs besides (dense FFN, routed experts: ``n_ff_exp`` x ``n_expert_used`` x
-  ubatch, shared experts): a device holding only some layers' experts runs their FFN splits;
-- whether it holds the output head: the logits, ``n_vocab`` x outputs, and the final norm;
-- whether every layer is offloaded (llama.cpp then pins the layers' nodes to their devices
-  and the first GPU runs the input layer's ops too; ``_pins`` in ``compute_buffer``);
-- ubatch, context, flash attention, KV types: fixed for a setting, so constants here;
-- how many layers it runs, barely: the allocator reuses freed memory, so a second layer adds
-  what the first one's outputs keep alive and further layers add nothing (a plateau);
+- whether the device runs any layer: one layer's intermediates (attention scores without
+  flash attention grow with the context, FFN activations with ``n_ff`` x ubatch) plus the
+  copies of the inputs of the splits that run on it (the residual stream, positions, KQ
+  masks of n_kv x ubatch);
+- which units it runs (dense FFN; routed experts, ``n_ff_exp`` x ``n_expert_used`` x ubatch;
+  shared experts): a device with only some layers' experts runs just their FFN splits;
+- whether it holds the output head: its logits are for one output row at reserve time, so the
+  head alone is small (0.5-1 MiB; 12-34 MiB where the final norm's inputs are copied too);
+- whether every layer is offloaded: llama.cpp then pins each layer's ``norm`` and ``l_last``
+  to the layer's device (``graph_get_cb`` in ``src/llama-context.cpp``), and the devices'
+  buffers roughly double;
+- how many layers, barely: a second layer adds what the first one's outputs keep alive, more
+  add nothing (the allocator reuses freed memory);
+- ubatch, context, flash attention, KV types: fixed within a setting (constants here);
 - on CUDA with ubatch >= 32, the first GPU also copies the CPU-held weights of the ops it
-  offloads (``offload_op``) into its compute buffer: more experts on the CPU, more buffer;
+  offloads (``offload_op``) into its compute buffer, so it grows with what the CPU holds;
 - the host's output buffer (``output_reserve``): ``n_vocab`` x ``n_seq_max`` floats in host
-  memory, counted here with the CPU's buffers, constant for a setting.
+  memory, constant, counted with the CPU's buffers.
 
-Measured with the replay (RPC devices, ``-c 8192 -ub 512 -fa on``, compute MiB per device;
-``python /tmp`` scripts not kept, the numbers below are what they printed):
+Measured with the replay (``python -m benchmarks.buffer_combinations``: two RPC devices,
+``-c 8192 -ub 512 -fa on``; compute + output MiB of RPC0, with the head unless said):
 
-==============================  =====  ===================================================
-model / plan                     CPU    GPUs
-==============================  =====  ===================================================
-gpt-oss-20b, all on the host     104.4  0 / 0
-head only on RPC0                104.4  33.8 / 0
-1 layer on RPC0 (+ head)         104.4  81.1 / 0
-2..12 layers on RPC0 (+ head)    104.4  104.4 / 0
-all 24 on RPC0 (full offload)     91.4  195.0 / 0
-12 + 12, head on RPC1             91.4  195.0 / 144.3
-1 + 12, head on RPC1             104.4  81.1 / 87.6
-12 + 12, RPC1's experts on CPU    87.5  98.8 / 50.5
-==============================  =====  ===================================================
+====================================  ===========  =============  ===========  ===========
+plan                                  gpt-oss-20b  qwen3-30b-a3b  gemma-3-27b  llama-3.3-70b
+====================================  ===========  =============  ===========  ===========
+all on the host (the CPU's buffers)   105.2        96.6           189.0        256.5
+the head only                         33.8         0.7            1.0          0.5
+1 layer                               81.1         48.0           38.5         72.0
+2 layers / half the layers            104.4        88.0 / 100.0   148.5/156.5  208.0
+half, the head on RPC1 (RPC1)         0.8          0.6            1.0          0.5
+all layers (full offload)             195.0        168.1          329.6        456.1
+split in two, full offload (RPC1)     144.3        132.0          235.1        312.0
+split in two, experts on the host     53.8         56.0           -            -
+====================================  ===========  =============  ===========  ===========
 
-So a GPU's buffer is far from "the largest one seen": 0.8 MiB for a head after other GPUs'
-layers, 50 MiB for attention without experts, 195 MiB for the first GPU of a full offload.
+(qwen3.6-35b-a3b, a qwen35moe hybrid: head 12.0, 1 layer 68.0, 2 or more 76.0, full offload
+152.1, experts on the host 76.1.) So a GPU's buffer is far from "the largest one seen", which
+is what every GPU was charged before: 0.5 MiB for a head after another GPU's layers, half as
+much without the experts, twice as much under a full offload.
 
-The model: per device a few features of the plan (``FEATURES``: runs layers, holds the
-head, each movable unit it holds, and for a device with any of those whether every layer is
+The model: per device, a few features of the plan (``FEATURES``: runs layers, holds the head,
+each movable unit it holds, and for a device with any of those whether every layer is
 offloaded) form its *combination*; the CP-SAT model has one exact literal per feature and a
-bound ``buffer[k] >= assumed(k, combination)`` enforced by exactly that combination.
-``assumed`` is learned from replays (``BufferBook``): a combination's first replay sets it
-(down or up from the default), later ones can only raise it (the largest replay seen with
-that combination). A combination never replayed gets the device kind's largest value seen, as
-before. Within a combination buffers still vary (1 layer vs 2, how many experts stay on the
-CPU under CUDA's op offload), so the assumption is exact for the plans replayed and an upper
-bound of them; the plan the solver returns is always replayed itself (``solve``), and the
-report says what was assumed beside what came out.
+bound ``buffer[k] >= assumed(k, combination)`` enforced by exactly that combination
+(``cpsat._add_buffers``). ``assumed`` is learned from replays (``BufferBook``): before any
+solve, from a few reference plans (``solve._reference_plans``); a combination's first replay
+sets it, down or up from the default; later replays can only raise it (the largest replay seen
+with that combination). A combination never replayed gets the largest value seen on a device
+of its kind (the host, or any GPU): the old charge. Within a combination buffers still vary (1
+layer against 2, how many experts the CPU keeps under CUDA's op offload), so an assumption is
+exact for the plans replayed with it and at least as large as each of them; the plan
+``solve`` returns is replayed itself, and the report gives both numbers per device.
 
-Termination (``BufferBook.learn``): per (device, combination) the assumption moves down at
-most once and then only up, to values of replayed plans; a round either ends the loop or
-replays a combination for the first time or raises one, or cuts a budget, so the loop is
-finite; ``solve.MAX_ROUNDS`` caps it.
+Termination (``solve.solve_setting``): a round ends the loop when its plan fits and every
+device's combination had been replayed before; otherwise it replays a combination for the
+first time, raises one (to a replayed value), or cuts a budget. The first two can happen only
+finitely often (finitely many combinations; values of replayed plans), and ``MAX_ROUNDS``
+caps the rest. The report's gap is the CP-SAT proof against the model of the round that
+solved the plan.
 """
 
 from __future__ import annotations

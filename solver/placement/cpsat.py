@@ -23,8 +23,9 @@ class has.
   GPU may hold layers, and it stays on the CPU only if no layer is offloaded.
 
 Memory (bytes) per device k: layers' fixed weights and KV + units placed on k + output head +
-a fixed amount when k is used (compute and output buffers; the host's token embedding)
-<= capacity k.
+a fixed amount when k is used (the host's token embedding) + ``buffer[k]``, its compute and
+output buffers by what it runs (``solver.placement.buffers``: one bound per combination of
+``active[k]``, ``output[k]``, ``holds[g][k]`` and not ``active[0]``) <= capacity k.
 
 Objective (integer nanoseconds, from ``solver.cost.model.CostTables``): the time of every part on
 its device + a cost per device switch along the graph. Inside a block a layer's switches
@@ -69,7 +70,7 @@ from typing import Any
 
 import numpy as np
 from ortools.sat.python import cp_model
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from solver.cost.model import MOVABLE, PARTS, CostTables, Objective, estimate_cost
 from solver.placement.buffers import (
@@ -119,6 +120,7 @@ class PlacementProblem(BaseModel):
     balanced_prefill_weight: float = Field(
         default=1.0, description="seconds of decode worth one second of prefill per ubatch"
     )
+    _layer_units: list[tuple[Unit, ...]] | None = PrivateAttr(default=None)
 
 
 class Choice(StrEnum):
@@ -429,12 +431,15 @@ def _model_units(classes: Sequence[LayerClass]) -> tuple[Unit, ...]:
 
 
 def layer_units(problem: PlacementProblem) -> list[tuple[Unit, ...]]:
-    """Per layer, its movable units as the model sees them (``LayerClass.units``)."""
-    units: list[tuple[Unit, ...]] = [()] * problem.table.stored.shape[0]
-    for cls in layer_classes(problem):
-        for il in cls.members:
-            units[il] = cls.units
-    return units
+    """Per layer, its movable units as the model sees them (``LayerClass.units``); kept
+    with the problem, since the baselines price many plans of one problem."""
+    if problem._layer_units is None:
+        units: list[tuple[Unit, ...]] = [()] * problem.table.stored.shape[0]
+        for cls in layer_classes(problem):
+            for il in cls.members:
+                units[il] = cls.units
+        problem._layer_units = units
+    return problem._layer_units
 
 
 def _add_buffers(
