@@ -76,9 +76,10 @@ def test_weights_go_to_devices_whose_buffers_are_near_their_budget(small_model) 
         assert device.total == report.devices[name].total
         if name != CPU:
             assert device.total <= BUDGET
-    # what the model assumed for each device's combination is what its replay gave
+    # what the model assumed for each device's combination covers what its replay gave
     for name, device in report.devices.items():
-        assert device.runs and device.assumed_buffers >= device.compute + device.output
+        assert device.runs, name
+        assert device.assumed_buffers >= device.compute + device.output, (name, device)
 
 
 def test_the_old_charge_would_have_left_the_devices_empty(small_model) -> None:
