@@ -1158,6 +1158,150 @@ def samplers_command(source: str, profile_id: str | None, write: bool, conf_path
     emit(as_json, lambda: outcome.model_dump(mode="json"), lambda: samplers_text(outcome))
 
 
+# --- bench-profile / bench / report / docs ---------------------------------------------------
+
+
+@cli.command("bench-profile")
+@click.argument("profile_id", metavar="PROFILE")
+@_conf_option
+@click.option("--hardware", "hardware_name", default="detect", show_default=True,
+              help="The rig to solve the bench placement for.")  # fmt: skip
+@click.option("--force", is_flag=True, help="Replace a bench profile that was already tested.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench_profile_command(profile_id: str, conf_path: Path, hardware_name: str, force: bool,
+                          as_json: bool) -> None:  # fmt: skip
+    """Write [bench-PROFILE]: PROFILE set up for EvalPlus.
+
+    Context 10240, -b 512 -ub 512 and the placement solved again for them, no sampler
+    flags (EvalPlus sends temperature 0), --reasoning-format none for a thinking model.
+    Also adds the bench profile's display name, reference-score entry and (where its model
+    needs one) system prompt under benchmarks/evalplus/, and regenerates the profiles table
+    of benchmarks/evalplus/README.md.
+
+    \b
+    Example:
+        fit bench-profile qwen3-coder-30b && fit bench bench-qwen3-coder-30b
+    """
+    from profiles.bench_profile import describe_bench, make_bench_profile
+
+    outcome = make_bench_profile(conf_path, profile_id, rig=hardware_name, force=force)
+    emit(as_json, outcome.to_json, lambda: describe_bench(outcome))
+
+
+@cli.command("bench")
+@click.argument("profile_id", metavar="BENCH-PROFILE")
+@_conf_option
+@_server_option
+@click.option("--dataset", default="humaneval", show_default=True,
+              type=click.Choice(["humaneval", "mbpp"]), help="EvalPlus dataset.")  # fmt: skip
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N problems.")
+@click.option("--timeout", "timeout_s", default=6 * 3600.0, show_default=True,
+              type=click.FloatRange(min=1), help="Seconds EvalPlus may run.")  # fmt: skip
+@click.option("--max-tokens", default=768, show_default=True, type=click.IntRange(min=1),
+              help="Most tokens per answer (EvalPlus's default; more for a thinking "
+              "model).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench_command(profile_id: str, conf_path: Path, server_path: Path | None, dataset: str,
+                  limit: int | None, timeout_s: float, max_tokens: int,
+                  as_json: bool) -> None:  # fmt: skip
+    """Run EvalPlus against a bench profile's llama-server and store the raw results.
+
+    Starts llama-server with the bench profile, runs EvalPlus's greedy code generation
+    against its OpenAI-compatible endpoint, then EvalPlus's evaluation, and keeps EvalPlus's
+    files, the server log and run.json (pass@1, t/s, llama.cpp build) under
+    benchmarks/evalplus/results/. EvalPlus runs in its own environment, installed under
+    ~/.cache/fit/evalplus/ on first use. Then `fit report` writes results/REPORT.md.
+
+    \b
+    Examples:
+        fit bench bench-qwen3-coder-30b
+        fit bench bench-gpt-oss-120b --dataset mbpp --limit 20
+    """
+    from profiles.bench_run import bench_text, run_bench
+
+    with _Progress() as progress:
+        run, folder = run_bench(
+            conf_path, profile_id, dataset=dataset, limit=limit, server=server_path,
+            timeout_s=timeout_s, max_tokens=max_tokens, progress=progress,
+        )  # fmt: skip
+    emit(
+        as_json,
+        lambda: {**run.model_dump(mode="json"), "folder": str(folder)},
+        lambda: bench_text(run, folder),
+    )
+
+
+@cli.command("report")
+@_conf_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report's rows as JSON.")
+def report_command(conf_path: Path, as_json: bool) -> None:
+    """Regenerate benchmarks/evalplus/results/REPORT.md from the stored EvalPlus runs.
+
+    One row per bench profile and dataset (its latest run): pass@1 on the base and the plus
+    tests, the published reference scores (reference-scores.json) and the difference,
+    measured decode t/s, the date and the llama.cpp build.
+
+    \b
+    Example:
+        fit bench bench-qwen3-coder-30b && fit report
+    """
+    from profiles.bench_report import write_report
+
+    report = write_report(conf_path)
+    emit(as_json, report.to_json, lambda: f"wrote {report.path} ({len(report.rows)} rows)")
+
+
+@cli.group("docs")
+def docs_group() -> None:
+    """Keep the workspace's docs tables equal to models.conf and the bench data.
+
+    \b
+    Examples:
+        fit docs check
+        fit docs sync --conf ~/llm/models.conf
+    """
+
+
+@docs_group.command("check")
+@_conf_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def docs_check_command(conf_path: Path, as_json: bool) -> None:
+    """List every docs table cell, row or section that disagrees with models.conf; exit 1 if
+    any.
+
+    \b
+    Example:
+        fit docs check --conf ~/llm/models.conf
+    """
+    from profiles.docs import check_docs, docs_text
+    from solver.errors import OperationFailed
+
+    outcome = check_docs(conf_path)
+    emit(as_json, outcome.to_json, lambda: docs_text(outcome, checked=True))
+    if outcome.disagreements:
+        raise OperationFailed(
+            f"{len(outcome.disagreements)} disagreement(s) in the docs; `fit docs sync` "
+            "regenerates the tables"
+        )
+
+
+@docs_group.command("sync")
+@_conf_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def docs_sync_command(conf_path: Path, as_json: bool) -> None:
+    """Regenerate the docs tables between their markers and add missing sections; the prose
+    stays as written.
+
+    \b
+    Example:
+        fit docs sync && fit docs check
+    """
+    from profiles.docs import docs_text, sync_docs
+
+    outcome = sync_docs(conf_path)
+    emit(as_json, outcome.to_json, lambda: docs_text(outcome, checked=False))
+
+
 def main() -> None:
     cli(prog_name="fit")
 

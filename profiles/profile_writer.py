@@ -86,6 +86,7 @@ _FIT_COMMENTS = (
     rf"# {UNTESTED_MARK} — run `fit test \S+` to measure it\.",
     r"# Tested \d{4}-\d{2}-\d{2} by fit test: .*",  # profiles.outcome.tested_line
     r"# Tuned \d{4}-\d{2}-\d{2} by fit tune .*",  # profiles.outcome.apply_settings
+    r"# Bench profile of \[\S+\] for EvalPlus: .+",  # profiles.bench_profile.bench_comment
 )
 _FIT_COMMENT = re.compile("|".join(f"(?:{pattern})" for pattern in _FIT_COMMENTS))
 _FIT_DESCRIPTION = re.compile(r"Placed by fit \(.+\)")

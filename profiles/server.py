@@ -313,6 +313,10 @@ class LlamaServer(_ProcessContext):
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
+    def has_exited(self) -> bool:
+        """Whether the server that was started has exited since (it is not reaped here)."""
+        return self._process is not None and self._process.exit_code() is not None
+
     def argv(self, port: int) -> list[str]:
         argv = [str(self.binary)]
         if self.model is not None:

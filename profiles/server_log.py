@@ -989,3 +989,20 @@ def relevant_lines(text: str, limit: int = 12) -> list[str]:
             picked.append(body)
     tail = [_strip(raw)[1] for raw in text.splitlines()[-limit:]]
     return (picked or tail)[-limit:]
+
+
+_REQUEST_TIMING = re.compile(
+    r"(?P<kind>prompt eval|eval) time =\s*(?P<ms>[\d.]+) ms /\s*(?P<n>\d+) tokens"
+)
+
+
+def request_timings(text: str) -> dict[str, tuple[float, int]]:
+    """The ``print_timing`` lines of every request a server answered, added up: ``prompt``
+    and ``decode`` -> (milliseconds, tokens), llama-server's own clock
+    (tools/server/server-context.cpp ``print_timings``)."""
+    totals = {"prompt": (0.0, 0), "decode": (0.0, 0)}
+    for match in _REQUEST_TIMING.finditer(text):
+        kind = "prompt" if match["kind"] == "prompt eval" else "decode"
+        ms, n = totals[kind]
+        totals[kind] = (ms + float(match["ms"]), n + int(match["n"]))
+    return totals

@@ -306,6 +306,22 @@ def server_options() -> dict[str, ServerOption]:
     return table
 
 
+SAMPLING_SECTION = "----- sampling params -----"
+
+
+@cache
+def sampling_option_keys() -> frozenset[str]:
+    """The options (``ServerOption.key``) llama-server's ``--help`` lists under sampling
+    params: what a request's sampler does (temperature, top-k, penalties, grammar...)."""
+    text = read_data_text(HELP_FILE)
+    section = text.split(SAMPLING_SECTION, 1)[1].split("\n-----", 1)[0]
+    keys = set()
+    for line in section.splitlines():
+        if line.startswith("-") and (option := _parse_help_line(line)) is not None:
+            keys.add(option.key)
+    return frozenset(keys)
+
+
 def option_kind(option: ServerOption) -> OptionKind:
     if option.key in MEMORY_OPTIONS:
         return OptionKind.MEMORY
