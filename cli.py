@@ -1251,6 +1251,85 @@ def report_command(conf_path: Path, as_json: bool) -> None:
     emit(as_json, report.to_json, lambda: f"wrote {report.path} ({len(report.rows)} rows)")
 
 
+# --- init / add ------------------------------------------------------------------------------
+
+
+@cli.command("init")
+@click.argument("folder", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the files made as JSON.")
+def init_command(folder: Path, as_json: bool) -> None:
+    """Create a workspace: models.conf with its header, docs/client-settings.md, the
+    benchmarks/evalplus/ folder. Files already there are kept.
+
+    \b
+    Example:
+        fit init ~/llm && cd ~/llm && fit add unsloth/Qwen3-30B-A3B-GGUF
+    """
+    from profiles.adding import init_workspace
+
+    made = init_workspace(folder)
+    emit(
+        as_json,
+        lambda: [str(path) for path in made],
+        lambda: "\n".join(f"made {path}" for path in made) or f"{folder}: already a workspace",
+    )
+
+
+@cli.command("add")
+@click.argument("repo")
+@_conf_option
+@_server_option
+@click.option("--quant", help="The quant to take (no question).")
+@click.option("--yes", "-y", is_flag=True, help="Take the recommended answer to every question.")
+@click.option("--profile", "profile_id", help="The profile's id [from the model and quant].")
+@click.option("--hardware", "hardware_name", default="detect", show_default=True,
+              help="The rig to plan for ('detect': this machine).")  # fmt: skip
+@click.option("--ctx", "context", default=32768, show_default=True, type=click.IntRange(min=1),
+              help="The production profile's context.")  # fmt: skip
+@click.option("--bench-limit", type=click.IntRange(min=1),
+              help="Benchmark only the first N problems.")  # fmt: skip
+@click.option("--bench-max-tokens", default=768, show_default=True, type=click.IntRange(min=1),
+              help="Most tokens per benchmark answer.")  # fmt: skip
+@click.option("--skip", multiple=True, help="Leave a step out (repeatable), e.g. bench.")
+@click.option("--redo", help="Run this step and every later one again.")
+@click.option("--json", "as_json", is_flag=True, help="Print the steps as JSON.")
+def add_command(repo: str, conf_path: Path, server_path: Path | None, quant: str | None,
+                yes: bool, profile_id: str | None, hardware_name: str, context: int,
+                bench_limit: int | None, bench_max_tokens: int, skip: tuple[str, ...],
+                redo: str | None, as_json: bool) -> None:  # fmt: skip
+    """Add a Hugging Face model to the workspace, guided, step by step.
+
+    Steps: evaluate (every quant on the rig), quant (asks; --quant or --yes answer ahead),
+    download, profile (solve and write), samplers (from the card), test (launch and
+    measure), bench-profile, bench (EvalPlus), report, docs (sync). Progress is kept in
+    .fit/add/ next to models.conf: run it again to continue where it stopped.
+
+    \b
+    Examples:
+        fit add unsloth/Qwen3-30B-A3B-GGUF
+        fit add unsloth/gemma-3-270m-it-GGUF --yes --quant Q4_K_M --bench-limit 10
+    """
+    from profiles.adding import AddRequest, add_text, run_add
+
+    request = AddRequest(
+        repo=repo, conf_path=conf_path, quant=quant, yes=yes, profile_id=profile_id,
+        rig=hardware_name, context=context, bench_limit=bench_limit,
+        bench_max_tokens=bench_max_tokens, skip=skip, redo=redo, server=server_path,
+    )  # fmt: skip
+
+    def choose(evaluation: Any) -> str:
+        from profiles.evaluating import evaluation_text
+
+        click.echo(evaluation_text(evaluation), err=as_json)
+        names = [q.name for q in evaluation.quants]
+        return click.prompt("Which quant?", type=click.Choice(names, case_sensitive=False),
+                            default=evaluation.recommended, err=as_json)  # fmt: skip
+
+    with _Progress() as progress:
+        reports = run_add(request, choose=choose, say=progress)
+    emit(as_json, lambda: [r.model_dump() for r in reports], lambda: add_text(reports))
+
+
 @cli.group("docs")
 def docs_group() -> None:
     """Keep the workspace's docs tables equal to models.conf and the bench data.

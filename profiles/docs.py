@@ -26,12 +26,19 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from profiles.bench_data import display_names, system_prompts
+from profiles.client_settings import (
+    CAPABILITY_COLUMNS,
+    CAPABILITY_HEADING,
+    SAMPLER_COLUMNS,
+    SAMPLER_HEADING,
+    SKELETON,
+)
 from profiles.models_conf import ModelsConf, Profile, write_atomic
 from profiles.profile_writer import arg_groups
+from profiles.sampler_settings import COLUMNS, FLAGS
 from profiles.workspace import Workspace, is_bench_profile
 
-MISSING = "-"
-UNKNOWN = "?"
+MISSING = "-"  # a cell fit knows nothing for (profiles.client_settings writes the same)
 _SEPARATOR = re.compile(r"^:?-+:?$")
 
 
@@ -77,10 +84,8 @@ class TableSpec:
 
 # --- the rows ----------------------------------------------------------------------------
 
-SAMPLER_COLUMNS = {
-    "temp": "--temp", "top_p": "--top-p", "top_k": "--top-k", "min_p": "--min-p",
-    "repeat_penalty": "--repeat-penalty",
-}  # fmt: skip
+# sampler table column -> the llama-server option whose value it shows
+SAMPLER_FLAGS = {column: FLAGS[name] for name, column in COLUMNS.items()}
 
 
 def option_values(profile: Profile) -> dict[str, str]:
@@ -96,8 +101,8 @@ def capability_rows(facts: DocFacts) -> list[Row]:
         values = option_values(profile)
         rows.append(
             {
-                "Profile": profile.id, "Thinking": UNKNOWN, "Tool use": UNKNOWN,
-                "Vision": "yes" if "--mmproj" in values else UNKNOWN,
+                "Profile": profile.id, "Thinking": MISSING, "Tool use": MISSING,
+                "Vision": "yes" if "--mmproj" in values else MISSING,
                 "Max context": profile.get("CTX_SIZE") or MISSING,
             }
         )  # fmt: skip
@@ -109,7 +114,7 @@ def sampler_rows(facts: DocFacts) -> list[Row]:
     for profile in facts.production:
         values = option_values(profile)
         row = {"Profile": profile.id}
-        row.update({name: values.get(flag) or MISSING for name, flag in SAMPLER_COLUMNS.items()})
+        row.update({name: values.get(flag) or MISSING for name, flag in SAMPLER_FLAGS.items()})
         rows.append(row)
     return rows
 
@@ -127,13 +132,12 @@ def bench_rows(facts: DocFacts) -> list[Row]:
 
 TABLES = (
     TableSpec(
-        name="capabilities", file="client_settings", heading="## Capability table",
-        columns=("Profile", "Thinking", "Tool use", "Vision", "Max context"),
-        owned=("Max context",), rows=capability_rows,
+        name="capabilities", file="client_settings", heading=CAPABILITY_HEADING,
+        columns=CAPABILITY_COLUMNS, owned=("Max context",), rows=capability_rows,
     ),
     TableSpec(
-        name="samplers", file="client_settings", heading="## Sampler table",
-        columns=("Profile", *SAMPLER_COLUMNS), owned=tuple(SAMPLER_COLUMNS), rows=sampler_rows,
+        name="samplers", file="client_settings", heading=SAMPLER_HEADING,
+        columns=SAMPLER_COLUMNS, owned=SAMPLER_COLUMNS[1:], rows=sampler_rows,
     ),
     TableSpec(
         name="bench-profiles", file="bench_readme", heading="## Profiles",
@@ -143,8 +147,7 @@ TABLES = (
 )  # fmt: skip
 
 TEMPLATES = {
-    "client_settings": "# Client settings\n\nSettings to use in the chat client for each "
-    "profile in models.conf.\n",
+    "client_settings": SKELETON,
     "bench_readme": "# EvalPlus benchmark\n\n`fit bench PROFILE` runs EvalPlus (HumanEval+ or "
     "MBPP+) against a bench profile's llama-server; `fit report` writes results/REPORT.md.\n"
     "Bench profiles are the `bench-*` sections of models.conf (`fit bench-profile PROFILE`).\n",
@@ -227,14 +230,29 @@ def _key(spec: TableSpec) -> str:
 
 
 def merged_rows(spec: TableSpec, wanted: Sequence[Row], existing: Sequence[Row]) -> list[Row]:
-    """The facts' rows, with the user's cells in the columns fit does not own."""
+    """The facts' rows, with the user's cells in the columns fit does not own (and their
+    text where it says the same number)."""
     old = {row.get(_key(spec), ""): row for row in existing}
     merged = []
     for row in wanted:
         previous = old.get(row[_key(spec)], {})
-        kept = {c: previous[c] for c in spec.columns if c not in spec.owned and c in previous}
-        merged.append({**row, **{c: v for c, v in kept.items() if c != _key(spec)}})
+        kept = {
+            c: previous[c]
+            for c in spec.columns[1:]
+            if c in previous and (c not in spec.owned or same_cell(previous[c], row[c]))
+        }
+        merged.append({**row, **kept})
     return merged
+
+
+def same_cell(have: str, want: str) -> bool:
+    """Equal text, or equal numbers ("0.0" in a table for ``--min-p 0``)."""
+    if have == want:
+        return True
+    try:
+        return float(have) == float(want)
+    except ValueError:
+        return False
 
 
 def table_disagreements(
@@ -251,7 +269,7 @@ def table_disagreements(
             continue
         for column in spec.owned:
             have, want = found[profile].get(column, MISSING), row[column]
-            if have != want:
+            if not same_cell(have, want):
                 message = f"{column} is {have!r}, models.conf says {want!r}"
                 out.append(Disagreement(file=shown, table=table, profile=profile, message=message))
     for profile in found.keys() - {row[key] for row in wanted}:
@@ -278,9 +296,9 @@ class DocsOutcome(BaseModel):
         }
 
 
-def _applies(spec: TableSpec, facts: DocFacts) -> bool:
-    """A table is due when its file exists or it would have rows."""
-    return spec.path(facts.workspace).exists() or bool(spec.rows(facts))
+def _applies(spec: TableSpec, facts: DocFacts, *, create: bool = False) -> bool:
+    """A table is due when its file exists or it would have rows (or ``create``)."""
+    return create or spec.path(facts.workspace).exists() or bool(spec.rows(facts))
 
 
 def _shown(path: Path, workspace: Workspace) -> str:
@@ -334,16 +352,19 @@ def synced_text(text: str, specs: Sequence[TableSpec], facts: DocFacts) -> str:
     return "\n".join(lines) + "\n"
 
 
-def sync_docs(conf_path: Path, *, only: Sequence[str] | None = None) -> DocsOutcome:
+def sync_docs(
+    conf_path: Path, *, only: Sequence[str] | None = None, create: bool = False
+) -> DocsOutcome:
     """Regenerate every due table (or those of the files named in ``only``: Workspace
-    property names) and add the missing per-profile sections."""
+    property names) and add the missing per-profile sections; ``create`` makes a file
+    from its template even when its tables have no rows yet (``fit init``)."""
     workspace = Workspace.of(conf_path)
     facts = DocFacts.read(workspace)
     written = []
     for file in dict.fromkeys(spec.file for spec in TABLES):
         if only is not None and file not in only:
             continue
-        specs = [s for s in TABLES if s.file == file and _applies(s, facts)]
+        specs = [s for s in TABLES if s.file == file and _applies(s, facts, create=create)]
         if not specs:
             continue
         path = specs[0].path(workspace)

@@ -35,6 +35,24 @@ def isolated(
     assert marked_processes(server_marker) == []
 
 
+FIXTURES = REPO / "tests" / "fixtures"
+
+
+def example_workspace(folder: Path) -> Path:
+    """A writable copy of the example workspace (``../shared/examples/workspace``, whose files
+    ``tests/fixtures`` holds byte for byte); returns its models.conf."""
+    layout = {
+        "models.conf": "models.conf",
+        "client-settings.md": "docs/client-settings.md",
+        "bench-client.conf": "benchmarks/evalplus/bench-client.conf",
+    }
+    for fixture, place in layout.items():
+        target = folder / place
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((FIXTURES / fixture).read_bytes())
+    return folder / "models.conf"
+
+
 def write_conf(folder: Path, model: Path, extra: str, *, ctx: int = 1024, ngl: str = "0") -> Path:
     """A models.conf with comments, a profile under test and a neighbour that must not move."""
     conf = folder / "models.conf"
