@@ -175,7 +175,9 @@ def run_bench(
     run = _bench_record(folder, profile_id, name, launch.model, dataset, limit, started)
     run = run.model_copy(
         update={
-            "dataset_source": source, "dataset_sha256": _sha256(override), "max_tokens": max_tokens
+            "dataset_source": source,
+            "dataset_sha256": _sha256(override),
+            "max_tokens": max_tokens,
         }
     )
     write_atomic(folder / "run.json", run.model_dump_json(indent=2) + "\n", backup=False)
