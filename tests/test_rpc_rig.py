@@ -127,3 +127,81 @@ def test_detected_rpc_rig_solved_and_launched(tmp_path, synthetic_gguf, rpc_serv
         assert logged.model.contains(planned["weights"] + planned["repack"]), (device, logged)
         total = logged.total.approx_bytes
         assert abs(planned["total"] - total) <= 0.01 * total, (device, planned, logged)
+
+
+# --- the network in the cost model -----------------------------------------------------------
+
+
+GBE = {"link_gb_s": 0.125, "latency_us": 300}  # 1 GbE and a LAN's round trip
+
+
+def _two_gpus(**link: object) -> str:
+    """Two RTX 3060 (12 GB) on a DDR5 desktop: local, or (``link`` given) RPC devices."""
+    text = '[host]\nram_gib = 64\ncores = 16\nmemory = "DDR5"\nmt_per_s = 6000\nchannels = 2\n'
+    for index in (1, 2):
+        text += '[[gpus]]\nmodel = "RTX 3060"\n'
+        if link:
+            text += f'rpc = "10.0.0.{index}:50052"\n'
+        text += "".join(f"{key} = {value}\n" for key, value in link.items())
+    return text
+
+
+def _tables(rig_text: str, n_ubatch: int):
+    import numpy as np
+
+    from solver.cost.model import Workload, build_cost_tables
+    from solver.plan.units import LayerTable, Unit
+
+    stored = np.full((2, len(Unit)), 100 * 2**20, dtype=np.int64)
+    table = LayerTable(
+        units=tuple(Unit), stored=stored, read_per_token=stored.astype(float), params=stored,
+        pinned=np.zeros(2, dtype=np.int64), pinned_params=np.zeros(2, dtype=np.int64),
+        global_bytes={"token_embd.weight": 2**20},
+    )  # fmt: skip
+    workload = Workload(
+        n_embd=2048, kv_bytes_per_position=(4096, 4096),
+        attention_flops_per_position=(8192.0, 8192.0), n_ubatch=n_ubatch,
+    )  # fmt: skip
+    rig = hardware_from_scenario(tomllib.loads(rig_text), source="r", default_name="r")
+    return build_cost_tables(table, rig, workload)
+
+
+def test_a_split_over_the_network_costs_a_round_trip_and_the_activations_at_link_speed():
+    from solver.cost.model import CostCoefficients
+
+    pcie = _tables(_two_gpus(), 512)
+    gbe = _tables(_two_gpus(**GBE), 512)
+    latency = CostCoefficients().split_latency_s
+    # decode: one f32 row of n_embd each way (2 x 8 KiB at 0.125 GB/s) plus the round trip
+    assert gbe.split_decode == pytest.approx(latency + 300e-6 + 2 * 2048 * 4 / 0.125e9)
+    assert gbe.split_prefill == pytest.approx(latency + 300e-6 + 2 * 512 * 2048 * 4 / 0.125e9)
+    print(f"\nsplit cost, decode: PCIe 4.0 x16 {pcie.split_decode * 1e6:.1f} us, "
+          f"1 GbE {gbe.split_decode * 1e6:.1f} us; per 512-token ubatch: "
+          f"{pcie.split_prefill * 1e3:.3f} ms vs {gbe.split_prefill * 1e3:.3f} ms")  # fmt: skip
+    assert gbe.split_decode > 10 * pcie.split_decode
+
+
+def test_rpc_devices_take_no_host_weights_in_prefill():
+    """ggml-rpc has no offload_op: the CPU's matmuls stay on the CPU, at its own rate; on a
+    local rig they stream over PCIe to the first GPU (the cheaper of the two here)."""
+    pcie = _tables(_two_gpus(), 512)
+    gbe = _tables(_two_gpus(**GBE), 512)
+    cpu = pcie.devices.index("CPU")
+    assert (gbe.prefill[:, :, cpu] != pcie.prefill[:, :, cpu]).all()
+    assert (gbe.prefill[:, :, 1:] == pcie.prefill[:, :, 1:]).all()  # the GPUs' own work
+
+
+def test_the_plan_over_1_gbe_has_fewer_splits_than_over_pcie(tmp_path):
+    """Qwen3-30B-A3B Q8_0 (30 GiB) on two 12 GB cards: over PCIe the fastest plan keeps the
+    experts of some layers in RAM (two splits each); over 1 GbE each split costs a round trip
+    and two activation transfers, so whole layers go to the CPU instead."""
+    plans = {}
+    for name, link in (("pcie", {}), ("1gbe", GBE)):
+        rig = tmp_path / f"{name}.toml"
+        rig.write_text(_two_gpus(**link))
+        plans[name] = _fit("solve", "qwen3-30b-a3b:Q8_0", "--hardware", str(rig), "--ctx", "32768")
+    splits = {name: plan["graph_splits"] for name, plan in plans.items()}
+    tps = {name: round(plan["estimate"]["decode_tps"], 1) for name, plan in plans.items()}
+    print(f"\ngraph splits {splits}, decode t/s {tps}")
+    assert splits["1gbe"] < splits["pcie"], plans["1gbe"]["args"]
+    assert plans["1gbe"]["args"][:2] == ["--rpc", "10.0.0.1:50052,10.0.0.2:50052"]
