@@ -3,8 +3,8 @@
 The catalogue holds real models' headers (DeepSeek-V3 MLA + MTP, gpt-oss iSWA, GLM MoE with
 an MTP layer, Qwen3 MoE, Llama 3.3, Gemma 3). These checks use llama.cpp facts that do not
 depend on fit's arithmetic: the weights llama.cpp allocates are the file's tensors (the MTP
-layer's tensors excepted, which llama.cpp skips), and with ``--load-mode none`` on the CPU
-every tensor is allocated once, padded to 32 bytes.
+layer's tensors excepted that llama.cpp skips: ``ModelHparams.loads``), and with
+``--load-mode none`` on the CPU every tensor is allocated once, padded to 32 bytes.
 """
 
 from __future__ import annotations
@@ -25,10 +25,7 @@ CPU = CpuFeatures()
 def test_all_on_cpu_allocates_every_used_tensor_once(model: str) -> None:
     inventory = load_catalogue_entry(model)
     hparams = model_hparams(inventory)
-    skip_from = hparams.n_layer if hparams.skips_mtp_tensors else None
-    used = [
-        t for t in inventory.tensors if skip_from is None or t.layer is None or t.layer < skip_from
-    ]
+    used = [t for t in inventory.tensors if hparams.loads(t.name, t.layer)]
     config = parse_llama_args(["-c", "4096", "-ngl", "0", "--load-mode", "none", "--fit", "off"])
     report = estimate_memory(inventory, config, cpu=CPU)
     assert report.devices["CPU"].weights == sum(pad(t.n_bytes, 32) for t in used)

@@ -39,7 +39,7 @@ from solver.errors import BadInput
 from solver.ggml import dtypes as ggml_types
 from solver.gguf.inventory import Inventory, Tensor
 from solver.llama.args import LaunchConfig, rpc_buffer_names
-from solver.llama.hparams import MTP_LOADED_SUFFIXES, ModelHparams, model_hparams
+from solver.llama.hparams import ModelHparams, model_hparams
 from solver.quantities import CPU
 
 CPU_MAPPED = "CPU_Mapped"
@@ -272,8 +272,6 @@ class ModelTensors:
         self.inventory = inventory
         self.hparams: ModelHparams = model_hparams(inventory)
         alignment = inventory.data_alignment
-        skip_from = self.hparams.n_layer if self.hparams.skips_mtp_tensors else None
-        loaded_anyway = MTP_LOADED_SUFFIXES.get(self.hparams.arch, ())
         next_offset: dict[int, int] = {}
         weights: list[WeightInfo] = []
         for tensor in inventory.tensors:
@@ -281,9 +279,6 @@ class ModelTensors:
             offset = next_offset.get(tensor.file_index, 0)
             next_offset[tensor.file_index] = offset + ggml_types.pad(tensor.n_bytes, alignment)
             op, section = tensor_op(tensor)
-            layer = tensor.layer
-            skipped = skip_from is not None and layer is not None and layer >= skip_from
-            skipped = skipped and not tensor.name.endswith(loaded_anyway)
             weights.append(
                 WeightInfo(
                     name=tensor.name,
@@ -295,7 +290,7 @@ class ModelTensors:
                     section=section,
                     file_index=tensor.file_index,
                     offset=offset,
-                    skipped=skipped,
+                    skipped=not self.hparams.loads(tensor.name, tensor.layer),
                 )
             )
         self.weights: tuple[WeightInfo, ...] = tuple(weights)

@@ -186,6 +186,13 @@ class ModelHparams(BaseModel):
     def skips_mtp_tensors(self) -> bool:
         return self.n_layer_nextn > 0 and self.arch in MTP_SKIPPING_ARCHS
 
+    def loads(self, name: str, layer: int | None) -> bool:
+        """Whether llama.cpp's loader creates this tensor: all but the MTP layers' tensors it
+        skips (``MTP_LOADED_SUFFIXES`` are created all the same)."""
+        if not self.skips_mtp_tensors or layer is None or layer < self.n_layer:
+            return True
+        return name.endswith(MTP_LOADED_SUFFIXES.get(self.arch, ()))
+
 
 def _int_meta(inventory: Inventory, key_template: str, default: int) -> int:
     value = inventory.metadata.get(key_template.format(arch=inventory.architecture))

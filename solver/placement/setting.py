@@ -158,7 +158,7 @@ def placement_table(inventory: Inventory, hparams: ModelHparams) -> LayerTable:
     """Per-layer bytes of what llama.cpp loads (MTP layers it skips weigh nothing)."""
     if not hparams.skips_mtp_tensors:
         return build_layer_table(inventory)
-    loaded = tuple(t for t in inventory.tensors if t.layer is None or t.layer < hparams.n_layer)
+    loaded = tuple(t for t in inventory.tensors if hparams.loads(t.name, t.layer))
     return build_layer_table(inventory.model_copy(update={"tensors": loaded}))
 
 
