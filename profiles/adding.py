@@ -335,6 +335,6 @@ def init_workspace(folder: Path) -> list[Path]:
     workspace = Workspace.of(conf)
     missing = [p for p in (workspace.client_settings, workspace.bench_readme) if not p.exists()]
     sync_docs(conf, only=("client_settings", "bench_readme"), create=True)
-    made += [path for path in missing if path.exists()]
+    made += [folder / path.relative_to(workspace.root) for path in missing if path.exists()]
     workspace.results.mkdir(parents=True, exist_ok=True)
     return made
