@@ -17,7 +17,7 @@ Steps (``STEPS``), each one library call of its own command:
 State lives in the workspace (``.fit/add/<owner>--<name>.json``): after each step its result
 is saved, so a run that stops (Ctrl-C, a failed step, a closed terminal) continues with the
 first step not done. ``--redo STEP`` runs that step and every later one again; ``--skip
-STEP`` leaves a step out (``bench-profile``, ``bench`` and ``report`` are optional). A step
+STEP`` leaves out a step no later one needs (``SKIPPABLE``). A step
 that cannot apply to this model (a card with no sampler values and no family defaults) is
 recorded as skipped with its reason, and the rest goes on.
 """
@@ -50,7 +50,9 @@ STEPS = (
     "evaluate", "quant", "download", "profile", "samplers", "test", "bench-profile", "bench",
     "report", "docs",
 )  # fmt: skip
-OPTIONAL = ("samplers", "bench-profile", "bench", "report")
+OPTIONAL = ("samplers", "bench-profile", "bench", "report")  # a failure skips them
+# steps no later step needs: the only ones --skip may leave out
+SKIPPABLE = ("samplers", "test", "bench-profile", "bench", "report", "docs")
 SKIPPED = "skipped"
 
 
@@ -114,6 +116,9 @@ def _check(request: AddRequest) -> None:
     for step in (*request.skip, *([request.redo] if request.redo else [])):
         if step not in STEPS:
             raise BadInput(f"no step {step!r}; the steps are {', '.join(STEPS)}")
+    for step in request.skip:
+        if step not in SKIPPABLE:
+            raise BadInput(f"--skip {step}: later steps need it; skippable: {', '.join(SKIPPABLE)}")
     if not request.conf_path.exists():
         raise BadInput(f"{request.conf_path}: no such file (`fit init` makes a workspace)")
 

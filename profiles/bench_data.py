@@ -79,12 +79,14 @@ def reference_scores(workspace: Workspace) -> dict[str, dict[str, Score]]:
     for profile, datasets in read_json_map(path).items():
         if not isinstance(datasets, dict):
             raise BadInput(f"{path}: [{profile}] must map datasets to scores")
-        try:
-            scores[profile] = {name: Score.model_validate(s) for name, s in datasets.items()}
-        except ValidationError as error:
-            problem = error.errors()[0]
-            where = ".".join(str(part) for part in problem["loc"])
-            raise BadInput(f"{path}: [{profile}] {where}: {problem['msg']}") from None
+        scores[profile] = {}
+        for dataset, score in datasets.items():
+            try:
+                scores[profile][dataset] = Score.model_validate(score)
+            except ValidationError as error:
+                problem = error.errors()[0]
+                where = ".".join(str(part) for part in (dataset, *problem["loc"]))
+                raise BadInput(f"{path}: [{profile}] {where}: {problem['msg']}") from None
     return scores
 
 

@@ -52,7 +52,6 @@ BENCH_DESCRIPTION = "EvalPlus profile"
 # Chat-template markers of a model that thinks before it answers (Qwen3, DeepSeek-R1,
 # GLM-4.5+, gpt-oss's analysis channel), read from the GGUF's tokenizer.chat_template.
 THINKING_MARKERS = ("<think>", "enable_thinking", "reasoning_content", "<|channel|>analysis")
-TOOL_MARKERS = ("tools", "tool_call")
 
 
 class BenchProfileOutcome(BaseModel):

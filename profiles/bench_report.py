@@ -107,8 +107,9 @@ def render(rows: list[dict[str, str]]) -> str:
 
 def write_report(conf_path: Path) -> Report:
     workspace = Workspace.of(conf_path)
+    scores = reference_scores(workspace)  # read first: a broken file is named even with no runs
     frame = latest_runs(load_runs(workspace.results))
-    rows = report_rows(frame, reference_scores(workspace)) if not frame.empty else []
+    rows = report_rows(frame, scores) if not frame.empty else []
     workspace.results.mkdir(parents=True, exist_ok=True)
     write_atomic(workspace.report, render(rows), backup=False)
     return Report(path=workspace.report, rows=tuple(rows))

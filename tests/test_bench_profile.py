@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from profiles.bench_data import BenchEntry, record_bench_entry
 from profiles.bench_profile import BENCH_CONTEXT, bench_extra_args
 from profiles.models_conf import ModelsConf
@@ -72,3 +74,34 @@ def test_gpt_oss_gets_its_system_prompt_and_user_entries_stay(tmp_path: Path) ->
     record_bench_entry(workspace, entry.model_copy(update={"bench_profile": "bench-oss-2"}))
     prompts = ModelsConf.read(workspace.bench_client)
     assert prompts.profile("bench-oss-2").get("SYSTEM_PROMPT") == "Reasoning: high"
+
+
+def _thinking_llama(path: Path) -> Path:
+    """A tiny llama whose chat template opens a think block, as Qwen3's does."""
+    from gguf import GGUFWriter
+
+    from tests.gguf_bytes import llama_metadata, llama_tensors
+
+    writer = GGUFWriter(path, "llama")
+    llama_metadata(writer, 2)
+    writer.add_chat_template("{% if enable_thinking %}<think>\n{% endif %}{{ messages }}")
+    for name, shape in llama_tensors(2, n_vocab=32).items():
+        writer.add_tensor(name, np.zeros(shape, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_a_thinking_model_from_its_chat_template(tmp_path: Path) -> None:
+    model = _thinking_llama(tmp_path / "thinker.gguf")
+    conf = example_workspace(tmp_path / "ws")
+    with conf.open("a") as handle:
+        handle.write(f"\n[thinker]\nNAME=Thinker\nMODEL={model}\nCTX_SIZE=4096\nN_GPU_LAYERS=99\n"
+                     "FIT=off\nEXTRA_ARGS=-fa on --jinja --temp 0.6\n")  # fmt: skip
+    result = invoke("bench-profile", "thinker", "--conf", str(conf), "--hardware", "reference")
+    assert result.exit_code == 0, result.output
+    extra = ModelsConf.read(conf).profile("bench-thinker").get("EXTRA_ARGS") or ""
+    assert "--reasoning-format none" in extra and "--temp" not in extra
+    assert "thinking model: --reasoning-format none" in result.output
