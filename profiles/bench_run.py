@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -95,7 +96,8 @@ def _dataset_file(
         )
         done = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
         if done.returncode != 0:
-            raise OperationFailed(f"EvalPlus could not load {dataset}: {done.stderr[-300:]}")
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise OperationFailed(f"EvalPlus could not load {dataset}: {last}")
         text = done.stdout
     lines = [line for line in text.splitlines() if line.strip()][:limit]
     path = folder / f"{dataset}-first-{limit}.jsonl"
@@ -152,7 +154,11 @@ def run_bench(
     python = evalplus_python(progress)
     started = dt.datetime.now(dt.UTC).replace(microsecond=0)
     folder = _run_folder(workspace, profile_id, dataset, started)
-    override, source = _dataset_file(dataset, limit, folder, python)
+    try:
+        override, source = _dataset_file(dataset, limit, folder, python)
+    except BaseException:
+        shutil.rmtree(folder)  # nothing ran: no run to keep
+        raise
     request = {
         "dataset": dataset, "model": profile_id, "root": str(folder / "evalplus"),
         "system_prompt": system_prompts(workspace).get(profile_id), "parallel": 1,

@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from cli import cli
 from profiles.models_conf import ModelsConf, is_tested
 from tests.fake_hub import FakeHub
 from tests.humaneval_plus import write_humaneval_plus
@@ -101,3 +103,24 @@ def test_add_from_the_hub_to_a_benchmarked_documented_profile(
     again = invoke(*args, "--json")
     assert again.exit_code == 0, again.output
     assert {step["status"] for step in json.loads(again.stdout)} == {"resumed"}
+
+
+def test_an_interrupted_add_continues_where_it_stopped(tmp_path: Path, gemma_repo: FakeHub) -> None:
+    """No answer to "which quant?" stops the run after evaluate; the next run answers at the
+    prompt, resumes after evaluate and goes on (the long steps left out with --skip)."""
+    conf = example_workspace(tmp_path / "ws")
+    args = ("add", REPO, "--conf", str(conf), "--ctx", "4096")
+    stopped = CliRunner().invoke(cli, list(args), input="")
+    assert stopped.exit_code == 1 and "Which quant?" in stopped.output
+    state = json.loads((tmp_path / "ws/.fit/add/test-org--gemma-3-270m-it-GGUF.json").read_text())
+    assert list(state["done"]) == ["evaluate"]
+    skips = [word for step in ("test", "bench-profile", "bench", "report")
+             for word in ("--skip", step)]  # fmt: skip
+    resumed = CliRunner().invoke(cli, [*args, *skips, "--json"], input="Q4_K_M\n")
+    assert resumed.exit_code == 0, resumed.output
+    steps = json.loads(resumed.stdout)  # the question and the evaluation went to stderr
+    status = {step["step"]: step["status"] for step in steps}
+    assert status["evaluate"] == "resumed" and status["quant"] == "done"
+    assert status["bench"] == "skipped" and status["docs"] == "done"
+    assert PROFILE in ModelsConf.read(conf)
+    assert invoke("docs", "check", "--conf", str(conf)).exit_code == 0
