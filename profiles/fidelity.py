@@ -53,9 +53,16 @@ _KINDS = {
 # for iSWA models, and None where the "creating ... KV cache" line is missing from the log
 _LOGGED_CACHE = {
     "base": (BufferKind.KV, ("non-SWA", "main", None)),
-    "lid": (BufferKind.KV, ("indexer",)),  # deepseek32's lightning-indexer cache
+    # deepseek32's lightning-indexer cache, deepseek4's
+    "lid": (BufferKind.KV, ("indexer", "DSV4 lightning-indexer")),
     "swa": (BufferKind.KV, ("SWA", None)),
     "rs": (BufferKind.RS, (None,)),
+    # deepseek4 (solver.llama.kv_dsv4): its compressed K caches and compressor states
+    "csa": (BufferKind.KV, ("DSV4 CSA compressed",)),
+    "hca": (BufferKind.KV, ("DSV4 HCA compressed",)),
+    "csa_state": (BufferKind.RS, ("DSV4 csa state",)),
+    "hca_state": (BufferKind.RS, ("DSV4 hca state",)),
+    "lid_state": (BufferKind.RS, ("DSV4 lid state",)),
 }
 
 

@@ -427,8 +427,14 @@ _KIND_BY_LABEL = {
     "output": BufferKind.OUTPUT,
 }
 # src/llama-kv-cache-iswa.cpp: llama_kv_cache_iswa::llama_kv_cache_iswa ("non-SWA"/"SWA"),
-# src/llama-memory-hybrid-idx.cpp ("indexer"): the KV buffer lines that follow belong to it
-_KV_CACHE_START = re.compile(r"\w+: creating\s+(?P<which>[\w-]+) KV cache, size =")
+# src/llama-memory-hybrid-idx.cpp ("indexer"), src/llama-kv-cache-dsv4.cpp ("DSV4 CSA
+# compressed", "DSV4 HCA compressed", "DSV4 lightning-indexer"): the KV buffer lines that
+# follow belong to it
+_KV_CACHE_START = re.compile(
+    r"\w+: creating\s+(?P<which>(?:DSV4 )?[\w-]+(?: compressed)?) KV cache, size ="
+)
+# src/llama-kv-cache-dsv4.cpp: llama_dsv4_comp_state's "%10s DSV4 %s state buffer size"
+_DSV4_STATE = re.compile(r"DSV4 (?P<name>\w+) state")
 # src/llama-kv-cache.cpp: llama_kv_cache::llama_kv_cache, after its buffers
 _KV_SUMMARY = re.compile(
     r"llama_kv_cache: size =\s*(?P<mib>\d+\.\d+) MiB \(\s*(?P<cells>\d+) cells,\s*"
@@ -705,13 +711,17 @@ def _on_model_load(found: _Found, m: re.Match[str], number: int) -> None:
 def _on_buffer(found: _Found, m: re.Match[str], number: int) -> None:
     label = m["label"]
     kind = _KIND_BY_LABEL.get(label, BufferKind.OTHER)
+    cache = found.kv_cache if kind is BufferKind.KV else None
+    state = _DSV4_STATE.fullmatch(label)
+    if state:  # a DSV4 compressor's state: per-sequence rows, as a recurrent state is
+        kind, cache = BufferKind.RS, f"DSV4 {state['name']} state"
     found.buffers.append(
         LoggedBuffer(
             kind=kind,
             label=label,
             buffer=m["buffer"],
             device=found.names.device_of(m["buffer"]),
-            cache=found.kv_cache if kind is BufferKind.KV else None,
+            cache=cache,
             size=LoggedSize.from_mib_text(m["mib"]),
             line=number,
         )

@@ -30,6 +30,7 @@ import gguf
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from solver.errors import BadInput
+from solver.gguf.newer_names import SQRT_SOFTPLUS_GATING, Dsv4Keys, Dsv4Tensors
 
 T = gguf.MODEL_TENSOR
 K = gguf.Keys
@@ -46,6 +47,7 @@ class Arch(StrEnum):
     GEMMA3 = "gemma3"
     DEEPSEEK2 = "deepseek2"
     DEEPSEEK32 = "deepseek32"  # DeepSeek V3.2: deepseek2's MLA plus the DSA lightning indexer
+    DEEPSEEK4 = "deepseek4"  # DeepSeek V4: hyper-connections, compressed KV, hash routing
     GPT_OSS = "gpt-oss"
     GLM4MOE = "glm4moe"
     QWEN35 = "qwen35"  # Qwen3.5/3.6 dense: gated DeltaNet layers + gated full attention
@@ -137,7 +139,7 @@ class Blueprint(BaseModel):
     n_ff_exp: int = Field(default=0, description="moe_intermediate_size (one expert)")
     n_expert_shared: int = Field(default=0, description="n_shared_experts")
     leading_dense_layers: int = Field(default=0, description="first_k_dense_replace")
-    expert_gating: Literal["softmax", "sigmoid"] | None = None
+    expert_gating: Literal["softmax", "sigmoid", "sqrtsoftplus"] | None = None
     expert_weights_scale: float | None = Field(default=None, description="routed_scaling_factor")
     expert_weights_norm: bool | None = Field(default=None, description="norm_topk_prob")
     expert_groups: int | None = Field(default=None, description="n_group")
@@ -155,6 +157,19 @@ class Blueprint(BaseModel):
     indexer_n_head: int = Field(default=0, description="index_n_heads")
     indexer_head_size: int = Field(default=0, description="index_head_dim")
     indexer_top_k: int = Field(default=0, description="index_topk")
+    # deepseek4: hyper-connections (hc_mult residual streams mixed by Sinkhorn), the grouped
+    # low-rank output projection, per-layer KV compression, hash-routed first layers
+    hc_mult: int = Field(default=0, description="hc_mult")
+    hc_sinkhorn_iters: int = Field(default=0, description="hc_sinkhorn_iters")
+    hc_eps: float = Field(default=1e-6, description="hc_eps")
+    o_groups: int = Field(default=0, description="o_groups")
+    o_lora_rank: int = Field(default=0, description="o_lora_rank")
+    compress_ratios: tuple[int, ...] = Field(
+        default=(), description="compress_ratios (one per layer: 0, 4 or 128)"
+    )
+    compress_rope_theta: float = Field(default=0.0, description="compress_rope_theta")
+    hash_layers: int = Field(default=0, description="num_hash_layers")
+    swiglu_limit: float | None = Field(default=None, description="swiglu_limit")
     # sliding-window attention
     sliding_window: int = 0
     # multi-token-prediction layers appended after the trunk (glm4moe, qwen35*)
@@ -200,7 +215,7 @@ class Blueprint(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Blueprint:
         moe_archs = (Arch.QWEN3MOE, Arch.DEEPSEEK2, Arch.GPT_OSS, Arch.GLM4MOE, Arch.QWEN35MOE)
-        moe_archs += (Arch.LLAMA4, Arch.DEEPSEEK32)
+        moe_archs += (Arch.LLAMA4, Arch.DEEPSEEK32, Arch.DEEPSEEK4)
         if self.architecture is Arch.GEMMA4 and not (
             self.gemma4_head_dim_swa and self.gemma4_swa_period and self.head_dim
         ):
@@ -214,6 +229,8 @@ class Blueprint(BaseModel):
             raise BadInput(f"{self.name}: {self.architecture} needs the MLA dimensions")
         if self.architecture is Arch.DEEPSEEK32:
             self._check_deepseek32()
+        if self.architecture is Arch.DEEPSEEK4:
+            self._check_deepseek4()
         if self.n_head % self.n_head_kv:
             raise BadInput(f"{self.name}: n_head {self.n_head} not a multiple of n_head_kv")
         if self.is_gated_delta_net:
@@ -246,6 +263,25 @@ class Blueprint(BaseModel):
             raise BadInput(f"{self.name}: deepseek32 needs q_lora_rank and the indexer sizes")
         if self.qk_rope_head_dim > self.indexer_head_size or self.nextn_layers > 1:
             raise BadInput(f"{self.name}: deepseek32 ropes within the indexer head, 1 MTP block")
+
+    def _check_deepseek4(self) -> None:
+        """deepseek4.cpp: four residual streams (build_hc_pre asserts it), a ratio of 0, 4 or
+        128 per layer, the indexer's sizes where a ratio is 4, output groups dividing the
+        heads' width, sqrtsoftplus routing, a sliding window; no MTP block (the pinned
+        converter drops it)."""
+        if self.hc_mult != 4 or not (self.q_lora_rank and self.o_groups and self.o_lora_rank):
+            raise BadInput(f"{self.name}: deepseek4 needs hc_mult 4, q_lora_rank and o_groups")
+        if len(self.compress_ratios) != self.n_layer or set(self.compress_ratios) - {0, 4, 128}:
+            raise BadInput(f"{self.name}: deepseek4 needs a ratio of 0, 4 or 128 per layer")
+        indexer = (self.indexer_n_head, self.indexer_head_size, self.indexer_top_k)
+        if 4 in self.compress_ratios and not all(indexer):
+            raise BadInput(f"{self.name}: deepseek4's ratio-4 layers need the indexer sizes")
+        if (self.n_head * self.head_dim_k) % self.o_groups or self.nextn_layers:
+            raise BadInput(f"{self.name}: o_groups must divide the heads; no MTP layers")
+        if self.expert_gating != "sqrtsoftplus" or not self.sliding_window or (
+            self.swiglu_limit is None
+        ):
+            raise BadInput(f"{self.name}: deepseek4 needs sqrtsoftplus, a window, swiglu_limit")
 
     def _check_nemotron_h(self) -> None:
         """One pattern letter per layer, the Mamba-2 sizes, experts; no MTP block modelled."""
@@ -370,7 +406,9 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         put(K.LLM.EXPERT_FEED_FORWARD_LENGTH, bp.n_ff_exp or None)
         put(K.LLM.EXPERT_GROUP_COUNT, bp.expert_groups)
         put(K.LLM.EXPERT_GROUP_USED_COUNT, bp.expert_groups_used)
-        if bp.expert_gating is not None:
+        if bp.expert_gating == "sqrtsoftplus":
+            put(K.LLM.EXPERT_GATING_FUNC, SQRT_SOFTPLUS_GATING)
+        elif bp.expert_gating is not None:
             gating = gguf.ExpertGatingFuncType[bp.expert_gating.upper()]
             put(K.LLM.EXPERT_GATING_FUNC, int(gating))
     if bp.n_expert_shared or bp.is_mla:
@@ -378,8 +416,8 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
     if bp.leading_dense_layers or bp.is_mla:
         put(K.LLM.LEADING_DENSE_BLOCK_COUNT, bp.leading_dense_layers)
     put(K.LLM.EXPERT_WEIGHTS_SCALE, _float_or_none(bp.expert_weights_scale))
-    if bp.expert_weights_norm:
-        put(K.LLM.EXPERT_WEIGHTS_NORM, True)
+    if bp.expert_weights_norm or bp.architecture is Arch.DEEPSEEK4:
+        put(K.LLM.EXPERT_WEIGHTS_NORM, bool(bp.expert_weights_norm))
     if bp.nextn_layers:
         put(K.LLM.NEXTN_PREDICT_LAYERS, bp.nextn_layers)
     if bp.is_gated_delta_net:
@@ -398,6 +436,8 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         put(K.Attention.Indexer.TOP_K, bp.indexer_top_k)
     if bp.architecture is Arch.KIMI_LINEAR:
         _put_kimi_linear(bp, put)
+    if bp.architecture is Arch.DEEPSEEK4:
+        _put_deepseek4(bp, put)
     _put_attention_geometry(bp, put)
     _put_rope_scaling(bp, put)
     if bp.sliding_window:
@@ -436,7 +476,8 @@ def _put_attention_geometry(bp: Blueprint, put) -> None:
         put(K.LLM.VOCAB_SIZE, bp.n_vocab)
         put(K.Rope.DIMENSION_COUNT, bp.head_dim_k)
     elif bp.architecture in (
-        Arch.GLM4MOE, Arch.QWEN35, Arch.QWEN35MOE, Arch.QWEN3NEXT, Arch.MINIMAX_M2
+        Arch.GLM4MOE, Arch.QWEN35, Arch.QWEN35MOE, Arch.QWEN3NEXT, Arch.MINIMAX_M2,
+        Arch.DEEPSEEK4,
     ):  # fmt: skip
         # conversion/glm.py, conversion/qwen.py, conversion/minimax.py: partial rotary
         # (partial_rotary_factor of the head: 0.5 for glm4moe and minimax-m2's rotary_dim,
@@ -500,6 +541,29 @@ def _put_kimi_linear(bp: Blueprint, put) -> None:
     put(K.LLM.LEADING_DENSE_BLOCK_COUNT, bp.leading_dense_layers)
 
 
+def _put_deepseek4(bp: Blueprint, put) -> None:
+    """conversion/deepseek.py DeepseekV4Model.set_gguf_parameters: q compression, the window,
+    the SwiGLU clamp per layer (experts and shared expert alike), the indexer, the grouped
+    output projection, the compressors, hyper-connections (the output is hc_mult streams
+    wide), hash routing."""
+    put(K.Attention.Q_LORA_RANK, bp.q_lora_rank)
+    if bp.swiglu_limit is not None:
+        put(K.LLM.SWIGLU_CLAMP_EXP, [float(bp.swiglu_limit)] * bp.n_layer_all)
+        put(K.LLM.SWIGLU_CLAMP_SHEXP, [float(bp.swiglu_limit)] * bp.n_layer_all)
+    put(K.Attention.Indexer.HEAD_COUNT, bp.indexer_n_head)
+    put(K.Attention.Indexer.KEY_LENGTH, bp.indexer_head_size)
+    put(K.Attention.Indexer.TOP_K, bp.indexer_top_k)
+    put(Dsv4Keys.OUTPUT_GROUP_COUNT, bp.o_groups)
+    put(Dsv4Keys.OUTPUT_LORA_RANK, bp.o_lora_rank)
+    put(Dsv4Keys.COMPRESS_RATIOS, list(bp.compress_ratios))
+    put(Dsv4Keys.COMPRESS_ROPE_FREQ_BASE, float(bp.compress_rope_theta))
+    put(Dsv4Keys.HC_COUNT, bp.hc_mult)
+    put(Dsv4Keys.HC_SINKHORN_ITERATIONS, bp.hc_sinkhorn_iters)
+    put(Dsv4Keys.HC_EPSILON, float(bp.hc_eps))
+    put(Dsv4Keys.HASH_LAYER_COUNT, bp.hash_layers)
+    put(K.LLM.EMBEDDING_LENGTH_OUT, bp.n_embd * bp.hc_mult)
+
+
 def _put_gemma4(bp: Blueprint, put) -> None:
     """conversion/gemma.py Gemma4Model (over Gemma3Model): per-layer KV heads and FFN widths,
     the sliding layers' head width and rotary dims, the layer pattern as flags, shared KV
@@ -550,16 +614,19 @@ def _put_tokenizer(bp: Blueprint, meta: dict[str, MetadataValue]) -> None:
 
 # --- tensors --------------------------------------------------------------------------------
 
-F32, BF16, MXFP4 = "F32", "BF16", "MXFP4"
+F32, BF16, MXFP4, I32 = "F32", "BF16", "MXFP4", "I32"
 
 
-def _name(tensor: gguf.MODEL_TENSOR, layer: int | None = None, suffix: str = "weight") -> str:
-    base = gguf.TENSOR_NAMES[tensor]
+def _name(
+    tensor: gguf.MODEL_TENSOR | str, layer: int | None = None, suffix: str = "weight"
+) -> str:
+    # a str is a raw template of solver.gguf.newer_names (gguf-py lacks the tensor)
+    base = tensor if isinstance(tensor, str) else gguf.TENSOR_NAMES[tensor]
     return f"{base.format(bid=layer) if layer is not None else base}.{suffix}"
 
 
 def _spec(
-    tensor: gguf.MODEL_TENSOR,
+    tensor: gguf.MODEL_TENSOR | str,
     layer: int | None,
     shape: tuple[int, ...],
     *,
@@ -606,10 +673,20 @@ def _global_tensors(bp: Blueprint) -> list[TensorSpec]:
     ]
     if not bp.tied_embeddings:
         # gpt-oss, minimax-m2 and kimi-linear require output; others fall back to token_embd
-        required = bp.architecture in (Arch.GPT_OSS, Arch.MINIMAX_M2, Arch.KIMI_LINEAR)
+        required = bp.architecture in (
+            Arch.GPT_OSS, Arch.MINIMAX_M2, Arch.KIMI_LINEAR, Arch.DEEPSEEK4
+        )  # fmt: skip
         specs.append(_spec(T.OUTPUT, None, (bp.n_embd, bp.n_vocab), required=required))
     if bp.architecture is Arch.GEMMA4:
         specs += _gemma4_globals(bp)
+    if bp.architecture is Arch.DEEPSEEK4:
+        # the head's hyper-connection mix: hc_mult streams into one
+        hc = bp.hc_mult
+        specs += [
+            _spec(Dsv4Tensors.HC_HEAD_FN, None, (hc * bp.n_embd, hc), source_type=F32),
+            _spec(Dsv4Tensors.HC_HEAD_BASE, None, (hc,)),
+            _spec(Dsv4Tensors.HC_HEAD_SCALE, None, (1,)),
+        ]
     if bp.rope_scaling is not None and bp.rope_scaling.type == "llama3":
         # conversion/llama.py generate_extra_tensors: llama3 rope factors as a tensor
         specs.append(_spec(T.ROPE_FREQS, None, (bp.n_rot // 2,), required=False))
@@ -819,6 +896,74 @@ def _deepseek32_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
         _spec(T.INDEXER_ATTN_K, i, (bp.n_embd, width), skipped=skipped),
         _spec(T.INDEXER_ATTN_Q_B, i, (bp.q_lora_rank, heads * width), skipped=skipped),
     ]
+
+
+def _deepseek4_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/deepseek4.cpp: sinks, compressed q, one shared KV head with its norm, the
+    grouped low-rank output (attn_output_a stored 2-D, G groups side by side), both
+    hyper-connection mixes, the layer's compressor (and on ratio-4 layers the indexer with its
+    own compressor), a router with the hash table on the first layers (its selection bias on
+    the others), routed and shared experts. The checkpoint's hyper-connection weights, sinks
+    and compressor position embeddings are F32."""
+    E, head, hc = bp.n_embd, bp.head_dim_k, bp.hc_mult
+    mix = (2 + hc) * hc
+    width = bp.n_head * head
+    specs = [
+        _spec(T.ATTN_NORM, i, (E,)),
+        _spec(T.ATTN_SINKS, i, (bp.n_head,)),
+        _spec(T.ATTN_Q_A, i, (E, bp.q_lora_rank)),
+        _spec(T.ATTN_Q_A_NORM, i, (bp.q_lora_rank,)),
+        _spec(T.ATTN_Q_B, i, (bp.q_lora_rank, width)),
+        _spec(Dsv4Tensors.ATTN_KV, i, (E, head)),
+        _spec(T.ATTN_KV_A_NORM, i, (head,)),
+        _spec(Dsv4Tensors.ATTN_OUT_A, i, (width // bp.o_groups, bp.o_lora_rank * bp.o_groups)),
+        _spec(Dsv4Tensors.ATTN_OUT_B, i, (bp.o_groups * bp.o_lora_rank, E)),
+    ]
+    for fn, base, scale in (
+        (Dsv4Tensors.HC_ATTN_FN, Dsv4Tensors.HC_ATTN_BASE, Dsv4Tensors.HC_ATTN_SCALE),
+        (Dsv4Tensors.HC_FFN_FN, Dsv4Tensors.HC_FFN_BASE, Dsv4Tensors.HC_FFN_SCALE),
+    ):
+        specs += [
+            _spec(fn, i, (hc * E, mix), source_type=F32),
+            _spec(base, i, (mix,)),
+            _spec(scale, i, (3,)),
+        ]
+    specs += _dsv4_compressors(bp, i)
+    specs += [_spec(T.FFN_GATE_INP, i, (E, bp.n_expert)), _spec(T.FFN_NORM, i, (E,))]
+    if i < bp.hash_layers:
+        specs.append(
+            _spec(Dsv4Tensors.FFN_GATE_TID2EID, i, (bp.n_expert_used, bp.n_vocab), source_type=I32)
+        )
+    else:
+        specs.append(_spec(T.FFN_EXP_PROBS_B, i, (bp.n_expert,), suffix="bias"))
+    experts = [s for s in _routed_experts(bp, i) if not s.name.endswith("ffn_gate_inp.weight")]
+    return specs + experts + _shared_experts(bp, i)
+
+
+def _dsv4_compressors(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """deepseek4.cpp: a ratio-r layer's KV compressor (twice as wide on ratio-4 layers, whose
+    windows overlap) and, at ratio 4, the lightning indexer with its own compressor."""
+    ratio, head = bp.compress_ratios[i], bp.head_dim_k
+    if not ratio:
+        return []
+    E, width = bp.n_embd, (2 if ratio == 4 else 1) * head
+    specs = [
+        _spec(Dsv4Tensors.ATTN_COMPRESSOR_KV, i, (E, width)),
+        _spec(Dsv4Tensors.ATTN_COMPRESSOR_GATE, i, (E, width)),
+        _spec(Dsv4Tensors.ATTN_COMPRESSOR_APE, i, (width, ratio), source_type=F32),
+        _spec(Dsv4Tensors.ATTN_COMPRESSOR_NORM, i, (head,)),
+    ]
+    if ratio == 4:
+        heads, ik = bp.indexer_n_head, bp.indexer_head_size
+        specs += [
+            _spec(T.INDEXER_PROJ, i, (E, heads)),
+            _spec(T.INDEXER_ATTN_Q_B, i, (bp.q_lora_rank, heads * ik)),
+            _spec(Dsv4Tensors.INDEXER_COMPRESSOR_KV, i, (E, 2 * ik)),
+            _spec(Dsv4Tensors.INDEXER_COMPRESSOR_GATE, i, (E, 2 * ik)),
+            _spec(Dsv4Tensors.INDEXER_COMPRESSOR_APE, i, (2 * ik, ratio), source_type=F32),
+            _spec(Dsv4Tensors.INDEXER_COMPRESSOR_NORM, i, (ik,)),
+        ]
+    return specs
 
 
 def _gpt_oss_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
@@ -1130,6 +1275,7 @@ _LAYER_BUILDERS = {
     Arch.DEEPSEEK2: _deepseek2_layer,
     Arch.MISTRAL4: _deepseek2_layer,
     Arch.DEEPSEEK32: _deepseek32_layer,
+    Arch.DEEPSEEK4: _deepseek4_layer,
     Arch.GPT_OSS: _gpt_oss_layer,
     Arch.GLM4MOE: _glm4moe_layer,
     Arch.QWEN35: _qwen35_layer,

@@ -190,6 +190,7 @@ def allows_quantization(spec: TensorSpec) -> bool:
         and "_norm.weight" not in name
         and "ffn_gate_inp.weight" not in name
         and "ssm_conv1d" not in name  # Mamba/DeltaNet's small conv kernels stay F32
+        and "ffn_gate_tid2eid.weight" not in name  # deepseek4's I32 hash-routing table
     )
 
 

@@ -241,6 +241,19 @@ class WeightInfo:
         return ggml_types.n_dims(self.shape)
 
 
+def _created_shape(tensor: Tensor, hparams: ModelHparams) -> tuple[int, ...]:
+    """The shape the loader creates the weight with. deepseek4.cpp reshapes attn_output_a
+    (TENSOR_ALLOW_RESHAPE) from the file's [H*D/G, R*G] to [H*D/G, R, G], G output groups of
+    rank R: a 3-D MUL_MAT weight, which CPU repacking does not take."""
+    shape = tuple(tensor.shape)
+    if hparams.arch == "deepseek4" and tensor.role == "attn_output_a" and len(shape) == 2:
+        layer = hparams.layers[tensor.layer or 0]
+        groups = layer.n_head * layer.head_k // shape[0] if shape[0] else 0
+        if groups and shape[1] % groups == 0:
+            return (shape[0], shape[1] // groups, groups)
+    return shape
+
+
 def tensor_op(tensor: Tensor) -> tuple[Op, Section]:
     """The op llama.cpp checks a weight against (``llm_tensor_info``) and its layer list."""
     suffix = tensor.name.rsplit(".", 1)[-1]
@@ -283,7 +296,7 @@ class ModelTensors:
                 WeightInfo(
                     name=tensor.name,
                     type=tensor.type,
-                    shape=tuple(tensor.shape),
+                    shape=_created_shape(tensor, self.hparams),
                     n_bytes=tensor.n_bytes,
                     layer=tensor.layer,
                     op=op,

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from solver.errors import BadInput
 from solver.gguf.hparams import llama_architectures
 from solver.gguf.inventory import Inventory
+from solver.gguf.newer_names import Dsv4Keys
 
 
 class MemoryKind(StrEnum):
@@ -35,6 +36,9 @@ class MemoryKind(StrEnum):
     RECURRENT = "recurrent"  # llama_memory_recurrent: per-sequence r/s state
     HYBRID = "hybrid"  # llama_memory_hybrid: a KV cache for attention + recurrent state
     DSA = "dsa"  # llama_kv_cache_dsa: the MLA K cache plus the lightning indexer's K cache
+    # llama_kv_cache_dsv4: a sliding-window K cache, K caches of the compressed positions per
+    # compression ratio (and the indexer's), the compressors' F32 states
+    DSV4 = "dsv4"
 
 
 # llm_arch_is_recurrent / llm_arch_is_hybrid and the create_memory special cases
@@ -54,10 +58,10 @@ SPECIAL_MEMORY_ARCHS = frozenset(
      "eagle3", "t5", "t5encoder", "clip"}
 )  # fmt: skip
 
-# Hybrids whose memory llama.cpp builds from other parts (an indexer cache, DSV4, or
-# recurrent state fit does not size: KDA / lightning attention heads).
+# Hybrids whose memory llama.cpp builds from other parts (an indexer cache, or recurrent
+# state fit does not size: KDA / lightning attention heads).
 UNMODELLED_HYBRID_ARCHS = frozenset(
-    {"qwen4exp", "glm5-next", "deepseek4", "kimi-k3", "bailingmoe3", "minimax-01"}
+    {"qwen4exp", "glm5-next", "kimi-k3", "bailingmoe3", "minimax-01"}
 )
 # create_memory's hybrid layer filters (default: attention = !is_recr, recurrent = is_recr)
 _TRUNK_FILTER_ARCHS = frozenset({"qwen3next", "qwen35", "qwen35moe"})
@@ -133,6 +137,8 @@ class ModelHparams(BaseModel):
     indexer_n_head: int = 0
     indexer_head_size: int = 0
     indexer_top_k: int = 0
+    # deepseek4: each layer's KV compression ratio (0: none; 4 with the indexer; 128)
+    compress_ratios: tuple[int, ...] = ()
     n_ctx_orig_yarn: int  # rope scaling's original context, else the training context
     # mixture of experts (n_expert 0: a dense model)
     n_expert: int = 0
@@ -216,6 +222,10 @@ def memory_kind(inventory: Inventory) -> MemoryKind:
         return MemoryKind.NONE
     if arch in RECURRENT_ARCHS:
         return MemoryKind.RECURRENT
+    if arch == "deepseek4":  # hybrid to llm_arch_is_hybrid, but create_memory builds its own
+        if inventory.n_layers_nextn:
+            raise BadInput("deepseek4 with MTP layers: its MTP KV cache is not modelled")
+        return MemoryKind.DSV4
     if arch in HYBRID_ARCHS:
         if arch in UNMODELLED_HYBRID_ARCHS:
             raise BadInput(f"architecture '{arch}' keeps a state fit does not model yet")
@@ -282,6 +292,7 @@ def model_hparams(inventory: Inventory) -> ModelHparams:
         indexer_n_head=_int_meta(inventory, Keys.Attention.Indexer.HEAD_COUNT, 0),
         indexer_head_size=_int_meta(inventory, Keys.Attention.Indexer.KEY_LENGTH, 0),
         indexer_top_k=_int_meta(inventory, Keys.Attention.Indexer.TOP_K, 0),
+        compress_ratios=_compress_ratios(inventory) if kind is MemoryKind.DSV4 else (),
         n_ctx_orig_yarn=int(_scalar_meta(inventory, Keys.Rope.SCALING_ORIG_CTX_LEN, 0))
         or inventory.context_length,
         **_expert_hparams(inventory),
@@ -293,6 +304,19 @@ def model_hparams(inventory: Inventory) -> ModelHparams:
         n_embd_s=n_embd_s,
         **_ssm_sizes(inventory),
     )
+
+
+def _compress_ratios(inventory: Inventory) -> tuple[int, ...]:
+    """deepseek4.cpp: ``{arch}.attention.compress_ratios``, one per layer, each 0, 4 or 128
+    (its loader throws otherwise, or when the array is shorter than block_count)."""
+    value = inventory.metadata.get(Dsv4Keys.COMPRESS_RATIOS.format(arch=inventory.architecture))
+    ratios = tuple(value) if isinstance(value, list) else ()
+    if len(ratios) < inventory.n_layers or not set(ratios) <= {0, 4, 128}:
+        raise BadInput(
+            f"{inventory.architecture}.attention.compress_ratios must give each of the "
+            f"{inventory.n_layers} layers 0, 4 or 128 (llama.cpp refuses the file)"
+        )
+    return ratios[: inventory.n_layers]
 
 
 def _ssm_sizes(inventory: Inventory) -> dict[str, int]:

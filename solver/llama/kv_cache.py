@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from solver.ggml import dtypes as ggml_types
 from solver.llama.device_map import CPU_BUFFER, BufferType
 from solver.llama.hparams import MemoryKind, ModelHparams
+from solver.llama.kv_dsv4 import Dsv4Cache, dsv4_caches
 from solver.llama.workload import ComputeWorkload
 from solver.quantities import CPU
 
@@ -36,7 +37,8 @@ class KvBuffer(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     cache: str = Field(
-        description="'base' (full attention), 'swa', 'lid' (DSA's indexer) or 'rs' (recurrent)"
+        description="'base' (full attention), 'swa', 'lid' (DSA's indexer), 'rs' (recurrent) "
+        "or a DSV4 cache (solver.llama.kv_dsv4: 'csa', 'hca', 'csa_state', ...)"
     )
     buffer_type: str
     device: str
@@ -54,6 +56,8 @@ def kv_buffers(
     """All KV buffers of a launch. ``device_bufts`` maps offload devices to their buffer types."""
     if hparams.memory in (MemoryKind.NONE, MemoryKind.RECURRENT):
         return ()
+    if hparams.memory is MemoryKind.DSV4:
+        return _dsv4_buffers(dsv4_caches(hparams, workload), layer_kv_devices, device_bufts)
     caches = [("base", workload.n_ctx_seq, False)]
     if hparams.memory is MemoryKind.ISWA:
         caches.append(("swa", workload.kv_cells_swa, True))
@@ -83,6 +87,41 @@ def kv_buffers(
             buffers.append(
                 KvBuffer(
                     cache=cache,
+                    buffer_type=name,
+                    device=device,
+                    size=size,
+                    k_bytes=k_bytes,
+                    v_bytes=v_bytes,
+                )
+            )
+    return tuple(buffers)
+
+
+def _dsv4_buffers(
+    caches: Sequence[Dsv4Cache],
+    layer_kv_devices: Sequence[str | None],
+    device_bufts: Mapping[str, BufferType],
+) -> tuple[KvBuffer, ...]:
+    """``llama_kv_cache_dsv4``'s buffers (``solver.llama.kv_dsv4``): cache by cache, one
+    buffer per buffer type (by name, as each cache's std::map orders them)."""
+    buffers = []
+    for cache in caches:
+        sums: dict[str, list[int]] = {}
+        for il, device in enumerate(layer_kv_devices):
+            if device is None or not cache.layers[il]:
+                continue
+            buft = CPU_BUFFER if device == CPU else device_bufts[device]
+            entry = sums.setdefault(buft.name, [0, 0, 0])
+            for slot, type_name, shape in cache.tensors:
+                size = ggml_types.n_bytes(type_name, shape)
+                entry[0] += buft.alloc_size(type_name, shape, size)
+                entry[slot] += size
+        for name in sorted(sums):
+            size, k_bytes, v_bytes = sums[name]
+            device = CPU if name == CPU else _device_of(name, device_bufts)
+            buffers.append(
+                KvBuffer(
+                    cache=cache.name,
                     buffer_type=name,
                     device=device,
                     size=size,
@@ -128,6 +167,8 @@ def layer_kv_bytes(hparams: ModelHparams, workload: ComputeWorkload) -> tuple[in
     so these sum to the CPU buffer of any set of layers; the placement model relies on it."""
     if hparams.memory in (MemoryKind.NONE, MemoryKind.RECURRENT):
         return (0,) * hparams.n_layer_all
+    if hparams.memory is MemoryKind.DSV4:
+        return _dsv4_layer_bytes(dsv4_caches(hparams, workload), hparams.n_layer_all)
     sizes = []
     for il in range(hparams.n_layer_all):
         if not hparams.layer_has_kv(il):
@@ -139,6 +180,18 @@ def layer_kv_bytes(hparams: ModelHparams, workload: ComputeWorkload) -> tuple[in
         if hparams.memory is MemoryKind.DSA:
             size += _indexer_tensor(hparams, workload, kv_size, CPU_BUFFER)[0]
         sizes.append(size)
+    return tuple(sizes)
+
+
+def _dsv4_layer_bytes(caches: Sequence[Dsv4Cache], n_layer_all: int) -> tuple[int, ...]:
+    """Each layer's tensors of every DSV4 cache on the host buffer."""
+    sizes = [0] * n_layer_all
+    for cache in caches:
+        for il in range(n_layer_all):
+            if cache.layers[il]:
+                for _, type_name, shape in cache.tensors:
+                    size = ggml_types.n_bytes(type_name, shape)
+                    sizes[il] += CPU_BUFFER.alloc_size(type_name, shape, size)
     return tuple(sizes)
 
 
