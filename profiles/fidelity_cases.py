@@ -35,6 +35,9 @@ SYNTHETIC_ARCHS += ("mistral4",)
 SYNTHETIC_ARCHS += ("deepseek32",)
 # kimi-linear: KDA layers with conv and delta-rule state between MLA layers without RoPE
 SYNTHETIC_ARCHS += ("kimi-linear",)
+# deepseek4: a raw sliding-window cache beside K caches of 4- and 128-fold compressed
+# positions, the indexer's, and their compressors' states (compute not modelled yet)
+SYNTHETIC_ARCHS += ("deepseek4",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a miniature
@@ -83,6 +86,8 @@ def model_blueprint(model: str) -> tuple[Blueprint, str] | None:
         update = {"n_layer": int(layers), "name": f"fidelity-{arch}-{layers}l"}
         if blueprint.layer_pattern:  # nemotron_h_moe: the tiny pattern repeated
             update["layer_pattern"] = (blueprint.layer_pattern * int(layers))[: int(layers)]
+        if blueprint.compress_ratios:  # deepseek4: the tiny ratios repeated
+            update["compress_ratios"] = (blueprint.compress_ratios * int(layers))[: int(layers)]
     if arch == LLAMA_ROPE:
         update["rope_scaling"] = RopeScaling(
             type="llama3", factor=8.0, original_context_length=2048
@@ -187,6 +192,14 @@ SYNTHETIC = [
             "q8-cpu-moe": "-c 2048 -ngl 99 -ts 1,3 -ctk q8_0 -ctv q8_0 -fa on --cpu-moe",
             "fa-off-slots": "-c 2048 -ngl 3 -ts 1,1 -fa off -np 2 --no-kv-unified",
             "nkvo-ub": "-c 4096 -np 2 -ngl 99 -ts 2,1 -nkvo -ub 128",
+        },
+        # ratios 0, 4, 128, 4, 0, 4: every DSV4 cache and state, split at different layers
+        "deepseek4/6": {
+            "split": "-c 1024 -ngl 99 -ts 1,1",
+            "q8-cpu-moe": "-c 2048 -ngl 99 -ts 1,3 -ctk q8_0 -ctv q8_0 -fa on --cpu-moe",
+            "fa-off-slots": "-c 2048 -ngl 3 -ts 1,1 -fa off -np 2 --no-kv-unified",
+            "nkvo-ub-swa-full": "-c 4096 -np 2 -ngl 99 -ts 2,1 -nkvo -ub 128 --swa-full",
+            "slots-unified": "-c 8192 -np 3 -kvu -ngl 4 -ts 1,2",
         },
         "gpt-oss": {
             "split": "-c 1024 -ngl 99 -ts 1,1",

@@ -34,6 +34,8 @@ from gguf import TENSOR_NAMES, Keys
 
 from solver.errors import BadInput
 from solver.gguf.inventory import Inventory, Tensor
+from solver.gguf.newer_names import Dsv4Keys
+from solver.gguf.newer_names import Dsv4Tensors as D4
 
 # --- 1. hyperparameters ------------------------------------------------------------------------
 
@@ -115,14 +117,15 @@ class Need:
     conditions it is created under (``_CONDITIONS``, all must hold) and whether the file may
     lack it (``TENSOR_NOT_REQUIRED``)."""
 
-    tensor: T
+    tensor: T | str  # a str: a raw template of solver.gguf.newer_names
     shape: tuple[str, ...]
     when: tuple[str, ...] = ()
     suffix: str | None = "weight"
     optional: bool = False
 
     def name(self, layer: int | None) -> str:
-        base = TENSOR_NAMES[self.tensor].format(bid=layer)
+        template = self.tensor if isinstance(self.tensor, str) else TENSOR_NAMES[self.tensor]
+        base = template.format(bid=layer)
         return base if self.suffix is None else f"{base}.{self.suffix}"
 
 
@@ -154,7 +157,7 @@ class Family:
     mtp_probe: bool = False
 
 
-def _w(tensor: T, *shape: str, when: tuple[str, ...] = (), optional: bool = False) -> Need:
+def _w(tensor: T | str, *shape: str, when: tuple[str, ...] = (), optional: bool = False) -> Need:
     return Need(tensor, shape, when, "weight", optional)
 
 
@@ -599,6 +602,40 @@ _KIMI_LINEAR = Family(
     ),
 )
 
+# deepseek4.cpp: sinks, compressed q, one KV head, the grouped low-rank output (attn_output_a
+# as the file stores it: [H*HK/G, R*G]), both hyper-connection mixes, the layer's compressor
+# and on ratio-4 layers the indexer, routing by hash table on the first layers, experts plus
+# the shared one; the head's hyper-connection mix
+_DEEPSEEK4 = Family(
+    "src/models/deepseek4.cpp",
+    (*_GLOBALS_OUTPUT, _w(D4.HC_HEAD_FN, "HCD", "HC"), _w(D4.HC_HEAD_BASE, "HC"),
+     _w(D4.HC_HEAD_SCALE, "1")),
+    (
+        _w(T.ATTN_NORM, "E"), _w(T.ATTN_SINKS, "H"), _w(T.ATTN_Q_A, "E", "QL"),
+        _w(T.ATTN_Q_A_NORM, "QL"), _w(T.ATTN_Q_B, "QL", "H*HK"), _w(D4.ATTN_KV, "E", "HK"),
+        _w(T.ATTN_KV_A_NORM, "HK"), _w(D4.ATTN_OUT_A, "HKG", "OL*OG"),
+        _w(D4.ATTN_OUT_B, "OG*OL", "E"),
+        _w(D4.HC_ATTN_FN, "HCD", "HCM"), _w(D4.HC_ATTN_BASE, "HCM"), _w(D4.HC_ATTN_SCALE, "3"),
+        _w(D4.HC_FFN_FN, "HCD", "HCM"), _w(D4.HC_FFN_BASE, "HCM"), _w(D4.HC_FFN_SCALE, "3"),
+        _w(D4.ATTN_COMPRESSOR_KV, "E", "2*HK", when=("csa",)),
+        _w(D4.ATTN_COMPRESSOR_GATE, "E", "2*HK", when=("csa",)),
+        _w(D4.ATTN_COMPRESSOR_APE, "2*HK", "4", when=("csa",)),
+        _w(D4.ATTN_COMPRESSOR_KV, "E", "HK", when=("hca",)),
+        _w(D4.ATTN_COMPRESSOR_GATE, "E", "HK", when=("hca",)),
+        _w(D4.ATTN_COMPRESSOR_APE, "HK", "128", when=("hca",)),
+        _w(D4.ATTN_COMPRESSOR_NORM, "HK", when=("compressed",)),
+        _w(T.INDEXER_PROJ, "E", "IH", when=("csa",)),
+        _w(T.INDEXER_ATTN_Q_B, "QL", "IH*IK", when=("csa",)),
+        _w(D4.INDEXER_COMPRESSOR_KV, "E", "2*IK", when=("csa",)),
+        _w(D4.INDEXER_COMPRESSOR_GATE, "E", "2*IK", when=("csa",)),
+        _w(D4.INDEXER_COMPRESSOR_APE, "2*IK", "4", when=("csa",)),
+        _w(D4.INDEXER_COMPRESSOR_NORM, "IK", when=("csa",)),
+        _w(D4.FFN_GATE_TID2EID, "XU", "V", when=("hash",)),
+        _b(T.FFN_EXP_PROBS_B, "X", when=("no_hash",)),
+        _w(T.FFN_NORM, "E"), *_experts("FE"), *_shared_experts("FE*S"),
+    ),
+)  # fmt: skip
+
 FAMILIES: dict[str, Family] = {
     "llama": _LLAMA,
     "mistral3": _LLAMA,
@@ -620,6 +657,7 @@ FAMILIES: dict[str, Family] = {
     "nemotron_h_moe": _NEMOTRON_H_MOE,
     "minimax-m2": _MINIMAX_M2,
     "kimi-linear": _KIMI_LINEAR,
+    "deepseek4": _DEEPSEEK4,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.
@@ -680,6 +718,23 @@ def _dimensions(inventory: Inventory) -> dict[str, int]:
         # deepseek32: the lightning indexer's heads and head width
         "IH": _meta_int(inventory, Keys.Attention.Indexer.HEAD_COUNT),
         "IK": _meta_int(inventory, Keys.Attention.Indexer.KEY_LENGTH),
+        **_dsv4_dimensions(inventory, att.n_head[0] if att.n_head else 0, att.key_length),
+    }
+
+
+def _dsv4_dimensions(inventory: Inventory, n_head: int, head_k: int) -> dict[str, int]:
+    """deepseek4's: hyper-connection streams, their width and mix width ((2 + HC) * HC), the
+    output groups and their rank, a group's input width, the experts a token uses."""
+    hc = _meta_int(inventory, Dsv4Keys.HC_COUNT)
+    groups = _meta_int(inventory, Dsv4Keys.OUTPUT_GROUP_COUNT)
+    return {
+        "HC": hc,
+        "HCD": hc * inventory.n_embd,
+        "HCM": (2 + hc) * hc,
+        "OG": groups,
+        "OL": _meta_int(inventory, Dsv4Keys.OUTPUT_LORA_RANK),
+        "HKG": n_head * head_k // groups if groups else 0,
+        "XU": inventory.experts.used,
     }
 
 
@@ -744,7 +799,21 @@ _CONDITIONS: dict[str, Callable[[Inventory, int, Mapping[str, int]], bool]] = {
     # nemotron-h.cpp: not recurrent and no FFN width is attention, an FFN width is an FFN
     "attention_layer": lambda inv, il, d: not _is_recurrent(inv, il) and not _layer_ff(inv, il),
     "ffn_layer": lambda inv, il, d: _layer_ff(inv, il) > 0,
+    # deepseek4: the layer's compression ratio, and the hash-routed first layers
+    "compressed": lambda inv, il, d: _compress_ratio(inv, il) != 0,
+    "csa": lambda inv, il, d: _compress_ratio(inv, il) == 4,
+    "hca": lambda inv, il, d: _compress_ratio(inv, il) == 128,
+    "hash": lambda inv, il, d: il < _meta_int(inv, Dsv4Keys.HASH_LAYER_COUNT),
+    "no_hash": lambda inv, il, d: il >= _meta_int(inv, Dsv4Keys.HASH_LAYER_COUNT),
 }
+
+
+def _compress_ratio(inventory: Inventory, il: int) -> int:
+    """deepseek4: layer il's ``{arch}.attention.compress_ratios`` entry (0 when absent)."""
+    value = inventory.metadata.get(Dsv4Keys.COMPRESS_RATIOS.format(arch=inventory.architecture))
+    if isinstance(value, list) and il < len(value) and isinstance(value[il], int):
+        return value[il]
+    return 0
 
 
 def _layer_ff(inventory: Inventory, il: int) -> int:
@@ -878,6 +947,8 @@ _DIM_NAMES = {
     "DC": "ssm_d_conv", "KDA": "kda_head_dim",
     "HKS": "head_k_swa", "HKVG": "n_head_kv_global", "PLE": "n_embd_per_layer",
     "NL": "n_layer", "IH": "indexer_n_head", "IK": "indexer_head_size",
+    "HC": "hc_mult", "HCD": "hc_mult*n_embd", "HCM": "hc_mix_dim", "OG": "o_groups",
+    "OL": "o_lora_rank", "HKG": "n_head*head_k/o_groups", "XU": "n_expert_used",
 }  # fmt: skip
 
 

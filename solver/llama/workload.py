@@ -215,10 +215,14 @@ def _flash_attention(
     flash_mode = config.flash_attn
     if hparams.arch == "grok":
         flash_mode = "off"  # "flash_attn is not compatible with Grok - forcing off"
-    if hparams.is_mla and config.cache_type_k != config.cache_type_v:
+    # llama_init_from_model: MLA and deepseek4 keep K only, and V must say the same type
+    if (hparams.is_mla or hparams.arch == "deepseek4") and (
+        config.cache_type_k != config.cache_type_v
+    ):
         raise BadInput(
             f"model does not support different K ({config.cache_type_k.lower()}) and "
-            f"V ({config.cache_type_v.lower()}) cache types (MLA): give -ctk and -ctv the same"
+            f"V ({config.cache_type_v.lower()}) cache types (K-only cache): give -ctk and -ctv "
+            "the same"
         )
     v_quantized = is_quantized(config.cache_type_v)
     if v_quantized and flash_mode == "off":
