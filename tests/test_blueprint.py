@@ -64,6 +64,35 @@ def test_deepseek32_adds_the_indexer_to_deepseek2() -> None:
         v32.model_validate({**v32.model_dump(), "indexer_top_k": 0})
 
 
+def test_deepseek4_layers_follow_their_compression_and_routing() -> None:
+    """deepseek4.cpp: a ratio-0 layer has no compressor, a ratio-128 one its own (one head
+    wide, 128 position embeddings), a ratio-4 one a doubled compressor plus the indexer with
+    its compressor; hash-routed layers a token-to-experts table instead of the selection bias;
+    attn_output_a stored as the file holds it; the keys gguf-py lacks written raw."""
+    v4 = tiny_blueprint("deepseek4")  # ratios 0, 4, 128, 4; layer 0 hash-routed
+    specs = {s.name: s for s in tensor_specs(v4)}
+
+    def roles(il: int) -> set[str]:
+        return {n.split(".", 2)[2] for n in specs if n.startswith(f"blk.{il}.")}
+
+    compressor = {"attn_compressor_kv.weight", "attn_compressor_norm.weight"}
+    assert not roles(0) & compressor and compressor <= roles(1) & roles(2)
+    assert "indexer_compressor_ape.weight" in roles(1) - roles(2)
+    assert specs["blk.1.attn_compressor_ape.weight"].shape == (256, 4)
+    assert specs["blk.2.attn_compressor_ape.weight"].shape == (128, 128)
+    assert specs["blk.0.ffn_gate_tid2eid.weight"].source_type == "I32"
+    assert "blk.0.exp_probs_b.bias" not in specs and "blk.1.exp_probs_b.bias" in specs
+    assert specs["blk.0.attn_output_a.weight"].shape == (4 * 128 // 2, 128 * 2)
+    meta = gguf_metadata(v4, parse_file_type("Q4_K_M"))
+    assert meta["deepseek4.attention.compress_ratios"] == [0, 4, 128, 4]
+    assert meta["deepseek4.expert_gating_func"] == 4  # sqrtsoftplus
+    assert meta["deepseek4.embedding_length_out"] == 4 * 256
+    with pytest.raises(BadInput, match="0, 4 or 128"):
+        v4.model_validate({**v4.model_dump(), "compress_ratios": (0, 4, 64, 4)})
+    with pytest.raises(BadInput, match="hc_mult 4"):
+        v4.model_validate({**v4.model_dump(), "hc_mult": 2})
+
+
 def test_inconsistent_blueprints_are_bad_input() -> None:
     with pytest.raises(BadInput, match="n_expert"):
         Blueprint(architecture=Arch.QWEN3MOE, name="x", n_layer=1, n_embd=256, n_vocab=300,

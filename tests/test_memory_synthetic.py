@@ -43,6 +43,7 @@ def test_catalogue_miniature(case: Case, check_case) -> None:
 REFUSED = {
     "mla-mixed-cache-types": ("deepseek2", "-c 1024 -ctk q8_0"),
     "quantized-v-without-fa": ("qwen3", "-c 1024 -ctv q8_0 -fa off"),
+    "dsv4-mixed-cache-types": ("deepseek4", "-c 1024 -ctk q8_0 -fa on"),  # K-only, as MLA
 }
 
 

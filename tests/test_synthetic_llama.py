@@ -164,6 +164,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "minimax-m2": "blk.1.attn_k_norm.weight",
     "mistral4": "blk.0.attn_q_a_norm.weight",
     "kimi-linear": "blk.0.ssm_f_b.weight",
+    "deepseek4": "blk.1.indexer_compressor_ape.weight",
 }
 
 

@@ -278,9 +278,8 @@ class Blueprint(BaseModel):
             raise BadInput(f"{self.name}: deepseek4's ratio-4 layers need the indexer sizes")
         if (self.n_head * self.head_dim_k) % self.o_groups or self.nextn_layers:
             raise BadInput(f"{self.name}: o_groups must divide the heads; no MTP layers")
-        if self.expert_gating != "sqrtsoftplus" or not self.sliding_window or (
-            self.swiglu_limit is None
-        ):
+        routing = self.expert_gating == "sqrtsoftplus" and self.swiglu_limit is not None
+        if not (routing and self.sliding_window):
             raise BadInput(f"{self.name}: deepseek4 needs sqrtsoftplus, a window, swiglu_limit")
 
     def _check_nemotron_h(self) -> None:
@@ -617,9 +616,7 @@ def _put_tokenizer(bp: Blueprint, meta: dict[str, MetadataValue]) -> None:
 F32, BF16, MXFP4, I32 = "F32", "BF16", "MXFP4", "I32"
 
 
-def _name(
-    tensor: gguf.MODEL_TENSOR | str, layer: int | None = None, suffix: str = "weight"
-) -> str:
+def _name(tensor: gguf.MODEL_TENSOR | str, layer: int | None = None, suffix: str = "weight") -> str:
     # a str is a raw template of solver.gguf.newer_names (gguf-py lacks the tensor)
     base = tensor if isinstance(tensor, str) else gguf.TENSOR_NAMES[tensor]
     return f"{base.format(bid=layer) if layer is not None else base}.{suffix}"
