@@ -248,7 +248,7 @@ def _test(request: AddRequest, state: AddState, *_: Any) -> dict[str, Any]:
 
 def _bench_profile(request: AddRequest, state: AddState, *_: Any) -> dict[str, Any]:
     made = make_bench_profile(request.conf_path, state.value("profile", "profile"),
-                              rig=request.rig, force=True)  # fmt: skip
+                              rig=request.rig)  # fmt: skip
     return {"bench_profile": made.bench_profile_id}
 
 

@@ -69,6 +69,12 @@ def _build(folder: Path) -> None:
                 raise OperationFailed(
                     f"could not install EvalPlus ({' '.join(step[:4])}...): {last[0]}"
                 )
-        partial.rename(folder)
+        try:
+            partial.rename(folder)
+        except OSError as error:  # another fit made it meanwhile: use theirs
+            if not (folder / "bin" / "python").exists():
+                raise OperationFailed(
+                    f"could not install EvalPlus into {folder}: {error}"
+                ) from None
     finally:
         shutil.rmtree(partial, ignore_errors=True)

