@@ -253,6 +253,29 @@ def test_recurrent_state_buffer_line() -> None:
     assert report.per_device()["CUDA0"].rs == buffer.size
 
 
+def test_dsv4_caches_and_compressor_states() -> None:
+    """Lines of a real deepseek4 launch (llama_kv_cache_dsv4): each K cache's buffers belong
+    to the "creating ..." line before them; a compressor state is a state buffer."""
+    text = "\n".join(
+        [
+            "I llama_kv_cache_iswa: creating     SWA KV cache, size = 512 cells",
+            "I llama_kv_cache:        CPU KV buffer size =     1.00 MiB",
+            "I llama_kv_cache_dsv4: creating DSV4 CSA compressed KV cache, size = 128 cells",
+            "I llama_kv_cache:        CPU KV buffer size =     0.25 MiB",
+            "I llama_kv_cache_dsv4: creating DSV4 lightning-indexer KV cache, size = 128 cells",
+            "I llama_kv_cache:        CPU KV buffer size =     0.12 MiB",
+            "I llama_dsv4_comp_state:        CPU DSV4 hca state buffer size =     0.25 MiB",
+        ]
+    )
+    buffers = parse_server_log(text).buffers
+    assert [(b.kind, b.cache) for b in buffers] == [
+        (BufferKind.KV, "SWA"),
+        (BufferKind.KV, "DSV4 CSA compressed"),
+        (BufferKind.KV, "DSV4 lightning-indexer"),
+        (BufferKind.RS, "DSV4 hca state"),
+    ]
+
+
 # --- -lv 5 lines and GGML_RPC_DEBUG logs (formats of the pinned sources, cited per line) ------
 
 
