@@ -205,6 +205,9 @@ _SSM_MUL_MAT = ("ssm_in", "ssm_out", "ssm_x", "ssm_dt", "ssm_alpha", "ssm_beta",
                 "ssm_f_a", "ssm_f_b", "ssm_g_a", "ssm_g_b")  # fmt: skip
 _INPUT_ROLES = ("token_embd", "pos_embd", "token_types", "per_layer_token_embd")
 _PER_LAYER_GLOBALS = ("rope_freqs", "rope_factors_long", "rope_factors_short")
+# llm_tensor_info: layer weights read by GGML_OP_GET_ROWS (deepseek4's hash-routing table and
+# its compressors' position embeddings)
+_GET_ROWS_ROLES = ("ffn_gate_tid2eid", "attn_compressor_ape", "indexer_compressor_ape")
 # gemma4's per-layer-embedding projection and norm: global names, created for layer 0
 # (create_tensor(tn(..., "weight", 0))), so they live in layer 0's buffer
 _LAYER0_GLOBALS = ("per_layer_model_proj.", "per_layer_proj_norm.")
@@ -270,6 +273,8 @@ def tensor_op(tensor: Tensor) -> tuple[Op, Section]:
         return Op.OTHER, Section.REPEATING
     if "_exps" in role or "_chexps" in role:
         return Op.MUL_MAT_ID, Section.REPEATING
+    if role in _GET_ROWS_ROLES:
+        return Op.GET_ROWS, Section.REPEATING
     # llm_tensor_info: the SSM projections (in, x, dt, out; DeltaNet's alpha and beta; KDA's
     # low-rank gates f_a/f_b/g_a/g_b) are MUL_MAT weights (qwen3next's fused ssm_ba too), the
     # rest (conv1d, A, D, norms) element-wise
