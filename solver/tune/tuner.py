@@ -509,7 +509,8 @@ def run_study(
 ) -> None:
     """Run trials until ``n_trials`` have finished (a resumed study counts its earlier ones)."""
     if not study.get_trials(deepcopy=False):
-        study.enqueue_trial(current.params())
+        # workers starting together on a new study: the profile's own settings once
+        study.enqueue_trial(current.params(), skip_if_exists=True)
     callbacks = [] if on_trial is None else [lambda _study, trial: on_trial(trial)]
     while True:
         with _quiet_optuna():
