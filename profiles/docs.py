@@ -77,6 +77,7 @@ class TableSpec:
     columns: tuple[str, ...]
     owned: tuple[str, ...]
     rows: Callable[[DocFacts], list[Row]]
+    create: bool = True  # sync may make its file; False: only a file the user has
 
     def path(self, workspace: Workspace) -> Path:
         return getattr(workspace, self.file)
@@ -130,6 +131,25 @@ def bench_rows(facts: DocFacts) -> list[Row]:
     ]  # fmt: skip
 
 
+def context_text(value: str | None) -> str:
+    """CTX_SIZE as the README writes it: 131072 -> 128K."""
+    if not value or not value.isdigit():
+        return value or MISSING
+    tokens = int(value)
+    return f"{tokens // 1024}K" if tokens % 1024 == 0 else value
+
+
+def readme_model_rows(facts: DocFacts) -> list[Row]:
+    return [
+        {
+            "Section ID": f"`{p.id}`", "Model": p.get("NAME") or MISSING, "Type": MISSING,
+            "Speed": p.get("SPEED") or MISSING, "Context": context_text(p.get("CTX_SIZE")),
+            "Best for": p.get("DESCRIPTION") or MISSING,
+        }
+        for p in facts.production
+    ]  # fmt: skip
+
+
 TABLES = (
     TableSpec(
         name="capabilities", file="client_settings", heading=CAPABILITY_HEADING,
@@ -143,6 +163,11 @@ TABLES = (
         name="bench-profiles", file="bench_readme", heading="## Profiles",
         columns=("Bench profile", "Model", "Context", "System prompt"),
         owned=("Model", "Context", "System prompt"), rows=bench_rows,
+    ),
+    TableSpec(
+        name="models", file="readme", heading="## Models",
+        columns=("Section ID", "Model", "Type", "Speed", "Context", "Best for"),
+        owned=("Model", "Speed", "Context"), rows=readme_model_rows, create=False,
     ),
 )  # fmt: skip
 
@@ -225,6 +250,11 @@ def render_table(spec: TableSpec, rows: Sequence[Row]) -> list[str]:
     return [*lines, end]
 
 
+def plain(cell: str) -> str:
+    """A key cell without its code span: `` `glm-flash-q8` `` is ``glm-flash-q8``."""
+    return cell.strip().strip("`")
+
+
 def _key(spec: TableSpec) -> str:
     return spec.columns[0]
 
@@ -232,10 +262,10 @@ def _key(spec: TableSpec) -> str:
 def merged_rows(spec: TableSpec, wanted: Sequence[Row], existing: Sequence[Row]) -> list[Row]:
     """The facts' rows, with the user's cells in the columns fit does not own (and their
     text where it says the same number)."""
-    old = {row.get(_key(spec), ""): row for row in existing}
+    old = {plain(row.get(_key(spec), "")): row for row in existing}
     merged = []
     for row in wanted:
-        previous = old.get(row[_key(spec)], {})
+        previous = old.get(plain(row[_key(spec)]), {})
         kept = {
             c: previous[c]
             for c in spec.columns[1:]
@@ -259,11 +289,11 @@ def table_disagreements(
     spec: TableSpec, shown: str, wanted: Sequence[Row], existing: Sequence[Row]
 ) -> list[Disagreement]:
     key = _key(spec)
-    found = {row.get(key, ""): row for row in existing}
+    found = {plain(row.get(key, "")): row for row in existing}
     table = spec.heading.lstrip("# ")
     out = []
     for row in wanted:
-        profile = row[key]
+        profile = plain(row[key])
         if profile not in found:
             out.append(Disagreement(file=shown, table=table, profile=profile, message="no row"))
             continue
@@ -272,7 +302,7 @@ def table_disagreements(
             if not same_cell(have, want):
                 message = f"{column} is {have!r}, models.conf says {want!r}"
                 out.append(Disagreement(file=shown, table=table, profile=profile, message=message))
-    for profile in found.keys() - {row[key] for row in wanted}:
+    for profile in found.keys() - {plain(row[key]) for row in wanted}:
         message = "row names no profile in models.conf"
         out.append(Disagreement(file=shown, table=table, profile=profile, message=message))
     return out
@@ -297,8 +327,11 @@ class DocsOutcome(BaseModel):
 
 
 def _applies(spec: TableSpec, facts: DocFacts, *, create: bool = False) -> bool:
-    """A table is due when its file exists or it would have rows (or ``create``)."""
-    return create or spec.path(facts.workspace).exists() or bool(spec.rows(facts))
+    """A table is due when its file exists, or it would have rows (or ``create``) and fit
+    may make its file."""
+    if spec.path(facts.workspace).exists():
+        return True
+    return spec.create and (create or bool(spec.rows(facts)))
 
 
 def _shown(path: Path, workspace: Workspace) -> str:

@@ -4,6 +4,7 @@ A workspace is the folder of its ``models.conf`` (``../shared/examples/workspace
 model)::
 
     models.conf                          the profiles (production, then bench-*)
+    README.md                            the user's; fit keeps its ``## Models`` table
     docs/client-settings.md              capability and sampler tables, one section per profile
     benchmarks/evalplus/bench-client.conf  per bench profile: SYSTEM_PROMPT where one is needed
     benchmarks/evalplus/display-names.json  bench profile -> the name the report shows
@@ -39,6 +40,10 @@ class Workspace(BaseModel):
     @property
     def root(self) -> Path:
         return self.conf.resolve().parent
+
+    @property
+    def readme(self) -> Path:
+        return self.root / "README.md"
 
     @property
     def client_settings(self) -> Path:

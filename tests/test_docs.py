@@ -71,3 +71,39 @@ def test_a_row_without_a_profile_is_named(tmp_path: Path) -> None:
     result = _docs(conf, "check")
     assert result.exit_code == 1
     assert "Sampler table: [old-model] row names no profile in models.conf" in result.stdout
+
+
+README = """# My rig
+
+Prose about the rig stays as written.
+
+## Models
+
+| Section ID | Model | Type | Speed | Context | Best for |
+|------------|-------|------|-------|---------|----------|
+| `glm-flash-q8` | GLM-4.7 Flash Q8_0 | MoE | 112 t/s | 64K | Fast tasks |
+| `gpt-oss-120b` | GPT-OSS 120B MXFP4 | MoE | 31 t/s | 128K | Reasoning |
+| `qwen3-coder-30b` | Qwen3-Coder 30B-A3B UD-Q6_K_XL | MoE | 128 t/s | 128K | Coding |
+| `qwen3-32b-q8` | Qwen3 32B Q8_0 | Dense | 14 t/s | 32K | Thinking |
+
+More prose.
+"""
+
+
+def test_the_readme_models_table_where_the_workspace_has_one(tmp_path: Path) -> None:
+    conf = example_workspace(tmp_path)
+    _docs(conf, "sync")
+    readme = tmp_path / "README.md"
+    assert not readme.exists()  # the user's file: fit never makes it
+    readme.write_text(README.replace("| 31 t/s |", "| 35 t/s |"))
+    result = _docs(conf, "check")
+    assert result.exit_code == 1
+    assert result.stdout.strip() == (
+        "README.md: Models: [gpt-oss-120b] Speed is '35 t/s', models.conf says '31 t/s'"
+    )
+    assert _docs(conf, "sync").exit_code == 0
+    synced = readme.read_text()
+    assert "| `gpt-oss-120b` | GPT-OSS 120B MXFP4 | MoE | 31 t/s | 128K | Reasoning |" in synced
+    assert synced.startswith("# My rig\n\nProse about the rig stays as written.\n")
+    assert synced.endswith("\nMore prose.\n")
+    assert _docs(conf, "check").exit_code == 0
