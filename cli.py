@@ -1223,6 +1223,7 @@ def bench_command(profile_id: str, conf_path: Path, server_path: Path | None, da
         run, folder = run_bench(
             conf_path, profile_id, dataset=dataset, limit=limit, server=server_path,
             timeout_s=timeout_s, max_tokens=max_tokens, progress=progress,
+            note=lambda line: click.echo(f"note: {line}", err=True),
         )  # fmt: skip
     emit(
         as_json,

@@ -142,8 +142,10 @@ def run_bench(
     timeout_s: float = 6 * 3600,
     max_tokens: int = MAX_TOKENS,
     progress: Callable[[str], None] | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> tuple[BenchRun, Path]:
-    """Steps 1-6; returns the run and its folder."""
+    """Steps 1-6; returns the run and its folder. ``progress`` hears each step, ``note``
+    what the user should see in any case (EvalPlus's one-time install, minutes long)."""
     if not is_bench_profile(profile_id):
         raise BadInput(f"[{profile_id}] is not a bench profile (`fit bench-profile` makes one)")
     if dataset not in DATASETS:
@@ -151,7 +153,7 @@ def run_bench(
     workspace = Workspace.of(conf_path)
     launch = load_profile(conf_path, profile_id)
     name = display_names(workspace).get(profile_id, profile_id)
-    python = evalplus_python(progress)
+    python = evalplus_python(note or progress)
     started = dt.datetime.now(dt.UTC).replace(microsecond=0)
     folder = _run_folder(workspace, profile_id, dataset, started)
     try:
