@@ -31,6 +31,10 @@ mimo2              MiMo-V2-Flash, MiMo-V2.5               ggml-org/llama.cpp#183
 glm5-next          GLM-5.3-Flash                          unsloth/GLM-5.3-Flash-GGUF (spiritbuun/
                                                           buun-llama-cpp#132)
 minimax-m3         MiniMax-M3                             NVIDIA NIM and HF Inference catalogues
+deepseek4          DeepSeek-V4-Flash (284B-A13B), V4-Pro  ggml-org/llama.cpp#22319; its weights and
+                                                          KV caches are modelled (kv_dsv4), not
+                                                          its graph: hyper-connections,
+                                                          compressors, indexer, hash routing
 =================  =====================================  ==========================================
 """
 
