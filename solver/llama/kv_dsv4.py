@@ -9,7 +9,8 @@ buffer type; every cache keeps a stream per sequence whatever ``--kv-unified`` s
 
 1. ``swa``: the raw cache, a ``llama_kv_cache_iswa`` whose full-attention half is empty (every
    layer is sliding-window, ``set_swa_pattern(0)``): ``n_swa + n_ubatch`` cells padded to 256
-   (at most ``n_ctx_seq``; ``--swa-full`` keeps ``n_ctx_seq``), K one head wide;
+   (at most ``n_ctx_seq``; ``--swa-full`` keeps ``n_ctx_seq``; the workload's
+   ``kv_cells_swa``, which counts one window per stream for deepseek4), K one head wide;
 2. ``csa`` (ratio-4 layers), ``hca`` (ratio-128 layers): K of the compressed positions,
    ``ceil(n_ctx_seq / ratio)`` cells padded to 256;
 3. ``lid``: the lightning indexer's compressed K on the ratio-4 layers, ``indexer_head_size``
@@ -57,7 +58,6 @@ def dsv4_caches(hparams: ModelHparams, workload: ComputeWorkload) -> list[Dsv4Ca
     hca = tuple(t and ratios[il] == HCA_RATIO for il, t in enumerate(trunk))
     head = hparams.layers[0].head_k  # n_embd_head_k(): every layer is sliding-window
     width = hparams.layers[0].k_width
-    raw_cells = _raw_cells(hparams, workload)
 
     def k_cache(name: str, layers: tuple[bool, ...], k_width: int, cells: int) -> Dsv4Cache:
         return Dsv4Cache(name, layers, ((K_SLOT, workload.type_k, (k_width, cells, streams)),))
@@ -68,7 +68,7 @@ def dsv4_caches(hparams: ModelHparams, workload: ComputeWorkload) -> list[Dsv4Ca
 
     indexer = hparams.indexer_head_size
     return [
-        k_cache("swa", trunk, width, raw_cells),
+        k_cache("swa", trunk, width, workload.kv_cells_swa),
         k_cache("csa", csa, width, _compressed_cells(workload.n_ctx_seq, CSA_RATIO)),
         k_cache("hca", hca, width, _compressed_cells(workload.n_ctx_seq, HCA_RATIO)),
         k_cache("lid", csa, indexer, _compressed_cells(workload.n_ctx_seq, CSA_RATIO)),
@@ -76,14 +76,6 @@ def dsv4_caches(hparams: ModelHparams, workload: ComputeWorkload) -> list[Dsv4Ca
         state("hca_state", hca, HCA_RATIO, head),
         state("lid_state", csa, 2 * CSA_RATIO, 2 * indexer),
     ]
-
-
-def _raw_cells(hparams: ModelHparams, workload: ComputeWorkload) -> int:
-    """llama_kv_cache_iswa's size_swa with unified = false: one window per stream."""
-    if workload.swa_full:
-        return workload.n_ctx_seq
-    window = hparams.n_swa + workload.n_ubatch
-    return pad(min(workload.n_ctx_seq, window), GGML_KQ_PAD)
 
 
 def _compressed_cells(n_ctx_seq: int, ratio: int) -> int:

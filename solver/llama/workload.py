@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from solver.errors import BadInput
 from solver.ggml.dtypes import block_and_type_size, is_quantized
 from solver.llama.args import UINT32_MAX, LaunchConfig
-from solver.llama.hparams import ModelHparams
+from solver.llama.hparams import MemoryKind, ModelHparams
 
 
 class ComputeWorkload(BaseModel):
@@ -199,7 +199,9 @@ def _llama_context(
         n_ctx = n_ctx_seq * n_seq_max
     kv_cells_swa = 0
     if any(layer.is_swa for layer in hparams.layers):
-        window = hparams.n_swa * (n_seq_max if kv_unified else 1) + n_ubatch
+        # llama_kv_cache_dsv4 keeps its raw cache per sequence even when KV is unified
+        unified = kv_unified and hparams.memory is not MemoryKind.DSV4
+        window = hparams.n_swa * (n_seq_max if unified else 1) + n_ubatch
         kv_cells_swa = n_ctx_seq if config.swa_full else _pad(min(n_ctx_seq, window), GGML_KQ_PAD)
     return _ContextSizes(n_ctx, n_ctx_seq, n_batch, n_ubatch, kv_cells_swa)
 
