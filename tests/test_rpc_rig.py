@@ -39,14 +39,17 @@ def test_rpc_devices_get_llama_cpp_names_and_their_link():
     assert [g.rpc_endpoint for g in rig.gpus] == ["10.0.0.2:50052", "10.0.0.3:50052"]
     assert rig.gpus[1].link_bytes_per_s == 0.125e9
     assert rig.gpus[1].network is not None and rig.gpus[1].network.round_trip_s == 35.5e-6
-    again = tomllib.loads(hardware_to_toml(rig))
-    assert hardware_from_scenario(again, source="x", default_name="x") == rig
+    again = tomllib.loads(hardware_to_toml(rig))  # a custom spec's source names the file
+    assert hardware_from_scenario(again, source="r.toml", default_name="x") == rig
 
 
 def test_a_custom_rpc_gpu_needs_no_pcie_slot():
     (gpu,) = _rig([_rpc("h:1", model="mystery", vram_gib=8, bandwidth_gb_s=400,
                         fp16_tflops=20)]).gpus  # fmt: skip
     assert gpu.link_bytes_per_s == 0.125e9 and not gpu.integrated
+    rig = _rig([_rpc("h:1", model="mystery", vram_gib=8, bandwidth_gb_s=400, fp16_tflops=20)])
+    again = tomllib.loads(hardware_to_toml(rig))  # a custom spec's source names the file
+    assert hardware_from_scenario(again, source="r.toml", default_name="x") == rig
 
 
 @pytest.mark.parametrize(
