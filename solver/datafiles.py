@@ -1,5 +1,5 @@
 """Where fit's bundled data lives: the one locator for ``data/`` (GPU table, rigs, catalogue,
-llama.cpp's architecture list and option table).
+llama.cpp's architecture list and option table, the tiny synthetic models' settings).
 
 ``data`` is a package with data only; it is found through ``importlib.resources`` so that an
 editable checkout and an installed wheel read the same files.

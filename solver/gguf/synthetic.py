@@ -14,22 +14,24 @@ ending its key/value list with ``split.no`` (u16), ``split.count`` (u16) and
 
 from __future__ import annotations
 
+import functools
 import os
+import tomllib
 from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import Any
 
 import gguf
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
+from solver.datafiles import read_data_text
 from solver.errors import BadInput
 from solver.gguf.blueprint import (
     TOKENIZER_ARRAY_KEYS,
     Arch,
     Blueprint,
     MetadataValue,
-    RopeScaling,
-    Tokenizer,
     gguf_metadata,
 )
 from solver.gguf.quant_mix import QuantizedTensor, parse_file_type, quantized_tensors
@@ -346,17 +348,7 @@ def _write_part(
 
 # --- tiny blueprints: every architecture small enough to load in seconds -------------------
 
-# Row lengths are multiples of 256 so K-quants apply without fallbacks (except where the real
-# model falls back too, e.g. deepseek2's attn_k_b rows of qk_nope_head_dim).
-_TINY_COMMON = {
-    "n_layer": 2,
-    "n_embd": 256,
-    "n_vocab": 320,
-    "context_length": 4096,
-    "n_head": 4,
-    "n_head_kv": 2,
-    "rms_norm_eps": 1e-5,
-}
+TINY_BLUEPRINTS_FILE = "tiny_blueprints.toml"
 
 
 def miniature(bp: Blueprint) -> Blueprint:
@@ -457,7 +449,9 @@ def _mini_gated_delta_net(bp: Blueprint) -> dict[str, object]:
         "ssm_dt_rank": 4 * ratio,
         "n_ff_shexp": 256 if bp.n_ff_shexp else 0,
         "rope_dim": 16,
-        "rope_sections": _TINY_ROPE_SECTIONS if bp.rope_sections is not None else None,
+        "rope_sections": (
+            tiny_blueprint(Arch.QWEN35).rope_sections if bp.rope_sections is not None else None
+        ),
     }
 
 
@@ -466,260 +460,55 @@ def _mini_nemotron_h(bp: Blueprint) -> dict[str, object]:
     Mamba-2 sizes; the shared expert twice an expert's width (Nano: 3712 / 1856)."""
     if bp.architecture is not Arch.NEMOTRON_H_MOE:
         return {}
-    return {k: v for k, v in _TINY_NEMOTRON_H.items() if k != "n_expert"}
+    tiny = tiny_blueprint(Arch.NEMOTRON_H_MOE)
+    return {k: getattr(tiny, k) for k in _tiny_table().fragment["nemotron_h"] if k != "n_expert"}
 
 
-# MRoPE sections of a 16-dim rotary part (8 pairs), split as Qwen3.5's [11, 11, 10, 0] of 32
-_TINY_ROPE_SECTIONS = (3, 3, 2, 0)
+class _TinyArch(BaseModel):
+    """One ``[arch.NAME]`` table: the fragments it uses, in order, then its own settings."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    use: tuple[str, ...] = ()
+
+
+class _TinyTable(BaseModel):
+    """``data/tiny_blueprints.toml``: the settings every tiny model shares, named fragments
+    several architectures share, and every architecture's own settings (Blueprint fields)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    common: dict[str, Any]
+    fragment: dict[str, dict[str, Any]]
+    arch: dict[Arch, _TinyArch]
+
+    @model_validator(mode="after")
+    def _complete(self) -> _TinyTable:
+        if missing := set(Arch) - set(self.arch):
+            raise ValueError(f"no tiny settings for {sorted(missing)}")
+        used = {name for entry in self.arch.values() for name in entry.use}
+        if unknown := used - set(self.fragment):
+            raise ValueError(f"unknown fragments {sorted(unknown)}")
+        settings = [self.common, *self.fragment.values()]
+        settings += [entry.model_extra or {} for entry in self.arch.values()]
+        if unknown := {key for table in settings for key in table} - set(Blueprint.model_fields):
+            raise ValueError(f"not Blueprint fields: {sorted(unknown)}")
+        return self
+
+
+@functools.cache
+def _tiny_table() -> _TinyTable:
+    return _TinyTable.model_validate(tomllib.loads(read_data_text(TINY_BLUEPRINTS_FILE)))
 
 
 def tiny_blueprint(arch: Arch | str) -> Blueprint:
-    """A 2-layer, 256-wide model of ``arch`` with the architecture's distinctive parts."""
+    """A small model of ``arch`` with the architecture's distinctive parts (256 wide, 2 to 6
+    layers; the settings are ``data/tiny_blueprints.toml``'s)."""
     arch = Arch(arch)
-    gpt2 = Tokenizer(model="gpt2", pre="default")
-    moe = {"n_expert": 4, "n_expert_used": 2, "n_ff_exp": 256}
-    specific: dict[str, object] = {
-        Arch.LLAMA: {"n_ff": 512, "tokenizer": Tokenizer(model="gpt2", pre="llama-bpe")},
-        Arch.QWEN3: {"n_ff": 512, "head_dim": 64, "qk_norm": True, "tokenizer": gpt2},
-        Arch.QWEN3MOE: {**moe, "n_expert": 8, "head_dim": 64, "qk_norm": True, "tokenizer": gpt2},
-        Arch.GEMMA3: {
-            "n_ff": 512,
-            "head_dim": 64,
-            "qk_norm": True,
-            "tied_embeddings": True,
-            "sliding_window": 128,
-            "rope_theta": 1e6,
-            "rope_theta_swa": 1e4,
-            "tokenizer": Tokenizer(model="llama", pre="default"),
-        },
-        Arch.DEEPSEEK2: {**_TINY_DEEPSEEK2, "tokenizer": gpt2},
-        # deepseek32: deepseek2's tiny MLA with the lightning indexer (4 heads of 64, top 64:
-        # fewer than the cache's cells, so top_k picks); the indexer head is not the MLA K
-        # head's 288, as llama.cpp tells its two caches apart by that width
-        Arch.DEEPSEEK32: {
-            **_TINY_DEEPSEEK2,
-            "indexer_n_head": 4,
-            "indexer_head_size": 64,
-            "indexer_top_k": 64,
-            "nextn_layers": 1,
-            "tokenizer": gpt2,
-        },
-        # deepseek4: one layer of each compression (none, 4 with the indexer, 128), the
-        # first layer hash-routed, 128-wide heads (64 rotary) in 2 output groups
-        Arch.DEEPSEEK4: {
-            "n_expert": 4,
-            "n_expert_used": 2,
-            "n_ff_exp": 256,
-            "n_expert_shared": 1,
-            "n_head_kv": 1,
-            "head_dim": 128,
-            "rope_dim": 64,
-            "q_lora_rank": 256,
-            "o_groups": 2,
-            "o_lora_rank": 128,
-            "hc_mult": 4,
-            "hc_sinkhorn_iters": 20,
-            "compress_ratios": (0, 4, 128, 4),
-            "compress_rope_theta": 160000.0,
-            "hash_layers": 1,
-            "indexer_n_head": 4,
-            "indexer_head_size": 64,
-            "indexer_top_k": 64,
-            "sliding_window": 128,
-            "swiglu_limit": 10.0,
-            "expert_gating": "sqrtsoftplus",
-            "expert_weights_scale": 1.5,
-            "expert_weights_norm": True,
-            "n_layer": 4,
-            "tokenizer": gpt2,
-        },
-        Arch.GPT_OSS: {
-            **moe,
-            "head_dim": 64,
-            "attention_bias": True,
-            "sliding_window": 128,
-            "rope_theta": 150000.0,
-            "rope_scaling": RopeScaling(type="yarn", factor=32.0, original_context_length=4096),
-            "tokenizer": gpt2,
-        },
-        Arch.GLM4MOE: {
-            **moe,
-            "n_ff": 512,
-            "head_dim": 64,
-            "rope_dim": 32,
-            "attention_bias": True,
-            "n_expert_shared": 1,
-            "leading_dense_layers": 1,
-            "expert_gating": "sigmoid",
-            "expert_weights_scale": 1.0,
-            "expert_weights_norm": True,
-            "nextn_layers": 1,
-            "tokenizer": gpt2,
-        },
-        # llama4: 3 chunked + 1 no-rope full layer, dense and MoE layers alternating (Maverick's
-        # interleave; Scout's is 1), top-1 routing plus a shared expert, llama3 rope factors
-        Arch.LLAMA4: {
-            **moe,
-            "n_expert_used": 1,
-            "n_ff": 512,
-            "n_layer": 4,
-            "moe_layer_step": 2,
-            "rope_theta": 500000.0,
-            "rope_scaling": RopeScaling(
-                type="llama3", factor=16.0, original_context_length=8192, high_freq_factor=1.0
-            ),
-            "tokenizer": gpt2,
-        },
-        # gemma4 as E2B/E4B: global layers (2, 5) with wider heads, one KV head and K as V,
-        # per-layer embeddings, the last three layers sharing KV with twice-wide FFNs
-        Arch.GEMMA4: {
-            "n_layer": 6,
-            "n_ff": 512,
-            "head_dim": 128,
-            "gemma4_head_dim_swa": 64,
-            "gemma4_n_head_kv_full": 1,
-            "gemma4_swa_period": 3,
-            "gemma4_k_eq_v": True,
-            "gemma4_kv_shared_layers": 3,
-            "gemma4_n_embd_per_layer": 64,
-            "gemma4_double_wide_mlp": True,
-            "tied_embeddings": True,
-            "sliding_window": 128,
-            "rope_theta": 1e6,
-            "rope_theta_swa": 1e4,
-            "final_logit_softcapping": 30.0,
-            "tokenizer": Tokenizer(model="llama", pre="default"),
-        },
-        Arch.QWEN35: {"n_ff": 512, **_TINY_QWEN35, "tokenizer": gpt2},
-        Arch.QWEN35MOE: {
-            **moe,
-            "n_expert": 8,
-            "n_ff_shexp": 256,
-            **_TINY_QWEN35,
-            "tokenizer": gpt2,
-        },
-        # qwen3next: qwen35moe's layout without MRoPE (NEOX rope over a quarter of the head)
-        Arch.QWEN3NEXT: {
-            **moe,
-            "n_expert": 8,
-            "n_ff_shexp": 256,
-            **_TINY_QWEN35,
-            "rope_sections": None,
-            "tokenizer": gpt2,
-        },
-        Arch.NEMOTRON_H_MOE: {**moe, **_TINY_NEMOTRON_H, "tokenizer": gpt2},
-        # mistral4 (Mistral Small 4): deepseek2's MLA with q compression, every layer MoE with
-        # a shared expert, softmax routing with normalised weights, fused gate_up experts
-        # (the converter keeps the checkpoint's stacked experts), yarn rope
-        Arch.MISTRAL4: {
-            **moe,
-            "n_expert_shared": 1,
-            "q_lora_rank": 256,
-            "kv_lora_rank": 256,
-            "qk_nope_head_dim": 64,
-            "qk_rope_head_dim": 32,
-            "v_head_dim": 64,
-            "n_head_kv": 4,
-            "expert_gating": "softmax",
-            "expert_weights_norm": True,
-            "rope_scaling": RopeScaling(
-                type="yarn", factor=128.0, original_context_length=8192, yarn_log_multiplier=0.1
-            ),
-            "tokenizer": gpt2,
-        },
-        # kimi-linear: KDA layers (0-2, 4-6) and MLA layers without RoPE (3, 7), a dense first
-        # layer, then sigmoid-routed experts with the selection bias and a shared expert
-        Arch.KIMI_LINEAR: {
-            **moe,
-            "n_layer": 4,
-            "n_ff": 512,
-            "n_head_kv": 4,
-            "kda_head_dim": 64,
-            "ssm_d_conv": 4,
-            "full_attention_layers": (4, 8),
-            "kv_lora_rank": 256,
-            "qk_nope_head_dim": 64,
-            "qk_rope_head_dim": 32,
-            "v_head_dim": 64,
-            "n_expert_shared": 1,
-            "leading_dense_layers": 1,
-            "expert_gating": "sigmoid",
-            "expert_weights_scale": 2.446,
-            "tokenizer": gpt2,
-        },
-        # minimax-m2: half-rotary 64-wide heads with full-width Q/K norms, sigmoid routing
-        # with the selection bias, experts as wide as feed_forward_length (the loader's n_ff)
-        Arch.MINIMAX_M2: {
-            **moe,
-            "n_expert": 8,
-            "n_ff": 256,
-            "head_dim": 64,
-            "rope_dim": 32,
-            "expert_gating": "sigmoid",
-            "expert_probs_bias": True,
-            "tokenizer": gpt2,
-        },
-    }[arch]
-    return Blueprint(architecture=arch, name=f"tiny-{arch.value}", **{**_TINY_COMMON, **specific})
-
-
-# deepseek2 (and deepseek32's trunk): q compression, MLA, a leading dense layer, sigmoid
-# routing with the selection bias, a shared expert
-_TINY_DEEPSEEK2: dict[str, object] = {
-    "n_expert": 4,
-    "n_expert_used": 2,
-    "n_ff_exp": 256,
-    "n_ff": 512,
-    "n_expert_shared": 1,
-    "leading_dense_layers": 1,
-    "q_lora_rank": 256,
-    "kv_lora_rank": 256,
-    "qk_nope_head_dim": 64,
-    "qk_rope_head_dim": 32,
-    "v_head_dim": 64,
-    "n_head_kv": 4,
-    "expert_gating": "sigmoid",
-    "expert_weights_scale": 2.5,
-    "expert_weights_norm": True,
-    "expert_probs_bias": True,
-}
-
-
-# qwen35 / qwen35moe: Qwen3.5's layer pattern (three gated DeltaNet layers, then one gated
-# full-attention layer) in four layers, twice as many value as key heads (8, enough rows for
-# CPU repacking of alpha/beta), an MTP layer
-_TINY_QWEN35: dict[str, object] = {
-    "n_layer": 4,
-    "head_dim": 64,
-    "rope_dim": 16,
-    "rope_sections": _TINY_ROPE_SECTIONS,
-    "rope_theta": 1e7,
-    "ssm_d_conv": 4,
-    "ssm_d_state": 64,
-    "ssm_n_group": 4,
-    "ssm_dt_rank": 8,
-    "full_attention_interval": 4,
-    "nextn_layers": 1,
-}
-
-
-# nemotron_h_moe: a Mamba-2 layer, a MoE layer, an attention layer, a MoE layer (Nemotron 3
-# Nano's pattern starts "MEMEM*E"); 8 Mamba heads of 32 in 2 groups with a 32-wide state, the
-# router's selection bias, normalised and scaled weights, one expert group as converted
-_TINY_NEMOTRON_H: dict[str, object] = {
-    "n_layer": 4,
-    "layer_pattern": "ME*E",
-    "head_dim": 64,
-    "n_expert": 8,
-    "n_ff_shexp": 512,
-    "ssm_d_conv": 4,
-    "ssm_d_state": 32,
-    "ssm_n_group": 2,
-    "ssm_dt_rank": 8,
-    "mamba_head_dim": 32,
-    "expert_weights_norm": True,
-    "expert_weights_scale": 2.5,
-    "expert_groups": 1,
-    "expert_probs_bias": True,
-    "n_expert_shared": 1,
-}
+    table = _tiny_table()
+    entry = table.arch[arch]
+    settings = dict(table.common)
+    for name in entry.use:
+        settings.update(table.fragment[name])
+    settings.update(entry.model_extra or {})
+    return Blueprint(architecture=arch, name=f"tiny-{arch.value}", **settings)
