@@ -8,10 +8,13 @@ calibration ``fit calibrate`` saved for it.
 
 This lives above ``solver.hardware.detect.load_rig`` (which gives the ``Hardware`` alone)
 because the CPU features are ``solver.llama``'s record, a layer above ``solver.hardware``.
+``rpc_rig`` is the rig the tests and benchmarks that launch llama-server on local
+``ggml-rpc-server`` devices describe those devices as.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from profiles.calibration_store import this_machine
 from profiles.models_conf import write_atomic
 from solver.hardware.detect import DETECT, DetectionReport, detect, load_rig
-from solver.hardware.scenario import Hardware, hardware_to_toml
+from solver.hardware.scenario import Gpu, GpuSpec, Hardware, Host, hardware_to_toml
 from solver.llama.device_map import CpuFeatures
+from solver.quantities import GIB
 
 
 class Rig(BaseModel):
@@ -78,3 +82,28 @@ def detect_this_machine(
     if save is not None:
         write_atomic(save, hardware_to_toml(report.hardware))
     return report
+
+
+def rpc_rig(endpoints: Sequence[str], vram_bytes: int) -> Hardware:
+    """``ggml-rpc-server`` devices on this machine described as a rig: each endpoint one GPU
+    ``RPC<i>`` with ``vram_bytes`` of memory, as llama-server numbers them in ``--rpc`` order.
+
+    Their speeds are a stated assumption, not a measurement (they are this CPU behind a
+    socket): a 200 GB/s "GPU" beside a 20 GB/s, 2-core host, so that the cost model prefers
+    weights on the devices as it would on a real rig. Tests and benchmarks that launch
+    llama-server on RPC devices price plans under this one description.
+    """
+    spec = GpuSpec(
+        name="rpc-cpu",
+        vram_bytes=vram_bytes,
+        bandwidth_bytes_per_s=200e9,
+        fp16_flops=2e12,
+        pcie_gen=4,
+        pcie_lanes=16,
+    )
+    gpus = tuple(
+        Gpu(device=f"RPC{i}", spec=spec, pcie_gen=4, pcie_lanes=16, rpc_endpoint=endpoint)
+        for i, endpoint in enumerate(endpoints)
+    )
+    host = Host(ram_bytes=8 * GIB, bandwidth_bytes_per_s=20e9, cores=2)
+    return Hardware(name="rpc-test", gpus=gpus, host=host)

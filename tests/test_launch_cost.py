@@ -98,3 +98,25 @@ def test_memory_shortfalls_name_the_device(gemma) -> None:
     _, huge = predictor.memory(["-c", str(2**24), "-np", "1", "-ngl", "99", "--fit", "off"])
     problems = predictor.shortfalls(huge)
     assert problems and all("budget" in p for p in problems)
+
+
+def test_a_rig_of_rpc_devices_prices_their_own_arguments(gemma) -> None:
+    from profiles.rigs import rpc_rig  # tests may import profiles; the rig of the RPC tests
+
+    hardware = rpc_rig(["127.0.0.1:1", "127.0.0.1:2"], 300 * 2**20)
+    predictor = LaunchPredictor(gemma, hardware)
+    rpc = ["--rpc", "127.0.0.1:1,127.0.0.1:2", "-c", "1024", "-np", "1", "--fit", "off"]
+    # the rig's GPUs are the --rpc devices, not two more: without -ts llama.cpp splits by the
+    # free memory they report, equal here, and -ot names them by their buffer types
+    ot = r"blk\.0\.ffn_.*=RPC0[127.0.0.1:1]"
+    config, report = predictor.memory([*rpc, "-ngl", "99", "-ot", ot])
+    assert set(report.devices) == {CPU, "RPC0", "RPC1"}
+    assert report.placement.tensor_devices["blk.0.ffn_up.weight"] == "RPC0"
+    # 19 slots (18 layers, then the output) split 1:1: 10 layers, then 8 and the output
+    assert report.placement.layer_devices[:18] == ("RPC0",) * 10 + ("RPC1",) * 8
+    assert report.placement.output_device == "RPC1"
+    assert predictor.cost(config, report).rate_sources == {
+        CPU: "host rate (not calibrated)",
+        "RPC0": "spec sheet",
+        "RPC1": "spec sheet",
+    }

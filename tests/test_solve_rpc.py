@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import pytest
 
+from profiles.rigs import rpc_rig
 from solver.gguf.sources import load_inventory
 from solver.gguf.synthetic import tiny_blueprint
-from solver.hardware.scenario import Gpu, GpuSpec, Hardware, Host
 from solver.placement.cpsat import SolveStatus
 from solver.placement.solve import SolveRequest, solve
-from solver.quantities import GIB
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 
@@ -30,24 +29,6 @@ MODELS = {
                 "n_expert": 16, "n_expert_used": 4, "n_ff_exp": 256}
     ),
 }  # fmt: skip
-
-
-def rpc_rig(endpoints: list[str], vram_bytes: int) -> Hardware:
-    """This machine's CPU plus two small CPU-backed RPC devices posing as GPUs."""
-    spec = GpuSpec(
-        name="rpc-cpu",
-        vram_bytes=vram_bytes,
-        bandwidth_bytes_per_s=200e9,
-        fp16_flops=2e12,
-        pcie_gen=4,
-        pcie_lanes=16,
-    )
-    gpus = tuple(
-        Gpu(device=f"RPC{i}", spec=spec, pcie_gen=4, pcie_lanes=16, rpc_endpoint=endpoint)
-        for i, endpoint in enumerate(endpoints)
-    )
-    host = Host(ram_bytes=8 * GIB, bandwidth_bytes_per_s=20e9, cores=2)
-    return Hardware(name="rpc-test", gpus=gpus, host=host)
 
 
 @pytest.mark.parametrize("kind", sorted(MODELS))

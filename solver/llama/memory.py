@@ -173,10 +173,13 @@ def model_tables(inventory: Inventory) -> ModelTensors:
 
 
 def gpu_devices(hardware: Hardware | None, names: Sequence[str] | None = None) -> list[LlamaDevice]:
-    """CUDA devices of a rig (or named ones), with their free memory for the default split."""
+    """CUDA devices of a rig (or named ones), with their free memory for the default split.
+    A rig's RPC devices are not among them: they come from ``--rpc``."""
     gpus = []
     if hardware is not None:
         for gpu in hardware.gpus:
+            if gpu.rpc_endpoint:
+                continue
             gpus.append(
                 LlamaDevice(
                     name=gpu.device,
@@ -206,12 +209,16 @@ def estimate_memory(
     """Predict every buffer llama-server allocates at startup for this launch.
 
     ``devices`` names local GPUs (``CUDA0``...) when no ``hardware`` is given; RPC devices come
-    from ``config.rpc_servers``. ``cpu`` decides repacking (default: this machine's CPU).
+    from ``config.rpc_servers``, with ``rpc_free_bytes`` free (default: the smallest memory of
+    the rig's RPC devices, if any). ``cpu`` decides repacking (default: this machine's CPU).
     ``unmodelled_margin``: bytes to assume as the compute buffer of each device that runs
     layers when fit cannot model the compute graph (ignored when it can).
     """
     tables = model_tables(inventory)
     cpu = cpu if cpu is not None else _local_cpu()
+    if rpc_free_bytes is None and hardware is not None:
+        rpc_memory = [gpu.memory_bytes for gpu in hardware.gpus if gpu.rpc_endpoint]
+        rpc_free_bytes = min(rpc_memory, default=None)
     offload = model_devices(config, gpu_devices(hardware, devices), rpc_free_bytes)
     placement = place_tensors(tables, config, offload, cpu)
     kinds = {device.name: device.kind.value for device in offload}

@@ -35,7 +35,13 @@ from solver.llama.device_map import CpuFeatures
 from solver.llama.hparams import model_hparams
 from solver.llama.kv_cache import layer_kv_bytes
 from solver.llama.memory import MemoryReport, estimate_memory
-from solver.placement.setting import SolveRequest, capacities, cost_workload, placement_table
+from solver.placement.setting import (
+    SolveRequest,
+    capacities,
+    cost_workload,
+    local_gpu_buffers,
+    placement_table,
+)
 from solver.plan.units import Unit, unit_of
 from solver.quantities import CPU, MIB
 
@@ -167,8 +173,8 @@ def price_launch(
 
 def launch_config(args: Sequence[str], hardware: Hardware | None = None) -> LaunchConfig:
     """``args`` parsed as llama-server parses them; with ``hardware``, ``-ot`` may name only
-    its GPUs' buffers (without, any ``CUDA<n>``)."""
-    gpu_buffers = [gpu.device for gpu in hardware.gpus] if hardware is not None else []
+    its local GPUs' buffers and those of the ``--rpc`` servers (without, any ``CUDA<n>``)."""
+    gpu_buffers = local_gpu_buffers(hardware) if hardware is not None else []
     return parse_llama_args(list(args), gpu_buffers=gpu_buffers)
 
 
