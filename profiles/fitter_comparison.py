@@ -9,8 +9,8 @@ device by fit's memory model: from tight (the compute buffers alone take much of
 
 1. Budget: ``profiles.fit_params.fit_target`` turns it into llama-fit-params' ``-fitt``; the
    exact bytes fit.cpp then fits to (at most 1 MiB under the asked budget) become each
-   device's memory in ``profiles.rigs.rpc_rig`` with a zero margin for fit. The free memory
-   the RPC servers reported to llama-fit-params is checked against the one assumed.
+   device's memory in ``profiles.rigs.loopback_rpc_rig`` with a zero margin for fit. The free
+   memory the RPC servers reported to llama-fit-params is checked against the one assumed.
 2. llama.cpp: ``llama-fit-params`` prints its arguments (``profiles.fit_params``).
 3. fit: ``solver.placement.solve.solve`` for the same rig and workload, at a zero tolerance
    (the optimum, not a more readable plan near it).
@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from profiles.fidelity_cases import GEMMA
 from profiles.fit_params import FitTarget, fit_target, reported_free_bytes, run_fit_params
-from profiles.rigs import rpc_rig
+from profiles.rigs import loopback_rpc_rig
 from profiles.server import RpcServers, run_until_ready
 from profiles.server_log import RunReport
 from solver.errors import OperationFailed
@@ -199,7 +199,8 @@ def _without_rpc(args: Sequence[str]) -> tuple[str, ...]:
 def case_budget(case: Case, inventory: Inventory, rpc: RpcServers) -> int:
     """The budget ``case`` asks for, in bytes: its fraction of the plain full offload's
     total on the fuller RPC device, by fit's memory model."""
-    predictor = LaunchPredictor(inventory, rpc_rig(rpc.endpoints, 1 << 40), request=case.request)
+    roomy = loopback_rpc_rig(rpc.endpoints, 1 << 40)
+    predictor = LaunchPredictor(inventory, roomy, request=case.request)
     _, report = predictor.memory([*_rpc_args(rpc), *case.workload, *FULL_OFFLOAD])
     need = max(memory.total for device, memory in report.devices.items() if device != "CPU")
     return int(need * case.fraction)
@@ -273,7 +274,7 @@ def run_case(
     """Both tools' plans for ``case`` on ``model``, launched on ``rpc`` (debug servers)."""
     inventory = load_inventory(str(model))
     target = fit_target(case_budget(case, inventory, rpc))
-    hardware: Hardware = rpc_rig(rpc.endpoints, target.budget_bytes)
+    hardware: Hardware = loopback_rpc_rig(rpc.endpoints, target.budget_bytes)
     llama_args = _fit_params_args(case, model, target, rpc, env)
     report = solve(inventory, hardware, case.request)
     if not report.feasible:

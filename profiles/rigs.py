@@ -8,7 +8,7 @@ calibration ``fit calibrate`` saved for it.
 
 This lives above ``solver.hardware.detect.load_rig`` (which gives the ``Hardware`` alone)
 because the CPU features are ``solver.llama``'s record, a layer above ``solver.hardware``.
-``rpc_rig`` is the rig the tests and benchmarks that launch llama-server on local
+``loopback_rpc_rig`` is the rig the tests and benchmarks that launch llama-server on local
 ``ggml-rpc-server`` devices describe those devices as.
 """
 
@@ -84,7 +84,7 @@ def detect_this_machine(
     return report
 
 
-def rpc_rig(endpoints: Sequence[str], vram_bytes: int) -> Hardware:
+def loopback_rpc_rig(endpoints: Sequence[str], vram_bytes: int) -> Hardware:
     """``ggml-rpc-server`` devices on this machine described as a rig: each endpoint one GPU
     ``RPC<i>`` with ``vram_bytes`` of memory, as llama-server numbers them in ``--rpc`` order.
 

@@ -52,20 +52,21 @@ def test_fit_params_output_and_rpc_free_memory_are_read() -> None:
     }
 
 
-# Measured at 63e1b77+: fit solves each CI case to -ngl 0 (nothing on the devices), priced
-# 0.39-0.85x of llama-fit-params' plans, because solver/placement/solve.py enters each
-# device's compute buffers as the larger of the all-on-host and full-offload ones (issue 11);
-# the solver change that models them as functions of the plan is expected to fix it.
+# Measured with plan-dependent buffers (de91b70): on qwen3moe/8 x0.6 fit's plan is priced
+# 0.969x of llama-fit-params' (1182 vs 1220 t/s), 0.16 MiB fewer weights on the devices.
+# fit's own memory model puts `-ngl 9 -ts 5,4 -ot blk\.4\.ffn_.*_exps\.=@1` at 17,218,048 and
+# 13,848,736 B of a 17,973,248 B budget and prices it at 1219.5 t/s, yet the solver returns
+# the slower plan with a proven gap of 4e-6: it assumes larger buffers for that plan.
 NOT_YET = pytest.mark.xfail(
     strict=True,
-    reason="fit places nothing on devices whose compute buffers are comparable to the budget",
+    reason="the solver's assumed buffers exclude a plan its memory model says fits (0.969x)",
 )
+CASES = [pytest.param(c, marks=NOT_YET) if c.id == "qwen3moe/8 x0.6" else c for c in CI_CASES]
 
 
 @pytest.mark.llama
 @pytest.mark.slow
-@NOT_YET
-@pytest.mark.parametrize("case", CI_CASES, ids=lambda case: case.id)
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
 def test_fit_shows_what_it_must_against_llama_fit_params(
     case: Case, synthetic_gguf, shared_rpc_servers, server_env, tmp_path
 ) -> None:

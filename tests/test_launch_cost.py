@@ -101,9 +101,9 @@ def test_memory_shortfalls_name_the_device(gemma) -> None:
 
 
 def test_a_rig_of_rpc_devices_prices_their_own_arguments(gemma) -> None:
-    from profiles.rigs import rpc_rig  # tests may import profiles; the rig of the RPC tests
+    from profiles.rigs import loopback_rpc_rig  # the rig of the tests on RPC devices
 
-    hardware = rpc_rig(["127.0.0.1:1", "127.0.0.1:2"], 300 * 2**20)
+    hardware = loopback_rpc_rig(["127.0.0.1:1", "127.0.0.1:2"], 300 * 2**20)
     predictor = LaunchPredictor(gemma, hardware)
     rpc = ["--rpc", "127.0.0.1:1,127.0.0.1:2", "-c", "1024", "-np", "1", "--fit", "off"]
     # the rig's GPUs are the --rpc devices, not two more: without -ts llama.cpp splits by the

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from profiles.rigs import rpc_rig
+from profiles.rigs import loopback_rpc_rig as rpc_rig
 from solver.gguf.sources import load_inventory
 from solver.gguf.synthetic import tiny_blueprint
 from solver.placement.cpsat import SolveStatus
