@@ -783,7 +783,7 @@ _server_option = click.option(
     help="llama-server to run [$LLAMA_SERVER, fit's cached build, PATH].",
 )  # fmt: skip
 _no_calibration_option = click.option(
-    "--no-calibration", is_flag=True, help="Predict with spec-sheet coefficients."
+    "--no-calibration", is_flag=True, help="Predict with the corpus-fitted default coefficients."
 )
 
 

@@ -61,11 +61,11 @@ def this_machine() -> tuple[Hardware, str]:
 
 def coefficients_in_use(machine: str, *, use_calibration: bool) -> tuple[CostCoefficients, str]:
     """The coefficients predictions on ``machine`` use (its saved calibration, else the
-    spec-sheet defaults) and one line that says which, for the user."""
+    corpus-fitted defaults, data/cost_coefficients.json) and one line that says which."""
     calibration = load_calibration(machine) if use_calibration else None
     if calibration is None:
         why = "--no-calibration" if not use_calibration else "run `fit calibrate`"
-        return CostCoefficients(), f"cost coefficients: spec defaults ({why})"
+        return CostCoefficients(), f"cost coefficients: corpus-fitted defaults ({why})"
     return calibration.coefficients, (
         f"cost coefficients: calibrated {calibration.created:%Y-%m-%d} from "
         f"{calibration.runs} runs ({calibration_path(machine)})"

@@ -94,6 +94,8 @@ class RunRecord(BaseModel):
                         seconds=t.predicted_ms / 1000,
                         bytes_read=loads.bytes_read,
                         splits=loads.splits,
+                        layers=loads.layers,
+                        moe_layers=loads.moe_layers,
                     )
                 )
             if t.prompt_n > 0 and t.prompt_ms > 0:

@@ -1,5 +1,6 @@
-"""Calibration: the NNLS fit recovers coefficients that generated the timings, and fits
-fewer parameters when the runs cannot tell them apart."""
+"""Calibration: the NNLS fit starts from the corpus-fitted prior, moves a little with few runs
+and recovers the coefficients that generated the timings with many, and fits fewer parameters
+when the runs cannot tell them apart."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from solver.cost.calibrate import (
     machine_id,
     nnls,
 )
-from solver.cost.model import CostCoefficients
+from solver.cost.model import CostCoefficients, device_rates
 from solver.errors import OperationFailed
 from solver.hardware.scenario import load_hardware
 
@@ -52,17 +53,46 @@ def _distinct_runs(n: int) -> list[RunSamples]:
     return runs
 
 
-def test_enough_runs_recover_every_coefficient() -> None:
-    result = calibrate(_distinct_runs(8), HOST_ONLY, machine="m")
+def test_many_runs_recover_every_coefficient() -> None:
+    # the prior (the coefficients calibration starts from) weighs PRIOR_RUNS runs: two hundred
+    # runs outweigh it, and the fit lands on the machine's own numbers (the per-token overhead,
+    # which the runs tell least well from bandwidth, the slowest)
+    result = calibrate(_distinct_runs(200), HOST_ONLY, machine="m")
     measured = result.coefficients.measured
     for device, bandwidth in TRUE_BW.items():
-        assert measured[device].bandwidth_bytes_per_s == pytest.approx(bandwidth, rel=1e-6)
-        assert measured[device].flops == pytest.approx(TRUE_FLOPS, rel=1e-6)
-    assert result.coefficients.split_latency_s == pytest.approx(TRUE_SPLIT, rel=1e-6)
-    assert result.coefficients.token_overhead_s == pytest.approx(TRUE_OVERHEAD, rel=1e-6)
+        assert measured[device].bandwidth_bytes_per_s == pytest.approx(bandwidth, rel=0.04)
+        assert measured[device].flops == pytest.approx(TRUE_FLOPS, rel=0.02)
+    assert result.coefficients.split_latency_s == pytest.approx(TRUE_SPLIT, rel=0.03)
+    assert result.coefficients.token_overhead_s == pytest.approx(TRUE_OVERHEAD, rel=0.3)
     assert result.grouping == {d: d for d in TRUE_BW}
-    assert result.errors.decode_after == pytest.approx(0, abs=1e-9)
+    assert result.errors.decode_after is not None and result.errors.decode_after < 0.01
     assert result.errors.decode_before is not None and result.errors.decode_before > 0.1
+
+
+def _moved(n_runs: int) -> float:
+    """How far n runs of a machine whose host reads at half the prior's bandwidth move the
+    calibrated bandwidth from the prior toward it: 0 = not at all, 1 = all the way."""
+    prior = device_rates(HOST_ONLY, CostCoefficients())["CPU"].bandwidth_bytes_per_s
+    runs = []
+    for i in range(n_runs):
+        n_bytes = 100e6 + 50e6 * i  # models of different sizes
+        seconds = n_bytes / (prior / 2) + CostCoefficients().token_overhead_s
+        runs.append(
+            RunSamples(
+                run=f"r{i}",
+                decode=(TokenSample(tokens=64, seconds=64 * seconds, bytes_read={"CPU": n_bytes},
+                                    splits=0),),
+            )
+        )  # fmt: skip
+    fitted = calibrate(runs, HOST_ONLY, machine="m").coefficients.measured["CPU"]
+    return (1 / fitted.bandwidth_bytes_per_s - 1 / prior) / (2 / prior - 1 / prior)
+
+
+def test_few_runs_move_the_prior_a_little_and_many_all_the_way() -> None:
+    # PRIOR_RUNS = 4: one run moves a fifth of the way, two a quarter, a hundred nearly all
+    one, two, many = _moved(1), _moved(2), _moved(100)
+    assert 0.1 < one <= 0.21 and one < two < 0.3
+    assert many > 0.93
 
 
 def test_too_few_runs_pool_the_host_devices_and_say_so() -> None:
@@ -72,7 +102,9 @@ def test_too_few_runs_pool_the_host_devices_and_say_so() -> None:
     assert "split_latency_s" not in result.fitted
     assert any("not fitted: per-device" in note for note in result.notes)
     rates = {r.bandwidth_bytes_per_s for r in result.coefficients.measured.values()}
-    assert len(rates) == 1 and min(TRUE_BW.values()) <= rates.pop() <= max(TRUE_BW.values())
+    # between what the runs say and the prior they start from
+    prior = device_rates(HOST_ONLY, CostCoefficients())["CPU"].bandwidth_bytes_per_s
+    assert len(rates) == 1 and min(TRUE_BW.values()) <= rates.pop() <= prior
 
 
 def test_one_model_in_many_placements_cannot_split_bandwidth_from_overhead() -> None:

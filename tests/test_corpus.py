@@ -15,6 +15,7 @@ from solver.cost.corpus import (
     Split,
     corpus_path,
     load_corpus,
+    source_strata,
     sources_by_split,
     split_of,
 )
@@ -25,7 +26,7 @@ from solver.gguf.catalogue import catalogue_names
 MIN_ROWS = 892
 MIN_GPU_MODELS = 35
 MIN_SOURCES = 76
-MIN_PRICEABLE = 192
+MIN_PRICEABLE = 629
 MIN_HYBRID = 36
 MIN_DEPTH_ROWS = 170
 
@@ -54,7 +55,17 @@ def test_no_source_is_in_both_splits(rows: tuple[SpeedRow, ...]) -> None:
     by_split = sources_by_split(rows)
     assert by_split[Split.TRAIN] and by_split[Split.TEST]
     assert not by_split[Split.TRAIN] & by_split[Split.TEST]
-    assert all(row.split is split_of(row.source_url) for row in rows)
+    strata = source_strata(rows)
+    assert all(row.split is split_of(row.source_url, strata[row.source_url]) for row in rows)
+
+
+def test_priceable_hybrid_moe_rows_are_in_both_splits(rows: tuple[SpeedRow, ...]) -> None:
+    hybrid_moe = [
+        row for row in rows
+        if row.offload is Offload.HYBRID and row.moe == "yes" and row.priceable == "yes"
+    ]  # fmt: skip
+    assert {row.split for row in hybrid_moe} == set(Split)
+    assert sum(row.split is Split.TEST for row in hybrid_moe) >= 4
 
 
 def test_priceable_rows_name_catalogue_entries(rows: tuple[SpeedRow, ...]) -> None:

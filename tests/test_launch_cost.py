@@ -56,8 +56,8 @@ def test_launch_placement_prices_like_the_plan_it_renders(gemma) -> None:
     assert priced.estimate.splits_per_token == expected.splits_per_token
     assert priced.rate_sources == {
         "CPU": "host rate (not calibrated)",
-        "CUDA0": "spec sheet",
-        "CUDA1": "spec sheet",
+        "CUDA0": "corpus fit",
+        "CUDA1": "corpus fit",
     }
 
 

@@ -54,7 +54,7 @@ def test_a_solve_on_detect_uses_the_detected_cpu(this_cpu: CpuFeatures, solve_ca
     with pytest.raises(_Stop):
         solve_for_profile(PlacementRequest(model="gpt-oss-20b", rig="detect"))
     assert solve_calls[-1]["cpu"] == this_cpu
-    assert solve_calls[-1]["coefficients"] is not None  # this machine's (here: spec defaults)
+    assert solve_calls[-1]["coefficients"] is not None  # this machine's (here: the corpus fit)
 
 
 def test_a_solve_on_a_scenario_keeps_the_generic_cpu(this_cpu: CpuFeatures, solve_calls) -> None:

@@ -48,9 +48,9 @@ def _fidelity(pricing: CorpusPricing, split: Split, speed: str) -> Fidelity:
 
 def test_test_split_decode_meets_the_issue_targets(pricing: CorpusPricing) -> None:
     decode = _fidelity(pricing, Split.TEST, "decode")
-    assert decode.rows >= 45
-    assert decode.median_abs_error <= 0.05  # achieved 3%; issue target 15%
-    assert decode.ratio_p90 <= 1.32  # achieved 1.28; issue target 1.35
+    assert decode.rows >= 170
+    assert decode.median_abs_error <= 0.08  # achieved 6%; issue target 15%
+    assert decode.ratio_p90 <= 1.3  # achieved 1.20; issue target 1.35
     assert decode.ratio_p10 >= 0.85 and decode.ratio_median <= 1.08
     assert decode.spearman >= 0.85
     assert decode.pairs >= 40 and decode.ordered_share >= 0.95  # issue target 90%
@@ -58,7 +58,7 @@ def test_test_split_decode_meets_the_issue_targets(pricing: CorpusPricing) -> No
 
 def test_test_split_prefill_holds_what_the_fit_reached(pricing: CorpusPricing) -> None:
     prefill = _fidelity(pricing, Split.TEST, "prefill")
-    assert prefill.rows >= 45
+    assert prefill.rows >= 170
     assert prefill.median_abs_error <= 0.32  # achieved 29%; issue target 20% (not met)
     assert prefill.spearman >= 0.75
     assert prefill.ordered_share >= 0.65
@@ -86,9 +86,14 @@ def test_rows_fit_cannot_price_are_set_aside_by_reason(pricing: CorpusPricing) -
         "model not in fit's catalogue",
         "GPU not in data/gpus.csv",
         "flags incomplete (the source leaves one open)",
+        "split mode row (fit prices -sm layer)",
     }
     missing = {d for item in reasons["GPU not in data/gpus.csv"] for d in item.detail.split(", ")}
-    assert missing == {"RTX 3080 Ti", "Radeon AI PRO R9700", "Radeon PRO W7800"}
+    assert missing == {
+        "Apple M1", "Apple M3", "RTX 3070", "RTX 3080 Ti", "Radeon AI PRO R9700",
+        "Radeon PRO W7800",
+    }  # fmt: skip
+    assert len(pricing.priced) >= 300  # issue 12: at least 300 rows each priceable by fit
     priced = {row.row for row in pricing.priced}
     assert priced.isdisjoint(item.row for item in pricing.unpriced)
     assert len(priced) + len(pricing.unpriced) == len(load_corpus())

@@ -68,12 +68,12 @@ def test_a_calibration_file_from_before_reads_as_it_did(calibration: Calibration
 def test_a_null_stays_none_where_the_field_may_be_none(calibration: Calibration) -> None:
     """Only a plain float field reads null as infinity; an optional one keeps None."""
     cpu = calibration.coefficients.measured["CPU"]
-    assert cpu.peak_bandwidth_bytes_per_s is None
+    assert cpu.float_flops is None
     path = save_calibration(calibration)
     assert strict(path.read_text())["coefficients"]["measured"]["CPU"][
-        "peak_bandwidth_bytes_per_s"
+        "float_flops"
     ] is None  # fmt: skip
-    assert load_calibration("m").coefficients.measured["CPU"].peak_bandwidth_bytes_per_s is None
+    assert load_calibration("m").coefficients.measured["CPU"].float_flops is None
 
 
 def test_a_run_record_is_strict_json_and_reads_back(tmp_path: Path) -> None:

@@ -10,19 +10,29 @@ Each measured ``/completion`` request is one row (``TokenSample``/``PrefillSampl
 model's per-device loads for that request and the server's own timing). The unknowns are
 1/bandwidth per device, the split latency and the per-token overhead, all non-negative, so the
 fit is a non-negative least squares over the rows, on relative error (each row divided by its
-measured time, so fast and slow runs count alike).
+measured time, so fast and slow runs count alike). The fixed costs per layer and per expert
+block of the coefficients it starts from (the corpus fit, ``data/cost_coefficients.json``) are
+kept, not refitted: a machine's runs cannot tell them from bandwidth.
+
+The starting coefficients are a prior, not a guess to discard: every fitted unknown has a
+pseudo-row pulling it toward its starting value, worth ``PRIOR_RUNS`` runs (each run's rows
+together weigh one run, however many requests it made). One or two runs therefore move the
+coefficients part of the way (a run that says "twice as slow" moves a bandwidth by about a
+fifth); tens of runs outweigh the prior and the fit lands on what this machine measures.
 
 Steps:
 
 1. Group devices. Per device if the runs can tell them apart; otherwise one bandwidth for all
    host-backed devices (the CPU and RPC servers, which on a test machine run on the same
    cores and memory), one per GPU.
-2. Pick the richest model the runs can determine: per-device bandwidths + split latency +
-   overhead; pooled bandwidths + split + overhead; pooled + overhead; pooled bandwidth alone.
+2. Pick the richest model the runs can determine on their own (the prior aside): per-device
+   bandwidths + split latency + overhead; pooled bandwidths + split + overhead; pooled +
+   overhead; pooled bandwidth alone.
    A model needs at least as many distinct runs as unknowns and a full-rank design; a model
    whose fit puts a bandwidth at infinity (coefficient 0) is not determined either. Parameters
    not fitted keep their previous values, and the result says which were fitted.
-3. Solve the NNLS exactly by trying every active set (at most a handful of unknowns).
+3. Solve the NNLS, with the prior's pseudo-rows, exactly by trying every active set (at most
+   a handful of unknowns).
 4. Prefill: one throughput per group from prompts of at least ``MIN_PREFILL_TOKENS`` (shorter
    ones measure latency, not throughput).
 5. Report the mean relative error on the stored runs before (the coefficients given) and after.
@@ -50,6 +60,8 @@ from solver.hardware.scenario import Hardware
 from solver.quantities import CPU
 
 MIN_PREFILL_TOKENS = 32
+# The prior (the coefficients calibration starts from) weighs as much as this many runs.
+PRIOR_RUNS = 4.0
 CONDITION_FLOOR = 1e-2  # smallest / largest singular value of the normalised design
 HOST_GROUP = "host"
 
@@ -63,6 +75,10 @@ class TokenSample(BaseModel):
     seconds: float
     bytes_read: dict[str, float] = Field(description="per device, bytes per decoded token")
     splits: int
+    layers: dict[str, int] = Field(default_factory=dict, description="layers run per device")
+    moe_layers: dict[str, int] = Field(
+        default_factory=dict, description="routed-expert blocks run per device"
+    )
 
 
 class PrefillSample(BaseModel):
@@ -237,8 +253,18 @@ def nnls(matrix: np.ndarray, target: np.ndarray) -> np.ndarray:
     return best / scale
 
 
+def _fixed_seconds(row: TokenSample, rates: dict[str, DeviceRates]) -> float:
+    """The prior's fixed costs of the layers and expert blocks a token runs (kept as they are)."""
+    return sum(rates[d].layer_s * n for d, n in row.layers.items() if d in rates) + sum(
+        rates[d].moe_layer_s * n for d, n in row.moe_layers.items() if d in rates
+    )
+
+
 def _decode_design(
-    rows: Sequence[TokenSample], model: _Model, base: CostCoefficients
+    rows: Sequence[TokenSample],
+    model: _Model,
+    base: CostCoefficients,
+    rates: dict[str, DeviceRates] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows scaled to relative error; fixed terms moved to the target."""
     groups = model.groups
@@ -248,7 +274,7 @@ def _decode_design(
         features = [0.0] * len(groups)
         for device, n_bytes in row.bytes_read.items():
             features[groups.index(model.grouping[device])] += n_bytes
-        fixed = 0.0
+        fixed = _fixed_seconds(row, rates) if rates is not None else 0.0
         if model.fit_split:
             features.append(float(row.splits))
         else:
@@ -294,7 +320,37 @@ def decode_estimate(
 ) -> float:
     """Seconds per token the cost model gives this row's loads."""
     seconds = sum(b / rates[d].bandwidth_bytes_per_s for d, b in row.bytes_read.items())
+    seconds += _fixed_seconds(row, rates)
     return seconds + row.splits * coefficients.split_latency_s + coefficients.token_overhead_s
+
+
+def _prior_design(
+    runs: Sequence[RunSamples],
+    model: _Model,
+    base: CostCoefficients,
+    before: dict[str, DeviceRates],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The runs' rows (each run weighing one) and the prior's pseudo-rows, row-weighted for
+    least squares: (matrix, target, weights)."""
+    rows, weights = [], []
+    for run in runs:
+        rows += run.decode
+        weights += [1.0 / len(run.decode)] * len(run.decode)
+    matrix, target = _decode_design(rows, model, base, before)
+    prior = [
+        float(np.mean([1.0 / before[d].bandwidth_bytes_per_s for d, g in model.grouping.items()
+                       if g == group]))
+        for group in model.groups
+    ]  # fmt: skip
+    prior += [base.split_latency_s] * model.fit_split + [base.token_overhead_s] * model.fit_overhead
+    # A pseudo-run per unknown, as loaded as the runs' mean: its residual is the relative time
+    # an average run would change by if the unknown moved from its prior value.
+    typical = np.average(matrix, axis=0, weights=weights)
+    prior_rows = np.diag(typical)
+    matrix = np.vstack([matrix, prior_rows])
+    target = np.concatenate([target, typical * np.array(prior)])
+    weights += [PRIOR_RUNS] * len(prior)
+    return matrix, target, np.array(weights)
 
 
 def prefill_estimate(row: PrefillSample, rates: dict[str, DeviceRates]) -> float:
@@ -334,7 +390,11 @@ def calibrate(
         if why is not None:
             notes.append(f"not fitted: {model.name}: {why}")
             continue
-        x = nnls(*_decode_design(decode_rows, model, base))
+        matrix, target, weights = _prior_design(
+            [run for run in runs if run.decode], model, base, before
+        )
+        root = np.sqrt(weights)
+        x = nnls(matrix * root[:, None], target * root)
         if np.all(x[: len(model.groups)] > 0):
             chosen, solution = model, x
             break
@@ -352,14 +412,18 @@ def calibrate(
         float(solution[k + chosen.fit_split]) if chosen.fit_overhead else base.token_overhead_s
     )
 
-    flops = _fit_prefill(prefill_rows, chosen.grouping, groups, notes)
+    flops = _fit_prefill(runs, chosen.grouping, before, notes)
     measured = dict(base.measured)
     for device in devices:
         group = chosen.grouping[device]
-        measured[device] = DeviceRates(
-            bandwidth_bytes_per_s=bandwidth[group],
-            flops=flops.get(group, before[device].flops),
-            link_bytes_per_s=before[device].link_bytes_per_s,
+        # the prior's other terms of the device (fixed costs, peaks) stay as they were
+        measured[device] = before[device].model_copy(
+            update={
+                "bandwidth_bytes_per_s": bandwidth[group],
+                "flops": flops.get(group, before[device].flops),
+                # a calibrated throughput covers every matmul, float weights included
+                "float_flops": None if group in flops else before[device].float_flops,
+            }
         )
     coefficients = base.model_copy(
         update={"split_latency_s": split, "token_overhead_s": overhead, "measured": measured}
@@ -400,13 +464,22 @@ def calibrate(
 
 
 def _fit_prefill(
-    rows: Sequence[PrefillSample], grouping: dict[str, str], groups: list[str], notes: list[str]
+    runs: Sequence[RunSamples],
+    grouping: dict[str, str],
+    before: dict[str, DeviceRates],
+    notes: list[str],
 ) -> dict[str, float]:
-    """Step 4: FLOP/s per group, from prompts long enough to measure throughput."""
-    used = sorted({grouping[d] for row in rows for d in row.flops_per_token})
+    """Step 4: FLOP/s per group from prompts long enough to measure throughput, pulled toward
+    the prior's FLOP/s like the decode unknowns (each run weighs one, the prior PRIOR_RUNS)."""
+    rows, weights = [], []
+    for run in runs:
+        long = [row for row in run.prefill if row.tokens >= MIN_PREFILL_TOKENS]
+        rows += long
+        weights += [1.0 / len(long)] * len(long) if long else []
     if not rows:
         notes.append(f"no prompt of {MIN_PREFILL_TOKENS}+ tokens: prefill throughput not fitted")
         return {}
+    used = sorted({grouping[d] for row in rows for d in row.flops_per_token})
     matrix = np.array(
         [
             [sum(f for d, f in row.flops_per_token.items() if grouping[d] == g) for g in used]
@@ -414,12 +487,16 @@ def _fit_prefill(
         ]
     )
     measured = np.array([row.seconds / row.tokens for row in rows])
-    scale = np.linalg.norm(matrix, axis=0)
-    singular = np.linalg.svd(matrix / scale, compute_uv=False)
-    if len(singular) < len(used) or singular[-1] < CONDITION_FLOOR * singular[0]:
-        notes.append("prefill: too few distinct prompts to separate the groups; not fitted")
-        return {}
-    x = nnls(matrix / measured[:, None], np.ones(len(rows)))
+    prior = [
+        float(np.mean([1.0 / before[d].flops for d, g in grouping.items() if g == group]))
+        for group in used
+    ]
+    relative = matrix / measured[:, None]
+    typical = np.average(relative, axis=0, weights=weights)  # a pseudo-run, as for decode
+    design = np.vstack([relative, np.diag(typical)])
+    target = np.concatenate([np.ones(len(rows)), typical * np.array(prior)])
+    root = np.sqrt(np.array(weights + [PRIOR_RUNS] * len(used)))
+    x = nnls(design * root[:, None], target * root)
     return {group: 1.0 / x[i] for i, group in enumerate(used) if x[i] > 0}
 
 

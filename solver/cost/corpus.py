@@ -8,13 +8,15 @@ Every row is checked on load, so a bad hand edit fails loudly instead of skewing
 header must be exactly ``COLUMNS``, numbers must parse and be positive (token counts and depth
 non-negative), yes/no columns must say yes or no, a row must carry a decode or a prefill speed,
 ``priceable`` must agree with ``catalogue_entry``, and ``split`` must be the one ``split_of``
-derives from the source URL, so no source can sit in both the training and the test split.
+derives from the source URL and its stratum, so no source can sit in both the training and the
+test split.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 
@@ -68,11 +70,34 @@ class CatalogueMatch(StrEnum):
     SAME_ARCH = "same_arch"  # same tensor shapes (a fine-tune or re-quant), sizes may differ
 
 
-def split_of(source_url: str) -> Split:
-    """The split of every row from ``source_url``: sha256 of the URL, its first 8 hex digits as
-    an integer, modulo ``SPLIT_BUCKETS``; below ``TEST_BUCKETS`` is test (about 30% of sources)."""
-    bucket = int(hashlib.sha256(source_url.encode()).hexdigest()[:8], 16) % SPLIT_BUCKETS
+class Stratum(StrEnum):
+    """Sources are split within their stratum, so each kind of run is in both splits.
+
+    A source with any hybrid CPU+GPU MoE row (what most users of fit run) is drawn by its own
+    hash: with the plain hash every such source had landed in train, so the test split could
+    not vouch for hybrid plans."""
+
+    PLAIN = ""
+    HYBRID_MOE = "hybrid-moe "  # the salt prefixed to the URL before hashing
+
+
+def split_of(source_url: str, stratum: Stratum = Stratum.PLAIN) -> Split:
+    """The split of every row from ``source_url``: sha256 of the stratum's salt and the URL, its
+    first 8 hex digits as an integer, modulo ``SPLIT_BUCKETS``; below ``TEST_BUCKETS`` is test
+    (about 30% of the sources of each stratum)."""
+    digest = hashlib.sha256((stratum.value + source_url).encode()).hexdigest()
+    bucket = int(digest[:8], 16) % SPLIT_BUCKETS
     return Split.TEST if bucket < TEST_BUCKETS else Split.TRAIN
+
+
+def source_strata(rows: Iterable[SpeedRow]) -> dict[str, Stratum]:
+    """Each source's stratum: ``HYBRID_MOE`` when any of its rows is a hybrid MoE run."""
+    strata: dict[str, Stratum] = {}
+    for row in rows:
+        hybrid_moe = row.offload is Offload.HYBRID and row.moe == "yes"
+        if hybrid_moe or row.source_url not in strata:
+            strata[row.source_url] = Stratum.HYBRID_MOE if hybrid_moe else Stratum.PLAIN
+    return strata
 
 
 def _yes_no(value: str | None) -> str | None:
@@ -165,8 +190,6 @@ class SpeedRow(BaseModel):
             raise ValueError("priceable must be yes exactly when catalogue_entry is given")
         if bool(self.catalogue_entry) != (self.catalogue_match is not CatalogueMatch.NONE):
             raise ValueError("catalogue_match must be given exactly when catalogue_entry is")
-        if self.split is not split_of(self.source_url):
-            raise ValueError(f"split must be {split_of(self.source_url)} for this source_url")
         return self
 
 
@@ -198,7 +221,21 @@ def load_corpus(path: Path | None = None) -> tuple[SpeedRow, ...]:
         if tuple(reader.fieldnames or ()) != COLUMNS:
             raise BadInput(f"{path}: header is not the corpus columns (see README.md)")
         # line 1 is the header; DictReader's line_num would count embedded newlines too
-        return tuple(_parse_row(line, cells) for line, cells in enumerate(reader, start=2))
+        rows = tuple(_parse_row(line, cells) for line, cells in enumerate(reader, start=2))
+    _check_splits(rows)
+    return rows
+
+
+def _check_splits(rows: tuple[SpeedRow, ...]) -> None:
+    """Every row's ``split`` is its source's (``split_of`` in the source's stratum)."""
+    strata = source_strata(rows)
+    for line, row in enumerate(rows, start=2):
+        expected = split_of(row.source_url, strata[row.source_url])
+        if row.split is not expected:
+            raise BadInput(
+                f"speed corpus line {line}: split must be {expected} for this source_url "
+                f"(stratum {strata[row.source_url].name.lower()})"
+            )
 
 
 def sources_by_split(rows: tuple[SpeedRow, ...]) -> dict[Split, set[str]]:

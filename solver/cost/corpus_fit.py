@@ -14,7 +14,9 @@ The model is ``solver.cost.model``'s, term for term. With ``u`` an inverse effic
                    + layers and expert blocks on GPUs, parts on the CPU * their fixed costs
                    + splits * split latency (+ the activation's transfer, not fitted)
                    + token overhead
-    prefill s/ubatch = sum_gpu max(u_flops_gpu * FLOPs / spec FLOP/s, bytes / fitted bandwidth)
+    prefill s/ubatch = sum_gpu max(u_flops_gpu * quantized-weight FLOPs / spec FLOP/s
+                                   + u_float_gpu * float-weight FLOPs / spec FLOP/s,
+                                   bytes / fitted bandwidth)
                    + (attention factor * attention FLOPs + MoE factor * expert FLOPs) / spec
                    + host-resident weights: u_pcie * bytes / link + their FLOPs on the first GPU
                    + splits * split latency (+ transfer)
@@ -45,6 +47,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from solver.cost.model import pipeline_factor
 
+# Prefill FLOP efficiencies: matmuls with quantized weights ("fl") and with float weights
+# ("ff"), which every GPU backend runs through other kernels (solver.plan.units.FLOAT_TYPES).
+FLOPS_PREFIXES = ("fl", "ff")
 HUBER = 0.25  # relative residual beyond which a row's weight falls as 1/|residual|
 # Tie pseudo-rows are in relative units (scaled by a typical inverse efficiency): a GPU 30% off
 # its group costs as much as one row of a four-row source 21% off, so a GPU with rows of its own
@@ -63,6 +68,9 @@ class DeviceUse(BaseModel):
     flops_group: str = Field(default="", description="solver.cost.model.flops_group")
     weight_seconds: float = Field(description="weight bytes / peak bandwidth")
     work_seconds: float = Field(default=0.0, description="prefill FLOPs / spec FLOP/s")
+    float_work_seconds: float = Field(
+        default=0.0, description="of those, matmuls with float (F16/BF16/F32) weights"
+    )
     attention_seconds: float = Field(default=0.0, description="of those, attention's")
     expert_seconds: float = Field(default=0.0, description="of those, routed experts'")
     stored_bytes: float = Field(default=0.0, description="bytes held (prefill roofline)")
@@ -198,7 +206,7 @@ def _source_weights(sources: Sequence[str]) -> list[float]:
 
 def _group(gpu: DeviceUse, prefix: str) -> str:
     """The middle level of the hierarchy: the architecture (FLOPs: GeForce cards apart)."""
-    return gpu.flops_group if prefix == "fl" else gpu.architecture
+    return gpu.flops_group if prefix in FLOPS_PREFIXES else gpu.architecture
 
 
 def _hierarchy(gpus: Sequence[DeviceUse], prefix: str) -> tuple[list[str], list[tuple[str, str]]]:
@@ -317,16 +325,13 @@ def _prefill_features(
     f: dict[str, float] = {}
     fixed = obs.fixed_seconds
     for gpu in obs.gpus:
-        compute = inverse_efficiency(theta, "fl", gpu) * gpu.work_seconds
         memory = gpu.stored_bytes / bandwidth_of(gpu) if gpu.stored_bytes else 0.0
-        if compute >= memory:
-            key = f"fl:gpu:{gpu.name}"
-            f[key] = f.get(key, 0.0) + gpu.work_seconds
+        if _matmul_seconds(theta, gpu) >= memory:
+            _add_matmuls(f, gpu)
         else:
             fixed += memory
     if obs.host_work_gpu is not None:
-        key = f"fl:gpu:{obs.host_work_gpu.name}"
-        f[key] = f.get(key, 0.0) + obs.host_work_gpu.work_seconds
+        _add_matmuls(f, obs.host_work_gpu)
         f["pcie"] = obs.host_weight_link_seconds
     ran = [*obs.gpus, *([obs.host_work_gpu] if obs.host_work_gpu else [])]
     f["attn_fa" if obs.flash_attn else "attn_nofa"] = sum(g.attention_seconds for g in ran)
@@ -341,11 +346,31 @@ def _prefill_features(
     return {k: v / obs.seconds for k, v in f.items()}, fixed / obs.seconds
 
 
+def _matmul_seconds(theta: dict[str, float], gpu: DeviceUse) -> float:
+    quantized = gpu.work_seconds - gpu.float_work_seconds
+    return (
+        inverse_efficiency(theta, "fl", gpu) * quantized
+        + inverse_efficiency(theta, "ff", gpu) * gpu.float_work_seconds
+    )
+
+
+def _add_matmuls(f: dict[str, float], gpu: DeviceUse) -> None:
+    """The GPU's matmul seconds at spec rate, under its quantized and its float unknown."""
+    for prefix, seconds in (
+        ("fl", gpu.work_seconds - gpu.float_work_seconds),
+        ("ff", gpu.float_work_seconds),
+    ):
+        if seconds:
+            key = f"{prefix}:gpu:{gpu.name}"
+            f[key] = f.get(key, 0.0) + seconds
+
+
 def _value(theta: dict[str, float], obs: PrefillObservation, name: str) -> float:
     """An unknown's current value for ``obs`` (a GPU's FLOP efficiency through the lookup)."""
-    if name.startswith("fl:gpu:"):
-        gpu = next(g for g in (*obs.gpus, obs.host_work_gpu) if g and name == f"fl:gpu:{g.name}")
-        return inverse_efficiency(theta, "fl", gpu)
+    prefix, _, gpu_name = name.partition(":gpu:")
+    if gpu_name:
+        gpu = next(g for g in (*obs.gpus, obs.host_work_gpu) if g and g.name == gpu_name)
+        return inverse_efficiency(theta, prefix, gpu)
     return theta.get(name, 0.0)
 
 
@@ -364,10 +389,12 @@ def fit_prefill(
     gpus = [g for obs in observations for g in obs.gpus]
     gpus += [obs.host_work_gpu for obs in observations if obs.host_work_gpu is not None]
     names, ties = _hierarchy(gpus, "fl")
-    names += ["pcie", "split", "attn_fa", "attn_nofa", "moe", "pipe"]
-    floors = {n: 1.0 for n in names if n.startswith(("fl:", "pcie"))}
+    float_names, float_ties = _hierarchy(gpus, "ff")
+    names += [*float_names, "pcie", "split", "attn_fa", "attn_nofa", "moe", "pipe"]
+    ties += float_ties
+    floors = {n: 1.0 for n in names if n.startswith(("fl:", "ff:", "pcie"))}
     theta = {n: floors.get(n, 0.0) for n in names}
-    theta["fl:default"] = 2.5
+    theta["fl:default"] = theta["ff:default"] = 2.5
     base = _source_weights([obs.source for obs in observations])
     robust = [1.0] * len(observations)
     residuals: list[float] = []
@@ -417,6 +444,7 @@ def coefficients_from(decode: dict[str, float], prefill: dict[str, float]) -> di
     """``CostCoefficients`` fields from the fitted unknowns (rounded to 4 significant digits)."""
     gpu_bw, gpu_bw_by = _efficiencies(decode, "bw")
     gpu_fl, gpu_fl_by = _efficiencies(prefill, "fl")
+    gpu_ff, gpu_ff_by = _efficiencies(prefill, "ff")
     dram = {
         name.removeprefix("dram:"): round(1.0 / value, 4)
         for name, value in sorted(decode.items())
@@ -433,6 +461,8 @@ def coefficients_from(decode: dict[str, float], prefill: dict[str, float]) -> di
         "cpu_bandwidth_efficiency_by": dram,
         "gpu_flops_efficiency": gpu_fl,
         "gpu_flops_efficiency_by": gpu_fl_by,
+        "gpu_float_flops_efficiency": gpu_ff,
+        "gpu_float_flops_efficiency_by": gpu_ff_by,
         "cpu_decode_flops_per_core": _rate(decode["cpu_flop"]),
         "pcie_efficiency": round(1.0 / prefill["pcie"], 4),
         "split_latency_s": sig(decode["split"]),

@@ -104,6 +104,9 @@ class DeviceRates(BaseModel):
     peak_flops: float | None = Field(
         default=None, description="spec-sheet FLOP/s the below-matmul-rate work is priced at"
     )
+    float_flops: float | None = Field(
+        default=None, description="FLOP/s of matmuls with float (F16/BF16/F32) weights; None: flops"
+    )
 
     @property
     def kv_bandwidth_bytes_per_s(self) -> float:
@@ -112,6 +115,10 @@ class DeviceRates(BaseModel):
     @property
     def spec_flops(self) -> float:
         return self.peak_flops or self.flops
+
+    @property
+    def float_weight_flops(self) -> float:
+        return self.float_flops or self.flops
 
 
 COEFFICIENTS_FILE = ("cost_coefficients.json",)
@@ -145,6 +152,8 @@ class CostCoefficients(BaseModel):
     cpu_bandwidth_efficiency_by: dict[str, float] = _fitted("cpu_bandwidth_efficiency_by")
     gpu_flops_efficiency: float = _fitted("gpu_flops_efficiency")
     gpu_flops_efficiency_by: dict[str, float] = _fitted("gpu_flops_efficiency_by")
+    gpu_float_flops_efficiency: float = _fitted("gpu_float_flops_efficiency")
+    gpu_float_flops_efficiency_by: dict[str, float] = _fitted("gpu_float_flops_efficiency_by")
     cpu_flops_per_core: float = _fitted("cpu_flops_per_core")
     cpu_decode_flops_per_core: float = _fitted("cpu_decode_flops_per_core")
     pcie_efficiency: float = _fitted("pcie_efficiency")
@@ -183,11 +192,12 @@ class CostCoefficients(BaseModel):
         )
 
     def gpu_flops(self, gpu: Gpu) -> float:
-        table, default = self.gpu_flops_efficiency_by, self.gpu_flops_efficiency
-        for key in (gpu.spec.name, flops_group(gpu)):
-            if key in table:
-                return gpu.spec.fp16_flops * table[key]
-        return gpu.spec.fp16_flops * default
+        """FLOP/s of prefill matmuls with quantized weights (MMQ and its kin)."""
+        return _flops(gpu, self.gpu_flops_efficiency_by, self.gpu_flops_efficiency)
+
+    def gpu_float_flops(self, gpu: Gpu) -> float:
+        """FLOP/s of prefill matmuls with F16/BF16/F32 weights (the float GEMM path)."""
+        return _flops(gpu, self.gpu_float_flops_efficiency_by, self.gpu_float_flops_efficiency)
 
     def host_bandwidth_efficiency(self, dram_type: str) -> float:
         return self.cpu_bandwidth_efficiency_by.get(dram_type, self.cpu_bandwidth_efficiency)
@@ -204,6 +214,14 @@ def flops_group(gpu: Gpu) -> str:
     workstation or data-centre card of its architecture."""
     geforce = any("GeForce" in alias for alias in gpu.spec.aliases)
     return f"{gpu.spec.architecture} GeForce" if geforce else gpu.spec.architecture
+
+
+def _flops(gpu: Gpu, table: dict[str, float], default: float) -> float:
+    """The GPU's spec FLOP/s times its efficiency: by table name, else FLOP group, else default."""
+    for key in (gpu.spec.name, flops_group(gpu)):
+        if key in table:
+            return gpu.spec.fp16_flops * table[key]
+    return gpu.spec.fp16_flops * default
 
 
 def _lookup(table: dict[str, float], gpu: Gpu, default: float) -> float:
@@ -223,6 +241,8 @@ SPEC_SHEET_COEFFICIENTS = CostCoefficients(
     cpu_bandwidth_efficiency_by={},
     gpu_flops_efficiency=0.40,
     gpu_flops_efficiency_by={},
+    gpu_float_flops_efficiency=0.40,
+    gpu_float_flops_efficiency_by={},
     cpu_flops_per_core=50e9,
     cpu_decode_flops_per_core=float("inf"),
     pcie_efficiency=0.80,
@@ -332,6 +352,7 @@ def device_rates(hardware: Hardware, coefficients: CostCoefficients) -> dict[str
             layer_s=coefficients.gpu_layer_s,
             moe_layer_s=coefficients.gpu_moe_layer_s,
             peak_flops=gpu.spec.fp16_flops,
+            float_flops=coefficients.gpu_float_flops(gpu),
         )
     rates.update(coefficients.measured)
     return rates
@@ -355,6 +376,9 @@ class LayerLoads(BaseModel):
     attention_work: np.ndarray = Field(
         description="of ``work``, the attention over cached and earlier positions"
     )
+    float_work: np.ndarray = Field(
+        description="of ``work``, the matmuls with float (F16/BF16/F32) weights"
+    )
     output_bytes: float = Field(description="bytes of the output head a token reads")
     n_ubatch: int
     flash_attn: bool = True
@@ -369,16 +393,20 @@ def layer_loads(table: LayerTable, workload: Workload) -> LayerLoads:
     stored = np.zeros((n_layers, len(PARTS)))
     read = np.zeros((n_layers, len(PARTS)))
     params = np.zeros((n_layers, len(PARTS)))
+    floats = np.zeros((n_layers, len(PARTS)))
+    float_table = table.float_params if table.float_params is not None else table.params * 0
     attention = column[Unit.ATTENTION]
     stored[:, 0] = table.stored[:, attention] + table.pinned
     read[:, 0] = table.read_per_token[:, attention] + table.pinned
     kv_read = np.zeros((n_layers, len(PARTS)))
     kv_read[:, 0] = np.asarray(workload.kv_bytes_per_position, dtype=float) * workload.depth
     params[:, 0] = table.params[:, attention] + table.pinned_params
+    floats[:, 0] = float_table[:, attention]
     for p, unit in enumerate(PARTS[1:], start=1):
         stored[:, p] = table.stored[:, column[unit]]
         read[:, p] = table.read_per_token[:, column[unit]]
         params[:, p] = table.params[:, column[unit]]
+        floats[:, p] = float_table[:, column[unit]]
     present = stored > 0
     present[:, 0] = True
 
@@ -389,6 +417,7 @@ def layer_loads(table: LayerTable, workload: Workload) -> LayerLoads:
     per_token = 2.0 * params * share
     attention = np.asarray(workload.attention_flops_per_position, dtype=float)
     work = n * per_token
+    float_work = n * 2.0 * floats * share
     attention_work = np.zeros_like(work)
     attention_work[:, 0] = attention * n * (workload.depth + n / 2)
     work += attention_work
@@ -402,6 +431,7 @@ def layer_loads(table: LayerTable, workload: Workload) -> LayerLoads:
         decode_flops=decode_flops,
         work=work,
         attention_work=attention_work,
+        float_work=float_work,
         output_bytes=float(output_head_bytes(table)),
         n_ubatch=n,
         flash_attn=workload.flash_attn,
@@ -441,9 +471,8 @@ def build_cost_tables(
     if missing:
         raise ValueError(f"no rates for device(s) {', '.join(missing)}")
     bandwidth = np.array([rates[d].bandwidth_bytes_per_s for d in devices])
-    flops = np.array([rates[d].flops for d in devices])
     loads = layer_loads(table, workload)
-    stored, work, n = loads.stored, loads.work, loads.n_ubatch
+    stored, n = loads.stored, loads.n_ubatch
 
     # Step 1: decode — every byte a token touches, read at its device's bandwidth.
     decode = decode_seconds(loads, [rates[d] for d in devices], coefficients)
@@ -452,16 +481,18 @@ def build_cost_tables(
     # what runs below the matmul rate: attention over the cache and routed-expert matmuls.
     peak = np.array([rates[d].spec_flops for d in devices])
     extra = prefill_extra_work(loads, coefficients)
-    prefill = np.maximum(
-        work[:, :, None] / flops[None, None, :], stored[:, :, None] / bandwidth[None, None, :]
-    )
+    compute = np.stack([matmul_seconds(loads, rates[d]) for d in devices], axis=-1)
+    prefill = np.maximum(compute, stored[:, :, None] / bandwidth[None, None, :])
     prefill += extra[:, :, None] / peak[None, None, :]
     if hardware.gpus and n >= coefficients.op_offload_min_batch and not network_rig(hardware):
-        # Host-resident weights stream to the first GPU each ubatch and are multiplied there.
+        # Host-resident weights stream to the first GPU each ubatch and are multiplied there:
+        # the scheduler copies them (of routed experts only those the ubatch uses) with
+        # ggml_backend_tensor_set_async on the GPU's own stream before the split's graph runs
+        # (ggml-backend.cpp ggml_backend_sched_compute_splits), so copy and compute add.
         first_gpu = rates[hardware.gpus[0].device]
         prefill[:, :, devices.index(CPU)] = (
             stored / first_gpu.link_bytes_per_s
-            + work / first_gpu.flops
+            + matmul_seconds(loads, first_gpu)
             + extra / first_gpu.spec_flops
         )
 
@@ -506,6 +537,13 @@ def network_round_trip_s(hardware: Hardware) -> float:
     for the whole rig."""
     trips = [gpu.network.round_trip_s for gpu in hardware.gpus if gpu.network is not None]
     return max(trips, default=0.0)
+
+
+def matmul_seconds(loads: LayerLoads, rates: DeviceRates) -> np.ndarray:
+    """[layer, part] seconds of a ubatch's matmuls on one device: quantized weights at its
+    ``flops``, float weights at its ``float_weight_flops``."""
+    quantized = loads.work - loads.float_work
+    return quantized / rates.flops + loads.float_work / rates.float_weight_flops
 
 
 def prefill_extra_work(loads: LayerLoads, coefficients: CostCoefficients) -> np.ndarray:
@@ -637,6 +675,9 @@ class DeviceLoads(BaseModel):
     expert_flops_per_token: dict[str, float] = Field(
         default_factory=dict, description="of flops_per_token, routed-expert matmuls"
     )
+    float_flops_per_token: dict[str, float] = Field(
+        default_factory=dict, description="of flops_per_token, matmuls with float weights"
+    )
 
 
 def device_loads(
@@ -652,6 +693,7 @@ def device_loads(
     decode: dict[str, float] = {}
     attention: dict[str, float] = {}
     expert_flops: dict[str, float] = {}
+    float_flops: dict[str, float] = {}
     experts = PARTS.index(Unit.EXPERTS)
     for layer, devices in enumerate(parts):
         for p, device in enumerate(devices):
@@ -669,6 +711,9 @@ def device_loads(
                 decode[device] = decode.get(device, 0.0) + float(loads.decode_flops[layer, p])
                 attention[device] = attention.get(device, 0.0) + float(
                     loads.attention_work[layer, p] / loads.n_ubatch
+                )
+                float_flops[device] = float_flops.get(device, 0.0) + float(
+                    loads.float_work[layer, p] / loads.n_ubatch
                 )
                 if p == experts:
                     expert_flops[device] = expert_flops.get(device, 0.0) + float(
@@ -688,4 +733,5 @@ def device_loads(
         decode_flops=decode,
         attention_flops_per_token=attention,
         expert_flops_per_token=expert_flops,
+        float_flops_per_token=float_flops,
     )

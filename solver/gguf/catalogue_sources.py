@@ -404,6 +404,84 @@ KIMI_LINEAR_48B_SOURCE = (
     "sigmoid routing scaled 2.446, vocab 163840, rms eps 1e-5, untied"
 )
 
+
+# Llama 3 8B and Llama 2 7B/13B/70B: the dense models of the public speed corpus's largest
+# sources (llama-bench tables of XiongjieDai/GPU-Benchmarks-on-LLM-Inference); published sizes
+# are llama-bench's ``size`` column there (GiB).
+LLAMA_BENCH_SIZES = "llama-bench's size column in XiongjieDai/GPU-Benchmarks-on-LLM-Inference"
+LLAMA2_SHARED = {
+    "architecture": Arch.LLAMA,
+    "n_vocab": 32000,
+    "context_length": 4096,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 10000.0,
+    "tokenizer": Tokenizer(model="llama", pre="default", bos_token_id=1, eos_token_id=2),
+}
+LLAMA2_SOURCE = (
+    "Llama 2 (Touvron et al. 2023): 7B as microsoft/Olive examples/llm/config.py "
+    "(meta-llama/Llama-2-7b-chat-hf: hidden 4096, ffn 11008, 32 layers, 32 q / 32 kv heads, "
+    "vocab 32000, 4096 context, eps 1e-5); 13B as the module print in Retruth/deontic "
+    "nlp_models/llama2/README.md (hidden 5120, ffn 13824, 40 layers); 70B: hidden 8192, ffn "
+    "28672, 80 layers, 64 q / 8 kv heads (grouped-query attention, the paper's table 1)"
+)
+LLAMA_SMALL_SOURCES = [
+    CatalogueSource(
+        name="llama-3-8b",
+        blueprint=Blueprint(
+            architecture=Arch.LLAMA,
+            name="Meta-Llama-3-8B",
+            n_layer=32,
+            n_embd=4096,
+            n_vocab=128256,
+            context_length=8192,
+            n_head=32,
+            n_head_kv=8,
+            n_ff=14336,
+            rms_norm_eps=1e-5,
+            rope_theta=500000.0,
+            tokenizer=Tokenizer(model="gpt2", pre="llama-bpe", bos_token_id=128000),
+        ),
+        hyperparameters_source=(
+            "vulkomilev/oumi configs/recipes/llama3_1/README.md, 8B (hidden 4096, ffn 14336, "
+            "32 layers, 32 q / 8 kv heads, vocab 128256, untied, trained at 8192); rope theta "
+            "500000 and eps 1e-5 as Meta-Llama-3-8B's config (no rope scaling in Llama 3)"
+        ),
+        quants=(*COMMON_QUANTS, "F16"),
+        default_quant="Q4_K_M",
+        published={
+            "Q4_K_M": PublishedSize(bytes=round(4.58 * 2**30), source=LLAMA_BENCH_SIZES),
+            "F16": PublishedSize(bytes=round(14.96 * 2**30), source=LLAMA_BENCH_SIZES),
+        },
+    ),
+    *(
+        CatalogueSource(
+            name=f"llama-2-{size}",
+            blueprint=Blueprint(name=f"Llama-2-{size}", **shape, **LLAMA2_SHARED),
+            hyperparameters_source=LLAMA2_SOURCE,
+            quants=("Q4_0", "Q4_K_M", "Q8_0", "F16"),
+            default_quant="Q4_0",
+            published=published,
+        )
+        for size, shape, published in (
+            (
+                "7b",
+                {"n_layer": 32, "n_embd": 4096, "n_head": 32, "n_head_kv": 32, "n_ff": 11008},
+                {"Q4_0": PublishedSize(bytes=round(3.56 * 2**30), source=LLAMA_BENCH_SIZES)},
+            ),
+            (
+                "13b",
+                {"n_layer": 40, "n_embd": 5120, "n_head": 40, "n_head_kv": 40, "n_ff": 13824},
+                {},
+            ),
+            (
+                "70b",
+                {"n_layer": 80, "n_embd": 8192, "n_head": 64, "n_head_kv": 8, "n_ff": 28672},
+                {},
+            ),
+        )
+    ),
+]
+
 SOURCES: list[CatalogueSource] = [
     CatalogueSource(
         name="gpt-oss-120b",
@@ -620,7 +698,7 @@ SOURCES: list[CatalogueSource] = [
             "500000, llama3 rope scaling x8 from 8192 and eps 1e-5 as in the Llama 3.1 configs "
             "(citsjtu2020/LLM-Prof sglang/Model_Config.md)"
         ),
-        quants=BIG_QUANTS,
+        quants=(*BIG_QUANTS, "F16"),
         default_quant="Q4_K_M",
         published={
             quant: PublishedSize(
@@ -1077,6 +1155,7 @@ SOURCES: list[CatalogueSource] = [
             "delta-rule floats per KDA layer (20 layers), F32, whatever the KV type",
         ),
     ),
+    *LLAMA_SMALL_SOURCES,
 ]
 
 

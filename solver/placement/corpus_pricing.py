@@ -3,8 +3,8 @@
 In: ``SpeedRow`` records (``solver.cost.corpus``) and cost coefficients. Out: ``PricedRow``
 (fit's decode and prefill estimate beside the measured speeds) or ``Unpriced`` (the reason fit
 cannot price the row). Nothing is priced with a stand-in: a row whose GPU is not in
-``data/gpus.csv``, whose model has no catalogue entry or whose source leaves a placement flag
-open is set aside with that reason.
+``data/gpus.csv``, whose model has no catalogue entry, whose source leaves a placement flag
+open or that split each matmul over several GPUs (``-sm row``) is set aside with that reason.
 
 A row becomes a rig and a llama-server command line:
 
@@ -23,7 +23,8 @@ A row becomes a rig and a llama-server command line:
 - Depth: llama-bench's ``tgN`` test at ``-d D`` decodes from position D to D+N, so decode is
   priced at the mean position D + N/2; ``ppN`` prefills N tokens in ubatches of ``-ub`` after
   D cached positions, priced as one ubatch of min(ub, N) tokens at the mean position of the
-  prompt. A llama-server request prefills its prompt from 0 and decodes after it.
+  prompt. A llama-server request prefills its prompt from 0 and decodes after it; a row that
+  does not give its prompt's length has its decode priced, not its prefill.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ from solver.hardware.scenario import (
     dram_bandwidth_bytes_per_s,
     find_gpu_spec,
 )
+from solver.llama.args import LaunchConfig
+from solver.llama.memory import MemoryReport
 from solver.placement.launch_cost import LaunchCost, LaunchPredictor
 from solver.quantities import CPU, GIB
 
@@ -283,6 +286,11 @@ def row_launch(index: int, row: SpeedRow) -> RowLaunch | Unpriced:
         )
     if row.offload is Offload.CPU_ONLY:
         return Unpriced(row=index, reason="CPU-only run", detail=row.cpu or "")
+    if row.split_mode in ("row", "tensor") and row.gpu_count > 1:
+        # each matmul split over the GPUs: fit's cost model prices layer split (-sm layer) only
+        return Unpriced(
+            row=index, reason=f"split mode {row.split_mode} (fit prices -sm layer)", detail=row.gpu
+        )
     try:
         hardware = row_hardware(row)
     except BadInput:
@@ -311,18 +319,30 @@ def _inventory(entry: str) -> Inventory:
     return load_catalogue_entry(entry)
 
 
+@cache
+def _launch_memory(
+    entry: str, hardware_json: str, args: tuple[str, ...]
+) -> tuple[LaunchConfig, MemoryReport]:
+    """The launch's memory report, once per distinct launch: rows of one command at several
+    depths or test sizes share it, and the coefficients a row is priced with do not change it."""
+    hardware = Hardware.model_validate_json(hardware_json)
+    return LaunchPredictor(_inventory(entry), hardware).memory(args)
+
+
 def price_launch_row(
     index: int, row: SpeedRow, launch: RowLaunch, coefficients: CostCoefficients
 ) -> PricedRow:
     """fit's decode and prefill estimate of a row's launch."""
     predictor = LaunchPredictor(_inventory(launch.entry), launch.hardware, coefficients)
-    config, report = predictor.memory(launch.args)
+    config, report = _launch_memory(launch.entry, launch.hardware.model_dump_json(), launch.args)
     work = launch.work
     decode = None
     if row.decode_tps is not None:
         decode = predictor.cost(config, report, depth=work.decode_depth)
     prefill = None
-    if row.prefill_tps is not None:
+    # a prompt of unknown length is not priced: its ubatch size (and whether its weights stream
+    # to the GPU at all, below op_offload_min_batch tokens) would be a guess
+    if row.prefill_tps is not None and row.n_prompt:
         prefill = predictor.cost(
             config, report, depth=work.prefill_depth, prompt_tokens=work.prompt_tokens
         )
@@ -477,6 +497,7 @@ def prefill_observation(
             weight_seconds=0.0,
             work_seconds=loads.flops_per_token.get(device, 0.0) * per_second,
             attention_seconds=loads.attention_flops_per_token.get(device, 0.0) * per_second,
+            float_work_seconds=loads.float_flops_per_token.get(device, 0.0) * per_second,
             expert_seconds=loads.expert_flops_per_token.get(device, 0.0) * per_second,
             **values,
         )

@@ -54,7 +54,7 @@ class LaunchCost(BaseModel):
     estimate: CostEstimate
     loads: DeviceLoads
     rate_sources: dict[str, str] = Field(
-        description="per device: 'calibrated', 'spec sheet', or 'host rate (not calibrated)'"
+        description="per device: 'calibrated', 'corpus fit', or 'host rate (not calibrated)'"
     )
     mixed_parts: int = Field(
         default=0, description="layer parts whose tensors sit on more than one device"
@@ -111,7 +111,7 @@ def launch_coefficients(
         if device in coefficients.measured:
             sources[device] = "calibrated"
         elif device in gpus:
-            sources[device] = "spec sheet"
+            sources[device] = "corpus fit"
         else:
             # this CPU (spec or default DRAM figure) and RPC devices: the host's rate
             measured[device] = rates[CPU]

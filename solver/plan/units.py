@@ -15,7 +15,7 @@ from enum import StrEnum
 from functools import cache
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from solver.gguf.inventory import Inventory, Tensor
 
@@ -59,6 +59,12 @@ def unit_of(tensor: Tensor) -> Unit | None:
     return None
 
 
+# Weight types the GPU backends multiply as floats: ggml-cuda.cu ``ggml_cuda_mul_mat`` sends them
+# to cuBLAS (``ggml_cuda_op_mul_mat_cublas``) while quantized types take ``ggml_cuda_mul_mat_q``
+# (MMQ); Metal and Vulkan likewise have separate float and dequantizing matmul kernels.
+FLOAT_TYPES = frozenset({"F32", "F16", "BF16"})
+
+
 class LayerTable(BaseModel):
     """Per-layer, per-unit byte counts of one inventory; arrays are [n_layers, len(Unit)].
 
@@ -76,6 +82,11 @@ class LayerTable(BaseModel):
     pinned: np.ndarray
     pinned_params: np.ndarray
     global_bytes: dict[str, int]
+    float_params: np.ndarray | None = Field(
+        default=None,
+        description="of ``params``, those of float matrices (F32/F16/BF16: the GPU backends "
+        "multiply them with their float GEMM, not their quantized kernels); None: none",
+    )
 
 
 def build_layer_table(inventory: Inventory) -> LayerTable:
@@ -85,6 +96,7 @@ def build_layer_table(inventory: Inventory) -> LayerTable:
     n_layers = inventory.n_layers
     stored = np.zeros((n_layers, len(units)), dtype=np.int64)
     params = np.zeros((n_layers, len(units)), dtype=np.int64)
+    float_params = np.zeros((n_layers, len(units)), dtype=np.int64)
     pinned = np.zeros(n_layers, dtype=np.int64)
     pinned_params = np.zeros(n_layers, dtype=np.int64)
     global_bytes: dict[str, int] = {}
@@ -100,6 +112,8 @@ def build_layer_table(inventory: Inventory) -> LayerTable:
         else:
             stored[tensor.layer, column[unit]] += tensor.n_bytes
             params[tensor.layer, column[unit]] += tensor.n_elements
+            if tensor.type in FLOAT_TYPES and len(tensor.shape) >= 2:
+                float_params[tensor.layer, column[unit]] += tensor.n_elements
     read = stored.astype(np.float64)
     experts = inventory.experts
     if experts.count > 0 and experts.used > 0:
@@ -112,4 +126,5 @@ def build_layer_table(inventory: Inventory) -> LayerTable:
         pinned=pinned,
         pinned_params=pinned_params,
         global_bytes=global_bytes,
+        float_params=float_params,
     )
