@@ -10,6 +10,7 @@ it allocated.
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 
 import pytest
@@ -112,9 +113,10 @@ def test_detected_rpc_rig_solved_and_launched(tmp_path, synthetic_gguf, rpc_serv
     options = ["--ctx", "1024", "--margin", "0", "--ram-reserve", "0"]
     roomy = _fit("solve", str(model), "--hardware", str(scenario), *options)
     assert roomy["args"][:2] == ["--rpc", rpc_servers.rpc_arg]
-    # Each device gets room for its buffers and 30% of the weights, and the network is made
-    # nearly free (splits would otherwise cost more than this tiny model's layers on the
-    # CPU): the plan must use all three devices.
+    # Each device gets room for its buffers and 30% of the weights, the network is made
+    # nearly free and the host's memory slow (a split still costs the scheduler's fitted
+    # latency, more than this tiny model's layers on a CPU at its real bandwidth): the plan
+    # must use all three devices.
     devices = [d for name, d in roomy["devices"].items() if name != "CPU"]
     room = max(d["compute"] + d["output"] for d in devices) + sum(d["kv"] for d in devices)
     room += load_inventory(str(model)).total_bytes * 3 // 10
@@ -122,6 +124,8 @@ def test_detected_rpc_rig_solved_and_launched(tmp_path, synthetic_gguf, rpc_serv
     for gpu in gpus:
         text = text.replace(f"free_gib = {gpu['free_gib']!r}", f"free_gib = {room / GIB!r}")
         text = text.replace(f"latency_us = {gpu['latency_us']!r}", "latency_us = 0.1")
+    text = re.sub(r"\n(mt_per_s|channels|bandwidth_gb_s|bandwidth_source) = [^\n]*", "", text)
+    text = re.sub(r"(\ncores = \d+)", r"\1\nbandwidth_gb_s = 0.5", text, count=1)
     scenario.write_text(text)
     plan = _fit("solve", str(model), "--hardware", str(scenario), *options)
     used = [name for name, d in plan["devices"].items() if d["weights"]]
@@ -184,7 +188,8 @@ def test_a_split_over_the_network_costs_a_round_trip_and_the_activations_at_link
     print(f"\nsplit cost, decode: PCIe 4.0 x16 {pcie.split_decode * 1e6:.1f} us, "
           f"1 GbE {gbe.split_decode * 1e6:.1f} us; per 512-token ubatch: "
           f"{pcie.split_prefill * 1e3:.3f} ms vs {gbe.split_prefill * 1e3:.3f} ms")  # fmt: skip
-    assert gbe.split_decode > 10 * pcie.split_decode
+    # beyond the scheduler's own latency (the same on both rigs), the network's share dwarfs PCIe's
+    assert gbe.split_decode - latency > 10 * (pcie.split_decode - latency)
 
 
 def test_rpc_devices_take_no_host_weights_in_prefill():
