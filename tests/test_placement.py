@@ -11,6 +11,14 @@ import pytest
 from solver.cost.model import Objective, Workload, build_cost_tables
 from solver.hardware.scenario import Gpu, GpuSpec, Hardware, Host
 from solver.placement.baselines import BASELINES
+from solver.placement.buffers import (
+    HOST,
+    HOST_UNITS,
+    LAYERS,
+    BufferTable,
+    combination,
+    own_features,
+)
 from solver.placement.cpsat import (
     PlacementProblem,
     SolveStatus,
@@ -160,3 +168,47 @@ def test_hint_is_accepted_and_result_fits() -> None:
     result = solve_placement(problem, hint=hint, time_limit_s=20)
     assert result.plan is not None and fits(result.plan, problem)
     assert result.objective_seconds <= plan_seconds(hint, problem) * (1 + 1e-6)
+
+
+def random_buffers(rng: random.Random, problem: PlacementProblem, offload: str | None):
+    """Buffers by combination (solver.placement.buffers), random: most combinations of every
+    device get their own size (0-300 MiB, so they decide placements), the rest the default."""
+    units = (Unit.FFN_DENSE, Unit.EXPERTS, Unit.SHARED_EXPERTS)
+    own = own_features(units)
+    host = (HOST + LAYERS, *(HOST + g for g in HOST_UNITS))
+    assumed = {}
+    for device in problem.devices:
+        sizes = {}
+        for chosen in itertools.chain.from_iterable(
+            itertools.combinations(own, n) for n in range(len(own) + 1)
+        ):
+            for full in (False, True):
+                for on_host in itertools.product((False, True), repeat=len(host)):
+                    copied = [f for f, on in zip(host, on_host, strict=True) if on]
+                    combo = combination(chosen, full, copied if device == offload else ())
+                    if rng.random() < 0.9:
+                        sizes[combo] = rng.randint(0, 300) * MIB
+        assumed[device] = sizes
+    default = {device: 200 * MIB for device in problem.devices}
+    return BufferTable(assumed=assumed, default=default, offload=offload)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_buffers_by_combination_match_exhaustive_search(seed: int) -> None:
+    """Buffers that depend on what each device runs: the CP-SAT model's literals and bounds
+    must give every plan the bytes ``plan_memory`` gives it (the oracle uses the latter)."""
+    rng = random.Random(200 + seed)
+    problem = random_problem(rng, n_layers=2, objective=Objective.DECODE)
+    offload = "CUDA0" if seed % 2 else None
+    problem = problem.model_copy(update={"buffers": random_buffers(rng, problem, offload)})
+    best = min(
+        (plan_seconds(plan, problem) for plan in every_plan(problem) if fits(plan, problem)),
+        default=None,
+    )
+    result = solve_placement(problem, time_limit_s=20)
+    if best is None:
+        assert result.status is SolveStatus.INFEASIBLE
+        return
+    assert result.status is SolveStatus.OPTIMAL
+    assert result.plan is not None and fits(result.plan, problem)
+    assert result.objective_seconds == pytest.approx(best, rel=1e-6)

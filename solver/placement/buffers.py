@@ -45,8 +45,9 @@ is what every GPU was charged before: 0.5 MiB for a head after another GPU's lay
 much without the experts, twice as much under a full offload.
 
 The model: per device, a few features of the plan (``FEATURES``: runs layers, holds the head,
-each movable unit it holds, and for a device with any of those whether every layer is
-offloaded) form its *combination*; the CP-SAT model has one exact literal per feature and a
+each movable unit it holds, for a device with any of those whether every layer is offloaded,
+and for the op-offload GPU whether the host runs layers and routed experts) form its
+*combination*; the CP-SAT model has one exact literal per feature and a
 bound ``buffer[k] >= assumed(k, combination)`` enforced by exactly that combination
 (``cpsat._add_buffers``). ``assumed`` is learned from replays (``BufferBook``): before any
 solve, from a few reference plans (``solve._reference_plans``); a combination's first replay
@@ -57,12 +58,15 @@ layer against 2, how many experts the CPU keeps under CUDA's op offload), so an 
 exact for the plans replayed with it and at least as large as each of them; the plan
 ``solve`` returns is replayed itself, and the report gives both numbers per device.
 
-Termination (``solve.solve_setting``): a round ends the loop when its plan fits and every
-device's combination had been replayed before; otherwise it replays a combination for the
-first time, raises one (to a replayed value), or cuts a budget. The first two can happen only
-finitely often (finitely many combinations; values of replayed plans), and ``MAX_ROUNDS``
-caps the rest. The report's gap is the CP-SAT proof against the model of the round that
-solved the plan.
+Termination (``solve.solve_setting``): a round ends the loop when its plan fits and none of
+the buffers its replay gave is smaller than assumed; the plan is then optimal, up to the
+reported gap, for the model solved and also for that model updated with what the replay
+taught (which only lost plans). Otherwise the round learns a combination's first replay
+(finitely many combinations), raises one (to the value of a replayed plan: finitely many), or
+cuts a budget a plan overfilled; ``MAX_ROUNDS`` caps the rounds, and a plan that already fit
+is then returned, said so. The report's gap is the CP-SAT proof against the model of the round
+that solved the plan; each device's ``runs`` and ``assumed_buffers`` say what that model
+assumed beside what the replay gave.
 """
 
 from __future__ import annotations
@@ -72,6 +76,8 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from solver.cost.model import MOVABLE
+from solver.llama.compute_buffer import OP_OFFLOAD_MIN_BATCH, device_kind
+from solver.llama.workload import ComputeWorkload
 from solver.plan.plan import Plan
 from solver.plan.units import Unit
 from solver.quantities import CPU
@@ -79,7 +85,10 @@ from solver.quantities import CPU
 LAYERS = "layers"
 OUTPUT = "output"
 FULL_OFFLOAD = "full_offload"
-FEATURES: tuple[str, ...] = (LAYERS, OUTPUT, *MOVABLE, FULL_OFFLOAD)
+HOST = "host_"  # prefix: what the host runs, a feature of the op-offload GPU only
+FEATURES: tuple[str, ...] = (
+    LAYERS, OUTPUT, *MOVABLE, FULL_OFFLOAD, HOST + LAYERS, *(HOST + g for g in MOVABLE),
+)  # fmt: skip
 
 Combination = tuple[str, ...]  # the features a device has, in ``FEATURES`` order
 
@@ -89,17 +98,24 @@ def own_features(units: Sequence[Unit]) -> tuple[str, ...]:
     return (LAYERS, OUTPUT, *(g for g in MOVABLE if g in units))
 
 
-def combination(own: Sequence[str], full_offload: bool) -> Combination:
+# The host's units whose copies the op-offload GPU's combination tells apart (with its layers):
+# the routed experts, by far the largest; each more feature multiplies that GPU's bounds.
+HOST_UNITS = (Unit.EXPERTS,)
+
+
+def combination(own: Sequence[str], full_offload: bool, host: Sequence[str] = ()) -> Combination:
     """The combination of a device with ``own`` features: ``full_offload`` only counts for a
-    device that runs something (an idle one has no buffer whatever the others do)."""
-    present = set(own)
-    if present and full_offload:
+    device that runs something (an idle one has no buffer whatever the others do); ``host``,
+    the host's layers and ``HOST_UNITS`` it holds, counts for the op-offload GPU whatever it
+    runs."""
+    present = {*own, *host}
+    if own and full_offload:
         present.add(FULL_OFFLOAD)
     return tuple(f for f in FEATURES if f in present)
 
 
-def plan_combination(plan: Plan, device: str, layer_units: Sequence[Sequence[Unit]]) -> Combination:
-    """What ``device`` runs under ``plan``; ``layer_units[il]``: the movable units of layer il."""
+def _runs(plan: Plan, device: str, layer_units: Sequence[Sequence[Unit]]) -> list[str]:
+    """``device``'s own features under ``plan``."""
     own = []
     if device in plan.layer_devices:
         own.append(LAYERS)
@@ -109,7 +125,27 @@ def plan_combination(plan: Plan, device: str, layer_units: Sequence[Sequence[Uni
         if any(g in units and plan.unit_device(il, g) == device for il, units in
                enumerate(layer_units)):  # fmt: skip
             own.append(g)
-    return combination(own, plan.n_cpu_layers == 0)
+    return own
+
+
+def plan_combination(
+    plan: Plan, device: str, layer_units: Sequence[Sequence[Unit]], offload: str | None = None
+) -> Combination:
+    """What ``device`` runs under ``plan``; ``layer_units[il]``: the movable units of layer il;
+    ``offload``: the GPU that copies the host's weights for its ops (``offload_device``)."""
+    host = []
+    if device == offload:
+        host = [HOST + f for f in _runs(plan, CPU, layer_units) if f in (LAYERS, *HOST_UNITS)]
+    return combination(_runs(plan, device, layer_units), plan.n_cpu_layers == 0, host)
+
+
+def offload_device(devices: Sequence[str], workload: ComputeWorkload) -> str | None:
+    """The GPU that runs the host weights' ops of a prompt batch, copying the weights into its
+    compute buffer: the first CUDA device when ``--op-offload`` is on and the reserve batch
+    has at least ``OP_OFFLOAD_MIN_BATCH`` tokens (``compute_buffer``); None otherwise."""
+    if not workload.op_offload or min(workload.n_ctx, workload.n_ubatch) < OP_OFFLOAD_MIN_BATCH:
+        return None
+    return next((d for d in devices if device_kind(d) == "CUDA"), None)
 
 
 def describe(combo: Combination) -> str:
@@ -126,6 +162,9 @@ class BufferTable(BaseModel):
         description="device -> combination -> bytes, learned from replays"
     )
     default: dict[str, int] = Field(description="device -> bytes for a combination not replayed")
+    offload: str | None = Field(
+        default=None, description="the op-offload GPU, whose combinations include the host's"
+    )
 
     def bytes_for(self, device: str, combo: Combination) -> int:
         return self.assumed.get(device, {}).get(combo, self.default.get(device, 0))
@@ -148,8 +187,9 @@ class Learned(BaseModel):
 class BufferBook:
     """The assumptions, learned from replays (the rule in the module docstring)."""
 
-    def __init__(self, devices: Sequence[str]) -> None:
+    def __init__(self, devices: Sequence[str], offload: str | None = None) -> None:
         self.devices = tuple(devices)
+        self.offload = offload
         self.observed: dict[str, dict[Combination, int]] = {d: {} for d in self.devices}
 
     def table(self) -> BufferTable:
@@ -160,7 +200,7 @@ class BufferBook:
         gpu = max(gpus, default=0)
         default = {d: host if d == CPU else gpu for d in self.devices}
         assumed = {d: dict(sorted(self.observed[d].items())) for d in self.devices}
-        return BufferTable(assumed=assumed, default=default)
+        return BufferTable(assumed=assumed, default=default, offload=self.offload)
 
     def learn(self, device: str, combo: Combination, nbytes: int) -> Learned | None:
         """Record a replay; the change of the assumption, if any."""

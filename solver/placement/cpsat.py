@@ -74,6 +74,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from solver.cost.model import MOVABLE, PARTS, CostTables, Objective, estimate_cost
 from solver.placement.buffers import (
+    HOST,
+    HOST_UNITS,
     LAYERS,
     OUTPUT,
     BufferTable,
@@ -448,28 +450,44 @@ def _add_buffers(
     """Adds ``buffer[k]``: at least the assumed bytes of device k's combination
     (``solver.placement.buffers``), one bound per combination enforced by exactly its
     literals: runs layers ``active[k]``, holds the head ``output[k]``, holds unit g
-    ``holds[g][k]`` (``_add_holds``), full offload not ``active[0]``. Returns buffer[k]."""
+    ``holds[g][k]`` (``_add_holds``), full offload not ``active[0]``, and for the op-offload
+    GPU the host's layers and units. Returns buffer[k]."""
     model, problem = cx.model, cx.problem
-    assert problem.buffers is not None
+    table = problem.buffers
+    assert table is not None
     units = _model_units(cx.classes)
     own = own_features(units)
+    literals = [
+        {LAYERS: active[k], OUTPUT: output[k], **_add_holds(cx, units, k, m)}
+        for k in range(cx.n_dev)
+    ]
+    host = {HOST + f: literals[0][f] for f in (LAYERS, *HOST_UNITS) if f in literals[0]}
     buffers = []
     for k, device in enumerate(problem.devices):
-        literal = {LAYERS: active[k], OUTPUT: output[k], **_add_holds(cx, units, k, m)}
+        literal = {**literals[k], **host}
+        extra = tuple(host) if device == table.offload else ()
         bounds: list[tuple[int, list[cp_model.IntVar]]] = []
         for size in range(len(own) + 1):
             for chosen in itertools.combinations(own, size):
                 exact = [literal[f] if f in chosen else literal[f].Not() for f in own]
                 for full in (False, True) if chosen else (False,):
-                    nbytes = problem.buffers.bytes_for(device, combination(chosen, full))
                     offload = [active[0].Not() if full else active[0]] if chosen else []
-                    bounds.append((nbytes, exact + offload))
+                    for on_host in _subsets(extra):
+                        if extra and chosen and (HOST + LAYERS in on_host) == full:
+                            continue  # the host runs layers unless all are offloaded
+                        nbytes = table.bytes_for(device, combination(chosen, full, on_host))
+                        copied = [literal[f] if f in on_host else literal[f].Not() for f in extra]
+                        bounds.append((nbytes, exact + offload + copied))
         buffer = model.new_int_var(0, max(nbytes for nbytes, _ in bounds), f"buffer[{k}]")
         for nbytes, condition in bounds:
             if nbytes:
                 model.add(buffer >= nbytes).only_enforce_if(condition)
         buffers.append(buffer)
     return buffers
+
+
+def _subsets(items: Sequence[str]) -> list[tuple[str, ...]]:
+    return [c for size in range(len(items) + 1) for c in itertools.combinations(items, size)]
 
 
 def _add_holds(
@@ -1366,7 +1384,7 @@ def plan_memory(plan: Plan, problem: PlacementProblem) -> dict[str, int]:
     if problem.buffers is not None:
         units = layer_units(problem)
         for device in problem.devices:
-            combo = plan_combination(plan, device, units)
+            combo = plan_combination(plan, device, units, problem.buffers.offload)
             held[device] += problem.buffers.bytes_for(device, combo)
     return held
 

@@ -44,6 +44,7 @@ from solver.placement.buffers import (
     BufferTable,
     Learned,
     describe,
+    offload_device,
     plan_combination,
 )
 from solver.placement.cpsat import (
@@ -73,7 +74,7 @@ from solver.quantities import CPU, GIB, MIB
 
 __all__ = ["SolveReport", "SolveRequest", "solve"]
 
-MAX_ROUNDS = 6
+MAX_ROUNDS = 8
 KV_SPEEDUP = 1.05
 
 # A generic desktop CPU for rigs described by a scenario: AVX2, no AVX-512 or AMX. It only
@@ -355,22 +356,34 @@ def _device_buffers(report: MemoryReport) -> dict[str, int]:
 
 
 def _reference_plans(setting: Setting, hardware: Hardware) -> list[Plan]:
-    """Plans whose replays seed the assumptions before any solve: everything on the host;
-    every layer offloaded (split by memory, the last GPU with the head); all but the first
-    layer offloaded; each of those with every movable unit on the host; the head alone on
-    the last GPU. Together they show each device the combinations most plans have."""
+    """Plans whose replays seed the assumptions before any solve: everything on the host; the
+    head alone on the last GPU; every layer offloaded and all but the first (split by memory,
+    the last GPU with the head), each with the units where their layers are, all on the host,
+    and the first half's routed experts on the host (``--n-cpu-moe``); every layer offloaded
+    with the last GPU holding the head and the second half's routed experts instead of
+    layers. Together they show each device the combinations plans usually make it run."""
     gpus = tuple(g.device for g in hardware.gpus)
     n_layers = setting.table.stored.shape[0]
     plans = [Plan(gpus=gpus, n_layers=n_layers, gpu_layers=(0,) * len(gpus))]
     if not gpus:
         return plans
-    on_host = {
-        unit: (CPU,) * n_layers
-        for i, unit in enumerate(setting.table.units)
-        if unit in MOVABLE and setting.table.stored[:, i].any()
-    }
     plans.append(Plan(gpus=gpus, n_layers=n_layers, gpu_layers=(0,) * len(gpus),
                       output_device=gpus[-1]))  # fmt: skip
+    units = [
+        unit
+        for i, unit in enumerate(setting.table.units)
+        if unit in MOVABLE and setting.table.stored[:, i].any()
+    ]
+    half = n_layers // 2
+
+    routed = [unit for unit in units if unit is Unit.EXPERTS] or units
+
+    def moved(
+        first: str | None, second: str | None, which: list[Unit] = units
+    ) -> dict[Unit, tuple[str | None, ...]]:
+        placed = (first,) * half + (second,) * (n_layers - half)
+        return {} if not any(placed) else {unit: placed for unit in which}
+
     for offloaded in (n_layers, n_layers - 1):
         if offloaded < 1:
             continue
@@ -378,32 +391,15 @@ def _reference_plans(setting: Setting, hardware: Hardware) -> list[Plan]:
         layers = list(slots)
         last = max(i for i, count in enumerate(layers) if count)
         layers[last] -= 1
-        for overrides in ({}, on_host) if on_host else ({},):
+        for overrides in (moved(None, None), moved(CPU, CPU), moved(CPU, None, routed)):
             plans.append(Plan(gpus=gpus, n_layers=n_layers, gpu_layers=tuple(layers),
                               output_device=gpus[last], overrides=overrides))  # fmt: skip
-    return plans
-
-
-def _learn_from(
-    book: BufferBook,
-    inventory: Inventory,
-    hardware: Hardware,
-    setting: Setting,
-    plan: Plan,
-    cpu: CpuFeatures,
-    units: Sequence[Sequence[Unit]],
-    memory: MemoryReport | None = None,
-) -> tuple[MemoryReport, list[Learned]]:
-    """Replay ``plan`` (unless its report is given) and learn every device's buffers."""
-    if memory is None:
-        memory = plan_report(inventory, hardware, setting, plan, cpu)
-    learned = []
-    for name, nbytes in _device_buffers(memory).items():
-        if name in book.observed:
-            change = book.learn(name, plan_combination(plan, name, units), nbytes)
-            if change is not None:
-                learned.append(change)
-    return memory, learned
+    if len(gpus) > 1 and units:
+        split = split_slots(tuple(float(g.memory_bytes) for g in hardware.gpus[:-1]), n_layers)
+        last = moved(CPU, gpus[-1], routed)
+        plans.append(Plan(gpus=gpus, n_layers=n_layers, gpu_layers=(*split, 0),
+                          output_device=gpus[-1], overrides=last))  # fmt: skip
+    return [plan for i, plan in enumerate(plans) if plan not in plans[:i]]
 
 
 def _best_baseline(problem: PlacementProblem) -> tuple[Plan | None, dict[str, float | None]]:
@@ -440,75 +436,119 @@ def solve_setting(
     setting: Setting,
     cpu: CpuFeatures,
 ) -> SolveReport:
-    """Steps 3 and 4 for one (context, KV type)."""
-    capacity = capacities(hardware, request)
-    budgets = {name: budget for name, (_, budget) in capacity.items()}
-    fixed = _host_only_bytes(setting)
-    book = BufferBook(hardware.device_names)
-    problem = placement_problem(setting, hardware, budgets, fixed, request.objective)
-    units = layer_units(problem)
-    unmodelled = None
-    for plan in _reference_plans(setting, hardware):
-        memory, _ = _learn_from(book, inventory, hardware, setting, plan, cpu, units)
-        unmodelled = unmodelled or memory.unmodelled
-    scope = rule_scope(inventory, setting.table)
-    elapsed = 0.0
-    decisions: list[RoundDecision] = []
-    verified: SolveReport | None = None  # the last plan that fit, its buffers still learning
-    previous: Plan | None = None
+    """Steps 3 and 4 for one (context, KV type): rounds of solve and verify until a plan fits
+    and no buffer it replayed came out smaller than assumed (``_Rounds.play``)."""
+    rounds = _Rounds(inventory, hardware, request, setting, cpu)
     for round_ in range(1, MAX_ROUNDS + 1):
-        problem = placement_problem(
-            setting, hardware, budgets, fixed, request.objective, book.table()
-        )
-        hint, baselines = _best_baseline(problem)
-        hint = _better_hint(problem, hint, previous)
-        result = solve_placement(
-            problem, hint=hint, time_limit_s=request.time_limit_s, workers=request.workers,
-            tolerance=request.tolerance, scope=scope,
-        )  # fmt: skip
-        elapsed += result.solve_seconds
-        if result.plan is None:
-            if verified is not None:
-                return _finished(_rounds(verified, round_), decisions, unmodelled)
-            return _finished(_infeasible(setting, problem, elapsed, round_), decisions, unmodelled)
-        previous = result.plan
-        memory = plan_report(inventory, hardware, setting, result.plan, cpu)
-        check_round_trip(inventory, result.plan, memory)
-        resident = resident_bytes(inventory, memory)
-        excess = {
-            name: resident[name] - capacity[name][1] for name in memory.devices if name in capacity
-        }
-        assumed = problem.buffers
-        assert assumed is not None
-        combos = {name: plan_combination(result.plan, name, units) for name in excess}
-        new = [name for name, combo in combos.items() if not assumed.known(name, combo)]
-        _, learned = _learn_from(
-            book, inventory, hardware, setting, result.plan, cpu, units, memory
-        )
-        over = {name: e for name, e in excess.items() if e > 0}
-        decisions += _decisions(round_, excess, learned)
-        if not over:
-            report = _feasible(
-                inventory, hardware, request, setting, result, memory, capacity, round_,
-                baselines, assumed, units,
-            )  # fmt: skip
-            if not new:
-                return _finished(report, decisions, unmodelled)
-            verified = report  # fits, but a combination was only assumed: solve again
-            continue
-        raised = {change.device for change in learned if change.after > change.before}
-        decisions += _cut_budgets(round_, over, raised, budgets)
-    if verified is not None:
-        return _finished(_rounds(verified, MAX_ROUNDS), decisions, unmodelled)
+        report = rounds.play(round_)
+        if report is not None:
+            return _finished(report, rounds.decisions, rounds.unmodelled)
+    if rounds.verified is not None:
+        return _finished(_rounds(rounds.verified, MAX_ROUNDS), rounds.decisions, rounds.unmodelled)
     report = _without_plan(
         setting,
         SolveStatus.UNKNOWN,
-        elapsed,
+        rounds.elapsed,
         MAX_ROUNDS,
         notes=(f"the memory model and the placement model did not agree within {MAX_ROUNDS} "
                "rounds",),
     )  # fmt: skip
-    return _finished(report, decisions, unmodelled)
+    return _finished(report, rounds.decisions, rounds.unmodelled)
+
+
+class _Rounds:
+    """The verification loop's state: the buffers learned (seeded by the reference plans),
+    the budgets, the decisions, the last plan that fit and the previous round's plan."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        hardware: Hardware,
+        request: SolveRequest,
+        setting: Setting,
+        cpu: CpuFeatures,
+    ) -> None:
+        self.inventory, self.hardware, self.request = inventory, hardware, request
+        self.setting, self.cpu = setting, cpu
+        self.capacity = capacities(hardware, request)
+        self.budgets = {name: budget for name, (_, budget) in self.capacity.items()}
+        self.fixed = _host_only_bytes(setting)
+        offload = offload_device(hardware.device_names, setting.workload)
+        self.book = BufferBook(hardware.device_names, offload)
+        self.units = layer_units(self._problem())
+        self.unmodelled: Unmodelled | None = None
+        for plan in _reference_plans(setting, hardware):
+            memory, _ = self._learn(plan)
+            self.unmodelled = self.unmodelled or memory.unmodelled
+        self.scope = rule_scope(inventory, setting.table)
+        self.elapsed = 0.0
+        self.decisions: list[RoundDecision] = []
+        self.verified: SolveReport | None = None  # the last plan that fit
+        self.previous: Plan | None = None
+
+    def _problem(self, buffers: BufferTable | None = None) -> PlacementProblem:
+        return placement_problem(self.setting, self.hardware, self.budgets, self.fixed,
+                                 self.request.objective, buffers)  # fmt: skip
+
+    def _learn(
+        self, plan: Plan, memory: MemoryReport | None = None
+    ) -> tuple[MemoryReport, list[Learned]]:
+        """Replay ``plan`` (unless its report is given) and learn every device's buffers."""
+        if memory is None:
+            memory = plan_report(self.inventory, self.hardware, self.setting, plan, self.cpu)
+        learned = []
+        for name, nbytes in _device_buffers(memory).items():
+            if name in self.book.observed:
+                combo = plan_combination(plan, name, self.units, self.book.offload)
+                change = self.book.learn(name, combo, nbytes)
+                if change is not None:
+                    learned.append(change)
+        return memory, learned
+
+    def play(self, round_: int) -> SolveReport | None:
+        """Solve, replay the plan, learn. The final report when the plan fits and none of its
+        buffers came out smaller than assumed (then it is optimal, up to the gap, for the
+        model updated with what it taught too: that model only lost plans), or when nothing
+        fits; None to solve again."""
+        request = self.request
+        problem = self._problem(self.book.table())
+        hint, baselines = _best_baseline(problem)
+        result = solve_placement(
+            problem, hint=_better_hint(problem, hint, self.previous),
+            time_limit_s=request.time_limit_s, workers=request.workers,
+            tolerance=request.tolerance, scope=self.scope,
+        )  # fmt: skip
+        self.elapsed += result.solve_seconds
+        plan = self.previous = result.plan
+        if plan is None:
+            if self.verified is not None:
+                return _rounds(self.verified, round_)
+            return _infeasible(self.setting, problem, self.elapsed, round_)
+        memory = plan_report(self.inventory, self.hardware, self.setting, plan, self.cpu)
+        check_round_trip(self.inventory, plan, memory)
+        resident = resident_bytes(self.inventory, memory)
+        excess = {
+            name: resident[name] - budget
+            for name, (_, budget) in self.capacity.items()
+            if name in memory.devices
+        }
+        _, learned = self._learn(plan, memory)
+        self.decisions += _decisions(round_, excess, learned)
+        over = {name: e for name, e in excess.items() if e > 0}
+        if over:
+            raised = {change.device for change in learned if change.after > change.before}
+            self.decisions += _cut_budgets(round_, over, raised, self.budgets)
+            return None
+        assumed = problem.buffers
+        assert assumed is not None
+        report = _feasible(
+            self.inventory, self.hardware, request, self.setting, result, memory, self.capacity,
+            round_, baselines, assumed, self.units,
+        )  # fmt: skip
+        if any(change.after < change.before for change in learned):
+            self.verified = report  # fits, but freed budget may allow a better plan
+            return None
+        return report
 
 
 def _rounds(verified: SolveReport, rounds: int) -> SolveReport:
@@ -589,7 +629,7 @@ def _feasible(
     devices = {}
     for name, device in report.devices.items():
         memory, budget = capacity.get(name, (0, 0))
-        combo = plan_combination(plan, name, units)
+        combo = plan_combination(plan, name, units, assumed.offload)
         devices[name] = DeviceBudget(
             weights=device.weights,
             repack=device.repack,

@@ -19,7 +19,7 @@ from solver.placement.whatif import WhatIfRow
 from solver.plan.plan import Plan
 from solver.plan.render import layer_runs
 from solver.plan.units import Unit
-from solver.quantities import CPU, GIB
+from solver.quantities import CPU, GIB, MIB
 from solver.text_table import rows_table, terminal_safe
 
 UNIT_NAMES = {
@@ -96,6 +96,7 @@ def render_solve(report: SolveReport, inventory: Inventory, hardware: Hardware) 
     lines.append(f"status: {report.status.value}{gap}, solved in {report.solve_seconds:.2f} s")
     lines += _readability_lines(report)
     lines += _decision_lines(report)
+    lines += _assumed_lines(report)
     lines.append(f"strategy {report.strategy}: {report.strategy_title} — {report.rationale}")
     intervals = corpus_intervals()
     decode_low, decode_high = intervals.decode.bounds(report.decode_tps or 0.0)
@@ -206,6 +207,22 @@ def _decision_lines(report: SolveReport) -> list[str]:
             f"{d.to_mib:.0f} MiB), {after}"
         )
     return lines
+
+
+def _assumed_lines(report: SolveReport) -> list[str]:
+    """Devices whose buffers the solved model assumed larger than the plan's replay gave
+    (the largest replay of what they run): memory the proof did not count as free."""
+    over = [
+        f"{name} {d.assumed_buffers / MIB:.0f} vs {(d.compute + d.output) / MIB:.0f} MiB ({d.runs})"
+        for name, d in report.devices.items()
+        if d.assumed_buffers > d.compute + d.output + MIB // 2
+    ]
+    if not over:
+        return []
+    return [
+        "buffers assumed above this plan's replay (the largest replay of what the device "
+        f"runs): {', '.join(over)}"
+    ]
 
 
 def _quoted(arg: str) -> str:
