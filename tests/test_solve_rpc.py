@@ -43,14 +43,15 @@ def test_rendered_plan_lands_where_planned(
     request = SolveRequest(
         contexts=(1024,), n_ubatch=128, gpu_margin_bytes=0, ram_reserve_bytes=0, flash_attn="on"
     )
-    # First with room to spare, to learn the buffers; then each device gets room for its
-    # compute buffer, half the KV cache and 30% of the weights: together the two devices
-    # cannot hold the model, so the plan has to use all three.
+    # First with room to spare, to learn the buffers; then each device gets room for the
+    # largest compute buffer, half the KV cache and 15% of the weights: together the two
+    # devices cannot hold the model (a device's buffers depend on what it runs, so with 30%
+    # the two would: issue 11), so the plan has to use all three.
     roomy_rig = rpc_rig(list(rpc_servers.endpoints), 64 * inventory.total_bytes)
     roomy = solve(inventory, roomy_rig, request)
     gpus = [d for n, d in roomy.devices.items() if n != "CPU"]
     buffers = max(d.compute + d.output for d in gpus) + sum(d.kv for d in gpus) // 2
-    hardware = rpc_rig(list(rpc_servers.endpoints), buffers + inventory.total_bytes * 3 // 10)
+    hardware = rpc_rig(list(rpc_servers.endpoints), buffers + inventory.total_bytes * 15 // 100)
     report = solve(inventory, hardware, request)
     assert report.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE), report
     assert report.plan is not None and len(report.plan.devices_used) == 3, report.args
