@@ -24,6 +24,8 @@ Modules, lower first:
 - ``ffn``: dense FFN, mixture-of-experts FFN (router, experts, sum), shared experts.
 - ``dsa``: deepseek32's sparse attention: the lightning indexer over its own K cache, MLA
   through the top-k mask.
+- ``recurrent``: the recurrent state at reserve (state-copy input, per-layer state rows,
+  ``build_rs``, the convolution window, the fused delta rule), shared by the hybrids below.
 - ``qwen35``: the graph function of qwen35/qwen35moe (gated DeltaNet layers with their
   recurrent state, gated attention), a recipe's own ``build``.
 - ``kimi_linear``: kimi-linear's KDA block (per-Q/K/V short convolutions over one conv-state

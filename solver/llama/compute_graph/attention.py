@@ -77,14 +77,17 @@ def build_qkv(
         )
     out = []
     for role, heads in (("attn_q", n_head), ("attn_k", n_head_kv), ("attn_v", n_head_kv)):
-        t = b.build_lora_mm(b.lw(il, role), cur, b.lw(il, role, "scale"))
-        bias = b.lw(il, role, "bias")
-        if bias is not None:
-            t = g.add(t, bias)
-        out.append((t, heads))
+        out.append((projection(b, il, role, cur), heads))
     if not reshape:
         return tuple(t for t, _ in out)
     return tuple(g.reshape(t, head_q, heads, n_tokens) for t, heads in out)
+
+
+def projection(b: GraphBuilder, il: int, role: str, cur: Tensor) -> Tensor:
+    """build_qkv's separate path without reshape: w @ cur, plus the optional bias."""
+    t = b.build_lora_mm(b.lw(il, role), cur, b.lw(il, role, "scale"))
+    bias = b.lw(il, role, "bias")
+    return g.add(t, bias) if bias is not None else t
 
 
 def attn_output(b: GraphBuilder, cur: Tensor, il: int) -> Tensor:

@@ -131,7 +131,7 @@ def build_moe_ffn(b: GraphBuilder, cur: Tensor, il: int, routing: MoeRouting) ->
     n_embd, n_tokens = cur.ne[0], cur.ne[1]
     selected, weights = _route(b, cur, il, routing)
     cur = g.reshape(cur, n_embd, 1, n_tokens)
-    experts = _run_experts(b, cur, il, selected, routing.act)
+    experts = run_experts(b, cur, il, selected, routing.act)
     experts = g.mul(experts, weights)
     b.gf.expand(experts)
     return sum_experts(b, experts, n_embd, n_tokens, il)
@@ -195,7 +195,7 @@ def _select_groups(b: GraphBuilder, selection: Tensor, n_tokens: int) -> Tensor:
     return g.reshape(selection, hp.n_expert, n_tokens)
 
 
-def _run_experts(b: GraphBuilder, cur: Tensor, il: int, selected: Tensor, act: str) -> Tensor:
+def run_experts(b: GraphBuilder, cur: Tensor, il: int, selected: Tensor, act: str) -> Tensor:
     """The selected experts' FFNs (fused gate_up or separate up/gate), before weighting."""
     gate_up = b.lw(il, "ffn_gate_up_exps")
     if gate_up is not None:

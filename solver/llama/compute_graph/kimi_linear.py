@@ -12,7 +12,7 @@ the sigmoid of the low-rank ``g_b(g_a(x))``; the output projection. The other la
 MLA with the absorption optimisation and no RoPE (``attention.mla_attention`` with
 ``rope=False``), over the hybrid memory's K-only cache.
 
-Shared with the gated-DeltaNet hybrids (``qwen35``): the state-copy input, ``build_rs`` and
+Shared with the gated-DeltaNet hybrids (``recurrent``): the state-copy input, ``build_rs`` and
 the layer's state tensors, and the fused op with its new state copied back. The pinned
 llama.cpp always takes the fused path (``fused_gdn_ar`` / ``fused_gdn_ch`` set, never probed).
 """
@@ -22,11 +22,11 @@ from __future__ import annotations
 from solver.ggml import ops as g
 from solver.ggml.ops import Tensor
 from solver.llama.compute_graph.builder import GraphBuilder
-from solver.llama.compute_graph.qwen35 import (
-    _build_rs,
-    _recurrent_attn,
-    _RsInputs,
-    _state_tensors,
+from solver.llama.compute_graph.recurrent import (
+    RsInputs,
+    build_rs,
+    recurrent_attn,
+    state_tensors,
 )
 
 _KDA_WEIGHTS = (
@@ -57,7 +57,7 @@ def check_kimi_layers(b: GraphBuilder) -> None:
             raise ComputeNotModelled(hp.arch, f"layer {il} has no {missing[0]}")
 
 
-def kda_block(b: GraphBuilder, rs: _RsInputs, il: int, cur: Tensor) -> Tensor:
+def kda_block(b: GraphBuilder, rs: RsInputs, il: int, cur: Tensor) -> Tensor:
     """The KDA branch of kimi-linear.cpp's layer, from the normed input to the output
     projection."""
     hp = b.hp
@@ -65,8 +65,8 @@ def kda_block(b: GraphBuilder, rs: _RsInputs, il: int, cur: Tensor) -> Tensor:
     n_head, head = hp.layers[il].n_head, hp.n_embd_head_kda
     n_seqs = b.ub.n_seqs
     n_seq_tokens = b.n_tokens // n_seqs
-    conv_all, ssm_all = _state_tensors(b, il)
-    conv_state = _build_rs(b, rs, conv_all, hp.n_embd_r, n_seqs)
+    conv_all, ssm_all = state_tensors(b, il)
+    conv_state = build_rs(b, rs, conv_all, hp.n_embd_r, n_seqs)
     q, k, v = (
         _causal_conv1d(b, il, conv_all, conv_state, index, x, w)
         for index, (x, w) in enumerate(_qkv_inputs(b, il, cur))
@@ -79,11 +79,11 @@ def kda_block(b: GraphBuilder, rs: _RsInputs, il: int, cur: Tensor) -> Tensor:
     beta = b.build_lora_mm(b.lw(il, "ssm_beta"), cur)
     beta = g.unary(g.reshape(beta, 1, n_head, n_seq_tokens, n_seqs), "sigmoid")
     cur = g.reshape(cur, cur.ne[0], n_seq_tokens, n_seqs)
-    state = _build_rs(b, rs, ssm_all, hp.n_embd_s, n_seqs)
+    state = build_rs(b, rs, ssm_all, hp.n_embd_s, n_seqs)
     state = g.reshape(state, head, head, n_head, n_seqs)
     q = g.scale(g.rms_norm(q))  # build_gdn_l2_norm
     k = g.scale(g.rms_norm(k))
-    output = g.cont(_recurrent_attn(b, ssm_all, q, k, v, g1, beta, state))
+    output = g.cont(recurrent_attn(b, ssm_all, q, k, v, g1, beta, state))
     cur_2d = g.reshape(cur, cur.ne[0], n_seq_tokens * n_seqs)
     g2 = b.build_lora_mm(b.lw(il, "ssm_g_b"), b.build_lora_mm(b.lw(il, "ssm_g_a"), cur_2d))
     g2 = g.reshape(g2, head, n_head, n_seq_tokens * n_seqs)

@@ -19,7 +19,7 @@ from solver.ggml import ops as g
 from solver.ggml.ops import F32, Tensor
 from solver.llama.compute_graph.attention import attn_output, build_attn, build_qkv, rope_factors
 from solver.llama.compute_graph.builder import GraphBuilder
-from solver.llama.compute_graph.ffn import _run_experts, build_ffn, dense_ffn, sum_experts
+from solver.llama.compute_graph.ffn import build_ffn, dense_ffn, run_experts, sum_experts
 from solver.llama.compute_graph.inputs import (
     AttnInputs,
     build_attn_inp,
@@ -139,6 +139,6 @@ def _moe_weight_before_ffn(b: GraphBuilder, cur: Tensor, il: int) -> Tensor:
     # ggml_repeat_4d (a new tensor of cur's type)
     repeated = Tensor(cur.type, (n_embd, n_used, n_tokens, 1), "REPEAT", (cur,))
     cur = g.mul(repeated, weights)
-    experts = _run_experts(b, cur, il, selected, "silu")
+    experts = run_experts(b, cur, il, selected, "silu")
     b.gf.expand(experts)
     return sum_experts(b, experts, n_embd, n_tokens, il)

@@ -34,7 +34,12 @@ from solver.llama.compute_graph.inputs import (
     build_inp_out_ids,
 )
 from solver.llama.compute_graph.output import seeded_output_head
-from solver.llama.compute_graph.qwen35 import _build_rs, _RsInputs, _state_tensors
+from solver.llama.compute_graph.recurrent import (
+    RsInputs,
+    build_rs,
+    build_rs_inputs,
+    state_tensors,
+)
 
 _MAMBA_WEIGHTS = (
     "ssm_in.weight", "ssm_conv1d.weight", "ssm_conv1d.bias", "ssm_dt.bias", "ssm_a", "ssm_d",
@@ -49,7 +54,7 @@ _MOE_WEIGHTS = (
 
 @dataclass(frozen=True)
 class _Inputs:
-    rs: _RsInputs
+    rs: RsInputs
     copy_main: Tensor  # s_copy_main: rs_s_copy's first n_seqs ids (the scan's)
     copy_tail: Tensor  # s_copy_tail: all but its first id (the getter's gather)
     attn: AttnInputs
@@ -104,11 +109,10 @@ def _layer_kinds(b: GraphBuilder) -> list[str]:
 
 def _graph_inputs(b: GraphBuilder) -> _Inputs:
     """build_inp_mem_hybrid (state copy, then the KV cache's), output rows; no positions."""
-    n_rs = max(1, b.ub.n_seqs)  # the state cache: max(1, n_seq_max) cells, all of them
-    s_copy = b.input(g.new_tensor(I32, n_rs), "rs_s_copy")
+    rs = build_rs_inputs(b)
     # build_rs_inp_impl makes both views once, for every layer
-    copy_main = g.view_1d(s_copy, b.ub.n_seqs, 0)
-    copy_tail = g.view_1d(s_copy, n_rs - 1, g.row_size(I32, 1))
+    copy_main = g.view_1d(rs.s_copy, b.ub.n_seqs, 0)
+    copy_tail = g.view_1d(rs.s_copy, rs.n_rs - 1, g.row_size(I32, 1))
     attn = build_attn_inp(b, "kv")
     out_ids = build_inp_out_ids(b)
     routing = MoeRouting(
@@ -117,7 +121,7 @@ def _graph_inputs(b: GraphBuilder) -> _Inputs:
         w_scale=b.hp.expert_weights_scale,
         act="relu_sqr",
     )
-    return _Inputs(_RsInputs(s_copy, n_rs), copy_main, copy_tail, attn, out_ids, routing)
+    return _Inputs(rs, copy_main, copy_tail, attn, out_ids, routing)
 
 
 def _attention(b: GraphBuilder, attn: AttnInputs, il: int, cur: Tensor) -> Tensor:
@@ -147,8 +151,8 @@ def _mamba2(b: GraphBuilder, ins: _Inputs, il: int, cur: Tensor) -> Tensor:
     n_head, n_group = hp.ssm_dt_rank, hp.ssm_n_group
     head_dim = d_inner // n_head
     channels = d_inner + 2 * n_group * d_state
-    conv_all, ssm_all = _state_tensors(b, il)
-    conv = _build_rs(b, ins.rs, conv_all, hp.n_embd_r, n_seqs)
+    conv_all, ssm_all = state_tensors(b, il)
+    conv = build_rs(b, ins.rs, conv_all, hp.n_embd_r, n_seqs)
     conv = g.reshape(conv, d_conv - 1, channels, n_seqs)
     zx = b.build_lora_mm(b.lw(il, "ssm_in"), cur, b.lw(il, "ssm_in", "scale"))
     zx = g.reshape(zx, zx.ne[0], n_seq_tokens, n_seqs)

@@ -23,21 +23,19 @@ from __future__ import annotations
 
 from solver.ggml import ops as g
 from solver.ggml.ops import Tensor
-from solver.llama.compute_graph.attention import build_attn
+from solver.llama.compute_graph.attention import build_attn, projection
 from solver.llama.compute_graph.builder import GraphBuilder
 from solver.llama.compute_graph.inputs import (
     AttnInputs,
     build_inp_pos,
 )
-from solver.llama.compute_graph.qwen35 import (
-    HybridBlocks,
-    _build_rs,
-    _conv_state,
-    _projection,
-    _recurrent_attn,
-    _RsInputs,
-    _state_tensors,
-    build_hybrid,
+from solver.llama.compute_graph.qwen35 import HybridBlocks, build_hybrid
+from solver.llama.compute_graph.recurrent import (
+    RsInputs,
+    build_rs,
+    conv_state,
+    recurrent_attn,
+    state_tensors,
 )
 
 _DELTA_NET_WEIGHTS = (
@@ -54,7 +52,7 @@ def _gated_attention(
     n_tokens = b.n_tokens
     head = hp.n_embd_head_k
     n_head, n_head_kv = hp.layers[il].n_head, hp.layers[il].n_head_kv
-    q_full, k, v = (_projection(b, il, role, cur) for role in ("attn_q", "attn_k", "attn_v"))
+    q_full, k, v = (projection(b, il, role, cur) for role in ("attn_q", "attn_k", "attn_v"))
     q_full = g.reshape(q_full, head * 2, n_head, n_tokens, 1)
     nb = q_full.nb
     q = g.view_4d(q_full, head, n_head, n_tokens, 1, nb[1], nb[2], nb[3], 0)
@@ -72,7 +70,7 @@ def _gated_attention(
     return b.build_lora_mm(b.lw(il, "attn_output"), cur, b.lw(il, "attn_output", "scale"))
 
 
-def _delta_net(b: GraphBuilder, rs: _RsInputs, il: int, cur: Tensor) -> Tensor:
+def _delta_net(b: GraphBuilder, rs: RsInputs, il: int, cur: Tensor) -> Tensor:
     """build_layer_attn_linear: projections, convolution, repeated Q/K heads, fused delta
     rule, gated norm, out."""
     hp = b.hp
@@ -83,11 +81,11 @@ def _delta_net(b: GraphBuilder, rs: _RsInputs, il: int, cur: Tensor) -> Tensor:
     head_v = hp.ssm_d_inner // n_v_heads
     qkv_mixed, z = _qkvz(b, il, cur, n_seq_tokens, n_seqs)
     beta, gate = _beta_alpha(b, il, cur, n_seq_tokens, n_seqs)
-    conv_all, ssm_all = _state_tensors(b, il)
+    conv_all, ssm_all = state_tensors(b, il)
     kernel = b.lw(il, "ssm_conv1d")
     channels = hp.ssm_d_inner + 2 * n_k_heads * head_k
-    conv_input = _conv_state(b, rs, conv_all, qkv_mixed, kernel.ne[0], channels)
-    state = _build_rs(b, rs, ssm_all, hp.n_embd_s, n_seqs)
+    conv_input = conv_state(b, rs, conv_all, qkv_mixed, kernel.ne[0], channels)
+    state = build_rs(b, rs, ssm_all, hp.n_embd_s, n_seqs)
     state = g.reshape(state, head_v, head_v, n_v_heads, n_seqs)
     conv = g.unary(g.ssm_conv(conv_input, kernel), "silu")
     row = g.row_size(conv.type, head_k * n_k_heads * 2 + head_v * n_v_heads)
@@ -110,7 +108,7 @@ def _delta_net(b: GraphBuilder, rs: _RsInputs, il: int, cur: Tensor) -> Tensor:
     if n_k_heads != n_v_heads:
         q_conv = _repeat_heads(q_conv, n_v_heads // n_k_heads, n_seq_tokens, n_seqs)
         k_conv = _repeat_heads(k_conv, n_v_heads // n_k_heads, n_seq_tokens, n_seqs)
-    output = _recurrent_attn(b, ssm_all, q_conv, k_conv, v_conv, gate, beta, state)
+    output = recurrent_attn(b, ssm_all, q_conv, k_conv, v_conv, gate, beta, state)
     z = g.reshape(z, head_v, n_v_heads, n_seq_tokens, n_seqs)
     normed = b.build_norm(output, b.lw(il, "ssm_norm"), None, il)
     cur = g.mul(normed, g.unary(z, "silu"))

@@ -74,7 +74,8 @@ from solver.llama.compute_graph.kimi_linear import check_kimi_layers, kda_block
 from solver.llama.compute_graph.llama4 import build_llama4
 from solver.llama.compute_graph.nemotron_h import build_nemotron_h
 from solver.llama.compute_graph.qwen3next import build_qwen3next
-from solver.llama.compute_graph.qwen35 import _RsInputs, build_qwen35, build_rs_inputs
+from solver.llama.compute_graph.qwen35 import build_qwen35
+from solver.llama.compute_graph.recurrent import RsInputs, build_rs_inputs
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class ArchRecipe:
     qk_norm_full: bool = False  # minimax-m2: Q/K normed over all heads, before the reshape
     # the block of a layer with recurrent state instead of attention (kimi-linear's KDA), and
     # the check that the file's layers are what the recipe builds (reserve's default else)
-    recurrent: Callable[[GraphBuilder, _RsInputs, int, Tensor], Tensor] | None = None
+    recurrent: Callable[[GraphBuilder, RsInputs, int, Tensor], Tensor] | None = None
     check: Callable[[GraphBuilder], None] | None = None
     # the architecture's own graph function, instead of build_generic (it checks its layers)
     build: Callable[[GraphBuilder], None] | None = None
@@ -165,7 +166,7 @@ class _GraphInputs:
     attn_scale: Tensor | None  # temperature tuning, when the model has it
     out_ids: Tensor
     routing: MoeRouting
-    rs: _RsInputs | None  # the recurrent state's copy input, for recipes with such layers
+    rs: RsInputs | None  # the recurrent state's copy input, for recipes with such layers
 
 
 def build_generic(b: GraphBuilder, recipe: ArchRecipe) -> None:
