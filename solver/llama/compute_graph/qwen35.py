@@ -185,12 +185,9 @@ def _gated_attention(
 
 def _delta_net(b: GraphBuilder, rs: RsInputs, il: int, cur: Tensor) -> Tensor:
     """build_layer_attn_linear: projections, convolution, fused delta rule, gated norm, out."""
-    hp = b.hp
     n_seqs = b.ub.n_seqs
     n_seq_tokens = b.n_tokens // n_seqs
-    head_k, n_k_heads = hp.ssm_d_state, hp.ssm_n_group
-    n_v_heads = hp.ssm_dt_rank
-    head_v = hp.ssm_d_inner // n_v_heads
+    n_v_heads = b.hp.ssm_dt_rank
     qkv_mixed = b.build_lora_mm(b.lw(il, "attn_qkv"), cur, b.lw(il, "attn_qkv", "scale"))
     qkv_mixed = g.reshape(qkv_mixed, qkv_mixed.ne[0], n_seq_tokens, n_seqs)
     z = b.build_lora_mm(b.lw(il, "attn_gate"), cur, b.lw(il, "attn_gate", "scale"))
@@ -201,6 +198,34 @@ def _delta_net(b: GraphBuilder, rs: RsInputs, il: int, cur: Tensor) -> Tensor:
     alpha = g.unary(g.add(alpha, b.lw(il, "ssm_dt", "bias")), "softplus")
     gate = g.mul(alpha, b.w(f"blk.{il}.ssm_a"))  # -exp(A_log) * softplus
     gate = g.reshape(gate, 1, n_v_heads, n_seq_tokens, n_seqs)
+    # the fused op broadcasts K heads: no repeat
+    conv = delta_net_conv(b, rs, il, qkv_mixed)
+    output = recurrent_attn(b, conv.ssm_all, conv.q, conv.k, conv.v, gate, beta, conv.state)
+    return gated_output(b, il, output, z, out_scale=True)
+
+
+@dataclass(frozen=True)
+class DeltaNetConv:
+    """A DeltaNet layer's convolved Q, K, V (views of one conv output, Q and K L2-normed), its
+    gathered delta-rule state and the state cache the fused op writes the new state into."""
+
+    q: Tensor
+    k: Tensor
+    v: Tensor
+    state: Tensor
+    ssm_all: Tensor
+
+
+def delta_net_conv(b: GraphBuilder, rs: RsInputs, il: int, qkv_mixed: Tensor) -> DeltaNetConv:
+    """build_layer_attn_linear's convolution (qwen35moe.cpp, qwen3next.cpp): the layer's state
+    rows, the conv window over the saved columns and the new tokens, silu(ssm_conv), Q/K/V
+    as views of its channels, build_gdn_l2_norm (scale(rms_norm(x))) on Q and K."""
+    hp = b.hp
+    n_seqs = b.ub.n_seqs
+    n_seq_tokens = b.n_tokens // n_seqs
+    head_k, n_k_heads = hp.ssm_d_state, hp.ssm_n_group
+    n_v_heads = hp.ssm_dt_rank
+    head_v = hp.ssm_d_inner // n_v_heads
     conv_all, ssm_all = state_tensors(b, il)
     kernel = b.lw(il, "ssm_conv1d")
     channels = hp.ssm_d_inner + 2 * n_k_heads * head_k
@@ -223,15 +248,25 @@ def _delta_net(b: GraphBuilder, rs: RsInputs, il: int, cur: Tensor) -> Tensor:
         g.row_size(conv.type, head_v), row, row * n_seq_tokens,
         g.row_size(conv.type, 2 * head_k * n_k_heads),
     )  # fmt: skip
-    # build_gdn_l2_norm: scale(rms_norm(x)); the fused op broadcasts K heads, no repeat
     q_conv = g.scale(g.rms_norm(q_conv))
     k_conv = g.scale(g.rms_norm(k_conv))
-    output = recurrent_attn(b, ssm_all, q_conv, k_conv, v_conv, gate, beta, state)
+    return DeltaNetConv(q_conv, k_conv, v_conv, state, ssm_all)
+
+
+def gated_output(b: GraphBuilder, il: int, output: Tensor, z: Tensor, *, out_scale: bool) -> Tensor:
+    """The DeltaNet layer's end: the fused op's output RMS-normed, gated by silu(z), through
+    ssm_out (with its scale where ``out_scale``: qwen35moe.cpp passes it, qwen3next.cpp not)."""
+    hp = b.hp
+    n_seqs = b.ub.n_seqs
+    n_seq_tokens = b.n_tokens // n_seqs
+    n_v_heads = hp.ssm_dt_rank
+    head_v = hp.ssm_d_inner // n_v_heads
     z = g.reshape(z, head_v, n_v_heads, n_seq_tokens, n_seqs)
     normed = b.build_norm(output, b.lw(il, "ssm_norm"), None, il)
     cur = g.mul(normed, g.unary(z, "silu"))
     cur = g.reshape(cur, head_v * n_v_heads, n_seq_tokens, n_seqs)
-    cur = b.build_lora_mm(b.lw(il, "ssm_out"), cur, b.lw(il, "ssm_out", "scale"))
+    wo = b.lw(il, "ssm_out")
+    cur = b.build_lora_mm(wo, cur, b.lw(il, "ssm_out", "scale") if out_scale else None)
     return g.reshape(cur, hp.n_embd, n_seq_tokens * n_seqs)
 
 

@@ -29,13 +29,15 @@ from solver.llama.compute_graph.inputs import (
     AttnInputs,
     build_inp_pos,
 )
-from solver.llama.compute_graph.qwen35 import HybridBlocks, build_hybrid
+from solver.llama.compute_graph.qwen35 import (
+    HybridBlocks,
+    build_hybrid,
+    delta_net_conv,
+    gated_output,
+)
 from solver.llama.compute_graph.recurrent import (
     RsInputs,
-    build_rs,
-    conv_state,
     recurrent_attn,
-    state_tensors,
 )
 
 _DELTA_NET_WEIGHTS = (
@@ -73,48 +75,18 @@ def _gated_attention(
 def _delta_net(b: GraphBuilder, rs: RsInputs, il: int, cur: Tensor) -> Tensor:
     """build_layer_attn_linear: projections, convolution, repeated Q/K heads, fused delta
     rule, gated norm, out."""
-    hp = b.hp
     n_seqs = b.ub.n_seqs
     n_seq_tokens = b.n_tokens // n_seqs
-    head_k, n_k_heads = hp.ssm_d_state, hp.ssm_n_group
-    n_v_heads = hp.ssm_dt_rank
-    head_v = hp.ssm_d_inner // n_v_heads
+    n_k_heads, n_v_heads = b.hp.ssm_n_group, b.hp.ssm_dt_rank
     qkv_mixed, z = _qkvz(b, il, cur, n_seq_tokens, n_seqs)
     beta, gate = _beta_alpha(b, il, cur, n_seq_tokens, n_seqs)
-    conv_all, ssm_all = state_tensors(b, il)
-    kernel = b.lw(il, "ssm_conv1d")
-    channels = hp.ssm_d_inner + 2 * n_k_heads * head_k
-    conv_input = conv_state(b, rs, conv_all, qkv_mixed, kernel.ne[0], channels)
-    state = build_rs(b, rs, ssm_all, hp.n_embd_s, n_seqs)
-    state = g.reshape(state, head_v, head_v, n_v_heads, n_seqs)
-    conv = g.unary(g.ssm_conv(conv_input, kernel), "silu")
-    row = g.row_size(conv.type, head_k * n_k_heads * 2 + head_v * n_v_heads)
-    q_conv = g.view_4d(
-        conv, head_k, n_k_heads, n_seq_tokens, n_seqs,
-        g.row_size(conv.type, head_k), row, row * n_seq_tokens, 0,
-    )  # fmt: skip
-    k_conv = g.view_4d(
-        conv, head_k, n_k_heads, n_seq_tokens, n_seqs,
-        g.row_size(conv.type, head_k), row, row * n_seq_tokens,
-        g.row_size(conv.type, head_k * n_k_heads),
-    )  # fmt: skip
-    v_conv = g.view_4d(
-        conv, head_v, n_v_heads, n_seq_tokens, n_seqs,
-        g.row_size(conv.type, head_v), row, row * n_seq_tokens,
-        g.row_size(conv.type, 2 * head_k * n_k_heads),
-    )  # fmt: skip
-    q_conv = g.scale(g.rms_norm(q_conv))  # build_gdn_l2_norm
-    k_conv = g.scale(g.rms_norm(k_conv))
+    conv = delta_net_conv(b, rs, il, qkv_mixed)
+    q_conv, k_conv = conv.q, conv.k
     if n_k_heads != n_v_heads:
         q_conv = _repeat_heads(q_conv, n_v_heads // n_k_heads, n_seq_tokens, n_seqs)
         k_conv = _repeat_heads(k_conv, n_v_heads // n_k_heads, n_seq_tokens, n_seqs)
-    output = recurrent_attn(b, ssm_all, q_conv, k_conv, v_conv, gate, beta, state)
-    z = g.reshape(z, head_v, n_v_heads, n_seq_tokens, n_seqs)
-    normed = b.build_norm(output, b.lw(il, "ssm_norm"), None, il)
-    cur = g.mul(normed, g.unary(z, "silu"))
-    cur = g.reshape(cur, head_v * n_v_heads, n_seq_tokens, n_seqs)
-    cur = b.build_lora_mm(b.lw(il, "ssm_out"), cur)
-    return g.reshape(cur, hp.n_embd, n_seq_tokens * n_seqs)
+    output = recurrent_attn(b, conv.ssm_all, q_conv, k_conv, conv.v, gate, beta, conv.state)
+    return gated_output(b, il, output, z, out_scale=False)
 
 
 def _qkvz(
