@@ -80,20 +80,7 @@ def kv_buffers(
             entry[0] += alloc
             entry[1] += k_size
             entry[2] += v_size
-        # llama_kv_cache orders its buffers by buffer type name (std::map with strcmp)
-        for name in sorted(sums):
-            size, k_bytes, v_bytes = sums[name]
-            device = CPU if name == CPU else _device_of(name, device_bufts)
-            buffers.append(
-                KvBuffer(
-                    cache=cache,
-                    buffer_type=name,
-                    device=device,
-                    size=size,
-                    k_bytes=k_bytes,
-                    v_bytes=v_bytes,
-                )
-            )
+        buffers += _cache_buffers(cache, sums, device_bufts)
     return tuple(buffers)
 
 
@@ -116,20 +103,30 @@ def _dsv4_buffers(
                 size = ggml_types.n_bytes(type_name, shape)
                 entry[0] += buft.alloc_size(type_name, shape, size)
                 entry[slot] += size
-        for name in sorted(sums):
-            size, k_bytes, v_bytes = sums[name]
-            device = CPU if name == CPU else _device_of(name, device_bufts)
-            buffers.append(
-                KvBuffer(
-                    cache=cache.name,
-                    buffer_type=name,
-                    device=device,
-                    size=size,
-                    k_bytes=k_bytes,
-                    v_bytes=v_bytes,
-                )
-            )
+        buffers += _cache_buffers(cache.name, sums, device_bufts)
     return tuple(buffers)
+
+
+def _cache_buffers(
+    cache: str, sums: Mapping[str, Sequence[int]], device_bufts: Mapping[str, BufferType]
+) -> list[KvBuffer]:
+    """One cache's buffers from its ``[allocated, K bytes, V bytes]`` per buffer type name,
+    ordered by that name as llama_kv_cache's std::map (strcmp) orders them."""
+    buffers = []
+    for name in sorted(sums):
+        size, k_bytes, v_bytes = sums[name]
+        device = CPU if name == CPU else _device_of(name, device_bufts)
+        buffers.append(
+            KvBuffer(
+                cache=cache,
+                buffer_type=name,
+                device=device,
+                size=size,
+                k_bytes=k_bytes,
+                v_bytes=v_bytes,
+            )
+        )
+    return buffers
 
 
 def _layer_tensors(
