@@ -559,8 +559,10 @@ def upper_bound(
     return out
 
 
-class _SegmentMemo:
-    """Allocation results of segments, keyed by (segment signature, canonical state)."""
+class SegmentMemo:
+    """Allocation results of segments, keyed by (segment signature, canonical state). The
+    caller keeps one per (graph, backends, copies) and passes it to ``allocate``, which reads
+    and fills it."""
 
     def __init__(self) -> None:
         self.table: dict[tuple, tuple] = {}
@@ -575,7 +577,7 @@ def allocate(
     sched: Schedule,
     backends: Sequence[BackendSpec],
     n_copies: int,
-    memo: _SegmentMemo | None = None,
+    memo: SegmentMemo | None = None,
 ) -> list[int]:
     """ggml_gallocr_reserve_n on the scheduler's graph copy: bytes per backend.
 
@@ -596,7 +598,7 @@ def allocate(
     ``_MemoisedReserve`` walks the segments, reusing or replaying each.
     """
     allocator = _Allocator(cg, sched, backends, n_copies)
-    return _MemoisedReserve(allocator, memo or _SegmentMemo()).run()
+    return _MemoisedReserve(allocator, memo or SegmentMemo()).run()
 
 
 # --- the allocator proper -------------------------------------------------------------------
@@ -1115,7 +1117,7 @@ class _MemoisedReserve:
     state applied); any other segment is replayed on the allocator, and a layer segment's
     result stored."""
 
-    def __init__(self, allocator: _Allocator, memo: _SegmentMemo) -> None:
+    def __init__(self, allocator: _Allocator, memo: SegmentMemo) -> None:
         self.al = allocator
         self.canon = _Canon(allocator)
         self.memo = memo

@@ -59,7 +59,7 @@ from solver.ggml.alloc import BufferType, reserve
 from solver.ggml.engine import (
     BackendSpec,
     CompiledGraph,
-    _SegmentMemo,
+    SegmentMemo,
     allocate,
     schedule,
     upper_bound,
@@ -446,7 +446,7 @@ def _reserve_compiled(
         bound = upper_bound(cg, sched, specs, r.n_copies)
         if all(b <= a for a, b in zip(bound_against, bound, strict=True)):
             return bound, sched.n_splits, False
-    memo = prepared.memos.setdefault((id(cg), specs, r.n_copies), _SegmentMemo())
+    memo = prepared.memos.setdefault((id(cg), specs, r.n_copies), SegmentMemo())
     sizes = allocate(cg, sched, specs, r.n_copies, memo)
     return sizes, sched.n_splits, True
 
