@@ -147,126 +147,177 @@ def _fit_plan(problem: PlacementProblem, ngl: list[_Ngl], overflow_to: list[str]
 
 
 def llama_fit(problem: PlacementProblem) -> Plan | None:
-    """llama.cpp's ``--fit`` on a user-set context, with fit's memory model as the probe."""
-    gpus = problem.devices[1:]
-    nd = len(gpus)
-    if nd == 0:
+    """llama.cpp's ``--fit`` on a user-set context, with fit's memory model as the probe.
+
+    ``common_params_fit_impl`` after its steps 1-2 (the context is the user's): step 3 fills
+    the GPUs back to front; step 4, for a MoE model whose dense tensors all fit with room to
+    spare, converts dense-only layers into full ones GPU by GPU, each time trying part of one
+    more layer.
+    """
+    if not problem.devices[1:]:
         return ngl_fill(problem)
-    n_layers = problem.table.stored.shape[0]
-    is_moe = bool(problem.table.stored[:, problem.table.units.index(Unit.EXPERTS)].any())
-    target = [problem.capacity[g] for g in gpus]
-    overflow_to = [CPU] * nd
+    search = _FitSearch(problem)
+    search.fill_back_to_front()
+    if search.is_moe and search.moe_surplus() > 0 and search.dense_start() < search.nd:
+        dense_start = search.dense_start()
+        for gpu in range(dense_start + 1):
+            dense_start = search.convert_dense_layers(gpu, dense_start)
+            dense_start = search.one_more_layer(gpu, dense_start)
+    return _checked(problem, _fit_plan(problem, search.ngl, search.overflow_to))
 
-    def memory(ngl: list[_Ngl], overflow: list[str] | None = None) -> list[int]:
-        held = plan_memory(_fit_plan(problem, ngl, overflow or overflow_to), problem)
-        return [held[g] for g in gpus]
 
-    # Step 3: fill the GPUs back to front with "dense" layers (for MoE: experts on the CPU),
-    # by false position between a low and a high layer count.
-    ngl = [_Ngl() for _ in range(nd)]
-    mem = memory(ngl)
-    for gpu in range(nd - 1, -1, -1):
-        unassigned = n_layers + 1 - sum(n.n_layer for n in ngl[gpu + 1 :])
-        high = list(ngl)
-        n_part = (unassigned if gpu < nd - 1 else unassigned - 1) if is_moe else 0
+def _false_position(delta: int, target: int, mem: int, mem_high: int) -> int:
+    """fit.cpp's method of false position: how many of the ``delta`` layers between the low
+    (``mem``, fits) and the high (``mem_high``, does not) guess to add, interpolating memory
+    per layer linearly to where it meets ``target``; at least 1 and short of the high end."""
+    step = delta * (target - mem) // max(mem_high - mem, 1)
+    return min(max(step, 1), delta - 1)
+
+
+class _FitSearch:
+    """fit.cpp's search state: layers per GPU (``ngl_per_device``), the memory they use per
+    GPU (``mem``) and where each GPU's first partial layer overflows to (``overflow_bufts``)."""
+
+    def __init__(self, problem: PlacementProblem) -> None:
+        self.problem = problem
+        self.gpus = problem.devices[1:]
+        self.nd = len(self.gpus)
+        self.n_layers = problem.table.stored.shape[0]
+        self.is_moe = bool(problem.table.stored[:, problem.table.units.index(Unit.EXPERTS)].any())
+        self.target = [problem.capacity[g] for g in self.gpus]
+        self.overflow_to = [CPU] * self.nd
+        self.ngl = [_Ngl() for _ in range(self.nd)]
+        self.mem = self.memory(self.ngl)
+
+    def memory(self, ngl: list[_Ngl], overflow: list[str] | None = None) -> list[int]:
+        """``get_memory_for_layers``: each GPU's bytes with these layers (fit's memory model)."""
+        plan = _fit_plan(self.problem, ngl, overflow or self.overflow_to)
+        held = plan_memory(plan, self.problem)
+        return [held[g] for g in self.gpus]
+
+    # Step 3: iteratively fill the GPUs back to front with "dense" layers (for MoE: experts on
+    # the CPU), each by false position between a low and a high layer count.
+    def fill_back_to_front(self) -> None:
+        for gpu in range(self.nd - 1, -1, -1):
+            self._fill(gpu)
+
+    def _fill(self, gpu: int) -> None:
+        """One GPU of step 3: every unassigned layer if they fit, else false position."""
+        nd, target = self.nd, self.target[gpu]
+        unassigned = self.n_layers + 1 - sum(n.n_layer for n in self.ngl[gpu + 1 :])
+        high = list(self.ngl)
+        n_part = (unassigned if gpu < nd - 1 else unassigned - 1) if self.is_moe else 0
         high[gpu] = _Ngl(n_layer=unassigned, n_part=max(n_part, 0))
         if unassigned == 0:
-            continue
-        mem_high = memory(high)
-        if mem_high[gpu] <= target[gpu]:
-            ngl, mem = high, mem_high
-            continue
-        delta = high[gpu].n_layer - ngl[gpu].n_layer
+            return
+        mem_high = self.memory(high)
+        if mem_high[gpu] <= target:
+            self.ngl, self.mem = high, mem_high
+            return
+        delta = high[gpu].n_layer - self.ngl[gpu].n_layer
         while delta > 1:
-            step = delta * (target[gpu] - mem[gpu]) // max(mem_high[gpu] - mem[gpu], 1)
-            step = min(max(step, 1), delta - 1)
-            test = list(ngl)
-            current = ngl[gpu]
+            step = _false_position(delta, target, self.mem[gpu], mem_high[gpu])
+            test = list(self.ngl)
+            current = self.ngl[gpu]
             part = current.n_part
-            if is_moe:
+            if self.is_moe:
+                # the first layer filled is the output layer, which is always full
                 part += step - 1 if gpu == nd - 1 and current.n_part == 0 else step
             test[gpu] = _Ngl(n_layer=current.n_layer + step, n_part=part)
-            mem_test = memory(test)
-            if mem_test[gpu] <= target[gpu]:
-                ngl, mem = test, mem_test
+            mem_test = self.memory(test)
+            if mem_test[gpu] <= target:
+                self.ngl, self.mem = test, mem_test
             else:
                 high, mem_high = test, mem_test
-            delta = high[gpu].n_layer - ngl[gpu].n_layer
+            delta = high[gpu].n_layer - self.ngl[gpu].n_layer
 
-    surplus = 0
-    if is_moe:
-        all_cpu = _experts_on_cpu(problem, n_layers)
-        held = plan_memory(
-            plan_from_slots(problem, _default_split(problem, n_layers + 1), all_cpu), problem
-        )
-        surplus = sum(problem.capacity[g] - held[g] for g in gpus)
-    if not is_moe or surplus <= 0:
-        return _checked(problem, _fit_plan(problem, ngl, overflow_to))
+    # Step 4: for a MoE model where all dense tensors fit, convert the dense-only layers in
+    # the back to full layers in the front until all devices are full; also try to fit part
+    # of one more layer (its attention here, its FFN on the next device).
+    def moe_surplus(self) -> int:
+        """The GPUs' free bytes with every layer on them and every expert on the CPU."""
+        problem = self.problem
+        all_cpu = _experts_on_cpu(problem, self.n_layers)
+        slots = _default_split(problem, self.n_layers + 1)
+        held = plan_memory(plan_from_slots(problem, slots, all_cpu), problem)
+        return sum(problem.capacity[g] - held[g] for g in self.gpus)
 
-    # Step 4: convert dense-only layers at the back into full layers at the front, GPU by
-    # GPU, then try to squeeze part of one more layer in (overflowing to the next GPU).
-    dense_start = nd
-    for gpu in range(nd - 1, -1, -1):
-        if ngl[gpu].n_layer > 0:
-            dense_start = gpu
-            continue
-        break
-    if dense_start >= nd:
-        return _checked(problem, _fit_plan(problem, ngl, overflow_to))
-    for gpu in range(dense_start + 1):
-        high = list(ngl)
+    def dense_start(self) -> int:
+        """``id_dense_start``: the first GPU of the trailing run holding layers (nd: none)."""
+        dense_start = self.nd
+        for gpu in range(self.nd - 1, -1, -1):
+            if self.ngl[gpu].n_layer > 0:
+                dense_start = gpu
+                continue
+            break
+        return dense_start
+
+    def convert_dense_layers(self, gpu: int, dense_start: int) -> int:
+        """Move dense-only layers from ``dense_start`` on into ``gpu`` as full layers: all of
+        them if they fit, else by false position; the new ``dense_start``."""
+        nd, target = self.nd, self.target[gpu]
+        high = list(self.ngl)
         for j in range(dense_start, nd):
             move = high[j].n_layer if j < nd - 1 else high[j].n_layer - 1
             high[gpu] = _Ngl(n_layer=high[gpu].n_layer + move, n_part=high[gpu].n_part)
             high[j] = _Ngl(n_layer=high[j].n_layer - move, n_part=0)
         dense_start_high = nd - 1
-        mem_high = memory(high)
-        if mem_high[gpu] > target[gpu]:
-            delta = high[gpu].n_full - ngl[gpu].n_full
-            while delta > 1:
-                step = delta * (target[gpu] - mem[gpu]) // max(mem_high[gpu] - mem[gpu], 1)
-                step = min(max(step, 1), delta - 1)
-                test = list(ngl)
-                start = dense_start
-                converted = 0
-                while start < nd:
-                    take = min(step - converted, test[start].n_part)
-                    test[start] = _Ngl(
-                        n_layer=test[start].n_layer - take, n_part=test[start].n_part - take
-                    )
-                    test[gpu] = _Ngl(n_layer=test[gpu].n_layer + take, n_part=test[gpu].n_part)
-                    converted += take
-                    if test[start].n_part > 0:
-                        break
-                    start += 1
-                mem_test = memory(test)
-                if mem_test[gpu] <= target[gpu]:
-                    ngl, mem, dense_start = test, mem_test, start
-                else:
-                    high, mem_high, dense_start_high = test, mem_test, start
-                delta = high[gpu].n_full - ngl[gpu].n_full
-        else:
-            ngl, mem, dense_start = high, mem_high, dense_start_high
+        mem_high = self.memory(high)
+        if mem_high[gpu] <= target:
+            self.ngl, self.mem = high, mem_high
+            return dense_start_high
+        delta = high[gpu].n_full - self.ngl[gpu].n_full
+        while delta > 1:
+            step = _false_position(delta, target, self.mem[gpu], mem_high[gpu])
+            test = list(self.ngl)
+            start = _convert(test, gpu, dense_start, step)
+            mem_test = self.memory(test)
+            if mem_test[gpu] <= target:
+                self.ngl, self.mem, dense_start = test, mem_test, start
+            else:
+                high, mem_high, dense_start_high = test, mem_test, start
+            delta = high[gpu].n_full - self.ngl[gpu].n_full
+        return dense_start
 
-        # Try to fit part of one more layer: its attention here, its FFN on the next device.
-        if dense_start < nd and ngl[dense_start].n_layer > (0 if gpu < nd - 1 else 1):
-            test = list(ngl)
-            test[dense_start] = _Ngl(
-                n_layer=test[dense_start].n_layer - 1, n_part=test[dense_start].n_part - 1
-            )
-            test[gpu] = _Ngl(
-                n_layer=test[gpu].n_layer + 1, n_part=test[gpu].n_part + 1, overflow="attn"
-            )
-            start = dense_start + 1 if test[dense_start].n_part == 0 else dense_start
-            overflow_test = list(overflow_to)
-            if gpu < nd - 1:
-                overflow_test[gpu] = gpus[gpu + 1]
-            mem_test = memory(test, overflow_test)
-            if mem_test[gpu] < target[gpu] and (
-                gpu + 1 == nd or mem_test[gpu + 1] < target[gpu + 1]
-            ):
-                ngl, overflow_to, mem, dense_start = test, overflow_test, mem_test, start
-    return _checked(problem, _fit_plan(problem, ngl, overflow_to))
+    def one_more_layer(self, gpu: int, dense_start: int) -> int:
+        """Part of one more layer on ``gpu``: its attention here, its FFN overflowing to the
+        next GPU (the CPU after the last); kept if every GPU it touches stays under target."""
+        nd, ngl = self.nd, self.ngl
+        if not (dense_start < nd and ngl[dense_start].n_layer > (0 if gpu < nd - 1 else 1)):
+            return dense_start
+        test = list(ngl)
+        test[dense_start] = _Ngl(
+            n_layer=test[dense_start].n_layer - 1, n_part=test[dense_start].n_part - 1
+        )
+        test[gpu] = _Ngl(
+            n_layer=test[gpu].n_layer + 1, n_part=test[gpu].n_part + 1, overflow="attn"
+        )
+        start = dense_start + 1 if test[dense_start].n_part == 0 else dense_start
+        overflow_test = list(self.overflow_to)
+        if gpu < nd - 1:
+            overflow_test[gpu] = self.gpus[gpu + 1]
+        mem_test = self.memory(test, overflow_test)
+        target = self.target
+        if mem_test[gpu] < target[gpu] and (gpu + 1 == nd or mem_test[gpu + 1] < target[gpu + 1]):
+            self.ngl, self.overflow_to, self.mem = test, overflow_test, mem_test
+            return start
+        return dense_start
+
+
+def _convert(test: list[_Ngl], gpu: int, dense_start: int, step: int) -> int:
+    """Move ``step`` partial layers from the GPUs from ``dense_start`` on into ``gpu``
+    (``test`` in place); the first GPU that still has partial layers."""
+    start = dense_start
+    converted = 0
+    while start < len(test):
+        take = min(step - converted, test[start].n_part)
+        test[start] = _Ngl(n_layer=test[start].n_layer - take, n_part=test[start].n_part - take)
+        test[gpu] = _Ngl(n_layer=test[gpu].n_layer + take, n_part=test[gpu].n_part)
+        converted += take
+        if test[start].n_part > 0:
+            break
+        start += 1
+    return start
 
 
 def _checked(problem: PlacementProblem, plan: Plan) -> Plan | None:
