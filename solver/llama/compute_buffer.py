@@ -263,8 +263,10 @@ _CACHE_MAX = 16
 
 
 def prepare(inventory: Inventory, workload: ComputeWorkload) -> _Prepared:
-    """Build (or fetch) the two reserve graphs of this model and workload."""
-    key = (id(inventory), workload)
+    """Build (or fetch) the two reserve graphs of this model and workload. ``-ngl`` does not
+    change the graphs (only the scheduler's full-offload pins, which ``estimate_compute``
+    keys its results by), so plans that differ in it share them."""
+    key = (id(inventory), workload.model_copy(update={"n_gpu_layers": 0}))
     with _cache_lock:
         hit = _cache.get(key)
     if hit is not None and hit.inventory() is inventory:

@@ -114,29 +114,36 @@ def combination(own: Sequence[str], full_offload: bool, host: Sequence[str] = ()
     return tuple(f for f in FEATURES if f in present)
 
 
-def _runs(plan: Plan, device: str, layer_units: Sequence[Sequence[Unit]]) -> list[str]:
-    """``device``'s own features under ``plan``."""
-    own = []
-    if device in plan.layer_devices:
-        own.append(LAYERS)
-    if plan.output_device == device:
-        own.append(OUTPUT)
+def plan_combinations(
+    plan: Plan, devices: Sequence[str], layer_units: Sequence[Sequence[Unit]], offload: str | None
+) -> dict[str, Combination]:
+    """What each device runs under ``plan`` (one pass over the layers: the baselines price
+    thousands of plans); ``layer_units[il]``: the movable units of layer il; ``offload``: the
+    GPU that copies the host's weights for its ops (``offload_device``)."""
+    runs: dict[str, set[str]] = {device: set() for device in devices}
+    layer_devices = plan.layer_devices
+    for device in set(layer_devices):
+        runs.setdefault(device, set()).add(LAYERS)
+    runs.setdefault(plan.output_device, set()).add(OUTPUT)
     for g in MOVABLE:
-        if any(g in units and plan.unit_device(il, g) == device for il, units in
-               enumerate(layer_units)):  # fmt: skip
-            own.append(g)
-    return own
+        moved = plan.overrides.get(g)
+        for il, units in enumerate(layer_units):
+            if g in units:
+                target = moved[il] if moved is not None else None
+                runs.setdefault(target or layer_devices[il], set()).add(g)
+    full = plan.n_cpu_layers == 0
+    host = [HOST + f for f in (LAYERS, *HOST_UNITS) if f in runs.get(CPU, ())]
+    return {
+        device: combination(tuple(runs[device]), full, host if device == offload else ())
+        for device in devices
+    }
 
 
 def plan_combination(
     plan: Plan, device: str, layer_units: Sequence[Sequence[Unit]], offload: str | None = None
 ) -> Combination:
-    """What ``device`` runs under ``plan``; ``layer_units[il]``: the movable units of layer il;
-    ``offload``: the GPU that copies the host's weights for its ops (``offload_device``)."""
-    host = []
-    if device == offload:
-        host = [HOST + f for f in _runs(plan, CPU, layer_units) if f in (LAYERS, *HOST_UNITS)]
-    return combination(_runs(plan, device, layer_units), plan.n_cpu_layers == 0, host)
+    """What ``device`` runs under ``plan`` (``plan_combinations`` for one device)."""
+    return plan_combinations(plan, (CPU, device), layer_units, offload)[device]
 
 
 def offload_device(devices: Sequence[str], workload: ComputeWorkload) -> str | None:

@@ -81,7 +81,7 @@ from solver.placement.buffers import (
     BufferTable,
     combination,
     own_features,
-    plan_combination,
+    plan_combinations,
 )
 from solver.plan.plan import Plan
 from solver.plan.render import NO_SCOPE, RuleScope, readability
@@ -1381,11 +1381,11 @@ def plan_memory(plan: Plan, problem: PlacementProblem) -> dict[str, int]:
     used.add(plan.output_device)
     for device in used:
         held[device] += problem.fixed_bytes.get(device, 0)
-    if problem.buffers is not None:
-        units = layer_units(problem)
-        for device in problem.devices:
-            combo = plan_combination(plan, device, units, problem.buffers.offload)
-            held[device] += problem.buffers.bytes_for(device, combo)
+    table = problem.buffers
+    if table is not None:
+        combos = plan_combinations(plan, problem.devices, layer_units(problem), table.offload)
+        for device, combo in combos.items():
+            held[device] += table.bytes_for(device, combo)
     return held
 
 

@@ -46,6 +46,7 @@ from solver.placement.buffers import (
     describe,
     offload_device,
     plan_combination,
+    plan_combinations,
 )
 from solver.placement.cpsat import (
     Choice,
@@ -497,10 +498,10 @@ class _Rounds:
         if memory is None:
             memory = plan_report(self.inventory, self.hardware, self.setting, plan, self.cpu)
         learned = []
+        combos = plan_combinations(plan, self.book.devices, self.units, self.book.offload)
         for name, nbytes in _device_buffers(memory).items():
-            if name in self.book.observed:
-                combo = plan_combination(plan, name, self.units, self.book.offload)
-                change = self.book.learn(name, combo, nbytes)
+            if name in combos:
+                change = self.book.learn(name, combos[name], nbytes)
                 if change is not None:
                     learned.append(change)
         return memory, learned
