@@ -94,6 +94,29 @@ def test_the_old_charge_would_have_left_the_devices_empty(small_model) -> None:
     assert all(tight.devices[g].compute < largest for g in ("RPC0", "RPC1"))
 
 
+def test_the_loop_learns_buffers_both_ways(tmp_path) -> None:
+    """A gemma3 of the same size on two 40 MiB devices: the first plan's replay gives the host
+    smaller buffers than assumed (so the model is solved again with the room it frees) and a
+    device larger ones than assumed (over budget, so solved again); the second plan fits."""
+    from solver.gguf.synthetic import write_synthetic_gguf
+
+    blueprint = tiny_blueprint("gemma3").model_copy(
+        update={"name": "fit-small-gemma3", "n_layer": 8, "n_embd": 512, "n_head": 8,
+                "n_head_kv": 4, "n_ff": 1536, "n_vocab": 32000}
+    )  # fmt: skip
+    path = tmp_path / "fit-small-gemma3.gguf"
+    write_synthetic_gguf(blueprint, "Q4_K_M", path, sparse=True)
+    report = solve(load_inventory(str(path)), rpc_rig(ENDPOINTS, BUDGET), REQUEST)
+    assert report.status is SolveStatus.OPTIMAL and report.rounds >= 2, report.decisions
+    learned = [d for d in report.decisions if d.action == "learned buffers"]
+    assert any(d.to_mib < d.from_mib and d.over_mib <= 0 for d in learned), learned
+    assert any(d.to_mib > d.from_mib and d.over_mib > 0 for d in learned), learned
+    assert all(d.round < report.rounds for d in report.decisions)
+    for name in ("RPC0", "RPC1"):
+        device = report.devices[name]
+        assert device.weights > 0 and device.resident <= device.budget, (name, device)
+
+
 @pytest.mark.llama
 @pytest.mark.slow
 def test_the_plan_fits_the_rpc_servers_for_real(small_model, rpc_servers, run_llama) -> None:
