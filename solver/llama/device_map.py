@@ -560,82 +560,159 @@ def place_tensors(
     devices: Sequence[LlamaDevice],
     cpu: CpuFeatures,
 ) -> TensorPlacement:
-    """Run the loader's placement for one launch configuration."""
-    hp = tables.hparams
-    n_layer_all = hp.n_layer_all
-    cpu_list = cpu_buffer_list(devices, config, cpu)
-    device_bufts = [device_buffer_type(device) for device in devices]
-    gpu_lists = [[buft, *cpu_list] for buft in device_bufts]
-    split = layer_split(n_layer_all, config.n_gpu_layers, devices, config.tensor_split)
+    """Run the loader's placement for one launch configuration (``load_tensors``)."""
+    lists = _BufferLists.of(tables.hparams.n_layer_all, config, devices, cpu)
+    chooser = _Chooser(
+        tables, config, cpu, lists.cpu, _override_buffer_types(config, devices, lists.devices)
+    )
+    assignment = _Assignment()
+    for weight in tables.weights:
+        if not weight.skipped:
+            _assign_weight(tables, lists, chooser, assignment, weight)
+    if tables.tied_output and tables.token_embd is not None:
+        _assign_tied_output(tables.token_embd, lists, chooser, assignment)
+    return _placement(tables.hparams, config, devices, lists.split, assignment)
 
-    def layer_list(index: int) -> list[BufferType]:
-        return cpu_list if index < 0 else gpu_lists[index]
 
-    layer_lists = [layer_list(split[il]) for il in range(n_layer_all)]
-    output_list = layer_list(split[n_layer_all])
-    override_bufts = _override_buffer_types(config, devices, device_bufts)
-    first_rule = tables.first_matching_rule(tuple(rule.pattern for rule in config.overrides))
-    use_mmap = config.use_mmap
+@dataclass(frozen=True)
+class _BufferLists:
+    """``load_tensors``' buffer type lists: the CPU's (``make_cpu_buft_list``), each device's
+    default buffer type, and the list each layer and the output layer draw from."""
 
-    def choose(weight: WeightInfo, name: str, op: Op, candidates: list[BufferType]) -> BufferType:
+    cpu: list[BufferType]
+    devices: list[BufferType]
+    split: list[int]  # device index per layer 0..n_layer_all (the last: output); -1 = CPU
+    layers: list[list[BufferType]]
+    output: list[BufferType]
+
+    @classmethod
+    def of(
+        cls,
+        n_layer_all: int,
+        config: LaunchConfig,
+        devices: Sequence[LlamaDevice],
+        cpu: CpuFeatures,
+    ) -> _BufferLists:
+        # "build a list of buffer types for the CPU and GPU devices": a GPU's list is its own
+        # buffer type, then the CPU's
+        cpu_list = cpu_buffer_list(devices, config, cpu)
+        device_bufts = [device_buffer_type(device) for device in devices]
+        gpu_lists = [[buft, *cpu_list] for buft in device_bufts]
+        # "calculate the split points", then "assign the repeating layers" and "the output
+        # layer" to the devices according to the splits
+        split = layer_split(n_layer_all, config.n_gpu_layers, devices, config.tensor_split)
+
+        def layer_list(index: int) -> list[BufferType]:
+            return cpu_list if index < 0 else gpu_lists[index]
+
+        layers = [layer_list(split[il]) for il in range(n_layer_all)]
+        return cls(cpu_list, device_bufts, split, layers, layer_list(split[n_layer_all]))
+
+
+class _Chooser:
+    """``create_tensor``'s choice of a weight's buffer type: the first ``-ot`` rule matching
+    its name wins (``tensor_buft_overrides``), else the first buffer type of its list that
+    supports the weight's op (``select_weight_buft``); never a host buffer with mmap."""
+
+    def __init__(
+        self,
+        tables: ModelTensors,
+        config: LaunchConfig,
+        cpu: CpuFeatures,
+        cpu_list: list[BufferType],
+        override_bufts: dict[str, BufferType],
+    ) -> None:
+        self.config, self.cpu, self.cpu_list = config, cpu, cpu_list
+        self.override_bufts = override_bufts
+        self.first_rule = tables.first_matching_rule(tuple(r.pattern for r in config.overrides))
+
+    def __call__(self, weight: WeightInfo, op: Op, candidates: list[BufferType]) -> BufferType:
         buft = None
-        rule_index = first_rule.get(name)
+        rule_index = self.first_rule.get(weight.name)
         if rule_index is not None:  # the first -ot rule that matches wins
-            target = config.overrides[rule_index].buffer_type
+            target = self.config.overrides[rule_index].buffer_type
             if target == CPU:
-                buft = _first_supported(cpu_list, weight, op, cpu)
+                buft = _first_supported(self.cpu_list, weight, op, self.cpu)
             else:
-                buft = override_bufts[target]
+                buft = self.override_bufts[target]
         if buft is None:
-            buft = _first_supported(candidates, weight, op, cpu)
-        if use_mmap and buft.host:  # "avoid using a host buffer when using mmap"
+            buft = _first_supported(candidates, weight, op, self.cpu)
+        if self.config.use_mmap and buft.host:  # "avoid using a host buffer when using mmap"
             buft = CPU_BUFFER
         return buft
 
-    contents: dict[str, list[WeightInfo]] = {}
-    buft_by_name: dict[str, BufferType] = {}
-    tensor_buffers: dict[str, str] = {}
 
-    def add(buft: BufferType, weight: WeightInfo) -> None:
-        buft_by_name[buft.name] = buft
-        contents.setdefault(buft.name, []).append(weight)
+class _Assignment:
+    """The weights of each buffer type, in the order the loader creates them, and the buffer
+    type of each weight (tied embeddings add ``output.weight`` for the copy)."""
 
-    for weight in tables.weights:
-        if weight.skipped:
-            continue
-        if weight.section is Section.INPUT:
-            candidates = cpu_list
-        elif weight.name.startswith(_LAYER0_GLOBALS):
-            candidates = layer_lists[0]
-        elif weight.section is Section.OUTPUT:
-            candidates = output_list
-        elif weight.layer is not None and weight.layer < n_layer_all:
-            candidates = layer_lists[weight.layer]
-        else:  # blocks that are not model layers (a head's blocks) go with the output
-            candidates = output_list
-        if weight.layer is None and weight.section is Section.REPEATING:
-            # rope_freqs & co: created for layer 0, duplicated into every other layer's buffer
-            seen: set[str] = set()
-            for il in range(hp.n_layer):
-                buft = choose(weight, weight.name, weight.op, layer_lists[il])
-                if buft.name not in seen:
-                    seen.add(buft.name)
-                    add(buft, weight)
-                    tensor_buffers.setdefault(weight.name, buft.name)
-            continue
-        buft = choose(weight, weight.name, weight.op, candidates)
-        add(buft, weight)
-        tensor_buffers[weight.name] = buft.name
+    def __init__(self) -> None:
+        self.contents: dict[str, list[WeightInfo]] = {}
+        self.buft_by_name: dict[str, BufferType] = {}
+        self.tensor_buffers: dict[str, str] = {}
 
-    if tables.tied_output and tables.token_embd is not None:
-        embd = tables.token_embd
-        buft = choose(embd, embd.name, Op.MUL_MAT, output_list)
-        if not any(w.name == embd.name for w in contents.get(buft.name, ())):
-            add(buft, embd)
-        tensor_buffers["output.weight"] = buft.name
+    def add(self, buft: BufferType, weight: WeightInfo) -> None:
+        self.buft_by_name[buft.name] = buft
+        self.contents.setdefault(buft.name, []).append(weight)
 
-    buffers = _size_buffers(contents, buft_by_name, use_mmap)
-    device_of = {name: buft.device for name, buft in buft_by_name.items()}
+
+def _assign_weight(
+    tables: ModelTensors,
+    lists: _BufferLists,
+    choose: _Chooser,
+    assignment: _Assignment,
+    weight: WeightInfo,
+) -> None:
+    """One weight into its buffer: its list by section and layer ("assign the input layer":
+    the CPU's), then the choice; a layer-0 weight duplicated per layer once per buffer type."""
+    if weight.section is Section.INPUT:
+        candidates = lists.cpu
+    elif weight.name.startswith(_LAYER0_GLOBALS):
+        candidates = lists.layers[0]
+    elif weight.section is Section.OUTPUT:
+        candidates = lists.output
+    elif weight.layer is not None and weight.layer < tables.hparams.n_layer_all:
+        candidates = lists.layers[weight.layer]
+    else:  # blocks that are not model layers (a head's blocks) go with the output
+        candidates = lists.output
+    if weight.layer is None and weight.section is Section.REPEATING:
+        # rope_freqs & co: created for layer 0, duplicated into every other layer's buffer
+        seen: set[str] = set()
+        for il in range(tables.hparams.n_layer):
+            buft = choose(weight, weight.op, lists.layers[il])
+            if buft.name not in seen:
+                seen.add(buft.name)
+                assignment.add(buft, weight)
+                assignment.tensor_buffers.setdefault(weight.name, buft.name)
+        return
+    buft = choose(weight, weight.op, candidates)
+    assignment.add(buft, weight)
+    assignment.tensor_buffers[weight.name] = buft.name
+
+
+def _assign_tied_output(
+    embd: WeightInfo, lists: _BufferLists, choose: _Chooser, assignment: _Assignment
+) -> None:
+    """Tied embeddings: the output reads token_embd as a MUL_MAT weight in the output
+    layer's buffer type, a copy there unless token_embd already is in it."""
+    buft = choose(embd, Op.MUL_MAT, lists.output)
+    if not any(w.name == embd.name for w in assignment.contents.get(buft.name, ())):
+        assignment.add(buft, embd)
+    assignment.tensor_buffers["output.weight"] = buft.name
+
+
+def _placement(
+    hp: ModelHparams,
+    config: LaunchConfig,
+    devices: Sequence[LlamaDevice],
+    split: list[int],
+    assignment: _Assignment,
+) -> TensorPlacement:
+    """The weight buffers ("create the backend buffers", sized by ``_size_buffers``) and the
+    device of each layer, its KV cache and its recurrent state."""
+    n_layer_all = hp.n_layer_all
+    buffers = _size_buffers(assignment.contents, assignment.buft_by_name, config.use_mmap)
+    device_of = {name: buft.device for name, buft in assignment.buft_by_name.items()}
     names = [device.name for device in devices]
 
     def device_name(index: int) -> str:
@@ -651,6 +728,7 @@ def place_tensors(
         (layer_devices[il] if config.kv_offload else CPU) if has_rs else None
         for il, has_rs in enumerate(hp.rs_layers)
     )
+    tensor_buffers = assignment.tensor_buffers
     return TensorPlacement(
         devices=tuple(names),
         layer_devices=layer_devices,
