@@ -26,10 +26,17 @@ Modules, lower first:
   through the top-k mask.
 - ``recurrent``: the recurrent state at reserve (state-copy input, per-layer state rows,
   ``build_rs``, the convolution window, the fused delta rule), shared by the hybrids below.
+- ``output``: the output head of the graph functions that seed an MTP block.
 - ``qwen35``: the graph function of qwen35/qwen35moe (gated DeltaNet layers with their
   recurrent state, gated attention), a recipe's own ``build``.
 - ``kimi_linear``: kimi-linear's KDA block (per-Q/K/V short convolutions over one conv-state
   row, the fused delta rule), a recipe's ``recurrent`` block beside MLA layers.
+- ``qwen3next``: qwen3next's blocks (the legacy fused projection, repeated Q/K heads) in
+  ``qwen35``'s hybrid skeleton.
+- ``nemotron_h``: the graph function of nemotron_h_moe (Mamba-2 mixers, attention, MoE FFNs).
+- ``llama4``: the graph function of llama4 (chunked and global layers, dense and MoE FFNs
+  alternating).
+- ``gemma4``: the graph function of gemma4 (two head widths, shared KV, per-layer embeddings).
 - ``recipes``: ``ArchRecipe`` per architecture and the transformer template over the blocks.
 - ``reserve``: ``build_graph``, the entry.
 """
