@@ -182,10 +182,11 @@ def random_buffers(rng: random.Random, problem: PlacementProblem, offload: str |
         for chosen in itertools.chain.from_iterable(
             itertools.combinations(own, n) for n in range(len(own) + 1)
         ):
-            for full in (False, True):
+            for full, pipelined in ((False, False), (True, False), (True, True)):
                 for on_host in itertools.product((False, True), repeat=len(host)):
                     copied = [f for f, on in zip(host, on_host, strict=True) if on]
-                    combo = combination(chosen, full, copied if device == offload else ())
+                    copied = copied if device == offload else []
+                    combo = combination(chosen, full, copied, pipelined)
                     if rng.random() < 0.9:
                         sizes[combo] = rng.randint(0, 300) * MIB
         assumed[device] = sizes

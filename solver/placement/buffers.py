@@ -14,7 +14,9 @@ per backend as the peak of the tensors alive on it at once):
   head alone is small (0.5-1 MiB; 12-34 MiB where the final norm's inputs are copied too);
 - whether every layer is offloaded: llama.cpp then pins each layer's ``norm`` and ``l_last``
   to the layer's device (``graph_get_cb`` in ``src/llama-context.cpp``), and the devices'
-  buffers roughly double;
+  buffers roughly double; on several GPUs without any ``-ot`` it also pipelines (four
+  copies of each split's inputs): RPC0 of a 9-slot ``-ts 5,4`` plan 19.98 MiB in the real
+  log, 7.35 MiB with one ``-ot`` (the fit-params benchmark);
 - how many layers, barely: a second layer adds what the first one's outputs keep alive, more
   add nothing (the allocator reuses freed memory);
 - ubatch, context, flash attention, KV types: fixed within a setting (constants here);
@@ -45,8 +47,9 @@ is what every GPU was charged before: 0.5 MiB for a head after another GPU's lay
 much without the experts, twice as much under a full offload.
 
 The model: per device, a few features of the plan (``FEATURES``: runs layers, holds the head,
-each movable unit it holds, for a device with any of those whether every layer is offloaded,
-and for the op-offload GPU whether the host runs layers and routed experts) form its
+each movable unit it holds, for a device with any of those whether every layer is offloaded
+and whether llama.cpp pipelines, and for the op-offload GPU whether the host runs layers and
+routed experts) form its
 *combination*; the CP-SAT model has one exact literal per feature and a
 bound ``buffer[k] >= assumed(k, combination)`` enforced by exactly that combination
 (``cpsat._add_buffers``). ``assumed`` is learned from replays (``BufferBook``): before any
@@ -85,9 +88,11 @@ from solver.quantities import CPU
 LAYERS = "layers"
 OUTPUT = "output"
 FULL_OFFLOAD = "full_offload"
+PIPELINE = "pipeline"  # full offload on several GPUs without -ot: llama.cpp pipelines
 HOST = "host_"  # prefix: what the host runs, a feature of the op-offload GPU only
 FEATURES: tuple[str, ...] = (
-    LAYERS, OUTPUT, *MOVABLE, FULL_OFFLOAD, HOST + LAYERS, *(HOST + g for g in MOVABLE),
+    LAYERS, OUTPUT, *MOVABLE, FULL_OFFLOAD, PIPELINE, HOST + LAYERS,
+    *(HOST + g for g in MOVABLE),
 )  # fmt: skip
 
 Combination = tuple[str, ...]  # the features a device has, in ``FEATURES`` order
@@ -103,15 +108,27 @@ def own_features(units: Sequence[Unit]) -> tuple[str, ...]:
 HOST_UNITS = (Unit.EXPERTS,)
 
 
-def combination(own: Sequence[str], full_offload: bool, host: Sequence[str] = ()) -> Combination:
-    """The combination of a device with ``own`` features: ``full_offload`` only counts for a
-    device that runs something (an idle one has no buffer whatever the others do); ``host``,
-    the host's layers and ``HOST_UNITS`` it holds, counts for the op-offload GPU whatever it
-    runs."""
+def combination(
+    own: Sequence[str], full_offload: bool, host: Sequence[str] = (), pipeline: bool = False
+) -> Combination:
+    """The combination of a device with ``own`` features: ``full_offload`` (and, for a full
+    offload, ``pipeline``) only counts for a device that runs something (an idle one has no
+    buffer whatever the others do); ``host``, the host's layers and ``HOST_UNITS`` it holds,
+    counts for the op-offload GPU whatever it runs."""
     present = {*own, *host}
     if own and full_offload:
         present.add(FULL_OFFLOAD)
+        if pipeline:
+            present.add(PIPELINE)
     return tuple(f for f in FEATURES if f in present)
+
+
+def pipelines(plan: Plan) -> bool:
+    """Whether llama.cpp pipelines the plan (``llama_context``: several devices, every layer
+    and the head offloaded, no tensor overrides; ``workload._pipeline_parallel``): four
+    copies of each split input, so larger compute buffers."""
+    moved = any(d is not None for devices in plan.overrides.values() for d in devices)
+    return len(plan.gpus) > 1 and plan.n_cpu_layers == 0 and not moved
 
 
 def plan_combinations(
@@ -131,12 +148,13 @@ def plan_combinations(
             if g in units:
                 target = moved[il] if moved is not None else None
                 runs.setdefault(target or layer_devices[il], set()).add(g)
-    full = plan.n_cpu_layers == 0
+    full, pipelined = plan.n_cpu_layers == 0, pipelines(plan)
     host = [HOST + f for f in (LAYERS, *HOST_UNITS) if f in runs.get(CPU, ())]
-    return {
-        device: combination(tuple(runs[device]), full, host if device == offload else ())
-        for device in devices
-    }
+    combos = {}
+    for device in devices:
+        copied = host if device == offload else ()
+        combos[device] = combination(tuple(runs[device]), full, copied, pipelined)
+    return combos
 
 
 def plan_combination(

@@ -462,6 +462,7 @@ def _add_buffers(
         for k in range(cx.n_dev)
     ]
     host = {HOST + f: literals[0][f] for f in (LAYERS, *HOST_UNITS) if f in literals[0]}
+    modes = _add_offload_modes(cx, active, m)
     buffers = []
     for k, device in enumerate(problem.devices):
         literal = {**literals[k], **host}
@@ -470,20 +471,42 @@ def _add_buffers(
         for size in range(len(own) + 1):
             for chosen in itertools.combinations(own, size):
                 exact = [literal[f] if f in chosen else literal[f].Not() for f in own]
-                for full in (False, True) if chosen else (False,):
-                    offload = [active[0].Not() if full else active[0]] if chosen else []
+                variants = list(modes.items()) if chosen else [((False, False), [])]
+                for (full, pipelined), mode in variants:
                     for on_host in _subsets(extra):
                         if extra and chosen and (HOST + LAYERS in on_host) == full:
                             continue  # the host runs layers unless all are offloaded
-                        nbytes = table.bytes_for(device, combination(chosen, full, on_host))
+                        combo = combination(chosen, full, on_host, pipelined)
                         copied = [literal[f] if f in on_host else literal[f].Not() for f in extra]
-                        bounds.append((nbytes, exact + offload + copied))
+                        bounds.append((table.bytes_for(device, combo), exact + mode + copied))
         buffer = model.new_int_var(0, max(nbytes for nbytes, _ in bounds), f"buffer[{k}]")
         for nbytes, condition in bounds:
             if nbytes:
                 model.add(buffer >= nbytes).only_enforce_if(condition)
         buffers.append(buffer)
     return buffers
+
+
+def _add_offload_modes(
+    cx: _Context, active: list[cp_model.IntVar], m: _Patterns
+) -> dict[tuple[bool, bool], list[cp_model.IntVar]]:
+    """The literals of (full offload, pipelined): partial offload ``active[0]``; with several
+    GPUs, ``pipeline`` = not ``active[0]`` and ``plain`` (no unit moved off its layer's
+    device: no ``-ot``), which llama.cpp pipelines (``solver.placement.buffers.pipelines``)."""
+    full = active[0].Not()
+    if cx.n_dev < 3:
+        return {(False, False): [active[0]], (True, False): [full]}
+    model = cx.model
+    plain = model.new_bool_var("plain")
+    moved = []
+    for (c, d, pattern), var in m.items():
+        if any(t != d for t in pattern):
+            model.add(var <= len(cx.classes[c].members) * (1 - plain))
+            moved.append(var)
+    model.add(sum(moved) + plain >= 1)
+    pipeline = _product(model, full, plain, "pipeline")
+    return {(False, False): [active[0]], (True, False): [full, pipeline.Not()],
+            (True, True): [pipeline]}  # fmt: skip
 
 
 def _subsets(items: Sequence[str]) -> list[tuple[str, ...]]:
