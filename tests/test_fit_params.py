@@ -52,23 +52,9 @@ def test_fit_params_output_and_rpc_free_memory_are_read() -> None:
     }
 
 
-# Measured at 959906e: on qwen3moe/8 x0.6 fit's plan is priced 0.958x of llama-fit-params'
-# (1007 vs 1051 t/s), 0.16 MiB fewer weights on the devices. fit's own memory model puts
-# `-ngl 9 -ts 5,4 -ot blk\.4\.ffn_.*_exps\.=@1` at 17,218,048 and 13,848,736 B of a
-# 17,973,248 B budget and prices it at 1051 t/s, yet the solver returns the slower plan with a
-# proven gap under 1e-6: it charges RPC0's combination (layers + experts, full offload)
-# 19.98 MiB, the replay of `-ngl 9 -ts 5,4` (pipelined: no -ot), where that plan (one -ot, so
-# not pipelined) gives 7.35 MiB, both as the real llama-server allocates them.
-NOT_YET = pytest.mark.xfail(
-    strict=True,
-    reason="the solver's assumed buffers exclude a plan its memory model says fits (0.958x)",
-)
-CASES = [pytest.param(c, marks=NOT_YET) if c.id == "qwen3moe/8 x0.6" else c for c in CI_CASES]
-
-
 @pytest.mark.llama
 @pytest.mark.slow
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+@pytest.mark.parametrize("case", CI_CASES, ids=lambda case: case.id)
 def test_fit_shows_what_it_must_against_llama_fit_params(
     case: Case, synthetic_gguf, shared_rpc_servers, server_env, tmp_path
 ) -> None:
