@@ -73,6 +73,7 @@ from solver.llama.compute_graph.inputs import (
 from solver.llama.compute_graph.kimi_linear import check_kimi_layers, kda_block
 from solver.llama.compute_graph.llama4 import build_llama4
 from solver.llama.compute_graph.nemotron_h import build_nemotron_h
+from solver.llama.compute_graph.output import logits
 from solver.llama.compute_graph.qwen3next import build_qwen3next
 from solver.llama.compute_graph.qwen35 import build_qwen35
 from solver.llama.compute_graph.recurrent import RsInputs, build_rs_inputs
@@ -257,18 +258,4 @@ def _output_head(b: GraphBuilder, recipe: ArchRecipe, cur: Tensor, out_ids: Tens
     cur = b.build_norm(cur, b.w("output_norm.weight"), b.w("output_norm.bias"), -1)
     if recipe.h_nextn_output == "norm":
         h_nextn = cur
-    b.cb(cur, "result_norm", -1)
-    t_embd = cur
-    cur = b.build_lora_mm(b.output_weight(), cur)
-    output_b = b.w("output.bias")
-    if output_b is not None:
-        cur = g.add(cur, output_b)
-    if b.hp.f_final_logit_softcapping:
-        cur = g.scale(cur)
-        cur = g.unary(cur, "tanh")
-        cur = g.scale(cur)
-    b.cb(cur, "result_output", -1)
-    b.gf.expand(cur)
-    for t in (cur, t_embd, h_nextn):
-        if t is not None:
-            t.set_output()
+    logits(b, cur, h_nextn, bias=True, softcap=True)
