@@ -23,7 +23,7 @@ llama-server log, per device: weights, KV, recurrent state and output exact, com
 output bytes the plan printed for the full model, per device, must equal the scaled launch's
 (they do not depend on the expert count); its weights and compute do (and compute on a CUDA
 GPU follows ggml-cuda, which an RPC device does not run), so those are checked on the scaled
-launch only. The four launches took 177-199 s on 2 cores shared with other jobs (load 9):
+launch only. The four launches took 83-199 s on 2 cores shared with other jobs (load 2-9):
 the 248,320-token vocabulary and up to 4 GiB of weights copied to the RPC servers.
 """
 
