@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 import uuid
@@ -17,6 +18,19 @@ import pytest
 pytest_plugins = ["tests.gguf_factory", "tests.workspace_support"]
 
 CACHE = Path.home() / ".cache" / "fit"
+
+
+def pytest_configure() -> None:
+    """Let the processes the tests start get Ctrl-C as a terminal's foreground job would.
+
+    A suite started in the background by a shell without job control (``pytest &`` in a
+    script, ``(pytest &)``) inherits SIGINT ignored, and so would every fit it starts: Python
+    then installs no KeyboardInterrupt, and a test that interrupts fit would see it run on
+    to exit 0 (or, with no end of its own, time out). A handled SIGINT here is reset to the
+    default in each child at exec.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

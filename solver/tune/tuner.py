@@ -29,7 +29,8 @@ more than the difference's own interval excluding zero), which suits a best-of-m
 mean is biased upwards by the picking.
 
 Storage is any Optuna RDB URL (SQLite in the workspace by default) with a heartbeat: a trial
-left RUNNING by a killed process goes stale after ``grace`` seconds, is failed, and
+left RUNNING by a killed process (it beats once before launching anything, then every
+``heartbeat`` seconds) goes stale after ``grace`` seconds, is failed, and
 ``RetryHeartbeatStaleTrialCallback`` queues it again, so ``fit tune`` resumes where it was
 killed and several machines can share one study.
 """
@@ -329,6 +330,7 @@ class TuneObjective:
         self.repetitions = max(1, repetitions)
 
     def __call__(self, trial: optuna.Trial) -> float:
+        _beat(trial)
         settings = self.space.suggest(trial)
         args = tuned_args(self.args, settings)
         trial.set_user_attr("args", args)
@@ -452,6 +454,18 @@ def open_study(
             f"study {name} optimises {stored}, not {objective.value}; use another --study"
         )
     return study
+
+
+def _beat(trial: optuna.Trial) -> None:
+    """Record the trial's heartbeat now, before anything is launched.
+
+    Optuna's heartbeat thread writes its first beat alongside the trial, and it counts a
+    RUNNING trial without any beat as alive for ever: a worker killed before that first write
+    (easily, on a loaded machine) would leave its trial RUNNING in every later run. With a
+    beat written first, a trial whose worker died is stale once ``grace`` has passed."""
+    storage = trial.storage
+    if isinstance(storage, RDBStorage) and storage.get_heartbeat_interval() is not None:
+        storage.record_heartbeat(trial._trial_id)  # Optuna names a trial's row id nowhere else
 
 
 @contextmanager
