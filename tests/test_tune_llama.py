@@ -110,7 +110,9 @@ def test_tune_resumes_after_being_killed_mid_trial(
     first = killed[0]
     assert first.state is TrialState.COMPLETE
     assert [t.state for t in killed[1:]] == [TrialState.RUNNING]
-    time.sleep(2.5)  # the killed trial's heartbeat (1 s) must be older than its grace (2 s)
+    # the killed trial's last beat must be older than its grace (2 s) by SQLite's clock, which
+    # counts whole seconds (CURRENT_TIMESTAMP): 3 s later the two differ by at least 3
+    time.sleep(3)
 
     again = subprocess.run(
         [sys.executable, "-m", "cli", *args], cwd=REPO, env=server_env,

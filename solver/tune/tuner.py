@@ -47,6 +47,7 @@ from pathlib import Path
 import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import BaseHeartbeat  # public: fail_stale_trials' home
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import ArgumentError
@@ -463,8 +464,8 @@ def _beat(trial: optuna.Trial) -> None:
     RUNNING trial without any beat as alive for ever: a worker killed before that first write
     (easily, on a loaded machine) would leave its trial RUNNING in every later run. With a
     beat written first, a trial whose worker died is stale once ``grace`` has passed."""
-    storage = trial.storage
-    if isinstance(storage, RDBStorage) and storage.get_heartbeat_interval() is not None:
+    storage = trial.storage  # the RDBStorage, wrapped in Optuna's cache
+    if isinstance(storage, BaseHeartbeat) and storage.get_heartbeat_interval() is not None:
         storage.record_heartbeat(trial._trial_id)  # Optuna names a trial's row id nowhere else
 
 
