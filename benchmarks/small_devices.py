@@ -17,28 +17,17 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from profiles.rigs import loopback_rpc_rig
 from solver.gguf.sources import load_inventory
 from solver.gguf.synthetic import tiny_blueprint, write_synthetic_gguf
-from solver.hardware.scenario import Gpu, GpuSpec, Hardware, Host
 from solver.placement.solve import SolveRequest, solve
-from solver.quantities import CPU, GIB, MIB
+from solver.quantities import CPU, MIB
 
+ENDPOINTS = ("127.0.0.1:50052", "127.0.0.1:50053")  # never contacted
 ARCHS = ("llama", "qwen3moe", "gemma3", "gpt-oss")
 REQUEST = SolveRequest(
     contexts=(4096,), n_ubatch=512, gpu_margin_bytes=0, ram_reserve_bytes=0, flash_attn="on"
 )
-
-
-def rig(vram_bytes: int) -> Hardware:
-    spec = GpuSpec(name="rpc-cpu", vram_bytes=vram_bytes, bandwidth_bytes_per_s=200e9,
-                   fp16_flops=2e12, pcie_gen=4, pcie_lanes=16)  # fmt: skip
-    endpoints = ("127.0.0.1:50052", "127.0.0.1:50053")  # never contacted
-    gpus = tuple(
-        Gpu(device=f"RPC{i}", spec=spec, pcie_gen=4, pcie_lanes=16, rpc_endpoint=endpoint)
-        for i, endpoint in enumerate(endpoints)
-    )
-    host = Host(ram_bytes=8 * GIB, bandwidth_bytes_per_s=20e9, cores=2)
-    return Hardware(name="rpc-small", gpus=gpus, host=host)
 
 
 def model(arch: str, folder: Path) -> Path:
@@ -63,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         for arch in ARCHS:
             inventory = load_inventory(str(model(arch, Path(folder))))
             for budget in budgets:
-                report = solve(inventory, rig(budget * MIB), REQUEST)
+                report = solve(inventory, loopback_rpc_rig(ENDPOINTS, budget * MIB), REQUEST)
                 devices = {n: d for n, d in report.devices.items() if n != CPU}
                 placed = sum(d.weights for d in devices.values()) / MIB
                 used = [f"{d.total / MIB:.1f}/{budget}" for d in devices.values()]

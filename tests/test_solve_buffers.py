@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import pytest
 
+from profiles.rigs import loopback_rpc_rig
 from solver.gguf.sources import load_inventory
 from solver.gguf.synthetic import tiny_blueprint
-from solver.hardware.scenario import Gpu, GpuSpec, Hardware, Host
 from solver.placement.cpsat import SolveStatus
 from solver.placement.setting import resolve_setting
 from solver.placement.solve import SCENARIO_CPU, SolveRequest, plan_report, solve
@@ -32,24 +32,6 @@ REQUEST = SolveRequest(
 ENDPOINTS = ["127.0.0.1:50052", "127.0.0.1:50053"]  # not contacted unless launched
 
 
-def rpc_rig(endpoints: list[str], vram_bytes: int) -> Hardware:
-    """Two CPU-backed RPC devices posing as GPUs of ``vram_bytes`` each, and this CPU."""
-    spec = GpuSpec(
-        name="rpc-cpu",
-        vram_bytes=vram_bytes,
-        bandwidth_bytes_per_s=200e9,
-        fp16_flops=2e12,
-        pcie_gen=4,
-        pcie_lanes=16,
-    )
-    gpus = tuple(
-        Gpu(device=f"RPC{i}", spec=spec, pcie_gen=4, pcie_lanes=16, rpc_endpoint=endpoint)
-        for i, endpoint in enumerate(endpoints)
-    )
-    host = Host(ram_bytes=8 * GIB, bandwidth_bytes_per_s=20e9, cores=2)
-    return Hardware(name="rpc-small", gpus=gpus, host=host)
-
-
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory: pytest.TempPathFactory):
     from solver.gguf.synthetic import write_synthetic_gguf
@@ -61,7 +43,7 @@ def small_model(tmp_path_factory: pytest.TempPathFactory):
 
 def test_weights_go_to_devices_whose_buffers_are_near_their_budget(small_model) -> None:
     inventory = load_inventory(str(small_model))
-    hardware = rpc_rig(ENDPOINTS, BUDGET)
+    hardware = loopback_rpc_rig(ENDPOINTS, BUDGET)
     report = solve(inventory, hardware, REQUEST)
     assert report.status is SolveStatus.OPTIMAL, report
     assert report.plan is not None and report.plan.n_gpu_layers > 0, report.args
@@ -85,8 +67,8 @@ def test_weights_go_to_devices_whose_buffers_are_near_their_budget(small_model) 
 def test_the_old_charge_would_have_left_the_devices_empty(small_model) -> None:
     """The premise: the largest GPU buffer (a full offload's first GPU) exceeds the budget."""
     inventory = load_inventory(str(small_model))
-    hardware = rpc_rig(ENDPOINTS, BUDGET)
-    roomy = solve(inventory, rpc_rig(ENDPOINTS, 4 * GIB), REQUEST)
+    hardware = loopback_rpc_rig(ENDPOINTS, BUDGET)
+    roomy = solve(inventory, loopback_rpc_rig(ENDPOINTS, 4 * GIB), REQUEST)
     assert roomy.plan is not None and roomy.plan.n_cpu_layers == 0  # a full offload
     largest = max(d.compute + d.output for n, d in roomy.devices.items() if n != CPU)
     assert largest > BUDGET - 2 * MIB, largest
@@ -106,7 +88,7 @@ def test_the_loop_learns_buffers_both_ways(tmp_path) -> None:
     )  # fmt: skip
     path = tmp_path / "fit-small-gemma3.gguf"
     write_synthetic_gguf(blueprint, "Q4_K_M", path, sparse=True)
-    report = solve(load_inventory(str(path)), rpc_rig(ENDPOINTS, 50 * MIB), REQUEST)
+    report = solve(load_inventory(str(path)), loopback_rpc_rig(ENDPOINTS, 50 * MIB), REQUEST)
     assert report.status is SolveStatus.OPTIMAL and report.rounds >= 2, report.decisions
     learned = [d for d in report.decisions if d.action == "learned buffers"]
     assert any(d.to_mib < d.from_mib and d.over_mib <= 0 for d in learned), learned
@@ -121,7 +103,7 @@ def test_the_loop_learns_buffers_both_ways(tmp_path) -> None:
 @pytest.mark.slow
 def test_the_plan_fits_the_rpc_servers_for_real(small_model, rpc_servers, run_llama) -> None:
     inventory = load_inventory(str(small_model))
-    hardware = rpc_rig(list(rpc_servers.endpoints), BUDGET)
+    hardware = loopback_rpc_rig(list(rpc_servers.endpoints), BUDGET)
     report = solve(inventory, hardware, REQUEST)
     assert report.plan is not None and report.plan.n_gpu_layers > 0, report.args
     run = run_llama(small_model, *report.args, "--no-warmup", "-t", "2", rpc=rpc_servers)
