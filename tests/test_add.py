@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from cli import cli
 from profiles.models_conf import ModelsConf, is_tested
-from tests.fake_hub import FakeHub
+from tests.fake_hub import FakeHub, use_hub
 from tests.humaneval_plus import write_humaneval_plus
 from tests.workspace_support import example_workspace, invoke
 
@@ -46,12 +46,7 @@ def gemma_repo(
     with FakeHub() as hub:
         hub.add(REPO, "gemma-3-270m-it-Q4_K_M.gguf", gemma_gguf, lfs=True)
         hub.add(REPO, "README.md", card)
-        monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-        monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-        monkeypatch.delenv("HF_TOKEN", raising=False)
+        use_hub(monkeypatch, hub, tmp_path / "hf-home")
         yield hub
 
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from cli import cli
 from profiles.evaluating import QuantEvaluation, recommend
 from solver.gguf.repo import RepoFile, group_quants, quant_label
-from tests.fake_hub import FakeHub
+from tests.fake_hub import FakeHub, use_hub
 from tests.gguf_bytes import write_llama
 
 REPO = "unsloth/Tiny-GGUF"
@@ -43,12 +43,7 @@ We suggest using `temperature=0.7`, `top_p=0.8`.
 @pytest.fixture
 def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeHub]:
     with FakeHub() as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
-        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-        monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-        monkeypatch.delenv("HF_TOKEN", raising=False)
+        use_hub(monkeypatch, server, tmp_path / "hf-home")
         monkeypatch.chdir(tmp_path)
         yield server
 

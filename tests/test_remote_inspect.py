@@ -22,7 +22,7 @@ from solver.gguf.inventory import Inventory
 from solver.gguf.reader import MAX_WINDOW, read_local_header
 from solver.gguf.sources import load_inventory
 from solver.quantities import MIB
-from tests.fake_hub import COMMIT, FakeHub
+from tests.fake_hub import COMMIT, FakeHub, use_hub
 from tests.gguf_bytes import llama_metadata, write_llama
 
 REPO = "someone/models-GGUF"
@@ -31,12 +31,7 @@ REPO = "someone/models-GGUF"
 @pytest.fixture
 def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeHub]:
     with FakeHub() as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
-        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-        monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-        monkeypatch.delenv("HF_TOKEN", raising=False)
+        use_hub(monkeypatch, server, tmp_path / "hf-home")
         yield server
 
 
