@@ -38,6 +38,8 @@ SYNTHETIC_ARCHS += ("kimi-linear",)
 # deepseek4: a raw sliding-window cache beside K caches of 4- and 128-fold compressed
 # positions, the indexer's, and their compressors' states (compute not modelled yet)
 SYNTHETIC_ARCHS += ("deepseek4",)
+# qwen3vl / qwen3vlmoe: IMRoPE positions, input rows 4 x n_embd wide, 3 deepstack layers
+SYNTHETIC_ARCHS += ("qwen3vl", "qwen3vlmoe")
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a miniature
@@ -266,6 +268,19 @@ SYNTHETIC = [
             "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,1 -fa off",
             "exps-cpu-ub": "-c 2048 -np 2 -ngl 5 -ts 2,1 -ot exps=CPU -ub 256",
             "nkvo-q8": "-c 2048 -np 2 -ngl 99 -ts 1,1 -nkvo -ctk q8_0 -ctv q8_0 -fa on",
+        },
+        # qwen3vl: deepstack slices added after layers 0-2, split across devices at 2 / 5
+        "qwen3vl/8": {
+            "split-q8": "-c 2048 -ngl 99 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
+            "partial-nkvo-ub": "-c 2048 -np 2 -ngl 6 -ts 1,1 -nkvo -ub 128",
+            "ffn-cpu": r"-c 2048 -ngl 99 -ts 2,1 -ot blk\.[12]\.ffn_.*=CPU",
+        },
+        "qwen3vlmoe/8": {
+            "split": "-c 1024 -ngl 99 -ts 1,1",
+            "cpu-moe-q8": "-c 2048 -ngl 99 -ts 2,1 --cpu-moe -ctk q8_0 -ctv q8_0 -fa on",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,1 -fa off",
+            "partial-nkvo-ub": "-c 2048 -np 2 -ngl 7 -ts 1,2 -nkvo -ub 128",
         },
         # nemotron_h_moe: Mamba-2 (0, 4), MoE (1, 3, 5, 7) and attention (2, 6) layers
         "nemotron_h_moe/8": {

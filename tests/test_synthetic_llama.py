@@ -165,6 +165,8 @@ _ARCH_SPECIFIC_REQUIRED = {
     "mistral4": "blk.0.attn_q_a_norm.weight",
     "kimi-linear": "blk.0.ssm_f_b.weight",
     "deepseek4": "blk.1.indexer_compressor_ape.weight",
+    "qwen3vl": "blk.3.attn_k_norm.weight",
+    "qwen3vlmoe": "blk.2.ffn_gate_inp.weight",
 }
 
 

@@ -59,6 +59,8 @@ class Arch(StrEnum):
     MINIMAX_M2 = "minimax-m2"  # MiniMax M2/M2.1: full-width Q/K norms, sigmoid-routed experts
     MISTRAL4 = "mistral4"  # Mistral Small 4: deepseek2's loader and graph (MLA, experts)
     KIMI_LINEAR = "kimi-linear"  # Kimi Linear: KDA linear attention between MLA layers (NoPE)
+    QWEN3VL = "qwen3vl"  # Qwen3-VL's text tower: qwen3 with IMRoPE and deepstack inputs
+    QWEN3VLMOE = "qwen3vlmoe"  # the same over qwen3moe's experts
 
 
 class RopeScaling(BaseModel):
@@ -185,6 +187,11 @@ class Blueprint(BaseModel):
     rope_sections: tuple[int, int, int, int] | None = Field(
         default=None, description="rope_parameters.mrope_section, padded to 4"
     )
+    # qwen3vl / qwen3vlmoe: the vision tower's features added to the first layers' outputs
+    # (their input rows are n_embd * (1 + n_deepstack_layers) wide)
+    n_deepstack_layers: int = Field(
+        default=0, description="len(vision_config.deepstack_visual_indexes)"
+    )
     # gemma4: head_dim is global_head_dim (full-attention layers); the sliding layers' own
     gemma4_head_dim_swa: int = Field(default=0, description="head_dim (sliding layers)")
     gemma4_n_head_kv_full: int = Field(default=0, description="num_global_key_value_heads")
@@ -221,6 +228,7 @@ class Blueprint(BaseModel):
         ):
             raise BadInput(f"{self.name}: gemma4 needs both head widths and the layer pattern")
         moe_archs += (Arch.QWEN3NEXT, Arch.MINIMAX_M2, Arch.MISTRAL4, Arch.KIMI_LINEAR)
+        moe_archs += (Arch.QWEN3VLMOE,)
         if self.architecture in moe_archs and not (self.n_expert and self.n_expert_used):
             raise BadInput(f"{self.name}: {self.architecture} needs n_expert and n_expert_used")
         if self.n_expert_used > self.n_expert:
@@ -250,6 +258,8 @@ class Blueprint(BaseModel):
             self.kda_head_dim and self.ssm_d_conv and self.kv_lora_rank and self.v_head_dim
         ):
             raise BadInput(f"{self.name}: kimi-linear needs the KDA and MLA dimensions")
+        if self.is_qwen3vl:
+            self._check_qwen3vl()
         if self.architecture is Arch.MINIMAX_M2 and self.n_ff != self.n_ff_exp:
             # minimax-m2.cpp creates the experts n_ff (feed_forward_length) wide
             raise BadInput(f"{self.name}: minimax-m2 needs n_ff equal to n_ff_exp")
@@ -282,6 +292,15 @@ class Blueprint(BaseModel):
         if not (routing and self.sliding_window):
             raise BadInput(f"{self.name}: deepseek4 needs sqrtsoftplus, a window, swiglu_limit")
 
+    def _check_qwen3vl(self) -> None:
+        """qwen3vl.cpp: the MRoPE sections are required (load_arch_hparams), the whole head
+        rotates (the graph asserts n_embd_head == n_rot); the deepstack features are added
+        after full-width layers, so there are fewer of them than layers."""
+        if self.rope_sections is None or self.n_rot != self.head_dim_k:
+            raise BadInput(f"{self.name}: {self.architecture} needs rope sections, full rotary")
+        if not 0 <= self.n_deepstack_layers < self.n_layer:
+            raise BadInput(f"{self.name}: n_deepstack_layers must be below n_layer")
+
     def _check_nemotron_h(self) -> None:
         """One pattern letter per layer, the Mamba-2 sizes, experts; no MTP block modelled."""
         needed = (self.ssm_d_conv, self.ssm_d_state, self.ssm_n_group, self.ssm_dt_rank)
@@ -303,6 +322,11 @@ class Blueprint(BaseModel):
         return self.architecture is Arch.KIMI_LINEAR and (
             layer + 1 not in self.full_attention_layers
         )
+
+    @property
+    def is_qwen3vl(self) -> bool:
+        """Qwen3-VL's text tower, dense or MoE."""
+        return self.architecture in (Arch.QWEN3VL, Arch.QWEN3VLMOE)
 
     @property
     def is_gated_delta_net(self) -> bool:
@@ -437,6 +461,11 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         _put_kimi_linear(bp, put)
     if bp.architecture is Arch.DEEPSEEK4:
         _put_deepseek4(bp, put)
+    if bp.is_qwen3vl:
+        # conversion/qwen3vl.py Qwen3VL(Moe)TextModel: the deepstack count; conversion/base.py
+        # writes rope_parameters.mrope_section padded to 4
+        put(K.LLM.NUM_DEEPSTACK_LAYERS, bp.n_deepstack_layers)
+        put(K.Rope.DIMENSION_SECTIONS, list(bp.rope_sections or ()))
     _put_attention_geometry(bp, put)
     _put_rope_scaling(bp, put)
     if bp.sliding_window:
@@ -1283,4 +1312,8 @@ _LAYER_BUILDERS = {
     Arch.NEMOTRON_H_MOE: _nemotron_h_moe_layer,
     Arch.MINIMAX_M2: _minimax_m2_layer,
     Arch.KIMI_LINEAR: _kimi_linear_layer,
+    # qwen3vl.cpp / qwen3vlmoe.cpp load qwen3's / qwen3moe's tensors (and an optional
+    # reranker head, cls_out, that the instruct models lack)
+    Arch.QWEN3VL: _qwen3_layer,
+    Arch.QWEN3VLMOE: _qwen3moe_layer,
 }

@@ -272,6 +272,10 @@ _QWEN3_ATTENTION = (
 )
 _QWEN3 = Family("src/models/qwen3.cpp", _GLOBALS, (*_QWEN3_ATTENTION, *_dense_ffn()))
 _QWEN3MOE = Family("src/models/qwen3moe.cpp", _GLOBALS, (*_QWEN3_ATTENTION, *_experts("FE")))
+# Qwen3-VL's text towers load qwen3's / qwen3moe's tensors, plus a reranker head (cls_out,
+# optional, n_cls_out wide) on the dense one
+_QWEN3VL = replace(_QWEN3, source="src/models/qwen3vl.cpp")
+_QWEN3VLMOE = replace(_QWEN3MOE, source="src/models/qwen3vlmoe.cpp")
 _GEMMA3 = Family(
     "src/models/gemma3.cpp",
     _GLOBALS,
@@ -658,6 +662,8 @@ FAMILIES: dict[str, Family] = {
     "minimax-m2": _MINIMAX_M2,
     "kimi-linear": _KIMI_LINEAR,
     "deepseek4": _DEEPSEEK4,
+    "qwen3vl": _QWEN3VL,
+    "qwen3vlmoe": _QWEN3VLMOE,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.

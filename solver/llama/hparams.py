@@ -67,6 +67,10 @@ UNMODELLED_HYBRID_ARCHS = frozenset(
 _TRUNK_FILTER_ARCHS = frozenset({"qwen3next", "qwen35", "qwen35moe"})
 _NO_FFN_FILTER_ARCHS = frozenset({"nemotron_h", "nemotron_h_moe"})
 
+# load_arch_hparams reads {arch}.n_deepstack_layers (granite's loaders derive the count from
+# a deepstack mapping instead; granite has no compute-graph recipe)
+DEEPSTACK_ARCHS = frozenset({"qwen3vl", "qwen3vlmoe"})
+
 # hparams.causal_attn = false in these loaders
 NON_CAUSAL_ARCHS = frozenset({"dream", "llada", "llada-moe", "gemma-embedding"})
 
@@ -168,6 +172,14 @@ class ModelHparams(BaseModel):
     ssm_dt_rank: int = 0
     ssm_n_group: int = 0
     n_embd_head_kda: int = 0  # kimi-linear: the KDA layers' head width (0: no KDA)
+    # qwen3vl / qwen3vlmoe: layers that add a deepstack slice of the input rows, which are
+    # n_embd_inp() = n_embd * (1 + n_deepstack_layers) wide
+    n_deepstack_layers: int = 0
+
+    @property
+    def n_embd_inp(self) -> int:
+        """llama_hparams::n_embd_inp(): the width of an input embedding row."""
+        return self.n_embd * (1 + self.n_deepstack_layers)
 
     @property
     def n_layer(self) -> int:
@@ -303,6 +315,9 @@ def model_hparams(inventory: Inventory) -> ModelHparams:
         n_embd_r=n_embd_r,
         n_embd_s=n_embd_s,
         **_ssm_sizes(inventory),
+        n_deepstack_layers=_int_meta(inventory, Keys.LLM.NUM_DEEPSTACK_LAYERS, 0)
+        if arch in DEEPSTACK_ARCHS
+        else 0,
     )
 
 

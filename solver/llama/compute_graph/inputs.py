@@ -16,36 +16,62 @@ from solver.ggml import ops as g
 from solver.ggml.ops import F16, F32, I32, I64, Tensor
 from solver.llama.compute_graph.builder import GraphBuilder
 
+# GGML_MROPE_SECTIONS: llama_hparams::n_pos_per_embd() with MRoPE / IMRoPE (qwen35, qwen3vl)
+MROPE_POSITIONS = 4
+
 
 def build_inp_embd(b: GraphBuilder, tok_scale: float = 1.0) -> Tensor:
-    """build_inp_embd: token rows, or given embeddings, or a mix (one branch computes)."""
+    """build_inp_embd: token rows, or given embeddings, or a mix (one branch computes).
+
+    With deepstack layers (qwen3vl) the rows are ``n_embd_inp`` wide (token rows padded with
+    zeros) and the result is a view of their first ``n_embd`` columns, ``res->t_inp_embd``,
+    whose other slices the deepstack layers add (``deepstack_slice``)."""
     hp = b.hp
     n_tokens = b.n_tokens
+    n_embd_inp = hp.n_embd_inp
     tok_embd = b.w("token_embd.weight")
     if tok_embd is None:
         raise BadInput(f"{hp.arch}: the model has no token_embd.weight")
+
+    def token_rows(ids: Tensor) -> Tensor:
+        rows = g.get_rows(tok_embd, ids)
+        return g.pad(rows, n_embd_inp - hp.n_embd) if n_embd_inp != hp.n_embd else rows
+
     tokens = b.input(g.new_tensor(I32, n_tokens), "inp_tokens")
-    embd = b.input(g.new_tensor(F32, hp.n_embd, n_tokens), "inp_embd")
-    tok = g.get_rows(tok_embd, tokens)
+    embd = b.input(g.new_tensor(F32, n_embd_inp, n_tokens), "inp_embd")
+    tok = token_rows(tokens)
     mixed_tokens = b.input(g.new_tensor(I32, n_tokens), "inp_mixed_tokens")
     mixed_slots = b.input(g.new_tensor(I64, n_tokens), "inp_mixed_slots")
-    mixed_embd = b.input(g.new_tensor(F32, hp.n_embd, n_tokens), "inp_mixed_embd")
-    mixed = g.set_rows(g.dup(mixed_embd), g.get_rows(tok_embd, mixed_tokens), mixed_slots)
+    mixed_embd = b.input(g.new_tensor(F32, n_embd_inp, n_tokens), "inp_mixed_embd")
+    mixed = g.set_rows(g.dup(mixed_embd), token_rows(mixed_tokens), mixed_slots)
     b.gf.select([tok, embd, mixed])
     cur = tok
-    if hp.f_embedding_scale != 0.0:
-        cur = g.scale(cur)
-    if tok_scale != 1.0:
+    if n_embd_inp != hp.n_embd:
+        cur = g.view_2d(cur, hp.n_embd, n_tokens, cur.nb[1], 0)
+    # deepstack models scale the token rows only, through the scale_rows input
+    scale_tok_only = hp.f_embedding_scale != 0.0 and hp.n_deepstack_layers > 0
+    if hp.f_embedding_scale != 0.0 and not scale_tok_only:
+        cur = g.scale(cur if cur.is_contiguous() else g.cont(cur))
+    if scale_tok_only or tok_scale != 1.0:
         scale_rows = b.input(g.new_tensor(F32, 1, n_tokens), "inp_scale_rows")
-        cur = g.mul(cur, scale_rows)
+        cur = g.mul(cur if cur.is_contiguous() else g.cont(cur), scale_rows)
     b.cb(cur, "embd", -1)
     b.gf.expand(cur)
     return cur
 
 
-def build_inp_pos(b: GraphBuilder) -> Tensor:
-    """build_inp_pos: one position per token."""
-    return b.input(g.new_tensor(I32, b.n_tokens), "inp_pos")
+def deepstack_slice(b: GraphBuilder, inp_embd: Tensor, il: int) -> Tensor:
+    """qwen3vl.cpp: the input rows' slice layer il adds to its output (a view of
+    ``res->t_inp_embd``, ``build_inp_embd``'s unscaled result)."""
+    n_embd = b.hp.n_embd
+    offset = (il + 1) * g.row_size(F32, n_embd)
+    return g.view_2d(inp_embd, n_embd, b.n_tokens, inp_embd.nb[1], offset)
+
+
+def build_inp_pos(b: GraphBuilder, per_token: int = 1) -> Tensor:
+    """build_inp_pos: ``per_token`` positions per token (llama_hparams::n_pos_per_embd: 4
+    with MRoPE/IMRoPE)."""
+    return b.input(g.new_tensor(I32, b.n_tokens * per_token), "inp_pos")
 
 
 def build_inp_attn_scale(b: GraphBuilder) -> Tensor | None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from solver.ggml import ops as g
-from solver.ggml.ops import I32, Tensor
+from solver.ggml.ops import Tensor
 from solver.llama.compute_graph.attention import build_attn, projection
 from solver.llama.compute_graph.builder import GraphBuilder
 from solver.llama.compute_graph.ffn import (
@@ -31,10 +31,12 @@ from solver.llama.compute_graph.ffn import (
     dense_ffn,
 )
 from solver.llama.compute_graph.inputs import (
+    MROPE_POSITIONS,
     AttnInputs,
     build_attn_inp,
     build_inp_embd,
     build_inp_out_ids,
+    build_inp_pos,
 )
 from solver.llama.compute_graph.output import seeded_output_head
 from solver.llama.compute_graph.recurrent import (
@@ -45,9 +47,6 @@ from solver.llama.compute_graph.recurrent import (
     recurrent_attn,
     state_tensors,
 )
-
-# llama_hparams::n_pos_per_embd for LLAMA_ROPE_TYPE_IMROPE (qwen35, qwen35moe): 4 positions
-IMROPE_POSITIONS = 4
 
 _DELTA_NET_WEIGHTS = (
     "attn_qkv.weight", "attn_gate.weight", "ssm_conv1d.weight", "ssm_dt.bias", "ssm_a",
@@ -147,8 +146,8 @@ def _layer(b: GraphBuilder, blocks: HybridBlocks, ins: _Inputs, il: int, inp_l: 
 
 
 def _imrope_positions(b: GraphBuilder) -> Tensor:
-    """IMRoPE: ``IMROPE_POSITIONS`` positions per token."""
-    return b.input(g.new_tensor(I32, b.n_tokens * IMROPE_POSITIONS), "inp_pos")
+    """IMRoPE: ``MROPE_POSITIONS`` positions per token."""
+    return build_inp_pos(b, MROPE_POSITIONS)
 
 
 # --- gated full attention ------------------------------------------------------------------

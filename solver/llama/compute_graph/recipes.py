@@ -19,9 +19,6 @@ here (fit refuses their compute buffers: ``ComputeNotModelled``), as of 2026-12:
 =================  =====================================  ==========================================
 architecture       models                                 why popular (source)
 =================  =====================================  ==========================================
-qwen3vl/-moe       Qwen3-VL 2B..235B-A22B (text tower)    qwen3-vl-2b-instruct leads a year's HF
-                                                          download ranking (solmaz.io/x/2068380321
-                                                          629032850)
 glm-dsa            GLM-5, GLM-5.1, GLM-5.2                ggml-org/llama.cpp#19460; Unsloth GGUFs
                                                           (ikawrakow/ik_llama.cpp#1268); GLM-5.2
                                                           trending (eyesinai.com Hub tracker)
@@ -63,12 +60,14 @@ from solver.llama.compute_graph.ffn import (
 )
 from solver.llama.compute_graph.gemma4 import build_gemma4
 from solver.llama.compute_graph.inputs import (
+    MROPE_POSITIONS,
     AttnInputs,
     build_attn_inp,
     build_inp_attn_scale,
     build_inp_embd,
     build_inp_out_ids,
     build_inp_pos,
+    deepstack_slice,
 )
 from solver.llama.compute_graph.kimi_linear import check_kimi_layers, kda_block
 from solver.llama.compute_graph.llama4 import build_llama4
@@ -100,6 +99,8 @@ class ArchRecipe:
     shared_expert_gate: bool = False  # qwen2moe: sigmoid gate on the shared expert
     sinks: bool = False  # gpt-oss attention sinks
     qk_norm_full: bool = False  # minimax-m2: Q/K normed over all heads, before the reshape
+    # qwen3vl: ggml_rope_multi with IMRoPE, llama_hparams::n_pos_per_embd() positions a token
+    rope_positions: int = 1
     # the block of a layer with recurrent state instead of attention (kimi-linear's KDA), and
     # the check that the file's layers are what the recipe builds (reserve's default else)
     recurrent: Callable[[GraphBuilder, RsInputs, int, Tensor], Tensor] | None = None
@@ -155,6 +156,11 @@ RECIPES: dict[str, ArchRecipe] = {
     # minimax-m2.cpp: qwen3moe's layer with full-width Q/K norms and sigmoid routing with the
     # selection bias; build_moe_ffn's norm_w is true (the GGUF writes the gating function)
     "minimax-m2": ArchRecipe(qk_norm_full=True, gating=GATING_SIGMOID),
+    # qwen3vl.cpp / qwen3vlmoe.cpp: qwen3's / qwen3moe's layer with IMRoPE (4 positions a
+    # token; ggml_rope_multi has ggml_rope's shape) and the deepstack slices of the input rows
+    # added after the first n_deepstack_layers layers (build_generic, from the hparams)
+    "qwen3vl": ArchRecipe(rope_positions=MROPE_POSITIONS),
+    "qwen3vlmoe": ArchRecipe(rope_positions=MROPE_POSITIONS),
 }
 
 
@@ -173,11 +179,13 @@ class _GraphInputs:
 def build_generic(b: GraphBuilder, recipe: ArchRecipe) -> None:
     """The pre-norm transformer template shared by llama, qwen*, gemma3, deepseek2, gpt-oss."""
     tok_scale = math.sqrt(b.hp.n_embd) if recipe.tok_scale_sqrt_embd else 1.0
-    inp_l = build_inp_embd(b, tok_scale)
+    inp_embd = inp_l = build_inp_embd(b, tok_scale)
     ins = _graph_inputs(b, recipe)
     for il in range(b.hp.n_layer):
         b.gf.segment = 1 + il
         inp_l = _layer(b, recipe, ins, il, inp_l)
+        if il < b.hp.n_deepstack_layers:
+            inp_l = g.add(inp_l, deepstack_slice(b, inp_embd, il))
     b.gf.segment = 1 + b.hp.n_layer
     _output_head(b, recipe, inp_l, ins.out_ids)
 
@@ -186,7 +194,7 @@ def _graph_inputs(b: GraphBuilder, recipe: ArchRecipe) -> _GraphInputs:
     """The inputs after the embedding, in llama.cpp's order; and the model's MoE routing."""
     hp = b.hp
     attn_scale = build_inp_attn_scale(b)
-    inp_pos = build_inp_pos(b)  # unused (and so not in the graph) without RoPE
+    inp_pos = build_inp_pos(b, recipe.rope_positions)  # not in the graph without RoPE
     rs = build_rs_inputs(b) if recipe.recurrent is not None else None
     attn = build_attn_inp(b, recipe.attention)
     out_ids = build_inp_out_ids(b)
