@@ -40,6 +40,9 @@ SYNTHETIC_ARCHS += ("kimi-linear",)
 SYNTHETIC_ARCHS += ("deepseek4",)
 # qwen3vl / qwen3vlmoe: IMRoPE positions, input rows 4 x n_embd wide, 3 deepstack layers
 SYNTHETIC_ARCHS += ("qwen3vl", "qwen3vlmoe")
+# step35: full (0, 4) and sliding layers of two head counts, the head-wise attention gate,
+# rope factors on full layers only, a shared expert; MTP-layer tensors loaded though unused
+SYNTHETIC_ARCHS += ("step35",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a miniature
@@ -281,6 +284,13 @@ SYNTHETIC = [
             "cpu-moe-q8": "-c 2048 -ngl 99 -ts 2,1 --cpu-moe -ctk q8_0 -ctv q8_0 -fa on",
             "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,1 -fa off",
             "partial-nkvo-ub": "-c 2048 -np 2 -ngl 7 -ts 1,2 -nkvo -ub 128",
+        },
+        # step35: full attention on layers 0 and 4, sliding (twice the heads) elsewhere
+        "step35/8": {
+            "split-q8": "-c 2048 -ngl 99 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
+            "cpu-moe-ub": "-c 2048 -ngl 99 -ts 2,1 --cpu-moe -ub 128",
+            "partial-nkvo": "-c 2048 -np 2 -ngl 5 -ts 1,1 -nkvo",
         },
         # nemotron_h_moe: Mamba-2 (0, 4), MoE (1, 3, 5, 7) and attention (2, 6) layers
         "nemotron_h_moe/8": {

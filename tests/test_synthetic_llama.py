@@ -167,6 +167,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "deepseek4": "blk.1.indexer_compressor_ape.weight",
     "qwen3vl": "blk.3.attn_k_norm.weight",
     "qwen3vlmoe": "blk.2.ffn_gate_inp.weight",
+    "step35": "output.weight",
 }
 
 

@@ -61,6 +61,7 @@ class Arch(StrEnum):
     KIMI_LINEAR = "kimi-linear"  # Kimi Linear: KDA linear attention between MLA layers (NoPE)
     QWEN3VL = "qwen3vl"  # Qwen3-VL's text tower: qwen3 with IMRoPE and deepstack inputs
     QWEN3VLMOE = "qwen3vlmoe"  # the same over qwen3moe's experts
+    STEP35 = "step35"  # Step-3.5-Flash: full/sliding layers of two head counts, head-wise gate
 
 
 class RopeScaling(BaseModel):
@@ -217,6 +218,14 @@ class Blueprint(BaseModel):
     )
     # qwen3next files converted before attn_qkv / attn_gate: one fused ssm_in per DeltaNet layer
     legacy_ssm_in: bool = Field(default=False, description="the converter's old in_proj_qkvz")
+    # step35: full attention on layers 0, p, 2p, ... (MTP layers too), sliding between them,
+    # with their own query-head count; every layer has the head-wise attention gate g_proj
+    step35_full_period: int = Field(
+        default=0, description="layer_types: full_attention every period-th layer from 0"
+    )
+    n_head_swa: int = Field(
+        default=0, description="attention_other_setting.num_attention_heads (sliding layers)"
+    )
     tokenizer: Tokenizer = Tokenizer()
 
     @model_validator(mode="after")
@@ -229,6 +238,7 @@ class Blueprint(BaseModel):
             raise BadInput(f"{self.name}: gemma4 needs both head widths and the layer pattern")
         moe_archs += (Arch.QWEN3NEXT, Arch.MINIMAX_M2, Arch.MISTRAL4, Arch.KIMI_LINEAR)
         moe_archs += (Arch.QWEN3VLMOE,)
+        moe_archs += (Arch.STEP35,)
         if self.architecture in moe_archs and not (self.n_expert and self.n_expert_used):
             raise BadInput(f"{self.name}: {self.architecture} needs n_expert and n_expert_used")
         if self.n_expert_used > self.n_expert:
@@ -260,6 +270,8 @@ class Blueprint(BaseModel):
             raise BadInput(f"{self.name}: kimi-linear needs the KDA and MLA dimensions")
         if self.is_qwen3vl:
             self._check_qwen3vl()
+        if self.architecture is Arch.STEP35:
+            self._check_step35()
         if self.architecture is Arch.MINIMAX_M2 and self.n_ff != self.n_ff_exp:
             # minimax-m2.cpp creates the experts n_ff (feed_forward_length) wide
             raise BadInput(f"{self.name}: minimax-m2 needs n_ff equal to n_ff_exp")
@@ -300,6 +312,15 @@ class Blueprint(BaseModel):
             raise BadInput(f"{self.name}: {self.architecture} needs rope sections, full rotary")
         if not 0 <= self.n_deepstack_layers < self.n_layer:
             raise BadInput(f"{self.name}: n_deepstack_layers must be below n_layer")
+
+    def _check_step35(self) -> None:
+        """step35.cpp: a window and the full/sliding pattern (load_arch_hparams reads both
+        unconditionally), KV heads dividing the sliding layers' query heads, and the shared
+        expert's width (the converter writes share_expert_dim)."""
+        if not (self.sliding_window and self.step35_full_period and self.n_ff_shexp):
+            raise BadInput(f"{self.name}: step35 needs the window, its pattern, n_ff_shexp")
+        if self.n_head_swa % self.n_head_kv:
+            raise BadInput(f"{self.name}: n_head_swa {self.n_head_swa} not a multiple of KV heads")
 
     def _check_nemotron_h(self) -> None:
         """One pattern letter per layer, the Mamba-2 sizes, experts; no MTP block modelled."""
@@ -364,6 +385,14 @@ class Blueprint(BaseModel):
         if self.is_mla:
             return self.qk_rope_head_dim
         return self.rope_dim if self.rope_dim is not None else self.head_dim_k
+
+    def is_step35_swa_layer(self, layer: int) -> bool:
+        """step35 layer_types: sliding but on every step35_full_period-th layer from 0."""
+        return self.architecture is Arch.STEP35 and layer % self.step35_full_period != 0
+
+    def layer_n_head(self, layer: int) -> int:
+        """Query heads of a layer: step35's sliding layers have n_head_swa, others n_head."""
+        return self.n_head_swa if self.is_step35_swa_layer(layer) else self.n_head
 
     def is_global_layer(self, layer: int) -> bool:
         """gemma4 layer_types: full attention every gemma4_swa_period-th layer and the last."""
@@ -466,6 +495,8 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         # writes rope_parameters.mrope_section padded to 4
         put(K.LLM.NUM_DEEPSTACK_LAYERS, bp.n_deepstack_layers)
         put(K.Rope.DIMENSION_SECTIONS, list(bp.rope_sections or ()))
+    if bp.architecture is Arch.STEP35:
+        _put_step35(bp, put)
     _put_attention_geometry(bp, put)
     _put_rope_scaling(bp, put)
     if bp.sliding_window:
@@ -592,6 +623,20 @@ def _put_deepseek4(bp: Blueprint, put) -> None:
     put(K.LLM.EMBEDDING_LENGTH_OUT, bp.n_embd * bp.hc_mult)
 
 
+def _put_step35(bp: Blueprint, put) -> None:
+    """conversion/step3.py Step35Model: per-layer query and KV heads (n_head_swa on sliding
+    layers), the layer pattern as flags, the shared expert's width, the leading dense layers
+    and the MoE interval; no rotary-dims key (the loader halves the head width on full
+    layers). The window is written with the other architectures' (``sliding_window``)."""
+    layers = range(bp.n_layer_all)
+    put(K.Attention.HEAD_COUNT, [bp.layer_n_head(il) for il in layers])
+    put(K.Attention.HEAD_COUNT_KV, [bp.n_head_kv] * bp.n_layer_all)
+    put(K.Attention.SLIDING_WINDOW_PATTERN, [bp.is_step35_swa_layer(il) for il in layers])
+    put(K.LLM.EXPERT_SHARED_FEED_FORWARD_LENGTH, bp.n_ff_shexp)
+    put(K.LLM.LEADING_DENSE_BLOCK_COUNT, bp.leading_dense_layers)
+    put(K.LLM.MOE_EVERY_N_LAYERS, 1)
+
+
 def _put_gemma4(bp: Blueprint, put) -> None:
     """conversion/gemma.py Gemma4Model (over Gemma3Model): per-layer KV heads and FFN widths,
     the sliding layers' head width and rotary dims, the layer pattern as flags, shared KV
@@ -700,7 +745,7 @@ def _global_tensors(bp: Blueprint) -> list[TensorSpec]:
     if not bp.tied_embeddings:
         # gpt-oss, minimax-m2 and kimi-linear require output; others fall back to token_embd
         required = bp.architecture in (
-            Arch.GPT_OSS, Arch.MINIMAX_M2, Arch.KIMI_LINEAR, Arch.DEEPSEEK4
+            Arch.GPT_OSS, Arch.MINIMAX_M2, Arch.KIMI_LINEAR, Arch.DEEPSEEK4, Arch.STEP35
         )  # fmt: skip
         specs.append(_spec(T.OUTPUT, None, (bp.n_embd, bp.n_vocab), required=required))
     if bp.architecture is Arch.GEMMA4:
@@ -1229,6 +1274,47 @@ def _kimi_linear_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     ]
 
 
+def _step35_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/step35.cpp: attention with the layer's own query heads, per-head Q/K norms
+    and the head-wise gate (E x heads), then a dense FFN on the leading layers, else routed
+    experts with the router's selection bias plus the shared expert. The loader takes every
+    one of the norms, gate, FFN, experts and shared expert as optional (the graph picks dense
+    or MoE by the router's presence); this describes what the converter writes. On an MTP
+    layer it skips only the tensors created with its MTP flags (norms, Q/K/V, wo, NextN's
+    eh_proj, enorm, hnorm): the optional ones are loaded all the same."""
+    mtp = i >= bp.n_layer
+    head, n_head = bp.head_dim_k, bp.layer_n_head(i)
+    q_width, kv_width = n_head * head, bp.n_head_kv * head
+    E = bp.n_embd
+    specs = [
+        _spec(T.ATTN_NORM, i, (E,), skipped=mtp),
+        _spec(T.ATTN_Q, i, (E, q_width), skipped=mtp),
+        _spec(T.ATTN_K, i, (E, kv_width), skipped=mtp),
+        _spec(T.ATTN_V, i, (E, kv_width), skipped=mtp),
+        _spec(T.ATTN_OUT, i, (q_width, E), skipped=mtp),
+        _spec(T.ATTN_Q_NORM, i, (head,), required=False),
+        _spec(T.ATTN_K_NORM, i, (head,), required=False),
+        _spec(T.ATTN_GATE, i, (E, n_head), required=False),
+        _spec(T.FFN_NORM, i, (E,), skipped=mtp),
+    ]
+    if not bp.is_moe_layer(i):
+        specs += [s.model_copy(update={"required": False}) for s in _dense_ffn(bp, i)]
+    else:
+        width = bp.n_ff_shexp
+        moe = [
+            *_routed_experts(bp, i),
+            _spec(T.FFN_EXP_PROBS_B, i, (bp.n_expert,), suffix="bias"),
+            _spec(T.FFN_GATE_SHEXP, i, (E, width)),
+            _spec(T.FFN_DOWN_SHEXP, i, (width, E)),
+            _spec(T.FFN_UP_SHEXP, i, (E, width)),
+        ]
+        specs += [s.model_copy(update={"required": False}) for s in moe]
+    if mtp:
+        # eh_proj, enorm and hnorm carry the MTP flags; the rest are optional and loaded
+        specs += [s.model_copy(update={"skipped": s.required}) for s in _nextn(bp, i)]
+    return specs
+
+
 def _gemma4_globals(bp: Blueprint) -> list[TensorSpec]:
     """gemma4.cpp globals beyond embedding and output norm: the proportional-rope factors of
     the global layers, the per-layer-embedding table, its projection and norm."""
@@ -1316,4 +1402,5 @@ _LAYER_BUILDERS = {
     # reranker head, cls_out, that the instruct models lack)
     Arch.QWEN3VL: _qwen3_layer,
     Arch.QWEN3VLMOE: _qwen3moe_layer,
+    Arch.STEP35: _step35_layer,
 }

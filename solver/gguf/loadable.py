@@ -640,6 +640,40 @@ _DEEPSEEK4 = Family(
     ),
 )  # fmt: skip
 
+# step35: per-layer query heads (HG on full, HS on sliding layers), per-head Q/K norms and
+# the head-wise gate, all optional. The loader takes the dense FFN, experts, selection bias
+# and shared expert as optional too, and the graph picks dense or MoE by the router's
+# presence: the dense FFN is required on a layer without a router, the experts and the shared
+# expert (which the graph adds unconditionally) on one with it. Rope factors (n_rot_max / 2:
+# half the sliding layers' whole head) optional. Its MTP layers load the optional tensors.
+_STEP35_ATTENTION = tuple(
+    item
+    for kind, heads in (("global", "HG"), ("swa", "HS"))
+    for item in (
+        _qkv(f"{heads}*HK", "HKV*HK", "HKV*HV", (kind,)),
+        _w(T.ATTN_OUT, f"{heads}*HV", "E", when=(kind,)),
+        _w(T.ATTN_GATE, "E", heads, when=(kind,), optional=True),
+    )
+)
+_STEP35 = Family(
+    "src/models/step35.cpp",
+    (*_GLOBALS_OUTPUT, _w(T.ROPE_FREQS, "HK/2", optional=True)),
+    (
+        _w(T.ATTN_NORM, "E"),
+        _w(T.ATTN_Q_NORM, "HK", optional=True),
+        _w(T.ATTN_K_NORM, "HK", optional=True),
+        *_STEP35_ATTENTION,
+        _w(T.FFN_NORM, "E"),
+        *_dense_ffn(("no_router",)),
+        *_experts("FE", ("moe_router",)),
+        _b(T.FFN_EXP_PROBS_B, "X", when=("moe_router",), optional=True),
+        *_shared_experts("FSHEXP", ("moe_router",)),
+        *_NEXTN,
+    ),
+    all_layers=True,
+    mtp_probe=True,
+)
+
 FAMILIES: dict[str, Family] = {
     "llama": _LLAMA,
     "mistral3": _LLAMA,
@@ -664,6 +698,7 @@ FAMILIES: dict[str, Family] = {
     "deepseek4": _DEEPSEEK4,
     "qwen3vl": _QWEN3VL,
     "qwen3vlmoe": _QWEN3VLMOE,
+    "step35": _STEP35,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.
@@ -719,6 +754,9 @@ def _dimensions(inventory: Inventory) -> dict[str, int]:
         # per-layer-embedding width and the trunk layers it spans
         "HKS": _meta_int(inventory, Keys.Attention.KEY_LENGTH_SWA) or att.key_length,
         "HKVG": _first_global(att.n_head_kv, att.swa_layers),
+        # step35: the query heads of the first full and of the first sliding layer
+        "HG": _first_global(att.n_head, att.swa_layers),
+        "HS": _first_sliding(att.n_head, att.swa_layers),
         "PLE": _meta_int(inventory, Keys.LLM.EMBD_LENGTH_PER_LAYER_INP),
         "NL": inventory.n_layers - inventory.n_layers_nextn,
         # deepseek32: the lightning indexer's heads and head width
@@ -748,6 +786,14 @@ def _first_global(values: Sequence[int], swa_layers: Sequence[bool]) -> int:
     """The value of the first layer that is not sliding-window (layer 0's without one)."""
     for value, swa in zip(values, swa_layers, strict=False):
         if not swa:
+            return value
+    return values[0] if values else 0
+
+
+def _first_sliding(values: Sequence[int], swa_layers: Sequence[bool]) -> int:
+    """The value of the first sliding-window layer (layer 0's without one)."""
+    for value, swa in zip(values, swa_layers, strict=False):
+        if swa:
             return value
     return values[0] if values else 0
 
@@ -799,6 +845,7 @@ _CONDITIONS: dict[str, Callable[[Inventory, int, Mapping[str, int]], bool]] = {
     "ffn_base": lambda inv, il, d: _layer_n_ff(inv, il) != 2 * d["F"] or not d["F"],
     "ffn_wide": lambda inv, il, d: bool(d["F"]) and _layer_n_ff(inv, il) == 2 * d["F"],
     "moe_router": lambda inv, il, d: d["X"] > 0 and _has_router(inv, il),
+    "no_router": lambda inv, il, d: not (d["X"] > 0 and _has_router(inv, il)),
     "ple": lambda inv, il, d: d["PLE"] > 0,
     "moe_step": lambda inv, il, d: _is_step_moe(inv, il),
     "dense_step": lambda inv, il, d: not _is_step_moe(inv, il),
@@ -952,7 +999,8 @@ _DIM_NAMES = {
     "VMLA": "value_length_mla", "DS": "ssm_d_state", "NG": "ssm_n_group", "DT": "ssm_dt_rank",
     "DC": "ssm_d_conv", "KDA": "kda_head_dim",
     "HKS": "head_k_swa", "HKVG": "n_head_kv_global", "PLE": "n_embd_per_layer",
-    "NL": "n_layer", "IH": "indexer_n_head", "IK": "indexer_head_size",
+    "NL": "n_layer", "HG": "n_head_full", "HS": "n_head_swa", "IH": "indexer_n_head",
+    "IK": "indexer_head_size",
     "HC": "hc_mult", "HCD": "hc_mult*n_embd", "HCM": "hc_mix_dim", "OG": "o_groups",
     "OL": "o_lora_rank", "HKG": "n_head*head_k/o_groups", "XU": "n_expert_used",
 }  # fmt: skip

@@ -206,8 +206,11 @@ _SSM_MUL_MAT = ("ssm_in", "ssm_out", "ssm_x", "ssm_dt", "ssm_alpha", "ssm_beta",
 _INPUT_ROLES = ("token_embd", "pos_embd", "token_types", "per_layer_token_embd")
 _PER_LAYER_GLOBALS = ("rope_freqs", "rope_factors_long", "rope_factors_short")
 # llm_tensor_info: layer weights read by GGML_OP_GET_ROWS (deepseek4's hash-routing table and
-# its compressors' position embeddings)
-_GET_ROWS_ROLES = ("ffn_gate_tid2eid", "attn_compressor_ape", "indexer_compressor_ape")
+# its compressors' position embeddings; an MTP layer's own token embedding, which step35's
+# loader creates even when it skips the MTP layer)
+_GET_ROWS_ROLES = (
+    "ffn_gate_tid2eid", "attn_compressor_ape", "indexer_compressor_ape", "nextn.embed_tokens"
+)  # fmt: skip
 # gemma4's per-layer-embedding projection and norm: global names, created for layer 0
 # (create_tensor(tn(..., "weight", 0))), so they live in layer 0's buffer
 _LAYER0_GLOBALS = ("per_layer_model_proj.", "per_layer_proj_norm.")
@@ -677,8 +680,11 @@ def _assign_weight(
         candidates = lists.output
     if weight.layer is None and weight.section is Section.REPEATING:
         # rope_freqs & co: created for layer 0, duplicated into every other layer's buffer
+        # (an MTP layer's too where its loader creates it: step35)
         seen: set[str] = set()
-        for il in range(tables.hparams.n_layer):
+        hp = tables.hparams
+        mtp = range(hp.n_layer, hp.n_layer_all) if hp.skips_mtp_tensors else range(0)
+        for il in [*range(hp.n_layer), *(il for il in mtp if hp.loads(weight.name, il))]:
             buft = choose(weight, weight.op, lists.layers[il])
             if buft.name not in seen:
                 seen.add(buft.name)

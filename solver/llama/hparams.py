@@ -83,8 +83,23 @@ MTP_SKIPPING_ARCHS = frozenset(
 )  # fmt: skip
 
 # MTP-layer tensors such a loader creates all the same (its create_tensor leaves out the skip
-# flag): deepseek32.cpp's ffn_exp_probs_b is TENSOR_NOT_REQUIRED only
-MTP_LOADED_SUFFIXES = {"deepseek32": (".exp_probs_b.bias",)}
+# flag): deepseek32.cpp's ffn_exp_probs_b is TENSOR_NOT_REQUIRED only; step35.cpp's
+# load_block_mtp skips only what it creates with mtp_flags (norms, Q/K/V, wo, eh_proj, enorm,
+# hnorm) and loads every optional tensor: Q/K norms, the head gate, FFN, experts, router,
+# shared expert, the NextN embedding / shared head and its duplicate of the rope factors
+MTP_LOADED_SUFFIXES = {
+    "deepseek32": (".exp_probs_b.bias",),
+    "step35": (
+        ".attn_q_norm.weight", ".attn_k_norm.weight", ".attn_gate.weight",
+        ".ffn_gate.weight", ".ffn_down.weight", ".ffn_up.weight", ".ffn_gate_inp.weight",
+        ".ffn_gate_exps.weight", ".ffn_down_exps.weight", ".ffn_up_exps.weight",
+        ".exp_probs_b.bias", ".ffn_gate_shexp.weight", ".ffn_up_shexp.weight",
+        ".ffn_down_shexp.weight", ".nextn.embed_tokens.weight",
+        ".nextn.shared_head_head.weight", ".nextn.shared_head_norm.weight",
+        # the global rope factors, duplicated into the MTP layer's buffer (TENSOR_DUPLICATED)
+        "rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight",
+    ),
+}  # fmt: skip
 
 
 class LayerAttention(BaseModel):

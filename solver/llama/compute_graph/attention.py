@@ -287,16 +287,19 @@ def self_attention(
     attn_scale: Tensor | None = None,
     sinks: Tensor | None = None,
     qk_norm_full: bool = False,
+    head_gate: bool = False,
 ) -> Tensor:
     """The standard attention block of a layer, up to and including the output projection.
 
     QKV, optional Q/K norms (when the file has them; per head, or with ``qk_norm_full`` over
     the whole projection before it is split into heads, as minimax-m2), RoPE (with
-    ``rope_freqs``), gemma3's Q scale after RoPE, the temperature-tuning scale, attention, wo.
+    ``rope_freqs``), gemma3's Q scale after RoPE, the temperature-tuning scale, attention,
+    step35's head-wise gate (``head_gate``, when the file has ``attn_gate``), wo.
     """
     hp = b.hp
     layer = hp.layers[il]
     head = hp.n_embd_head_k
+    attn_in = cur
     q_norm = b.lw(il, "attn_q_norm")
     k_norm = b.lw(il, "attn_k_norm")
     if qk_norm_full:
@@ -322,7 +325,21 @@ def self_attention(
     cur = build_attn(
         b, inp, kind, il, q, k, v, head, hp.n_embd_head_v, layer.n_head_kv, sinks=sinks
     )
+    gate_w = b.lw(il, "attn_gate") if head_gate else None
+    if gate_w is not None:
+        cur = _head_gate(b, cur, gate_w, attn_in, layer.n_head)
     return attn_output(b, cur, il)
+
+
+def _head_gate(
+    b: GraphBuilder, cur: Tensor, gate_w: Tensor, attn_in: Tensor, n_head: int
+) -> Tensor:
+    """step35.cpp: sigmoid(attn_gate @ the attention's input), one scalar per head and token,
+    broadcast over each head's V channels of the attention output."""
+    gate = g.unary(b.build_lora_mm(gate_w, attn_in), "sigmoid")
+    head_v, n_tokens = b.hp.n_embd_head_v, b.n_tokens
+    gated = g.mul(g.reshape(cur, head_v, n_head, n_tokens), g.reshape(gate, 1, n_head, n_tokens))
+    return g.reshape(gated, head_v * n_head, n_tokens)
 
 
 def mla_attention(

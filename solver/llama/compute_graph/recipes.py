@@ -22,7 +22,6 @@ architecture       models                                 why popular (source)
 glm-dsa            GLM-5, GLM-5.1, GLM-5.2                ggml-org/llama.cpp#19460; Unsloth GGUFs
                                                           (ikawrakow/ik_llama.cpp#1268); GLM-5.2
                                                           trending (eyesinai.com Hub tracker)
-step35             Step-3.5-Flash                         ggml-org/llama.cpp#19283
 mimo2              MiMo-V2-Flash, MiMo-V2.5               ggml-org/llama.cpp#18328, #22493;
                                                           bartowski GGUFs (ollama/ollama#13537)
 glm5-next          GLM-5.3-Flash                          unsloth/GLM-5.3-Flash-GGUF (spiritbuun/
@@ -101,6 +100,8 @@ class ArchRecipe:
     qk_norm_full: bool = False  # minimax-m2: Q/K normed over all heads, before the reshape
     # qwen3vl: ggml_rope_multi with IMRoPE, llama_hparams::n_pos_per_embd() positions a token
     rope_positions: int = 1
+    rope_factors_full_only: bool = False  # step35: sliding layers rope without the factors
+    head_gate: bool = False  # step35: attention output times sigmoid(attn_gate x), per head
     # the block of a layer with recurrent state instead of attention (kimi-linear's KDA), and
     # the check that the file's layers are what the recipe builds (reserve's default else)
     recurrent: Callable[[GraphBuilder, RsInputs, int, Tensor], Tensor] | None = None
@@ -161,6 +162,20 @@ RECIPES: dict[str, ArchRecipe] = {
     # added after the first n_deepstack_layers layers (build_generic, from the hparams)
     "qwen3vl": ArchRecipe(rope_positions=MROPE_POSITIONS),
     "qwen3vlmoe": ArchRecipe(rope_positions=MROPE_POSITIONS),
+    # step35.cpp: full and sliding layers of their own head counts (iswa), per-head Q/K norms,
+    # rope factors on full layers only, the head-wise gate; sigmoid routing by default with
+    # the GGUF's weight normalisation, plus the shared expert; the output rows picked after
+    # the last layer, whose output seeds MTP (embeddings_nextn_masked is false in serving)
+    "step35": ArchRecipe(
+        attention="iswa",
+        rope_factors=True,
+        rope_factors_full_only=True,
+        head_gate=True,
+        gating=GATING_SIGMOID,
+        moe_norm_w=None,
+        out_ids_after_loop=True,
+        h_nextn_output="pre_norm",
+    ),
 }
 
 
@@ -248,12 +263,20 @@ def _attention(
         ins.inp_pos,
         kind=recipe.attention,
         rope=recipe.rope,
-        rope_freqs=rope_factors(b, il) if recipe.rope_factors else None,
+        rope_freqs=_rope_factors(b, recipe, il),
         q_scale_after_rope=recipe.q_scale_after_rope,
         attn_scale=ins.attn_scale,
         sinks=layer_sinks(b, il) if recipe.sinks else None,
         qk_norm_full=recipe.qk_norm_full,
+        head_gate=recipe.head_gate,
     )
+
+
+def _rope_factors(b: GraphBuilder, recipe: ArchRecipe, il: int) -> Tensor | None:
+    """The layer's rope factors where the recipe applies them (step35: full layers only)."""
+    if not recipe.rope_factors or (recipe.rope_factors_full_only and b.hp.layers[il].is_swa):
+        return None
+    return rope_factors(b, il)
 
 
 def _output_head(b: GraphBuilder, recipe: ArchRecipe, cur: Tensor, out_ids: Tensor) -> None:
