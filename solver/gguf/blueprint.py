@@ -1277,11 +1277,12 @@ def _kimi_linear_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
 def _step35_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     """src/models/step35.cpp: attention with the layer's own query heads, per-head Q/K norms
     and the head-wise gate (E x heads), then a dense FFN on the leading layers, else routed
-    experts with the router's selection bias plus the shared expert. The loader takes every
-    one of the norms, gate, FFN, experts and shared expert as optional (the graph picks dense
-    or MoE by the router's presence); this describes what the converter writes. On an MTP
-    layer it skips only the tensors created with its MTP flags (norms, Q/K/V, wo, NextN's
-    eh_proj, enorm, hnorm): the optional ones are loaded all the same."""
+    experts with the router's selection bias plus the shared expert. The loader takes the
+    norms, gate, FFN, experts and shared expert as optional, but the graph runs the FFN it
+    finds (experts where the router is, else the dense FFN, adding the shared expert to the
+    experts unconditionally): required here, as ``solver.gguf.loadable`` checks them. On an
+    MTP layer it skips only the tensors created with its MTP flags (norms, Q/K/V, wo, NextN's
+    eh_proj, enorm, hnorm): the others are loaded all the same."""
     mtp = i >= bp.n_layer
     head, n_head = bp.head_dim_k, bp.layer_n_head(i)
     q_width, kv_width = n_head * head, bp.n_head_kv * head
@@ -1298,17 +1299,16 @@ def _step35_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
         _spec(T.FFN_NORM, i, (E,), skipped=mtp),
     ]
     if not bp.is_moe_layer(i):
-        specs += [s.model_copy(update={"required": False}) for s in _dense_ffn(bp, i)]
+        specs += _dense_ffn(bp, i)
     else:
         width = bp.n_ff_shexp
-        moe = [
+        specs += [
             *_routed_experts(bp, i),
-            _spec(T.FFN_EXP_PROBS_B, i, (bp.n_expert,), suffix="bias"),
+            _spec(T.FFN_EXP_PROBS_B, i, (bp.n_expert,), suffix="bias", required=False),
             _spec(T.FFN_GATE_SHEXP, i, (E, width)),
             _spec(T.FFN_DOWN_SHEXP, i, (width, E)),
             _spec(T.FFN_UP_SHEXP, i, (E, width)),
         ]
-        specs += [s.model_copy(update={"required": False}) for s in moe]
     if mtp:
         # eh_proj, enorm and hnorm carry the MTP flags; the rest are optional and loaded
         specs += [s.model_copy(update={"skipped": s.required}) for s in _nextn(bp, i)]

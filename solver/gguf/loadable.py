@@ -641,11 +641,12 @@ _DEEPSEEK4 = Family(
 )  # fmt: skip
 
 # step35: per-layer query heads (HG on full, HS on sliding layers), per-head Q/K norms and
-# the head-wise gate, all optional. The loader takes the dense FFN, experts, selection bias
-# and shared expert as optional too, and the graph picks dense or MoE by the router's
-# presence: the dense FFN is required on a layer without a router, the experts and the shared
-# expert (which the graph adds unconditionally) on one with it. Rope factors (n_rot_max / 2:
-# half the sliding layers' whole head) optional. Its MTP layers load the optional tensors.
+# the head-wise gate, all optional. The loader takes the dense FFN, router, experts, selection
+# bias and shared expert as optional too, and the graph runs experts where the router is,
+# else the dense FFN: required here as the converter writes them (the dense FFN on the
+# leading_dense_block_count layers, the router, experts and shared expert, which the graph
+# adds unconditionally, on the others). Rope factors (n_rot_max / 2: half the sliding layers'
+# whole head) optional. Its MTP layers load the optional tensors.
 _STEP35_ATTENTION = tuple(
     item
     for kind, heads in (("global", "HG"), ("swa", "HS"))
@@ -664,10 +665,10 @@ _STEP35 = Family(
         _w(T.ATTN_K_NORM, "HK", optional=True),
         *_STEP35_ATTENTION,
         _w(T.FFN_NORM, "E"),
-        *_dense_ffn(("no_router",)),
-        *_experts("FE", ("moe_router",)),
-        _b(T.FFN_EXP_PROBS_B, "X", when=("moe_router",), optional=True),
-        *_shared_experts("FSHEXP", ("moe_router",)),
+        *_dense_ffn(("dense",)),
+        *_experts("FE", ("moe",)),
+        _b(T.FFN_EXP_PROBS_B, "X", when=("moe",), optional=True),
+        *_shared_experts("FSHEXP", ("moe",)),
         *_NEXTN,
     ),
     all_layers=True,
@@ -845,7 +846,6 @@ _CONDITIONS: dict[str, Callable[[Inventory, int, Mapping[str, int]], bool]] = {
     "ffn_base": lambda inv, il, d: _layer_n_ff(inv, il) != 2 * d["F"] or not d["F"],
     "ffn_wide": lambda inv, il, d: bool(d["F"]) and _layer_n_ff(inv, il) == 2 * d["F"],
     "moe_router": lambda inv, il, d: d["X"] > 0 and _has_router(inv, il),
-    "no_router": lambda inv, il, d: not (d["X"] > 0 and _has_router(inv, il)),
     "ple": lambda inv, il, d: d["PLE"] > 0,
     "moe_step": lambda inv, il, d: _is_step_moe(inv, il),
     "dense_step": lambda inv, il, d: not _is_step_moe(inv, il),
