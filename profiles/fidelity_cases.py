@@ -43,6 +43,9 @@ SYNTHETIC_ARCHS += ("qwen3vl", "qwen3vlmoe")
 # step35: full (0, 4) and sliding layers of two head counts, the head-wise attention gate,
 # rope factors on full layers only, a shared expert; MTP-layer tensors loaded though unused
 SYNTHETIC_ARCHS += ("step35",)
+# glm5-next: KDA state, the NoPE MLA cache and the k-pool indexer's cache on its full-indexer
+# layers, hyper-connections (compute not modelled yet)
+SYNTHETIC_ARCHS += ("glm5-next",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a miniature
@@ -93,6 +96,8 @@ def model_blueprint(model: str) -> tuple[Blueprint, str] | None:
             update["layer_pattern"] = (blueprint.layer_pattern * int(layers))[: int(layers)]
         if blueprint.compress_ratios:  # deepseek4: the tiny ratios repeated
             update["compress_ratios"] = (blueprint.compress_ratios * int(layers))[: int(layers)]
+        if blueprint.indexer_types:  # glm5-next: the tiny full/shared indexers repeated
+            update["indexer_types"] = (blueprint.indexer_types * int(layers))[: int(layers)]
     if arch == LLAMA_ROPE:
         update["rope_scaling"] = RopeScaling(
             type="llama3", factor=8.0, original_context_length=2048
@@ -291,6 +296,15 @@ SYNTHETIC = [
             "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
             "cpu-moe-ub": "-c 2048 -ngl 99 -ts 2,1 --cpu-moe -ub 128",
             "partial-nkvo": "-c 2048 -np 2 -ngl 5 -ts 1,1 -nkvo",
+        },
+        # glm5-next: KDA (0, 2, 4-7) and MLA (1: full indexer, 3: shared) layers, a dense
+        # first layer, an MTP layer
+        "glm5-next/8": {
+            "split": "-c 1024 -ngl 99 -ts 1,1",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,1 -fa off",
+            "exps-cpu-ub": "-c 2048 -np 2 -ngl 5 -ts 2,1 -ot exps=CPU -ub 256",
+            "nkvo-q8": "-c 2048 -np 2 -ngl 99 -ts 1,1 -nkvo -ctk q8_0 -ctv q8_0 -fa on",
+            "split-at-mla": "-c 2048 -np 1 -ngl 7 -ts 1,2 --no-kv-unified",
         },
         # nemotron_h_moe: Mamba-2 (0, 4), MoE (1, 3, 5, 7) and attention (2, 6) layers
         "nemotron_h_moe/8": {

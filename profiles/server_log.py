@@ -427,11 +427,11 @@ _KIND_BY_LABEL = {
     "output": BufferKind.OUTPUT,
 }
 # src/llama-kv-cache-iswa.cpp: llama_kv_cache_iswa::llama_kv_cache_iswa ("non-SWA"/"SWA"),
-# src/llama-memory-hybrid-idx.cpp ("indexer"), src/llama-kv-cache-dsv4.cpp ("DSV4 CSA
-# compressed", "DSV4 HCA compressed", "DSV4 lightning-indexer"): the KV buffer lines that
-# follow belong to it
+# src/llama-memory-hybrid-idx.cpp ("indexer", logged from a lambda: "operator(): creating"),
+# src/llama-kv-cache-dsv4.cpp ("DSV4 CSA compressed", "DSV4 HCA compressed", "DSV4
+# lightning-indexer"): the KV buffer lines that follow belong to it
 _KV_CACHE_START = re.compile(
-    r"\w+: creating\s+(?P<which>(?:DSV4 )?[\w-]+(?: compressed)?) KV cache, size ="
+    r"\w+(?:\(\))?: creating\s+(?P<which>(?:DSV4 )?[\w-]+(?: compressed)?) KV cache, size ="
 )
 # src/llama-kv-cache-dsv4.cpp: llama_dsv4_comp_state's "%10s DSV4 %s state buffer size"
 _DSV4_STATE = re.compile(r"DSV4 (?P<name>\w+) state")

@@ -9,7 +9,7 @@ import pytest
 
 from solver.errors import BadInput
 from solver.gguf.blueprint import Arch, Blueprint, gguf_metadata, tensor_specs
-from solver.gguf.quant_mix import parse_file_type
+from solver.gguf.quant_mix import parse_file_type, quantized_tensors
 from solver.gguf.synthetic import tiny_blueprint
 from tests.test_quant_mix import _gemma_270m_blueprint
 
@@ -91,6 +91,39 @@ def test_deepseek4_layers_follow_their_compression_and_routing() -> None:
         v4.model_validate({**v4.model_dump(), "compress_ratios": (0, 4, 64, 4)})
     with pytest.raises(BadInput, match="hc_mult 4"):
         v4.model_validate({**v4.model_dump(), "hc_mult": 2})
+
+
+def test_glm5_next_layers_follow_their_kind_and_indexer() -> None:
+    """glm5-next.cpp: KDA layers (A one row of heads) and NoPE MLA layers, the k-pool indexer
+    only where the layer's indexer is full (and on the MTP layer), hyper-connection mixes on
+    trunk layers only; llama-quantize keeps the small and sensitive weights as converted and
+    the q projections at Q8_0 or better; the converter's keys gguf-py lacks written raw."""
+    g5 = tiny_blueprint("glm5-next")  # KDA 0, 2; MLA 1 (full indexer), 3 (shared); MTP 4
+    specs = {s.name: s for s in tensor_specs(g5)}
+
+    def roles(il: int) -> set[str]:
+        return {n.split(".", 2)[2] for n in specs if n.startswith(f"blk.{il}.")}
+
+    pool = {"indexer_compressor_gate.weight", "indexer_compressor_ape.weight"}
+    assert pool <= roles(1) and pool <= roles(4) and not pool & (roles(0) | roles(3))
+    assert "attn_kv_a_mqa.weight" in roles(3) and "ssm_f_a.weight" in roles(2)
+    assert "hc_attn_fn.weight" in roles(3) and "hc_attn_fn.weight" not in roles(4)
+    assert specs["blk.0.ssm_a"].shape == (4,)
+    assert specs["blk.1.attn_kv_a_mqa.weight"].shape == (256, 256)  # no rotary part
+    assert specs["blk.1.indexer_compressor_ape.weight"].shape == (64, 4)
+    assert all(s.skipped for n, s in specs.items() if n.startswith("blk.4."))
+    meta = gguf_metadata(g5, parse_file_type("Q4_K_M"))
+    assert meta["glm5-next.attention.head_count_kv"] == [0, 1, 0, 1, 1]
+    assert meta["glm5-next.attention.indexer.kpool"] == 4
+    assert meta["glm5-next.attention.indexer.types"] == [True, True, True, False]
+    assert meta["glm5-next.hyper_connection.count"] == 4
+    types = {t.name: t.type for t in quantized_tensors(g5, "Q4_K_M")}
+    assert types["blk.1.indexer.attn_k.weight"] == types["blk.0.ssm_f_a.weight"] == "BF16"
+    assert types["blk.1.attn_q_b.weight"] == "Q8_0"
+    with pytest.raises(BadInput, match="kpool"):
+        g5.model_validate({**g5.model_dump(), "indexer_kpool": 3})
+    with pytest.raises(BadInput, match="first MLA layer"):
+        g5.model_validate({**g5.model_dump(), "indexer_types": (True, False, True, True)})
 
 
 def test_inconsistent_blueprints_are_bad_input() -> None:

@@ -276,6 +276,25 @@ def test_dsv4_caches_and_compressor_states() -> None:
     ]
 
 
+def test_hybrid_idx_indexer_cache_follows_the_recurrent_state() -> None:
+    """glm5-next (llama_memory_hybrid_idx): the attention cache, the recurrent state, then the
+    indexer cache, announced from a lambda ("operator(): creating indexer KV cache")."""
+    text = "\n".join(
+        [
+            "I llama_kv_cache:        CPU KV buffer size =     1.00 MiB",
+            "I llama_memory_recurrent:        CPU RS buffer size =     0.57 MiB",
+            "I operator(): creating indexer KV cache, size = 1024 cells",
+            "I llama_kv_cache:        CPU KV buffer size =     0.38 MiB",
+        ]
+    )
+    buffers = parse_server_log(text).buffers
+    assert [(b.kind, b.cache) for b in buffers] == [
+        (BufferKind.KV, None),
+        (BufferKind.RS, None),
+        (BufferKind.KV, "indexer"),
+    ]
+
+
 # --- -lv 5 lines and GGML_RPC_DEBUG logs (formats of the pinned sources, cited per line) ------
 
 

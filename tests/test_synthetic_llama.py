@@ -168,6 +168,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "qwen3vl": "blk.3.attn_k_norm.weight",
     "qwen3vlmoe": "blk.2.ffn_gate_inp.weight",
     "step35": "output.weight",
+    "glm5-next": "blk.1.indexer_compressor_gate.weight",
 }
 
 

@@ -30,7 +30,7 @@ import gguf
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from solver.errors import BadInput
-from solver.gguf.newer_names import SQRT_SOFTPLUS_GATING, Dsv4Keys, Dsv4Tensors
+from solver.gguf.newer_names import SQRT_SOFTPLUS_GATING, Dsv4Keys, Dsv4Tensors, KpoolKeys
 
 T = gguf.MODEL_TENSOR
 K = gguf.Keys
@@ -62,6 +62,9 @@ class Arch(StrEnum):
     QWEN3VL = "qwen3vl"  # Qwen3-VL's text tower: qwen3 with IMRoPE and deepstack inputs
     QWEN3VLMOE = "qwen3vlmoe"  # the same over qwen3moe's experts
     STEP35 = "step35"  # Step-3.5-Flash: full/sliding layers of two head counts, head-wise gate
+    # GLM-5.3-Flash: kimi-linear's KDA/MLA layers, a k-pool DSA indexer, deepseek4's
+    # hyper-connections, MTP
+    GLM5_NEXT = "glm5-next"
 
 
 class RopeScaling(BaseModel):
@@ -160,6 +163,15 @@ class Blueprint(BaseModel):
     indexer_n_head: int = Field(default=0, description="index_n_heads")
     indexer_head_size: int = Field(default=0, description="index_head_dim")
     indexer_top_k: int = Field(default=0, description="index_topk")
+    # glm5-next: the indexer scores pools of kpool consecutive tokens; layers whose
+    # indexer_types entry is not "full" reuse the previous layer's selection
+    indexer_kpool: int = Field(default=0, description="index_kpool")
+    indexer_kpool_select_tail: bool = Field(
+        default=True, description="index_kpool_always_select_tail"
+    )
+    indexer_types: tuple[bool, ...] = Field(
+        default=(), description="indexer_types == 'full', per trunk layer (empty: all full)"
+    )
     # deepseek4: hyper-connections (hc_mult residual streams mixed by Sinkhorn), the grouped
     # low-rank output projection, per-layer KV compression, hash-routed first layers
     hc_mult: int = Field(default=0, description="hc_mult")
@@ -239,6 +251,7 @@ class Blueprint(BaseModel):
         moe_archs += (Arch.QWEN3NEXT, Arch.MINIMAX_M2, Arch.MISTRAL4, Arch.KIMI_LINEAR)
         moe_archs += (Arch.QWEN3VLMOE,)
         moe_archs += (Arch.STEP35,)
+        moe_archs += (Arch.GLM5_NEXT,)
         if self.architecture in moe_archs and not (self.n_expert and self.n_expert_used):
             raise BadInput(f"{self.name}: {self.architecture} needs n_expert and n_expert_used")
         if self.n_expert_used > self.n_expert:
@@ -249,6 +262,8 @@ class Blueprint(BaseModel):
             self._check_deepseek32()
         if self.architecture is Arch.DEEPSEEK4:
             self._check_deepseek4()
+        if self.architecture is Arch.GLM5_NEXT:
+            self._check_glm5_next()
         if self.n_head % self.n_head_kv:
             raise BadInput(f"{self.name}: n_head {self.n_head} not a multiple of n_head_kv")
         if self.is_gated_delta_net:
@@ -322,6 +337,22 @@ class Blueprint(BaseModel):
         if self.n_head_swa % self.n_head_kv:
             raise BadInput(f"{self.name}: n_head_swa {self.n_head_swa} not a multiple of KV heads")
 
+    def _check_glm5_next(self) -> None:
+        """glm5-next.cpp: the KDA and NoPE MLA sizes, q compression (the indexer reads the
+        compressed q), four residual streams, kpool > 1 dividing top_k (its loader asserts
+        both), and the first MLA layer's indexer full (later shared ones reuse its choice)."""
+        mla = (self.kda_head_dim, self.ssm_d_conv, self.q_lora_rank, self.kv_lora_rank)
+        indexer = (self.indexer_n_head, self.indexer_head_size, self.indexer_top_k)
+        if not (all(mla) and all(indexer) and self.v_head_dim) or self.qk_rope_head_dim:
+            raise BadInput(f"{self.name}: glm5-next needs the KDA, NoPE MLA and indexer sizes")
+        if self.hc_mult != 4 or self.indexer_kpool < 2 or self.indexer_top_k % self.indexer_kpool:
+            raise BadInput(f"{self.name}: glm5-next needs hc_mult 4 and kpool dividing top_k")
+        if self.indexer_types and len(self.indexer_types) != self.n_layer:
+            raise BadInput(f"{self.name}: indexer_types needs one entry per layer")
+        mla_layers = [il for il in range(self.n_layer) if not self.is_kda_layer(il)]
+        if mla_layers and not self.has_full_indexer(mla_layers[0]):
+            raise BadInput(f"{self.name}: the first MLA layer needs a full indexer")
+
     def _check_nemotron_h(self) -> None:
         """One pattern letter per layer, the Mamba-2 sizes, experts; no MTP block modelled."""
         needed = (self.ssm_d_conv, self.ssm_d_state, self.ssm_n_group, self.ssm_dt_rank)
@@ -339,10 +370,17 @@ class Blueprint(BaseModel):
         return self.architecture in (Arch.DEEPSEEK2, Arch.DEEPSEEK32, Arch.MISTRAL4)
 
     def is_kda_layer(self, layer: int) -> bool:
-        """kimi-linear: a trunk layer not in full_attn_layers (which counts from 1)."""
-        return self.architecture is Arch.KIMI_LINEAR and (
-            layer + 1 not in self.full_attention_layers
+        """kimi-linear, glm5-next: a trunk layer not in full_attn_layers (which counts from 1;
+        glm5-next's converter gives the MTP layers a KV head: MLA)."""
+        return (
+            self.architecture in (Arch.KIMI_LINEAR, Arch.GLM5_NEXT)
+            and layer < self.n_layer
+            and layer + 1 not in self.full_attention_layers
         )
+
+    def has_full_indexer(self, layer: int) -> bool:
+        """glm5-next: an MTP layer, or a trunk layer whose indexer_types entry is full."""
+        return layer >= self.n_layer or not self.indexer_types or self.indexer_types[layer]
 
     @property
     def is_qwen3vl(self) -> bool:
@@ -486,8 +524,10 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         put(K.Attention.Indexer.HEAD_COUNT, bp.indexer_n_head)
         put(K.Attention.Indexer.KEY_LENGTH, bp.indexer_head_size)
         put(K.Attention.Indexer.TOP_K, bp.indexer_top_k)
-    if bp.architecture is Arch.KIMI_LINEAR:
+    if bp.architecture in (Arch.KIMI_LINEAR, Arch.GLM5_NEXT):
         _put_kimi_linear(bp, put)
+    if bp.architecture is Arch.GLM5_NEXT:
+        _put_glm5_next(bp, put)
     if bp.architecture is Arch.DEEPSEEK4:
         _put_deepseek4(bp, put)
     if bp.is_qwen3vl:
@@ -580,11 +620,12 @@ def _put_nemotron_h(bp: Blueprint, put) -> None:
 
 
 def _put_kimi_linear(bp: Blueprint, put) -> None:
-    """conversion/kimi_linear.py: one KV head on the MLA layers and none on the KDA layers
-    (how the loader tells them apart), the short-convolution length and KDA head width, MLA
-    as MQA (no value_length: V is a view of the compressed K), the MoE keys it always writes.
+    """conversion/kimi_linear.py (and glm.py Glm5NextModel): one KV head on the MLA layers and
+    none on the KDA layers (how the loader tells them apart; MTP layers are MLA), the
+    short-convolution length and KDA head width, MLA as MQA (no value_length: V is a view of
+    the compressed K), the MoE keys it always writes.
     """
-    kv_heads = [0 if bp.is_kda_layer(il) else 1 for il in range(bp.n_layer)]
+    kv_heads = [0 if bp.is_kda_layer(il) else 1 for il in range(bp.n_layer_all)]
     put(K.Attention.HEAD_COUNT_KV, kv_heads)
     put(K.SSM.CONV_KERNEL, bp.ssm_d_conv)
     put(K.KDA.HEAD_DIM, bp.kda_head_dim)
@@ -616,11 +657,35 @@ def _put_deepseek4(bp: Blueprint, put) -> None:
     put(Dsv4Keys.OUTPUT_LORA_RANK, bp.o_lora_rank)
     put(Dsv4Keys.COMPRESS_RATIOS, list(bp.compress_ratios))
     put(Dsv4Keys.COMPRESS_ROPE_FREQ_BASE, float(bp.compress_rope_theta))
+    _put_hyper_connections(bp, put)
+    put(Dsv4Keys.HASH_LAYER_COUNT, bp.hash_layers)
+    put(K.LLM.EMBEDDING_LENGTH_OUT, bp.n_embd * bp.hc_mult)
+
+
+def _put_hyper_connections(bp: Blueprint, put) -> None:
+    """deepseek4 and glm5-next: hc_mult residual streams mixed by Sinkhorn iterations."""
     put(Dsv4Keys.HC_COUNT, bp.hc_mult)
     put(Dsv4Keys.HC_SINKHORN_ITERATIONS, bp.hc_sinkhorn_iters)
     put(Dsv4Keys.HC_EPSILON, float(bp.hc_eps))
-    put(Dsv4Keys.HASH_LAYER_COUNT, bp.hash_layers)
-    put(K.LLM.EMBEDDING_LENGTH_OUT, bp.n_embd * bp.hc_mult)
+
+
+def _put_glm5_next(bp: Blueprint, put) -> None:
+    """conversion/glm.py Glm5NextModel beyond kimi-linear's keys: value_length (the latent),
+    the layer-norm epsilon it always writes, the k-pool indexer, hyper-connections, the
+    SwiGLU clamp per layer when config.json has one."""
+    put(K.Attention.VALUE_LENGTH, bp.kv_lora_rank)
+    put(K.Attention.LAYERNORM_EPS, 1e-6)
+    put(K.Attention.Indexer.HEAD_COUNT, bp.indexer_n_head)
+    put(K.Attention.Indexer.KEY_LENGTH, bp.indexer_head_size)
+    put(K.Attention.Indexer.TOP_K, bp.indexer_top_k)
+    put(KpoolKeys.KPOOL, bp.indexer_kpool)
+    put(KpoolKeys.KPOOL_SELECT_TAIL, bp.indexer_kpool_select_tail)
+    if bp.indexer_types:
+        put(KpoolKeys.TYPES, list(bp.indexer_types))
+    _put_hyper_connections(bp, put)
+    if bp.swiglu_limit is not None:
+        put(K.LLM.SWIGLU_CLAMP_EXP, [float(bp.swiglu_limit)] * bp.n_layer_all)
+        put(K.LLM.SWIGLU_CLAMP_SHEXP, [float(bp.swiglu_limit)] * bp.n_layer_all)
 
 
 def _put_step35(bp: Blueprint, put) -> None:
@@ -745,7 +810,8 @@ def _global_tensors(bp: Blueprint) -> list[TensorSpec]:
     if not bp.tied_embeddings:
         # gpt-oss, minimax-m2 and kimi-linear require output; others fall back to token_embd
         required = bp.architecture in (
-            Arch.GPT_OSS, Arch.MINIMAX_M2, Arch.KIMI_LINEAR, Arch.DEEPSEEK4, Arch.STEP35
+            Arch.GPT_OSS, Arch.MINIMAX_M2, Arch.KIMI_LINEAR, Arch.DEEPSEEK4, Arch.STEP35,
+            Arch.GLM5_NEXT,
         )  # fmt: skip
         specs.append(_spec(T.OUTPUT, None, (bp.n_embd, bp.n_vocab), required=required))
     if bp.architecture is Arch.GEMMA4:
@@ -976,8 +1042,7 @@ def _deepseek4_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     own compressor), a router with the hash table on the first layers (its selection bias on
     the others), routed and shared experts. The checkpoint's hyper-connection weights, sinks
     and compressor position embeddings are F32."""
-    E, head, hc = bp.n_embd, bp.head_dim_k, bp.hc_mult
-    mix = (2 + hc) * hc
+    E, head = bp.n_embd, bp.head_dim_k
     width = bp.n_head * head
     specs = [
         _spec(T.ATTN_NORM, i, (E,)),
@@ -990,15 +1055,7 @@ def _deepseek4_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
         _spec(Dsv4Tensors.ATTN_OUT_A, i, (width // bp.o_groups, bp.o_lora_rank * bp.o_groups)),
         _spec(Dsv4Tensors.ATTN_OUT_B, i, (bp.o_groups * bp.o_lora_rank, E)),
     ]
-    for fn, base, scale in (
-        (Dsv4Tensors.HC_ATTN_FN, Dsv4Tensors.HC_ATTN_BASE, Dsv4Tensors.HC_ATTN_SCALE),
-        (Dsv4Tensors.HC_FFN_FN, Dsv4Tensors.HC_FFN_BASE, Dsv4Tensors.HC_FFN_SCALE),
-    ):
-        specs += [
-            _spec(fn, i, (hc * E, mix), source_type=F32),
-            _spec(base, i, (mix,)),
-            _spec(scale, i, (3,)),
-        ]
+    specs += _hyper_connection_mixes(bp, i)
     specs += _dsv4_compressors(bp, i)
     specs += [_spec(T.FFN_GATE_INP, i, (E, bp.n_expert)), _spec(T.FFN_NORM, i, (E,))]
     if i < bp.hash_layers:
@@ -1009,6 +1066,24 @@ def _deepseek4_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
         specs.append(_spec(T.FFN_EXP_PROBS_B, i, (bp.n_expert,), suffix="bias"))
     experts = [s for s in _routed_experts(bp, i) if not s.name.endswith("ffn_gate_inp.weight")]
     return specs + experts + _shared_experts(bp, i)
+
+
+def _hyper_connection_mixes(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """deepseek4.cpp, glm5-next.cpp: the attention and FFN hyper-connection mixes of layer i
+    (hc_mult streams in, (2 + hc_mult) * hc_mult mix weights out), F32 in both checkpoints."""
+    E, hc = bp.n_embd, bp.hc_mult
+    mix = (2 + hc) * hc
+    specs = []
+    for fn, base, scale in (
+        (Dsv4Tensors.HC_ATTN_FN, Dsv4Tensors.HC_ATTN_BASE, Dsv4Tensors.HC_ATTN_SCALE),
+        (Dsv4Tensors.HC_FFN_FN, Dsv4Tensors.HC_FFN_BASE, Dsv4Tensors.HC_FFN_SCALE),
+    ):
+        specs += [
+            _spec(fn, i, (hc * E, mix), source_type=F32),
+            _spec(base, i, (mix,)),
+            _spec(scale, i, (3,)),
+        ]
+    return specs
 
 
 def _dsv4_compressors(bp: Blueprint, i: int) -> list[TensorSpec]:
@@ -1239,6 +1314,7 @@ def _kda(bp: Blueprint, i: int) -> list[TensorSpec]:
     kda, n_head = bp.kda_head_dim, bp.n_head
     width = kda * n_head
     conv = (bp.ssm_d_conv, 1, width)
+    a_shape = (n_head,) if bp.architecture is Arch.GLM5_NEXT else (1, n_head)
     return [
         _spec(T.SSM_CONV1D_Q, i, conv, source_type=F32),
         _spec(T.SSM_CONV1D_K, i, conv, source_type=F32),
@@ -1249,7 +1325,8 @@ def _kda(bp: Blueprint, i: int) -> list[TensorSpec]:
         _spec(T.SSM_F_A, i, (bp.n_embd, kda)),
         _spec(T.SSM_F_B, i, (kda, width)),
         _spec(T.SSM_BETA, i, (bp.n_embd, n_head)),
-        TensorSpec(name=f"blk.{i}.ssm_a", shape=(1, n_head), source_type=F32),
+        # kimi-linear.cpp takes A as 1 x heads, glm5-next.cpp as heads
+        TensorSpec(name=f"blk.{i}.ssm_a", shape=a_shape, source_type=F32),
         _spec(T.SSM_DT, i, (width,), suffix="bias"),
         _spec(T.SSM_G_A, i, (bp.n_embd, kda)),
         _spec(T.SSM_G_B, i, (kda, width)),
@@ -1313,6 +1390,56 @@ def _step35_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
         # eh_proj, enorm and hnorm carry the MTP flags; the rest are optional and loaded
         specs += [s.model_copy(update={"skipped": s.required}) for s in _nextn(bp, i)]
     return specs
+
+
+def _kpool_indexer(bp: Blueprint, i: int, *, skipped: bool) -> list[TensorSpec]:
+    """glm5-next.cpp's DSA indexer on a full-indexer layer: deepseek32's K norm (with bias),
+    weights projection, K and Q-from-compressed-q, plus the pool gate and the pool's position
+    embeddings (F32, as the converter forces them)."""
+    width, heads = bp.indexer_head_size, bp.indexer_n_head
+    return [
+        _spec(T.INDEXER_K_NORM, i, (width,), skipped=skipped),
+        _spec(T.INDEXER_K_NORM, i, (width,), suffix="bias", skipped=skipped),
+        _spec(T.INDEXER_PROJ, i, (bp.n_embd, heads), skipped=skipped),
+        _spec(T.INDEXER_ATTN_K, i, (bp.n_embd, width), skipped=skipped),
+        _spec(T.INDEXER_ATTN_Q_B, i, (bp.q_lora_rank, heads * width), skipped=skipped),
+        _spec(
+            Dsv4Tensors.INDEXER_COMPRESSOR_GATE, i, (bp.n_embd, width), source_type=F32,
+            skipped=skipped,
+        ),
+        _spec(
+            Dsv4Tensors.INDEXER_COMPRESSOR_APE, i, (width, bp.indexer_kpool), source_type=F32,
+            skipped=skipped,
+        ),
+    ]  # fmt: skip
+
+
+def _glm5_next_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/glm5-next.cpp: on trunk layers both hyper-connection mixes, then a KDA block
+    or a NoPE MLA block (with the k-pool indexer where the layer's indexer is full), a dense
+    FFN on the leading layers, else routed experts with the required selection bias and the
+    shared expert; the MTP block is an MLA layer with a full indexer and the NextN extras,
+    skipped by default."""
+    skipped = i >= bp.n_layer
+    specs = [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,), skipped=skipped),
+        _spec(T.FFN_NORM, i, (bp.n_embd,), skipped=skipped),
+    ]
+    if not skipped:
+        specs += _hyper_connection_mixes(bp, i)
+    if bp.is_kda_layer(i):
+        specs += _kda(bp, i)
+    else:
+        specs += _mla_attention(bp, i, skipped=skipped)
+        if bp.has_full_indexer(i):
+            specs += _kpool_indexer(bp, i, skipped=skipped)
+    if not bp.is_moe_layer(i):
+        specs += _dense_ffn(bp, i, skipped=skipped)
+    else:
+        specs += _routed_experts(bp, i, skipped=skipped)
+        specs.append(_spec(T.FFN_EXP_PROBS_B, i, (bp.n_expert,), suffix="bias", skipped=skipped))
+        specs += _shared_experts(bp, i, skipped=skipped)
+    return specs + (_nextn(bp, i) if skipped else [])
 
 
 def _gemma4_globals(bp: Blueprint) -> list[TensorSpec]:
@@ -1403,4 +1530,5 @@ _LAYER_BUILDERS = {
     Arch.QWEN3VL: _qwen3_layer,
     Arch.QWEN3VLMOE: _qwen3moe_layer,
     Arch.STEP35: _step35_layer,
+    Arch.GLM5_NEXT: _glm5_next_layer,
 }

@@ -34,7 +34,7 @@ from gguf import TENSOR_NAMES, Keys
 
 from solver.errors import BadInput
 from solver.gguf.inventory import Inventory, Tensor
-from solver.gguf.newer_names import Dsv4Keys
+from solver.gguf.newer_names import Dsv4Keys, KpoolKeys
 from solver.gguf.newer_names import Dsv4Tensors as D4
 
 # --- 1. hyperparameters ------------------------------------------------------------------------
@@ -559,24 +559,31 @@ _MINIMAX_M2 = Family(
     ),
 )
 
+
+def _kda(a_shape: tuple[str, ...]) -> tuple[Need | Either, ...]:
+    """A KDA block (kimi-linear.cpp, glm5-next.cpp): Q/K/V with their own short convolutions,
+    the low-rank forget gate with its dt bias and per-head decay A (``a_shape``), beta, the
+    low-rank output gate, the gated norm, the output projection."""
+    return (
+        _w(T.SSM_CONV1D_Q, "DC", "1", "KDA*H", when=("recurrent",)),
+        _w(T.SSM_CONV1D_K, "DC", "1", "KDA*H", when=("recurrent",)),
+        _w(T.SSM_CONV1D_V, "DC", "1", "KDA*H", when=("recurrent",)),
+        _qkv("KDA*H", "KDA*H", "KDA*H", ("recurrent",)),
+        _w(T.SSM_F_A, "E", "KDA", when=("recurrent",)),
+        _w(T.SSM_F_B, "KDA", "KDA*H", when=("recurrent",)),
+        _w(T.SSM_BETA, "E", "H", when=("recurrent",)),
+        Need(T.SSM_A, a_shape, ("recurrent",), None),
+        _b(T.SSM_DT, "KDA*H", when=("recurrent",)),
+        _w(T.SSM_G_A, "E", "KDA", when=("recurrent",)),
+        _w(T.SSM_G_B, "KDA", "KDA*H", when=("recurrent",)),
+        _w(T.SSM_NORM, "KDA", when=("recurrent",)),
+        _w(T.ATTN_OUT, "KDA*H", "E", when=("recurrent",)),
+    )
+
+
 # kimi-linear: per layer a KDA block (recurrent: no KV heads) or an MLA block without RoPE,
 # then a dense FFN on the leading layers, else experts with a required selection bias and the
 # shared expert (optional to the loader, but the graph runs it unconditionally: required here)
-_KDA = (
-    _w(T.SSM_CONV1D_Q, "DC", "1", "KDA*H", when=("recurrent",)),
-    _w(T.SSM_CONV1D_K, "DC", "1", "KDA*H", when=("recurrent",)),
-    _w(T.SSM_CONV1D_V, "DC", "1", "KDA*H", when=("recurrent",)),
-    _qkv("KDA*H", "KDA*H", "KDA*H", ("recurrent",)),
-    _w(T.SSM_F_A, "E", "KDA", when=("recurrent",)),
-    _w(T.SSM_F_B, "KDA", "KDA*H", when=("recurrent",)),
-    _w(T.SSM_BETA, "E", "H", when=("recurrent",)),
-    Need(T.SSM_A, ("1", "H"), ("recurrent",), None),
-    _b(T.SSM_DT, "KDA*H", when=("recurrent",)),
-    _w(T.SSM_G_A, "E", "KDA", when=("recurrent",)),
-    _w(T.SSM_G_B, "KDA", "KDA*H", when=("recurrent",)),
-    _w(T.SSM_NORM, "KDA", when=("recurrent",)),
-    _w(T.ATTN_OUT, "KDA*H", "E", when=("recurrent",)),
-)
 _KIMI_MLA = (
     _w(T.ATTN_Q_A_NORM, "QL", when=("attention", "q_lora")),
     _w(T.ATTN_Q_A, "E", "QL", when=("attention", "q_lora")),
@@ -596,7 +603,7 @@ _KIMI_LINEAR = Family(
     _GLOBALS_OUTPUT,
     (
         _w(T.ATTN_NORM, "E"),
-        *_KDA,
+        *_kda(("1", "H")),
         *_KIMI_MLA,
         _w(T.FFN_NORM, "E"),
         *_dense_ffn(("dense",)),
@@ -605,6 +612,13 @@ _KIMI_LINEAR = Family(
         *_shared_experts("FE*S", ("moe",)),
     ),
 )
+
+# deepseek4.cpp, glm5-next.cpp: a trunk layer's attention and FFN hyper-connection mixes
+_HYPER_CONNECTIONS = (
+    _w(D4.HC_ATTN_FN, "HCD", "HCM", when=("trunk",)), _w(D4.HC_ATTN_BASE, "HCM", when=("trunk",)),
+    _w(D4.HC_ATTN_SCALE, "3", when=("trunk",)), _w(D4.HC_FFN_FN, "HCD", "HCM", when=("trunk",)),
+    _w(D4.HC_FFN_BASE, "HCM", when=("trunk",)), _w(D4.HC_FFN_SCALE, "3", when=("trunk",)),
+)  # fmt: skip
 
 # deepseek4.cpp: sinks, compressed q, one KV head, the grouped low-rank output (attn_output_a
 # as the file stores it: [H*HK/G, R*G]), both hyper-connection mixes, the layer's compressor
@@ -619,8 +633,7 @@ _DEEPSEEK4 = Family(
         _w(T.ATTN_Q_A_NORM, "QL"), _w(T.ATTN_Q_B, "QL", "H*HK"), _w(D4.ATTN_KV, "E", "HK"),
         _w(T.ATTN_KV_A_NORM, "HK"), _w(D4.ATTN_OUT_A, "HKG", "OL*OG"),
         _w(D4.ATTN_OUT_B, "OG*OL", "E"),
-        _w(D4.HC_ATTN_FN, "HCD", "HCM"), _w(D4.HC_ATTN_BASE, "HCM"), _w(D4.HC_ATTN_SCALE, "3"),
-        _w(D4.HC_FFN_FN, "HCD", "HCM"), _w(D4.HC_FFN_BASE, "HCM"), _w(D4.HC_FFN_SCALE, "3"),
+        *_HYPER_CONNECTIONS,
         _w(D4.ATTN_COMPRESSOR_KV, "E", "2*HK", when=("csa",)),
         _w(D4.ATTN_COMPRESSOR_GATE, "E", "2*HK", when=("csa",)),
         _w(D4.ATTN_COMPRESSOR_APE, "2*HK", "4", when=("csa",)),
@@ -675,6 +688,51 @@ _STEP35 = Family(
     mtp_probe=True,
 )
 
+
+def _kpool_indexer(when: str, *, optional: bool) -> tuple[Need, ...]:
+    """glm5-next.cpp's k-pool indexer of an MLA layer (``when``): required where the layer's
+    indexer is full, optional (TENSOR_NOT_REQUIRED) where it is shared."""
+    cond = ("attention", when)
+    return (
+        _w(T.INDEXER_K_NORM, "IK", when=cond, optional=optional),
+        _b(T.INDEXER_K_NORM, "IK", when=cond, optional=optional),
+        _w(T.INDEXER_PROJ, "E", "IH", when=cond, optional=optional),
+        _w(T.INDEXER_ATTN_K, "E", "IK", when=cond, optional=optional),
+        _w(T.INDEXER_ATTN_Q_B, "QL", "IH*IK", when=cond, optional=optional),
+        _w(D4.INDEXER_COMPRESSOR_GATE, "E", "IK", when=cond, optional=optional),
+        _w(D4.INDEXER_COMPRESSOR_APE, "IK", "KP", when=cond, optional=optional),
+    )
+
+
+# glm5-next.cpp: trunk layers' hyper-connection mixes; a KDA block, or a NoPE MLA block (q
+# compression and split k_b/v_b required) with the k-pool indexer; a dense FFN on the leading
+# layers, else experts with the required selection bias and the shared expert; MTP extras
+_GLM5_NEXT = Family(
+    "src/models/glm5-next.cpp",
+    _GLOBALS_OUTPUT,
+    (
+        _w(T.ATTN_NORM, "E"),
+        _w(T.FFN_NORM, "E"),
+        *_HYPER_CONNECTIONS,
+        *_kda(("H",)),
+        *(_w(t, *shape, when=("attention",)) for t, shape in (
+            (T.ATTN_Q_A_NORM, ("QL",)), (T.ATTN_KV_A_NORM, ("KVL",)), (T.ATTN_Q_A, ("E", "QL")),
+            (T.ATTN_Q_B, ("QL", "H*KMLA")), (T.ATTN_KV_A_MQA, ("E", "KVL+ROT")),
+            (T.ATTN_K_B, ("KMLA-ROT", "KVL", "H")), (T.ATTN_V_B, ("KVL", "VMLA", "H")),
+            (T.ATTN_OUT, ("H*VMLA", "E")),
+        )),
+        *_kpool_indexer("indexer_full", optional=False),
+        *_kpool_indexer("indexer_shared", optional=True),
+        *_dense_ffn(("dense",)),
+        *_experts("FE", ("moe",)),
+        _b(T.FFN_EXP_PROBS_B, "X", when=("moe",)),
+        *_shared_experts("FE*S", ("moe",)),
+        *_NEXTN,
+    ),
+    all_layers=True,
+    mtp_probe=True,
+)  # fmt: skip
+
 FAMILIES: dict[str, Family] = {
     "llama": _LLAMA,
     "mistral3": _LLAMA,
@@ -700,6 +758,7 @@ FAMILIES: dict[str, Family] = {
     "qwen3vl": _QWEN3VL,
     "qwen3vlmoe": _QWEN3VLMOE,
     "step35": _STEP35,
+    "glm5-next": _GLM5_NEXT,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.
@@ -763,6 +822,7 @@ def _dimensions(inventory: Inventory) -> dict[str, int]:
         # deepseek32: the lightning indexer's heads and head width
         "IH": _meta_int(inventory, Keys.Attention.Indexer.HEAD_COUNT),
         "IK": _meta_int(inventory, Keys.Attention.Indexer.KEY_LENGTH),
+        "KP": _meta_int(inventory, KpoolKeys.KPOOL),  # glm5-next: tokens per indexer pool
         **_dsv4_dimensions(inventory, att.n_head[0] if att.n_head else 0, att.key_length),
     }
 
@@ -857,8 +917,21 @@ _CONDITIONS: dict[str, Callable[[Inventory, int, Mapping[str, int]], bool]] = {
     "csa": lambda inv, il, d: _compress_ratio(inv, il) == 4,
     "hca": lambda inv, il, d: _compress_ratio(inv, il) == 128,
     "hash": lambda inv, il, d: il < _meta_int(inv, Dsv4Keys.HASH_LAYER_COUNT),
+    # glm5-next: hyper-connections on trunk layers; a full indexer per indexer.types (MTP too)
+    "trunk": lambda inv, il, d: il < inv.n_layers - inv.n_layers_nextn,
+    "indexer_full": lambda inv, il, d: _full_indexer(inv, il),
+    "indexer_shared": lambda inv, il, d: not _full_indexer(inv, il),
     "no_hash": lambda inv, il, d: il >= _meta_int(inv, Dsv4Keys.HASH_LAYER_COUNT),
 }
+
+
+def _full_indexer(inventory: Inventory, il: int) -> bool:
+    """glm5-next: ``is_indexer_full(il)`` (``{arch}.attention.indexer.types``, all full when
+    absent), or an MTP layer."""
+    if il >= inventory.n_layers - inventory.n_layers_nextn:
+        return True
+    value = inventory.metadata.get(KpoolKeys.TYPES.format(arch=inventory.architecture))
+    return not isinstance(value, list) or il >= len(value) or bool(value[il])
 
 
 def _compress_ratio(inventory: Inventory, il: int) -> int:
@@ -1003,6 +1076,7 @@ _DIM_NAMES = {
     "IK": "indexer_head_size",
     "HC": "hc_mult", "HCD": "hc_mult*n_embd", "HCM": "hc_mix_dim", "OG": "o_groups",
     "OL": "o_lora_rank", "HKG": "n_head*head_k/o_groups", "XU": "n_expert_used",
+    "KP": "indexer_kpool",
 }  # fmt: skip
 
 

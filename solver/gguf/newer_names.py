@@ -3,7 +3,9 @@
 ``src/llama-arch.cpp`` (``LLM_KV_NAMES``, ``LLM_TENSOR_NAMES``) is the source of each string;
 ``{arch}`` and ``{bid}`` are filled in the way gguf-py's own templates are. Everything here
 is DeepSeek V4's (``deepseek4``): hyper-connections, the grouped low-rank output projection,
-the KV compressors and their per-layer ratios, hash routing.
+the KV compressors and their per-layer ratios, hash routing; and GLM-5.3-Flash's
+(``glm5-next``) k-pool indexer keys. Its k-pool tensors have deepseek4's indexer-compressor
+names (``LLM_TENSOR_INDEXER_KPOOL_GATE`` / ``_APE``: ``Dsv4Tensors.INDEXER_COMPRESSOR_*``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,14 @@ class Dsv4Tensors:
     INDEXER_COMPRESSOR_APE = "blk.{bid}.indexer_compressor_ape"
     INDEXER_COMPRESSOR_NORM = "blk.{bid}.indexer_compressor_norm"
     FFN_GATE_TID2EID = "blk.{bid}.ffn_gate_tid2eid"  # I32 token -> experts table
+
+
+class KpoolKeys:
+    """glm5-next's indexer keys (``llama_model_glm5_next::load_arch_hparams``)."""
+
+    KPOOL = "{arch}.attention.indexer.kpool"  # tokens pooled into one indexer key
+    KPOOL_SELECT_TAIL = "{arch}.attention.indexer.kpool_select_tail"
+    TYPES = "{arch}.attention.indexer.types"  # per layer: full indexer (else shared)
 
 
 # llama-hparams.h llama_expert_gating_func_type values gguf-py's ExpertGatingFuncType lacks

@@ -181,9 +181,22 @@ def _category(name: str) -> _Category:
 _ATTN_V_LIKE = (_Category.ATTENTION_V, _Category.ATTENTION_QKV, _Category.ATTENTION_KV_B)
 
 
-def allows_quantization(spec: TensorSpec) -> bool:
+# tensor_allows_quantization: glm5-next's small or sensitive weights stay as converted
+_GLM5_NEXT_UNQUANTIZED = (
+    "hc_", "indexer.attn_q_b", "indexer.attn_k", "indexer.proj", "indexer_compressor_gate",
+    "indexer_compressor_ape", "ssm_f_a.weight", "ssm_f_b.weight", "ssm_g_a.weight",
+    "ssm_g_b.weight", "ssm_beta.weight", "attn_kv_a_mqa.weight", "attn_k_b.weight",
+    "attn_v_b.weight",
+)  # fmt: skip
+# llama_tensor_get_type_impl: glm5-next's q projections and MTP eh_proj stay at least Q8_0
+_GLM5_NEXT_Q8_FLOOR = ("attn_q_a", "attn_q_b", "nextn.eh_proj")
+
+
+def allows_quantization(spec: TensorSpec, arch: Arch | None = None) -> bool:
     """tensor_allows_quantization, restricted to names the described architectures have."""
     name = spec.name
+    if arch is Arch.GLM5_NEXT and any(part in name for part in _GLM5_NEXT_UNQUANTIZED):
+        return False
     return (
         _n_dims(spec.shape) >= 2
         and name.endswith("weight")
@@ -257,6 +270,8 @@ def _type_impl(qs: _QuantizeState, new_type: Q, spec: TensorSpec, category: _Cat
     """llama_tensor_get_type_impl: the standard mix for a file type."""
     ftype, name = qs.ftype, spec.name
     n_expert = qs.n_expert if qs.n_expert > 1 else 0  # hparams.n_expert as the source tests it
+    if qs.arch is Arch.GLM5_NEXT and any(part in name for part in _GLM5_NEXT_Q8_FLOOR):
+        return new_type if new_type in (Q.F32, Q.BF16, Q.F16) else Q.Q8_0
 
     if category is _Category.OUTPUT or (
         qs.has_tied_embeddings and category is _Category.TOKEN_EMBD
@@ -476,7 +491,7 @@ def tensor_types(
     types: list[str] = []
     for spec in specs:
         source = Q[spec.source_type]
-        if not allows_quantization(spec):
+        if not allows_quantization(spec, bp.architecture):
             types.append(source.name)
             continue
         new_type = default_type

@@ -210,6 +210,8 @@ def _value_type(key: str, value: MetadataValue) -> tuple[VT, VT | None]:
         if key == K.Tokenizer.SCORES:
             return VT.ARRAY, VT.FLOAT32
         sample = value[0] if value else ""
+        if isinstance(sample, bool):  # glm5-next's indexer types, as gguf-py writes them
+            return VT.ARRAY, VT.BOOL
         if isinstance(sample, str):
             return VT.ARRAY, VT.STRING
         return VT.ARRAY, (VT.FLOAT32 if isinstance(sample, float) else VT.UINT32)

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from solver.errors import BadInput
 from solver.gguf.hparams import llama_architectures
 from solver.gguf.inventory import Inventory
-from solver.gguf.newer_names import Dsv4Keys
+from solver.gguf.newer_names import Dsv4Keys, KpoolKeys
 
 
 class MemoryKind(StrEnum):
@@ -35,6 +35,9 @@ class MemoryKind(StrEnum):
     ISWA = "iswa"  # llama_kv_cache_iswa: a full cache plus a sliding-window cache
     RECURRENT = "recurrent"  # llama_memory_recurrent: per-sequence r/s state
     HYBRID = "hybrid"  # llama_memory_hybrid: a KV cache for attention + recurrent state
+    # llama_memory_hybrid_idx (glm5-next): the hybrid's caches plus an indexer K cache on the
+    # layers with a full indexer (ModelHparams.lid_layers)
+    HYBRID_IDX = "hybrid_idx"
     DSA = "dsa"  # llama_kv_cache_dsa: the MLA K cache plus the lightning indexer's K cache
     # llama_kv_cache_dsv4: a sliding-window K cache, K caches of the compressed positions per
     # compression ratio (and the indexer's), the compressors' F32 states
@@ -60,11 +63,12 @@ SPECIAL_MEMORY_ARCHS = frozenset(
 
 # Hybrids whose memory llama.cpp builds from other parts (an indexer cache, or recurrent
 # state fit does not size: KDA / lightning attention heads).
-UNMODELLED_HYBRID_ARCHS = frozenset(
-    {"qwen4exp", "glm5-next", "kimi-k3", "bailingmoe3", "minimax-01"}
-)
+UNMODELLED_HYBRID_ARCHS = frozenset({"qwen4exp", "kimi-k3", "bailingmoe3", "minimax-01"})
 # create_memory's hybrid layer filters (default: attention = !is_recr, recurrent = is_recr)
-_TRUNK_FILTER_ARCHS = frozenset({"qwen3next", "qwen35", "qwen35moe"})
+_TRUNK_FILTER_ARCHS = frozenset({"qwen3next", "qwen35", "qwen35moe", "glm5-next"})
+# llama_memory_hybrid_idx: glm5-next's indexer cache row holds key | gate | pooled key
+# (llama_hparams::indexer_kpool_row's default)
+KPOOL_ROW = 3
 _NO_FFN_FILTER_ARCHS = frozenset({"nemotron_h", "nemotron_h_moe"})
 
 # load_arch_hparams reads {arch}.n_deepstack_layers (granite's loaders derive the count from
@@ -156,6 +160,10 @@ class ModelHparams(BaseModel):
     indexer_n_head: int = 0
     indexer_head_size: int = 0
     indexer_top_k: int = 0
+    indexer_kpool: int = 0  # glm5-next: tokens pooled into one indexer key (0: no pools)
+    lid_layers: tuple[bool, ...] = Field(
+        default=(), description="per layer: has an indexer K cache (DSA's, hybrid_idx's)"
+    )
     # deepseek4: each layer's KV compression ratio (0: none; 4 with the indexer; 128)
     compress_ratios: tuple[int, ...] = ()
     n_ctx_orig_yarn: int  # rope scaling's original context, else the training context
@@ -211,6 +219,12 @@ class ModelHparams(BaseModel):
         return self.kv_layers[il]
 
     @property
+    def indexer_cache_width(self) -> int:
+        """One layer's indexer K row: indexer_head_size, times KPOOL_ROW with pools
+        (llama_memory_hybrid_idx's hparams_idx.n_embd_head_k_full)."""
+        return self.indexer_head_size * (KPOOL_ROW if self.indexer_kpool else 1)
+
+    @property
     def v_width_max(self) -> int:
         """n_embd_v_gqa_max(): the V row width when V is stored transposed."""
         return max(layer.v_width for layer in self.layers)
@@ -258,7 +272,7 @@ def memory_kind(inventory: Inventory) -> MemoryKind:
             raise BadInput(f"architecture '{arch}' keeps a state fit does not model yet")
         if any(inventory.attention.swa_layers):
             raise BadInput(f"hybrid architecture '{arch}' with a sliding window is not modelled")
-        return MemoryKind.HYBRID
+        return MemoryKind.HYBRID_IDX if arch == "glm5-next" else MemoryKind.HYBRID
     if arch == "deepseek32":
         return MemoryKind.DSA
     if arch in SPECIAL_MEMORY_ARCHS:
@@ -319,6 +333,8 @@ def model_hparams(inventory: Inventory) -> ModelHparams:
         indexer_n_head=_int_meta(inventory, Keys.Attention.Indexer.HEAD_COUNT, 0),
         indexer_head_size=_int_meta(inventory, Keys.Attention.Indexer.KEY_LENGTH, 0),
         indexer_top_k=_int_meta(inventory, Keys.Attention.Indexer.TOP_K, 0),
+        indexer_kpool=_int_meta(inventory, KpoolKeys.KPOOL, 0),
+        lid_layers=_indexer_layers(inventory, kind, kv_layers),
         compress_ratios=_compress_ratios(inventory) if kind is MemoryKind.DSV4 else (),
         n_ctx_orig_yarn=int(_scalar_meta(inventory, Keys.Rope.SCALING_ORIG_CTX_LEN, 0))
         or inventory.context_length,
@@ -406,7 +422,7 @@ def _memory_layers(
         return (False,) * n_all, (False,) * n_all
     if kind is MemoryKind.RECURRENT:  # every trunk layer, no KV at all
         return (False,) * n_all, tuple(il < n_layer for il in range(n_all))
-    if kind is MemoryKind.HYBRID:
+    if kind in (MemoryKind.HYBRID, MemoryKind.HYBRID_IDX):
         arch = inventory.architecture
         if arch == "falcon-h1":
             return (True,) * n_all, tuple(il < n_layer for il in range(n_all))
@@ -426,6 +442,22 @@ def _memory_layers(
         mtp = inventory.n_layers_nextn > 0 and n_layer > 0 and il >= n_layer
         kv.append(own and not mtp)
     return tuple(kv), (False,) * n_all
+
+
+def _indexer_layers(
+    inventory: Inventory, kind: MemoryKind, kv_layers: tuple[bool, ...]
+) -> tuple[bool, ...]:
+    """Layers with an indexer K cache: every KV layer of llama_kv_cache_dsa; glm5-next's
+    filter_idx, the KV layers whose indexer is full (``is_indexer_full``: the
+    ``{arch}.attention.indexer.types`` entry, all full when the key is absent)."""
+    if kind is MemoryKind.DSA:
+        return kv_layers
+    if kind is not MemoryKind.HYBRID_IDX:
+        return ()
+    types = inventory.metadata.get(KpoolKeys.TYPES.format(arch=inventory.architecture))
+    full = [bool(t) for t in types] if isinstance(types, list) else []
+    full += [True] * (len(kv_layers) - len(full))
+    return tuple(kv and f for kv, f in zip(kv_layers, full, strict=False))
 
 
 def _per_layer_meta(inventory: Inventory, key_template: str) -> list[int]:

@@ -12,6 +12,9 @@ the sliding-window layers with ``kv_cells_swa`` cells; the log prints a line per
 each. ``llama_kv_cache_dsa`` (deepseek32) too: the MLA cache ("main"), then the lightning
 indexer's ("indexer", cache ``lid``), both of ``n_ctx_seq`` cells, the indexer's K one head
 of ``indexer_head_size`` per layer in ``type_k``, no V (the model is MLA).
+``llama_memory_hybrid_idx`` (glm5-next) is the hybrid's attention cache and recurrent state
+plus such an indexer cache (``lid``) on its full-indexer layers (``ModelHparams.lid_layers``),
+each row ``indexer_cache_width`` wide (key | gate | pooled key).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class KvBuffer(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     cache: str = Field(
-        description="'base' (full attention), 'swa', 'lid' (DSA's indexer), 'rs' (recurrent) "
+        description="'base' (full attention), 'swa', 'lid' (an indexer's), 'rs' (recurrent) "
         "or a DSV4 cache (solver.llama.kv_dsv4: 'csa', 'hca', 'csa_state', ...)"
     )
     buffer_type: str
@@ -61,13 +64,13 @@ def kv_buffers(
     caches = [("base", workload.n_ctx_seq, False)]
     if hparams.memory is MemoryKind.ISWA:
         caches.append(("swa", workload.kv_cells_swa, True))
-    if hparams.memory is MemoryKind.DSA:
+    if any(hparams.lid_layers):
         caches.append(("lid", workload.n_ctx_seq, False))
     buffers = []
     for cache, kv_size, swa in caches:
         sums: dict[str, list[int]] = {}
         for il, device in enumerate(layer_kv_devices):
-            if device is None:
+            if device is None or (cache == "lid" and not hparams.lid_layers[il]):
                 continue
             if hparams.memory is MemoryKind.ISWA and hparams.layers[il].is_swa != swa:
                 continue
@@ -151,9 +154,9 @@ def _layer_tensors(
 def _indexer_tensor(
     hparams: ModelHparams, workload: ComputeWorkload, kv_size: int, buft: BufferType
 ) -> tuple[int, int, int]:
-    """A layer's lightning-indexer K (llama_kv_cache_dsa's hparams_lid: one KV head of
-    ``indexer_head_size``): (alloc bytes, K bytes, 0)."""
-    shape = (hparams.indexer_head_size, kv_size, workload.n_stream)
+    """A layer's indexer K (llama_kv_cache_dsa's hparams_lid, llama_memory_hybrid_idx's
+    hparams_idx: one KV head of ``indexer_cache_width``): (alloc bytes, K bytes, 0)."""
+    shape = (hparams.indexer_cache_width, kv_size, workload.n_stream)
     size = ggml_types.n_bytes(workload.type_k, shape)
     return buft.alloc_size(workload.type_k, shape, size), size, 0
 
@@ -174,7 +177,7 @@ def layer_kv_bytes(hparams: ModelHparams, workload: ComputeWorkload) -> tuple[in
         swa = hparams.memory is MemoryKind.ISWA and hparams.layers[il].is_swa
         kv_size = workload.kv_cells_swa if swa else workload.n_ctx_seq
         size, _, _ = _layer_tensors(hparams, workload, il, kv_size, CPU_BUFFER)
-        if hparams.memory is MemoryKind.DSA:
+        if hparams.lid_layers and hparams.lid_layers[il]:
             size += _indexer_tensor(hparams, workload, kv_size, CPU_BUFFER)[0]
         sizes.append(size)
     return tuple(sizes)
@@ -226,6 +229,24 @@ def recurrent_buffers(
         )
         for name, (size, r_bytes, s_bytes) in sorted(sums.items())
     )
+
+
+def memory_buffers(
+    hparams: ModelHparams,
+    workload: ComputeWorkload,
+    layer_kv_devices: Sequence[str | None],
+    layer_rs_devices: Sequence[str | None],
+    device_bufts: Mapping[str, BufferType],
+) -> tuple[KvBuffer, ...]:
+    """Every KV and recurrent-state buffer of a launch, in the order llama.cpp allocates
+    them: the KV caches, then the recurrent state; llama_memory_hybrid_idx builds its
+    indexer cache (``lid``) after the hybrid's two."""
+    kv = kv_buffers(hparams, workload, layer_kv_devices, device_bufts)
+    rs = recurrent_buffers(hparams, workload, layer_rs_devices, device_bufts)
+    if hparams.memory is not MemoryKind.HYBRID_IDX:
+        return kv + rs
+    lid = tuple(b for b in kv if b.cache == "lid")
+    return tuple(b for b in kv if b.cache != "lid") + rs + lid
 
 
 def _device_of(buffer_type: str, device_bufts: Mapping[str, BufferType]) -> str:

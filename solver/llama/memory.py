@@ -42,7 +42,7 @@ from solver.llama.device_map import (
     model_devices,
     place_tensors,
 )
-from solver.llama.kv_cache import KvBuffer, kv_buffers, recurrent_buffers
+from solver.llama.kv_cache import KvBuffer, memory_buffers
 from solver.llama.workload import ComputeWorkload, resolve_workload
 from solver.quantities import GIB
 
@@ -224,8 +224,13 @@ def estimate_memory(
     kinds = {device.name: device.kind.value for device in offload}
     workload = resolve_workload(config, tables.hparams, placement.layer_devices, kinds)
     device_bufts = {device.name: device_buffer_type(device) for device in offload}
-    kv = kv_buffers(tables.hparams, workload, placement.layer_kv_devices, device_bufts)
-    kv += recurrent_buffers(tables.hparams, workload, placement.layer_rs_devices, device_bufts)
+    kv = memory_buffers(
+        tables.hparams,
+        workload,
+        placement.layer_kv_devices,
+        placement.layer_rs_devices,
+        device_bufts,
+    )
     output = _output_buffer(tables, workload, placement, offload)
     compute, splits, splits_tg = _compute(inventory, workload, placement)
     unmodelled = None

@@ -25,7 +25,9 @@ glm-dsa            GLM-5, GLM-5.1, GLM-5.2                ggml-org/llama.cpp#194
 mimo2              MiMo-V2-Flash, MiMo-V2.5               ggml-org/llama.cpp#18328, #22493;
                                                           bartowski GGUFs (ollama/ollama#13537)
 glm5-next          GLM-5.3-Flash                          unsloth/GLM-5.3-Flash-GGUF (spiritbuun/
-                                                          buun-llama-cpp#132)
+                                                          buun-llama-cpp#132); its weights, KDA
+                                                          state and MLA and indexer caches are
+                                                          modelled, not its graph
 minimax-m3         MiniMax-M3                             NVIDIA NIM and HF Inference catalogues
 deepseek4          DeepSeek-V4-Flash (284B-A13B), V4-Pro  ggml-org/llama.cpp#22319; its weights and
                                                           KV caches are modelled (kv_dsv4), not
