@@ -35,8 +35,8 @@ SYNTHETIC_ARCHS += ("mistral4",)
 SYNTHETIC_ARCHS += ("deepseek32",)
 # kimi-linear: KDA layers with conv and delta-rule state between MLA layers without RoPE
 SYNTHETIC_ARCHS += ("kimi-linear",)
-# deepseek4: a raw sliding-window cache beside K caches of 4- and 128-fold compressed
-# positions, the indexer's, and their compressors' states (compute not modelled yet)
+# deepseek4: hyper-connections, a raw sliding-window cache beside K caches of 4- and 128-fold
+# compressed positions, the indexer's, and their compressors' states
 SYNTHETIC_ARCHS += ("deepseek4",)
 # qwen3vl / qwen3vlmoe: IMRoPE positions, input rows 4 x n_embd wide, 3 deepstack layers
 SYNTHETIC_ARCHS += ("qwen3vl", "qwen3vlmoe")

@@ -93,8 +93,8 @@ def _random_workload(rng: random.Random) -> ComputeWorkload:
     )  # fmt: skip
 
 
-# the engine and the reference replay the same recipe: architectures without one (deepseek4's
-# compute) are refused by both, tested in test_unmodelled_compute
+# the engine and the reference replay the same recipe: an architecture without one would be
+# refused by both (tested in test_unmodelled_compute)
 MODELLED_ARCHS = [arch for arch in SYNTHETIC_ARCHS if arch in RECIPES]
 
 

@@ -174,18 +174,16 @@ def test_llama_server_loads_it(unmodelled_gguf: Path, run_llama) -> None:
     assert report.loaded
 
 
-def test_deepseek4_plans_with_a_margin_and_its_get_rows_weights_stay_in_their_layer(
-    tmp_path: Path,
-) -> None:
-    """deepseek4: weights and its DSV4 caches modelled, compute not: fit solve refuses it
-    (exit 2, naming it) and with a margin plans it on a GPU rig. The hash-routing table (I32)
-    and the compressors' position embeddings are GET_ROWS weights (llm_tensor_info), which CUDA
-    takes: the rendered arguments put them in their layer, where the plan counts them."""
-    [path] = write_synthetic_gguf(tiny_blueprint("deepseek4"), "Q4_K_M", tmp_path / "v4.gguf")
-    args = ("solve", str(path), "--hardware", "reference", "--ctx", "4096", "--time-limit", "2")
+def test_fit_solve_on_a_gpu_rig_refuses_and_plans_with_a_margin(unmodelled_gguf) -> None:
+    """On the reference rig (two GPUs) as on the default one: exit 2 naming the architecture,
+    and with a margin a plan whose GPUs that run layers carry it as their compute buffer."""
+    args = ("solve", str(unmodelled_gguf), "--hardware", "reference", "--ctx", "4096",
+            "--time-limit", "2")  # fmt: skip
     result = CliRunner().invoke(cli, list(args))
-    assert result.exit_code == 2 and "deepseek4: compute buffers not modelled" in result.output
+    assert result.exit_code == 2 and f"{ARCH}: compute buffers not modelled" in result.output
     code, out = invoke(*args, "--unmodelled-margin", "0.5", "--json")
     assert code == 0, out
     doc = json.loads(out)
     assert doc["status"] in ("optimal", "feasible") and doc["unmodelled"]["margin_gib"] == 0.5
+    runs_layers = [d for d in doc["devices"].values() if d["weights"] and d["kv"]]
+    assert runs_layers and all(d["compute"] == 2**29 for d in runs_layers)

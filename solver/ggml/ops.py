@@ -251,6 +251,12 @@ def rope(a: Tensor, pos: Tensor, freqs: Tensor | None = None) -> Tensor:
     return _dup(a, "ROPE", (a, pos, freqs))
 
 
+def rope_back(a: Tensor, pos: Tensor, freqs: Tensor | None = None) -> Tensor:
+    """ggml_rope_ext_back: ggml_rope_ext's result with op ROPE_BACK (deepseek4 de-ropes the
+    attention output). ``ggml_rope_set_offset`` only sets an op parameter: no node."""
+    return _dup(a, "ROPE_BACK", (a, pos, freqs))
+
+
 def soft_max(a: Tensor, mask: Tensor | None = None, sinks: Tensor | None = None) -> Tensor:
     return _dup(a, "SOFT_MAX", (a, mask, sinks))
 
@@ -378,6 +384,31 @@ def ssm_scan(
     (d_state x head_dim x n_head per id)."""
     n = x.n_elements + n_snap * s.ne[0] * s.ne[1] * s.ne[2] * ids.ne[0]
     return Tensor(F32, (n,), "SSM_SCAN", (s, x, dt, a, b, c, ids))
+
+
+# --- DeepSeek V4 hyper-connections (ggml_dsv4_hc_*) --------------------------------------
+
+
+def dsv4_hc_comb(mixes: Tensor, scale: Tensor, base: Tensor) -> Tensor:
+    """ggml_dsv4_hc_comb: the Sinkhorn-normalised stream mixing matrix, F32 hc x hc x
+    tokens, from mixes ((2 + hc) * hc x tokens) and the layer's scale and base weights."""
+    n_mix = mixes.ne[0]
+    hc = next(i for i in range(1, n_mix + 1) if (2 + i) * i == n_mix)
+    return Tensor(F32, (hc, hc, mixes.ne[1]), "DSV4_HC_COMB", (mixes, scale, base))
+
+
+def dsv4_hc_pre(x: Tensor, weights: Tensor) -> Tensor:
+    """ggml_dsv4_hc_pre: the streams x (n_embd x hc x tokens) summed with per-token weights
+    (hc x tokens) into one F32 n_embd x tokens input."""
+    return Tensor(F32, (x.ne[0], x.ne[2]), "DSV4_HC_PRE", (x, weights))
+
+
+def dsv4_hc_post(x: Tensor, residual: Tensor, post: Tensor, comb: Tensor | None) -> Tensor:
+    """ggml_dsv4_hc_post: a block's output x (n_embd x tokens) spread back over the
+    residual's hc streams: F32 n_embd x hc x tokens."""
+    return Tensor(
+        F32, (x.ne[0], residual.ne[1], x.ne[1]), "DSV4_HC_POST", (x, residual, post, comb)
+    )
 
 
 # --- views ------------------------------------------------------------------------------

@@ -69,15 +69,21 @@ def dsv4_caches(hparams: ModelHparams, workload: ComputeWorkload) -> list[Dsv4Ca
     indexer = hparams.indexer_head_size
     return [
         k_cache("swa", trunk, width, workload.kv_cells_swa),
-        k_cache("csa", csa, width, _compressed_cells(workload.n_ctx_seq, CSA_RATIO)),
-        k_cache("hca", hca, width, _compressed_cells(workload.n_ctx_seq, HCA_RATIO)),
-        k_cache("lid", csa, indexer, _compressed_cells(workload.n_ctx_seq, CSA_RATIO)),
-        state("csa_state", csa, 2 * CSA_RATIO, 2 * head),
-        state("hca_state", hca, HCA_RATIO, head),
-        state("lid_state", csa, 2 * CSA_RATIO, 2 * indexer),
+        k_cache("csa", csa, width, compressed_cells(workload.n_ctx_seq, CSA_RATIO)),
+        k_cache("hca", hca, width, compressed_cells(workload.n_ctx_seq, HCA_RATIO)),
+        k_cache("lid", csa, indexer, compressed_cells(workload.n_ctx_seq, CSA_RATIO)),
+        state("csa_state", csa, state_size(CSA_RATIO), 2 * head),
+        state("hca_state", hca, state_size(HCA_RATIO), head),
+        state("lid_state", csa, state_size(CSA_RATIO), 2 * indexer),
     ]
 
 
-def _compressed_cells(n_ctx_seq: int, ratio: int) -> int:
+def state_size(ratio: int) -> int:
+    """Rows of a compressor state per stream: 2 x ratio for the overlapping ratio-4 windows
+    (the previous window's rows beside the current one's), ratio at 128."""
+    return 2 * ratio if ratio == CSA_RATIO else ratio
+
+
+def compressed_cells(n_ctx_seq: int, ratio: int) -> int:
     """GGML_PAD(dsv4_comp_size(kv_size, ratio), 256): max(1, ceil(kv_size / ratio))."""
     return pad(max(1, -(-n_ctx_seq // ratio)), GGML_KQ_PAD)

@@ -37,6 +37,12 @@ Modules, lower first:
 - ``llama4``: the graph function of llama4 (chunked and global layers, dense and MoE FFNs
   alternating).
 - ``gemma4``: the graph function of gemma4 (two head widths, shared KV, per-layer embeddings).
+- ``hyper_connections``: DeepSeek V4's hyper-connection streams around a block (the fused
+  ``DSV4_HC_PRE`` / ``DSV4_HC_COMB`` / ``DSV4_HC_POST``), the streams' head.
+- ``dsv4_cache``: ``llama_kv_cache_dsv4``'s graph inputs (raw window, compressed caches,
+  compressor states) and a layer's compressors.
+- ``deepseek4``: the graph function of deepseek4 (hyper-connections, the raw / CSA with the
+  lightning indexer / HCA attention per compression ratio, hash-routed MoE).
 - ``recipes``: ``ArchRecipe`` per architecture and the transformer template over the blocks.
 - ``reserve``: ``build_graph``, the entry.
 """

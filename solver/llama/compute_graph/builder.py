@@ -96,6 +96,7 @@ class GraphBuilder:
         self.gf = Graph()
         self._weights: dict[str, Tensor] = {}
         self._kv: dict[tuple[str, int], Tensor] = {}
+        self.inp_tokens: Tensor | None = None  # res->t_inp_tokens, once build_inp_embd ran
 
     # --- model tensors -------------------------------------------------------------------
 
@@ -112,6 +113,12 @@ class GraphBuilder:
     def lw(self, il: int, role: str, suffix: str = "weight") -> Tensor | None:
         """Layer il's weight ``blk.{il}.{role}.{suffix}``, or None when the file lacks it."""
         return self.w(f"blk.{il}.{role}.{suffix}")
+
+    def reshaped_weight(self, w: Tensor, shape: tuple[int, ...]) -> Tensor:
+        """A weight as the loader creates it with TENSOR_ALLOW_RESHAPE: the same GGUF tensor
+        (same buffer) in another shape; later lookups by its name get this one."""
+        t = self._weights[w.weight] = g.weight(w.weight, w.type, shape)
+        return t
 
     def layer_duplicate(self, name: str, il: int) -> Tensor | None:
         """A TENSOR_DUPLICATED weight as layer il sees it: its own copy on the layer's device."""
@@ -135,12 +142,15 @@ class GraphBuilder:
         out = self._weights["output.weight"] = g.weight("output.weight", info[0], info[1])
         return out
 
-    def kv_tensor(self, kind: str, il: int, ggml_type: int, width: int, size: int) -> Tensor:
-        """Layer il's K or V cache tensor (``kind`` "k" / "v"): width x size x n_stream."""
+    def kv_tensor(
+        self, kind: str, il: int, ggml_type: int, width: int, size: int, n_stream: int = 0
+    ) -> Tensor:
+        """Layer il's K or V cache tensor (``kind`` "k" / "v", or another cache of the layer's
+        memory): width x size x n_stream (the context's KV streams unless given)."""
         key = (kind, il)
         t = self._kv.get(key)
         if t is None:
-            t = g.new_tensor(ggml_type, width, size, self.cache.n_stream)
+            t = g.new_tensor(ggml_type, width, size, n_stream or self.cache.n_stream)
             t.kv_layer = il
             t.name = f"cache_{kind}_l{il}"
             self._kv[key] = t

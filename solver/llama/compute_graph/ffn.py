@@ -126,10 +126,13 @@ def _shared_expert(b: GraphBuilder, cur: Tensor, il: int) -> Tensor:
 # --- mixture of experts ----------------------------------------------------------------------
 
 
-def build_moe_ffn(b: GraphBuilder, cur: Tensor, il: int, routing: MoeRouting) -> Tensor:
-    """llm_graph_context::build_moe_ffn: route, run the selected experts, sum their outputs."""
+def build_moe_ffn(
+    b: GraphBuilder, cur: Tensor, il: int, routing: MoeRouting, selected: Tensor | None = None
+) -> Tensor:
+    """llm_graph_context::build_moe_ffn: route, run the selected experts, sum their outputs.
+    ``selected``: the experts chosen outside the router (deepseek4's hash routing)."""
     n_embd, n_tokens = cur.ne[0], cur.ne[1]
-    selected, weights = _route(b, cur, il, routing)
+    selected, weights = _route(b, cur, il, routing, selected)
     cur = g.reshape(cur, n_embd, 1, n_tokens)
     experts = run_experts(b, cur, il, selected, routing.act)
     experts = g.mul(experts, weights)
@@ -137,8 +140,11 @@ def build_moe_ffn(b: GraphBuilder, cur: Tensor, il: int, routing: MoeRouting) ->
     return sum_experts(b, experts, n_embd, n_tokens, il)
 
 
-def _route(b: GraphBuilder, cur: Tensor, il: int, routing: MoeRouting) -> tuple[Tensor, Tensor]:
-    """The router: (selected expert ids, their weights as 1 x n_used x n_tokens)."""
+def _route(
+    b: GraphBuilder, cur: Tensor, il: int, routing: MoeRouting, selected: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """The router: (selected expert ids, their weights as 1 x n_used x n_tokens); the
+    selection is skipped when ``selected`` is given."""
     hp = b.hp
     n_tokens = cur.ne[1]
     n_expert, n_used = hp.n_expert, hp.n_expert_used
@@ -155,13 +161,8 @@ def _route(b: GraphBuilder, cur: Tensor, il: int, routing: MoeRouting) -> tuple[
         probs = logits
     else:
         probs = g.sqrt(g.unary(logits, "softplus"))
-    selection = probs
-    exp_probs_b = b.lw(il, "exp_probs_b", "bias")
-    if exp_probs_b is not None:
-        selection = g.add(probs, exp_probs_b)
-    if hp.n_expert_groups > 1 and n_tokens > 0:
-        selection = _select_groups(b, selection, n_tokens)
-    selected = g.argsort_top_k(selection, n_used)
+    if selected is None:
+        selected = _select(b, probs, il, n_tokens)
     probs3 = g.reshape(probs, 1, n_expert, n_tokens)
     weights = g.get_rows(probs3, selected)
     if gating == GATING_SOFTMAX_WEIGHT:
@@ -178,6 +179,18 @@ def _route(b: GraphBuilder, cur: Tensor, il: int, routing: MoeRouting) -> tuple[
         weights = g.scale(weights)
     b.gf.expand(weights)
     return selected, weights
+
+
+def _select(b: GraphBuilder, probs: Tensor, il: int, n_tokens: int) -> Tensor:
+    """The top n_used experts by probability plus the selection bias, within the best
+    expert groups where the model has groups."""
+    selection = probs
+    exp_probs_b = b.lw(il, "exp_probs_b", "bias")
+    if exp_probs_b is not None:
+        selection = g.add(probs, exp_probs_b)
+    if b.hp.n_expert_groups > 1 and n_tokens > 0:
+        selection = _select_groups(b, selection, n_tokens)
+    return g.argsort_top_k(selection, b.hp.n_expert_used)
 
 
 def _select_groups(b: GraphBuilder, selection: Tensor, n_tokens: int) -> Tensor:

@@ -18,10 +18,15 @@ from solver.llama.compute_graph.builder import GraphBuilder
 
 # GGML_MROPE_SECTIONS: llama_hparams::n_pos_per_embd() with MRoPE / IMRoPE (qwen35, qwen3vl)
 MROPE_POSITIONS = 4
+# llm_arch_supports_mixed_batch (llama-arch.cpp): architectures without the mixed branch
+NO_MIXED_BATCH_ARCHS = frozenset(
+    {"cogvlm", "deepseek4", "graniteswitch", "eagle3", "dflash", "gemma4-assistant"}
+)
 
 
 def build_inp_embd(b: GraphBuilder, tok_scale: float = 1.0) -> Tensor:
-    """build_inp_embd: token rows, or given embeddings, or a mix (one branch computes).
+    """build_inp_embd: token rows, or given embeddings, or a mix (one branch computes; the
+    mix only where the architecture takes mixed batches).
 
     With deepstack layers (qwen3vl) the rows are ``n_embd_inp`` wide (token rows padded with
     zeros) and the result is a view of their first ``n_embd`` columns, ``res->t_inp_embd``,
@@ -38,13 +43,16 @@ def build_inp_embd(b: GraphBuilder, tok_scale: float = 1.0) -> Tensor:
         return g.pad(rows, n_embd_inp - hp.n_embd) if n_embd_inp != hp.n_embd else rows
 
     tokens = b.input(g.new_tensor(I32, n_tokens), "inp_tokens")
+    b.inp_tokens = tokens
     embd = b.input(g.new_tensor(F32, n_embd_inp, n_tokens), "inp_embd")
     tok = token_rows(tokens)
-    mixed_tokens = b.input(g.new_tensor(I32, n_tokens), "inp_mixed_tokens")
-    mixed_slots = b.input(g.new_tensor(I64, n_tokens), "inp_mixed_slots")
-    mixed_embd = b.input(g.new_tensor(F32, n_embd_inp, n_tokens), "inp_mixed_embd")
-    mixed = g.set_rows(g.dup(mixed_embd), token_rows(mixed_tokens), mixed_slots)
-    b.gf.select([tok, embd, mixed])
+    branches = [tok, embd]
+    if hp.arch not in NO_MIXED_BATCH_ARCHS:
+        mixed_tokens = b.input(g.new_tensor(I32, n_tokens), "inp_mixed_tokens")
+        mixed_slots = b.input(g.new_tensor(I64, n_tokens), "inp_mixed_slots")
+        mixed_embd = b.input(g.new_tensor(F32, n_embd_inp, n_tokens), "inp_mixed_embd")
+        branches.append(g.set_rows(g.dup(mixed_embd), token_rows(mixed_tokens), mixed_slots))
+    b.gf.select(branches)
     cur = tok
     if n_embd_inp != hp.n_embd:
         cur = g.view_2d(cur, hp.n_embd, n_tokens, cur.nb[1], 0)

@@ -29,10 +29,6 @@ glm5-next          GLM-5.3-Flash                          unsloth/GLM-5.3-Flash-
                                                           state and MLA and indexer caches are
                                                           modelled, not its graph
 minimax-m3         MiniMax-M3                             NVIDIA NIM and HF Inference catalogues
-deepseek4          DeepSeek-V4-Flash (284B-A13B), V4-Pro  ggml-org/llama.cpp#22319; its weights and
-                                                          KV caches are modelled (kv_dsv4), not
-                                                          its graph: hyper-connections,
-                                                          compressors, indexer, hash routing
 =================  =====================================  ==========================================
 """
 
@@ -51,6 +47,7 @@ from solver.llama.compute_graph.attention import (
     self_attention,
 )
 from solver.llama.compute_graph.builder import GraphBuilder
+from solver.llama.compute_graph.deepseek4 import build_deepseek4
 from solver.llama.compute_graph.dsa import dsa_attention
 from solver.llama.compute_graph.ffn import (
     GATING_SIGMOID,
@@ -145,6 +142,7 @@ RECIPES: dict[str, ArchRecipe] = {
         h_nextn_output="pre_norm",
         sinks=True,
     ),
+    "deepseek4": ArchRecipe(build=build_deepseek4),
     "qwen35": ArchRecipe(build=build_qwen35),
     "qwen35moe": ArchRecipe(build=build_qwen35),
     "llama4": ArchRecipe(build=build_llama4),

@@ -1,0 +1,108 @@
+"""DeepSeek V4's compute graph (``solver.llama.compute_graph.deepseek4``) against llama.cpp.
+
+The real llama-server logs, at ``-lv 5``, the node count of each reserve graph and, for every
+graph input, the nodes that read it (``llama_graph_n_input_tensors``: an unnamed node is
+``node_<its index>``). fit's graphs of the same launch must have the same node counts, and
+at each logged index a node of the logged op reading that input: the hyper-connection blocks
+(``hyper_connections``: the fused DSV4_HC_PRE / COMB / POST), the compressors, the indexer and
+the three attention paths all shift later indices when a node is missing or extra. The
+buffer sizes themselves are the fidelity grid's (``deepseek4/6`` in ``CI_GRID``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+from profiles.fidelity import MEASURE_ARGS
+from profiles.fidelity_cases import model_blueprint
+from solver.ggml import ops as g
+from solver.gguf.sources import load_local_inventory
+from solver.llama.args import parse_llama_args
+from solver.llama.compute_buffer import cache_params, reserve_ubatches
+from solver.llama.compute_graph import GraphModel, build_graph
+from solver.llama.memory import estimate_memory
+
+# llama_graph_n_input_tensors: "input tensor '<name>' [...] is used by node 'node_12' (OP)"
+_USED_BY = re.compile(r"input tensor '\s*([^']+)' \[.*\] is used by node 'node_(\d+)' \((\w+)\)")
+_RESERVING = "graph_reserve: reserving a graph for ubatch with n_tokens"
+
+
+def _first_uses(log: str, n_tokens: int) -> set[tuple[str, int, str]]:
+    """(input, node index, op) of the first reserve of the n_tokens-token graph."""
+    start = f"{_RESERVING} = {n_tokens:4d},"
+    uses: set[tuple[str, int, str]] = set()
+    inside = False
+    for line in log.splitlines():
+        if _RESERVING in line:
+            if inside:
+                break
+            inside = start in line
+        elif inside and (found := _USED_BY.search(line)):
+            uses.add((found[1], int(found[2]), found[3]))
+    return uses
+
+
+# flash attention on F16 caches; two streams and the soft-max path; Hadamard-rotated q8_0
+# caches (every cache but the indexer's is rotated only when quantized)
+LAUNCHES = ["-c 1024 -np 1", "-c 2048 -np 2 -fa off", "-c 4096 -np 3 -ub 128 -ctk q8_0 -ctv q8_0"]
+
+
+@pytest.mark.llama
+@pytest.mark.parametrize("args", LAUNCHES)
+def test_graph_nodes_match_the_log(args: str, synthetic_gguf, run_llama, tmp_path) -> None:
+    """Node counts of both reserve graphs, and the op and input of every node the log names
+    by index, on the 6-layer synthetic (ratios 0, 4, 128, 4, 0, 4; a hash-routed layer)."""
+    blueprint, quant = model_blueprint("deepseek4/6")
+    (path,) = synthetic_gguf(blueprint, quant)
+    report = run_llama(path, *MEASURE_ARGS, *args.split())
+    [log_path] = sorted(tmp_path.glob("llama-server-*.log"))
+    inventory = load_local_inventory(path)
+    memory = estimate_memory(inventory, parse_llama_args([*MEASURE_ARGS, *args.split()]))
+    workload = memory.workload
+    model, cache = GraphModel.of(inventory), cache_params(workload)
+    pp_ubatch, tg_ubatch = reserve_ubatches(workload)
+    pp, tg = build_graph(model, cache, pp_ubatch).graph, build_graph(model, cache, tg_ubatch).graph
+    assert (len(pp.nodes), len(tg.nodes)) == (report.graph.pp_nodes, report.graph.tg_nodes)
+
+    uses = _first_uses(log_path.read_text(), pp_ubatch.n_tokens)
+    assert len(uses) >= 40  # the compressors' and the indexer's inputs, layer by layer
+    for name, index, op in sorted(uses, key=lambda use: use[1]):
+        node = pp.nodes[index]
+        assert node.op == op and name in {s.name for s in node.src if s is not None}, (
+            f"node_{index}: llama.cpp {op} reading {name}, fit {node.op} {node.name}"
+        )
+
+
+def test_hyper_connection_ops_have_ggml_shapes() -> None:
+    """ggml_dsv4_hc_comb / _pre / _post result shapes (ggml.c), all F32."""
+    n_embd, hc, tokens = 256, 4, 7
+    mixes = g.new_tensor(g.F32, (2 + hc) * hc, tokens)
+    scale, base = g.new_tensor(g.F32, 3), g.new_tensor(g.F32, (2 + hc) * hc)
+    streams = g.new_tensor(g.F32, n_embd, hc, tokens)
+    comb = g.dsv4_hc_comb(mixes, scale, base)
+    pre = g.dsv4_hc_pre(streams, g.new_tensor(g.F32, hc, tokens))
+    post = g.dsv4_hc_post(pre, streams, g.new_tensor(g.F32, hc, tokens), comb)
+    assert (comb.ne, pre.ne, post.ne) == ((hc, hc, tokens, 1), (n_embd, tokens, 1, 1),
+                                          (n_embd, hc, tokens, 1))  # fmt: skip
+    assert {comb.type, pre.type, post.type} == {g.F32}
+    assert post.src == (pre, streams, post.src[2], comb)
+
+
+def test_fit_solve_plans_deepseek4_on_a_gpu_rig(synthetic_gguf) -> None:
+    """Compute modelled: fit solve plans the tiny deepseek4 without a margin. The hash-routing
+    table (I32) and the compressors' position embeddings are GET_ROWS weights, which CUDA
+    takes: the rendered arguments keep them in their layer, where the plan counts them (the
+    solve's own check re-applies the arguments)."""
+    (path,) = synthetic_gguf("deepseek4")
+    args = ["solve", str(path), "--hardware", "reference", "--ctx", "4096", "--time-limit", "2"]
+    result = CliRunner().invoke(cli, [*args, "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["status"] in ("optimal", "feasible") and "unmodelled" not in doc
+    runs_layers = [d for d in doc["devices"].values() if d["kv"]]
+    assert runs_layers and all(d["compute"] for d in runs_layers)
