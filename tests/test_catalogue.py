@@ -100,6 +100,8 @@ def test_totals_agree_with_published_file_sizes(model: str, quant: str, entry: d
         ("minimax-m2", 230e9, 1.5e9),
         # Mistral-Small-4-119B-2603: 119B (its name and card; the vision tower not counted)
         ("mistral-small-4-119b", 119e9, 0.5e9),
+        # DeepSeek-V4-Flash model card: 284B total parameters (its MTP layer not converted)
+        ("deepseek-v4-flash", 284e9, 0.5e9),
     ],
 )
 def test_parameter_counts_match_published(name: str, params: float, tolerance: float) -> None:

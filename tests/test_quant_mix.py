@@ -20,6 +20,7 @@ from solver.gguf.blueprint import Arch, Blueprint, Tokenizer, tensor_specs
 from solver.gguf.catalogue import catalogue_blueprint
 from solver.gguf.quant_mix import (
     FILE_TYPES,
+    NamedMix,
     allows_quantization,
     parse_file_type,
     quantized_tensors,
@@ -204,3 +205,58 @@ def test_one_dimensional_and_router_tensors_stay_f32() -> None:
     for tensor in quantized_tensors(blueprint, "Q2_K"):
         if len(tensor.shape) == 1 or "ffn_gate_inp" in tensor.name:
             assert tensor.type == "F32", tensor.name
+
+
+# --- named mixes: llama_tensor_get_type with --tensor-type rules and --pure ---------------------
+
+
+def _dense_llama(n_layer: int = 8) -> Blueprint:
+    return Blueprint(
+        architecture=Arch.LLAMA, name="dense", n_layer=n_layer, n_embd=256, n_vocab=512,
+        context_length=4096, n_head=4, n_head_kv=4, n_ff=512,
+    )  # fmt: skip
+
+
+def _types_by_name(blueprint: Blueprint, quant: str | NamedMix) -> dict[str, str]:
+    specs = tensor_specs(blueprint)
+    return dict(zip((s.name for s in specs), tensor_types(blueprint, specs, quant), strict=True))
+
+
+def test_a_named_tensor_skips_the_mix_and_its_counter() -> None:
+    """The manual override returns before llama_tensor_get_type_impl, so the attn_v counter
+    does not advance for it: layer 1's attn_v is priced as the first one (use_more_bits)."""
+    bp = _dense_llama()
+    standard = _types_by_name(bp, "Q4_K_M")
+    wv = [standard[f"blk.{i}.attn_v.weight"] for i in range(8)]
+    assert wv == ["Q6_K", "Q4_K", "Q4_K", "Q6_K", "Q4_K", "Q4_K", "Q6_K", "Q6_K"]
+    rule = NamedMix(label="X", file_type="Q4_K_M", tensor_types=((r"blk\.0\.attn_v", "Q8_0"),),
+                    source="test")  # fmt: skip
+    named = _types_by_name(bp, rule)
+    assert [named[f"blk.{i}.attn_v.weight"] for i in range(8)] == [
+        "Q8_0", "Q6_K", "Q4_K", "Q4_K", "Q6_K", "Q4_K", "Q4_K", "Q6_K",
+    ]  # fmt: skip
+    unchanged = {n: t for n, t in named.items() if "attn_v" not in n}
+    assert unchanged == {n: t for n, t in standard.items() if "attn_v" not in n}
+
+
+def test_pure_rules_first_match_and_what_llama_quantize_leaves_alone() -> None:
+    bp = _dense_llama(2)
+    mix = NamedMix(
+        label="P", file_type="Q4_0", pure=True,
+        tensor_types=(("attn_", "Q8_0"), ("attn_q", "Q2_K"), ("norm", "Q8_0")),
+        stored_types=(("ffn_norm", "F16"),), source="test",
+    )  # fmt: skip
+    types = _types_by_name(bp, mix)
+    assert types["blk.0.attn_q.weight"] == "Q8_0"  # the first matching rule wins
+    assert types["blk.1.ffn_down.weight"] == "Q4_0"  # unnamed: --pure gives the default type
+    assert types["output.weight"] == "Q4_0"  # no Q6_K for the output under --pure
+    # norms are not quantized: --tensor-type never reaches them, the converter's type does
+    assert types["blk.0.attn_norm.weight"] == "F32"
+    assert types["blk.0.ffn_norm.weight"] == "F16"
+
+
+def test_named_mix_types_are_checked() -> None:
+    with pytest.raises(BadInput, match="Q9_K"):
+        NamedMix(label="B", file_type="Q4_0", tensor_types=(("x", "Q9_K"),), source="test")
+    with pytest.raises(BadInput, match="Q9_K_M"):
+        NamedMix(label="B", file_type="Q9_K_M", source="test")

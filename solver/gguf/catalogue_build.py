@@ -13,9 +13,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from solver.errors import BadInput
-from solver.gguf.blueprint import Blueprint, gguf_metadata, tensor_specs
+from solver.gguf.blueprint import Blueprint, TensorSpec, gguf_metadata, tensor_specs
 from solver.gguf.catalogue import CATALOGUE_DIR, FORMAT_VERSION, LLAMA_CPP_VERSION
-from solver.gguf.quant_mix import parse_file_type, tensor_nbytes, tensor_types
+from solver.gguf.quant_mix import (
+    NamedMix,
+    parse_file_type,
+    standard_mix,
+    tensor_nbytes,
+    tensor_types,
+)
 
 
 class PublishedSize(BaseModel):
@@ -36,6 +42,7 @@ class CatalogueSource(BaseModel):
     blueprint: Blueprint
     hyperparameters_source: str
     quants: tuple[str, ...]
+    mixes: tuple[NamedMix, ...] = Field(default=(), description="published recipes, by label")
     default_quant: str
     published: dict[str, PublishedSize] = {}
     notes: tuple[str, ...] = ()
@@ -47,37 +54,16 @@ class CatalogueSource(BaseModel):
 def build_entry(source: CatalogueSource, generated: str) -> dict[str, Any]:
     """The JSON document of one catalogue file."""
     bp = source.blueprint
-    if source.default_quant not in source.quants:
+    mixes = [*map(_standard_mix, source.quants), *source.mixes]
+    by_label = {mix.label: mix for mix in mixes}
+    if len(by_label) != len(mixes):
+        raise BadInput(f"{source.name}: two quants share a label")
+    if source.default_quant not in by_label:
         raise BadInput(f"{source.name}: default quant {source.default_quant} not in its quants")
     specs = tensor_specs(bp)
-    metadata = gguf_metadata(bp, parse_file_type(source.default_quant))
+    metadata = gguf_metadata(bp, parse_file_type(by_label[source.default_quant].file_type))
     metadata.pop("general.file_type")
-    quants: dict[str, Any] = {}
-    for quant in source.quants:
-        # published IQ quants are made with an importance matrix; it changes a few choices
-        imatrix = quant.startswith("IQ")
-        types = tensor_types(bp, specs, quant, imatrix=imatrix)
-        sizes = [tensor_nbytes(t, s.shape) for t, s in zip(types, specs, strict=True)]
-        total = sum(sizes)
-        by_type: Counter[str] = Counter()
-        for type_name, size in zip(types, sizes, strict=True):
-            by_type[type_name] += size
-        published = source.published.get(quant)
-        quants[quant] = {
-            "file_type": int(parse_file_type(quant)),
-            "imatrix": imatrix,
-            "n_tensors": len(specs),
-            "total_bytes": total,
-            "bytes_by_type": dict(by_type.most_common()),
-            "published": None
-            if published is None
-            else {
-                "bytes": published.bytes,
-                "source": published.source,
-                "difference_pct": round(100.0 * (total - published.bytes) / published.bytes, 2),
-            },
-            "types": types,
-        }
+    quants = {mix.label: _quant_entry(source, bp, specs, mix) for mix in mixes}
     return {
         "format": FORMAT_VERSION,
         "name": source.name,
@@ -103,6 +89,40 @@ def build_entry(source: CatalogueSource, generated: str) -> dict[str, Any]:
         "tensors": [[s.name, list(s.shape)] for s in specs],
         "quants": quants,
     }
+
+
+def _standard_mix(quant: str) -> NamedMix:
+    """Published IQ quants are made with an importance matrix (it changes a few choices)."""
+    return standard_mix(quant, imatrix=quant.startswith("IQ"))
+
+
+def _quant_entry(
+    source: CatalogueSource, bp: Blueprint, specs: list[TensorSpec], mix: NamedMix
+) -> dict[str, Any]:
+    types = tensor_types(bp, specs, mix)
+    sizes = [tensor_nbytes(t, s.shape) for t, s in zip(types, specs, strict=True)]
+    total = sum(sizes)
+    by_type: Counter[str] = Counter()
+    for type_name, size in zip(types, sizes, strict=True):
+        by_type[type_name] += size
+    published = source.published.get(mix.label)
+    entry: dict[str, Any] = {
+        "file_type": int(parse_file_type(mix.file_type)),
+        "imatrix": mix.imatrix,
+        "n_tensors": len(specs),
+        "total_bytes": total,
+        "bytes_by_type": dict(by_type.most_common()),
+        "published": None
+        if published is None
+        else {
+            "bytes": published.bytes,
+            "source": published.source,
+            "difference_pct": round(100.0 * (total - published.bytes) / published.bytes, 2),
+        },
+    }
+    if mix.source:  # a named recipe says where it was published and what it sets
+        entry["recipe"] = mix.model_dump(mode="json", exclude={"label"}, exclude_defaults=True)
+    return entry | {"types": types}
 
 
 def write_catalogue(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from solver.gguf.blueprint import Arch, Blueprint, RopeScaling, Tokenizer
 from solver.gguf.catalogue_build import CatalogueSource, PublishedSize, write_catalogue
+from solver.gguf.quant_mix import NamedMix
 
 COMMON_QUANTS = ("Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0")
 BIG_QUANTS = (*COMMON_QUANTS, "Q3_K_M", "Q2_K", "IQ4_XS")
@@ -402,6 +403,160 @@ KIMI_LINEAR_48B_SOURCE = (
     "[4, 8, 12, 16, 20, 24, 27] (MLA, NoPE: kv_lora_rank 512, no q_lora, nope 128 + rope 64, "
     "v 128), first layer dense (9216), then 256 experts top-8 of 1024 plus one shared, "
     "sigmoid routing scaled 2.446, vocab 163840, rms eps 1e-5, untied"
+)
+
+
+# DeepSeek V4 Flash (deepseek4): hyper-connections (4 streams), one shared KV head of 512,
+# grouped low-rank output, compressed KV (none on the first two layers, then 4 and 128 in turn),
+# hash-routed first three layers, 256 experts top-6 of 2048 plus one shared
+DEEPSEEK_V4_FLASH = Blueprint(
+    architecture=Arch.DEEPSEEK4,
+    name="DeepSeek-V4-Flash",
+    n_layer=43,
+    n_embd=4096,
+    n_vocab=129280,
+    context_length=1048576,
+    n_head=64,
+    n_head_kv=1,
+    head_dim=512,
+    rope_dim=64,  # qk_rope_head_dim
+    rms_norm_eps=1e-6,
+    rope_theta=10000.0,
+    rope_scaling=RopeScaling(type="yarn", factor=16.0, original_context_length=65536),
+    n_expert=256,
+    n_expert_used=6,
+    n_ff_exp=2048,
+    n_expert_shared=1,
+    expert_gating="sqrtsoftplus",
+    expert_weights_scale=1.5,
+    expert_weights_norm=True,
+    q_lora_rank=1024,
+    o_groups=8,
+    o_lora_rank=1024,
+    hc_mult=4,
+    hc_sinkhorn_iters=20,
+    hc_eps=1e-6,
+    # the first 43 of config.json's 44 ratios: the 44th is the MTP layer's, which the converter
+    # writes too and the loader ignores (it reads block_count entries)
+    compress_ratios=(0, 0, *(4, 128) * 20, 4),
+    compress_rope_theta=160000.0,
+    hash_layers=3,
+    indexer_n_head=64,
+    indexer_head_size=128,
+    indexer_top_k=512,
+    sliding_window=128,
+    swiglu_limit=10.0,
+    tokenizer=Tokenizer(
+        model="gpt2", pre="deepseek-v3", bos_token_id=0, eos_token_id=1, n_merges=127741
+    ),
+)
+DEEPSEEK_V4_FLASH_SOURCE = (
+    "deepseek-ai/DeepSeek-V4-Flash config.json as copied in chenwainuo/mtp-tree-attention-"
+    "evolution configs/deepseek-v4-flash-config.json (commit 93fc479): 43 layers, hidden 4096, "
+    "64 heads of 512 with one KV head, rope 64 of them (theta 1e4, yarn x16 over 65536; "
+    "compress_rope_theta 160000), q_lora_rank 1024, o_groups 8 of o_lora_rank 1024, hc_mult 4 "
+    "with 20 Sinkhorn iterations, compress_ratios [0, 0, 4, 128, ..., 4, 0] (44: the last is "
+    "the MTP layer's), indexer 64 heads of 128 with top-512, sliding window 128, 256 experts "
+    "top-6 of 2048 plus one shared, sqrtsoftplus routing scaled 1.5 with norm_topk_prob, "
+    "swiglu_limit 10, num_hash_layers 3, num_nextn_predict_layers 1, vocab 129280, 1048576 "
+    "positions, untied; bos 0 / eos 1 and 127741 merges from llama.cpp's log of Unsloth's "
+    "upload (noonghunna/club-3090#1106)"
+)
+# The converter (conversion/deepseek.py DeepseekV4Model) keeps the checkpoint's BF16 tensors
+# BF16: the router (ffn.gate.weight, BF16 in the safetensors), which llama-quantize leaves alone
+DSV4_ROUTER = (("ffn_gate_inp", "BF16"),)
+DSV4_CONVERTED = (
+    "llama-quantize {ftype} of the pinned converter's GGUF (FP8 weights as Q8_0, experts as "
+    "MXFP4, the BF16 router kept BF16)"
+)
+# ggml-org/convert models/deepseek-v4-flash/convert.sh (commit 9491811): --pure MXFP4_MOE
+# with these --tensor-type rules, for its Q2_K (experts' down stays MXFP4) and Q2_K_S
+GGML_ORG_Q2 = (
+    ("token_embd.weight", "Q8_0"),
+    ("output.weight", "Q6_K"),
+    ("attn_", "Q8_0"),
+    ("shexp", "Q8_0"),
+    ("hc_attn", "Q8_0"),
+    ("hc_ffn", "Q8_0"),
+    ("indexer", "Q8_0"),
+    ("output_hc", "Q8_0"),
+)
+GGML_ORG_SOURCE = (
+    "ggml-org/convert models/deepseek-v4-flash/convert.sh (commit 9491811), the recipe of "
+    "ggml-org/DeepSeek-V4-Flash-GGUF's {label}; no published file size found"
+)
+# antirez/deepseek-v4-gguf README's per-tensor-class table (files for the ds4 engine, with
+# llama.cpp's tensor names): Q8_0 attention projections, shared experts and output; F16
+# embedding, router, indexer, compressors and hyper-connection mixes; F32 norms and biases
+DS4_F16 = (("token_embd.weight", "F16"), ("indexer", "F16"), ("compressor", "F16"), ("hc_", "F16"))
+DS4_SOURCE = (
+    "antirez/deepseek-v4-gguf README (its quantization-recipe table, as read on hugingapi.com "
+    "and quantamrkt.com mirrors): {file}"
+)
+DEEPSEEK_V4_FLASH_MIXES = (
+    *(
+        NamedMix(
+            label=label,
+            file_type=label,
+            imatrix=label.startswith("IQ"),
+            stored_types=DSV4_ROUTER,
+            source=DSV4_CONVERTED.format(ftype="MXFP4_MOE" if label == "MXFP4" else label),
+        )
+        for label in ("MXFP4", *BIG_QUANTS)
+    ),
+    *(
+        NamedMix(
+            label=label,
+            file_type="MXFP4",
+            pure=True,
+            tensor_types=(
+                *GGML_ORG_Q2,
+                ("ffn_down_exps", down),
+                ("ffn_gate_exps", "Q2_K"),
+                ("ffn_up_exps", "Q2_K"),
+            ),
+            stored_types=DSV4_ROUTER,
+            source=GGML_ORG_SOURCE.format(label=label.removeprefix("GGML-")),
+        )
+        for label, down in (("GGML-Q2_K", "MXFP4"), ("GGML-Q2_K_S", "Q2_K"))
+    ),
+    *(
+        NamedMix(
+            label=label,
+            file_type="Q8_0",
+            pure=True,
+            tensor_types=(*DS4_F16, *experts),
+            stored_types=(("ffn_gate_inp", "F16"),),
+            source=DS4_SOURCE.format(file=file),
+        )
+        for label, file, experts in (
+            (
+                "DS4-Q2",
+                "DeepSeek-V4-Flash-IQ2XXS-w2Q2K-AProjQ8-SExpQ8-OutQ8-chat-v2.gguf",
+                (("ffn_(gate|up)_exps", "IQ2_XXS"), ("ffn_down_exps", "Q2_K")),
+            ),
+            (
+                "DS4-Q4",
+                "DeepSeek-V4-Flash-Q4KExperts-F16HC-F16Compressor-F16Indexer-Q8Attn-Q8Shared-"
+                "Q8Out-chat-v2.gguf",
+                (("_exps", "Q4_K"),),
+            ),
+        )
+    ),
+)
+DEEPSEEK_V4_FLASH_NOTES = (
+    "no MTP layer: the pinned converter drops the checkpoint's mtp.* tensors from the main "
+    "GGUF (--mtp writes them to a separate mtp- file, as ggml-org's uploads do), so "
+    "block_count is 43 and fit's refusal of deepseek4 MTP layers never meets a published file",
+    "the hash-routing tables (ffn_gate_tid2eid, 3 x 6 x 129280) are I32 and never quantized; "
+    "attn_output_a is stored 2-D (8 groups side by side) and the loader views it 3-D",
+    "llama-quantize quantizes the 2-D F32 hyper-connection mixes and compressor position "
+    "embeddings like any weight (Q8_0 in MXFP4, the file type's default elsewhere)",
+    "DS4-Q2 and DS4-Q4 are antirez's files for the ds4 engine (80.8 and 153.3 GiB published); "
+    "their totals check the tensor shapes against published bytes",
+    "Unsloth's UD- quants of it are not modelled: their per-tensor types are published only in "
+    "the GGUF headers on the Hub",
+    "tokenizer pre assumed deepseek-v3 (the same 129280 tokens and 127741 merges as V3)",
 )
 
 
@@ -1154,6 +1309,22 @@ SOURCES: list[CatalogueSource] = [
             "the KDA state per sequence: 3 x 3 x 4096 conv floats and 32 x 128 x 128 "
             "delta-rule floats per KDA layer (20 layers), F32, whatever the KV type",
         ),
+    ),
+    CatalogueSource(
+        name="deepseek-v4-flash",
+        blueprint=DEEPSEEK_V4_FLASH,
+        hyperparameters_source=DEEPSEEK_V4_FLASH_SOURCE,
+        quants=(),
+        mixes=DEEPSEEK_V4_FLASH_MIXES,
+        default_quant="MXFP4",
+        published={
+            label: PublishedSize(
+                bytes=round(gib * 2**30),
+                source=f"antirez/deepseek-v4-gguf README files table: {label} {gib} GiB",
+            )
+            for label, gib in (("DS4-Q2", 80.8), ("DS4-Q4", 153.3))
+        },
+        notes=DEEPSEEK_V4_FLASH_NOTES,
     ),
     *LLAMA_SMALL_SOURCES,
 ]

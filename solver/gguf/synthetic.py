@@ -411,6 +411,7 @@ def miniature(bp: Blueprint) -> Blueprint:
             **_mini_gated_delta_net(bp),
             **_mini_nemotron_h(bp),
             **_mini_gemma4(bp),
+            **_mini_deepseek4(bp),
             # minimax-m2.cpp sizes its experts by feed_forward_length: both stay one width
             **({"n_ff": 256} if bp.architecture is Arch.MINIMAX_M2 else {}),
             "kda_head_dim": 64 if bp.kda_head_dim else 0,
@@ -420,6 +421,25 @@ def miniature(bp: Blueprint) -> Blueprint:
             **groups,
         }
     )
+
+
+def _mini_deepseek4(bp: Blueprint) -> dict[str, object]:
+    """DeepSeek V4 shrunk as its tiny blueprint is: one layer of each compression (none, 4
+    with the indexer, 128) and one more at 4, a hash-routed first layer, one KV head of 128
+    (64 rotary), the low-rank output in 2 groups."""
+    if bp.architecture is not Arch.DEEPSEEK4:
+        return {}
+    return {
+        "n_layer": 4,
+        "n_head_kv": 1,
+        "head_dim": 128,
+        "rope_dim": 64,
+        "compress_ratios": (0, 4, 128, 4),
+        "hash_layers": min(bp.hash_layers, 1),
+        "o_groups": 2,
+        "o_lora_rank": 128,
+        "indexer_top_k": 64,
+    }
 
 
 def _mini_gemma4(bp: Blueprint) -> dict[str, object]:
