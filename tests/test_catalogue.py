@@ -102,6 +102,8 @@ def test_totals_agree_with_published_file_sizes(model: str, quant: str, entry: d
         ("mistral-small-4-119b", 119e9, 0.5e9),
         # DeepSeek-V4-Flash model card: 284B total parameters (its MTP layer not converted)
         ("deepseek-v4-flash", 284e9, 0.5e9),
+        # Step-3.5-Flash's safetensors as listed (llmrun.dev): 199.4B, its 3 MTP layers in
+        ("step-3.5-flash", 199.4e9, 0.05e9),
     ],
 )
 def test_parameter_counts_match_published(name: str, params: float, tolerance: float) -> None:

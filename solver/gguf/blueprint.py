@@ -445,6 +445,8 @@ class Blueprint(BaseModel):
     def is_moe_layer(self, layer: int) -> bool:
         if self.architecture is Arch.LLAMA4:  # llama4.cpp: (i + 1) % n_moe_layer_step == 0
             return self.moe_layer_step > 0 and (layer + 1) % self.moe_layer_step == 0
+        if self.architecture is Arch.STEP35 and layer >= self.n_layer:
+            return False  # moe_layers_enum ends with the trunk: the MTP blocks' FFN is dense
         return self.n_expert > 0 and layer >= self.leading_dense_layers
 
 
@@ -1357,9 +1359,9 @@ def _step35_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     experts with the router's selection bias plus the shared expert. The loader takes the
     norms, gate, FFN, experts and shared expert as optional, but the graph runs the FFN it
     finds (experts where the router is, else the dense FFN, adding the shared expert to the
-    experts unconditionally): required here, as ``solver.gguf.loadable`` checks them. On an
-    MTP layer it skips only the tensors created with its MTP flags (norms, Q/K/V, wo, NextN's
-    eh_proj, enorm, hnorm): the others are loaded all the same."""
+    experts unconditionally): required here, as ``solver.gguf.loadable`` checks them. The MTP
+    blocks are dense (``is_moe_layer``); on them the loader skips only the tensors created
+    with its MTP flags (norms, Q/K/V, wo, NextN's eh_proj, enorm, hnorm) and loads the rest."""
     mtp = i >= bp.n_layer
     head, n_head = bp.head_dim_k, bp.layer_n_head(i)
     q_width, kv_width = n_head * head, bp.n_head_kv * head
@@ -1387,8 +1389,13 @@ def _step35_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
             _spec(T.FFN_UP_SHEXP, i, (E, width)),
         ]
     if mtp:
-        # eh_proj, enorm and hnorm carry the MTP flags; the rest are optional and loaded
-        specs += [s.model_copy(update={"skipped": s.required}) for s in _nextn(bp, i)]
+        # eh_proj, enorm and hnorm carry the MTP flags; the rest are optional and loaded. The
+        # checkpoint's MTP blocks have their own shared head (output and norm), no embedding.
+        specs += [
+            s.model_copy(update={"skipped": s.required})
+            for s in _nextn(bp, i)
+            if not s.name.endswith("embed_tokens.weight")
+        ]
     return specs
 
 

@@ -327,6 +327,51 @@ MINIMAX_M2_SOURCE = (
 )
 
 
+# Step-3.5-Flash (step35): config.json as published (Step3p5ForCausalLM)
+STEP35_FLASH = {
+    "architecture": Arch.STEP35,
+    "n_layer": 45,
+    "n_embd": 4096,
+    "n_vocab": 128896,
+    "context_length": 262144,
+    "n_head": 64,
+    "n_head_swa": 96,  # attention_other_setting.num_attention_heads
+    "n_head_kv": 8,  # num_attention_groups (both layer kinds)
+    "head_dim": 128,
+    "n_ff": 11264,  # the dense layers 0-2 and the MTP blocks
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 5e6,  # rope_theta[0] (full layers); the sliding layers' is 1e4
+    "rope_theta_swa": 1e4,
+    "rope_scaling": RopeScaling(
+        type="llama3", factor=2.0, original_context_length=131072, high_freq_factor=32.0
+    ),
+    "qk_norm": True,  # use_qk_norm
+    "n_expert": 288,
+    "n_expert_used": 8,
+    "n_ff_exp": 1280,
+    "n_ff_shexp": 1280,  # share_expert_dim
+    "leading_dense_layers": 3,  # moe_layers_enum starts at 3
+    "expert_probs_bias": True,  # use_moe_router_bias
+    "expert_weights_scale": 3.0,  # moe_router_scaling_factor
+    "expert_weights_norm": True,  # norm_expert_weight
+    "sliding_window": 512,
+    "step35_full_period": 4,  # layer_types: full_attention on 0, 4, ..., 44, sliding between
+    "nextn_layers": 3,  # num_nextn_predict_layers (layers 45-47: sliding, dense, own head)
+    "tokenizer": Tokenizer(model="gpt2", pre="default", bos_token_id=0, eos_token_id=1),
+}
+STEP35_FLASH_SOURCE = (
+    "stepfun-ai/Step-3.5-Flash config.json (Step3p5ForCausalLM) as public tools and model "
+    "pages copy it: 45 layers, hidden 4096, vocab 128896, 262144 positions, head_dim 128, 64 "
+    "query heads on full-attention layers and 96 on sliding ones (attention_other_setting), 8 KV "
+    "groups, layer_types full every 4th from layer 0 over all 48 layers (rope_theta 5e6 full / "
+    "1e4 sliding, partial_rotary_factors 0.5 / 1.0), sliding_window 512, llama3 rope scaling "
+    "factor 2 from 131072 (high_freq_factor 32) on full layers, intermediate_size 11264, "
+    "moe_layers_enum 3-44, 288 experts top-8 of 1280 plus share_expert_dim 1280, sigmoid "
+    "routing with router bias, norm_expert_weight, moe_router_scaling_factor 3.0, use_qk_norm, "
+    "use_head_wise_attn_gate, rms eps 1e-5, 3 MTP layers, untied, bos 0 / eos 1; MTP layers "
+    "45-47 dense with their own shared head (AMD Quark W8A8 card's module table)"
+)
+
 # Mistral Small 4 (mistral4: deepseek2's MLA and MoE layout), the text model of the
 # Mistral3ForConditionalGeneration checkpoint
 MISTRAL_SMALL_4 = {
@@ -1325,6 +1370,31 @@ SOURCES: list[CatalogueSource] = [
             for label, gib in (("DS4-Q2", 80.8), ("DS4-Q4", 153.3))
         },
         notes=DEEPSEEK_V4_FLASH_NOTES,
+    ),
+    CatalogueSource(
+        name="step-3.5-flash",
+        blueprint=Blueprint(name="Step-3.5-Flash", **STEP35_FLASH),
+        hyperparameters_source=STEP35_FLASH_SOURCE,
+        quants=BIG_QUANTS,
+        default_quant="Q4_K_M",
+        published={
+            "Q8_0": PublishedSize(
+                bytes=round(197.43 * 2**30),
+                source="AesSedai/Step-3.5-Flash-GGUF README: Q8_0 197.43 GiB (8.51 BPW), "
+                "llama.cpp's size of every tensor, MTP heads included (re-converted 6/3/2026)",
+            )
+        },
+        notes=(
+            "199.38 B parameters, the 3 MTP layers' 2.43 B included (196.96 B without): "
+            "199.4 B listed for the safetensors; 8.51 BPW at Q8_0 as published",
+            "serving skips the MTP layers' norms, attention and NextN projections (0.24 GB at "
+            "Q4_K_M), but llama.cpp loads their FFN, head-wise gate, Q/K norms and shared head "
+            "(step35.cpp creates them without the skip flag): 1.16 GB at Q4_K_M in fit's weights",
+            "AesSedai's other quants keep the non-FFN tensors at Q8_0 (Q4_K_M 116.22 GiB): not "
+            "llama-quantize's standard mix, not asserted; no other exact GGUF size found",
+            "the tokenizer's pre-tokenizer name is not known here (pre 'default'); its arrays "
+            "are not in the totals",
+        ),
     ),
     *LLAMA_SMALL_SOURCES,
 ]

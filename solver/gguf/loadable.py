@@ -656,10 +656,11 @@ _DEEPSEEK4 = Family(
 # step35: per-layer query heads (HG on full, HS on sliding layers), per-head Q/K norms and
 # the head-wise gate, all optional. The loader takes the dense FFN, router, experts, selection
 # bias and shared expert as optional too, and the graph runs experts where the router is,
-# else the dense FFN: required here as the converter writes them (the dense FFN on the
-# leading_dense_block_count layers, the router, experts and shared expert, which the graph
-# adds unconditionally, on the others). Rope factors (n_rot_max / 2: half the sliding layers'
-# whole head) optional. Its MTP layers load the optional tensors.
+# else the dense FFN: required here as the converter writes them (the router, experts and
+# shared expert, which the graph adds unconditionally, on the trunk's layers after the
+# leading_dense_block_count dense ones; the dense FFN on those and on the MTP blocks). Rope
+# factors (n_rot_max / 2: half the sliding layers' whole head) optional. Its MTP layers load
+# the optional tensors.
 _STEP35_ATTENTION = tuple(
     item
     for kind, heads in (("global", "HG"), ("swa", "HS"))
@@ -678,10 +679,10 @@ _STEP35 = Family(
         _w(T.ATTN_K_NORM, "HK", optional=True),
         *_STEP35_ATTENTION,
         _w(T.FFN_NORM, "E"),
-        *_dense_ffn(("dense",)),
-        *_experts("FE", ("moe",)),
-        _b(T.FFN_EXP_PROBS_B, "X", when=("moe",), optional=True),
-        *_shared_experts("FSHEXP", ("moe",)),
+        *_dense_ffn(("no_trunk_moe",)),
+        *_experts("FE", ("trunk_moe",)),
+        _b(T.FFN_EXP_PROBS_B, "X", when=("trunk_moe",), optional=True),
+        *_shared_experts("FSHEXP", ("trunk_moe",)),
         *_NEXTN,
     ),
     all_layers=True,
@@ -906,6 +907,9 @@ _CONDITIONS: dict[str, Callable[[Inventory, int, Mapping[str, int]], bool]] = {
     "ffn_base": lambda inv, il, d: _layer_n_ff(inv, il) != 2 * d["F"] or not d["F"],
     "ffn_wide": lambda inv, il, d: bool(d["F"]) and _layer_n_ff(inv, il) == 2 * d["F"],
     "moe_router": lambda inv, il, d: d["X"] > 0 and _has_router(inv, il),
+    # step35: moe_layers_enum, the trunk after the leading dense layers (MTP blocks are dense)
+    "trunk_moe": lambda inv, il, d: _is_trunk_moe(inv, il, d),
+    "no_trunk_moe": lambda inv, il, d: not _is_trunk_moe(inv, il, d),
     "ple": lambda inv, il, d: d["PLE"] > 0,
     "moe_step": lambda inv, il, d: _is_step_moe(inv, il),
     "dense_step": lambda inv, il, d: not _is_step_moe(inv, il),
@@ -932,6 +936,11 @@ def _full_indexer(inventory: Inventory, il: int) -> bool:
         return True
     value = inventory.metadata.get(KpoolKeys.TYPES.format(arch=inventory.architecture))
     return not isinstance(value, list) or il >= len(value) or bool(value[il])
+
+
+def _is_trunk_moe(inventory: Inventory, il: int, dims: Mapping[str, int]) -> bool:
+    n_layer = inventory.n_layers - inventory.n_layers_nextn
+    return dims["X"] > 0 and inventory.experts.leading_dense_layers <= il < n_layer
 
 
 def _compress_ratio(inventory: Inventory, il: int) -> int:

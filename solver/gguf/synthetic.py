@@ -414,6 +414,8 @@ def miniature(bp: Blueprint) -> Blueprint:
             **_mini_deepseek4(bp),
             # minimax-m2.cpp sizes its experts by feed_forward_length: both stay one width
             **({"n_ff": 256} if bp.architecture is Arch.MINIMAX_M2 else {}),
+            # step35: twice the full layers' query heads on sliding ones (as the tiny model)
+            **({"n_head_swa": 8, "n_ff_shexp": 256} if bp.architecture is Arch.STEP35 else {}),
             "kda_head_dim": 64 if bp.kda_head_dim else 0,
             "tokenizer": bp.tokenizer.model_copy(
                 update={"bos_token_id": None, "eos_token_id": None, "n_merges": None}
