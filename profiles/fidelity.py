@@ -53,7 +53,7 @@ _KINDS = {
 # for iSWA models, and None where the "creating ... KV cache" line is missing from the log
 _LOGGED_CACHE = {
     "base": (BufferKind.KV, ("non-SWA", "main", None)),
-    # deepseek32's lightning-indexer cache, deepseek4's
+    # deepseek32's lightning-indexer cache, minimax-m3's MSA indexer cache, deepseek4's
     "lid": (BufferKind.KV, ("indexer", "DSV4 lightning-indexer")),
     "swa": (BufferKind.KV, ("SWA", None)),
     "rs": (BufferKind.RS, (None,)),

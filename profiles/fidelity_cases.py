@@ -46,6 +46,9 @@ SYNTHETIC_ARCHS += ("step35",)
 # glm5-next: KDA state, the NoPE MLA cache and the k-pool indexer's cache on its full-indexer
 # layers, hyper-connections (compute not modelled yet)
 SYNTHETIC_ARCHS += ("glm5-next",)
+# minimax-m3: MSA block-sparse attention with its indexer's own K/V cache past a dense layer
+# (flash attention and one sequence or per-sequence streams; dense attention otherwise)
+SYNTHETIC_ARCHS += ("minimax-m3",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a miniature
@@ -263,6 +266,17 @@ SYNTHETIC = [
             "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
             "cpu-moe-ub": "-c 2048 -ngl 99 -ts 2,1 --cpu-moe -ub 128",
             "partial-nkvo": "-c 2048 -np 2 -ngl 5 -ts 1,1 -nkvo",
+        },
+        # minimax-m3: MSA on 7 layers past the dense first one, with FA on and one sequence
+        # or per-sequence streams (a batch graph per stream, a gathering decode graph; -ub 4
+        # with 4 streams: one token each, the decode path in both), dense under a unified
+        # cache with several sequences
+        "minimax-m3/8": {
+            "split-q8": "-c 2048 -np 1 -ngl 99 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on",
+            "slots-unified-dense": "-c 4096 -np 4 -kvu -ngl 99 -ts 1,2",
+            "cpu-moe-ub": "-c 2048 -np 1 -ngl 99 -ts 2,1 --cpu-moe -ub 128",
+            "partial-nkvo-streams": "-c 3072 -np 3 --no-kv-unified -ngl 5 -ts 1,1 -nkvo",
+            "ub4-streams": "-c 2048 -np 4 --no-kv-unified -ngl 99 -ts 1,1 -ub 4 -b 4",
         },
         "mistral4/8": {
             "split": "-c 1024 -ngl 99 -ts 1,1",

@@ -169,6 +169,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "qwen3vlmoe": "blk.2.ffn_gate_inp.weight",
     "step35": "output.weight",
     "glm5-next": "blk.1.indexer_compressor_gate.weight",
+    "minimax-m3": "blk.1.indexer.q_norm.weight",
 }
 
 

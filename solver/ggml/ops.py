@@ -141,7 +141,17 @@ class Tensor:
         return total
 
     def is_contiguous(self) -> bool:
-        return self.nb == contiguous_strides(self.type, self.ne)
+        """ggml_is_contiguous: rows packed in order; a dimension of one element may have any
+        stride (a permuted view of such a dimension is still contiguous)."""
+        block, size = GGML_QUANT_SIZES[T(self.type)]
+        if self.ne[0] != block and self.nb[0] != size:
+            return False
+        next_nb = size * (self.ne[0] // block)
+        for ne, nb in zip(self.ne[1:], self.nb[1:], strict=True):
+            if ne != 1 and nb != next_nb:
+                return False
+            next_nb *= ne
+        return True
 
     def set_input(self) -> Tensor:
         self.flags |= FLAG_INPUT
@@ -210,6 +220,11 @@ def add_id(a: Tensor, b: Tensor, ids: Tensor) -> Tensor:
 
 def scale(a: Tensor) -> Tensor:
     return _dup(a, "SCALE", (a,))
+
+
+def add_inplace(a: Tensor, b: Tensor) -> Tensor:
+    """ggml_add_inplace: a view of ``a`` (no memory of its own)."""
+    return _view_of(a, "ADD", (a, b))
 
 
 def scale_inplace(a: Tensor) -> Tensor:
@@ -341,6 +356,16 @@ def cont(a: Tensor) -> Tensor:
 
 def cont_nd(a: Tensor, *ne: int) -> Tensor:
     return Tensor(a.type, ne, "CONT", (a,))
+
+
+def arange(steps: int) -> Tensor:
+    """ggml_arange: an F32 node of ``steps`` values without sources."""
+    return Tensor(F32, (steps,), "ARANGE", ())
+
+
+def pool_2d_max(a: Tensor, k0: int) -> Tensor:
+    """ggml_pool_2d(a, MAX, k0, 1, k0, 1, 0, 0): F32, each row's k0-wide windows pooled."""
+    return Tensor(F32, ((a.ne[0] - k0) // k0 + 1, a.ne[1], a.ne[2], a.ne[3]), "POOL_2D", (a,))
 
 
 def repeat_4d(a: Tensor, ne0: int, ne1: int, ne2: int, ne3: int) -> Tensor:

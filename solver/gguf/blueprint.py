@@ -30,7 +30,14 @@ import gguf
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from solver.errors import BadInput
-from solver.gguf.newer_names import SQRT_SOFTPLUS_GATING, Dsv4Keys, Dsv4Tensors, KpoolKeys
+from solver.gguf.newer_names import (
+    SQRT_SOFTPLUS_GATING,
+    Dsv4Keys,
+    Dsv4Tensors,
+    KpoolKeys,
+    MsaKeys,
+    MsaTensors,
+)
 
 T = gguf.MODEL_TENSOR
 K = gguf.Keys
@@ -65,6 +72,7 @@ class Arch(StrEnum):
     # GLM-5.3-Flash: kimi-linear's KDA/MLA layers, a k-pool DSA indexer, deepseek4's
     # hyper-connections, MTP
     GLM5_NEXT = "glm5-next"
+    MINIMAX_M3 = "minimax-m3"  # MiniMax-M3: per-head Q/K norms, MSA block-sparse attention
 
 
 class RopeScaling(BaseModel):
@@ -162,7 +170,7 @@ class Blueprint(BaseModel):
     # DSA lightning indexer (deepseek32): one K head of its own width, cached per layer
     indexer_n_head: int = Field(default=0, description="index_n_heads")
     indexer_head_size: int = Field(default=0, description="index_head_dim")
-    indexer_top_k: int = Field(default=0, description="index_topk")
+    indexer_top_k: int = Field(default=0, description="index_topk (minimax-m3: blocks)")
     # glm5-next: the indexer scores pools of kpool consecutive tokens; layers whose
     # indexer_types entry is not "full" reuse the previous layer's selection
     indexer_kpool: int = Field(default=0, description="index_kpool")
@@ -172,6 +180,10 @@ class Blueprint(BaseModel):
     indexer_types: tuple[bool, ...] = Field(
         default=(), description="indexer_types == 'full', per trunk layer (empty: all full)"
     )
+    # minimax-m3's MSA: the indexer scores blocks of positions and keeps the top-k blocks plus
+    # the latest local ones (sparse_attention_config)
+    indexer_block_size: int = Field(default=0, description="sparse_block_size")
+    indexer_local_blocks: int = Field(default=0, description="sparse_local_block")
     # deepseek4: hyper-connections (hc_mult residual streams mixed by Sinkhorn), the grouped
     # low-rank output projection, per-layer KV compression, hash-routed first layers
     hc_mult: int = Field(default=0, description="hc_mult")
@@ -252,6 +264,7 @@ class Blueprint(BaseModel):
         moe_archs += (Arch.QWEN3VLMOE,)
         moe_archs += (Arch.STEP35,)
         moe_archs += (Arch.GLM5_NEXT,)
+        moe_archs += (Arch.MINIMAX_M3,)
         if self.architecture in moe_archs and not (self.n_expert and self.n_expert_used):
             raise BadInput(f"{self.name}: {self.architecture} needs n_expert and n_expert_used")
         if self.n_expert_used > self.n_expert:
@@ -264,6 +277,8 @@ class Blueprint(BaseModel):
             self._check_deepseek4()
         if self.architecture is Arch.GLM5_NEXT:
             self._check_glm5_next()
+        if self.architecture is Arch.MINIMAX_M3:
+            self._check_minimax_m3()
         if self.n_head % self.n_head_kv:
             raise BadInput(f"{self.name}: n_head {self.n_head} not a multiple of n_head_kv")
         if self.is_gated_delta_net:
@@ -300,6 +315,18 @@ class Blueprint(BaseModel):
             raise BadInput(f"{self.name}: deepseek32 needs q_lora_rank and the indexer sizes")
         if self.qk_rope_head_dim > self.indexer_head_size or self.nextn_layers > 1:
             raise BadInput(f"{self.name}: deepseek32 ropes within the indexer head, 1 MTP block")
+
+    def _check_minimax_m3(self) -> None:
+        """minimax-m3.cpp: the indexer's sizes and block size (its loader asserts a block), one
+        indexer head per KV head (the MSA graph asserts it), the rotary part within the
+        indexer head (it ropes the indexer's Q/K with n_rot), the selection bias."""
+        indexer = (self.indexer_n_head, self.indexer_head_size, self.indexer_top_k)
+        if not (all(indexer) and self.indexer_block_size > 0):
+            raise BadInput(f"{self.name}: minimax-m3 needs the indexer sizes and block size")
+        if self.indexer_n_head != self.n_head_kv or self.n_rot > self.indexer_head_size:
+            raise BadInput(f"{self.name}: minimax-m3 needs one indexer head per KV head")
+        if not self.expert_probs_bias or self.expert_gating is None:
+            raise BadInput(f"{self.name}: minimax-m3 needs the gating and the selection bias")
 
     def _check_deepseek4(self) -> None:
         """deepseek4.cpp: four residual streams (build_hc_pre asserts it), a ratio of 0, 4 or
@@ -539,6 +566,13 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         put(K.Rope.DIMENSION_SECTIONS, list(bp.rope_sections or ()))
     if bp.architecture is Arch.STEP35:
         _put_step35(bp, put)
+    if bp.architecture is Arch.MINIMAX_M3:
+        # conversion/minimax.py MiniMaxM3Model: the MSA indexer's sizes
+        put(K.Attention.Indexer.HEAD_COUNT, bp.indexer_n_head)
+        put(K.Attention.Indexer.KEY_LENGTH, bp.indexer_head_size)
+        put(K.Attention.Indexer.TOP_K, bp.indexer_top_k)
+        put(MsaKeys.BLOCK_SIZE, bp.indexer_block_size)
+        put(MsaKeys.LOCAL_BLOCKS, bp.indexer_local_blocks)
     _put_attention_geometry(bp, put)
     _put_rope_scaling(bp, put)
     if bp.sliding_window:
@@ -578,7 +612,7 @@ def _put_attention_geometry(bp: Blueprint, put) -> None:
         put(K.Rope.DIMENSION_COUNT, bp.head_dim_k)
     elif bp.architecture in (
         Arch.GLM4MOE, Arch.QWEN35, Arch.QWEN35MOE, Arch.QWEN3NEXT, Arch.MINIMAX_M2,
-        Arch.DEEPSEEK4,
+        Arch.DEEPSEEK4, Arch.MINIMAX_M3,
     ):  # fmt: skip
         # conversion/glm.py, conversion/qwen.py, conversion/minimax.py: partial rotary
         # (partial_rotary_factor of the head: 0.5 for glm4moe and minimax-m2's rotary_dim,
@@ -810,10 +844,10 @@ def _global_tensors(bp: Blueprint) -> list[TensorSpec]:
         _spec(T.OUTPUT_NORM, None, (bp.n_embd,)),
     ]
     if not bp.tied_embeddings:
-        # gpt-oss, minimax-m2 and kimi-linear require output; others fall back to token_embd
+        # gpt-oss, minimax-m2/m3 and kimi-linear require output; others fall back to token_embd
         required = bp.architecture in (
             Arch.GPT_OSS, Arch.MINIMAX_M2, Arch.KIMI_LINEAR, Arch.DEEPSEEK4, Arch.STEP35,
-            Arch.GLM5_NEXT,
+            Arch.GLM5_NEXT, Arch.MINIMAX_M3,
         )  # fmt: skip
         specs.append(_spec(T.OUTPUT, None, (bp.n_embd, bp.n_vocab), required=required))
     if bp.architecture is Arch.GEMMA4:
@@ -1308,6 +1342,32 @@ def _minimax_m2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     ]
 
 
+def _minimax_m3_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/minimax-m3.cpp: per-head Q/K norms, a dense FFN on the leading layers, else
+    routed experts with the required selection bias, the shared expert and the MSA indexer
+    (its Q/K projections and norms, which the converter keeps F32)."""
+    specs = [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,)),
+        *_attention_qkvo(bp, i),
+        _spec(T.ATTN_Q_NORM, i, (bp.head_dim_k,)),
+        _spec(T.ATTN_K_NORM, i, (bp.head_dim_k,)),
+        _spec(T.FFN_NORM, i, (bp.n_embd,)),
+    ]
+    if not bp.is_moe_layer(i):
+        return specs + _dense_ffn(bp, i)
+    heads, width = bp.indexer_n_head, bp.indexer_head_size
+    return [
+        *specs,
+        *_routed_experts(bp, i),
+        _spec(T.FFN_EXP_PROBS_B, i, (bp.n_expert,), suffix="bias"),
+        *_shared_experts(bp, i),
+        _spec(MsaTensors.INDEXER_Q_PROJ, i, (bp.n_embd, heads * width), source_type=F32),
+        _spec(MsaTensors.INDEXER_K_PROJ, i, (bp.n_embd, width), source_type=F32),
+        _spec(MsaTensors.INDEXER_Q_NORM, i, (width,), source_type=F32),
+        _spec(T.INDEXER_K_NORM, i, (width,), source_type=F32),
+    ]
+
+
 def _kda(bp: Blueprint, i: int) -> list[TensorSpec]:
     """kimi-linear.cpp's KDA layer: Q/K/V projections with their own short convolutions (F32,
     never quantized; stored 3-D as llama-quantize writes them), the low-rank forget gate
@@ -1538,4 +1598,5 @@ _LAYER_BUILDERS = {
     Arch.QWEN3VLMOE: _qwen3moe_layer,
     Arch.STEP35: _step35_layer,
     Arch.GLM5_NEXT: _glm5_next_layer,
+    Arch.MINIMAX_M3: _minimax_m3_layer,
 }

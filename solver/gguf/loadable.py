@@ -34,7 +34,7 @@ from gguf import TENSOR_NAMES, Keys
 
 from solver.errors import BadInput
 from solver.gguf.inventory import Inventory, Tensor
-from solver.gguf.newer_names import Dsv4Keys, KpoolKeys
+from solver.gguf.newer_names import Dsv4Keys, KpoolKeys, MsaTensors
 from solver.gguf.newer_names import Dsv4Tensors as D4
 
 # --- 1. hyperparameters ------------------------------------------------------------------------
@@ -559,6 +559,29 @@ _MINIMAX_M2 = Family(
     ),
 )
 
+# minimax-m3: per-head Q/K norms, a dense FFN on the leading layers, else experts with a
+# required selection bias, the shared expert and the MSA indexer's projections and norms
+_MINIMAX_M3 = Family(
+    "src/models/minimax-m3.cpp",
+    _GLOBALS_OUTPUT,
+    (
+        _w(T.ATTN_NORM, "E"),
+        _qkv("H*HK", "HKV*HV", "HKV*HV"),
+        _w(T.ATTN_OUT, "H*HK", "E"),
+        _w(T.ATTN_Q_NORM, "HK"),
+        _w(T.ATTN_K_NORM, "HK"),
+        _w(T.FFN_NORM, "E"),
+        *_dense_ffn(("dense",)),
+        *_experts("FE", ("moe",)),
+        _b(T.FFN_EXP_PROBS_B, "X", when=("moe",)),
+        *_shared_experts("FE*S", ("moe",)),
+        _w(MsaTensors.INDEXER_Q_PROJ, "E", "IH*IK", when=("moe",)),
+        _w(MsaTensors.INDEXER_K_PROJ, "E", "IK", when=("moe",)),
+        _w(MsaTensors.INDEXER_Q_NORM, "IK", when=("moe",)),
+        _w(T.INDEXER_K_NORM, "IK", when=("moe",)),
+    ),
+)
+
 
 def _kda(a_shape: tuple[str, ...]) -> tuple[Need | Either, ...]:
     """A KDA block (kimi-linear.cpp, glm5-next.cpp): Q/K/V with their own short convolutions,
@@ -760,6 +783,7 @@ FAMILIES: dict[str, Family] = {
     "qwen3vlmoe": _QWEN3VLMOE,
     "step35": _STEP35,
     "glm5-next": _GLM5_NEXT,
+    "minimax-m3": _MINIMAX_M3,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.

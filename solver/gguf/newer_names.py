@@ -1,11 +1,12 @@
 """Names of the pinned llama.cpp that the installed gguf-py lacks, as raw templates.
 
 ``src/llama-arch.cpp`` (``LLM_KV_NAMES``, ``LLM_TENSOR_NAMES``) is the source of each string;
-``{arch}`` and ``{bid}`` are filled in the way gguf-py's own templates are. Everything here
-is DeepSeek V4's (``deepseek4``): hyper-connections, the grouped low-rank output projection,
-the KV compressors and their per-layer ratios, hash routing; and GLM-5.3-Flash's
-(``glm5-next``) k-pool indexer keys. Its k-pool tensors have deepseek4's indexer-compressor
-names (``LLM_TENSOR_INDEXER_KPOOL_GATE`` / ``_APE``: ``Dsv4Tensors.INDEXER_COMPRESSOR_*``).
+``{arch}`` and ``{bid}`` are filled in the way gguf-py's own templates are: DeepSeek V4's
+(``deepseek4``: hyper-connections, the grouped low-rank output projection, the KV compressors
+and their per-layer ratios, hash routing), GLM-5.3-Flash's (``glm5-next``) k-pool indexer
+keys, and MiniMax-M3's sparse attention (``minimax-m3``: the MSA indexer's block keys and its
+projections). glm5-next's k-pool tensors have deepseek4's indexer-compressor names
+(``LLM_TENSOR_INDEXER_KPOOL_GATE`` / ``_APE``: ``Dsv4Tensors.INDEXER_COMPRESSOR_*``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,22 @@ class KpoolKeys:
     KPOOL = "{arch}.attention.indexer.kpool"  # tokens pooled into one indexer key
     KPOOL_SELECT_TAIL = "{arch}.attention.indexer.kpool_select_tail"
     TYPES = "{arch}.attention.indexer.types"  # per layer: full indexer (else shared)
+
+
+class MsaKeys:
+    """minimax-m3's MSA keys (``llama_model_minimax_m3::load_arch_hparams``)."""
+
+    BLOCK_SIZE = "{arch}.attention.indexer.block_size"  # positions per selectable block
+    LOCAL_BLOCKS = "{arch}.attention.indexer.local_blocks"  # the latest blocks, always kept
+
+
+class MsaTensors:
+    """minimax-m3's indexer tensors (``llama_model_minimax_m3::load_arch_tensors``); its K
+    norm is gguf-py's ``INDEXER_K_NORM``."""
+
+    INDEXER_Q_PROJ = "blk.{bid}.indexer.q_proj"
+    INDEXER_K_PROJ = "blk.{bid}.indexer.k_proj"
+    INDEXER_Q_NORM = "blk.{bid}.indexer.q_norm"
 
 
 # llama-hparams.h llama_expert_gating_func_type values gguf-py's ExpertGatingFuncType lacks

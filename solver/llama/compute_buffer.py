@@ -228,6 +228,7 @@ def cache_params(workload: ComputeWorkload) -> CacheParams:
         kv_size=workload.n_ctx_seq,
         kv_size_swa=workload.kv_cells_swa or workload.n_ctx_seq,
         offload_kqv=workload.offload_kqv,
+        n_seq_max=workload.n_seq_max,
     )
 
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from solver.errors import BadInput
 from solver.gguf.hparams import llama_architectures
 from solver.gguf.inventory import Inventory
-from solver.gguf.newer_names import Dsv4Keys, KpoolKeys
+from solver.gguf.newer_names import Dsv4Keys, KpoolKeys, MsaKeys
 
 
 class MemoryKind(StrEnum):
@@ -39,6 +39,9 @@ class MemoryKind(StrEnum):
     # layers with a full indexer (ModelHparams.lid_layers)
     HYBRID_IDX = "hybrid_idx"
     DSA = "dsa"  # llama_kv_cache_dsa: the MLA K cache plus the lightning indexer's K cache
+    # llama_kv_cache_msa (minimax-m3): a K/V cache of every layer plus the MSA indexer's K/V
+    # cache (one head) of the sparse layers
+    MSA = "msa"
     # llama_kv_cache_dsv4: a sliding-window K cache, K caches of the compressed positions per
     # compression ratio (and the indexer's), the compressors' F32 states
     DSV4 = "dsv4"
@@ -57,7 +60,7 @@ NO_MEMORY_ARCHS = frozenset(
      "llada-moe", "rnd1", "clef"}
 )  # fmt: skip
 SPECIAL_MEMORY_ARCHS = frozenset(
-    {"minimax-m3", "glm-dsa", "hy_v4", "dots3note", "dflash", "gemma4-assistant",
+    {"glm-dsa", "hy_v4", "dots3note", "dflash", "gemma4-assistant",
      "eagle3", "t5", "t5encoder", "clip"}
 )  # fmt: skip
 
@@ -159,10 +162,13 @@ class ModelHparams(BaseModel):
     # and how many cached positions each token attends to
     indexer_n_head: int = 0
     indexer_head_size: int = 0
-    indexer_top_k: int = 0
+    indexer_top_k: int = 0  # minimax-m3: blocks of positions
+    # minimax-m3's MSA (0: none): positions per block, the latest blocks always attended
+    indexer_block_size: int = 0
+    indexer_local_blocks: int = 0
     indexer_kpool: int = 0  # glm5-next: tokens pooled into one indexer key (0: no pools)
     lid_layers: tuple[bool, ...] = Field(
-        default=(), description="per layer: has an indexer K cache (DSA's, hybrid_idx's)"
+        default=(), description="per layer: has an indexer K cache (DSA's, MSA's, hybrid_idx's)"
     )
     # deepseek4: each layer's KV compression ratio (0: none; 4 with the indexer; 128)
     compress_ratios: tuple[int, ...] = ()
@@ -275,6 +281,10 @@ def memory_kind(inventory: Inventory) -> MemoryKind:
         return MemoryKind.HYBRID_IDX if arch == "glm5-next" else MemoryKind.HYBRID
     if arch == "deepseek32":
         return MemoryKind.DSA
+    if arch == "minimax-m3":
+        if _int_meta(inventory, MsaKeys.BLOCK_SIZE, 0) <= 0:  # its loader asserts a block
+            raise BadInput("minimax-m3: attention.indexer.block_size must be positive")
+        return MemoryKind.MSA
     if arch in SPECIAL_MEMORY_ARCHS:
         raise BadInput(f"architecture '{arch}' has its own KV cache type; fit does not model it")
     if any(inventory.attention.swa_layers):
@@ -335,6 +345,8 @@ def model_hparams(inventory: Inventory) -> ModelHparams:
         indexer_top_k=_int_meta(inventory, Keys.Attention.Indexer.TOP_K, 0),
         indexer_kpool=_int_meta(inventory, KpoolKeys.KPOOL, 0),
         lid_layers=_indexer_layers(inventory, kind, kv_layers),
+        indexer_block_size=_int_meta(inventory, MsaKeys.BLOCK_SIZE, 0),
+        indexer_local_blocks=_int_meta(inventory, MsaKeys.LOCAL_BLOCKS, 0),
         compress_ratios=_compress_ratios(inventory) if kind is MemoryKind.DSV4 else (),
         n_ctx_orig_yarn=int(_scalar_meta(inventory, Keys.Rope.SCALING_ORIG_CTX_LEN, 0))
         or inventory.context_length,
@@ -447,11 +459,15 @@ def _memory_layers(
 def _indexer_layers(
     inventory: Inventory, kind: MemoryKind, kv_layers: tuple[bool, ...]
 ) -> tuple[bool, ...]:
-    """Layers with an indexer K cache: every KV layer of llama_kv_cache_dsa; glm5-next's
+    """Layers with an indexer K cache: every KV layer of llama_kv_cache_dsa; minimax-m3's
+    filter_idx, the KV layers past the leading dense ones (the sparse layers); glm5-next's
     filter_idx, the KV layers whose indexer is full (``is_indexer_full``: the
     ``{arch}.attention.indexer.types`` entry, all full when the key is absent)."""
     if kind is MemoryKind.DSA:
         return kv_layers
+    if kind is MemoryKind.MSA:
+        dense = inventory.experts.leading_dense_layers
+        return tuple(kv and il >= dense for il, kv in enumerate(kv_layers))
     if kind is not MemoryKind.HYBRID_IDX:
         return ()
     types = inventory.metadata.get(KpoolKeys.TYPES.format(arch=inventory.architecture))

@@ -15,6 +15,10 @@ of ``indexer_head_size`` per layer in ``type_k``, no V (the model is MLA).
 ``llama_memory_hybrid_idx`` (glm5-next) is the hybrid's attention cache and recurrent state
 plus such an indexer cache (``lid``) on its full-indexer layers (``ModelHparams.lid_layers``),
 each row ``indexer_cache_width`` wide (key | gate | pooled key).
+``llama_kv_cache_msa`` (minimax-m3) likewise: the K/V cache of every layer ("main"), then the
+MSA indexer's ("indexer", cache ``lid``) of the layers past the leading dense ones: a plain
+``llama_kv_cache`` over hparams of one KV head with K ``indexer_head_size`` wide, so it also
+holds a V of one ``n_embd_head_v`` head (``type_v``) per layer, which nothing reads.
 """
 
 from __future__ import annotations
@@ -154,11 +158,19 @@ def _layer_tensors(
 def _indexer_tensor(
     hparams: ModelHparams, workload: ComputeWorkload, kv_size: int, buft: BufferType
 ) -> tuple[int, int, int]:
-    """A layer's indexer K (llama_kv_cache_dsa's hparams_lid, llama_memory_hybrid_idx's
-    hparams_idx: one KV head of ``indexer_cache_width``): (alloc bytes, K bytes, 0)."""
+    """A layer's indexer K (llama_kv_cache_dsa's hparams_lid, llama_memory_hybrid_idx's and
+    llama_kv_cache_msa's hparams_idx: one KV head of ``indexer_cache_width``) and, for MSA's
+    plain cache, V (one ``n_embd_head_v`` head, also when transposed: the widest layer's one
+    head): (alloc bytes, K bytes, V bytes)."""
     shape = (hparams.indexer_cache_width, kv_size, workload.n_stream)
     size = ggml_types.n_bytes(workload.type_k, shape)
-    return buft.alloc_size(workload.type_k, shape, size), size, 0
+    alloc = buft.alloc_size(workload.type_k, shape, size)
+    v_size = 0
+    if hparams.memory is MemoryKind.MSA:
+        v_shape = (hparams.n_embd_head_v, kv_size, workload.n_stream)
+        v_size = ggml_types.n_bytes(workload.type_v, v_shape)
+        alloc += buft.alloc_size(workload.type_v, v_shape, v_size)
+    return alloc, size, v_size
 
 
 def layer_kv_bytes(hparams: ModelHparams, workload: ComputeWorkload) -> tuple[int, ...]:

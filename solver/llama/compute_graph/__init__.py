@@ -24,6 +24,9 @@ Modules, lower first:
 - ``ffn``: dense FFN, mixture-of-experts FFN (router, experts, sum), shared experts.
 - ``dsa``: deepseek32's sparse attention: the lightning indexer over its own K cache, MLA
   through the top-k mask.
+- ``msa``: minimax-m3's sparse attention: an indexer over its own K cache picks blocks of
+  positions, then one grouped flash attention over the gathered blocks (decode) or the
+  cache masked to them (batch).
 - ``recurrent``: the recurrent state at reserve (state-copy input, per-layer state rows,
   ``build_rs``, the convolution window, the fused delta rule), shared by the hybrids below.
 - ``output``: the output head of the graph functions that seed an MTP block.

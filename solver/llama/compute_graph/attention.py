@@ -133,7 +133,7 @@ def build_attn(
     order = (q_cur, k_cur, v_cur) if kind == "iswa" else (q_cur, v_cur, k_cur)
     for t in order:
         b.gf.expand(t)
-    k, v = _store_kv(b, cache_inp, kind, il, k_cur, v_cur, head_k, head_v, n_head_kv)
+    k, v = store_kv(b, cache_inp, kind, il, k_cur, v_cur, head_k, head_v, n_head_kv)
     mask = cache_inp.mask if top_k is None else _top_k_mask(cache_inp.mask, top_k)
     cur = build_attn_mha(b, q_cur, k, v, mask, sinks, v_mla)
     b.cb(cur, "kqv_out", il)
@@ -155,7 +155,7 @@ def _top_k_mask(kq_mask: Tensor, top_k: Tensor) -> Tensor:
     return g.add(m, kq_mask)
 
 
-def _store_kv(
+def store_kv(
     b: GraphBuilder,
     cache_inp: CacheInputs,
     kind: str,

@@ -82,6 +82,7 @@ class CacheParams:
     kv_size: int
     kv_size_swa: int
     offload_kqv: bool
+    n_seq_max: int = 1  # cparams.n_seq_max (server slots)
 
 
 class GraphBuilder:

@@ -22,7 +22,7 @@ GATING_SOFTMAX_WEIGHT = 3
 GATING_SQRT_SOFTPLUS = 4
 
 # the fused GLU op of a gated FFN, by activation
-_GLU = {"silu": "swiglu", "gelu": "geglu", "relu": "reglu"}
+_GLU = {"silu": "swiglu", "gelu": "geglu", "relu": "reglu", "swiglu_oai": "swiglu_oai"}
 
 
 @dataclass(frozen=True)
@@ -111,15 +111,16 @@ def ffn_block(
         # qwen2moe.cpp: sigmoid gate as silu(x) / x, computed before the shared FFN
         gate_inp = b.build_lora_mm(b.lw(il, "ffn_gate_inp_shexp"), cur)
         gate = g.div(g.unary(gate_inp, "silu"), gate_inp)
-        shexp = _shared_expert(b, cur, il)
+        shexp = _shared_expert(b, cur, il, routing.act)
         return g.add(moe_out, g.mul(shexp, gate))
-    return g.add(moe_out, _shared_expert(b, cur, il))
+    return g.add(moe_out, _shared_expert(b, cur, il, routing.act))
 
 
-def _shared_expert(b: GraphBuilder, cur: Tensor, il: int) -> Tensor:
+def _shared_expert(b: GraphBuilder, cur: Tensor, il: int, act: str) -> Tensor:
+    """The shared expert, activated as the routed ones (minimax-m3: swigluoai)."""
     return build_ffn(
         b, cur, b.lw(il, "ffn_up_shexp"), b.lw(il, "ffn_gate_shexp"),
-        b.lw(il, "ffn_down_shexp"), "silu",
+        b.lw(il, "ffn_down_shexp"), act,
     )  # fmt: skip
 
 

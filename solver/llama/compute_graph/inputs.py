@@ -4,7 +4,8 @@ Each function creates the input tensors llama.cpp's ``build_inp_*`` creates, in 
 order and with the same names, so the allocator sees the same leafs. ``build_inp_embd``
 also builds the token embedding (with its three ``ggml_build_forward_select`` branches);
 ``build_attn_inp`` builds, per KV cache, the index inputs, the KQ mask and the Hadamard
-rotation matrices of a quantized cache (``AttnInputs``).
+rotation matrices of a quantized cache (``AttnInputs``), and for minimax-m3's sparse
+attention the indexer cache's indices and the block-selection inputs (``MsaInputs``).
 """
 
 from __future__ import annotations
@@ -123,13 +124,39 @@ class CacheInputs:
 
 
 @dataclass(frozen=True)
+class MsaInputs:
+    """minimax-m3's MSA inputs (``build_attn_inp_kv_msa``'s indexer indices, then
+    ``llm_graph_input_msa``) and the per-graph sizes its layers share: the cache's cells
+    ``n_kv``, ``ns`` streams of ``n_tps`` tokens, ``n_ps`` positions in ``nblk`` blocks."""
+
+    k_idxs: Tensor  # where the indexer cache's new K rows go
+    bias: Tensor  # F32 nblk x n_tokens: the latest blocks forced into the top-k
+    pos_mask: Tensor  # F32 n_ps x n_tokens: 0 / -inf by position
+    pos_slot_i: Tensor  # I32 n_ps x ns: position -> cell
+    pos_slot_f: Tensor | None  # F32 n_ps x ns: the same, gatherable (decode graphs)
+    cell_blk: Tensor | None  # I32 n_kv x ns: cell -> position block (batch graphs)
+    mask_f32: Tensor | None  # the KQ mask cast to F32 (batch graphs)
+    n_kv: int
+    ns: int
+    n_tps: int
+    n_ps: int
+    nblk: int
+
+    @property
+    def decode(self) -> bool:
+        """One token per stream: the gathering decode path (else the per-stream mask path)."""
+        return self.n_tps == 1
+
+
+@dataclass(frozen=True)
 class AttnInputs:
     """The attention inputs of the graph: the full cache, and the SWA cache with iswa, or
-    the lightning indexer's cache with dsa."""
+    the lightning indexer's cache with dsa, or with msa (when MSA runs) its inputs."""
 
     base: CacheInputs
     swa: CacheInputs | None = None
     lid: CacheInputs | None = None
+    msa: MsaInputs | None = None
 
     def for_layer(self, is_swa: bool) -> CacheInputs:
         """The cache a layer reads: the SWA one for a sliding-window layer of an iswa model."""
@@ -137,9 +164,13 @@ class AttnInputs:
 
 
 def build_attn_inp(b: GraphBuilder, kind: str) -> AttnInputs:
-    """build_attn_inp_kv / _kv_iswa / _k / _k_dsa (``kind`` "kv" / "iswa" / "mla" / "dsa")."""
+    """build_attn_inp_kv / _kv_iswa / _k / _k_dsa / _kv_msa (``kind`` "kv" / "iswa" / "mla" /
+    "dsa" / "msa")."""
     if kind == "dsa":
         return AttnInputs(base=_cache_inputs(b, "mla", b.cache.kv_size, None), lid=_lid_inputs(b))
+    if kind == "msa":
+        base = _cache_inputs(b, "kv", b.cache.kv_size, None)
+        return AttnInputs(base=base, msa=_msa_inputs(b, base.mask) if msa_runs(b) else None)
     base_swa = False if kind == "iswa" else None
     base = _cache_inputs(b, kind, b.cache.kv_size, base_swa)
     swa = _cache_inputs(b, kind, b.cache.kv_size_swa, True) if kind == "iswa" else None
@@ -178,6 +209,39 @@ def _lid_inputs(b: GraphBuilder) -> CacheInputs:
     k_rot = b.input(g.new_tensor(F32, n_rot, n_rot), "attn_inp_k_rot")
     return CacheInputs(n_kv=b.cache.kv_size, k_idxs=k_idxs, v_idxs=None, mask=mask,
                        k_rot=k_rot, v_rot=None)  # fmt: skip
+
+
+# llama_kv_cache_msa_context::get_n_pos: positions are padded to 256 at least; the reserve
+# graphs see an empty cache, so 256 positions
+MSA_POS_PAD = 256
+
+
+def msa_runs(b: GraphBuilder) -> bool:
+    """minimax-m3.cpp's msa_enabled: flash attention (MSA needs its V layout) and one
+    sequence or per-sequence streams; else every layer attends densely."""
+    c = b.cache
+    return c.flash_attn and (c.n_seq_max == 1 or not c.kv_unified)
+
+
+def _msa_inputs(b: GraphBuilder, kq_mask: Tensor) -> MsaInputs:
+    """The indexer cache's k_idxs, then llm_graph_input_msa's tensors, sized by the KQ mask
+    (cells x tokens per stream x streams) and the positions padded to whole blocks."""
+    k_idxs = b.input(g.new_tensor(I64, b.n_tokens), "attn_inp_k_idxs")
+    n_kv, n_tps, ns = kq_mask.ne[0], kq_mask.ne[1], kq_mask.ne[3]
+    blk = b.hp.indexer_block_size
+    n_ps = -(-MSA_POS_PAD // blk) * blk
+    nblk = n_ps // blk
+    bias = b.input(g.new_tensor(F32, nblk, b.n_tokens), "msa_bias")
+    pos_mask = b.input(g.new_tensor(F32, n_ps, b.n_tokens), "msa_pos_mask")
+    pos_slot_i = b.input(g.new_tensor(I32, n_ps, ns), "msa_pos_slot_i")
+    pos_slot_f = cell_blk = mask_f32 = None
+    if n_tps == 1:
+        pos_slot_f = b.input(g.new_tensor(F32, n_ps, ns), "msa_pos_slot_f")
+    else:
+        cell_blk = b.input(g.new_tensor(I32, n_kv, ns), "msa_cell_blk")
+        mask_f32 = g.cast(kq_mask, F32)
+    return MsaInputs(k_idxs, bias, pos_mask, pos_slot_i, pos_slot_f, cell_blk, mask_f32,
+                     n_kv, ns, n_tps, n_ps, nblk)  # fmt: skip
 
 
 def _cache_head_k(b: GraphBuilder, swa: bool | None) -> int:

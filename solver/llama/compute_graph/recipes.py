@@ -28,7 +28,6 @@ glm5-next          GLM-5.3-Flash                          unsloth/GLM-5.3-Flash-
                                                           buun-llama-cpp#132); its weights, KDA
                                                           state and MLA and indexer caches are
                                                           modelled, not its graph
-minimax-m3         MiniMax-M3                             NVIDIA NIM and HF Inference catalogues
 =================  =====================================  ==========================================
 """
 
@@ -69,6 +68,7 @@ from solver.llama.compute_graph.inputs import (
 )
 from solver.llama.compute_graph.kimi_linear import check_kimi_layers, kda_block
 from solver.llama.compute_graph.llama4 import build_llama4
+from solver.llama.compute_graph.msa import msa_attention
 from solver.llama.compute_graph.nemotron_h import build_nemotron_h
 from solver.llama.compute_graph.output import logits
 from solver.llama.compute_graph.qwen3next import build_qwen3next
@@ -80,7 +80,9 @@ from solver.llama.compute_graph.recurrent import RsInputs, build_rs_inputs
 class ArchRecipe:
     """What distinguishes one architecture's graph function from the shared layer template."""
 
-    attention: str = "kv"  # "kv" | "iswa" | "mla" | "dsa" (MLA over the indexer's top-k)
+    # "kv" | "iswa" | "mla" | "dsa" (MLA over the indexer's top-k) | "msa" (GQA over the
+    # indexer's top-k blocks)
+    attention: str = "kv"
     rope: bool = True
     rope_factors: bool = False  # llama/mistral3: model.get_rope_factors (per-layer duplicate)
     q_scale_after_rope: bool = False  # gemma3: Qcur = ggml_scale(Qcur, f_attention_scale)
@@ -176,6 +178,16 @@ RECIPES: dict[str, ArchRecipe] = {
         out_ids_after_loop=True,
         h_nextn_output="pre_norm",
     ),
+    # minimax-m3.cpp: per-head Q/K norms, MSA past the leading dense layers (msa: dense
+    # attention without flash attention or with a unified cache of several sequences),
+    # swigluoai dense FFN, experts and ungated shared expert, sigmoid routing
+    "minimax-m3": ArchRecipe(
+        attention="msa",
+        ffn_act="swiglu_oai",
+        moe_act="swiglu_oai",
+        gating=GATING_SIGMOID,
+        moe_norm_w=None,
+    ),
 }
 
 
@@ -255,6 +267,8 @@ def _attention(
         return mla_attention(b, ins.attn, il, cur, ins.inp_pos, ins.attn_scale, recipe.rope)
     if recipe.attention == "dsa":
         return dsa_attention(b, ins.attn, il, cur, ins.inp_pos)
+    if recipe.attention == "msa":
+        return msa_attention(b, ins.attn, il, cur, ins.inp_pos)
     return self_attention(
         b,
         ins.attn,

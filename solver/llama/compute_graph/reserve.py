@@ -71,7 +71,10 @@ def _check_modelled(model: GraphModel, recipe: ArchRecipe) -> None:
     else:
         needed = ["attn_output"]
     for il in range(model.hparams.n_layer):
-        names = [f"blk.{il}.{role}.weight" for role in needed]
+        roles = needed
+        if recipe.attention == "msa" and il >= model.hparams.n_layer_dense_lead:
+            roles = [*needed, "indexer.q_proj", "indexer.k_proj"]  # the sparse layers' indexer
+        names = [f"blk.{il}.{role}.weight" for role in roles]
         fused = f"blk.{il}.attn_qkv.weight" in w
         separate = all(f"blk.{il}.attn_{x}.weight" in w for x in "qkv")
         if not mla and not (fused or separate):
