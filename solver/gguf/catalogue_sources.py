@@ -149,7 +149,11 @@ QWEN35_MOE_NOTES = (
     "bartowski/Qwen_Qwen3.6-35B-A3B-GGUF Q4_K_M is 22,285,080,192 bytes (a file-size gate in a "
     "public evaluation script), 5.3 % above llama-quantize's standard Q4_K_M mix modelled "
     "here: that upload keeps more tensors at higher precision (not modelled); Unsloth's UD- "
-    "mixes are not modelled either",
+    "mixes are not modelled either: their per-tensor types are published only in the GGUF "
+    "headers on the Hub (what is public: Qwen3.6's UD-Q4_K_XL is 21.28 GiB, "
+    "joryirving/home-ops#9398; its UD-Q4_K_M keeps ffn_down_exps at Q5_K beside Q4_K "
+    "gate/up, gittensor-ai-lab/sparkinfer#224; Unsloth's Qwen3.5 benchmark page says which "
+    "tensor kinds stay high, not which types)",
 )
 
 # Llama 4 Scout (llama4): 16 experts top-1 plus a shared expert in every layer, 3 chunked
@@ -1313,14 +1317,19 @@ SOURCES: list[CatalogueSource] = [
         name="mistral-small-4-119b",
         blueprint=Blueprint(name="Mistral-Small-4-119B-2603", **MISTRAL_SMALL_4),
         hyperparameters_source=MISTRAL_SMALL_4_SOURCE,
-        quants=BIG_QUANTS,
+        quants=(*BIG_QUANTS, "BF16"),
         default_quant="Q4_K_M",
         published={
             "Q8_0": PublishedSize(
                 bytes=126_500_000_000,
                 source="unsloth/Mistral-Small-4-119B-2603-GGUF Q8_0 126.5 GB, as tabulated in a "
                 "public local-model survey (section 2.4, read 2026-09-26)",
-            )
+            ),
+            "BF16": PublishedSize(
+                bytes=round(221.64 * 2**30),
+                source="alexanderkyng/mistral-small-119b-2603-ik-gguf README (as indexed on "
+                "graysoft.dev): 'BF16 (Unsloth Base)' 221.64 GiB at 16.00 BPW",
+            ),
         },
         notes=(
             "text model only (the checkpoint's Pixtral vision tower is a separate mmproj file)",
@@ -1328,27 +1337,45 @@ SOURCES: list[CatalogueSource] = [
             "own tests use one group: sizes do not depend on it, the router's compute does",
             "Unsloth's K-quants of it are not llama-quantize's standard mix (the same survey "
             "lists Q3_K_M 54.4, Q4_K_M 73.8, Q6_K 99.4 GB: +4.6 %, -2.2 %, -1.7 % from these "
-            "totals) and are not modelled; LM Studio's Q4_K_M is given as about 72 GB",
-            "Unsloth's UD- mixes are not modelled",
+            "totals) and are not modelled. The cause is Unsloth's, not the mix's: its uploads "
+            "are Dynamic 2.0 ('all our future GGUF uploads will leverage Dynamic 2.0 ... every "
+            "layer has a different bit', docs.unsloth.ai/basics/dynamic-v2.0), and "
+            "llama-quantize's Q6_K is Q6_K in every quantized tensor (no mistral4 rule, no "
+            "importance-matrix branch in the pinned llama_tensor_get_type), so a Q6_K 1.7 GB "
+            "larger holds tensors that --tensor-type overrides raised. Standard-mix files "
+            "agree: Q8_0 117.78, Q6_K 90.96, Q4_K_M 67.21 GiB as prositronic.eu tabulates "
+            "them (fit: 117.78, 90.95, 67.20); LM Studio's Q4_K_M is given as about 72 GB",
+            "Unsloth's UD- mixes are not modelled (UD-Q4_K_S 69.30 GiB in the same README as "
+            "the BF16 size)",
         ),
     ),
     CatalogueSource(
         name="kimi-linear-48b-a3b",
         blueprint=Blueprint(name="Kimi-Linear-48B-A3B-Instruct", **KIMI_LINEAR_48B),
         hyperparameters_source=KIMI_LINEAR_48B_SOURCE,
-        quants=COMMON_QUANTS,
+        quants=(*COMMON_QUANTS, "Q2_K"),
         default_quant="Q4_K_M",
         published={
             "Q8_0": PublishedSize(
                 bytes=39_761_166_432 + 12_487_220_000,
                 source="bartowski/moonshotai_Kimi-Linear-48B-A3B-Instruct-GGUF Q8_0, two parts of "
                 "39,761,166,432 and 12,487,220,000 bytes as a public model-fetch table pins them",
-            )
+            ),
+            "Q2_K": PublishedSize(
+                bytes=round(16.78 * 2**30),
+                source="llama-bench of ymcki's Kimi-Linear-48B-A3B-Instruct.Q2_K.gguf (no "
+                "imatrix) in ggml-org/llama.cpp#17592: 16.78 GiB, 49.12 B parameters",
+            ),
         },
         notes=(
             "bartowski's Q4_K_M is 30,061,058,720 bytes (a public benchmark manifest), 1.2 % "
-            "above this Q4_K_M: its mix (imatrix, an earlier llama.cpp) is not llama-quantize's "
-            "standard one as the pinned source computes it; not asserted",
+            "above this Q4_K_M: 358 MB more tensor data once its 6.9 MB header (its Q8_0 minus "
+            "fit's) is taken off. Not the standard mix as fit computes it: the pinned "
+            "llama_tensor_get_type has no kimi-linear rule and no importance-matrix branch for "
+            "Q4_K_M, and the same arithmetic gives ymcki's static Q2_K (16.78 GiB) and "
+            "bartowski's Q8_0 to the byte; 358 MB is no single group's step (token_embd to "
+            "Q6_K 97 MB, to Q8_0 189 MB; one layer's down experts to Q6_K 156 MB), so which "
+            "tensors the upload raised is only in its header on the Hub; not asserted",
             "config.json's legacy head_dim 72 is n_embd / n_head, what llama.cpp assumes "
             "without the key: left out here; 49.12 B parameters against the 48 B of its name",
             "the KDA state per sequence: 3 x 3 x 4096 conv floats and 32 x 128 x 128 "
