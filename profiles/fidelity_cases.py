@@ -33,6 +33,8 @@ SYNTHETIC_ARCHS += ("minimax-m2",)
 SYNTHETIC_ARCHS += ("mistral4",)
 # deepseek32: deepseek2's MLA over the lightning indexer's top-k cells (its own K cache)
 SYNTHETIC_ARCHS += ("deepseek32",)
+# glm-dsa: deepseek32's DSA with "shared" indexer layers (no indexer, no indexer cache)
+SYNTHETIC_ARCHS += ("glm-dsa",)
 # kimi-linear: KDA layers with conv and delta-rule state between MLA layers without RoPE
 SYNTHETIC_ARCHS += ("kimi-linear",)
 # deepseek4: hyper-connections, a raw sliding-window cache beside K caches of 4- and 128-fold
@@ -99,7 +101,7 @@ def model_blueprint(model: str) -> tuple[Blueprint, str] | None:
             update["layer_pattern"] = (blueprint.layer_pattern * int(layers))[: int(layers)]
         if blueprint.compress_ratios:  # deepseek4: the tiny ratios repeated
             update["compress_ratios"] = (blueprint.compress_ratios * int(layers))[: int(layers)]
-        if blueprint.indexer_types:  # glm5-next: the tiny full/shared indexers repeated
+        if blueprint.indexer_types:  # glm5-next, glm-dsa: the tiny full/shared indexers repeated
             update["indexer_types"] = (blueprint.indexer_types * int(layers))[: int(layers)]
     if arch == LLAMA_ROPE:
         update["rope_scaling"] = RopeScaling(
@@ -201,6 +203,14 @@ SYNTHETIC = [
         },
         # an MTP layer (skipped, but for its exp_probs_b), the indexer cache beside MLA's
         "deepseek32/6": {
+            "split": "-c 1024 -ngl 99 -ts 1,1",
+            "q8-cpu-moe": "-c 2048 -ngl 99 -ts 1,3 -ctk q8_0 -ctv q8_0 -fa on --cpu-moe",
+            "fa-off-slots": "-c 2048 -ngl 3 -ts 1,1 -fa off -np 2 --no-kv-unified",
+            "nkvo-ub": "-c 4096 -np 2 -ngl 99 -ts 2,1 -nkvo -ub 128",
+        },
+        # indexers full, shared, shared, full, shared, shared: a shared layer on another device
+        # than the full layer whose top-k it reads (-ts 1,3, -ngl 3), on the host's (-nkvo)
+        "glm-dsa/6": {
             "split": "-c 1024 -ngl 99 -ts 1,1",
             "q8-cpu-moe": "-c 2048 -ngl 99 -ts 1,3 -ctk q8_0 -ctv q8_0 -fa on --cpu-moe",
             "fa-off-slots": "-c 2048 -ngl 3 -ts 1,1 -fa off -np 2 --no-kv-unified",

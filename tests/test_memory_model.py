@@ -7,11 +7,18 @@ from pathlib import Path
 import pytest
 
 from solver.errors import BadInput
-from solver.gguf.inventory import Recurrent
+from solver.gguf.blueprint import gguf_metadata
+from solver.gguf.hparams import build_inventory
+from solver.gguf.inventory import Inventory, Recurrent
+from solver.gguf.quant_mix import parse_file_type
 from solver.gguf.sources import load_inventory
+from solver.gguf.synthetic import tiny_blueprint
 from solver.llama.args import parse_llama_args
 from solver.llama.device_map import CpuFeatures, DeviceKind, LlamaDevice, layer_split
+from solver.llama.hparams import model_hparams
+from solver.llama.kv_cache import layer_kv_bytes
 from solver.llama.memory import estimate_memory
+from solver.llama.workload import resolve_workload
 
 CPU = CpuFeatures()
 
@@ -62,3 +69,32 @@ def test_layer_split_follows_load_tensors() -> None:
     # no -ts: proportional to free memory
     devices = [_gpu("CUDA0", 3 << 30), _gpu("CUDA1", 1 << 30)]
     assert layer_split(3, -1, devices, []) == [0, 0, 0, 1]
+
+
+def _glm_dsa(**update: object) -> Inventory:
+    """The header of the tiny glm-dsa (3 layers, indexers full, shared, shared), updated."""
+    blueprint = tiny_blueprint("glm-dsa").model_copy(update=update)
+    return build_inventory("glm-dsa.gguf", gguf_metadata(blueprint, parse_file_type("F16")), [])
+
+
+def test_glm_dsa_indexer_types_decide_the_indexer_cache() -> None:
+    """glm-dsa.cpp's is_indexer_full: the file's indexer types; without them every layer
+    below GLM-5.2's 1M context (GLM-5, 5.1), else GLM-5.2's pattern (full at 0, 1, 2, then
+    every fourth layer up to 78). The indexer K cache is on the full layers only."""
+    assert model_hparams(_glm_dsa()).indexer_full == (True, False, False)
+    untyped = {"n_layer": 84, "indexer_types": ()}
+    assert model_hparams(_glm_dsa(**untyped)).indexer_full == (True,) * 84
+    glm52 = model_hparams(_glm_dsa(**untyped, context_length=1 << 20))
+    assert [il for il in range(84) if glm52.layer_has_indexer(il)] == [0, 1, *range(2, 78, 4)]
+    assert not glm52.layer_has_indexer(84)  # the MTP block is not in the trunk's caches
+    config = parse_llama_args(["-c", "1024", "--fit", "off"])
+    workload = resolve_workload(config, glm52, ["CPU"] * 85, {})
+    sizes = layer_kv_bytes(glm52, workload)
+    assert sizes[1] - sizes[3] == 64 * 1024 * 2  # one F16 indexer head of 64 per cell
+
+
+def test_glm_dsa_indexer_types_llama_cpp_refuses() -> None:
+    with pytest.raises(BadInput, match="2 entries for 3 layers"):
+        model_hparams(_glm_dsa(indexer_types=(True, False)))
+    with pytest.raises(BadInput, match="layer 0's lightning indexer is shared"):
+        model_hparams(_glm_dsa(indexer_types=(False, True, True)))

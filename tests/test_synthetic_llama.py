@@ -153,6 +153,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "gemma3": "blk.0.post_ffw_norm.weight",
     "deepseek2": "blk.1.ffn_gate_shexp.weight",
     "deepseek32": "blk.0.indexer.attn_k.weight",
+    "glm-dsa": "blk.0.attn_q_a.weight",  # its indexer is TENSOR_NOT_REQUIRED
     "gpt-oss": "blk.0.attn_sinks.weight",
     "glm4moe": "blk.1.exp_probs_b.bias",
     "qwen35": "blk.0.ssm_beta.weight",

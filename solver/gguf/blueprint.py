@@ -42,7 +42,7 @@ from solver.gguf.newer_names import (
 T = gguf.MODEL_TENSOR
 K = gguf.Keys
 
-MetadataValue = str | int | float | bool | list[str] | list[int] | list[float]
+MetadataValue = str | int | float | bool | list[str] | list[bool] | list[int] | list[float]
 
 
 class Arch(StrEnum):
@@ -73,6 +73,7 @@ class Arch(StrEnum):
     # hyper-connections, MTP
     GLM5_NEXT = "glm5-next"
     MINIMAX_M3 = "minimax-m3"  # MiniMax-M3: per-head Q/K norms, MSA block-sparse attention
+    GLM_DSA = "glm-dsa"  # GLM-5/5.1/5.2: deepseek32's DSA, indexers "full" or "shared" by layer
 
 
 class RopeScaling(BaseModel):
@@ -171,8 +172,8 @@ class Blueprint(BaseModel):
     indexer_n_head: int = Field(default=0, description="index_n_heads")
     indexer_head_size: int = Field(default=0, description="index_head_dim")
     indexer_top_k: int = Field(default=0, description="index_topk (minimax-m3: blocks)")
-    # glm5-next: the indexer scores pools of kpool consecutive tokens; layers whose
-    # indexer_types entry is not "full" reuse the previous layer's selection
+    # glm5-next: the indexer scores pools of kpool consecutive tokens; (glm5-next, glm-dsa)
+    # layers whose indexer_types entry is not "full" reuse the previous layer's selection
     indexer_kpool: int = Field(default=0, description="index_kpool")
     indexer_kpool_select_tail: bool = Field(
         default=True, description="index_kpool_always_select_tail"
@@ -255,7 +256,7 @@ class Blueprint(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Blueprint:
         moe_archs = (Arch.QWEN3MOE, Arch.DEEPSEEK2, Arch.GPT_OSS, Arch.GLM4MOE, Arch.QWEN35MOE)
-        moe_archs += (Arch.LLAMA4, Arch.DEEPSEEK32, Arch.DEEPSEEK4)
+        moe_archs += (Arch.LLAMA4, Arch.DEEPSEEK32, Arch.DEEPSEEK4, Arch.GLM_DSA)
         if self.architecture is Arch.GEMMA4 and not (
             self.gemma4_head_dim_swa and self.gemma4_swa_period and self.head_dim
         ):
@@ -271,8 +272,8 @@ class Blueprint(BaseModel):
             raise BadInput(f"{self.name}: n_expert_used {self.n_expert_used} > n_expert")
         if self.is_mla and not (self.kv_lora_rank and self.v_head_dim):
             raise BadInput(f"{self.name}: {self.architecture} needs the MLA dimensions")
-        if self.architecture is Arch.DEEPSEEK32:
-            self._check_deepseek32()
+        if self.architecture in (Arch.DEEPSEEK32, Arch.GLM_DSA):
+            self._check_dsa()
         if self.architecture is Arch.DEEPSEEK4:
             self._check_deepseek4()
         if self.architecture is Arch.GLM5_NEXT:
@@ -307,14 +308,22 @@ class Blueprint(BaseModel):
             raise BadInput(f"{self.name}: minimax-m2 needs n_ff equal to n_ff_exp")
         return self
 
-    def _check_deepseek32(self) -> None:
-        """deepseek32.cpp: q compression (the indexer reads the compressed q), the indexer's
-        sizes, its rotary part within its head; a single MTP block (graph_mtp asserts it)."""
+    def _check_dsa(self) -> None:
+        """deepseek32.cpp / glm-dsa.cpp: q compression (the indexer reads the compressed q),
+        the indexer's sizes, its rotary part within its head; a single MTP block (graph_mtp
+        asserts it); glm-dsa's indexer_types one per trunk layer, the first full (a shared
+        layer reuses an earlier full layer's top-k)."""
+        arch = self.architecture.value
         indexer = (self.indexer_n_head, self.indexer_head_size, self.indexer_top_k)
         if not (self.q_lora_rank and all(indexer)):
-            raise BadInput(f"{self.name}: deepseek32 needs q_lora_rank and the indexer sizes")
+            raise BadInput(f"{self.name}: {arch} needs q_lora_rank and the indexer sizes")
         if self.qk_rope_head_dim > self.indexer_head_size or self.nextn_layers > 1:
-            raise BadInput(f"{self.name}: deepseek32 ropes within the indexer head, 1 MTP block")
+            raise BadInput(f"{self.name}: {arch} ropes within the indexer head, 1 MTP block")
+        types = self.indexer_types
+        if types and (self.architecture is not Arch.GLM_DSA or len(types) != self.n_layer):
+            raise BadInput(f"{self.name}: indexer_types are glm-dsa's, one per trunk layer")
+        if types and not types[0]:
+            raise BadInput(f"{self.name}: the first layer's indexer must be full")
 
     def _check_minimax_m3(self) -> None:
         """minimax-m3.cpp: the indexer's sizes and block size (its loader asserts a block), one
@@ -392,9 +401,10 @@ class Blueprint(BaseModel):
 
     @property
     def is_mla(self) -> bool:
-        """deepseek2, deepseek32 and mistral4 (llama_model_mistral4 reuses deepseek2's
-        hparams, tensors and graph): multi-head latent attention, converted as MQA."""
-        return self.architecture in (Arch.DEEPSEEK2, Arch.DEEPSEEK32, Arch.MISTRAL4)
+        """deepseek2, deepseek32, glm-dsa and mistral4 (llama_model_mistral4 reuses
+        deepseek2's hparams, tensors and graph): multi-head latent attention, converted as
+        MQA."""
+        return self.architecture in (Arch.DEEPSEEK2, Arch.DEEPSEEK32, Arch.GLM_DSA, Arch.MISTRAL4)
 
     def is_kda_layer(self, layer: int) -> bool:
         """kimi-linear, glm5-next: a trunk layer not in full_attn_layers (which counts from 1;
@@ -406,7 +416,8 @@ class Blueprint(BaseModel):
         )
 
     def has_full_indexer(self, layer: int) -> bool:
-        """glm5-next: an MTP layer, or a trunk layer whose indexer_types entry is full."""
+        """glm5-next, glm-dsa (deepseek32: every layer): an MTP layer, or a trunk layer whose
+        indexer_types entry is full."""
         return layer >= self.n_layer or not self.indexer_types or self.indexer_types[layer]
 
     @property
@@ -548,11 +559,13 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         put(K.LLM.INTERLEAVE_MOE_LAYER_STEP, bp.moe_layer_step)
     if bp.architecture is Arch.NEMOTRON_H_MOE:
         _put_nemotron_h(bp, put)
-    if bp.architecture is Arch.DEEPSEEK32:
-        # conversion/deepseek.py DeepseekV32Model: the DSA indexer's sizes
+    if bp.architecture in (Arch.DEEPSEEK32, Arch.GLM_DSA):
+        # conversion/deepseek.py DeepseekV32Model, conversion/glm.py GlmMoeDsaModel: the DSA
+        # indexer's sizes (and glm-dsa's per-layer types, when config.json has them)
         put(K.Attention.Indexer.HEAD_COUNT, bp.indexer_n_head)
         put(K.Attention.Indexer.KEY_LENGTH, bp.indexer_head_size)
         put(K.Attention.Indexer.TOP_K, bp.indexer_top_k)
+        put(KpoolKeys.TYPES, list(bp.indexer_types) or None)
     if bp.architecture in (Arch.KIMI_LINEAR, Arch.GLM5_NEXT):
         _put_kimi_linear(bp, put)
     if bp.architecture is Arch.GLM5_NEXT:
@@ -1050,10 +1063,10 @@ def _fuse_gate_up_exps(bp: Blueprint, i: int, specs: list[TensorSpec]) -> list[T
     return [s for s in specs if s.name not in separate] + [fused]
 
 
-def _deepseek32_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
-    """src/models/deepseek32.cpp: deepseek2's layer plus the lightning indexer (its K
-    LayerNorm with a bias, the per-head weights projection, K, and Q from the compressed q;
-    the converter keeps the weights projection F32)."""
+def _dsa_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/deepseek32.cpp, glm-dsa.cpp: deepseek2's layer plus, where the layer has
+    one, the lightning indexer (its K LayerNorm with a bias, the per-head weights projection,
+    K, and Q from the compressed q; the converter keeps the weights projection F32)."""
     skipped = i >= bp.n_layer
     width, heads = bp.indexer_head_size, bp.indexer_n_head
     # its loader creates exp_probs_b without the MTP skip flag: loaded on the MTP layer too
@@ -1061,6 +1074,8 @@ def _deepseek32_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
         s.model_copy(update={"skipped": False}) if s.name.endswith(".exp_probs_b.bias") else s
         for s in _deepseek2_layer(bp, i)
     ]
+    if not bp.has_full_indexer(i):
+        return trunk
     return [
         *trunk,
         _spec(T.INDEXER_K_NORM, i, (width,), skipped=skipped),
@@ -1580,7 +1595,8 @@ _LAYER_BUILDERS = {
     Arch.GEMMA3: _gemma3_layer,
     Arch.DEEPSEEK2: _deepseek2_layer,
     Arch.MISTRAL4: _deepseek2_layer,
-    Arch.DEEPSEEK32: _deepseek32_layer,
+    Arch.DEEPSEEK32: _dsa_layer,
+    Arch.GLM_DSA: _dsa_layer,
     Arch.DEEPSEEK4: _deepseek4_layer,
     Arch.GPT_OSS: _gpt_oss_layer,
     Arch.GLM4MOE: _glm4moe_layer,

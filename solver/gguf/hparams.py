@@ -8,8 +8,8 @@ head sizes defaulting to ``n_embd / n_head``, ``n_head_kv`` defaulting to ``n_he
 A few facts llama.cpp hardcodes per architecture in ``load_arch_hparams``
 (``src/models/<arch>.cpp``) instead of storing them in the GGUF: which layers use the sliding
 window and with what default pattern, which layers of a hybrid model are recurrent, default
-window sizes, shared-KV layers. They live in ``ARCH_FACTS`` below, one row per architecture,
-each citing its source.
+window sizes, shared-KV layers, which layers run a DSA lightning indexer. They live in
+``ARCH_FACTS`` below, one row per architecture, each citing its source.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from solver.gguf.inventory import (
     Tensor,
     TensorGroup,
 )
+from solver.gguf.newer_names import KpoolKeys
 
 # llama-hparams.h: LLAMA_MAX_LAYERS, LLAMA_MAX_EXPERTS.
 MAX_LAYERS = 512
@@ -58,6 +59,22 @@ class SwaWhen(StrEnum):
     ALL_LAYERS = "all_layers"  # set_swa_pattern(0): every non-MTP layer
     NON_RECURRENT = "non_recurrent"  # lfm2: attention layers are the SWA layers, if window > 0
     NEVER = "never"  # phi3: window in the GGUF is ignored
+
+
+class IndexerWhen(StrEnum):
+    """Which trunk layers of a DSA model run their own lightning indexer (is_indexer_full)."""
+
+    EVERY_LAYER = "every_layer"  # deepseek32
+    TYPES = "types"  # glm5-next: {arch}.attention.indexer.types (one per trunk layer), else all
+    # glm-dsa: {arch}.attention.indexer.types (one per trunk layer), else every layer below
+    # GLM-5.2's context (GLM-5, 5.1) and GLM_5_2_DEFAULT_INDEXER_TYPES from it
+    GLM_TYPES = "glm_types"
+
+
+# glm-dsa.cpp: is_pre_5_2 = n_ctx_train < 1048576; GLM_5_2_DEFAULT_INDEXER_TYPES (GLM-5.2's
+# config.json) is full on layers 0 and 1, then on every fourth layer from 2, of its first 78
+GLM_5_2_CONTEXT = 1048576
+GLM_5_2_TYPED_LAYERS = 78
 
 
 class RecurrentWhen(StrEnum):
@@ -87,6 +104,7 @@ class ArchFacts:
     kv_shared_by_key: bool = False  # n_layer - {arch}.attention.shared_kv_layers own KV
     value_length_is_kv_lora_rank: bool = False  # MLA cache holds the compressed latent
     one_expert_is_dense: bool = False  # expert_count <= 1 means no experts at all
+    indexer_when: IndexerWhen | None = None  # DSA: the layers with a full lightning indexer
 
 
 def _swa(source: str, when: SwaWhen, pattern: int = 0, **kw: Any) -> ArchFacts:
@@ -150,7 +168,9 @@ ARCH_FACTS: dict[str, ArchFacts] = {
     "lfm2moe": _recurrent("lfm2moe.cpp", _KV0),
     "kimi-linear": _recurrent("kimi-linear.cpp", _KV0),
     "kimi-k3": _recurrent("kimi-k3.cpp", _KV0, value_length_is_kv_lora_rank=True),
-    "glm5-next": _recurrent("glm5-next.cpp", _KV0, value_length_is_kv_lora_rank=True),
+    "glm5-next": _recurrent(
+        "glm5-next.cpp", _KV0, value_length_is_kv_lora_rank=True, indexer_when=IndexerWhen.TYPES
+    ),
     "bailingmoe3": _recurrent("bailingmoe3.cpp", _KV0),
     "nemotron_h": _recurrent("nemotron-h.cpp", RecurrentWhen.NO_KV_HEADS_NO_FFN),
     "nemotron_h_moe": _recurrent("nemotron-h.cpp (inherited)", RecurrentWhen.NO_KV_HEADS_NO_FFN),
@@ -159,6 +179,9 @@ ARCH_FACTS: dict[str, ArchFacts] = {
     "qwen35moe": _recurrent("qwen35moe.cpp", RecurrentWhen.INTERVAL, full_attention_interval=4),
     "qwen4exp": _recurrent("qwen4exp.cpp", RecurrentWhen.INTERVAL, full_attention_interval=4),
     "minimax-01": _recurrent("minimax-01.cpp", RecurrentWhen.INTERVAL, full_attention_interval=8),
+    # DSA lightning indexers
+    "deepseek32": ArchFacts("deepseek32.cpp", indexer_when=IndexerWhen.EVERY_LAYER),
+    "glm-dsa": ArchFacts("glm-dsa.cpp", indexer_when=IndexerWhen.GLM_TYPES),
     # mixture of experts (llama-model.cpp llama_model_base::load_hparams)
     "hunyuan_vl": ArchFacts("llama-model.cpp load_hparams", one_expert_is_dense=True),
     "hunyuan-dense": ArchFacts("llama-model.cpp load_hparams", one_expert_is_dense=True),
@@ -410,7 +433,32 @@ def _attention(meta: _Meta, facts: ArchFacts, n_layers: int, n_nextn: int) -> At
         key_length_mla=meta.uint(Keys.Attention.KEY_LENGTH_MLA, 0),
         value_length_mla=meta.uint(Keys.Attention.VALUE_LENGTH_MLA, 0),
         n_layer_kv_from_start=_kv_layers_from_start(meta, facts, n_layers),
+        indexer_full=_indexer_full(meta, facts, n_layers - n_nextn),
     )
+
+
+def _indexer_full(meta: _Meta, facts: ArchFacts, n_main: int) -> tuple[bool, ...]:
+    """is_indexer_full per trunk layer (``IndexerWhen``; () without an indexer). glm-dsa's
+    layer 0 must be full: a shared layer reuses an earlier full layer's top-k, and its graph
+    asserts one."""
+    when = facts.indexer_when
+    if when is None:
+        return ()
+    key = meta.key(KpoolKeys.TYPES)
+    value = meta.metadata.get(key)
+    if when is IndexerWhen.EVERY_LAYER:
+        full = (True,) * n_main
+    elif isinstance(value, list):
+        if len(value) != n_main:  # get_key_or_arr throws
+            raise meta.bad(f"{key} has {len(value)} entries for {n_main} layers")
+        full = tuple(bool(item) for item in value)
+    elif when is IndexerWhen.TYPES or meta.uint(Keys.LLM.CONTEXT_LENGTH) < GLM_5_2_CONTEXT:
+        full = (True,) * n_main
+    else:
+        full = tuple(il < GLM_5_2_TYPED_LAYERS and (il < 2 or il % 4 == 2) for il in range(n_main))
+    if when is IndexerWhen.GLM_TYPES and full and not full[0]:
+        raise meta.bad("layer 0's lightning indexer is shared, with no full layer before it")
+    return full
 
 
 def _kv_layers_from_start(meta: _Meta, facts: ArchFacts, n_layers: int) -> int:

@@ -168,6 +168,11 @@ class Attention(BaseModel):
         default=-1,
         description="if >= 0, only the first this-many layers own a KV cache; the rest reuse it",
     )
+    indexer_full: tuple[bool, ...] = Field(
+        default=(),
+        description="DSA (deepseek32, glm-dsa), per trunk layer: runs its own lightning indexer "
+        "(is_indexer_full); a 'shared' layer reuses the last full layer's top-k",
+    )
 
 
 class Recurrent(BaseModel):

@@ -335,17 +335,35 @@ _DEEPSEEK2 = Family(
     all_layers=True,
     mtp_probe=True,
 )
+
+
+def _indexer(when: tuple[str, ...] = (), *, optional: bool = False) -> tuple[Need, ...]:
+    """The DSA lightning indexer's tensors (deepseek32.cpp, glm-dsa.cpp, glm5-next.cpp)."""
+    return (
+        _w(T.INDEXER_K_NORM, "IK", when=when, optional=optional),
+        _b(T.INDEXER_K_NORM, "IK", when=when, optional=optional),
+        _w(T.INDEXER_PROJ, "E", "IH", when=when, optional=optional),
+        _w(T.INDEXER_ATTN_K, "E", "IK", when=when, optional=optional),
+        _w(T.INDEXER_ATTN_Q_B, "QL", "IH*IK", when=when, optional=optional),
+    )
+
+
 # deepseek32.cpp: deepseek2's layer with q compression and MLA required, plus the indexer
 _DEEPSEEK32 = replace(
     _DEEPSEEK2,
     source="src/models/deepseek32.cpp",
+    layer=(*_DEEPSEEK2.layer, *_indexer()),
+)
+# glm-dsa.cpp creates the indexer TENSOR_NOT_REQUIRED on every layer, but its graph runs it on
+# the "full" layers (a file without it there crashes llama-server's first graph): required
+# there, optional on the "shared" layers (loaded, but unused, when a file has them)
+_GLM_DSA = replace(
+    _DEEPSEEK2,
+    source="src/models/glm-dsa.cpp",
     layer=(
         *_DEEPSEEK2.layer,
-        _w(T.INDEXER_K_NORM, "IK"),
-        _b(T.INDEXER_K_NORM, "IK"),
-        _w(T.INDEXER_PROJ, "E", "IH"),
-        _w(T.INDEXER_ATTN_K, "E", "IK"),
-        _w(T.INDEXER_ATTN_Q_B, "QL", "IH*IK"),
+        *_indexer(("indexer_full",)),
+        *_indexer(("indexer_shared",), optional=True),
     ),
 )
 _GLM4MOE = Family(
@@ -718,11 +736,7 @@ def _kpool_indexer(when: str, *, optional: bool) -> tuple[Need, ...]:
     indexer is full, optional (TENSOR_NOT_REQUIRED) where it is shared."""
     cond = ("attention", when)
     return (
-        _w(T.INDEXER_K_NORM, "IK", when=cond, optional=optional),
-        _b(T.INDEXER_K_NORM, "IK", when=cond, optional=optional),
-        _w(T.INDEXER_PROJ, "E", "IH", when=cond, optional=optional),
-        _w(T.INDEXER_ATTN_K, "E", "IK", when=cond, optional=optional),
-        _w(T.INDEXER_ATTN_Q_B, "QL", "IH*IK", when=cond, optional=optional),
+        *_indexer(cond, optional=optional),
         _w(D4.INDEXER_COMPRESSOR_GATE, "E", "IK", when=cond, optional=optional),
         _w(D4.INDEXER_COMPRESSOR_APE, "IK", "KP", when=cond, optional=optional),
     )
@@ -769,6 +783,7 @@ FAMILIES: dict[str, Family] = {
     "deepseek2": _DEEPSEEK2,
     "mistral4": _DEEPSEEK2,  # llama_model_mistral4 reuses deepseek2's load_arch_tensors
     "deepseek32": _DEEPSEEK32,
+    "glm-dsa": _GLM_DSA,
     "glm4moe": _GLM4MOE,
     "qwen35": _QWEN35,
     "qwen35moe": _QWEN35MOE,
@@ -945,7 +960,8 @@ _CONDITIONS: dict[str, Callable[[Inventory, int, Mapping[str, int]], bool]] = {
     "csa": lambda inv, il, d: _compress_ratio(inv, il) == 4,
     "hca": lambda inv, il, d: _compress_ratio(inv, il) == 128,
     "hash": lambda inv, il, d: il < _meta_int(inv, Dsv4Keys.HASH_LAYER_COUNT),
-    # glm5-next: hyper-connections on trunk layers; a full indexer per indexer.types (MTP too)
+    # glm5-next: hyper-connections on trunk layers; glm5-next, glm-dsa: a full indexer per
+    # indexer.types (the MTP block's too), else the last full layer's top-k shared
     "trunk": lambda inv, il, d: il < inv.n_layers - inv.n_layers_nextn,
     "indexer_full": lambda inv, il, d: _full_indexer(inv, il),
     "indexer_shared": lambda inv, il, d: not _full_indexer(inv, il),
@@ -954,12 +970,10 @@ _CONDITIONS: dict[str, Callable[[Inventory, int, Mapping[str, int]], bool]] = {
 
 
 def _full_indexer(inventory: Inventory, il: int) -> bool:
-    """glm5-next: ``is_indexer_full(il)`` (``{arch}.attention.indexer.types``, all full when
-    absent), or an MTP layer."""
-    if il >= inventory.n_layers - inventory.n_layers_nextn:
-        return True
-    value = inventory.metadata.get(KpoolKeys.TYPES.format(arch=inventory.architecture))
-    return not isinstance(value, list) or il >= len(value) or bool(value[il])
+    """glm5-next, glm-dsa: ``is_indexer_full(il)`` (``Attention.indexer_full``), or an MTP
+    layer (its block keeps a full indexer)."""
+    full = inventory.attention.indexer_full
+    return il >= len(full) or full[il]
 
 
 def _is_trunk_moe(inventory: Inventory, il: int, dims: Mapping[str, int]) -> bool:

@@ -52,7 +52,8 @@ class Dsv4Tensors:
 
 
 class KpoolKeys:
-    """glm5-next's indexer keys (``llama_model_glm5_next::load_arch_hparams``)."""
+    """glm5-next's indexer keys (``llama_model_glm5_next::load_arch_hparams``); ``TYPES``
+    (``LLM_KV_ATTENTION_INDEXER_TYPES``) is glm-dsa's too."""
 
     KPOOL = "{arch}.attention.indexer.kpool"  # tokens pooled into one indexer key
     KPOOL_SELECT_TAIL = "{arch}.attention.indexer.kpool_select_tail"

@@ -210,7 +210,7 @@ def _value_type(key: str, value: MetadataValue) -> tuple[VT, VT | None]:
         if key == K.Tokenizer.SCORES:
             return VT.ARRAY, VT.FLOAT32
         sample = value[0] if value else ""
-        if isinstance(sample, bool):  # glm5-next's indexer types, as gguf-py writes them
+        if isinstance(sample, bool):  # glm5-next's, glm-dsa's indexer types (gguf-py's BOOL)
             return VT.ARRAY, VT.BOOL
         if isinstance(sample, str):
             return VT.ARRAY, VT.STRING
@@ -407,6 +407,7 @@ def miniature(bp: Blueprint) -> Blueprint:
             "indexer_head_size": 64 if bp.indexer_head_size else 0,
             # top-k kept: above the miniature's cache sizes it picks every cell (n_top_k = n_kv)
             "indexer_top_k": bp.indexer_top_k,
+            "indexer_types": bp.indexer_types[:n_layer],
             "sliding_window": min(bp.sliding_window, 128),
             **_mini_gated_delta_net(bp),
             **_mini_nemotron_h(bp),

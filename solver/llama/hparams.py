@@ -60,7 +60,7 @@ NO_MEMORY_ARCHS = frozenset(
      "llada-moe", "rnd1", "clef"}
 )  # fmt: skip
 SPECIAL_MEMORY_ARCHS = frozenset(
-    {"glm-dsa", "hy_v4", "dots3note", "dflash", "gemma4-assistant",
+    {"hy_v4", "dots3note", "dflash", "gemma4-assistant",
      "eagle3", "t5", "t5encoder", "clip"}
 )  # fmt: skip
 
@@ -90,12 +90,14 @@ MTP_SKIPPING_ARCHS = frozenset(
 )  # fmt: skip
 
 # MTP-layer tensors such a loader creates all the same (its create_tensor leaves out the skip
-# flag): deepseek32.cpp's ffn_exp_probs_b is TENSOR_NOT_REQUIRED only; step35.cpp's
-# load_block_mtp skips only what it creates with mtp_flags (norms, Q/K/V, wo, eh_proj, enorm,
-# hnorm) and loads every optional tensor: Q/K norms, the head gate, FFN, experts, router,
-# shared expert, the NextN embedding / shared head and its duplicate of the rope factors
+# flag): deepseek32.cpp's and glm-dsa.cpp's ffn_exp_probs_b is TENSOR_NOT_REQUIRED only;
+# step35.cpp's load_block_mtp skips only what it creates with mtp_flags (norms, Q/K/V, wo,
+# eh_proj, enorm, hnorm) and loads every optional tensor: Q/K norms, the head gate, FFN,
+# experts, router, shared expert, the NextN embedding / shared head and its duplicate of the
+# rope factors
 MTP_LOADED_SUFFIXES = {
     "deepseek32": (".exp_probs_b.bias",),
+    "glm-dsa": (".exp_probs_b.bias",),
     "step35": (
         ".attn_q_norm.weight", ".attn_k_norm.weight", ".attn_gate.weight",
         ".ffn_gate.weight", ".ffn_down.weight", ".ffn_up.weight", ".ffn_gate_inp.weight",
@@ -107,6 +109,9 @@ MTP_LOADED_SUFFIXES = {
         "rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight",
     ),
 }  # fmt: skip
+
+# create_memory's llama_kv_cache_dsa: an MLA cache and the lightning indexer's K cache
+DSA_ARCHS = frozenset({"deepseek32", "glm-dsa"})
 
 
 class LayerAttention(BaseModel):
@@ -158,8 +163,8 @@ class ModelHparams(BaseModel):
     n_embd_head_v_mla: int = 0
     n_rot: int  # rotary dimensions
     n_lora_kv: int = 0  # MLA: compressed KV width (kv_lora_rank)
-    # DSA lightning indexer (deepseek32; 0: none): its heads, head width (one cached K head)
-    # and how many cached positions each token attends to
+    # DSA lightning indexer (deepseek32, glm-dsa; 0: none): its heads, head width (one cached
+    # K head) and how many cached positions each token attends to
     indexer_n_head: int = 0
     indexer_head_size: int = 0
     indexer_top_k: int = 0  # minimax-m3: blocks of positions
@@ -220,6 +225,11 @@ class ModelHparams(BaseModel):
         """llama_hparams::is_mla(): both MLA head sizes are set."""
         return self.n_embd_head_k_mla != 0 and self.n_embd_head_v_mla != 0
 
+    def layer_has_indexer(self, il: int) -> bool:
+        """A layer with an indexer K cache (``lid_layers``): a DSA layer with a full lightning
+        indexer (glm-dsa's "shared" layers reuse the last full one's top-k), MSA's sparse ones."""
+        return il < len(self.lid_layers) and self.lid_layers[il]
+
     def layer_has_kv(self, il: int) -> bool:
         """has_kv(il) and the create_memory layer filter (MTP layers are not in the cache)."""
         return self.kv_layers[il]
@@ -279,7 +289,7 @@ def memory_kind(inventory: Inventory) -> MemoryKind:
         if any(inventory.attention.swa_layers):
             raise BadInput(f"hybrid architecture '{arch}' with a sliding window is not modelled")
         return MemoryKind.HYBRID_IDX if arch == "glm5-next" else MemoryKind.HYBRID
-    if arch == "deepseek32":
+    if arch in DSA_ARCHS:
         return MemoryKind.DSA
     if arch == "minimax-m3":
         if _int_meta(inventory, MsaKeys.BLOCK_SIZE, 0) <= 0:  # its loader asserts a block
@@ -459,21 +469,17 @@ def _memory_layers(
 def _indexer_layers(
     inventory: Inventory, kind: MemoryKind, kv_layers: tuple[bool, ...]
 ) -> tuple[bool, ...]:
-    """Layers with an indexer K cache: every KV layer of llama_kv_cache_dsa; minimax-m3's
-    filter_idx, the KV layers past the leading dense ones (the sparse layers); glm5-next's
-    filter_idx, the KV layers whose indexer is full (``is_indexer_full``: the
-    ``{arch}.attention.indexer.types`` entry, all full when the key is absent)."""
-    if kind is MemoryKind.DSA:
-        return kv_layers
+    """Layers with an indexer K cache: llama_kv_cache_dsa's filter_lid and glm5-next's
+    filter_idx, the KV layers whose indexer is full (``Attention.indexer_full``, llama.cpp's
+    ``is_indexer_full``); minimax-m3's filter_idx, the KV layers past the leading dense ones
+    (the sparse layers)."""
     if kind is MemoryKind.MSA:
         dense = inventory.experts.leading_dense_layers
         return tuple(kv and il >= dense for il, kv in enumerate(kv_layers))
-    if kind is not MemoryKind.HYBRID_IDX:
+    if kind not in (MemoryKind.DSA, MemoryKind.HYBRID_IDX):
         return ()
-    types = inventory.metadata.get(KpoolKeys.TYPES.format(arch=inventory.architecture))
-    full = [bool(t) for t in types] if isinstance(types, list) else []
-    full += [True] * (len(kv_layers) - len(full))
-    return tuple(kv and f for kv, f in zip(kv_layers, full, strict=False))
+    full = inventory.attention.indexer_full
+    return tuple(kv and il < len(full) and full[il] for il, kv in enumerate(kv_layers))
 
 
 def _per_layer_meta(inventory: Inventory, key_template: str) -> list[int]:

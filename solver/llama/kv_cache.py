@@ -9,12 +9,13 @@ type holds the sum of the tensors' alloc sizes, each padded to the buffer's alig
 
 ``llama_kv_cache_iswa`` builds two such caches: the full layers with ``n_ctx_seq`` cells,
 the sliding-window layers with ``kv_cells_swa`` cells; the log prints a line per buffer of
-each. ``llama_kv_cache_dsa`` (deepseek32) too: the MLA cache ("main"), then the lightning
-indexer's ("indexer", cache ``lid``), both of ``n_ctx_seq`` cells, the indexer's K one head
-of ``indexer_head_size`` per layer in ``type_k``, no V (the model is MLA).
+each. ``llama_kv_cache_dsa`` (deepseek32, glm-dsa) too: the MLA cache ("main"), then the
+lightning indexer's ("indexer", cache ``lid``), both of ``n_ctx_seq`` cells, the indexer's K
+one head of ``indexer_head_size`` in ``type_k`` on each layer with a full indexer
+(``ModelHparams.lid_layers``: glm-dsa's "shared" layers have none), no V (the model is MLA).
 ``llama_memory_hybrid_idx`` (glm5-next) is the hybrid's attention cache and recurrent state
-plus such an indexer cache (``lid``) on its full-indexer layers (``ModelHparams.lid_layers``),
-each row ``indexer_cache_width`` wide (key | gate | pooled key).
+plus such an indexer cache (``lid``) on its full-indexer layers, each row
+``indexer_cache_width`` wide (key | gate | pooled key).
 ``llama_kv_cache_msa`` (minimax-m3) likewise: the K/V cache of every layer ("main"), then the
 MSA indexer's ("indexer", cache ``lid``) of the layers past the leading dense ones: a plain
 ``llama_kv_cache`` over hparams of one KV head with K ``indexer_head_size`` wide, so it also
@@ -74,7 +75,7 @@ def kv_buffers(
     for cache, kv_size, swa in caches:
         sums: dict[str, list[int]] = {}
         for il, device in enumerate(layer_kv_devices):
-            if device is None or (cache == "lid" and not hparams.lid_layers[il]):
+            if device is None or (cache == "lid" and not hparams.layer_has_indexer(il)):
                 continue
             if hparams.memory is MemoryKind.ISWA and hparams.layers[il].is_swa != swa:
                 continue
@@ -189,7 +190,7 @@ def layer_kv_bytes(hparams: ModelHparams, workload: ComputeWorkload) -> tuple[in
         swa = hparams.memory is MemoryKind.ISWA and hparams.layers[il].is_swa
         kv_size = workload.kv_cells_swa if swa else workload.n_ctx_seq
         size, _, _ = _layer_tensors(hparams, workload, il, kv_size, CPU_BUFFER)
-        if hparams.lid_layers and hparams.lid_layers[il]:
+        if hparams.layer_has_indexer(il):
             size += _indexer_tensor(hparams, workload, kv_size, CPU_BUFFER)[0]
         sizes.append(size)
     return tuple(sizes)

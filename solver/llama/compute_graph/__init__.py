@@ -22,8 +22,8 @@ Modules, lower first:
 - ``kv_ops``: the KV cache's copies and views, the Hadamard rotation of quantized caches.
 - ``attention``: QKV projections, attention over the cache, standard and MLA blocks.
 - ``ffn``: dense FFN, mixture-of-experts FFN (router, experts, sum), shared experts.
-- ``dsa``: deepseek32's sparse attention: the lightning indexer over its own K cache, MLA
-  through the top-k mask.
+- ``dsa``: deepseek32's and glm-dsa's sparse attention: the lightning indexer over its own K
+  cache, MLA through the top-k mask (glm-dsa's "shared" layers reuse a full layer's top-k).
 - ``msa``: minimax-m3's sparse attention: an indexer over its own K cache picks blocks of
   positions, then one grouped flash attention over the gathered blocks (decode) or the
   cache masked to them (batch).

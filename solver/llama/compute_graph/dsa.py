@@ -1,5 +1,5 @@
-"""DeepSeek sparse attention (DSA, ``src/models/deepseek32.cpp``): MLA over the cells a
-lightning indexer picks.
+"""DeepSeek sparse attention (DSA, ``src/models/deepseek32.cpp``, ``glm-dsa.cpp``): MLA over
+the cells a lightning indexer picks.
 
 Per layer the indexer projects the compressed query (``qr``) and the layer input into its own
 heads and one K head, ropes and Hadamard-rotates both, stores K in its own cache (the
@@ -7,9 +7,15 @@ heads and one K head, ropes and Hadamard-rotates both, stores K in its own cache
 ``LIGHTNING_INDEXER`` op (which llama_context always enables) and keeps the ``indexer_top_k``
 best; the MLA attention (``attention.mla_qkv``) then attends with a mask open only at those
 cells (``attention.build_attn`` with ``top_k``).
+
+glm-dsa runs the indexer only on its "full" layers (``ModelHparams.layer_has_indexer``, which
+also decides the indexer cache); a "shared" layer attends over the cells the last full layer
+picked (``SharedTopK``), so that tensor lives on until the last layer sharing it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from solver.ggml import ops as g
 from solver.ggml.ops import Tensor
@@ -19,20 +25,34 @@ from solver.llama.compute_graph.inputs import AttnInputs, CacheInputs
 from solver.llama.compute_graph.kv_ops import cpy_k, get_k
 
 
+@dataclass
+class SharedTopK:
+    """glm-dsa.cpp's ``prev_top_k``: the top-k cells of the last layer with a full indexer,
+    one per graph (None before the first)."""
+
+    cells: Tensor | None = None
+
+
 def dsa_attention(
     b: GraphBuilder,
     inp: AttnInputs,
     il: int,
     cur: Tensor,
     inp_pos: Tensor,
+    shared: SharedTopK,
 ) -> Tensor:
-    """deepseek32.cpp's self-attention block: compressed q, the indexer's top-k, MLA, wo."""
+    """deepseek32.cpp's / glm-dsa.cpp's self-attention block: compressed q, the top-k (the
+    layer's own indexer's, or on a shared layer the last full one's), MLA, wo."""
     hp = b.hp
     if inp.lid is None:
         raise ValueError("DSA attention needs the indexer cache's inputs")
     qr = g.mul_mat(b.lw(il, "attn_q_a"), cur)
     qr = b.build_norm(qr, b.lw(il, "attn_q_a_norm"), None, il)
-    top_k = _lightning_indexer(b, inp.lid, il, cur, qr, inp_pos)
+    if hp.layer_has_indexer(il):
+        shared.cells = _lightning_indexer(b, inp.lid, il, cur, qr, inp_pos)
+    elif shared.cells is None:  # hparams refuse such a file; glm-dsa.cpp asserts
+        raise ValueError(f"layer {il} shares the top-k of no earlier full indexer layer")
+    top_k = shared.cells
     q = g.mul_mat(b.lw(il, "attn_q_b"), qr)
     q_cur, k_cur, v_cur = mla_qkv(b, il, q, cur, inp_pos)
     cur = build_attn(

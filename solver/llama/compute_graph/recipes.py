@@ -19,9 +19,6 @@ here (fit refuses their compute buffers: ``ComputeNotModelled``), as of 2026-12:
 =================  =====================================  ==========================================
 architecture       models                                 why popular (source)
 =================  =====================================  ==========================================
-glm-dsa            GLM-5, GLM-5.1, GLM-5.2                ggml-org/llama.cpp#19460; Unsloth GGUFs
-                                                          (ikawrakow/ik_llama.cpp#1268); GLM-5.2
-                                                          trending (eyesinai.com Hub tracker)
 mimo2              MiMo-V2-Flash, MiMo-V2.5               ggml-org/llama.cpp#18328, #22493;
                                                           bartowski GGUFs (ollama/ollama#13537)
 glm5-next          GLM-5.3-Flash                          unsloth/GLM-5.3-Flash-GGUF (spiritbuun/
@@ -47,7 +44,7 @@ from solver.llama.compute_graph.attention import (
 )
 from solver.llama.compute_graph.builder import GraphBuilder
 from solver.llama.compute_graph.deepseek4 import build_deepseek4
-from solver.llama.compute_graph.dsa import dsa_attention
+from solver.llama.compute_graph.dsa import SharedTopK, dsa_attention
 from solver.llama.compute_graph.ffn import (
     GATING_SIGMOID,
     GATING_SOFTMAX,
@@ -133,6 +130,11 @@ RECIPES: dict[str, ArchRecipe] = {
     # expert down-projection's input, llama-graph.cpp) changes no buffer
     "mistral4": _DEEPSEEK2,
     "deepseek32": ArchRecipe(attention="dsa", moe_norm_w=None, h_nextn_output="norm"),
+    # glm-dsa.cpp: deepseek32's graph but for the "shared" indexer layers (dsa.SharedTopK);
+    # sigmoid routing when the GGUF names no gating function
+    "glm-dsa": ArchRecipe(
+        attention="dsa", gating=GATING_SIGMOID, moe_norm_w=None, h_nextn_output="norm"
+    ),
     "glm4moe": ArchRecipe(attn_post_norm_as_ffn_norm=True, moe_norm_w=None, h_nextn_output="norm"),
     "gpt-oss": ArchRecipe(
         attention="iswa",
@@ -201,6 +203,7 @@ class _GraphInputs:
     out_ids: Tensor
     routing: MoeRouting
     rs: RsInputs | None  # the recurrent state's copy input, for recipes with such layers
+    top_k: SharedTopK  # dsa: the last full indexer's top-k, which shared layers reuse
 
 
 def build_generic(b: GraphBuilder, recipe: ArchRecipe) -> None:
@@ -231,7 +234,7 @@ def _graph_inputs(b: GraphBuilder, recipe: ArchRecipe) -> _GraphInputs:
         w_scale=hp.expert_weights_scale,
         act=recipe.moe_act,
     )
-    return _GraphInputs(attn, inp_pos, attn_scale, out_ids, routing, rs)
+    return _GraphInputs(attn, inp_pos, attn_scale, out_ids, routing, rs, SharedTopK())
 
 
 def _layer(b: GraphBuilder, recipe: ArchRecipe, ins: _GraphInputs, il: int, inp_l: Tensor):
@@ -266,7 +269,7 @@ def _attention(
     if recipe.attention == "mla":
         return mla_attention(b, ins.attn, il, cur, ins.inp_pos, ins.attn_scale, recipe.rope)
     if recipe.attention == "dsa":
-        return dsa_attention(b, ins.attn, il, cur, ins.inp_pos)
+        return dsa_attention(b, ins.attn, il, cur, ins.inp_pos, ins.top_k)
     if recipe.attention == "msa":
         return msa_attention(b, ins.attn, il, cur, ins.inp_pos)
     return self_attention(

@@ -64,14 +64,13 @@ def _check_modelled(model: GraphModel, recipe: ArchRecipe) -> None:
     """Refuse, with a clear message, a model whose layers the recipe cannot build."""
     w = model.weights
     mla = recipe.attention in ("mla", "dsa")
-    if mla:
-        needed = ["attn_kv_a_mqa", "attn_k_b", "attn_v_b", "attn_output"]
-        if recipe.attention == "dsa":  # the indexer reads the compressed q
-            needed += ["attn_q_a", "attn_q_b", "indexer.attn_q_b", "indexer.attn_k"]
-    else:
-        needed = ["attn_output"]
+    needed = ["attn_kv_a_mqa", "attn_k_b", "attn_v_b", "attn_output"] if mla else ["attn_output"]
+    if recipe.attention == "dsa":  # the indexer reads the compressed q
+        needed += ["attn_q_a", "attn_q_b"]
     for il in range(model.hparams.n_layer):
         roles = needed
+        if recipe.attention == "dsa" and model.hparams.layer_has_indexer(il):
+            roles = [*needed, "indexer.attn_q_b", "indexer.attn_k"]  # glm-dsa's shared: none
         if recipe.attention == "msa" and il >= model.hparams.n_layer_dense_lead:
             roles = [*needed, "indexer.q_proj", "indexer.k_proj"]  # the sparse layers' indexer
         names = [f"blk.{il}.{role}.weight" for role in roles]
