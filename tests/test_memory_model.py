@@ -81,9 +81,9 @@ def test_glm_dsa_indexer_types_decide_the_indexer_cache() -> None:
     """glm-dsa.cpp's is_indexer_full: the file's indexer types; without them every layer
     below GLM-5.2's 1M context (GLM-5, 5.1), else GLM-5.2's pattern (full at 0, 1, 2, then
     every fourth layer up to 78). The indexer K cache is on the full layers only."""
-    assert model_hparams(_glm_dsa()).indexer_full == (True, False, False)
+    assert _glm_dsa().attention.indexer_full == (True, False, False)
     untyped = {"n_layer": 84, "indexer_types": ()}
-    assert model_hparams(_glm_dsa(**untyped)).indexer_full == (True,) * 84
+    assert _glm_dsa(**untyped).attention.indexer_full == (True,) * 84
     glm52 = model_hparams(_glm_dsa(**untyped, context_length=1 << 20))
     assert [il for il in range(84) if glm52.layer_has_indexer(il)] == [0, 1, *range(2, 78, 4)]
     assert not glm52.layer_has_indexer(84)  # the MTP block is not in the trunk's caches
