@@ -604,7 +604,9 @@ DEEPSEEK_V4_FLASH_NOTES = (
     "DS4-Q2 and DS4-Q4 are antirez's files for the ds4 engine (80.8 and 153.3 GiB published); "
     "their totals check the tensor shapes against published bytes",
     "Unsloth's UD- quants of it are not modelled: their per-tensor types are published only in "
-    "the GGUF headers on the Hub",
+    "the GGUF headers on the Hub; no size of Unsloth's or ggml-org's files was found published. "
+    "teamblobfish's Q8_0 for a llama.cpp fork (~282 GiB at 8.50 BPW, ggml-org/llama.cpp#22319) "
+    "agrees with this Q8_0 (281.40 GiB), not asserted: approximate, and not loadable upstream",
     "tokenizer pre assumed deepseek-v3 (the same 129280 tokens and 127741 merges as V3)",
 )
 
