@@ -223,6 +223,12 @@ SYNTHETIC = [
             "fa-off-slots": "-c 2048 -ngl 3 -ts 1,1 -fa off -np 2 --no-kv-unified",
             "nkvo-ub-swa-full": "-c 4096 -np 2 -ngl 99 -ts 2,1 -nkvo -ub 128 --swa-full",
             "slots-unified": "-c 8192 -np 3 -kvu -ngl 4 -ts 1,2",
+            # a ubatch under 32 tokens (the graph pins norms to their layers' devices), the
+            # compressors and the indexer of two ratio-4 layers on the CPU
+            "ub16-cpu-compressors": r"-c 2048 -np 2 -ngl 99 -ts 1,1 -ub 16 "
+            r"-ot blk\.[13]\.(attn_compressor|indexer).*=CPU",
+            # the soft-max attention of every layer on the CPU beside its KV (-nkvo)
+            "nkvo-fa-off": "-c 2048 -np 1 -ngl 99 -ts 2,1 -nkvo -fa off",
         },
         "gpt-oss": {
             "split": "-c 1024 -ngl 99 -ts 1,1",
