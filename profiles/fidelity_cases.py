@@ -51,6 +51,8 @@ SYNTHETIC_ARCHS += ("glm5-next",)
 # minimax-m3: MSA block-sparse attention with its indexer's own K/V cache past a dense layer
 # (flash attention and one sequence or per-sequence streams; dense attention otherwise)
 SYNTHETIC_ARCHS += ("minimax-m3",)
+# mimo2: full and sliding layers with their own KV heads, V narrower than K, sinks, value scale
+SYNTHETIC_ARCHS += ("mimo2",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a miniature
@@ -103,6 +105,9 @@ def model_blueprint(model: str) -> tuple[Blueprint, str] | None:
             update["compress_ratios"] = (blueprint.compress_ratios * int(layers))[: int(layers)]
         if blueprint.indexer_types:  # glm5-next, glm-dsa: the tiny full/shared indexers repeated
             update["indexer_types"] = (blueprint.indexer_types * int(layers))[: int(layers)]
+        if blueprint.swa_layer_pattern:  # mimo2: the tiny pattern repeated
+            pattern = blueprint.swa_layer_pattern
+            update["swa_layer_pattern"] = (pattern * int(layers))[: int(layers)]
     if arch == LLAMA_ROPE:
         update["rope_scaling"] = RopeScaling(
             type="llama3", factor=8.0, original_context_length=2048
@@ -319,6 +324,13 @@ SYNTHETIC = [
             "cpu-moe-q8": "-c 2048 -ngl 99 -ts 2,1 --cpu-moe -ctk q8_0 -ctv q8_0 -fa on",
             "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,1 -fa off",
             "partial-nkvo-ub": "-c 2048 -np 2 -ngl 7 -ts 1,2 -nkvo -ub 128",
+        },
+        # mimo2: full layers 0 and 4 among sliding ones, a dense layer 0, an MTP layer
+        "mimo2/8": {
+            "split-q8": "-c 2048 -ngl 99 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
+            "swa-full-ub": "-c 4096 -ngl 99 -ts 2,1 --swa-full -ub 128",
+            "cpu-moe-nkvo": "-c 2048 -np 2 -ngl 6 -ts 1,1 --cpu-moe -nkvo",
         },
         # step35: full attention on layers 0 and 4, sliding (twice the heads) elsewhere
         "step35/8": {

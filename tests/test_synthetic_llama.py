@@ -171,6 +171,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "step35": "output.weight",
     "glm5-next": "blk.1.indexer_compressor_gate.weight",
     "minimax-m3": "blk.1.indexer.q_norm.weight",
+    "mimo2": "blk.1.attn_v.weight",
 }
 
 

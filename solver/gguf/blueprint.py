@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from solver.errors import BadInput
 from solver.gguf.newer_names import (
+    ATTENTION_VALUE_SCALE,
     SQRT_SOFTPLUS_GATING,
     Dsv4Keys,
     Dsv4Tensors,
@@ -74,6 +75,7 @@ class Arch(StrEnum):
     GLM5_NEXT = "glm5-next"
     MINIMAX_M3 = "minimax-m3"  # MiniMax-M3: per-head Q/K norms, MSA block-sparse attention
     GLM_DSA = "glm-dsa"  # GLM-5/5.1/5.2: deepseek32's DSA, indexers "full" or "shared" by layer
+    MIMO2 = "mimo2"  # MiMo-V2-Flash: sliding/full layers by pattern, sinks, V narrower than K
 
 
 class RopeScaling(BaseModel):
@@ -218,6 +220,14 @@ class Blueprint(BaseModel):
     n_deepstack_layers: int = Field(
         default=0, description="len(vision_config.deepstack_visual_indexes)"
     )
+    # mimo2: one flag per trunk layer (1: sliding window, 0: full attention; MTP layers slide),
+    # the sliding layers' own KV heads, V heads v_head_dim wide, the attention output scaled,
+    # per-head attention sinks on the layers of the kinds that have them
+    swa_layer_pattern: tuple[int, ...] = Field(default=(), description="hybrid_layer_pattern")
+    n_head_kv_swa: int = Field(default=0, description="swa_num_key_value_heads")
+    attention_value_scale: float | None = Field(default=None, description="attention_value_scale")
+    attention_sinks_swa: bool = Field(default=False, description="add_swa_attention_sink_bias")
+    attention_sinks_full: bool = Field(default=False, description="add_full_attention_sink_bias")
     # gemma4: head_dim is global_head_dim (full-attention layers); the sliding layers' own
     gemma4_head_dim_swa: int = Field(default=0, description="head_dim (sliding layers)")
     gemma4_n_head_kv_full: int = Field(default=0, description="num_global_key_value_heads")
@@ -262,10 +272,8 @@ class Blueprint(BaseModel):
         ):
             raise BadInput(f"{self.name}: gemma4 needs both head widths and the layer pattern")
         moe_archs += (Arch.QWEN3NEXT, Arch.MINIMAX_M2, Arch.MISTRAL4, Arch.KIMI_LINEAR)
-        moe_archs += (Arch.QWEN3VLMOE,)
-        moe_archs += (Arch.STEP35,)
-        moe_archs += (Arch.GLM5_NEXT,)
-        moe_archs += (Arch.MINIMAX_M3,)
+        moe_archs += (Arch.QWEN3VLMOE, Arch.STEP35, Arch.GLM5_NEXT, Arch.MINIMAX_M3)
+        moe_archs += (Arch.MIMO2,)
         if self.architecture in moe_archs and not (self.n_expert and self.n_expert_used):
             raise BadInput(f"{self.name}: {self.architecture} needs n_expert and n_expert_used")
         if self.n_expert_used > self.n_expert:
@@ -303,6 +311,8 @@ class Blueprint(BaseModel):
             self._check_qwen3vl()
         if self.architecture is Arch.STEP35:
             self._check_step35()
+        if self.architecture is Arch.MIMO2:
+            self._check_mimo2()
         if self.architecture is Arch.MINIMAX_M2 and self.n_ff != self.n_ff_exp:
             # minimax-m2.cpp creates the experts n_ff (feed_forward_length) wide
             raise BadInput(f"{self.name}: minimax-m2 needs n_ff equal to n_ff_exp")
@@ -389,6 +399,18 @@ class Blueprint(BaseModel):
         if mla_layers and not self.has_full_indexer(mla_layers[0]):
             raise BadInput(f"{self.name}: the first MLA layer needs a full indexer")
 
+    def _check_mimo2(self) -> None:
+        """mimo2.cpp: a flag per layer (get_arr of the pattern), a window (required key), the
+        sliding layers' KV heads dividing the heads, V's own width; a dense FFN n_ff wide on
+        the leading dense layers and the MTP layers, experts n_ff_exp wide elsewhere."""
+        pattern = self.swa_layer_pattern
+        if len(pattern) != self.n_layer or set(pattern) - {0, 1} or not self.sliding_window:
+            raise BadInput(f"{self.name}: mimo2 needs a 0/1 pattern per layer and a window")
+        if not (self.n_head_kv_swa and self.v_head_dim and self.n_ff and self.n_ff_exp):
+            raise BadInput(f"{self.name}: mimo2 needs n_head_kv_swa, v_head_dim, n_ff, n_ff_exp")
+        if self.n_head % self.n_head_kv_swa:
+            raise BadInput(f"{self.name}: n_head not a multiple of n_head_kv_swa")
+
     def _check_nemotron_h(self) -> None:
         """One pattern letter per layer, the Mamba-2 sizes, experts; no MTP block modelled."""
         needed = (self.ssm_d_conv, self.ssm_d_state, self.ssm_n_group, self.ssm_dt_rank)
@@ -419,6 +441,24 @@ class Blueprint(BaseModel):
         """glm5-next, glm-dsa (deepseek32: every layer): an MTP layer, or a trunk layer whose
         indexer_types entry is full."""
         return layer >= self.n_layer or not self.indexer_types or self.indexer_types[layer]
+
+    @property
+    def head_dim_v(self) -> int:
+        """The V head width: mimo2's v_head_dim, else the K head's (MLA's V is its own)."""
+        if self.architecture is Arch.MIMO2:
+            return self.v_head_dim
+        return self.head_dim_k
+
+    def is_swa_layer(self, layer: int) -> bool:
+        """mimo2: a sliding-window layer by hybrid_layer_pattern; the MTP layers slide (the
+        converter extends the pattern with 1s)."""
+        if self.architecture is not Arch.MIMO2:
+            return False
+        return layer >= self.n_layer or self.swa_layer_pattern[layer] == 1
+
+    def n_head_kv_layer(self, layer: int) -> int:
+        """Layer ``layer``'s KV heads: mimo2's sliding layers have their own count."""
+        return self.n_head_kv_swa if self.is_swa_layer(layer) else self.n_head_kv
 
     @property
     def is_qwen3vl(self) -> bool:
@@ -483,8 +523,10 @@ class Blueprint(BaseModel):
     def is_moe_layer(self, layer: int) -> bool:
         if self.architecture is Arch.LLAMA4:  # llama4.cpp: (i + 1) % n_moe_layer_step == 0
             return self.moe_layer_step > 0 and (layer + 1) % self.moe_layer_step == 0
-        if self.architecture is Arch.STEP35 and layer >= self.n_layer:
-            return False  # moe_layers_enum ends with the trunk: the MTP blocks' FFN is dense
+        if self.architecture in (Arch.STEP35, Arch.MIMO2) and layer >= self.n_layer:
+            # step35: moe_layers_enum ends with the trunk; mimo2: graph_mtp asserts a dense
+            # FFN; their MTP blocks' FFN is dense
+            return False
         return self.n_expert > 0 and layer >= self.leading_dense_layers
 
 
@@ -543,7 +585,8 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
             put(K.LLM.EXPERT_GATING_FUNC, int(gating))
     if bp.n_expert_shared or bp.is_mla:
         put(K.LLM.EXPERT_SHARED_COUNT, bp.n_expert_shared)
-    if bp.leading_dense_layers or bp.is_mla:
+    # mimo2's converter writes no count (moe_layer_freq): its loader goes by the tensors
+    if (bp.leading_dense_layers and bp.architecture is not Arch.MIMO2) or bp.is_mla:
         put(K.LLM.LEADING_DENSE_BLOCK_COUNT, bp.leading_dense_layers)
     put(K.LLM.EXPERT_WEIGHTS_SCALE, _float_or_none(bp.expert_weights_scale))
     if bp.expert_weights_norm or bp.architecture is Arch.DEEPSEEK4:
@@ -572,6 +615,8 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         _put_glm5_next(bp, put)
     if bp.architecture is Arch.DEEPSEEK4:
         _put_deepseek4(bp, put)
+    if bp.architecture is Arch.MIMO2:
+        _put_mimo2(bp, put)
     if bp.is_qwen3vl:
         # conversion/qwen3vl.py Qwen3VL(Moe)TextModel: the deepstack count; conversion/base.py
         # writes rope_parameters.mrope_section padded to 4
@@ -618,14 +663,14 @@ def _put_attention_geometry(bp: Blueprint, put) -> None:
         return
     if bp.head_dim is not None or bp.architecture in (Arch.GEMMA3, Arch.GPT_OSS):
         put(K.Attention.KEY_LENGTH, bp.head_dim_k)
-        put(K.Attention.VALUE_LENGTH, bp.head_dim_k)
+        put(K.Attention.VALUE_LENGTH, bp.head_dim_v)
     if bp.architecture in (Arch.LLAMA, Arch.LLAMA4):
         # conversion/llama.py: vocab size and rope dims (= head dim; load_hparams checks it)
         put(K.LLM.VOCAB_SIZE, bp.n_vocab)
         put(K.Rope.DIMENSION_COUNT, bp.head_dim_k)
     elif bp.architecture in (
         Arch.GLM4MOE, Arch.QWEN35, Arch.QWEN35MOE, Arch.QWEN3NEXT, Arch.MINIMAX_M2,
-        Arch.DEEPSEEK4, Arch.MINIMAX_M3,
+        Arch.DEEPSEEK4, Arch.MINIMAX_M3, Arch.MIMO2,
     ):  # fmt: skip
         # conversion/glm.py, conversion/qwen.py, conversion/minimax.py: partial rotary
         # (partial_rotary_factor of the head: 0.5 for glm4moe and minimax-m2's rotary_dim,
@@ -772,6 +817,16 @@ def _put_gemma4(bp: Blueprint, put) -> None:
     put(K.LLM.FINAL_LOGIT_SOFTCAPPING, _float_or_none(bp.final_logit_softcapping))
 
 
+def _put_mimo2(bp: Blueprint, put) -> None:
+    """conversion/mimo.py MimoV2Model: KV heads per layer and the pattern, both extended with
+    sliding entries for the MTP layers, and the attention output's scale (V's width and the
+    partial rotary dims are written with the attention geometry)."""
+    layers = range(bp.n_layer_all)
+    put(K.Attention.HEAD_COUNT_KV, [bp.n_head_kv_layer(il) for il in layers])
+    put(K.Attention.SLIDING_WINDOW_PATTERN, [int(bp.is_swa_layer(il)) for il in layers])
+    put(ATTENTION_VALUE_SCALE, _float_or_none(bp.attention_value_scale))
+
+
 def _put_rope_scaling(bp: Blueprint, put) -> None:
     scaling = bp.rope_scaling
     if scaling is None or scaling.type == "llama3":
@@ -860,7 +915,7 @@ def _global_tensors(bp: Blueprint) -> list[TensorSpec]:
         # gpt-oss, minimax-m2/m3 and kimi-linear require output; others fall back to token_embd
         required = bp.architecture in (
             Arch.GPT_OSS, Arch.MINIMAX_M2, Arch.KIMI_LINEAR, Arch.DEEPSEEK4, Arch.STEP35,
-            Arch.GLM5_NEXT, Arch.MINIMAX_M3,
+            Arch.GLM5_NEXT, Arch.MINIMAX_M3, Arch.MIMO2,
         )  # fmt: skip
         specs.append(_spec(T.OUTPUT, None, (bp.n_embd, bp.n_vocab), required=required))
     if bp.architecture is Arch.GEMMA4:
@@ -1524,6 +1579,39 @@ def _glm5_next_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     return specs + (_nextn(bp, i) if skipped else [])
 
 
+def _mimo2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/mimo2.cpp: Q/K/V with the layer's KV heads and V's own width, attention
+    sinks (optional) on the kinds of layer that have them; a dense FFN on the leading dense
+    layers and the MTP layers, else sigmoid-routed experts with the selection bias (every FFN
+    tensor is TENSOR_NOT_REQUIRED: the loader goes by what the file has)."""
+    skipped = i >= bp.n_layer
+    q_width, v_width = bp.n_head * bp.head_dim_k, bp.n_head * bp.head_dim_v
+    n_kv = bp.n_head_kv_layer(i)
+    specs = [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,), skipped=skipped),
+        _spec(T.ATTN_Q, i, (bp.n_embd, q_width), skipped=skipped),
+        _spec(T.ATTN_K, i, (bp.n_embd, n_kv * bp.head_dim_k), skipped=skipped),
+        _spec(T.ATTN_V, i, (bp.n_embd, n_kv * bp.head_dim_v), skipped=skipped),
+        _spec(T.ATTN_OUT, i, (v_width, bp.n_embd), skipped=skipped),
+        _spec(T.FFN_NORM, i, (bp.n_embd,), skipped=skipped),
+    ]
+    swa = bp.is_swa_layer(i)
+    if (bp.attention_sinks_swa and swa) or (bp.attention_sinks_full and not swa):
+        specs.append(_spec(T.ATTN_SINKS, i, (bp.n_head,), required=False, skipped=skipped))
+    if not bp.is_moe_layer(i):
+        dense = _dense_ffn(bp, i, skipped=skipped)
+        specs += [s.model_copy(update={"required": False}) for s in dense]
+    else:
+        experts = _routed_experts(bp, i, skipped=skipped)
+        specs += [s.model_copy(update={"required": False}) for s in experts]
+        # the converter asserts topk_method noaux_tc: the router has its selection bias
+        specs.append(_spec(T.FFN_EXP_PROBS_B, i, (bp.n_expert,), suffix="bias", required=False))
+    if skipped:
+        specs += _nextn(bp, i)
+        specs.append(_spec(T.LAYER_OUT_NORM, i, (bp.n_embd,), required=False, skipped=True))
+    return specs
+
+
 def _gemma4_globals(bp: Blueprint) -> list[TensorSpec]:
     """gemma4.cpp globals beyond embedding and output norm: the proportional-rope factors of
     the global layers, the per-layer-embedding table, its projection and norm."""
@@ -1615,4 +1703,5 @@ _LAYER_BUILDERS = {
     Arch.STEP35: _step35_layer,
     Arch.GLM5_NEXT: _glm5_next_layer,
     Arch.MINIMAX_M3: _minimax_m3_layer,
+    Arch.MIMO2: _mimo2_layer,
 }

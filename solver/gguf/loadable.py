@@ -771,6 +771,30 @@ _GLM5_NEXT = Family(
     mtp_probe=True,
 )  # fmt: skip
 
+# mimo2: Q/K/V with the KV heads of the layer's kind (full or sliding) and V's own width;
+# sinks and every FFN tensor (dense, or experts with the selection bias) TENSOR_NOT_REQUIRED
+# (the graph runs experts where the router is, else the dense FFN); MTP layers with the
+# NextN extras and an optional layer_output_norm
+_MIMO2 = Family(
+    "src/models/mimo2.cpp",
+    _GLOBALS_OUTPUT,
+    (
+        _qkv("H*HK", "HKVG*HK", "HKVG*HV", ("global",)),
+        _qkv("H*HK", "HKVS*HK", "HKVS*HV", ("swa",)),
+        _w(T.ATTN_OUT, "H*HV", "E"),
+        _w(T.ATTN_NORM, "E"),
+        _w(T.ATTN_SINKS, "H", optional=True),
+        _w(T.FFN_NORM, "E"),
+        *(replace(need, optional=True) for need in _dense_ffn()),
+        *(replace(need, optional=True) for need in _experts("FE")),
+        _b(T.FFN_EXP_PROBS_B, "X", optional=True),
+        *_NEXTN,
+        _w(T.LAYER_OUT_NORM, "E", when=("mtp",), optional=True),
+    ),
+    all_layers=True,
+    mtp_probe=True,
+)
+
 FAMILIES: dict[str, Family] = {
     "llama": _LLAMA,
     "mistral3": _LLAMA,
@@ -799,6 +823,7 @@ FAMILIES: dict[str, Family] = {
     "step35": _STEP35,
     "glm5-next": _GLM5_NEXT,
     "minimax-m3": _MINIMAX_M3,
+    "mimo2": _MIMO2,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.
@@ -857,6 +882,8 @@ def _dimensions(inventory: Inventory) -> dict[str, int]:
         # step35: the query heads of the first full and of the first sliding layer
         "HG": _first_global(att.n_head, att.swa_layers),
         "HS": _first_sliding(att.n_head, att.swa_layers),
+        # mimo2: the KV heads of the first sliding layer
+        "HKVS": _first_sliding(att.n_head_kv, att.swa_layers),
         "PLE": _meta_int(inventory, Keys.LLM.EMBD_LENGTH_PER_LAYER_INP),
         "NL": inventory.n_layers - inventory.n_layers_nextn,
         # deepseek32: the lightning indexer's heads and head width
@@ -1118,9 +1145,9 @@ _DIM_NAMES = {
     "QL": "q_lora_rank", "KVL": "kv_lora_rank", "KMLA": "key_length_mla",
     "VMLA": "value_length_mla", "DS": "ssm_d_state", "NG": "ssm_n_group", "DT": "ssm_dt_rank",
     "DC": "ssm_d_conv", "KDA": "kda_head_dim",
-    "HKS": "head_k_swa", "HKVG": "n_head_kv_global", "PLE": "n_embd_per_layer",
-    "NL": "n_layer", "HG": "n_head_full", "HS": "n_head_swa", "IH": "indexer_n_head",
-    "IK": "indexer_head_size",
+    "HKS": "head_k_swa", "HKVG": "n_head_kv_global", "HKVS": "n_head_kv_swa",
+    "PLE": "n_embd_per_layer", "NL": "n_layer", "HG": "n_head_full", "HS": "n_head_swa",
+    "IH": "indexer_n_head", "IK": "indexer_head_size",
     "HC": "hc_mult", "HCD": "hc_mult*n_embd", "HCM": "hc_mix_dim", "OG": "o_groups",
     "OL": "o_lora_rank", "HKG": "n_head*head_k/o_groups", "XU": "n_expert_used",
     "KP": "indexer_kpool",

@@ -7,6 +7,7 @@ and their per-layer ratios, hash routing), GLM-5.3-Flash's (``glm5-next``) k-poo
 keys, and MiniMax-M3's sparse attention (``minimax-m3``: the MSA indexer's block keys and its
 projections). glm5-next's k-pool tensors have deepseek4's indexer-compressor names
 (``LLM_TENSOR_INDEXER_KPOOL_GATE`` / ``_APE``: ``Dsv4Tensors.INDEXER_COMPRESSOR_*``).
+And mimo2's attention value scale.
 """
 
 from __future__ import annotations
@@ -78,3 +79,6 @@ class MsaTensors:
 
 # llama-hparams.h llama_expert_gating_func_type values gguf-py's ExpertGatingFuncType lacks
 SQRT_SOFTPLUS_GATING = 4
+
+# LLM_KV_ATTENTION_VALUE_SCALE (mimo2: the attention output's scale)
+ATTENTION_VALUE_SCALE = "{arch}.attention.value_scale"

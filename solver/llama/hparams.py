@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from solver.errors import BadInput
 from solver.gguf.hparams import llama_architectures
 from solver.gguf.inventory import Inventory
-from solver.gguf.newer_names import Dsv4Keys, KpoolKeys, MsaKeys
+from solver.gguf.newer_names import ATTENTION_VALUE_SCALE, Dsv4Keys, KpoolKeys, MsaKeys
 
 
 class MemoryKind(StrEnum):
@@ -192,6 +192,7 @@ class ModelHparams(BaseModel):
     f_attn_temp_scale: float = 0.0  # llama-4 style attention temperature tuning
     f_attn_logit_softcapping: float = 0.0
     f_final_logit_softcapping: float = 0.0
+    f_attn_value_scale: float = 0.0  # mimo2: the attention output's scale (0: none)
     n_layer_kv_from_start: int = -1
     kv_layers: tuple[bool, ...] = Field(description="per layer: has its own KV cache")
     rs_layers: tuple[bool, ...] = Field(
@@ -423,7 +424,10 @@ def _graph_scales(inventory: Inventory) -> dict[str, float]:
     def scale(key_template: str) -> float:
         return float(_scalar_meta(inventory, key_template, 0.0))
 
+    # mimo2.cpp keeps a value scale other than 1 (dflash, unmodelled, reads it too)
+    value_scale = scale(ATTENTION_VALUE_SCALE) if inventory.architecture == "mimo2" else 0.0
     return {
+        "f_attn_value_scale": 0.0 if value_scale == 1.0 else value_scale,
         "f_embedding_scale": scale(Keys.LLM.EMBEDDING_SCALE),
         "f_attn_temp_scale": scale(Keys.Attention.TEMPERATURE_SCALE),
         "f_attn_logit_softcapping": scale(Keys.LLM.ATTN_LOGIT_SOFTCAPPING),

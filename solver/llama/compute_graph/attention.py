@@ -49,10 +49,13 @@ def build_qkv(
     n_head: int,
     n_head_kv: int,
     reshape: bool = True,
+    head_v: int | None = None,
 ):
     """Q, K, V of layer il: views of a fused QKV, or three matmuls. ``reshape`` (the default):
     head x heads x tokens; without it (minimax-m2) each is one row per token, a fused QKV's
-    views made contiguous, as ``llm_graph_context::build_qkv(..., reshape = false)``."""
+    views made contiguous, as ``llm_graph_context::build_qkv(..., reshape = false)``.
+    ``head_v``: V's head width where it is not Q's and K's (mimo2)."""
+    head_v = head_q if head_v is None else head_v
     n_tokens = b.n_tokens
     wqkv = b.lw(il, "attn_qkv")
     if wqkv is not None:
@@ -70,17 +73,17 @@ def build_qkv(
                 g.cont(g.view_2d(qkv, w, n_tokens, qkv.nb[1], off))
                 for w, off in zip(widths, offsets, strict=True)
             )
-        heads = (n_head, n_head_kv, n_head_kv)
+        heads = ((head_q, n_head), (head_q, n_head_kv), (head_v, n_head_kv))
         return tuple(
-            g.view_3d(qkv, head_q, h, n_tokens, rs(qkv.type, head_q), qkv.nb[1], off)
-            for h, off in zip(heads, offsets, strict=True)
+            g.view_3d(qkv, head, h, n_tokens, rs(qkv.type, head), qkv.nb[1], off)
+            for (head, h), off in zip(heads, offsets, strict=True)
         )
-    out = []
-    for role, heads in (("attn_q", n_head), ("attn_k", n_head_kv), ("attn_v", n_head_kv)):
-        out.append((projection(b, il, role, cur), heads))
+    roles = (("attn_q", head_q, n_head), ("attn_k", head_q, n_head_kv),
+             ("attn_v", head_v, n_head_kv))  # fmt: skip
+    out = [(projection(b, il, role, cur), head, heads) for role, head, heads in roles]
     if not reshape:
-        return tuple(t for t, _ in out)
-    return tuple(g.reshape(t, head_q, heads, n_tokens) for t, heads in out)
+        return tuple(t for t, _, _ in out)
+    return tuple(g.reshape(t, head, heads, n_tokens) for t, head, heads in out)
 
 
 def projection(b: GraphBuilder, il: int, role: str, cur: Tensor) -> Tensor:
@@ -309,7 +312,7 @@ def self_attention(
         q, k, v = (g.reshape(t, head, t.ne[0] // head, b.n_tokens) for t in (q, k, v))
         q_norm = k_norm = None
     else:
-        q, k, v = build_qkv(b, il, cur, head, layer.n_head, layer.n_head_kv)
+        q, k, v = build_qkv(b, il, cur, head, layer.n_head, layer.n_head_kv, head_v=layer.head_v)
     if q_norm is not None:
         q = b.build_norm(q, q_norm, None, il)
     if rope:

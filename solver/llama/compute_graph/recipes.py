@@ -19,8 +19,6 @@ here (fit refuses their compute buffers: ``ComputeNotModelled``), as of 2026-12:
 =================  =====================================  ==========================================
 architecture       models                                 why popular (source)
 =================  =====================================  ==========================================
-mimo2              MiMo-V2-Flash, MiMo-V2.5               ggml-org/llama.cpp#18328, #22493;
-                                                          bartowski GGUFs (ollama/ollama#13537)
 glm5-next          GLM-5.3-Flash                          unsloth/GLM-5.3-Flash-GGUF (spiritbuun/
                                                           buun-llama-cpp#132); its weights, KDA
                                                           state and MLA and indexer caches are
@@ -190,6 +188,11 @@ RECIPES: dict[str, ArchRecipe] = {
         gating=GATING_SIGMOID,
         moe_norm_w=None,
     ),
+    # mimo2.cpp: full and sliding-window layers (iswa) with their own KV heads, V narrower
+    # than K, optional sinks, the attention output scaled by f_attn_value_scale (the template
+    # scales it wherever the hparams have one); a dense FFN or sigmoid-routed experts with
+    # normalised weights and the selection bias, as the layer's tensors say
+    "mimo2": ArchRecipe(attention="iswa", sinks=True, gating=GATING_SIGMOID),
 }
 
 
@@ -272,7 +275,7 @@ def _attention(
         return dsa_attention(b, ins.attn, il, cur, ins.inp_pos, ins.top_k)
     if recipe.attention == "msa":
         return msa_attention(b, ins.attn, il, cur, ins.inp_pos)
-    return self_attention(
+    cur = self_attention(
         b,
         ins.attn,
         il,
@@ -287,6 +290,9 @@ def _attention(
         qk_norm_full=recipe.qk_norm_full,
         head_gate=recipe.head_gate,
     )
+    if b.hp.f_attn_value_scale:
+        cur = g.scale(cur)
+    return cur
 
 
 def _rope_factors(b: GraphBuilder, recipe: ArchRecipe, il: int) -> Tensor | None:
