@@ -104,6 +104,8 @@ def test_totals_agree_with_published_file_sizes(model: str, quant: str, entry: d
         ("deepseek-v4-flash", 284e9, 0.5e9),
         # Step-3.5-Flash's safetensors as listed (llmrun.dev): 199.4B, its 3 MTP layers in
         ("step-3.5-flash", 199.4e9, 0.05e9),
+        # GLM-5.1's safetensors list (a public model report): 753,864,139,008, MTP layer in
+        ("glm-5.1", 753_864_139_008, 0),
     ],
 )
 def test_parameter_counts_match_published(name: str, params: float, tolerance: float) -> None:

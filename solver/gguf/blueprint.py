@@ -1129,6 +1129,9 @@ def _dsa_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
         s.model_copy(update={"skipped": False}) if s.name.endswith(".exp_probs_b.bias") else s
         for s in _deepseek2_layer(bp, i)
     ]
+    if bp.architecture is Arch.GLM_DSA:
+        # GLM-5.x checkpoints carry no MTP embed_tokens / shared_head.head (their tensor lists)
+        trunk = [s for s in trunk if not s.name.endswith(("embed_tokens.weight", "head.weight"))]
     if not bp.has_full_indexer(i):
         return trunk
     return [

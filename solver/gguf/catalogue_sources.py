@@ -1013,6 +1013,77 @@ SOURCES: list[CatalogueSource] = [
         ),
     ),
     CatalogueSource(
+        name="glm-5.1",
+        blueprint=Blueprint(
+            architecture=Arch.GLM_DSA,
+            name="GLM-5.1",
+            n_layer=78,
+            nextn_layers=1,
+            n_embd=6144,
+            n_vocab=154880,
+            context_length=202752,
+            n_head=64,
+            n_head_kv=64,
+            n_ff=12288,
+            rms_norm_eps=1e-5,
+            rope_theta=1e6,
+            n_expert=256,
+            n_expert_used=8,
+            n_ff_exp=2048,
+            n_expert_shared=1,
+            leading_dense_layers=3,
+            expert_gating="sigmoid",
+            expert_weights_scale=2.5,
+            expert_weights_norm=True,
+            expert_groups=1,
+            expert_groups_used=1,
+            expert_probs_bias=True,
+            q_lora_rank=2048,
+            kv_lora_rank=512,
+            qk_nope_head_dim=192,
+            qk_rope_head_dim=64,
+            v_head_dim=256,
+            indexer_n_head=32,
+            indexer_head_size=128,
+            indexer_top_k=2048,
+            tokenizer=Tokenizer(model="gpt2", pre="glm4"),
+        ),
+        hyperparameters_source=(
+            "zai-org/GLM-5.1 config.json as quoted in a public model report (GlmMoeDsaForCausal"
+            "LM): 78 layers (3 dense of 12288, then 256 experts top-8 of 2048 plus 1 shared, "
+            "sigmoid router with e_score_correction_bias, n_group 1, scaling 2.5, normalised), "
+            "hidden 6144, 64 heads, q/kv lora 2048/512, qk 192+64, v 256, index_n_heads 32, "
+            "index_head_dim 128, index_topk 2048 (no indexer_types: every indexer full), vocab "
+            "154880, 202752 positions, rope_theta 1e6, untied output, one MTP layer "
+            "(num_nextn_predict_layers 1); the same report's safetensors list (753,864,139,008 "
+            "parameters, blk.78 with eh_proj, enorm, hnorm and shared_head.norm, no MTP "
+            "embedding or head) is fit's count to the parameter"
+        ),
+        quants=(*BIG_QUANTS, "BF16"),
+        default_quant="Q4_K_M",
+        published={
+            "BF16": PublishedSize(
+                bytes=round(1404.406 * 2**30),
+                source="ubergarm/GLM-5.1-GGUF README: baseline BF16 1404.406 GiB (16.003 BPW)",
+            ),
+            "Q8_0": PublishedSize(
+                bytes=round(746.302 * 2**30),
+                source="ubergarm/GLM-5.1-GGUF README: baseline Q8_0 746.302 GiB (8.504 BPW)",
+            ),
+        },
+        notes=(
+            "GLM-5 publishes the same topology (744B-A40B, 78 layers, DSA): its files have "
+            "these sizes too",
+            "blk.78 is the MTP layer: in the file, skipped by llama.cpp unless --spec-type "
+            "draft-mtp (but for its exp_probs_b), as ubergarm notes ('unused blk.78/indexer/"
+            "nextn tensors')",
+            "KV cache: the MLA cache (576 per token and layer) plus the lightning indexer's "
+            "(128 per token and layer) on every layer, both in the -ctk type",
+            "AesSedai's and Unsloth's uploads are custom mixes (FFN-only quantization, "
+            "Dynamic 2.0), not llama-quantize's standard mix, and are not modelled",
+        ),
+    ),
+    CatalogueSource(
         name="qwen3.6-35b-a3b",
         blueprint=Blueprint(name="Qwen3.6-35B-A3B", **QWEN35_MOE_35B),
         hyperparameters_source=QWEN35_MOE_35B_SOURCE,
