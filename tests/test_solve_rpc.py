@@ -11,8 +11,9 @@ from __future__ import annotations
 import pytest
 
 from profiles.rigs import loopback_rpc_rig as rpc_rig
+from solver.gguf.catalogue import catalogue_blueprint
 from solver.gguf.sources import load_inventory
-from solver.gguf.synthetic import tiny_blueprint
+from solver.gguf.synthetic import miniature, tiny_blueprint
 from solver.placement.cpsat import SolveStatus
 from solver.placement.solve import SolveRequest, solve
 
@@ -28,6 +29,8 @@ MODELS = {
         update={"name": "fit-moe", "n_layer": 8, "n_embd": 512, "n_head": 8, "n_head_kv": 4,
                 "n_expert": 16, "n_expert_used": 4, "n_ff_exp": 256}
     ),
+    # DeepSeek-V4-Flash's layout shrunk: hyper-connections, compressed caches, hash routing
+    "deepseek4": miniature(catalogue_blueprint("deepseek-v4-flash")),
 }  # fmt: skip
 
 
