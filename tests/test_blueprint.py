@@ -66,15 +66,17 @@ def test_deepseek32_adds_the_indexer_to_deepseek2() -> None:
 
 def test_glm_dsa_shared_layers_have_no_indexer() -> None:
     """glm-dsa.cpp: deepseek32's layers, the indexer's tensors only on the "full" layers
-    (and the MTP block), the types written as conversion/glm.py writes indexer_types; a first
-    layer that shares, or types not one per trunk layer, are refused."""
+    (and the MTP block, which has no embedding or shared head: GLM-5.x checkpoints carry
+    neither), the types written as conversion/glm.py writes indexer_types; a first layer that
+    shares, or types not one per trunk layer, are refused."""
     glm = tiny_blueprint("glm-dsa")  # full, shared, shared; one MTP block
     meta = gguf_metadata(glm, parse_file_type("Q4_K_M"))
     assert meta["glm-dsa.attention.indexer.types"] == [True, False, False]
     v32 = glm.model_copy(update={"architecture": Arch.DEEPSEEK32, "indexer_types": ()})
     missing = {s.name for s in tensor_specs(v32)} - {s.name for s in tensor_specs(glm)}
     roles = ("k_norm.weight", "k_norm.bias", "proj.weight", "attn_k.weight", "attn_q_b.weight")
-    assert missing == {f"blk.{il}.indexer.{r}" for il in (1, 2) for r in roles}
+    mtp = {"blk.3.nextn.embed_tokens.weight", "blk.3.nextn.shared_head_head.weight"}
+    assert missing == {f"blk.{il}.indexer.{r}" for il in (1, 2) for r in roles} | mtp
     for types in ((False, True, True), (True, False)):
         with pytest.raises(BadInput, match="indexer"):
             glm.model_validate({**glm.model_dump(), "indexer_types": types})
