@@ -82,6 +82,50 @@ QWEN3_MOE_SHARED = {
     "tokenizer": QWEN3_TOKENIZER,
 }
 
+# Qwen3-VL's text towers (qwen3vl / qwen3vlmoe): Qwen3's layers with interleaved MRoPE over
+# the whole 128-wide head, a 5e6 rope base, 262144 positions and three deepstack layers
+QWEN3_VL_TEXT = {
+    "n_vocab": 151936,
+    "context_length": 262144,
+    "head_dim": 128,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 5e6,
+    "rope_sections": (24, 20, 20, 0),
+    "qk_norm": True,
+    "n_deepstack_layers": 3,  # len(vision_config.deepstack_visual_indexes): [8, 16, 24]
+    "tokenizer": QWEN3_TOKENIZER,
+}
+QWEN3_VL_8B = {
+    **QWEN3_VL_TEXT,
+    "architecture": Arch.QWEN3VL,
+    "n_layer": 36,
+    "n_embd": 4096,
+    "n_head": 32,
+    "n_head_kv": 8,
+    "n_ff": 12288,
+}
+QWEN3_VL_30B_A3B = {
+    **QWEN3_VL_TEXT,
+    "architecture": Arch.QWEN3VLMOE,
+    "n_layer": 48,
+    "n_embd": 2048,
+    "n_head": 32,
+    "n_head_kv": 4,
+    "n_ff": 6144,
+    "n_expert": 128,
+    "n_expert_used": 8,
+    "n_ff_exp": 768,
+}
+QWEN3_VL_SOURCE = (
+    "InternLM/xtuner xtuner/v1/model/compose/qwen3_vl/qwen3_vl_config.py {text}; "
+    "max_position_embeddings 262144, rope_theta 5e6, mrope_section [24, 20, 20] and the "
+    "vision tower's deepstack_visual_indexes [8, 16, 24] there as well"
+)
+QWEN3_VL_NOTE = (
+    "the text GGUF only (llama-server without --mmproj); the vision tower is a separate mmproj "
+    "file. No published size of a Qwen3-VL GGUF was found to check the totals against"
+)
+
 # Qwen3.5/3.6 35B-A3B (qwen35moe): one text topology for both releases
 QWEN35_MOE_35B = {
     "architecture": Arch.QWEN35MOE,
@@ -827,6 +871,32 @@ SOURCES: list[CatalogueSource] = [
         ),
         quants=COMMON_QUANTS,
         default_quant="Q4_K_M",
+    ),
+    CatalogueSource(
+        name="qwen3-vl-8b",
+        blueprint=Blueprint(name="Qwen3-VL-8B-Instruct", **QWEN3_VL_8B),
+        hyperparameters_source=QWEN3_VL_SOURCE.format(
+            text="Qwen3VLDense8BConfig: Qwen3-8B's text tower (xtuner/v1/model/dense/qwen3.py: "
+            "36 layers, hidden 4096, ffn 12288, 32 q / 8 kv heads of 128, vocab 151936, rms "
+            "eps 1e-6, untied embeddings)"
+        ),
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        notes=(QWEN3_VL_NOTE,),
+    ),
+    CatalogueSource(
+        name="qwen3-vl-30b-a3b",
+        blueprint=Blueprint(name="Qwen3-VL-30B-A3B-Instruct", **QWEN3_VL_30B_A3B),
+        hyperparameters_source=QWEN3_VL_SOURCE.format(
+            text="Qwen3VLMoE30BA3Config; its text_config as transcribed from Qwen/"
+            "Qwen3-VL-30B-A3B-Instruct config.json at commit 1fc78ad in a public Rust port's "
+            "parser test: 48 layers, hidden 2048, 32 q / 4 kv heads of 128, 128 experts top-8 "
+            "of width 768 (norm_topk_prob), intermediate 6144, vocab 151936, rms eps 1e-6, "
+            "untied embeddings"
+        ),
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        notes=(QWEN3_VL_NOTE,),
     ),
     CatalogueSource(
         name="glm-4.5-air",

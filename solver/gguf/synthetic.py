@@ -374,6 +374,9 @@ def miniature(bp: Blueprint) -> Blueprint:
     if bp.architecture is Arch.LLAMA4:
         # three chunked layers, then a full-attention layer without RoPE (llama4.cpp)
         n_layer = max(n_layer, 4)
+    if bp.is_qwen3vl:
+        # the deepstack slices are added after full-width layers: one more layer than them
+        n_layer = max(n_layer, bp.n_deepstack_layers + 1)
     if bp.architecture is Arch.KIMI_LINEAR:
         # up to the first MLA layer (Kimi Linear's fourth): KDA layers before it
         n_layer = max(n_layer, min(bp.full_attention_layers))
@@ -418,6 +421,12 @@ def miniature(bp: Blueprint) -> Blueprint:
             # step35: twice the full layers' query heads on sliding ones (as the tiny model)
             **({"n_head_swa": 8, "n_ff_shexp": 256} if bp.architecture is Arch.STEP35 else {}),
             "kda_head_dim": 64 if bp.kda_head_dim else 0,
+            # qwen3vl: MRoPE sections within the 64-wide head (the tiny model's)
+            **(
+                {"rope_sections": tiny_blueprint(bp.architecture).rope_sections}
+                if bp.is_qwen3vl
+                else {}
+            ),
             "tokenizer": bp.tokenizer.model_copy(
                 update={"bos_token_id": None, "eos_token_id": None, "n_merges": None}
             ),
