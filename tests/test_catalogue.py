@@ -106,6 +106,9 @@ def test_totals_agree_with_published_file_sizes(model: str, quant: str, entry: d
         ("step-3.5-flash", 199.4e9, 0.05e9),
         # GLM-5.1's safetensors list (a public model report): 753,864,139,008, MTP layer in
         ("glm-5.1", 753_864_139_008, 0),
+        # MiniMax-M3 model card: "~428B parameters" (rounded, the multimodal checkpoint; the
+        # text model is 426.17 B)
+        ("minimax-m3", 428e9, 2e9),
     ],
 )
 def test_parameter_counts_match_published(name: str, params: float, tolerance: float) -> None:

@@ -420,6 +420,49 @@ STEP35_FLASH_SOURCE = (
     "45-47 dense with their own shared head (AMD Quark W8A8 card's module table)"
 )
 
+# MiniMax-M3 (minimax-m3): the text_config of MiniMaxAI/MiniMax-M3's config.json
+# (MiniMaxM3SparseForConditionalGeneration; the vision tower goes to an mmproj file)
+MINIMAX_M3 = {
+    "architecture": Arch.MINIMAX_M3,
+    "n_layer": 60,
+    "n_embd": 6144,
+    "n_vocab": 200064,
+    "context_length": 1048576,
+    "n_head": 64,
+    "n_head_kv": 4,
+    "head_dim": 128,
+    "n_ff": 12288,  # dense_intermediate_size: the converter's feed_forward_length (layers 0-2)
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 5e6,
+    "rope_dim": 64,  # rotary_dim
+    "n_expert": 128,
+    "n_expert_used": 4,
+    "n_ff_exp": 3072,  # intermediate_size; shared_intermediate_size 3072 = one expert's width
+    "n_expert_shared": 1,
+    "leading_dense_layers": 3,  # moe_layer_freq starts 0, 0, 0
+    "expert_gating": "sigmoid",
+    "expert_weights_scale": 2.0,  # routed_scaling_factor
+    "expert_weights_norm": True,  # conversion/minimax.py writes it true
+    "expert_probs_bias": True,  # use_routing_bias
+    "indexer_n_head": 4,  # sparse_num_index_heads
+    "indexer_head_size": 128,  # sparse_index_dim
+    "indexer_top_k": 16,  # sparse_topk_blocks
+    "indexer_block_size": 128,  # sparse_block_size
+    "indexer_local_blocks": 1,  # sparse_local_block
+    "tokenizer": Tokenizer(model="gpt2", pre="minimax-m2"),
+}
+MINIMAX_M3_SOURCE = (
+    "MiniMaxAI/MiniMax-M3 config.json text_config (MiniMaxM3SparseForConditionalGeneration) "
+    "as public ports copy it verbatim (an MLX port's test fixture of the released config): 60 "
+    "layers, hidden 6144, 64 q / 4 kv heads of 128, rotary_dim 64, rope_theta 5e6, rms eps "
+    "1e-6, vocab 200064, 1048576 positions, dense_intermediate_size 12288 on layers 0-2 "
+    "(moe_layer_freq), 128 local experts top-4 of intermediate_size 3072 plus one shared of "
+    "3072, sigmoid scoring with routing bias, routed_scaling_factor 2.0, swigluoai, per-head "
+    "qk norm, untied; sparse_attention_config: 4 index heads of 128, top-16 blocks of 128, 1 "
+    "local block, sparse layers 3-59 (sparse_attention_freq); num_mtp_modules declared but no "
+    "MTP weights released"
+)
+
 # Mistral Small 4 (mistral4: deepseek2's MLA and MoE layout), the text model of the
 # Mistral3ForConditionalGeneration checkpoint
 MISTRAL_SMALL_4 = {
@@ -1565,6 +1608,24 @@ SOURCES: list[CatalogueSource] = [
             "llama-quantize's standard mix, not asserted; no other exact GGUF size found",
             "the tokenizer's pre-tokenizer name is not known here (pre 'default'); its arrays "
             "are not in the totals",
+        ),
+    ),
+    CatalogueSource(
+        name="minimax-m3",
+        blueprint=Blueprint(name="MiniMax-M3", **MINIMAX_M3),
+        hyperparameters_source=MINIMAX_M3_SOURCE,
+        quants=BIG_QUANTS,
+        default_quant="Q4_K_M",
+        notes=(
+            "426.17 B parameters in the text model (the vision tower is the mmproj's): the "
+            "model card's ~428B counts the whole multimodal checkpoint; 852.9 GB in BF16",
+            "no published size of a standard llama-quantize mix was found (Unsloth publishes "
+            "UD- mixes, not modelled; its BF16 is given only as ~855 GB): totals not asserted",
+            "the MSA indexer's projections are F32 in the converter's output "
+            "(tensor_force_quant); llama-quantize's rules decide their type in each quant",
+            "the KV cache holds the indexer's cache beside the main one: one K head of 128 and "
+            "one unread V head of 128 per sparse layer and cell",
+            "the pre-tokenizer is minimax-m2's (the converter has no separate M3 entry)",
         ),
     ),
     *LLAMA_SMALL_SOURCES,

@@ -251,6 +251,9 @@ def allows_quantization(spec: TensorSpec, arch: Arch | None = None) -> bool:
         and "ffn_gate_inp.weight" not in name
         and "ssm_conv1d" not in name  # Mamba/DeltaNet's small conv kernels stay F32
         and "ffn_gate_tid2eid.weight" not in name  # deepseek4's I32 hash-routing table
+        # minimax-m3's MSA indexer projections ("tiny"), whatever the architecture
+        and "indexer.k_proj.weight" not in name
+        and "indexer.q_proj.weight" not in name
     )
 
 

@@ -406,7 +406,10 @@ def miniature(bp: Blueprint) -> Blueprint:
             "qk_nope_head_dim": 64 if bp.qk_nope_head_dim else 0,
             "qk_rope_head_dim": 32 if bp.qk_rope_head_dim else 0,
             "v_head_dim": 64 if bp.v_head_dim else 0,
-            "indexer_n_head": 4 if bp.indexer_n_head else 0,
+            # minimax-m3's MSA asserts one indexer head per KV head
+            "indexer_n_head": (2 if bp.architecture is Arch.MINIMAX_M3 else 4)
+            if bp.indexer_n_head
+            else 0,
             "indexer_head_size": 64 if bp.indexer_head_size else 0,
             # top-k kept: above the miniature's cache sizes it picks every cell (n_top_k = n_kv)
             "indexer_top_k": bp.indexer_top_k,
