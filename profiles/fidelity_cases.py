@@ -53,6 +53,8 @@ SYNTHETIC_ARCHS += ("glm5-next",)
 SYNTHETIC_ARCHS += ("minimax-m3",)
 # mimo2: full and sliding layers with their own KV heads, V narrower than K, sinks, value scale
 SYNTHETIC_ARCHS += ("mimo2",)
+# seed_oss: heads wider than n_embd / n_head, Q/K/V biases, attn_post_norm as the FFN norm
+SYNTHETIC_ARCHS += ("seed_oss",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a miniature
@@ -331,6 +333,13 @@ SYNTHETIC = [
             "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
             "swa-full-ub": "-c 4096 -ngl 99 -ts 2,1 --swa-full -ub 128",
             "cpu-moe-nkvo": "-c 2048 -np 2 -ngl 6 -ts 1,1 --cpu-moe -nkvo",
+        },
+        # seed_oss: dense, 128-wide heads of a 256-wide model, biased Q/K/V
+        "seed_oss/8": {
+            "split-q8": "-c 2048 -ngl 99 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
+            "partial-nkvo-ub": "-c 2048 -np 2 -ngl 5 -ts 2,1 -nkvo -ub 128",
+            "ffn-cpu": r"-c 2048 -ngl 99 -ts 1,1 -ot blk\.[23]\.ffn_.*=CPU",
         },
         # step35: full attention on layers 0 and 4, sliding (twice the heads) elsewhere
         "step35/8": {

@@ -172,6 +172,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "glm5-next": "blk.1.indexer_compressor_gate.weight",
     "minimax-m3": "blk.1.indexer.q_norm.weight",
     "mimo2": "blk.1.attn_v.weight",
+    "seed_oss": "blk.1.post_attention_norm.weight",
 }
 
 

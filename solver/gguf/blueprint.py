@@ -76,6 +76,7 @@ class Arch(StrEnum):
     MINIMAX_M3 = "minimax-m3"  # MiniMax-M3: per-head Q/K norms, MSA block-sparse attention
     GLM_DSA = "glm-dsa"  # GLM-5/5.1/5.2: deepseek32's DSA, indexers "full" or "shared" by layer
     MIMO2 = "mimo2"  # MiMo-V2-Flash: sliding/full layers by pattern, sinks, V narrower than K
+    SEED_OSS = "seed_oss"  # Seed-OSS-36B: qwen2's biased QKV, attn_post_norm as the FFN norm
 
 
 class RopeScaling(BaseModel):
@@ -1615,6 +1616,17 @@ def _mimo2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     return specs
 
 
+def _seed_oss_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/seed-oss.cpp: llama's layer with Q/K/V biases (attention_bias; wo has
+    none) and the FFN's pre-norm stored as attn_post_norm (no ffn_norm)."""
+    return [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,)),
+        *_attention_qkvo(bp, i),
+        _spec(T.ATTN_POST_NORM, i, (bp.n_embd,)),
+        *_dense_ffn(bp, i),
+    ]
+
+
 def _gemma4_globals(bp: Blueprint) -> list[TensorSpec]:
     """gemma4.cpp globals beyond embedding and output norm: the proportional-rope factors of
     the global layers, the per-layer-embedding table, its projection and norm."""
@@ -1707,4 +1719,5 @@ _LAYER_BUILDERS = {
     Arch.GLM5_NEXT: _glm5_next_layer,
     Arch.MINIMAX_M3: _minimax_m3_layer,
     Arch.MIMO2: _mimo2_layer,
+    Arch.SEED_OSS: _seed_oss_layer,
 }

@@ -255,6 +255,14 @@ _QWEN2 = Family(
     (_w(T.ATTN_NORM, "E"), _qkv("E", "HKV*HV", "HKV*HV"), _w(T.ATTN_OUT, "E", "E"),
      _w(T.FFN_NORM, "E"), *_dense_ffn()),
 )  # fmt: skip
+# seed_oss: head_dim wide heads (not n_embd / n_head), Q/K/V biases optional, the FFN's
+# pre-norm is attn_post_norm
+_SEED_OSS = Family(
+    "src/models/seed-oss.cpp",
+    _GLOBALS,
+    (_w(T.ATTN_NORM, "E"), _qkv("H*HK", "HKV*HK", "HKV*HK"), _w(T.ATTN_OUT, "H*HK", "E"),
+     _w(T.ATTN_POST_NORM, "E"), *_dense_ffn()),
+)  # fmt: skip
 _QWEN2MOE = Family(
     "src/models/qwen2moe.cpp",
     _GLOBALS_OUTPUT,
@@ -824,6 +832,7 @@ FAMILIES: dict[str, Family] = {
     "glm5-next": _GLM5_NEXT,
     "minimax-m3": _MINIMAX_M3,
     "mimo2": _MIMO2,
+    "seed_oss": _SEED_OSS,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.

@@ -193,6 +193,10 @@ RECIPES: dict[str, ArchRecipe] = {
     # scales it wherever the hparams have one); a dense FFN or sigmoid-routed experts with
     # normalised weights and the selection bias, as the layer's tensors say
     "mimo2": ArchRecipe(attention="iswa", sinks=True, gating=GATING_SIGMOID),
+    # seed-oss.cpp: qwen2's layer (Q/K/V biases, no wo bias) with attn_post_norm as the
+    # FFN's pre-norm. Seed-OSS-36B-Instruct and its fine-tunes (NousResearch/Hermes-4.3-36B);
+    # GGUFs by unsloth, bartowski, lmstudio-community (huggingface.co/models?other=seed_oss)
+    "seed_oss": ArchRecipe(attn_post_norm_as_ffn_norm=True),
 }
 
 
