@@ -46,7 +46,7 @@ SYNTHETIC_ARCHS += ("qwen3vl", "qwen3vlmoe")
 # rope factors on full layers only, a shared expert; MTP-layer tensors loaded though unused
 SYNTHETIC_ARCHS += ("step35",)
 # glm5-next: KDA state, the NoPE MLA cache and the k-pool indexer's cache on its full-indexer
-# layers, hyper-connections (compute not modelled yet)
+# layers, hyper-connections
 SYNTHETIC_ARCHS += ("glm5-next",)
 # minimax-m3: MSA block-sparse attention with its indexer's own K/V cache past a dense layer
 # (flash attention and one sequence or per-sequence streams; dense attention otherwise)
@@ -355,6 +355,8 @@ SYNTHETIC = [
             "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,1 -fa off",
             "exps-cpu-ub": "-c 2048 -np 2 -ngl 5 -ts 2,1 -ot exps=CPU -ub 256",
             "nkvo-q8": "-c 2048 -np 2 -ngl 99 -ts 1,1 -nkvo -ctk q8_0 -ctv q8_0 -fa on",
+            # layers 0-1 on the CPU: llama.cpp's probe disables the fused hyper-connection
+            # post (layer 1's is scheduled on RPC0)
             "split-at-mla": "-c 2048 -np 1 -ngl 7 -ts 1,2 --no-kv-unified",
         },
         # nemotron_h_moe: Mamba-2 (0, 4), MoE (1, 3, 5, 7) and attention (2, 6) layers

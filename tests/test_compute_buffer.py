@@ -103,11 +103,18 @@ def test_engine_matches_reference(arch: str, gemma_gguf: Path, synthetic_gguf) -
     path = gemma_gguf if arch == GEMMA else _synthetic(synthetic_gguf, arch)
     inv = load_local_inventory(path)
     rng = random.Random(arch)
+    compared = 0
     for devices in (["CPU", "RPC0", "RPC1"], ["CPU", "CUDA0", "CUDA1"]):
         for _ in range(8):
             workload = _random_workload(rng)
             placement, layers = _random_placement(inv, devices, rng)
-            fast = estimate_compute(inv, workload, placement, layers, devices)
+            try:
+                fast = estimate_compute(inv, workload, placement, layers, devices)
+            except ComputeNotModelled:
+                # refused before either replay runs (glm5-next's gather path at -ub 16, a
+                # fused hyper-connection op llama.cpp's probe would disable)
+                continue
+            compared += 1
             ref = estimate_compute(inv, workload, placement, layers, devices, reference=True)
             context = f"{arch} {devices} {workload}"
             assert fast.bytes_by_device == ref.bytes_by_device, context
@@ -121,6 +128,7 @@ def test_engine_matches_reference(arch: str, gemma_gguf: Path, synthetic_gguf) -
                     assert fast.tg_bytes_by_device[dev] == size, context
                 else:  # a bound, below the prompt graph
                     assert size <= fast.tg_bytes_by_device[dev] <= fast.pp_bytes_by_device[dev]
+    assert compared >= 4  # of 16: enough placements compared
 
 
 # --- behaviour ------------------------------------------------------------------------------

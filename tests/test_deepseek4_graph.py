@@ -1,12 +1,15 @@
-"""DeepSeek V4's compute graph (``solver.llama.compute_graph.deepseek4``) against llama.cpp.
+"""The hyper-connection graphs (``solver.llama.compute_graph.deepseek4`` and ``glm5_next``)
+against llama.cpp.
 
 The real llama-server logs, at ``-lv 5``, the node count of each reserve graph and, for every
 graph input, the nodes that read it (``llama_graph_n_input_tensors``: an unnamed node is
 ``node_<its index>``). fit's graphs of the same launch must have the same node counts, and
 at each logged index a node of the logged op reading that input: the hyper-connection blocks
 (``hyper_connections``: the fused DSV4_HC_PRE / COMB / POST), the compressors, the indexer and
-the three attention paths all shift later indices when a node is missing or extra. The
-buffer sizes themselves are the fidelity grid's (``deepseek4/6`` in ``CI_GRID``).
+the three attention paths all shift later indices when a node is missing or extra; so do
+glm5-next's KDA blocks, its k-pool indexer (pooling, scoring, the scattered selection mask)
+and its MLA. The buffer sizes themselves are the fidelity grid's (``deepseek4/6`` and
+``glm5-next/6`` in ``CI_GRID``).
 """
 
 from __future__ import annotations
@@ -48,16 +51,29 @@ def _first_uses(log: str, n_tokens: int) -> set[tuple[str, int, str]]:
 
 
 # flash attention on F16 caches; two streams and the soft-max path; Hadamard-rotated q8_0
-# caches (every cache but the indexer's is rotated only when quantized)
-LAUNCHES = ["-c 1024 -np 1", "-c 2048 -np 2 -fa off", "-c 4096 -np 3 -ub 128 -ctk q8_0 -ctv q8_0"]
+# caches (every cache but the indexer's is rotated only when quantized). deepseek4/6: ratios
+# 0, 4, 128, 4, 0, 4 and a hash-routed layer; glm5-next/6: KDA and MLA layers, a full and a
+# shared indexer, the pools of one or of three sequences (separate streams)
+LAUNCHES = [
+    ("deepseek4/6", "-c 1024 -np 1"),
+    ("deepseek4/6", "-c 2048 -np 2 -fa off"),
+    ("deepseek4/6", "-c 4096 -np 3 -ub 128 -ctk q8_0 -ctv q8_0"),
+    ("glm5-next/6", "-c 1024 -np 1"),
+    ("glm5-next/6", "-c 3000 -np 3 --no-kv-unified -fa off -ub 128"),
+]
+# logged input uses at least: deepseek4's compressors and indexer in every layer; glm5-next's
+# state copies (four KDA layers) and the indexer's pool inputs
+MIN_USES = {"deepseek4/6": 40, "glm5-next/6": 10}
 
 
 @pytest.mark.llama
-@pytest.mark.parametrize("args", LAUNCHES)
-def test_graph_nodes_match_the_log(args: str, synthetic_gguf, run_llama, tmp_path) -> None:
+@pytest.mark.parametrize(("synthetic", "args"), LAUNCHES)
+def test_graph_nodes_match_the_log(
+    synthetic: str, args: str, synthetic_gguf, run_llama, tmp_path
+) -> None:
     """Node counts of both reserve graphs, and the op and input of every node the log names
-    by index, on the 6-layer synthetic (ratios 0, 4, 128, 4, 0, 4; a hash-routed layer)."""
-    blueprint, quant = model_blueprint("deepseek4/6")
+    by index, on the 6-layer synthetic."""
+    blueprint, quant = model_blueprint(synthetic)
     (path,) = synthetic_gguf(blueprint, quant)
     report = run_llama(path, *MEASURE_ARGS, *args.split())
     [log_path] = sorted(tmp_path.glob("llama-server-*.log"))
@@ -70,12 +86,22 @@ def test_graph_nodes_match_the_log(args: str, synthetic_gguf, run_llama, tmp_pat
     assert (len(pp.nodes), len(tg.nodes)) == (report.graph.pp_nodes, report.graph.tg_nodes)
 
     uses = _first_uses(log_path.read_text(), pp_ubatch.n_tokens)
-    assert len(uses) >= 40  # the compressors' and the indexer's inputs, layer by layer
+    assert len(uses) >= MIN_USES[synthetic]
     for name, index, op in sorted(uses, key=lambda use: use[1]):
         node = pp.nodes[index]
         assert node.op == op and name in {s.name for s in node.src if s is not None}, (
             f"node_{index}: llama.cpp {op} reading {name}, fit {node.op} {node.name}"
         )
+
+
+def test_glm5_next_gather_path_is_refused(synthetic_gguf) -> None:
+    """glm5-next with -ub 16 or less gathers the selected latents instead (not modelled):
+    fit memory says so instead of pricing the scatter path's graph."""
+    (path,) = synthetic_gguf("glm5-next")
+    inventory = load_local_inventory(path)
+    memory = estimate_memory(inventory, parse_llama_args(["-c", "1024", "-ub", "16"]))
+    assert memory.unmodelled is not None and "gather" in memory.unmodelled.reason
+    assert estimate_memory(inventory, parse_llama_args(["-c", "1024"])).unmodelled is None
 
 
 def test_hyper_connection_ops_have_ggml_shapes() -> None:

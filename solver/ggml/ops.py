@@ -537,6 +537,8 @@ class Graph:
             else:
                 stack.pop()
                 if node.op == "NONE":
+                    if not node.name:  # ggml_visit_parents names an unnamed leaf by its index
+                        node.name = f"leaf_{len(self.leafs)}"
                     self.leafs.append(node)
                 else:
                     self.nodes.append(node)

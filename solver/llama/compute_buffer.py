@@ -38,6 +38,12 @@ Backends (``solver.ggml.sched.Backend``):
   F16 K/V copies (vector kernel assumed for at most 2 tokens per sequence), ``--no-host``
   (CPU weights then sit in non-host repack buffers and are not offloaded).
 
+The fused hyper-connection ops (deepseek4, glm5-next) are probed as llama_context's
+``resolve_fused_ops`` does: on the one-token-per-sequence graph (the generation graph's
+shape) each fused node must be scheduled on its layer's device; where a fused ``hc_post``
+is not, both graphs are built with it unfused (``_hc_post_fused``). A failed pre or comb
+probe is refused (``ComputeNotModelled``): their unfused forms are not built.
+
 Not modelled at all: architectures without a recipe and recurrent/hybrid models other than
 qwen35/qwen35moe raise ``ComputeNotModelled`` (never priced as another architecture);
 ``-sm row``/``tensor`` and ``--embeddings`` pooling are flagged ``approximate``.
@@ -59,6 +65,7 @@ from solver.ggml.alloc import BufferType, reserve
 from solver.ggml.engine import (
     BackendSpec,
     CompiledGraph,
+    Schedule,
     SegmentMemo,
     allocate,
     schedule,
@@ -211,7 +218,7 @@ def make_backend(device: str) -> Backend:
 # --- graphs --------------------------------------------------------------------------------
 
 
-def cache_params(workload: ComputeWorkload) -> CacheParams:
+def cache_params(workload: ComputeWorkload, *, fused_hc_post: bool = True) -> CacheParams:
     """The context's KV-cache switches, as the graph builder reads them."""
     try:
         type_k = int(g.T[workload.type_k.upper()])
@@ -229,6 +236,8 @@ def cache_params(workload: ComputeWorkload) -> CacheParams:
         kv_size_swa=workload.kv_cells_swa or workload.n_ctx_seq,
         offload_kqv=workload.offload_kqv,
         n_seq_max=workload.n_seq_max,
+        n_ubatch=workload.n_ubatch,
+        fused_hc_post=fused_hc_post,
     )
 
 
@@ -247,6 +256,7 @@ class _Prepared:
     pp: BuiltGraph
     tg: BuiltGraph
     n_layer: int
+    arch: str
     pp_compiled: CompiledGraph
     tg_compiled: CompiledGraph
     owner_keys: list[tuple]  # every weight / KV owner of both graphs
@@ -258,22 +268,25 @@ class _Prepared:
 # every call would cost more than a placement. An id is only unique while its object lives,
 # so an entry holds a weak reference and counts only while that still is this inventory;
 # entries of collected inventories are dropped (their graphs are large).
-_cache: dict[tuple[int, ComputeWorkload], _Prepared] = {}
+_cache: dict[tuple[int, ComputeWorkload, bool], _Prepared] = {}
 _cache_lock = threading.Lock()
 _CACHE_MAX = 16
 
 
-def prepare(inventory: Inventory, workload: ComputeWorkload) -> _Prepared:
+def prepare(
+    inventory: Inventory, workload: ComputeWorkload, *, fused_hc_post: bool = True
+) -> _Prepared:
     """Build (or fetch) the two reserve graphs of this model and workload. ``-ngl`` does not
     change the graphs (only the scheduler's full-offload pins, which ``estimate_compute``
-    keys its results by), so plans that differ in it share them."""
-    key = (id(inventory), workload.model_copy(update={"n_gpu_layers": 0}))
+    keys its results by), so plans that differ in it share them. ``fused_hc_post``: the
+    graphs with the fused hyper-connection post (where llama.cpp's probe keeps it)."""
+    key = (id(inventory), workload.model_copy(update={"n_gpu_layers": 0}), fused_hc_post)
     with _cache_lock:
         hit = _cache.get(key)
     if hit is not None and hit.inventory() is inventory:
         return hit
     model = GraphModel.of(inventory)
-    cache = cache_params(workload)
+    cache = cache_params(workload, fused_hc_post=fused_hc_post)
     pp_ub, tg_ub = reserve_ubatches(workload)
     pp = build_graph(model, cache, pp_ub)
     tg = build_graph(model, cache, tg_ub)
@@ -294,6 +307,7 @@ def prepare(inventory: Inventory, workload: ComputeWorkload) -> _Prepared:
         pp=pp,
         tg=tg,
         n_layer=model.hparams.n_layer,
+        arch=model.hparams.arch,
         pp_compiled=pp_cg,
         tg_compiled=tg_cg,
         owner_keys=owner_keys,
@@ -418,6 +432,24 @@ def _resolve(
     return _Resolved(order, np.array(owners, dtype=np.int64), layer_backend, full_offload, n_copies)
 
 
+def _schedule(cg: CompiledGraph, r: _Resolved, op_offload: bool) -> Schedule:
+    """The scheduler's passes over one reserve graph for this placement, with llama.cpp's
+    pins (the layer pins where the graph or the full offload applies them)."""
+    n_backends = len(r.order)
+    specs = tuple(backend_spec(d) for d in r.order)
+    offload_target = -1
+    if op_offload:
+        offload_target = next((i for i, s in enumerate(specs[:-1]) if s.offloads), -1)
+    pins: dict[int, int] = {}
+    pin_layers = cg.pin_layers or r.full_offload
+    for pos, pin in cg.pins:
+        if pin[0] == "cpu":
+            pins[pos] = n_backends - 1
+        elif pin_layers:
+            pins[pos] = r.layer_backend[pin[1]]
+    return schedule(cg, r.owner_vec[cg.owner_map], n_backends, offload_target, pins)
+
+
 def _reserve_compiled(
     prepared: _Prepared,
     cg: CompiledGraph,
@@ -431,20 +463,8 @@ def _reserve_compiled(
     bound (every tensor of a backend allocated side by side) already proves this graph
     smaller on every backend; the bound is returned and ``exact`` is False.
     """
-    n_backends = len(r.order)
     specs = tuple(backend_spec(d) for d in r.order)
-    owner_backend = r.owner_vec[cg.owner_map]
-    offload_target = -1
-    if op_offload:
-        offload_target = next((i for i, s in enumerate(specs[:-1]) if s.offloads), -1)
-    pins: dict[int, int] = {}
-    pin_layers = cg.pin_layers or r.full_offload
-    for pos, pin in cg.pins:
-        if pin[0] == "cpu":
-            pins[pos] = n_backends - 1
-        elif pin_layers:
-            pins[pos] = r.layer_backend[pin[1]]
-    sched = schedule(cg, owner_backend, n_backends, offload_target, pins)
+    sched = _schedule(cg, r, op_offload)
     if bound_against is not None:
         bound = upper_bound(cg, sched, specs, r.n_copies)
         if all(b <= a for a, b in zip(bound_against, bound, strict=True)):
@@ -452,6 +472,33 @@ def _reserve_compiled(
     memo = prepared.memos.setdefault((id(cg), specs, r.n_copies), SegmentMemo())
     sizes = allocate(cg, sched, specs, r.n_copies, memo)
     return sizes, sched.n_splits, True
+
+
+# resolve_fused_ops' order: each probe runs on the graph the earlier ones left
+_HC_PROBES = ("DSV4_HC_PRE", "DSV4_HC_COMB", "DSV4_HC_POST")
+
+
+def _hc_post_fused(prepared: _Prepared, r: _Resolved, op_offload: bool) -> bool:
+    """llama_context::resolve_fused_ops for the hyper-connection ops: whether every fused
+    node of the one-token-per-sequence graph is scheduled on its layer's device
+    (``model.dev_layer(il)``). False where only the post op fails (then it is disabled);
+    a failed pre or comb probe is refused."""
+    cg = prepared.tg_compiled
+    fused = [(pos, t.op, t.il) for pos, t in enumerate(cg.tensors[: cg.n_nodes])
+             if t.op in _HC_PROBES]  # fmt: skip
+    if not fused:
+        return True
+    sched = _schedule(cg, r, op_offload)
+    for probe in _HC_PROBES:
+        moved = [il for pos, op, il in fused if op == probe
+                 and sched.bid[pos] != r.layer_backend[il]]  # fmt: skip
+        if moved and probe != "DSV4_HC_POST":
+            raise ComputeNotModelled(
+                prepared.arch, f"llama.cpp would disable the fused {probe} (layer {moved[0]})"
+            )
+        if moved:
+            return False
+    return True
 
 
 def _reserve_reference(
@@ -509,6 +556,9 @@ def estimate_compute(
     """
     prepared = prepare(inventory, workload)
     r = _resolve(prepared, workload, tensor_devices, layer_kv_devices, devices)
+    if not _hc_post_fused(prepared, r, workload.op_offload):
+        prepared = prepare(inventory, workload, fused_hc_post=False)
+        r = _resolve(prepared, workload, tensor_devices, layer_kv_devices, devices)
     key = (
         tuple(r.order),
         r.owner_vec.tobytes(),

@@ -172,6 +172,7 @@ class ModelHparams(BaseModel):
     indexer_block_size: int = 0
     indexer_local_blocks: int = 0
     indexer_kpool: int = 0  # glm5-next: tokens pooled into one indexer key (0: no pools)
+    indexer_kpool_select_tail: bool = True  # glm5-next: the incomplete pool is attended too
     lid_layers: tuple[bool, ...] = Field(
         default=(), description="per layer: has an indexer K cache (DSA's, MSA's, hybrid_idx's)"
     )
@@ -355,6 +356,7 @@ def model_hparams(inventory: Inventory) -> ModelHparams:
         indexer_head_size=_int_meta(inventory, Keys.Attention.Indexer.KEY_LENGTH, 0),
         indexer_top_k=_int_meta(inventory, Keys.Attention.Indexer.TOP_K, 0),
         indexer_kpool=_int_meta(inventory, KpoolKeys.KPOOL, 0),
+        indexer_kpool_select_tail=bool(_scalar_meta(inventory, KpoolKeys.KPOOL_SELECT_TAIL, True)),
         lid_layers=_indexer_layers(inventory, kind, kv_layers),
         indexer_block_size=_int_meta(inventory, MsaKeys.BLOCK_SIZE, 0),
         indexer_local_blocks=_int_meta(inventory, MsaKeys.LOCAL_BLOCKS, 0),

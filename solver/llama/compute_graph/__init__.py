@@ -41,11 +41,14 @@ Modules, lower first:
   alternating).
 - ``gemma4``: the graph function of gemma4 (two head widths, shared KV, per-layer embeddings).
 - ``hyper_connections``: DeepSeek V4's hyper-connection streams around a block (the fused
-  ``DSV4_HC_PRE`` / ``DSV4_HC_COMB`` / ``DSV4_HC_POST``), the streams' head.
+  ``DSV4_HC_PRE`` / ``DSV4_HC_COMB`` / ``DSV4_HC_POST``, the post op unfused where
+  llama.cpp's probe disables it), the streams' head.
 - ``dsv4_cache``: ``llama_kv_cache_dsv4``'s graph inputs (raw window, compressed caches,
   compressor states) and a layer's compressors.
 - ``deepseek4``: the graph function of deepseek4 (hyper-connections, the raw / CSA with the
   lightning indexer / HCA attention per compression ratio, hash-routed MoE).
+- ``glm5_next``: the graph function of glm5-next (hyper-connections, kimi-linear's KDA
+  blocks, NoPE MLA over the k-pool indexer's selection, its pooled-key cache).
 - ``recipes``: ``ArchRecipe`` per architecture and the transformer template over the blocks.
 - ``reserve``: ``build_graph``, the entry.
 """

@@ -83,6 +83,8 @@ class CacheParams:
     kv_size_swa: int
     offload_kqv: bool
     n_seq_max: int = 1  # cparams.n_seq_max (server slots)
+    n_ubatch: int = 0  # cparams.n_ubatch (glm5-next's indexer gathers at 16 or less)
+    fused_hc_post: bool = True  # cparams.fused_dsv4_hc_post, as llama.cpp's probe left it
 
 
 class GraphBuilder:

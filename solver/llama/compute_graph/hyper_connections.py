@@ -16,10 +16,14 @@ n_embd x hc x tokens. Around each attention and FFN block:
   ADD per stream) whatever the fused flags say.
 - ``hc_expand``: the token embedding repeated into the streams (``hc_init``).
 
-The pinned llama_context enables the three fused ops and probes them (``auto_fhc``): each
-fused node must land on its layer's device, which holds whenever every backend runs the ops
-(CPU and RPC do), so only the fused path is built. Only what allocation reads is kept:
-views, op order and shapes.
+The pinned llama_context enables the three fused ops and probes them (``auto_fhc``, on the
+one-token-per-sequence graph): each fused node must land on its layer's device, or the op is
+disabled. Every backend runs them (CPU and RPC do), but the scheduler can still carry a
+layer's unpinned ``hc_post`` to the next layer's device when the layers before run on the
+CPU (glm5-next's last op of a layer is not pinned); ``solver.llama.compute_buffer`` replays
+that probe and builds ``hc_post`` unfused then (``CacheParams.fused_hc_post``). Each fused
+node carries its layer in ``il``. Only what allocation reads is kept: views, op order and
+shapes.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class HcMix:
     cur: Tensor  # n_embd x tokens, the streams summed with the pre weights
     post: Tensor  # hc x tokens
     comb: Tensor  # hc x hc x tokens
+    il: int  # the layer (the fused nodes' add_fused_node il)
 
 
 @dataclass(frozen=True)
@@ -83,12 +88,31 @@ def hc_pre(b: GraphBuilder, x: Tensor, w: HcWeights, il: int) -> HcMix:
     b.cb(post, "hc_post", il)
     comb = g.dsv4_hc_comb(mixes, w.scale, w.base)
     b.cb(comb, "hc_comb", il)
-    return HcMix(g.dsv4_hc_pre(x, pre), post, comb)
+    cur = g.dsv4_hc_pre(x, pre)
+    cur.il = il
+    return HcMix(cur, post, comb, il)
 
 
 def hc_post(b: GraphBuilder, x: Tensor, residual: Tensor, mix: HcMix) -> Tensor:
-    """build_hc_post (fused): the block output x over the streams, plus the mixed residual."""
-    return g.dsv4_hc_post(x, residual, mix.post, mix.comb)
+    """build_hc_post: the block output x over the streams, plus the mixed residual; fused,
+    or, where llama.cpp's probe disabled the fused op, per destination stream: x times its
+    post weight plus each source stream times its comb weight, the streams concatenated."""
+    if b.cache.fused_hc_post:
+        out = g.dsv4_hc_post(x, residual, mix.post, mix.comb)
+        out.il = mix.il
+        return out
+    n_embd, hc, nt = x.ne[0], residual.ne[1], x.ne[1]
+    post, comb = mix.post, mix.comb
+    out = None
+    for dst in range(hc):
+        cur = g.mul(x, g.view_2d(post, 1, nt, post.nb[1], dst * post.nb[0]))
+        for src in range(hc):
+            res = g.view_2d(residual, n_embd, nt, residual.nb[2], src * residual.nb[1])
+            weight = g.view_2d(comb, 1, nt, comb.nb[2], dst * comb.nb[0] + src * comb.nb[1])
+            cur = g.add(cur, g.mul(res, weight))
+        cur = g.reshape(cur, n_embd, 1, nt)
+        out = cur if out is None else g.concat(out, cur, 1)
+    return out
 
 
 def hc_head(b: GraphBuilder, x: Tensor, w: HcWeights) -> Tensor:

@@ -57,9 +57,12 @@ def check_kimi_layers(b: GraphBuilder) -> None:
             raise ComputeNotModelled(hp.arch, f"layer {il} has no {missing[0]}")
 
 
-def kda_block(b: GraphBuilder, rs: RsInputs, il: int, cur: Tensor) -> Tensor:
+def kda_block(
+    b: GraphBuilder, rs: RsInputs, il: int, cur: Tensor, *, reshape_input: bool = True
+) -> Tensor:
     """The KDA branch of kimi-linear.cpp's layer, from the normed input to the output
-    projection."""
+    projection. ``reshape_input``: the output gate reads the input through kimi-linear.cpp's
+    3-D and back 2-D reshapes (glm5-next.cpp reads it as it is: two view nodes fewer)."""
     hp = b.hp
     b.gf.expand(cur)  # the graph function expands the attention norm before either branch
     n_head, head = hp.layers[il].n_head, hp.n_embd_head_kda
@@ -78,13 +81,14 @@ def kda_block(b: GraphBuilder, rs: RsInputs, il: int, cur: Tensor) -> Tensor:
     g1 = g.reshape(g1, head, n_head, n_seq_tokens, n_seqs)
     beta = b.build_lora_mm(b.lw(il, "ssm_beta"), cur)
     beta = g.unary(g.reshape(beta, 1, n_head, n_seq_tokens, n_seqs), "sigmoid")
-    cur = g.reshape(cur, cur.ne[0], n_seq_tokens, n_seqs)
+    if reshape_input:
+        cur = g.reshape(cur, cur.ne[0], n_seq_tokens, n_seqs)
     state = build_rs(b, rs, ssm_all, hp.n_embd_s, n_seqs)
     state = g.reshape(state, head, head, n_head, n_seqs)
     q = g.scale(g.rms_norm(q))  # build_gdn_l2_norm
     k = g.scale(g.rms_norm(k))
     output = g.cont(recurrent_attn(b, ssm_all, q, k, v, g1, beta, state))
-    cur_2d = g.reshape(cur, cur.ne[0], n_seq_tokens * n_seqs)
+    cur_2d = g.reshape(cur, cur.ne[0], n_seq_tokens * n_seqs) if reshape_input else cur
     g2 = b.build_lora_mm(b.lw(il, "ssm_g_b"), b.build_lora_mm(b.lw(il, "ssm_g_a"), cur_2d))
     g2 = g.reshape(g2, head, n_head, n_seq_tokens * n_seqs)
     output = g.reshape(output, head, n_head, n_seq_tokens * n_seqs)

@@ -13,17 +13,10 @@ attention or a recurrent block) gets its own build function, made of the same bl
 A layer kind beside attention in the template's layer is the recipe's ``recurrent`` block
 (``kimi-linear``: KDA between MLA layers).
 
-Popular in 2026, loaded by the pinned llama.cpp (``src/llama-arch.cpp``), and without a recipe
-here (fit refuses their compute buffers: ``ComputeNotModelled``), as of 2026-12:
-
-=================  =====================================  ==========================================
-architecture       models                                 why popular (source)
-=================  =====================================  ==========================================
-glm5-next          GLM-5.3-Flash                          unsloth/GLM-5.3-Flash-GGUF (spiritbuun/
-                                                          buun-llama-cpp#132); its weights, KDA
-                                                          state and MLA and indexer caches are
-                                                          modelled, not its graph
-=================  =====================================  ==========================================
+The architectures popular in 2026 that the pinned llama.cpp loads (``src/llama-arch.cpp``)
+and that had no recipe here (qwen3vl/-moe, glm-dsa, step35, mimo2, glm5-next, minimax-m3,
+deepseek4) all have one as of 2026-12; an architecture without a recipe is refused
+(``ComputeNotModelled``), never priced as another.
 """
 
 from __future__ import annotations
@@ -51,6 +44,7 @@ from solver.llama.compute_graph.ffn import (
     ffn_block,
 )
 from solver.llama.compute_graph.gemma4 import build_gemma4
+from solver.llama.compute_graph.glm5_next import build_glm5_next
 from solver.llama.compute_graph.inputs import (
     MROPE_POSITIONS,
     AttnInputs,
@@ -145,6 +139,7 @@ RECIPES: dict[str, ArchRecipe] = {
         sinks=True,
     ),
     "deepseek4": ArchRecipe(build=build_deepseek4),
+    "glm5-next": ArchRecipe(build=build_glm5_next),
     "qwen35": ArchRecipe(build=build_qwen35),
     "qwen35moe": ArchRecipe(build=build_qwen35),
     "llama4": ArchRecipe(build=build_llama4),
