@@ -55,6 +55,8 @@ SYNTHETIC_ARCHS += ("minimax-m3",)
 SYNTHETIC_ARCHS += ("mimo2",)
 # seed_oss: heads wider than n_embd / n_head, Q/K/V biases, attn_post_norm as the FFN norm
 SYNTHETIC_ARCHS += ("seed_oss",)
+# smollm3: llama without RoPE on layers 3, 7, ... (tied embeddings)
+SYNTHETIC_ARCHS += ("smollm3",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a miniature
@@ -340,6 +342,13 @@ SYNTHETIC = [
             "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
             "partial-nkvo-ub": "-c 2048 -np 2 -ngl 5 -ts 2,1 -nkvo -ub 128",
             "ffn-cpu": r"-c 2048 -ngl 99 -ts 1,1 -ot blk\.[23]\.ffn_.*=CPU",
+        },
+        # smollm3: no RoPE on layers 3 and 7, the tied embedding's output copy placed by -ngl
+        "smollm3/8": {
+            "split-q8": "-c 2048 -ngl 99 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
+            "partial-nkvo-ub": "-c 2048 -np 2 -ngl 4 -ts 2,1 -nkvo -ub 128",
+            "nope-layers-cpu": r"-c 2048 -ngl 99 -ts 1,1 -ot blk\.[37]\.=CPU",
         },
         # step35: full attention on layers 0 and 4, sliding (twice the heads) elsewhere
         "step35/8": {

@@ -15,7 +15,6 @@ and its MLA. The buffer sizes themselves are the fidelity grid's (``deepseek4/6`
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from click.testing import CliRunner
@@ -26,29 +25,8 @@ from profiles.fidelity_cases import model_blueprint
 from solver.ggml import ops as g
 from solver.gguf.sources import load_local_inventory
 from solver.llama.args import parse_llama_args
-from solver.llama.compute_buffer import cache_params, reserve_ubatches
-from solver.llama.compute_graph import GraphModel, build_graph
 from solver.llama.memory import estimate_memory
-
-# llama_graph_n_input_tensors: "input tensor '<name>' [...] is used by node 'node_12' (OP)"
-_USED_BY = re.compile(r"input tensor '\s*([^']+)' \[.*\] is used by node 'node_(\d+)' \((\w+)\)")
-_RESERVING = "graph_reserve: reserving a graph for ubatch with n_tokens"
-
-
-def _first_uses(log: str, n_tokens: int) -> set[tuple[str, int, str]]:
-    """(input, node index, op) of the first reserve of the n_tokens-token graph."""
-    start = f"{_RESERVING} = {n_tokens:4d},"
-    uses: set[tuple[str, int, str]] = set()
-    inside = False
-    for line in log.splitlines():
-        if _RESERVING in line:
-            if inside:
-                break
-            inside = start in line
-        elif inside and (found := _USED_BY.search(line)):
-            uses.add((found[1], int(found[2]), found[3]))
-    return uses
-
+from tests.graph_log import first_uses, fit_graphs
 
 # flash attention on F16 caches; two streams and the soft-max path; Hadamard-rotated q8_0
 # caches (every cache but the indexer's is rotated only when quantized). deepseek4/6: ratios
@@ -77,15 +55,10 @@ def test_graph_nodes_match_the_log(
     (path,) = synthetic_gguf(blueprint, quant)
     report = run_llama(path, *MEASURE_ARGS, *args.split())
     [log_path] = sorted(tmp_path.glob("llama-server-*.log"))
-    inventory = load_local_inventory(path)
-    memory = estimate_memory(inventory, parse_llama_args([*MEASURE_ARGS, *args.split()]))
-    workload = memory.workload
-    model, cache = GraphModel.of(inventory), cache_params(workload)
-    pp_ubatch, tg_ubatch = reserve_ubatches(workload)
-    pp, tg = build_graph(model, cache, pp_ubatch).graph, build_graph(model, cache, tg_ubatch).graph
+    pp, tg, n_tokens = fit_graphs(path, args.split())
     assert (len(pp.nodes), len(tg.nodes)) == (report.graph.pp_nodes, report.graph.tg_nodes)
 
-    uses = _first_uses(log_path.read_text(), pp_ubatch.n_tokens)
+    uses = first_uses(log_path.read_text(), n_tokens)
     assert len(uses) >= MIN_USES[synthetic]
     for name, index, op in sorted(uses, key=lambda use: use[1]):
         node = pp.nodes[index]

@@ -173,6 +173,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "minimax-m3": "blk.1.indexer.q_norm.weight",
     "mimo2": "blk.1.attn_v.weight",
     "seed_oss": "blk.1.post_attention_norm.weight",
+    "smollm3": "blk.1.ffn_norm.weight",
 }
 
 

@@ -77,6 +77,7 @@ class Arch(StrEnum):
     GLM_DSA = "glm-dsa"  # GLM-5/5.1/5.2: deepseek32's DSA, indexers "full" or "shared" by layer
     MIMO2 = "mimo2"  # MiMo-V2-Flash: sliding/full layers by pattern, sinks, V narrower than K
     SEED_OSS = "seed_oss"  # Seed-OSS-36B: qwen2's biased QKV, attn_post_norm as the FFN norm
+    SMOLLM3 = "smollm3"  # SmolLM3-3B: llama without RoPE on every 4th layer
 
 
 class RopeScaling(BaseModel):
@@ -665,8 +666,9 @@ def _put_attention_geometry(bp: Blueprint, put) -> None:
     if bp.head_dim is not None or bp.architecture in (Arch.GEMMA3, Arch.GPT_OSS):
         put(K.Attention.KEY_LENGTH, bp.head_dim_k)
         put(K.Attention.VALUE_LENGTH, bp.head_dim_v)
-    if bp.architecture in (Arch.LLAMA, Arch.LLAMA4):
-        # conversion/llama.py: vocab size and rope dims (= head dim; load_hparams checks it)
+    if bp.architecture in (Arch.LLAMA, Arch.LLAMA4, Arch.SMOLLM3):
+        # conversion/llama.py (SmolLM3Model is a LlamaModel): vocab size and rope dims
+        # (= head dim; load_hparams checks it)
         put(K.LLM.VOCAB_SIZE, bp.n_vocab)
         put(K.Rope.DIMENSION_COUNT, bp.head_dim_k)
     elif bp.architecture in (
@@ -1720,4 +1722,6 @@ _LAYER_BUILDERS = {
     Arch.MINIMAX_M3: _minimax_m3_layer,
     Arch.MIMO2: _mimo2_layer,
     Arch.SEED_OSS: _seed_oss_layer,
+    # smollm3.cpp loads llama's dense layer (its no-RoPE layers differ only in the graph)
+    Arch.SMOLLM3: _llama_layer,
 }

@@ -263,6 +263,12 @@ _SEED_OSS = Family(
     (_w(T.ATTN_NORM, "E"), _qkv("H*HK", "HKV*HK", "HKV*HK"), _w(T.ATTN_OUT, "H*HK", "E"),
      _w(T.ATTN_POST_NORM, "E"), *_dense_ffn()),
 )  # fmt: skip
+_SMOLLM3 = Family(
+    "src/models/smollm3.cpp",
+    _GLOBALS,
+    (_w(T.ATTN_NORM, "E"), _qkv("H*HK", "HKV*HK", "HKV*HV"), _w(T.ATTN_OUT, "H*HK", "E"),
+     _w(T.FFN_NORM, "E"), *_dense_ffn()),
+)  # fmt: skip
 _QWEN2MOE = Family(
     "src/models/qwen2moe.cpp",
     _GLOBALS_OUTPUT,
@@ -833,6 +839,7 @@ FAMILIES: dict[str, Family] = {
     "minimax-m3": _MINIMAX_M3,
     "mimo2": _MIMO2,
     "seed_oss": _SEED_OSS,
+    "smollm3": _SMOLLM3,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.

@@ -73,6 +73,7 @@ class ArchRecipe:
     # indexer's top-k blocks)
     attention: str = "kv"
     rope: bool = True
+    no_rope_layer_step: int = 0  # smollm3: layers il with (il + 1) % step == 0 skip RoPE
     rope_factors: bool = False  # llama/mistral3: model.get_rope_factors (per-layer duplicate)
     q_scale_after_rope: bool = False  # gemma3: Qcur = ggml_scale(Qcur, f_attention_scale)
     post_attn_norm: bool = False  # gemma: attn_post_norm before the residual add
@@ -192,6 +193,10 @@ RECIPES: dict[str, ArchRecipe] = {
     # FFN's pre-norm. Seed-OSS-36B-Instruct and its fine-tunes (NousResearch/Hermes-4.3-36B);
     # GGUFs by unsloth, bartowski, lmstudio-community (huggingface.co/models?other=seed_oss)
     "seed_oss": ArchRecipe(attn_post_norm_as_ffn_norm=True),
+    # smollm3.cpp: llama's layer without RoPE on every 4th (hparams.n_no_rope_layer_step = 4,
+    # fixed by its loader). SmolLM3-3B: bartowski/HuggingFaceTB_SmolLM3-3B-GGUF, unsloth's and
+    # ggml-org's GGUFs (huggingface.co/models?search=SmolLM3 3B GGUF)
+    "smollm3": ArchRecipe(no_rope_layer_step=4),
 }
 
 
@@ -281,7 +286,7 @@ def _attention(
         cur,
         ins.inp_pos,
         kind=recipe.attention,
-        rope=recipe.rope,
+        rope=_layer_ropes(recipe, il),
         rope_freqs=_rope_factors(b, recipe, il),
         q_scale_after_rope=recipe.q_scale_after_rope,
         attn_scale=ins.attn_scale,
@@ -292,6 +297,12 @@ def _attention(
     if b.hp.f_attn_value_scale:
         cur = g.scale(cur)
     return cur
+
+
+def _layer_ropes(recipe: ArchRecipe, il: int) -> bool:
+    """Whether layer il applies RoPE (smollm3: not on every no_rope_layer_step-th layer)."""
+    step = recipe.no_rope_layer_step
+    return recipe.rope and not (step and (il + 1) % step == 0)
 
 
 def _rope_factors(b: GraphBuilder, recipe: ArchRecipe, il: int) -> Tensor | None:

@@ -1,0 +1,44 @@
+"""Dense architectures over the generic template (``seed_oss``, ``smollm3``) against llama.cpp,
+node by node.
+
+Their buffer sizes are the fidelity grid's (``CI_GRID``); some of what distinguishes them
+changes no byte there: smollm3's layers without RoPE (every 4th) only drop their two ROPE
+nodes. So fit's reserve graphs of the 6-layer synthetic must have llama-server's node counts,
+and at every index the log names a node reading a graph input (``inp_pos`` by each ROPE), a
+node of the logged op reading it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from profiles.fidelity import MEASURE_ARGS
+from profiles.fidelity_cases import model_blueprint
+from tests.graph_log import first_uses, fit_graphs, input_users
+
+ARGS = ["-c", "1024", "-np", "1"]
+
+
+@pytest.mark.llama
+@pytest.mark.parametrize("arch", ["seed_oss", "smollm3"])
+def test_graph_nodes_match_the_log(arch: str, synthetic_gguf, run_llama, tmp_path) -> None:
+    blueprint, quant = model_blueprint(f"{arch}/6")
+    (path,) = synthetic_gguf(blueprint, quant)
+    report = run_llama(path, *MEASURE_ARGS, *ARGS)
+    [log_path] = sorted(tmp_path.glob("llama-server-*.log"))
+    pp, tg, n_tokens = fit_graphs(path, ARGS)
+    assert (len(pp.nodes), len(tg.nodes)) == (report.graph.pp_nodes, report.graph.tg_nodes)
+
+    log = log_path.read_text()
+    ropes = [node for name, node, op in input_users(log, n_tokens) if name == "inp_pos"]
+    ours = [n for n in pp.nodes if n.op == "ROPE" and "inp_pos" in {s.name for s in n.src if s}]
+    # Q and K of every layer with RoPE (llama.cpp names them; fit does not): smollm3's layer 3
+    # has none
+    expected = [f"{qk}cur-{il}" for il in range(6) if arch != "smollm3" or il != 3 for qk in "QK"]
+    assert (sorted(ropes), len(ours)) == (sorted(expected), len(expected))
+    uses = first_uses(log, n_tokens)
+    for name, index, op in sorted(uses, key=lambda use: use[1]):
+        node = pp.nodes[index]
+        assert node.op == op and name in {s.name for s in node.src if s is not None}, (
+            f"node_{index}: llama.cpp {op} reading {name}, fit {node.op} {node.name}"
+        )
