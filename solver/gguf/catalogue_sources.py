@@ -1628,6 +1628,52 @@ SOURCES: list[CatalogueSource] = [
             "the pre-tokenizer is minimax-m2's (the converter has no separate M3 entry)",
         ),
     ),
+    CatalogueSource(
+        name="seed-oss-36b",
+        blueprint=Blueprint(
+            architecture=Arch.SEED_OSS,
+            name="Seed-OSS-36B-Instruct",
+            n_layer=64,
+            n_embd=5120,
+            n_vocab=155136,
+            context_length=524288,
+            n_head=80,
+            n_head_kv=8,
+            head_dim=128,
+            n_ff=27648,
+            rms_norm_eps=1e-6,
+            rope_theta=1e7,
+            attention_bias=True,
+            tokenizer=Tokenizer(model="gpt2", pre="seed-coder", bos_token_id=0, eos_token_id=2),
+        ),
+        hyperparameters_source=(
+            "ByteDance-Seed/seed-oss README model summary (64 layers, 80 / 8 / 8 QKV heads of "
+            "128, hidden 5120, vocab 155K, 512K context, rope base 1e7); ByteDance-Seed/Seed-OSS-"
+            "36B-Instruct config.json as public loaders copy it (a Seed-OSS-36B-Instruct-4bit "
+            "config in an MLX port's tests; a Seed-OSS transformers audit): vocab 155136, "
+            "intermediate 27648, max_position_embeddings 524288, rms eps 1e-6, attention_bias "
+            "true (Q/K/V), attention_out_bias false, untied embeddings, 36,151,104,512 "
+            "parameters in the safetensors index; pre-tokenizer seed-coder (the pinned "
+            "convert_hf_to_gguf_update.py's ByteDance-Seed tokenizer)"
+        ),
+        quants=BIG_QUANTS,
+        default_quant="Q4_K_M",
+        published={
+            "Q4_K_M": PublishedSize(
+                bytes=21_762_149_024,
+                source="bartowski/ByteDance-Seed_Seed-OSS-36B-Instruct-GGUF "
+                "ByteDance-Seed_Seed-OSS-36B-Instruct-Q4_K_M.gguf: 21,762,149,024 bytes, the "
+                "Hub's size as a public app's model list records it (unsloth's Q4_K_M: "
+                "21,762,149,536 bytes in another app's list)",
+            )
+        },
+        notes=(
+            "36,151,104,512 parameters, the safetensors index's count to the parameter",
+            "the published Q4_K_M files are 6.3 MB (0.03 %) above fit's tensor bytes, about "
+            "what the GGUF header of a 155136-token BPE vocabulary with its merges holds",
+            "Hermes-4.3-36B and other seed_oss fine-tunes share these shapes",
+        ),
+    ),
     *LLAMA_SMALL_SOURCES,
 ]
 

@@ -421,6 +421,8 @@ def miniature(bp: Blueprint) -> Blueprint:
             **_mini_deepseek4(bp),
             # minimax-m2.cpp sizes its experts by feed_forward_length: both stay one width
             **({"n_ff": 256} if bp.architecture is Arch.MINIMAX_M2 else {}),
+            # seed_oss: heads twice n_embd / n_head wide, as the real model's (the tiny one's)
+            **({"head_dim": 128} if bp.architecture is Arch.SEED_OSS else {}),
             # step35: twice the full layers' query heads on sliding ones (as the tiny model)
             **({"n_head_swa": 8, "n_ff_shexp": 256} if bp.architecture is Arch.STEP35 else {}),
             "kda_head_dim": 64 if bp.kda_head_dim else 0,
