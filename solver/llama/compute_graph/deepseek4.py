@@ -26,6 +26,7 @@ from solver.ggml import ops as g
 from solver.ggml.ops import F16, F32, Tensor
 from solver.llama.compute_graph.attention import build_attn_mha
 from solver.llama.compute_graph.builder import GraphBuilder
+from solver.llama.compute_graph.dsa import indexer_query, lightning_top_k
 from solver.llama.compute_graph.dsv4_cache import (
     CompInputs,
     CompressorWeights,
@@ -171,27 +172,12 @@ def _cache_attention(
 def _lightning_top_k(
     b: GraphBuilder, lid: CompInputs, il: int, qr: Tensor, cur: Tensor, pos: Tensor
 ) -> Tensor:
-    """build_lid_top_k: the indexer's heads over its compressed cache, fused scoring, the
-    top-k cells per token (I32, contiguous)."""
-    hp = b.hp
-    head, heads = hp.indexer_head_size, hp.indexer_n_head
-    q = b.build_lora_mm(b.lw(il, "indexer.attn_q_b"), qr)
-    q = g.rope(g.reshape(q, head, heads, b.n_tokens), pos)
-    q = hadamard(q, lid.k_rot)
-    weights = g.scale(b.build_lora_mm(b.lw(il, "indexer.proj"), cur))
-    k = compressed_k(b, lid, il, head)
+    """build_lid_top_k: the indexer's roped, rotated heads over its compressed cache, the
+    top-k cells per token (``dsa.lightning_top_k``, the weights scaled before the split)."""
+    q = hadamard(g.rope(indexer_query(b, il, qr), pos), lid.k_rot)
+    k = compressed_k(b, lid, il, b.hp.indexer_head_size)
     k = g.view_4d(k, *k.ne[:2], lid.n_kv, k.ne[3], *k.nb[1:], 0)
-    n_stream = k.ne[3]
-    q = g.view_4d(
-        q, q.ne[0], q.ne[1], q.ne[2] // n_stream, n_stream, q.nb[1], q.nb[2],
-        q.nb[3] // n_stream, 0,
-    )  # fmt: skip
-    weights = g.view_4d(
-        weights, weights.ne[0], weights.ne[1] // n_stream, weights.ne[2], n_stream,
-        weights.nb[1], weights.nb[2] // n_stream, weights.nb[3] // n_stream, 0,
-    )  # fmt: skip
-    score = g.lightning_indexer(q, k, weights, lid.mask)
-    return g.cont(g.top_k(score, min(score.ne[0], hp.indexer_top_k)))
+    return lightning_top_k(b, il, q, k, cur, lid.mask)
 
 
 def _top_k_mask(b: GraphBuilder, kq_mask: Tensor, top_k: Tensor) -> Tensor:

@@ -31,6 +31,7 @@ from solver.ggml import ops as g
 from solver.ggml.ops import F32, I32, I64, Tensor
 from solver.llama.compute_graph.attention import build_attn_mha
 from solver.llama.compute_graph.builder import GraphBuilder
+from solver.llama.compute_graph.dsa import indexer_key, indexer_query, indexer_weights
 from solver.llama.compute_graph.ffn import GATING_SIGMOID, MoeRouting, ffn_block
 from solver.llama.compute_graph.hyper_connections import HcWeights, hc_expand, hc_post, hc_pre
 from solver.llama.compute_graph.inputs import (
@@ -199,10 +200,8 @@ def _kpool_select(
     pool, and turn the best pools and the tail into an additive mask over the cache."""
     hp = b.hp
     head, kpool, n_tokens = hp.indexer_head_size, hp.indexer_kpool, b.n_tokens
-    iq = g.reshape(g.mul_mat(b.lw(il, "indexer.attn_q_b"), qr), head, hp.indexer_n_head, n_tokens)
-    ik = g.mul_mat(b.lw(il, "indexer.attn_k"), cur)
-    ik = b.build_norm(ik, b.lw(il, "indexer.k_norm"), b.lw(il, "indexer.k_norm", "bias"), il,
-                      rms=False)  # fmt: skip
+    iq = indexer_query(b, il, qr)  # NoPE: neither roped nor rotated
+    ik = indexer_key(b, il, cur)
     ig = g.mul_mat(b.lw(il, "indexer_compressor_gate"), cur)
     pzero = g.fill(g.new_tensor(F32, head, n_tokens))
     packed = g.reshape(g.concat(g.concat(ik, ig, 0), pzero, 0), KPOOL_ROW * head, 1, n_tokens)
@@ -213,8 +212,7 @@ def _kpool_select(
     pooled_new = _pool_new(b, kp, il, key_gate)
     b.gf.expand(g.set_rows(pooled_slots, pooled_new, kp.new_pool_rep))
     pooled = g.reshape(g.get_rows(pooled_slots, kp.pool_cells), head, 1, kp.n_pool)
-    weights = g.scale(g.mul_mat(b.lw(il, "indexer.proj"), cur))
-    score = g.lightning_indexer(iq, pooled, weights, kp.pool_mask)
+    score = g.lightning_indexer(iq, pooled, indexer_weights(b, il, cur), kp.pool_mask)
     sel_idx = _selected_cells(b, kp, score, kpool)
     return _selection_mask(b, kp, sel_idx, kq_mask, n_kv)
 
