@@ -106,6 +106,10 @@ def test_totals_agree_with_published_file_sizes(model: str, quant: str, entry: d
         ("step-3.5-flash", 199.4e9, 0.05e9),
         # GLM-5.1's safetensors list (a public model report): 753,864,139,008, MTP layer in
         ("glm-5.1", 753_864_139_008, 0),
+        # Hugging Face's size label for zai-org/GLM-5: 754B (safetensors, MTP layer in)
+        ("glm-5", 754e9, 0.5e9),
+        # GLM-5.2: "753 billion total parameters" (its shared-indexer layers carry no indexer)
+        ("glm-5.2", 753e9, 0.5e9),
         # Seed-OSS-36B's safetensors index (a public transformers audit): 36,151,104,512
         ("seed-oss-36b", 36_151_104_512, 0),
         # MiniMax-M3 model card: "~428B parameters" (rounded, the multimodal checkpoint; the

@@ -69,6 +69,44 @@ DEEPSEEK_V3 = {
     "tokenizer": Tokenizer(model="gpt2", pre="deepseek-v3", bos_token_id=0, eos_token_id=1),
 }
 
+# GLM-5's topology (glm-dsa), which GLM-5.1 and GLM-5.2 keep: 744B-A40B, DSA on MLA, one MTP layer
+GLM_5 = {
+    "architecture": Arch.GLM_DSA,
+    "n_layer": 78,
+    "nextn_layers": 1,
+    "n_embd": 6144,
+    "n_vocab": 154880,
+    "context_length": 202752,
+    "n_head": 64,
+    "n_head_kv": 64,
+    "n_ff": 12288,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 1e6,
+    "n_expert": 256,
+    "n_expert_used": 8,
+    "n_ff_exp": 2048,
+    "n_expert_shared": 1,
+    "leading_dense_layers": 3,
+    "expert_gating": "sigmoid",
+    "expert_weights_scale": 2.5,
+    "expert_weights_norm": True,
+    "expert_groups": 1,
+    "expert_groups_used": 1,
+    "expert_probs_bias": True,
+    "q_lora_rank": 2048,
+    "kv_lora_rank": 512,
+    "qk_nope_head_dim": 192,
+    "qk_rope_head_dim": 64,
+    "v_head_dim": 256,
+    "indexer_n_head": 32,
+    "indexer_head_size": 128,
+    "indexer_top_k": 2048,
+    "tokenizer": Tokenizer(model="gpt2", pre="glm4"),
+}
+# GLM-5.2's IndexShare: its config.json's indexer_types, full on layers 0 and 1 and then on
+# every fourth layer from 2 (llama.cpp's GLM_5_2_DEFAULT_INDEXER_TYPES transcribes it)
+GLM_5_2_INDEXER_TYPES = tuple(layer < 2 or (layer - 2) % 4 == 0 for layer in range(78))
+
 QWEN3_TOKENIZER = Tokenizer(model="gpt2", pre="qwen2", bos_token_id=151643, eos_token_id=151645)
 QWEN3_MOE_SHARED = {
     "architecture": Arch.QWEN3MOE,
@@ -1127,40 +1165,7 @@ SOURCES: list[CatalogueSource] = [
     ),
     CatalogueSource(
         name="glm-5.1",
-        blueprint=Blueprint(
-            architecture=Arch.GLM_DSA,
-            name="GLM-5.1",
-            n_layer=78,
-            nextn_layers=1,
-            n_embd=6144,
-            n_vocab=154880,
-            context_length=202752,
-            n_head=64,
-            n_head_kv=64,
-            n_ff=12288,
-            rms_norm_eps=1e-5,
-            rope_theta=1e6,
-            n_expert=256,
-            n_expert_used=8,
-            n_ff_exp=2048,
-            n_expert_shared=1,
-            leading_dense_layers=3,
-            expert_gating="sigmoid",
-            expert_weights_scale=2.5,
-            expert_weights_norm=True,
-            expert_groups=1,
-            expert_groups_used=1,
-            expert_probs_bias=True,
-            q_lora_rank=2048,
-            kv_lora_rank=512,
-            qk_nope_head_dim=192,
-            qk_rope_head_dim=64,
-            v_head_dim=256,
-            indexer_n_head=32,
-            indexer_head_size=128,
-            indexer_top_k=2048,
-            tokenizer=Tokenizer(model="gpt2", pre="glm4"),
-        ),
+        blueprint=Blueprint(name="GLM-5.1", **GLM_5),
         hyperparameters_source=(
             "zai-org/GLM-5.1 config.json as quoted in a public model report (GlmMoeDsaForCausal"
             "LM): 78 layers (3 dense of 12288, then 256 experts top-8 of 2048 plus 1 shared, "
@@ -1194,6 +1199,63 @@ SOURCES: list[CatalogueSource] = [
             "(128 per token and layer) on every layer, both in the -ctk type",
             "AesSedai's and Unsloth's uploads are custom mixes (FFN-only quantization, "
             "Dynamic 2.0), not llama-quantize's standard mix, and are not modelled",
+        ),
+    ),
+    CatalogueSource(
+        name="glm-5",
+        blueprint=Blueprint(name="GLM-5", **GLM_5),
+        hyperparameters_source=(
+            "zai-org/GLM-5 README (744B parameters, 40B active, DeepSeek Sparse Attention; "
+            "public copies of the repository); GlmMoeDsaConfig as public ports document GLM-5's "
+            "config (78 layers, 3 dense of 12288, 256 experts top-8 of 2048 plus 1 shared, "
+            "sigmoid scoring, scaling 2.5, hidden 6144, 64 heads, q/kv lora 2048/512, qk 192+64, "
+            "v 256, indexer 32 x 128 top-2048 on every layer (no indexer_types), vocab 154880, "
+            "202752 positions, untied): GLM-5.1's topology, which keeps it; one MTP layer"
+        ),
+        quants=(*BIG_QUANTS, "BF16"),
+        default_quant="Q4_K_M",
+        notes=(
+            "753.86 B parameters with the MTP layer (Hugging Face's size label for GLM-5: "
+            "754B), 744 B without it (the README's count)",
+            "the same tensors and sizes as glm-5.1 (GLM-5.1 keeps GLM-5's topology); no "
+            "published size of a standard llama-quantize mix of GLM-5 was found: Unsloth's "
+            "Q4_K_M (465 GB in a public model table) is a Dynamic 2.0 mix, 2.2 % above fit's "
+            "standard one, not modelled",
+            "blk.78 is the MTP layer, skipped by llama.cpp unless --spec-type draft-mtp",
+        ),
+    ),
+    CatalogueSource(
+        name="glm-5.2",
+        blueprint=Blueprint(
+            name="GLM-5.2",
+            **GLM_5
+            | {
+                "context_length": 1048576,
+                "rope_theta": 8e6,
+                "indexer_types": GLM_5_2_INDEXER_TYPES,
+            },
+        ),
+        hyperparameters_source=(
+            "zai-org/GLM-5.2: GLM-5's topology with IndexShare and a 1M context. A published "
+            "GGUF's metadata (Deviad/GLM-5.2-mixed-IQ2S-experts-IQ4NL-rest, from unsloth/GLM-5.2-"
+            "GGUF): glm-dsa, 79 blocks (3 dense + 76 MoE layers, 1 NextN), context 1,048,576, "
+            "embedding 6144, dense FFN 12288, experts 256 top-8 of 2048 plus 1 shared, 64 heads, "
+            "q/kv lora 2048/512, key/value length 256, rope base 8,000,000 over 64, vocab 154880, "
+            "sigmoid gating, scale 2.5, normalised; its config.json's indexer_types (full on "
+            "layers 0, 1 and every fourth from 2) as the pinned llama.cpp transcribes them "
+            "(src/models/glm-dsa.cpp GLM_5_2_DEFAULT_INDEXER_TYPES); indexer 32 x 128 top-2048 "
+            "as GLM-5's"
+        ),
+        quants=(*BIG_QUANTS, "BF16"),
+        default_quant="Q4_K_M",
+        notes=(
+            "IndexShare: the 57 shared layers reuse the previous full layer's top-k and carry "
+            "neither indexer weights nor an indexer K cache (21 full layers of 78, and the MTP "
+            "layer's)",
+            "no published size of a standard llama-quantize mix was found: Unsloth's uploads are "
+            "Dynamic 2.0 mixes (UD-IQ2_M 239 GB), the others custom (--tensor-type) mixes; "
+            "totals not asserted",
+            "blk.78 is the MTP layer, skipped by llama.cpp unless --spec-type draft-mtp",
         ),
     ),
     CatalogueSource(

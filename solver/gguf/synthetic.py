@@ -380,6 +380,9 @@ def miniature(bp: Blueprint) -> Blueprint:
     if bp.architecture is Arch.KIMI_LINEAR:
         # up to the first MLA layer (Kimi Linear's fourth): KDA layers before it
         n_layer = max(n_layer, min(bp.full_attention_layers))
+    if not all(bp.indexer_types):
+        # up to the first layer that shares its indexer selection (GLM-5.2's IndexShare)
+        n_layer = max(n_layer, bp.indexer_types.index(False) + 1)
     groups = {}
     if bp.expert_groups is not None:
         # keep "grouped routing" when the model has it; llama.cpp wants used < groups
