@@ -3,8 +3,8 @@
 A ``Case`` is one llama-server command line on one model: the real gemma-3-270m, a synthetic
 GGUF of an architecture (``solver.gguf.synthetic``), or a catalogue model shrunk to a
 miniature; on the CPU alone or with two ``ggml-rpc-server`` devices. ``CI_GRID`` is what
-``tests/test_memory_fidelity.py`` asserts; ``GEMMA_CPU``, ``GEMMA_RPC``, ``SYNTHETIC`` and
-``MINIATURE`` are the launches of ``tests/test_memory_llama.py`` and
+``tests/test_memory_fidelity.py`` asserts; ``GEMMA_CPU``, ``GEMMA_RPC``, ``SYNTHETIC``,
+``SYNTHETIC_CPU`` and ``MINIATURE`` are the launches of ``tests/test_memory_llama.py`` and
 ``tests/test_memory_synthetic.py``; ``benchmarks/memory_fidelity.py`` runs them all
 (``all_cases()``) and reports the worst rows.
 """
@@ -367,6 +367,12 @@ SYNTHETIC = [
             # layers 0-1 on the CPU: llama.cpp's probe disables the fused hyper-connection
             # post (layer 1's is scheduled on RPC0)
             "split-at-mla": "-c 2048 -np 1 -ngl 7 -ts 1,2 --no-kv-unified",
+            # -ub 16 or less: the indexer's selected latents gathered (both reserve graphs),
+            # -ub 17: the scatter path's mask
+            "ub1-gather-nkvo": "-c 2048 -np 1 -ngl 99 -ts 1,1 -ub 1 -nkvo",
+            "ub4-gather-slots": "-c 4096 -np 3 -ngl 99 -ts 1,2 -ub 4 --no-kv-unified",
+            "ub16-gather-partial": "-c 2048 -np 2 -ngl 6 -ts 2,1 -ub 16 -fa off",
+            "ub17-scatter": "-c 2048 -np 2 -ngl 99 -ts 1,1 -ub 17",
         },
         # nemotron_h_moe: Mamba-2 (0, 4), MoE (1, 3, 5, 7) and attention (2, 6) layers
         "nemotron_h_moe/8": {
@@ -379,6 +385,19 @@ SYNTHETIC = [
     }.items()
     for case in _named(arch, cases, rpc=True)
 ]
+
+
+# the same launches on the CPU alone (one compute buffer, no splits to place)
+SYNTHETIC_CPU = _named(
+    "glm5-next/8",
+    {
+        "ub1-gather": "-c 1024 -np 1 -ub 1",
+        "ub4-gather-q8": "-c 2048 -np 2 -ub 4 -ctk q8_0 -ctv q8_0 -fa on",
+        "ub16-gather-slots": "-c 4096 -np 3 -ub 16 --no-kv-unified",
+        "ub17-scatter": "-c 2048 -np 1 -ub 17 -fa off",
+    },
+    rpc=False,
+)
 
 
 def catalogue_miniatures() -> list[str]:
@@ -401,4 +420,4 @@ MINIATURE = [
 
 
 def all_cases() -> list[Case]:
-    return [*CI_GRID, *GEMMA_CPU, *GEMMA_RPC, *SYNTHETIC, *MINIATURE]
+    return [*CI_GRID, *GEMMA_CPU, *GEMMA_RPC, *SYNTHETIC, *SYNTHETIC_CPU, *MINIATURE]

@@ -111,8 +111,8 @@ def test_engine_matches_reference(arch: str, gemma_gguf: Path, synthetic_gguf) -
             try:
                 fast = estimate_compute(inv, workload, placement, layers, devices)
             except ComputeNotModelled:
-                # refused before either replay runs (glm5-next's gather path at -ub 16, a
-                # fused hyper-connection op llama.cpp's probe would disable)
+                # refused before either replay runs (a fused hyper-connection op llama.cpp's
+                # probe would disable)
                 continue
             compared += 1
             ref = estimate_compute(inv, workload, placement, layers, devices, reference=True)

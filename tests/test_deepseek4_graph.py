@@ -8,8 +8,9 @@ at each logged index a node of the logged op reading that input: the hyper-conne
 (``hyper_connections``: the fused DSV4_HC_PRE / COMB / POST), the compressors, the indexer and
 the three attention paths all shift later indices when a node is missing or extra; so do
 glm5-next's KDA blocks, its k-pool indexer (pooling, scoring, the scattered selection mask)
-and its MLA. The buffer sizes themselves are the fidelity grid's (``deepseek4/6`` and
-``glm5-next/6`` in ``CI_GRID``).
+and its MLA, over the whole cache or (``-ub`` 16 or less) over the gathered selection. The
+buffer sizes themselves are the fidelity grid's (``deepseek4/6`` and ``glm5-next/6`` in
+``CI_GRID``; glm5-next's gather path: ``glm5-next/8:ub*`` in ``SYNTHETIC``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from cli import cli
 from profiles.fidelity import MEASURE_ARGS
 from profiles.fidelity_cases import model_blueprint
 from solver.ggml import ops as g
+from solver.gguf.blueprint import Blueprint
 from solver.gguf.sources import load_local_inventory
 from solver.llama.args import parse_llama_args
 from solver.llama.memory import estimate_memory
@@ -31,17 +33,34 @@ from tests.graph_log import first_uses, fit_graphs
 # flash attention on F16 caches; two streams and the soft-max path; Hadamard-rotated q8_0
 # caches (every cache but the indexer's is rotated only when quantized). deepseek4/6: ratios
 # 0, 4, 128, 4, 0, 4 and a hash-routed layer; glm5-next/6: KDA and MLA layers, a full and a
-# shared indexer, the pools of one or of three sequences (separate streams)
+# shared indexer, the pools of one or of three sequences (separate streams); glm5-next's
+# gather path (-ub 16 or less: the prompt and the two-token decode graph), and its scatter
+# path at -ub 16 where the context is no wider than the selection (WIDE_SELECTION)
+WIDE_SELECTION = "glm5-next/6 top-k 256"
 LAUNCHES = [
     ("deepseek4/6", "-c 1024 -np 1"),
     ("deepseek4/6", "-c 2048 -np 2 -fa off"),
     ("deepseek4/6", "-c 4096 -np 3 -ub 128 -ctk q8_0 -ctv q8_0"),
     ("glm5-next/6", "-c 1024 -np 1"),
     ("glm5-next/6", "-c 3000 -np 3 --no-kv-unified -fa off -ub 128"),
+    ("glm5-next/6", "-c 1024 -np 1 -ub 16"),
+    ("glm5-next/6", "-c 2048 -np 2 -ub 1 -ctk q8_0 -ctv q8_0"),
+    (WIDE_SELECTION, "-c 256 -np 1 -ub 16"),
 ]
 # logged input uses at least: deepseek4's compressors and indexer in every layer; glm5-next's
 # state copies (four KDA layers) and the indexer's pool inputs
-MIN_USES = {"deepseek4/6": 40, "glm5-next/6": 10}
+MIN_USES = {"deepseek4/6": 40, "glm5-next/6": 10, WIDE_SELECTION: 10}
+
+
+def _blueprint(synthetic: str) -> tuple[Blueprint, str]:
+    """The synthetic's blueprint and quant; WIDE_SELECTION selects 256 cells (64 pools)."""
+    if synthetic == WIDE_SELECTION:
+        blueprint, quant = _blueprint("glm5-next/6")
+        update = {"indexer_top_k": 256, "name": "glm5-next-top256"}
+        return blueprint.model_copy(update=update), quant
+    found = model_blueprint(synthetic)
+    assert found is not None
+    return found
 
 
 @pytest.mark.llama
@@ -51,12 +70,14 @@ def test_graph_nodes_match_the_log(
 ) -> None:
     """Node counts of both reserve graphs, and the op and input of every node the log names
     by index, on the 6-layer synthetic."""
-    blueprint, quant = model_blueprint(synthetic)
+    blueprint, quant = _blueprint(synthetic)
     (path,) = synthetic_gguf(blueprint, quant)
     report = run_llama(path, *MEASURE_ARGS, *args.split())
     [log_path] = sorted(tmp_path.glob("llama-server-*.log"))
     pp, tg, n_tokens = fit_graphs(path, args.split())
     assert (len(pp.nodes), len(tg.nodes)) == (report.graph.pp_nodes, report.graph.tg_nodes)
+    gathered = {n.name.rsplit("-", 1)[0] for n in pp.nodes} & {"kv_gathered", "kqv_gathered"}
+    assert bool(gathered) == (synthetic == "glm5-next/6" and workload.n_ubatch <= 16)
 
     uses = first_uses(log_path.read_text(), n_tokens)
     assert len(uses) >= MIN_USES[synthetic]
@@ -67,14 +88,14 @@ def test_graph_nodes_match_the_log(
         )
 
 
-def test_glm5_next_gather_path_is_refused(synthetic_gguf) -> None:
-    """glm5-next with -ub 16 or less gathers the selected latents instead (not modelled):
-    fit memory says so instead of pricing the scatter path's graph."""
+def test_glm5_next_gather_path_is_priced(synthetic_gguf) -> None:
+    """glm5-next with -ub 16 or less gathers the selected latents: fit memory prices that
+    graph (the fidelity grid's ub*-gather launches check its bytes)."""
     (path,) = synthetic_gguf("glm5-next")
     inventory = load_local_inventory(path)
-    memory = estimate_memory(inventory, parse_llama_args(["-c", "1024", "-ub", "16"]))
-    assert memory.unmodelled is not None and "gather" in memory.unmodelled.reason
-    assert estimate_memory(inventory, parse_llama_args(["-c", "1024"])).unmodelled is None
+    for ub in ("1", "16", "17"):
+        memory = estimate_memory(inventory, parse_llama_args(["-c", "1024", "-ub", ub]))
+        assert memory.unmodelled is None and memory.devices["CPU"].compute
 
 
 def test_hyper_connection_ops_have_ggml_shapes() -> None:

@@ -5,7 +5,8 @@ qwen3moe (routed experts), deepseek2 (MLA, shared experts, a leading dense layer
 (sliding window every other layer, attention sinks, biases), glm4moe (an MTP layer llama.cpp
 skips), llama and qwen3 (dense, GQA), and every catalogue model shrunk to a miniature. The
 launches are ``benchmarks.memory_fidelity.SYNTHETIC`` and ``MINIATURE``, on two RPC servers
-that report exact bytes (``check_case`` in conftest.py asserts every target).
+that report exact bytes, and ``SYNTHETIC_CPU`` on the CPU alone (``check_case`` in conftest.py
+asserts every target).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from profiles.fidelity import MEASURE_ARGS
-from profiles.fidelity_cases import MINIATURE, SYNTHETIC, Case
+from profiles.fidelity_cases import MINIATURE, SYNTHETIC, SYNTHETIC_CPU, Case
 from profiles.server import RpcServers, ServerFailed
 from profiles.server_log import BufferKind
 from solver.errors import BadInput
@@ -28,7 +29,9 @@ from tests.gguf_factory import SyntheticFactory
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 
 
-@pytest.mark.parametrize("case", SYNTHETIC, ids=[case.id for case in SYNTHETIC])
+@pytest.mark.parametrize(
+    "case", [*SYNTHETIC, *SYNTHETIC_CPU], ids=[case.id for case in [*SYNTHETIC, *SYNTHETIC_CPU]]
+)
 def test_synthetic_architecture(case: Case, check_case) -> None:
     check_case(case)
 

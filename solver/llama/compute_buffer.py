@@ -237,6 +237,7 @@ def cache_params(workload: ComputeWorkload, *, fused_hc_post: bool = True) -> Ca
         offload_kqv=workload.offload_kqv,
         n_seq_max=workload.n_seq_max,
         n_ubatch=workload.n_ubatch,
+        n_ctx=workload.n_ctx,
         fused_hc_post=fused_hc_post,
     )
 

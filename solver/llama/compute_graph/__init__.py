@@ -48,7 +48,8 @@ Modules, lower first:
 - ``deepseek4``: the graph function of deepseek4 (hyper-connections, the raw / CSA with the
   lightning indexer / HCA attention per compression ratio, hash-routed MoE).
 - ``glm5_next``: the graph function of glm5-next (hyper-connections, kimi-linear's KDA
-  blocks, NoPE MLA over the k-pool indexer's selection, its pooled-key cache).
+  blocks, NoPE MLA over the k-pool indexer's selection, its pooled-key cache; at ``-ub`` 16
+  or less the selected latents gathered).
 - ``recipes``: ``ArchRecipe`` per architecture and the transformer template over the blocks.
 - ``reserve``: ``build_graph``, the entry.
 """

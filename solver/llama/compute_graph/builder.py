@@ -84,6 +84,7 @@ class CacheParams:
     offload_kqv: bool
     n_seq_max: int = 1  # cparams.n_seq_max (server slots)
     n_ubatch: int = 0  # cparams.n_ubatch (glm5-next's indexer gathers at 16 or less)
+    n_ctx: int = 0  # cparams.n_ctx, padded (glm5-next gathers only past its selection width)
     fused_hc_post: bool = True  # cparams.fused_dsv4_hc_post, as llama.cpp's probe left it
 
 

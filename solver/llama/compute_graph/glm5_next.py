@@ -13,13 +13,19 @@ pooled-key slot) in ``llama_memory_hybrid_idx``'s indexer cache; the pools this 
 completes are pooled (soft-max over the gate plus position embeddings, weighted sum of the
 keys) and scattered into their pooled slots; every pool's pooled key is gathered and scored
 by the fused ``LIGHTNING_INDEXER``; the best ``top_k / kpool`` pools (ordered by score) and
-the incomplete tail become the attended cells, scattered into an additive mask over the
-cache (dead slots into dump rows past it) folded with the causal mask.
+the incomplete tail become the attended cells.
+
+Two attention paths, chosen once per context (``build_inp_kpool``: both reserve graphs, the
+prompt's and the one-token decode's, take the same): the scatter path turns the selected
+cells into an additive mask over the cache (dead slots into dump rows past it) folded with
+the causal mask, and attends over the whole cache (``build_attn_mha``); the gather path,
+taken when ``-ub`` is 16 or less and the context is wider than the selection
+(``top_k + kpool - 1`` cells), gets the selected latent rows out of the MLA cache and attends
+over them alone (soft-max masked by the slot mask), per token (``_gathered_attention``).
 
 At reserve (``llama_memory_hybrid_idx_context``'s full-cache context) the layout counts
 ``(cells / kpool) * n_seq_max`` real pools, all new this ubatch; the graph sees them padded
-(``kpool_pad``). The "gather" path, taken when ``-ub`` is 16 or less, is not modelled: such a
-launch is refused. The head averages the streams (``build_hc_mean``) after the output rows
+(``kpool_pad``). The head averages the streams (``build_hc_mean``) after the output rows
 are picked. The MTP graph (``DECODER_MTP``) llama.cpp does not implement yet.
 """
 
@@ -66,6 +72,7 @@ class KpoolInputs:
     new_pool_rep: Tensor  # I64 [n_new]
     n_pool: int
     n_new: int
+    gather: bool  # the gather path (else the scatter path)
 
 
 def kpool_sizes(b: GraphBuilder) -> tuple[int, int, int]:
@@ -78,6 +85,16 @@ def kpool_sizes(b: GraphBuilder) -> tuple[int, int, int]:
     n_top_pool = min(n_pool, hp.indexer_top_k // kpool)
     n_sel = kpool * n_top_pool + (kpool - 1 if hp.indexer_kpool_select_tail else 0)
     return n_pool, max(n_pool_real, 1), n_sel
+
+
+def gathers(b: GraphBuilder) -> bool:
+    """build_inp_kpool's switch, a context constant: ubatches of at most 16 tokens (-ub) and
+    a context (padded n_ctx) wider than the top_k cells plus the incomplete tail."""
+    hp = b.hp
+    return (
+        b.cache.n_ubatch <= GATHER_MAX_UBATCH
+        and b.cache.n_ctx > hp.indexer_top_k + hp.indexer_kpool - 1
+    )
 
 
 def build_glm5_next(b: GraphBuilder) -> None:
@@ -124,13 +141,11 @@ def build_glm5_next(b: GraphBuilder) -> None:
 
 
 def _check(b: GraphBuilder) -> None:
-    """Refuse what this graph does not build: the gather path (``-ub`` 16 or less), an MLA
-    layer without its absorbed projections, a first MLA layer without a full indexer."""
+    """Refuse what this graph does not build: an MLA layer without its absorbed projections,
+    a first MLA layer without a full indexer."""
     from solver.llama.compute_graph.reserve import ComputeNotModelled  # reserve imports us
 
     hp = b.hp
-    if b.cache.n_ubatch <= GATHER_MAX_UBATCH:
-        raise ComputeNotModelled(hp.arch, f"-ub {b.cache.n_ubatch}: the gather path")
     seen_full = False
     for il in range(hp.n_layer):
         if hp.rs_layers[il]:
@@ -160,14 +175,14 @@ def _kpool_inputs(b: GraphBuilder) -> KpoolInputs:
         b.gf.expand(t)
     new_idxs = b.input(g.new_tensor(I32, kpool, n_new), "")
     new_rep = b.input(g.new_tensor(I64, n_new), "")
-    return KpoolInputs(k_idxs, *ins, new_idxs, new_rep, n_pool, n_new)
+    return KpoolInputs(k_idxs, *ins, new_idxs, new_rep, n_pool, n_new, gathers(b))
 
 
 def _dsa_layer(
     b: GraphBuilder, attn: AttnInputs, kp: KpoolInputs, il: int, cur: Tensor, sel: Tensor | None
 ) -> tuple[Tensor, Tensor]:
-    """build_dsa_layer (scatter path): NoPE MLA with the query absorbed through attn_k_b,
-    over the cells the indexer selected; the selection mask, for the next shared layers."""
+    """build_dsa_layer: NoPE MLA with the query absorbed through attn_k_b, over the cells the
+    indexer selected; the selection (mask or cell indices), for the next shared layers."""
     hp = b.hp
     c = b.cache
     n_head, rank, n_tokens = hp.layers[il].n_head, hp.n_lora_kv, b.n_tokens
@@ -185,12 +200,47 @@ def _dsa_layer(
     b.gf.expand(kv_cmpr)
     cache = b.kv_tensor("k", il, c.type_k, rank, attn.base.n_kv)
     b.gf.expand(cpy_k(cache, kv_cmpr, attn.base.k_idxs))
-    mask = g.reshape(sel, *kq_mask.ne)
-    k = get_k(cache, attn.base.n_kv, rank, 1, c.n_stream)
-    v = g.view_4d(k, rank, k.ne[1], k.ne[2], k.ne[3], k.nb[1], k.nb[2], k.nb[3], 0)
-    out = build_attn_mha(b, q_absorbed, k, v, mask, None, b.lw(il, "attn_v_b"))
+    if kp.gather:
+        b.gf.expand(kq_mask)
+        out = _gathered_attention(b, kp, il, q_absorbed, cache, sel)
+    else:  # the selection mask already holds the causal mask
+        out = _masked_attention(b, il, q_absorbed, cache, attn.base.n_kv, sel, kq_mask)
     b.cb(out, "kqv_out", il)
     return g.mul_mat(b.lw(il, "attn_output"), out), sel
+
+
+def _masked_attention(
+    b: GraphBuilder, il: int, q: Tensor, cache: Tensor, n_kv: int, sel: Tensor, kq_mask: Tensor
+) -> Tensor:
+    """The scatter path: attention over the whole cache, the latent as both K and V, under
+    the selection mask."""
+    c, rank = b.cache, b.hp.n_lora_kv
+    mask = g.reshape(sel, *kq_mask.ne)
+    k = get_k(cache, n_kv, rank, 1, c.n_stream)
+    v = g.view_4d(k, rank, k.ne[1], k.ne[2], k.ne[3], k.nb[1], k.nb[2], k.nb[3], 0)
+    return build_attn_mha(b, q, k, v, mask, None, b.lw(il, "attn_v_b"))
+
+
+def _gathered_attention(
+    b: GraphBuilder, kp: KpoolInputs, il: int, q: Tensor, cache: Tensor, sel_idx: Tensor
+) -> Tensor:
+    """The gather path: each token's selected latent rows got out of the whole MLA cache
+    (gather_mla_rows, every stream), attended as K and V with the token in ne[3], masked by
+    the slot mask, then attn_v_b (head_v * n_head x n_tokens)."""
+    rank, n_head, n_tokens = b.hp.n_lora_kv, q.ne[1], b.n_tokens
+    n_sel = sel_idx.ne[0]
+    rows = g.view_2d(cache, cache.ne[0], cache.ne[1] * cache.ne[2], cache.nb[1], 0)
+    k_g = g.get_rows(rows, g.reshape(sel_idx, n_sel * n_tokens))
+    k_g = g.reshape(k_g, rank, n_sel, 1, n_tokens)
+    b.cb(k_g, "kv_gathered", il)
+    kq = g.mul_mat(k_g, g.permute(q, 0, 2, 3, 1))  # n_sel x 1 x n_head x n_tokens
+    kq = g.soft_max(kq, kp.gather_mask)
+    b.cb(kq, "kq_soft_max_gathered", il)
+    kqv = g.mul_mat(g.cont(g.transpose(k_g)), kq)  # rank x 1 x n_head x n_tokens
+    kqv = g.mul_mat(b.lw(il, "attn_v_b"), kqv)
+    b.cb(kqv, "kqv_gathered", il)
+    out = g.cont(g.permute(kqv, 0, 2, 1, 3))
+    return g.reshape(out, kqv.ne[0] * n_head, n_tokens)
 
 
 def _kpool_select(
@@ -214,6 +264,10 @@ def _kpool_select(
     pooled = g.reshape(g.get_rows(pooled_slots, kp.pool_cells), head, 1, kp.n_pool)
     score = g.lightning_indexer(iq, pooled, indexer_weights(b, il, cur), kp.pool_mask)
     sel_idx = _selected_cells(b, kp, score, kpool)
+    if kp.gather:  # the cells themselves, for gather_mla_rows
+        b.cb(sel_idx, "indexer_sel_idx", il)
+        return sel_idx
+    b.gf.expand(sel_idx)
     return _selection_mask(b, kp, sel_idx, kq_mask, n_kv)
 
 
@@ -254,7 +308,6 @@ def _selected_cells(b: GraphBuilder, kp: KpoolInputs, score: Tensor, kpool: int)
     sel_idx = g.reshape(sel_idx, kpool * n_top, n_tokens)
     if b.hp.indexer_kpool_select_tail:
         sel_idx = g.concat(sel_idx, kp.tail_idxs, 0)
-    b.gf.expand(sel_idx)
     return sel_idx
 
 
