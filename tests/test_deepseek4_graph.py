@@ -77,7 +77,8 @@ def test_graph_nodes_match_the_log(
     pp, tg, n_tokens = fit_graphs(path, args.split())
     assert (len(pp.nodes), len(tg.nodes)) == (report.graph.pp_nodes, report.graph.tg_nodes)
     gathered = {n.name.rsplit("-", 1)[0] for n in pp.nodes} & {"kv_gathered", "kqv_gathered"}
-    assert bool(gathered) == (synthetic == "glm5-next/6" and workload.n_ubatch <= 16)
+    ub = int(args.split("-ub ")[1].split()[0]) if "-ub " in args else 512
+    assert bool(gathered) == (synthetic == "glm5-next/6" and ub <= 16)
 
     uses = first_uses(log_path.read_text(), n_tokens)
     assert len(uses) >= MIN_USES[synthetic]

@@ -247,7 +247,8 @@ def _kpool_select(
     b: GraphBuilder, kp: KpoolInputs, il: int, cur: Tensor, qr: Tensor, kq_mask: Tensor
 ) -> Tensor:
     """build_kpool_select: cache the tokens' key | gate, pool the new pools, score every
-    pool, and turn the best pools and the tail into an additive mask over the cache."""
+    pool, and turn the best pools and the tail into an additive mask over the cache (the
+    gather path: their cell indices, n_sel x n_tokens)."""
     hp = b.hp
     head, kpool, n_tokens = hp.indexer_head_size, hp.indexer_kpool, b.n_tokens
     iq = indexer_query(b, il, qr)  # NoPE: neither roped nor rotated
