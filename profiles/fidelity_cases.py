@@ -57,8 +57,11 @@ SYNTHETIC_ARCHS += ("mimo2",)
 SYNTHETIC_ARCHS += ("seed_oss",)
 # smollm3: llama without RoPE on layers 3, 7, ... (tied embeddings)
 SYNTHETIC_ARCHS += ("smollm3",)
+# glm4: sandwich norms, gate and up fused (one GLU over ffn_up's halves), half-rotary heads
+SYNTHETIC_ARCHS += ("glm4",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
+GLM4_MROPE = "glm4-mrope"  # glm4 with M-RoPE sections, as GLM-4.1V's text tower
 MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a miniature
 
 
@@ -99,7 +102,7 @@ def model_blueprint(model: str) -> tuple[Blueprint, str] | None:
         name, _, quant = model.removeprefix(MINI).partition(":")
         return miniature(catalogue_blueprint(name)), quant
     arch, _, layers = model.partition("/")
-    blueprint = tiny_blueprint("llama" if arch == LLAMA_ROPE else arch)
+    blueprint = tiny_blueprint({LLAMA_ROPE: "llama", GLM4_MROPE: "glm4"}.get(arch, arch))
     update: dict[str, object] = {}
     if layers:
         update = {"n_layer": int(layers), "name": f"fidelity-{arch}-{layers}l"}
@@ -116,6 +119,8 @@ def model_blueprint(model: str) -> tuple[Blueprint, str] | None:
         update["rope_scaling"] = RopeScaling(
             type="llama3", factor=8.0, original_context_length=2048
         )
+    if arch == GLM4_MROPE:  # the 16 rotary pairs split as GLM-4.1V's [8, 12, 12, 0] of 32
+        update["rope_sections"] = (4, 6, 6, 0)
     return blueprint.model_copy(update=update), "Q4_K_M"
 
 
@@ -349,6 +354,19 @@ SYNTHETIC = [
             "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
             "partial-nkvo-ub": "-c 2048 -np 2 -ngl 4 -ts 2,1 -nkvo -ub 128",
             "nope-layers-cpu": r"-c 2048 -ngl 99 -ts 1,1 -ot blk\.[37]\.=CPU",
+        },
+        # glm4: post-norms pinned to their layers (one-token graphs, full offload)
+        "glm4/8": {
+            "split-q8": "-c 2048 -ngl 99 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
+            "partial-nkvo-ub": "-c 2048 -np 2 -ngl 5 -ts 2,1 -nkvo -ub 128",
+            "ffn-cpu": r"-c 2048 -ngl 99 -ts 1,1 -ot blk\.[25]\.ffn_.*=CPU",
+            "post-norms-cpu-ub16": r"-c 2048 -ngl 99 -ts 1,1 -ub 16 -ot blk\.[25]\.post_.*=CPU",
+        },
+        # glm4 with M-RoPE sections: four positions a token
+        "glm4-mrope/6": {
+            "split": "-c 2048 -ngl 99 -ts 1,1",
+            "partial-fa-off-slots": "-c 4096 -np 3 -ngl 3 -ts 1,2 -fa off",
         },
         # step35: full attention on layers 0 and 4, sliding (twice the heads) elsewhere
         "step35/8": {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 from profiles.fidelity import MEASURE_ARGS
 from solver.ggml.ops import Graph
@@ -19,15 +20,26 @@ from solver.llama.compute_buffer import cache_params, reserve_ubatches
 from solver.llama.compute_graph import GraphModel, build_graph
 from solver.llama.memory import estimate_memory
 
-_USED_BY = re.compile(r"input tensor '\s*([^']+)' \[.*\] is used by node '([^']+)' \((\w+)\)")
+_USED_BY = re.compile(
+    r"input tensor '\s*([^']+)' \[\w+, ne = \{([\d, ]+)\}\] is used by node '([^']+)' \((\w+)\)"
+)
 _RESERVING = "graph_reserve: reserving a graph for ubatch with n_tokens"
 _UNNAMED = re.compile(r"node_(\d+)")
 
 
-def input_users(log: str, n_tokens: int) -> list[tuple[str, str, str]]:
-    """(input, node name, op) of the first reserve of the n_tokens-token graph, as logged."""
+class InputUse(NamedTuple):
+    """One logged read of a graph input: the input's name and shape, the node and its op."""
+
+    input: str
+    ne: tuple[int, ...]
+    node: str
+    op: str
+
+
+def input_users(log: str, n_tokens: int) -> list[InputUse]:
+    """The logged input reads of the first reserve of the n_tokens-token graph."""
     start = f"{_RESERVING} = {n_tokens:4d},"
-    users: list[tuple[str, str, str]] = []
+    users: list[InputUse] = []
     inside = False
     for line in log.splitlines():
         if _RESERVING in line:
@@ -35,16 +47,17 @@ def input_users(log: str, n_tokens: int) -> list[tuple[str, str, str]]:
                 break
             inside = start in line
         elif inside and (found := _USED_BY.search(line)):
-            users.append((found[1], found[2], found[3]))
+            ne = tuple(int(n) for n in found[2].split(","))
+            users.append(InputUse(found[1], ne, found[3], found[4]))
     return users
 
 
 def first_uses(log: str, n_tokens: int) -> set[tuple[str, int, str]]:
     """(input, node index, op) of the unnamed nodes (``node_<index>``) among input_users."""
     return {
-        (name, int(unnamed[1]), op)
-        for name, node, op in input_users(log, n_tokens)
-        if (unnamed := _UNNAMED.fullmatch(node))
+        (use.input, int(unnamed[1]), use.op)
+        for use in input_users(log, n_tokens)
+        if (unnamed := _UNNAMED.fullmatch(use.node))
     }
 
 

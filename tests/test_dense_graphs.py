@@ -1,11 +1,11 @@
-"""Dense architectures over the generic template (``seed_oss``, ``smollm3``) against llama.cpp,
-node by node.
+"""Dense architectures over the generic template (``seed_oss``, ``smollm3``, ``glm4``) against
+llama.cpp, node by node.
 
 Their buffer sizes are the fidelity grid's (``CI_GRID``); some of what distinguishes them
 changes no byte there: smollm3's layers without RoPE (every 4th) only drop their two ROPE
-nodes. So fit's reserve graphs of the 6-layer synthetic must have llama-server's node counts,
-and at every index the log names a node reading a graph input (``inp_pos`` by each ROPE), a
-node of the logged op reading it.
+nodes, glm4's post-norms add nodes of the residual stream's size. So fit's reserve graphs of
+the 6-layer synthetic must have llama-server's node counts, and at every index the log names
+a node reading a graph input (``inp_pos`` by each ROPE), a node of the logged op reading it.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ import pytest
 
 from profiles.fidelity import MEASURE_ARGS
 from profiles.fidelity_cases import model_blueprint
+from solver.ggml.ops import FLAG_INPUT
 from tests.graph_log import first_uses, fit_graphs, input_users
 
 ARGS = ["-c", "1024", "-np", "1"]
 
 
 @pytest.mark.llama
-@pytest.mark.parametrize("arch", ["seed_oss", "smollm3"])
+@pytest.mark.parametrize("arch", ["seed_oss", "smollm3", "glm4", "glm4-mrope"])
 def test_graph_nodes_match_the_log(arch: str, synthetic_gguf, run_llama, tmp_path) -> None:
     blueprint, quant = model_blueprint(f"{arch}/6")
     (path,) = synthetic_gguf(blueprint, quant)
@@ -30,7 +31,11 @@ def test_graph_nodes_match_the_log(arch: str, synthetic_gguf, run_llama, tmp_pat
     assert (len(pp.nodes), len(tg.nodes)) == (report.graph.pp_nodes, report.graph.tg_nodes)
 
     log = log_path.read_text()
-    ropes = [node for name, node, op in input_users(log, n_tokens) if name == "inp_pos"]
+    users = input_users(log, n_tokens)
+    # every logged input has fit's shape (glm4-mrope: four positions a token)
+    inputs = {s.name: s.ne for n in pp.nodes for s in n.src if s and s.flags & FLAG_INPUT}
+    assert {(u.input, u.ne) for u in users} == {(u.input, inputs.get(u.input)) for u in users}
+    ropes = [u.node for u in users if u.input == "inp_pos"]
     ours = [n for n in pp.nodes if n.op == "ROPE" and "inp_pos" in {s.name for s in n.src if s}]
     # Q and K of every layer with RoPE (llama.cpp names them; fit does not): smollm3's layer 3
     # has none

@@ -283,6 +283,14 @@ def glu_split(a: Tensor, b: Tensor, kind: str) -> Tensor:
     return t
 
 
+def glu(a: Tensor, kind: str) -> Tensor:
+    """ggml_swiglu / ggml_geglu / ggml_reglu of one tensor: its two halves gate each other,
+    the result half as wide (ggml_glu_impl with b NULL)."""
+    t = Tensor(a.type, (a.ne[0] // 2, *a.ne[1:]), "GLU", (a,))
+    t.params = {"glu": kind}
+    return t
+
+
 def sum_rows(a: Tensor) -> Tensor:
     return Tensor(a.type, (1, *a.ne[1:]), "SUM_ROWS", (a,))
 

@@ -78,6 +78,7 @@ class Arch(StrEnum):
     MIMO2 = "mimo2"  # MiMo-V2-Flash: sliding/full layers by pattern, sinks, V narrower than K
     SEED_OSS = "seed_oss"  # Seed-OSS-36B: qwen2's biased QKV, attn_post_norm as the FFN norm
     SMOLLM3 = "smollm3"  # SmolLM3-3B: llama without RoPE on every 4th layer
+    GLM4 = "glm4"  # GLM-4-0414 dense: sandwich norms, fused gate/up FFN, half-rotary heads
 
 
 class RopeScaling(BaseModel):
@@ -673,12 +674,15 @@ def _put_attention_geometry(bp: Blueprint, put) -> None:
         put(K.Rope.DIMENSION_COUNT, bp.head_dim_k)
     elif bp.architecture in (
         Arch.GLM4MOE, Arch.QWEN35, Arch.QWEN35MOE, Arch.QWEN3NEXT, Arch.MINIMAX_M2,
-        Arch.DEEPSEEK4, Arch.MINIMAX_M3, Arch.MIMO2,
+        Arch.DEEPSEEK4, Arch.MINIMAX_M3, Arch.MIMO2, Arch.GLM4,
     ):  # fmt: skip
         # conversion/glm.py, conversion/qwen.py, conversion/minimax.py: partial rotary
-        # (partial_rotary_factor of the head: 0.5 for glm4moe and minimax-m2's rotary_dim,
-        # 0.25 for qwen35)
+        # (partial_rotary_factor of the head: 0.5 for glm4, glm4moe and minimax-m2's
+        # rotary_dim, 0.25 for qwen35)
         put(K.Rope.DIMENSION_COUNT, bp.n_rot)
+    if bp.architecture is Arch.GLM4:
+        # conversion/glm.py Glm4Model: GLM-4.1V's text tower writes its M-RoPE sections
+        put(K.Rope.DIMENSION_SECTIONS, list(bp.rope_sections) if bp.rope_sections else None)
 
 
 def _put_gated_delta_net(bp: Blueprint, put) -> None:
@@ -1629,6 +1633,21 @@ def _seed_oss_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     ]
 
 
+def _glm4_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/glm4.cpp: Q/K/V biases (attention_bias; none on wo), norms after attention
+    and after the FFN as well as before, and gate and up fused into one ffn_up twice n_ff wide
+    (the converter keeps gate_up_proj whole)."""
+    return [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,)),
+        *_attention_qkvo(bp, i),
+        _spec(T.ATTN_POST_NORM, i, (bp.n_embd,)),
+        _spec(T.FFN_NORM, i, (bp.n_embd,)),
+        _spec(T.FFN_DOWN, i, (bp.n_ff, bp.n_embd)),
+        _spec(T.FFN_UP, i, (bp.n_embd, 2 * bp.n_ff)),
+        _spec(T.FFN_POST_NORM, i, (bp.n_embd,)),
+    ]
+
+
 def _gemma4_globals(bp: Blueprint) -> list[TensorSpec]:
     """gemma4.cpp globals beyond embedding and output norm: the proportional-rope factors of
     the global layers, the per-layer-embedding table, its projection and norm."""
@@ -1724,4 +1743,5 @@ _LAYER_BUILDERS = {
     Arch.SEED_OSS: _seed_oss_layer,
     # smollm3.cpp loads llama's dense layer (its no-RoPE layers differ only in the graph)
     Arch.SMOLLM3: _llama_layer,
+    Arch.GLM4: _glm4_layer,
 }

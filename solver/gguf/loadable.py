@@ -269,6 +269,15 @@ _SMOLLM3 = Family(
     (_w(T.ATTN_NORM, "E"), _qkv("H*HK", "HKV*HK", "HKV*HV"), _w(T.ATTN_OUT, "H*HK", "E"),
      _w(T.FFN_NORM, "E"), *_dense_ffn()),
 )  # fmt: skip
+# glm4: sandwich norms, gate and up fused into ffn_up (2 x n_ff); the NextN layers' tensors
+# are TENSOR_SKIP (none required), so only the trunk is checked
+_GLM4 = Family(
+    "src/models/glm4.cpp",
+    _GLOBALS,
+    (_w(T.ATTN_NORM, "E"), _qkv("H*HK", "HKV*HK", "HKV*HV"), _w(T.ATTN_OUT, "H*HK", "E"),
+     _w(T.ATTN_POST_NORM, "E"), _w(T.FFN_NORM, "E"), _w(T.FFN_DOWN, "F", "E"),
+     _w(T.FFN_UP, "E", "2*F"), _w(T.FFN_POST_NORM, "E")),
+)  # fmt: skip
 _QWEN2MOE = Family(
     "src/models/qwen2moe.cpp",
     _GLOBALS_OUTPUT,
@@ -840,6 +849,7 @@ FAMILIES: dict[str, Family] = {
     "mimo2": _MIMO2,
     "seed_oss": _SEED_OSS,
     "smollm3": _SMOLLM3,
+    "glm4": _GLM4,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.

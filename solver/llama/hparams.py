@@ -211,6 +211,9 @@ class ModelHparams(BaseModel):
     # qwen3vl / qwen3vlmoe: layers that add a deepstack slice of the input rows, which are
     # n_embd_inp() = n_embd * (1 + n_deepstack_layers) wide
     n_deepstack_layers: int = 0
+    # llama_hparams::use_mrope(): {arch}.rope.dimension_sections with its first two sections
+    # set (glm4 then ropes with M-RoPE: four positions a token)
+    use_mrope: bool = False
 
     @property
     def n_embd_inp(self) -> int:
@@ -374,7 +377,15 @@ def model_hparams(inventory: Inventory) -> ModelHparams:
         n_deepstack_layers=_int_meta(inventory, Keys.LLM.NUM_DEEPSTACK_LAYERS, 0)
         if arch in DEEPSTACK_ARCHS
         else 0,
+        use_mrope=_use_mrope(inventory),
     )
+
+
+def _use_mrope(inventory: Inventory) -> bool:
+    """llama_hparams::use_mrope(): rope_sections[0] > 0 && rope_sections[1] > 0."""
+    key = Keys.Rope.DIMENSION_SECTIONS.format(arch=inventory.architecture)
+    sections = inventory.metadata.get(key)
+    return isinstance(sections, list) and len(sections) >= 2 and sections[0] > 0 < sections[1]
 
 
 def _compress_ratios(inventory: Inventory) -> tuple[int, ...]:

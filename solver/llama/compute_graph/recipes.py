@@ -78,6 +78,7 @@ class ArchRecipe:
     q_scale_after_rope: bool = False  # gemma3: Qcur = ggml_scale(Qcur, f_attention_scale)
     post_attn_norm: bool = False  # gemma: attn_post_norm before the residual add
     post_ffn_norm: bool = False  # gemma: ffn_post_norm (il = -1) before the residual add
+    post_ffn_norm_in_layer: bool = False  # glm4: the same normed as the layer's (il)
     attn_post_norm_as_ffn_norm: bool = False  # gpt-oss: attn_post_norm is the FFN's pre-norm
     ffn_act: str = "silu"  # dense FFN activation
     moe_act: str = "silu"
@@ -91,6 +92,8 @@ class ArchRecipe:
     qk_norm_full: bool = False  # minimax-m2: Q/K normed over all heads, before the reshape
     # qwen3vl: ggml_rope_multi with IMRoPE, llama_hparams::n_pos_per_embd() positions a token
     rope_positions: int = 1
+    # glm4: M-RoPE (4 positions a token) where the file has rope sections (GLM-4.1V's text)
+    mrope_if_sections: bool = False
     rope_factors_full_only: bool = False  # step35: sliding layers rope without the factors
     head_gate: bool = False  # step35: attention output times sigmoid(attn_gate x), per head
     # the block of a layer with recurrent state instead of attention (kimi-linear's KDA), and
@@ -197,6 +200,17 @@ RECIPES: dict[str, ArchRecipe] = {
     # fixed by its loader). SmolLM3-3B: bartowski/HuggingFaceTB_SmolLM3-3B-GGUF, unsloth's and
     # ggml-org's GGUFs (huggingface.co/models?search=SmolLM3 3B GGUF)
     "smollm3": ArchRecipe(no_rope_layer_step=4),
+    # glm4.cpp: Q/K/V biases, norms after attention and after the FFN (both the layer's),
+    # gate and up fused in ffn_up (LLM_FFN_SWIGLU over its halves), M-RoPE where the file has
+    # sections. GLM-4-32B-0414 / GLM-4-9B-0414 (bartowski/THUDM_GLM-4-32B-0414-GGUF,
+    # unsloth's GGUFs) and GLM-4.1V / GLM-4.6V-Flash text towers
+    "glm4": ArchRecipe(
+        post_attn_norm=True,
+        post_ffn_norm=True,
+        post_ffn_norm_in_layer=True,
+        ffn_act="swiglu",
+        mrope_if_sections=True,
+    ),
 }
 
 
@@ -231,7 +245,10 @@ def _graph_inputs(b: GraphBuilder, recipe: ArchRecipe) -> _GraphInputs:
     """The inputs after the embedding, in llama.cpp's order; and the model's MoE routing."""
     hp = b.hp
     attn_scale = build_inp_attn_scale(b)
-    inp_pos = build_inp_pos(b, recipe.rope_positions)  # not in the graph without RoPE
+    positions = recipe.rope_positions
+    if recipe.mrope_if_sections and hp.use_mrope:
+        positions = MROPE_POSITIONS
+    inp_pos = build_inp_pos(b, positions)  # not in the graph without RoPE
     rs = build_rs_inputs(b) if recipe.recurrent is not None else None
     attn = build_attn_inp(b, recipe.attention)
     out_ids = build_inp_out_ids(b)
@@ -261,7 +278,8 @@ def _layer(b: GraphBuilder, recipe: ArchRecipe, ins: _GraphInputs, il: int, inp_
         cur = b.build_norm(ffn_inp, b.lw(il, "ffn_norm"), None, il)
     cur = ffn_block(b, cur, il, recipe.ffn_act, ins.routing, recipe.shared_expert_gate)
     if recipe.post_ffn_norm:
-        cur = b.build_norm(cur, b.lw(il, "post_ffw_norm"), None, -1)
+        norm_il = il if recipe.post_ffn_norm_in_layer else -1
+        cur = b.build_norm(cur, b.lw(il, "post_ffw_norm"), None, norm_il)
     cur = g.add(cur, ffn_inp)
     b.cb(cur, "l_out", il)
     return cur
