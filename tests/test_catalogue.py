@@ -121,6 +121,18 @@ def test_parameter_counts_match_published(name: str, params: float, tolerance: f
     assert abs(load_catalogue_entry(name).n_params - params) <= tolerance
 
 
+def test_mimo_v2_flash_trunk_matches_the_card() -> None:
+    """MiMo-V2-Flash's card: 309B total parameters, the trunk without the 3 MTP layers the
+    pinned converter appends (blk.48-50)."""
+    inventory = load_catalogue_entry("mimo-v2-flash")
+    mtp = sum(
+        t.n_elements
+        for t in inventory.tensors
+        if t.name.startswith(("blk.48.", "blk.49.", "blk.50."))
+    )
+    assert mtp > 0 and abs(inventory.n_params - mtp - 309e9) <= 0.5e9
+
+
 def test_files_are_current(tmp_path: Path) -> None:
     """The stored files are exactly what the generator writes today (apart from the date)."""
     for source, path in zip(SOURCES, write_catalogue(SOURCES, tmp_path), strict=True):

@@ -1617,7 +1617,11 @@ def _mimo2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
         # the converter asserts topk_method noaux_tc: the router has its selection bias
         specs.append(_spec(T.FFN_EXP_PROBS_B, i, (bp.n_expert,), suffix="bias", required=False))
     if skipped:
-        specs += _nextn(bp, i)
+        # MiMo's MTP layers use the trunk's embedding and head: conversion/mimo.py's MTP-only
+        # export keeps model.embed_tokens, model.norm and lm_head beside them; their
+        # final_layernorm is layer_output_norm (mimo2.cpp's head-norm fallback)
+        own = ("embed_tokens.weight", "shared_head_head.weight", "shared_head_norm.weight")
+        specs += [s for s in _nextn(bp, i) if not s.name.endswith(own)]
         specs.append(_spec(T.LAYER_OUT_NORM, i, (bp.n_embd,), required=False, skipped=True))
     return specs
 

@@ -1736,6 +1736,68 @@ SOURCES: list[CatalogueSource] = [
             "Hermes-4.3-36B and other seed_oss fine-tunes share these shapes",
         ),
     ),
+    CatalogueSource(
+        name="mimo-v2-flash",
+        blueprint=Blueprint(
+            architecture=Arch.MIMO2,
+            name="MiMo-V2-Flash",
+            n_layer=48,
+            nextn_layers=3,
+            n_embd=4096,
+            n_vocab=152576,
+            context_length=262144,
+            n_head=64,
+            n_head_kv=4,
+            n_head_kv_swa=8,
+            head_dim=192,
+            v_head_dim=128,
+            rope_dim=64,  # int(192 * partial_rotary_factor 0.334)
+            n_ff=16384,
+            rms_norm_eps=1e-5,  # the converter's default: the config names no layernorm_epsilon
+            rope_theta=5e6,
+            rope_theta_swa=1e4,
+            n_expert=256,
+            n_expert_used=8,
+            n_ff_exp=2048,
+            leading_dense_layers=1,
+            expert_gating="sigmoid",
+            expert_weights_norm=True,
+            expert_probs_bias=True,
+            # hybrid_layer_pattern: full attention on layer 0 and every sixth from 5
+            swa_layer_pattern=tuple(0 if i == 0 or (i - 5) % 6 == 0 else 1 for i in range(48)),
+            sliding_window=128,
+            attention_sinks_swa=True,
+            attention_value_scale=0.707,
+            tokenizer=Tokenizer(model="gpt2", pre="qwen2"),
+        ),
+        hyperparameters_source=(
+            "XiaomiMiMo/MiMo-V2-Flash config.json as public ports copy it: a MaxText converter's "
+            "MODEL_PARAMS (48 layers, 64 heads, 4 KV heads on full / 8 on sliding layers, hidden "
+            "4096, Q/K heads of 192, V heads of 128, 256 experts of 2048, a dense first layer of "
+            "16384, separate q/k/v projections, the hybrid_layer_pattern), a Trainium port's "
+            "MiMoConfig (rope base 5e6 full / 1e4 sliding, window 128, partial rotary 0.334, top-8 "
+            "sigmoid routing with noaux_tc); a later MiMo-V2 config pinned in public tests (vocab "
+            "152576, attention_value_scale 0.707, sinks on sliding layers only, 3 MTP layers); "
+            "256K context (the model card as listings quote it); the MTP layers as the pinned "
+            "conversion/mimo.py writes them (_n_nextn 3)"
+        ),
+        quants=BIG_QUANTS,
+        default_quant="Q4_K_M",
+        notes=(
+            "308.78 B parameters in the 48 trunk layers (the card's 309B), 309.77 B with the 3 "
+            "MTP layers the pinned converter appends (blk.48-50: sliding-window attention with "
+            "sinks, a dense FFN of 16384, eh_proj, enorm, hnorm and final_layernorm as "
+            "layer_output_norm; no embedding or head of their own: conversion/mimo.py's MTP-only "
+            "export keeps the trunk's embed_tokens and lm_head for them); llama.cpp skips them "
+            "unless --spec-type draft-mtp",
+            "no published size of a MiMo-V2-Flash GGUF was found: totals not asserted; uploads "
+            "converted before the converter wrote MTP layers lack blk.48-50 (1.05 GB at Q8_0)",
+            "the vocabulary (embedding rows) is 152576 in the later MiMo-V2 config; ports quote "
+            "151936 or the tokenizer's 151669/151680 (at most 0.01 % of the totals)",
+            "MiMo-V2.5 (same backbone, 310B) stores a fused qkv_proj (attn_qkv in the GGUF), "
+            "which llama-quantize types differently: not this entry",
+        ),
+    ),
     *LLAMA_SMALL_SOURCES,
 ]
 

@@ -422,6 +422,7 @@ def miniature(bp: Blueprint) -> Blueprint:
             **_mini_nemotron_h(bp),
             **_mini_gemma4(bp),
             **_mini_deepseek4(bp),
+            **_mini_mimo2(bp),
             # minimax-m2.cpp sizes its experts by feed_forward_length: both stay one width
             **({"n_ff": 256} if bp.architecture is Arch.MINIMAX_M2 else {}),
             # seed_oss: heads twice n_embd / n_head wide, as the real model's (the tiny one's)
@@ -459,6 +460,22 @@ def _mini_deepseek4(bp: Blueprint) -> dict[str, object]:
         "o_groups": 2,
         "o_lora_rank": 128,
         "indexer_top_k": 64,
+    }
+
+
+def _mini_mimo2(bp: Blueprint) -> dict[str, object]:
+    """MiMo-V2 shrunk as its tiny blueprint is: the first four layers of the pattern (a full
+    one, then sliding ones), more KV heads on the sliding layers, V heads narrower than the
+    96-wide Q/K heads (a third rotary)."""
+    if bp.architecture is not Arch.MIMO2:
+        return {}
+    return {
+        "n_layer": 4,
+        "swa_layer_pattern": bp.swa_layer_pattern[:4],
+        "n_head_kv_swa": 4,
+        "head_dim": 96,
+        "v_head_dim": 64,
+        "rope_dim": 32,
     }
 
 
