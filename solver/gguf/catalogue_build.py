@@ -31,6 +31,11 @@ class PublishedSize(BaseModel):
 
     bytes: int = Field(description="as listed; GB in listings are 10^9 bytes")
     source: str = Field(description="who published it and where the number was read")
+    header_bytes: int = Field(
+        default=0,
+        description="the file's GGUF header where another published file with the same "
+        "tokenizer measures it (0: unknown, left in the comparison)",
+    )
 
 
 class CatalogueSource(BaseModel):
@@ -112,17 +117,21 @@ def _quant_entry(
         "n_tensors": len(specs),
         "total_bytes": total,
         "bytes_by_type": dict(by_type.most_common()),
-        "published": None
-        if published is None
-        else {
-            "bytes": published.bytes,
-            "source": published.source,
-            "difference_pct": round(100.0 * (total - published.bytes) / published.bytes, 2),
-        },
+        "published": None if published is None else _published_entry(published, total),
     }
     if mix.source:  # a named recipe says where it was published and what it sets
         entry["recipe"] = mix.model_dump(mode="json", exclude={"label"}, exclude_defaults=True)
     return entry | {"types": types}
+
+
+def _published_entry(published: PublishedSize, total: int) -> dict[str, Any]:
+    """The published size and fit's difference from its tensor data (the file less its
+    header where the header is known)."""
+    data = published.bytes - published.header_bytes
+    entry: dict[str, Any] = {"bytes": published.bytes, "source": published.source}
+    if published.header_bytes:
+        entry["header_bytes"] = published.header_bytes
+    return entry | {"difference_pct": round(100.0 * (total - data) / data, 2)}
 
 
 def write_catalogue(

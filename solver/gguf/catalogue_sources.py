@@ -107,6 +107,12 @@ GLM_5 = {
 # every fourth layer from 2 (llama.cpp's GLM_5_2_DEFAULT_INDEXER_TYPES transcribes it)
 GLM_5_2_INDEXER_TYPES = tuple(layer < 2 or (layer - 2) % 4 == 0 for layer in range(78))
 
+# The GGUF header of Llama 3's 128256-token tokenizer (tokens, types, merges, template):
+# bartowski/Meta-Llama-3.1-8B-Instruct-GGUF's Q4_K_M (4,920,739,232 B, the Hub's size in a public
+# app's model list) less fit's llama-3-8b Q4_K_M tensors (4,912,898,048 B) and Llama 3.1's
+# rope_freqs (64 F32)
+LLAMA3_TOKENIZER_HEADER = 4_920_739_232 - 4_912_898_048 - 64 * 4
+
 QWEN3_TOKENIZER = Tokenizer(model="gpt2", pre="qwen2", bos_token_id=151643, eos_token_id=151645)
 QWEN3_MOE_SHARED = {
     "architecture": Arch.QWEN3MOE,
@@ -1796,6 +1802,50 @@ SOURCES: list[CatalogueSource] = [
             "151936 or the tokenizer's 151669/151680 (at most 0.01 % of the totals)",
             "MiMo-V2.5 (same backbone, 310B) stores a fused qkv_proj (attn_qkv in the GGUF), "
             "which llama-quantize types differently: not this entry",
+        ),
+    ),
+    CatalogueSource(
+        name="smollm3-3b",
+        blueprint=Blueprint(
+            architecture=Arch.SMOLLM3,
+            name="SmolLM3-3B",
+            n_layer=36,
+            n_embd=2048,
+            n_vocab=128256,
+            context_length=65536,
+            n_head=16,
+            n_head_kv=4,
+            n_ff=11008,
+            rms_norm_eps=1e-6,
+            rope_theta=5e6,
+            tied_embeddings=True,
+            tokenizer=Tokenizer(
+                model="gpt2", pre="smollm", bos_token_id=128000, eos_token_id=128012
+            ),
+        ),
+        hyperparameters_source=(
+            "HuggingFaceTB/SmolLM3-3B config.json as public ports pin it (SmolLM3ForCausalLM: "
+            "36 layers, hidden 2048, 16 q / 4 kv heads of 128, intermediate 11008, vocab 128256, "
+            "65536 positions, rope_theta 5e6, rms eps 1e-6, tied embeddings, no_rope_layers "
+            "(1, 1, 1, 0) x 9 with interval 4: llama.cpp's fixed n_no_rope_layer_step), bos "
+            "128000, eos 128012"
+        ),
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        published={
+            "Q4_K_M": PublishedSize(
+                bytes=1_915_306_528,
+                header_bytes=LLAMA3_TOKENIZER_HEADER,
+                source="unsloth/SmolLM3-3B-GGUF SmolLM3-3B-Q4_K_M.gguf: 1,915,306,528 bytes, the "
+                "Hub's size as a public app's model list records it",
+            )
+        },
+        notes=(
+            "3.08 B parameters (tied embeddings: the 128256 x 2048 table counted once)",
+            "the published Q4_K_M is 7,844,384 B above fit's tensor bytes (0.41 %): the GGUF "
+            "header of Llama 3's 128256-token tokenizer, which bartowski's Meta-Llama-3.1-8B-"
+            "Instruct-Q4_K_M.gguf measures at 7,840,928 B (its 4,920,739,232 B less fit's "
+            "llama-3-8b Q4_K_M tensors and 3.1's rope_freqs); the tensor data agree to 3.5 KB",
         ),
     ),
     *LLAMA_SMALL_SOURCES,
