@@ -1848,6 +1848,53 @@ SOURCES: list[CatalogueSource] = [
             "llama-3-8b Q4_K_M tensors and 3.1's rope_freqs); the tensor data agree to 3.5 KB",
         ),
     ),
+    CatalogueSource(
+        name="glm-4-32b-0414",
+        blueprint=Blueprint(
+            architecture=Arch.GLM4,
+            name="GLM-4-32B-0414",
+            n_layer=61,
+            n_embd=6144,
+            n_vocab=151552,
+            context_length=32768,
+            n_head=48,
+            n_head_kv=2,
+            head_dim=128,
+            rope_dim=64,  # partial_rotary_factor 0.5
+            n_ff=23040,
+            rms_norm_eps=1e-5,
+            rope_theta=1e4,
+            tokenizer=Tokenizer(
+                model="gpt2", pre="glm4", bos_token_id=151331, eos_token_id=151329, n_merges=318088
+            ),
+        ),
+        hyperparameters_source=(
+            "llama.cpp's log of bartowski/THUDM_GLM-Z1-32B-0414-GGUF's IQ4_XS (ubergarm's "
+            "ik_llama.cpp PR #344 benchmark, GLM-Z1-32B-0414 being GLM-4-32B-0414's reasoning "
+            "model on the same architecture): glm4, 61 blocks, context 32768, embedding 6144, "
+            "feed_forward 23040 (gate and up fused), 48 heads, 2 KV heads, key/value length "
+            "128, rope dims 64, rope base 10000, rms eps 1e-5, vocab 151552 with 318088 merges, "
+            "bos 151331, eos 151329, 613 tensors: 4 F32 norms per layer, no Q/K/V biases, "
+            "untied output"
+        ),
+        quants=BIG_QUANTS,
+        default_quant="Q4_K_M",
+        published={
+            "IQ4_XS": PublishedSize(
+                bytes=round(16.382 * 2**30),
+                source="bartowski/THUDM_GLM-Z1-32B-0414-GGUF IQ4_XS (imatrix): llama.cpp's "
+                "'model size = 16.382 GiB (4.321 BPW)' and 'CPU model buffer size = 16775.23 "
+                "MiB' (fit: 16775.23 MiB) with 245 F32, 306 IQ4_XS, 61 Q5_K and 1 Q6_K tensors "
+                "(fit's mix, tensor for tensor) in ubergarm's ik_llama.cpp PR #344 log",
+            )
+        },
+        notes=(
+            "32,566,081,536 parameters: llama.cpp's 'model params = 32.566 B' for the same file",
+            "GLM-Z1-32B-0414 and GLM-Z1-Rumination-32B-0414 have these shapes too",
+            "the GGUF has no Q/K/V biases (4 F32 tensors per layer in the published file; the "
+            "glm4 loader takes them as optional)",
+        ),
+    ),
     *LLAMA_SMALL_SOURCES,
 ]
 
