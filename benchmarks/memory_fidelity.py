@@ -10,6 +10,10 @@ estimates the same command line (``solver.llama.memory``) and compares per devic
 (``profiles.fidelity``): exact bytes on RPC devices, the printed MiB elsewhere (compute to four
 decimals), errors counted beyond that rounding.
 
+Served cases (``--match served``, ``profiles.fidelity_cases.SERVED``) send one prompt of
+n_ctx - 1 tokens before the server stops and hold fit's peak compute buffers to what the
+buffers grew to.
+
 Targets: weights, KV and output exact (to each buffer), compute within 5%, each device's
 total within 1%, graph splits, context sizes and the device of every layer and ``-ot`` tensor
 equal. The report lists the worst case per component, not an average; the exit status is 1
@@ -41,7 +45,9 @@ from solver.gguf.synthetic import write_synthetic_gguf
 def run_case(case: Case, model: Path, rpc: RpcServers | None, **server_options: object) -> Measured:
     """Launch ``case`` on ``model`` (with ``rpc`` when the case wants it) and compare."""
     server = rpc if case.rpc else None
-    return measure_launch(model, case.argv(server), rpc=server, **server_options)
+    return measure_launch(
+        model, case.argv(server), rpc=server, prompts=case.prompts, **server_options
+    )
 
 
 def _gemma_path() -> Path:

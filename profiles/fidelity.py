@@ -9,7 +9,10 @@ exact as llama.cpp said it: exact bytes on an RPC device whose server ran with
 beyond that rounding.
 
 The memory model's promise (``TARGETS``): weights, KV and output exact, to each buffer;
-compute within 5%; each device's total within 1%. Besides the rows, ``LaunchFidelity``
+compute within 5%; each device's total within 1%. A launch that served prompts before it
+stopped (``served``) holds fit's peak compute buffers (``MemoryReport.compute_peak_buffers``)
+to what the buffers ended with (the exit lines' sizes, the RPC servers' largest compute
+allocation), to the same targets. Besides the rows, ``LaunchFidelity``
 holds what else the launch must agree on: graph splits of the prompt and generation graphs,
 the context sizes llama.cpp resolved, the device of every layer and of every ``-ot`` tensor.
 
@@ -164,27 +167,31 @@ def measure_launch(
     *,
     rpc: RpcServers | None = None,
     inventory: Inventory | None = None,
+    prompts: Sequence[int] = (),
     **server_options: Any,
 ) -> Measured:
     """Launch the real llama-server with ``MEASURE_ARGS`` + ``args`` (and ``rpc``'s servers),
-    estimate the same command line with the CPU features its log names, compare.
+    serve ``prompts`` (token counts, one request each), estimate the same command line with
+    the CPU features its log names, compare (compute at its peak when it served).
 
     A launch llama-server refuses raises ``profiles.server.ServerFailed``.
     """
     launched = [*MEASURE_ARGS, *args]
-    run = run_until_ready(model, launched, rpc=rpc, **server_options)
+    run = run_until_ready(model, launched, rpc=rpc, prompts=prompts, **server_options)
     argv = [*(["--rpc", rpc.rpc_arg] if rpc is not None else []), *launched]
     memory = estimate_memory(
         inventory or load_inventory(str(model)),
         parse_llama_args(argv),
         cpu=CpuFeatures.from_system_info(run.system_info or ""),
     )
-    return Measured(args=tuple(argv), run=run, memory=memory, fidelity=compare(memory, run))
+    fidelity = compare(memory, run, served=bool(prompts))
+    return Measured(args=tuple(argv), run=run, memory=memory, fidelity=fidelity)
 
 
-def compare(memory: MemoryReport, run: RunReport) -> LaunchFidelity:
-    """fit's estimate of a launch against that launch's report, row by row."""
-    predicted = _predicted_buffers(memory)
+def compare(memory: MemoryReport, run: RunReport, *, served: bool = False) -> LaunchFidelity:
+    """fit's estimate of a launch against that launch's report, row by row; ``served``: the
+    launch served prompts, so its compute buffers are held to fit's peak."""
+    predicted = _predicted_buffers(memory, served)
     measured_devices = [b.device for b in run.buffers]
     devices = list(dict.fromkeys([*memory.devices, *measured_devices, *run.rpc_allocations]))
     rows: list[FidelityRow] = []
@@ -194,7 +201,7 @@ def compare(memory: MemoryReport, run: RunReport) -> LaunchFidelity:
             if component == "compute" and not memory.compute_modelled:
                 continue
             mine = predicted.get((device, component), [])
-            row = _component_row(device, component, mine, run)
+            row = _component_row(device, component, mine, run, served)
             if row is not None:
                 device_rows.append(row)
         other = sum(
@@ -242,8 +249,11 @@ def measured_memory(report: RunReport, *, with_compute: bool = True) -> dict[str
 # --- rows ------------------------------------------------------------------------------------
 
 
-def _predicted_buffers(memory: MemoryReport) -> dict[tuple[str, str], list[tuple[str, int]]]:
-    """(device, component) -> fit's buffers as (buffer type or cache, bytes), in its order."""
+def _predicted_buffers(
+    memory: MemoryReport, served: bool
+) -> dict[tuple[str, str], list[tuple[str, int]]]:
+    """(device, component) -> fit's buffers as (buffer type or cache, bytes), in its order;
+    the compute buffers at startup, or at their peak for a launch that ``served``."""
     found: dict[tuple[str, str], list[tuple[str, int]]] = {}
     for model_buffer in memory.model_buffers:
         found.setdefault((model_buffer.device, "weights"), []).append(
@@ -253,14 +263,15 @@ def _predicted_buffers(memory: MemoryReport) -> dict[tuple[str, str], list[tuple
         found.setdefault((kv.device, "kv"), []).append((f"{kv.buffer_type}/{kv.cache}", kv.size))
     out = memory.output_buffer
     found.setdefault((out.device, "output"), []).append((out.buffer_type, out.size))
-    for device, size in memory.compute_buffers.items():
+    compute = memory.compute_peak_buffers if served else memory.compute_buffers
+    for device, size in compute.items():
         if size:
             found[(device, "compute")] = [(device, size)]
     return found
 
 
 def _component_row(
-    device: str, component: str, mine: list[tuple[str, int]], run: RunReport
+    device: str, component: str, mine: list[tuple[str, int]], run: RunReport, served: bool
 ) -> FidelityRow | None:
     logged = [b for b in run.buffers if b.device == device and b.kind in _KINDS[component]]
     exact = run.rpc_allocations.get(device)
@@ -281,6 +292,9 @@ def _component_row(
             detail=detail,
         )
     measured = sum((b.size for b in logged), LoggedSize.exact(0))
+    if component == "compute" and served:
+        # what serving grew the buffers to (the RPC servers' largest allocation, above)
+        measured = run.compute_at_exit.get(device, measured)
     detail = "" if component == "compute" else _buffer_mismatch(component, mine, logged)
     return FidelityRow(
         device=device,

@@ -69,17 +69,25 @@ MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a
 class Case:
     """One launch. ``model``: GEMMA; an architecture (the 2-layer ``tiny_blueprint``);
     ``<arch>/N`` or ``llama-rope/6`` (N layers); or ``mini:<catalogue model>:<quant>``.
-    ``@0``/``@1`` in ``args`` stand for the buffer type of the first/second RPC server."""
+    ``@0``/``@1`` in ``args`` stand for the buffer type of the first/second RPC server.
+    ``prompt``: tokens of one prompt the server serves before it stops (0: none), its
+    compute buffers then held to fit's peak (``profiles.fidelity``)."""
 
     model: str
     args: tuple[str, ...]
     rpc: bool = False
     name: str = ""
+    prompt: int = 0
 
     @property
     def id(self) -> str:
         where = "rpc" if self.rpc else "cpu"
-        return f"{self.model}:{self.name or ' '.join(self.args)}:{where}"
+        served = f":served {self.prompt}" if self.prompt else ""
+        return f"{self.model}:{self.name or ' '.join(self.args)}{served}:{where}"
+
+    @property
+    def prompts(self) -> tuple[int, ...]:
+        return (self.prompt,) if self.prompt else ()
 
     def argv(self, rpc: RpcServers | None) -> list[str]:
         """The llama-server arguments, RPC buffer types filled in."""
@@ -416,6 +424,33 @@ SYNTHETIC_CPU = _named(
     },
     rpc=False,
 )
+# Served launches: one prompt of n_ctx - 1 tokens, then the compute buffers as serving left
+# them against fit's peak. minimax-m3's MSA graphs span the positions cached (256 at
+# startup); with -ub 341 the prompt's last ubatch is a whole one at a full context, the case
+# fit's peak prices, so the peak is reached exactly; with two per-sequence streams one
+# sequence's ubatch outgrows the two-stream reserve graph; a unified cache of two sequences
+# runs dense attention (no growth). The default -ub 512 case's last ubatch has 511 tokens.
+SERVED_GROWTH = [
+    Case("minimax-m3/8", tuple(args.split()), rpc=rpc, name=name, prompt=prompt)
+    for name, rpc, args, prompt in (
+        ("full-ubatch", False, "-c 1024 -np 1 -b 341 -ub 341", 1023),
+        ("split-full-ubatch", True, "-c 1024 -np 1 -ngl 99 -ts 1,1 -b 341 -ub 341", 1023),
+        ("streams-one-seq", True, "-c 2048 -np 2 --no-kv-unified -ngl 99 -ts 1,1 -b 341 -ub 341",
+         1023),
+        ("unified-dense", True, "-c 2048 -np 2 -kvu -ngl 99 -ts 1,1", 1023),
+    )
+]  # fmt: skip
+# every synthetic architecture served to a full -c 1024, one sequence and two streams (the
+# survey that found minimax-m3's the only buffers that grow while serving)
+SERVED = [
+    *SERVED_GROWTH,
+    Case("minimax-m3/8", ("-c", "1024", "-np", "1"), name="ub512", prompt=1023),
+    *(
+        Case(f"{arch}/{SYNTHETIC_LAYERS}", tuple(args.split()), name=name, prompt=1023)
+        for arch in SYNTHETIC_ARCHS
+        for name, args in (("full", "-c 1024 -np 1"), ("streams", "-c 2048 -np 2 --no-kv-unified"))
+    ),
+]
 
 
 def catalogue_miniatures() -> list[str]:
@@ -438,4 +473,4 @@ MINIATURE = [
 
 
 def all_cases() -> list[Case]:
-    return [*CI_GRID, *GEMMA_CPU, *GEMMA_RPC, *SYNTHETIC, *SYNTHETIC_CPU, *MINIATURE]
+    return [*CI_GRID, *GEMMA_CPU, *GEMMA_RPC, *SYNTHETIC, *SYNTHETIC_CPU, *MINIATURE, *SERVED]

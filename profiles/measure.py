@@ -234,7 +234,8 @@ def _prediction(
     config, report = memory
     compute = None
     if report.compute_modelled:
-        compute = {name: device.compute or 0 for name, device in report.devices.items()}
+        # the log's compute lines are the startup sizes (the peak is what a plan holds)
+        compute = {name: device.compute_startup or 0 for name, device in report.devices.items()}
     memory_bytes = {
         name: device.total - (device.compute or 0) for name, device in report.devices.items()
     }

@@ -548,14 +548,17 @@ def run_until_ready(
     args: Sequence[str] = (),
     *,
     rpc: RpcServers | None = None,
+    prompts: Sequence[int] = (),
     **server_options: Any,
 ) -> RunReport:
-    """Start llama-server, wait until it is ready, stop it; its complete log, parsed.
+    """Start llama-server, wait until it is ready, serve ``prompts`` (one ``/completion`` of
+    that many tokens each, in turn), stop it; its complete log, parsed.
 
     The log holds the shutdown too (the exit-time breakdown table, and at ``-lv 5`` the
-    compute buffers to four decimals). With ``rpc``, ``--rpc`` naming its servers goes first
-    (it must precede ``-ot``), and when they run with ``debug`` the exact bytes each of them
-    allocated during this run are attached (``RunReport.rpc_allocations``). A launch that
+    compute buffers to four decimals, at startup and as serving left them). With ``rpc``,
+    ``--rpc`` naming its servers goes first (it must precede ``-ot``), and when they run with
+    ``debug`` the exact bytes each of them allocated during this run are attached
+    (``RunReport.rpc_allocations``). A launch that
     fails raises ``ServerFailed``. ``server_options`` go to ``LlamaServer``.
     """
     rpc_args = ["--rpc", rpc.rpc_arg] if rpc is not None else []
@@ -563,7 +566,8 @@ def run_until_ready(
     offsets = rpc.log_offsets() if rpc is not None else []
     try:
         with server:
-            pass
+            for n_tokens in prompts:
+                complete(server.url, [PROMPT_TOKEN] * n_tokens, n_predict=1)
     finally:
         if rpc is not None:
             rpc.wait_idle()  # the next run must find them free, also after a failed one
@@ -598,9 +602,14 @@ class Completion(BaseModel):
     stop_type: str | None = None
 
 
+# the token id ``run_until_ready`` fills its prompts with: an ordinary token of every model
+# fit launches (gemma-3-270m and the synthetic vocabularies); a list of ids is tokenized as is
+PROMPT_TOKEN = 100
+
+
 def complete(
     base_url: str,
-    prompt: str,
+    prompt: str | Sequence[int],
     *,
     n_predict: int = 32,
     ignore_eos: bool = True,
@@ -608,7 +617,8 @@ def complete(
     timeout_s: float = 600.0,
     extra: dict[str, object] | None = None,
 ) -> Completion:
-    """POST ``/completion`` and return the text with the server's timings.
+    """POST ``/completion`` and return the text with the server's timings. ``prompt`` is
+    text, or token ids (exactly that many tokens are evaluated).
 
     ``ignore_eos`` (default) makes the server generate exactly ``n_predict`` tokens and
     ``cache_prompt=False`` makes it evaluate the whole prompt, so timings measure speed.

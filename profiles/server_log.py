@@ -13,9 +13,12 @@ the integer ``common_memory_breakdown_print`` table, exact bytes where ggml prin
 Two sources are tighter. At ``-lv 5`` the context's destructor prints each compute buffer's
 startup size again with four decimals (``llama_context::~llama_context``: "compute buffer size
 is %8.4f MiB, matches expectation of %8.4f MiB"); the parser narrows the startup interval to
-it. A ``ggml-rpc-server`` started with ``GGML_RPC_DEBUG=1`` logs the exact byte size of every
-buffer it allocates (``rpc_server::alloc_buffer``): ``parse_rpc_debug_log`` reads them, and
-``RunReport.with_rpc_debug_logs`` attaches them to the run, per device.
+it. The same line gives the size the buffer ended with (``RunReport.compute_at_exit``): larger
+than the startup one ("does not match expectation") when a graph built while serving needed
+more (ggml's allocator grows a buffer then; its own "reallocating" line is compiled out of
+release builds). A ``ggml-rpc-server`` started with ``GGML_RPC_DEBUG=1`` logs the exact
+byte size of every buffer it allocates (``rpc_server::alloc_buffer``): ``parse_rpc_debug_log``
+reads them, and ``RunReport.with_rpc_debug_logs`` attaches them to the run, per device.
 
 What llama-server logs depends on its verbosity: llama.cpp's own INFO lines (buffers, context,
 graph) map to verbosity 4 (``common/log.cpp: common_log_get_verbosity``), above the default
@@ -340,6 +343,11 @@ class RunReport(BaseModel):
         default_factory=dict,
         description="device -> exact bytes its RPC server allocated (see with_rpc_debug_logs)",
     )
+    compute_at_exit: dict[str, LoggedSize] = Field(
+        default_factory=dict,
+        description="device -> its compute buffers' size at exit (-lv 5, four decimals): the "
+        "startup size, or what graphs built while serving grew it to",
+    )
 
     @property
     def out_of_memory(self) -> bool:
@@ -464,7 +472,7 @@ _GRAPH_OLD = re.compile(
 # src/llama-context.cpp: llama_context::~llama_context (LLAMA_LOG_DEBUG, or WARN when the
 # buffer grew since startup): the startup size is the "expectation", printed with %8.4f
 _EXIT_COMPUTE = re.compile(
-    r"~llama_context:\s+(?P<buffer>\S+) compute buffer size (?:is|of)\s+\d+\.\d+ MiB, "
+    r"~llama_context:\s+(?P<buffer>\S+) compute buffer size (?:is|of)\s+(?P<final>\d+\.\d+) MiB, "
     r"(?:matches|does not match) expectation of\s+(?P<mib>\d+\.\d+) MiB"
 )
 # src/llama-model.cpp: llama_model::load_tensors (LLAMA_LOG_DEBUG)
@@ -639,6 +647,7 @@ class _Found:
     rows: list[BreakdownRow] = field(default_factory=list)  # the breakdown table being read
     tables: list[tuple[int, tuple[BreakdownRow, ...]]] = field(default_factory=list)
     kv_cache: str | None = None  # the iSWA / indexer cache whose KV buffer lines follow
+    compute_at_exit: dict[str, LoggedSize] = field(default_factory=dict)
     last_load: int = 0  # line of the last "loaded meta data": the load the server runs with
 
 
@@ -689,6 +698,7 @@ def _report(found: _Found, devices: list[LoggedDevice]) -> RunReport:
         allocation_failures=_with_purpose(found.failures),
         warnings=tuple(found.warnings),
         errors=tuple(found.errors),
+        compute_at_exit=found.compute_at_exit,
     )
 
 
@@ -730,6 +740,9 @@ def _on_buffer(found: _Found, m: re.Match[str], number: int) -> None:
 
 def _on_exit_compute(found: _Found, m: re.Match[str], number: int) -> None:
     _narrow_compute(found.buffers, m["buffer"], LoggedSize.from_mib_text(m["mib"]))
+    device = found.names.device_of(m["buffer"])
+    final = LoggedSize.from_mib_text(m["final"])
+    found.compute_at_exit[device] = found.compute_at_exit.get(device, ZERO) + final
 
 
 def _on_layer_device(found: _Found, m: re.Match[str], number: int) -> None:

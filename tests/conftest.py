@@ -187,20 +187,24 @@ def run_llama(
 def measure_llama(
     llama_server_bin: Path, server_env: dict[str, str], tmp_path: Path
 ) -> Callable[..., Any]:
-    """``measure_llama(model, *args, rpc=None, inventory=None) -> profiles.fidelity.Measured``:
-    the launch as ``run_llama`` runs it (with ``profiles.fidelity.MEASURE_ARGS`` first), fit's
-    estimate of the same command line, and their comparison."""
+    """``measure_llama(model, *args, rpc=None, inventory=None, prompts=()) ->
+    profiles.fidelity.Measured``: the launch as ``run_llama`` runs it (with
+    ``profiles.fidelity.MEASURE_ARGS`` first; ``prompts``: token counts it serves before it
+    stops), fit's estimate of the same command line, and their comparison."""
     from profiles.fidelity import measure_launch
 
     counter = iter(range(1_000_000))
 
-    def measure(model: Path, *args: str, rpc: Any = None, inventory: Any = None) -> Any:
+    def measure(
+        model: Path, *args: str, rpc: Any = None, inventory: Any = None, prompts: Any = ()
+    ) -> Any:
         log_path = tmp_path / f"llama-server-{next(counter)}.log"
         return measure_launch(
             model,
             args,
             rpc=rpc,
             inventory=inventory,
+            prompts=prompts,
             binary=llama_server_bin,
             log_path=log_path,
             env=server_env,
@@ -224,7 +228,7 @@ def check_case(request: pytest.FixtureRequest, measure_llama: Callable[..., Any]
             model = request.getfixturevalue("gemma_gguf")
         else:
             (model,) = request.getfixturevalue("synthetic_gguf")(*found)
-        measured = measure_llama(model, *case.argv(rpc), rpc=rpc)
+        measured = measure_llama(model, *case.argv(rpc), rpc=rpc, prompts=case.prompts)
         fidelity, run = measured.fidelity, measured.run
         assert run.loaded and fidelity.rows, "nothing to compare"
         assert not fidelity.misses(), "\n".join(fidelity.misses())

@@ -7,6 +7,11 @@ n_outputs_max)) and the token-generation graph (n_seqs tokens), splits each acro
 backends with ggml's scheduler and sizes each backend's compute buffer with ggml's graph
 allocator. A backend's buffer only ever grows between reserves, so the reported size is the
 larger of the two graphs; the split count is the prompt graph's (llama.cpp logs ``pp / tg``).
+The allocator grows a buffer the same way when a graph built while serving needs more
+(``ggml_gallocr_reserve_n``): where the graphs grow with the positions cached
+(``compute_graph.runtime_graphs``: minimax-m3's MSA), those graphs at a full cache are
+allocated too, and ``peak_bytes_by_device`` is what each buffer reaches at most, what a plan
+must hold; ``bytes_by_device`` stays the startup size the log prints.
 
 Graphs depend only on the model and the workload, so they are built once and cached
 (``solver.llama.compute_graph``); a new placement only re-runs the scheduler and the allocator, in
@@ -81,6 +86,7 @@ from solver.llama.compute_graph import (
     GraphModel,
     Ubatch,
     build_graph,
+    runtime_graphs,
 )
 from solver.llama.workload import ComputeWorkload
 from solver.quantities import CPU
@@ -101,6 +107,10 @@ class ComputeEstimate(BaseModel):
 
     bytes_by_device: dict[str, int] = Field(
         description="compute buffer bytes per device (sched_reserve: <DEV> compute buffer size)"
+    )
+    peak_bytes_by_device: dict[str, int] = Field(
+        description="the most each buffer grows to while serving, at a full cache: "
+        "bytes_by_device where the graphs do not grow with the positions cached"
     )
     graph_splits: int = Field(description="splits of the prompt-processing graph")
     graph_splits_tg: int = Field(description="splits of the token-generation graph")
@@ -260,6 +270,7 @@ class _Prepared:
     arch: str
     pp_compiled: CompiledGraph
     tg_compiled: CompiledGraph
+    runtime_compiled: list[CompiledGraph]  # compute_graph.runtime_graphs, at a full cache
     owner_keys: list[tuple]  # every weight / KV owner of both graphs
     results: dict  # placement signature -> ComputeEstimate
     memos: dict  # (graph, backends, copies) -> memoised segment allocations
@@ -299,9 +310,13 @@ def prepare(
         return cg
 
     pp_cg, tg_cg = compiled(pp), compiled(tg)
-    owner_keys = list(dict.fromkeys([*pp_cg.owners, *tg_cg.owners]))
+    runtime_cg = [
+        compiled(build_graph(model, c, ub)) for c, ub in runtime_graphs(model, cache, pp_ub, tg_ub)
+    ]
+    graphs = [pp_cg, tg_cg, *runtime_cg]
+    owner_keys = list(dict.fromkeys(owner for cg in graphs for owner in cg.owners))
     index = {k: i for i, k in enumerate(owner_keys)}
-    for cg in (pp_cg, tg_cg):
+    for cg in graphs:
         cg.owner_map = np.array([index[k] for k in cg.owners] or [0], dtype=np.int64)
     prepared = _Prepared(
         inventory=weakref.ref(inventory),
@@ -311,6 +326,7 @@ def prepare(
         arch=model.hparams.arch,
         pp_compiled=pp_cg,
         tg_compiled=tg_cg,
+        runtime_compiled=runtime_cg,
         owner_keys=owner_keys,
         results={},
         memos={},
@@ -584,8 +600,13 @@ def estimate_compute(
         )
     order = r.order
     total = [max(a, b) for a, b in zip(pp_sizes, tg_sizes, strict=True)]
+    peak = total
+    for cg in prepared.runtime_compiled:
+        sizes, _, _ = _reserve_compiled(prepared, cg, r, workload.op_offload)
+        peak = [max(a, b) for a, b in zip(peak, sizes, strict=True)]
     estimate = ComputeEstimate(
         bytes_by_device=dict(zip(order, total, strict=True)),
+        peak_bytes_by_device=dict(zip(order, peak, strict=True)),
         graph_splits=pp_splits,
         graph_splits_tg=tg_splits,
         splits_by_batch={prepared.pp.n_tokens: pp_splits, prepared.tg.n_tokens: tg_splits},

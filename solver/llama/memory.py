@@ -4,8 +4,11 @@
 which device each weight and each layer's KV lands on (``solver.llama.device_map``), the context
 sizes (``solver.llama.workload``), the KV buffers (``solver.llama.kv_cache``), the output buffer
 (``llama_context::output_reserve``) and, when ``solver.llama.compute_buffer`` is present, the
-compute buffers and graph splits. Device names are llama.cpp's: ``CPU``, ``CUDA0``, ``RPC0``;
-every host buffer (CPU_Mapped, CPU_REPACK, AMX, CUDA_Host) counts for ``CPU``.
+compute buffers and graph splits: at startup (what the log prints) and at their peak while
+serving (larger only where the graphs grow with the positions cached: minimax-m3), the
+peak counted in the totals a plan must fit. Device names are llama.cpp's: ``CPU``,
+``CUDA0``, ``RPC0``; every host buffer (CPU_Mapped, CPU_REPACK, AMX, CUDA_Host) counts for
+``CPU``.
 
 A model whose compute graph fit cannot build (no recipe for its architecture, recurrent
 layers) still gets its weights, KV, state and output exactly; its compute buffers are marked
@@ -27,7 +30,7 @@ from solver.errors import BadInput
 from solver.gguf.inventory import Inventory
 from solver.hardware.scenario import Hardware
 from solver.llama.args import LaunchConfig
-from solver.llama.compute_buffer import estimate_compute
+from solver.llama.compute_buffer import ComputeEstimate, estimate_compute
 from solver.llama.compute_graph import ComputeNotModelled
 from solver.llama.device_map import (
     CPU,
@@ -44,7 +47,7 @@ from solver.llama.device_map import (
 )
 from solver.llama.kv_cache import KvBuffer, memory_buffers
 from solver.llama.workload import ComputeWorkload, resolve_workload
-from solver.quantities import GIB
+from solver.quantities import GIB, MIB
 
 FLOAT_BYTES = 4
 
@@ -59,16 +62,22 @@ class OutputBuffer(BaseModel):
 
 class DeviceMemory(BaseModel):
     """Bytes one device holds; ``compute`` is None when the compute model is not available
-    (and no margin was assumed for this device, see ``Unmodelled``)."""
+    (and no margin was assumed for this device, see ``Unmodelled``).
+
+    ``compute`` is the compute buffer at its peak while serving, what a plan must hold and
+    ``total`` counts; ``compute_startup`` is the size llama-server logs at startup. They
+    differ only where the graphs grow with the positions cached (minimax-m3's MSA:
+    ``MemoryReport.compute_grows``)."""
 
     model_config = ConfigDict(frozen=True)
 
     weights: int = Field(description="model buffers other than repacked ones")
     repack: int = Field(description="CPU extra buffers (CPU_REPACK, AMX)")
     kv: int
-    compute: int | None
+    compute: int | None = Field(description="peak while serving, at a full cache")
+    compute_startup: int | None = Field(description="sched_reserve's size, as logged")
     output: int
-    total: int
+    total: int = Field(description="with the peak compute buffer")
 
 
 class Unmodelled(BaseModel):
@@ -118,13 +127,23 @@ class MemoryReport(BaseModel):
     model_buffers: tuple[ModelBuffer, ...]
     kv_buffers: tuple[KvBuffer, ...]
     output_buffer: OutputBuffer
-    compute_buffers: dict[str, int] = Field(default_factory=dict)
+    compute_buffers: dict[str, int] = Field(
+        default_factory=dict, description="at startup (sched_reserve, what the log prints)"
+    )
+    compute_peak_buffers: dict[str, int] = Field(
+        default_factory=dict, description="the most each grows to while serving"
+    )
     workload: ComputeWorkload
     placement: TensorPlacement
     unmodelled: Unmodelled | None = Field(
         default=None, description="set when the compute buffers are not modelled"
     )
     notes: tuple[str, ...] = ()
+
+    @property
+    def compute_grows(self) -> bool:
+        """Some compute buffer grows past its startup size while serving."""
+        return self.compute_peak_buffers != self.compute_buffers
 
     def to_json(self) -> dict[str, object]:
         """The ``fit memory --json`` document (``unmodelled`` only when compute is not)."""
@@ -135,6 +154,7 @@ class MemoryReport(BaseModel):
                     "repack": d.repack,
                     "kv": d.kv,
                     "compute": d.compute,
+                    "compute_startup": d.compute_startup,
                     "output": d.output,
                     "total": d.total,
                 }
@@ -148,6 +168,7 @@ class MemoryReport(BaseModel):
                 "kv": [b.model_dump() for b in self.kv_buffers],
                 "output": self.output_buffer.model_dump(),
                 "compute": self.compute_buffers,
+                "compute_peak": self.compute_peak_buffers,
             },
             "context": self.workload.model_dump(),
             "notes": list(self.notes),
@@ -232,13 +253,18 @@ def estimate_memory(
         device_bufts,
     )
     output = _output_buffer(tables, workload, placement, offload)
-    compute, splits, splits_tg = _compute(inventory, workload, placement)
+    estimate = _compute(inventory, workload, placement)
     unmodelled = None
-    if isinstance(compute, ComputeNotModelled):
+    compute: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    splits = splits_tg = None
+    if isinstance(estimate, ComputeNotModelled):
         unmodelled = Unmodelled(
-            architecture=compute.architecture, reason=compute.reason, margin=unmodelled_margin
+            architecture=estimate.architecture, reason=estimate.reason, margin=unmodelled_margin
         )
-        compute = {}
+    else:
+        compute, peak = dict(estimate.bytes_by_device), dict(estimate.peak_bytes_by_device)
+        splits, splits_tg = estimate.graph_splits, estimate.graph_splits_tg
     assumed = _assumed_compute(placement, unmodelled)
 
     names = [CPU, *placement.devices]
@@ -249,16 +275,18 @@ def estimate_memory(
         kv_bytes = sum(b.size for b in kv if b.device == name)
         out = output.size if output.device == name else 0
         # not modelled: the margin where one is assumed, else None (left out of the total)
-        comp = compute.get(name, 0) if unmodelled is None else assumed.get(name)
+        comp = peak.get(name, 0) if unmodelled is None else assumed.get(name)
+        startup = compute.get(name, 0) if unmodelled is None else comp
         totals[name] = DeviceMemory(
             weights=weights,
             repack=repack,
             kv=kv_bytes,
             compute=comp,
+            compute_startup=startup,
             output=out,
             total=weights + repack + kv_bytes + out + (comp or 0),
         )
-    notes = _notes(config, unmodelled)
+    notes = _notes(config, unmodelled, _growth_note(compute, peak, workload))
     return MemoryReport(
         devices=totals,
         graph_splits=splits,
@@ -268,6 +296,7 @@ def estimate_memory(
         kv_buffers=kv,
         output_buffer=output,
         compute_buffers=compute,
+        compute_peak_buffers=peak,
         workload=workload,
         placement=placement,
         unmodelled=unmodelled,
@@ -302,10 +331,10 @@ def _output_buffer(
 
 def _compute(
     inventory: Inventory, workload: ComputeWorkload, placement: TensorPlacement
-) -> tuple[dict[str, int] | ComputeNotModelled, int | None, int | None]:
-    """Compute buffers and graph splits (prompt, generation) from ``solver.llama.compute_buffer``;
-    for an architecture whose compute graph it cannot build, the refusal saying why (weights,
-    KV and state still are modelled)."""
+) -> ComputeEstimate | ComputeNotModelled:
+    """Compute buffers (at startup and at their peak) and graph splits from
+    ``solver.llama.compute_buffer``; for an architecture whose compute graph it cannot build,
+    the refusal saying why (weights, KV and state still are modelled)."""
     # a recurrent layer's state lives where a KV cache would (its layer, or the CPU with -nkvo);
     # a layer with neither (nemotron-h's FFN layers) is on its layer's device (dev_layer)
     rs = placement.layer_rs_devices or (None,) * len(placement.layer_kv_devices)
@@ -322,8 +351,8 @@ def _compute(
             [*placement.devices, CPU],
         )
     except ComputeNotModelled as refused:
-        return refused, None, None
-    return dict(estimate.bytes_by_device), estimate.graph_splits, estimate.graph_splits_tg
+        return refused
+    return estimate
 
 
 def _assumed_compute(placement: TensorPlacement, unmodelled: Unmodelled | None) -> dict[str, int]:
@@ -340,8 +369,21 @@ def _assumed_compute(placement: TensorPlacement, unmodelled: Unmodelled | None) 
     return {name: margin for name in runs_layers}
 
 
-def _notes(config: LaunchConfig, unmodelled: Unmodelled | None) -> tuple[str, ...]:
-    notes = []
+def _growth_note(startup: dict[str, int], peak: dict[str, int], workload: ComputeWorkload) -> str:
+    """'' unless a compute buffer grows while serving; else what grows, from what to what."""
+    grown = [name for name, size in peak.items() if size != startup.get(name)]
+    if not grown:
+        return ""
+    sizes = ", ".join(f"{n} {startup[n] / MIB:.2f} -> {peak[n] / MIB:.2f}" for n in grown)
+    return (
+        "compute buffers grow while serving: the graphs span the positions cached (minimax-m3's "
+        f"MSA), 256 at startup, {workload.n_ctx_seq} at a full context; MiB logged at startup -> "
+        f"peak: {sizes}; compute and the totals are the peak, compute_startup the log's"
+    )
+
+
+def _notes(config: LaunchConfig, unmodelled: Unmodelled | None, growth: str) -> tuple[str, ...]:
+    notes = [growth] if growth else []
     if unmodelled is not None:
         notes.append(unmodelled.note)
     if config.fit:

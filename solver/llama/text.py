@@ -21,22 +21,26 @@ def _mib(value: int | None) -> str:
 
 def memory_text(report: MemoryReport, verdict: BudgetVerdict | None = None) -> str:
     """Per-device MiB table, the context it was sized for, every buffer, and the notes. A
-    compute buffer that is an assumed margin (not modelled) is marked ``*``. With a
+    compute buffer that is an assumed margin (not modelled) is marked ``*``. Where the
+    compute buffers grow while serving (``MemoryReport.compute_grows``), ``compute`` is the
+    peak and a ``compute@start`` column the size llama-server logs at startup. With a
     ``verdict`` (a rig was given), each device's total against its budget at the end."""
     assumed = report.unmodelled is not None and report.unmodelled.margin is not None
     legend = f"{NOT_MODELLED} = not modelled" + (", * = assumed margin" if assumed else "")
-    rows = [
-        {
+    if report.compute_grows:
+        legend += "; compute = peak at a full context, compute@start = the startup log's"
+    rows = []
+    for name, d in report.devices.items():
+        row = {
             "device": name,
             "weights": _mib(d.weights),
             "repack": _mib(d.repack),
             "kv": _mib(d.kv),
             "compute": _mib(d.compute) + ("*" if assumed and d.compute is not None else ""),
-            "output": _mib(d.output),
-            "total": _mib(d.total),
         }
-        for name, d in report.devices.items()
-    ]
+        if report.compute_grows:
+            row["compute@start"] = _mib(d.compute_startup)
+        rows.append(row | {"output": _mib(d.output), "total": _mib(d.total)})
     ctx = report.workload
     splits = report.graph_splits if report.graph_splits is not None else NOT_MODELLED
     lines = [

@@ -51,11 +51,17 @@ Modules, lower first:
   blocks, NoPE MLA over the k-pool indexer's selection, its pooled-key cache; at ``-ub`` 16
   or less the selected latents gathered).
 - ``recipes``: ``ArchRecipe`` per architecture and the transformer template over the blocks.
-- ``reserve``: ``build_graph``, the entry.
+- ``reserve``: ``build_graph``, the entry; ``runtime_graphs``, the graphs built while serving
+  that outgrow the reserve's (minimax-m3's MSA at a full cache).
 """
 
 from solver.llama.compute_graph.builder import CacheParams, GraphModel, Ubatch
-from solver.llama.compute_graph.reserve import BuiltGraph, ComputeNotModelled, build_graph
+from solver.llama.compute_graph.reserve import (
+    BuiltGraph,
+    ComputeNotModelled,
+    build_graph,
+    runtime_graphs,
+)
 
 __all__ = [
     "BuiltGraph",
@@ -64,4 +70,5 @@ __all__ = [
     "GraphModel",
     "Ubatch",
     "build_graph",
+    "runtime_graphs",
 ]

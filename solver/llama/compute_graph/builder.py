@@ -86,6 +86,9 @@ class CacheParams:
     n_ubatch: int = 0  # cparams.n_ubatch (glm5-next's indexer gathers at 16 or less)
     n_ctx: int = 0  # cparams.n_ctx, padded (glm5-next gathers only past its selection width)
     fused_hc_post: bool = True  # cparams.fused_dsv4_hc_post, as llama.cpp's probe left it
+    # positions the cache holds when the graph is built (pos_max + 1 over the sequences):
+    # 0 for the reserve graphs (an empty cache); only minimax-m3's MSA graphs read it
+    n_pos: int = 0
 
 
 class GraphBuilder:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from solver.errors import BadInput
 from solver.ggml import ops as g
 from solver.ggml.ops import F16, F32, I32, I64, Tensor
-from solver.llama.compute_graph.builder import GraphBuilder
+from solver.llama.compute_graph.builder import CacheParams, GraphBuilder
 
 # GGML_MROPE_SECTIONS: llama_hparams::n_pos_per_embd() with MRoPE / IMRoPE (qwen35, qwen3vl)
 MROPE_POSITIONS = 4
@@ -170,7 +170,7 @@ def build_attn_inp(b: GraphBuilder, kind: str) -> AttnInputs:
         return AttnInputs(base=_cache_inputs(b, "mla", b.cache.kv_size, None), lid=_lid_inputs(b))
     if kind == "msa":
         base = _cache_inputs(b, "kv", b.cache.kv_size, None)
-        return AttnInputs(base=base, msa=_msa_inputs(b, base.mask) if msa_runs(b) else None)
+        return AttnInputs(base=base, msa=_msa_inputs(b, base.mask) if msa_runs(b.cache) else None)
     base_swa = False if kind == "iswa" else None
     base = _cache_inputs(b, kind, b.cache.kv_size, base_swa)
     swa = _cache_inputs(b, kind, b.cache.kv_size_swa, True) if kind == "iswa" else None
@@ -211,15 +211,21 @@ def _lid_inputs(b: GraphBuilder) -> CacheInputs:
                        k_rot=k_rot, v_rot=None)  # fmt: skip
 
 
-# llama_kv_cache_msa_context::get_n_pos: positions are padded to 256 at least; the reserve
-# graphs see an empty cache, so 256 positions
+# llama_kv_cache_msa_context::get_n_pos: positions padded to 256 (max(n_pad, 256), the MSA
+# cache's n_pad being 1), at least 256; the reserve graphs see an empty cache, so 256
 MSA_POS_PAD = 256
 
 
-def msa_runs(b: GraphBuilder) -> bool:
+def msa_positions(n_pos: int, block: int) -> int:
+    """minimax-m3.cpp's n_ps: get_n_pos (the cached positions padded to MSA_POS_PAD, at least
+    that) padded to whole blocks of ``block`` positions."""
+    padded = max(MSA_POS_PAD, -(-n_pos // MSA_POS_PAD) * MSA_POS_PAD)
+    return -(-padded // block) * block
+
+
+def msa_runs(c: CacheParams) -> bool:
     """minimax-m3.cpp's msa_enabled: flash attention (MSA needs its V layout) and one
     sequence or per-sequence streams; else every layer attends densely."""
-    c = b.cache
     return c.flash_attn and (c.n_seq_max == 1 or not c.kv_unified)
 
 
@@ -229,7 +235,7 @@ def _msa_inputs(b: GraphBuilder, kq_mask: Tensor) -> MsaInputs:
     k_idxs = b.input(g.new_tensor(I64, b.n_tokens), "attn_inp_k_idxs")
     n_kv, n_tps, ns = kq_mask.ne[0], kq_mask.ne[1], kq_mask.ne[3]
     blk = b.hp.indexer_block_size
-    n_ps = -(-MSA_POS_PAD // blk) * blk
+    n_ps = msa_positions(b.cache.n_pos, blk)
     nblk = n_ps // blk
     bias = b.input(g.new_tensor(F32, nblk, b.n_tokens), "msa_bias")
     pos_mask = b.input(g.new_tensor(F32, n_ps, b.n_tokens), "msa_pos_mask")

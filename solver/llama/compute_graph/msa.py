@@ -16,8 +16,9 @@ dimension) attends over them:
   (through the cell -> block map), added to the causal mask, over the whole cache.
 
 The graphs llama.cpp reserves see an empty cache, so 256 positions (``MSA_POS_PAD``); at run
-time the block tensors grow with the positions cached, which the reserved buffers do not
-hold (llama.cpp's allocator grows them then).
+time the block tensors grow with the positions cached (``CacheParams.n_pos``), which the
+reserved buffers do not hold (llama.cpp's allocator grows them then): fit builds these
+graphs at a full cache too (``reserve.runtime_graphs``) and prices the buffers' peak.
 """
 
 from __future__ import annotations

@@ -4,15 +4,24 @@
 what no recipe models (``ComputeNotModelled``: an architecture without a recipe, never priced
 as another one's graph; layers the recipe cannot build, e.g. recurrent layers without
 attention weights), and runs the recipe over a fresh ``GraphBuilder``.
+
+``runtime_graphs`` names the graphs llama.cpp builds while serving that can outgrow the
+reserve graphs (ggml's allocator then grows the compute buffers past the startup log): only
+minimax-m3's MSA, whose graphs size by the positions cached. Every other cache sizes its
+reserve graphs at the full cache (``llama_kv_cache_context``'s ``n_kv = get_size()`` for the
+reserve, at most that at run time; deepseek4's raw and compressed caches the same); a
+1023-token prompt at ``-c 1024``, one sequence or two per-sequence streams, left every other
+synthetic architecture's buffers at their startup size (exit line: "matches expectation").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from solver.errors import BadInput
 from solver.ggml.ops import Graph
 from solver.llama.compute_graph.builder import CacheParams, GraphBuilder, GraphModel, Ubatch
+from solver.llama.compute_graph.inputs import msa_runs
 from solver.llama.compute_graph.recipes import RECIPES, ArchRecipe, build_generic
 
 
@@ -58,6 +67,29 @@ def build_graph(model: GraphModel, cache: CacheParams, ubatch: Ubatch) -> BuiltG
             _check_modelled(model, recipe)
         build_generic(b, recipe)
     return BuiltGraph(graph=b.gf, pin_layers=n_tokens < 32, n_tokens=n_tokens)
+
+
+def runtime_graphs(
+    model: GraphModel, cache: CacheParams, pp: Ubatch, tg: Ubatch
+) -> list[tuple[CacheParams, Ubatch]]:
+    """The graphs built while serving that can need more than the reserve graphs (``pp``,
+    ``tg``): none, but for minimax-m3 while MSA runs, whose position tensors span
+    ``get_n_pos()`` positions, 256 at reserve (empty cache) and the context's at its fullest.
+
+    Its worst cases, all at a full cache (``n_pos`` = the cells of a stream, which no
+    sequence's positions exceed): the reserve's two ubatches, and with per-sequence streams a
+    prompt ubatch of one sequence (llama.cpp splits them equally by sequence), whose
+    per-stream block scores and masks span every token of the ubatch where the reserve's
+    spread them over ``n_seq_max`` streams (that case built on a one-stream cache: only its
+    views differ, and the cache tensors are not compute buffers)."""
+    recipe = RECIPES.get(model.hparams.arch)
+    if recipe is None or recipe.attention != "msa" or not msa_runs(cache):
+        return []
+    full = replace(cache, n_pos=cache.kv_size)
+    graphs = [(full, pp), (full, tg)]
+    if cache.n_stream > 1:
+        graphs.append((replace(full, n_stream=1), Ubatch(pp.n_tokens, 1, pp.n_outputs)))
+    return graphs
 
 
 def _check_modelled(model: GraphModel, recipe: ArchRecipe) -> None:
