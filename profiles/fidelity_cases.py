@@ -441,10 +441,12 @@ SERVED_GROWTH = [
     )
 ]  # fmt: skip
 # every synthetic architecture served to a full -c 1024, one sequence and two streams (the
-# survey that found minimax-m3's the only buffers that grow while serving)
+# survey that found minimax-m3's the only buffers that grow while serving), and glm5-next's
+# gathering indexer (-ub 16)
 SERVED = [
     *SERVED_GROWTH,
     Case("minimax-m3/8", ("-c", "1024", "-np", "1"), name="ub512", prompt=1023),
+    Case("glm5-next/8", ("-c", "1024", "-np", "1", "-ub", "16"), name="gather", prompt=1023),
     *(
         Case(f"{arch}/{SYNTHETIC_LAYERS}", tuple(args.split()), name=name, prompt=1023)
         for arch in SYNTHETIC_ARCHS

@@ -10,8 +10,9 @@ reserve graphs (ggml's allocator then grows the compute buffers past the startup
 minimax-m3's MSA, whose graphs size by the positions cached. Every other cache sizes its
 reserve graphs at the full cache (``llama_kv_cache_context``'s ``n_kv = get_size()`` for the
 reserve, at most that at run time; deepseek4's raw and compressed caches the same); a
-1023-token prompt at ``-c 1024``, one sequence or two per-sequence streams, left every other
-synthetic architecture's buffers at their startup size (exit line: "matches expectation").
+1023-token prompt at ``-c 1024``, one sequence or two per-sequence streams (and with ``-fa
+off``; the sparse-attention ones at ``-ub`` 1, 4 and 16 too), left every other synthetic
+architecture's buffers at their startup size (exit line: "matches expectation").
 """
 
 from __future__ import annotations
