@@ -59,9 +59,12 @@ SYNTHETIC_ARCHS += ("seed_oss",)
 SYNTHETIC_ARCHS += ("smollm3",)
 # glm4: sandwich norms, gate and up fused (one GLU over ffn_up's halves), half-rotary heads
 SYNTHETIC_ARCHS += ("glm4",)
+# olmo2 (OLMo 3's layout): post-norms only, full-width Q/K norms, sliding windows but every 4th
+SYNTHETIC_ARCHS += ("olmo2",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 GLM4_MROPE = "glm4-mrope"  # glm4 with M-RoPE sections, as GLM-4.1V's text tower
+OLMO2_FULL = "olmo2-full"  # olmo2 without sliding windows, as OLMo 2
 MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a miniature
 
 
@@ -110,7 +113,8 @@ def model_blueprint(model: str) -> tuple[Blueprint, str] | None:
         name, _, quant = model.removeprefix(MINI).partition(":")
         return miniature(catalogue_blueprint(name)), quant
     arch, _, layers = model.partition("/")
-    blueprint = tiny_blueprint({LLAMA_ROPE: "llama", GLM4_MROPE: "glm4"}.get(arch, arch))
+    variant_of = {LLAMA_ROPE: "llama", GLM4_MROPE: "glm4", OLMO2_FULL: "olmo2"}
+    blueprint = tiny_blueprint(variant_of.get(arch, arch))
     update: dict[str, object] = {}
     if layers:
         update = {"n_layer": int(layers), "name": f"fidelity-{arch}-{layers}l"}
@@ -129,6 +133,8 @@ def model_blueprint(model: str) -> tuple[Blueprint, str] | None:
         )
     if arch == GLM4_MROPE:  # the 16 rotary pairs split as GLM-4.1V's [8, 12, 12, 0] of 32
         update["rope_sections"] = (4, 6, 6, 0)
+    if arch == OLMO2_FULL:
+        update["sliding_window"] = 0
     return blueprint.model_copy(update=update), "Q4_K_M"
 
 
@@ -375,6 +381,21 @@ SYNTHETIC = [
         "glm4-mrope/6": {
             "split": "-c 2048 -ngl 99 -ts 1,1",
             "partial-fa-off-slots": "-c 4096 -np 3 -ngl 3 -ts 1,2 -fa off",
+        },
+        # olmo2 (OLMo 3): full attention on layers 3 and 7, sliding windows elsewhere
+        "olmo2/8": {
+            "split-q8": "-c 2048 -ngl 99 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
+            "swa-full-ub": "-c 4096 -ngl 99 -ts 2,1 --swa-full -ub 128",
+            "partial-nkvo": "-c 2048 -np 2 -ngl 5 -ts 1,1 -nkvo",
+            # no attn_norm: the layer's device (the pins' target) is another norm's
+            "full-nkvo": "-c 2048 -np 2 -ngl 99 -ts 1,1 -nkvo",
+        },
+        # olmo2 as OLMo 2: one cache, no window
+        "olmo2-full/6": {
+            "split": "-c 2048 -ngl 99 -ts 1,1",
+            "partial-fa-off-slots": "-c 4096 -np 3 -ngl 3 -ts 1,2 -fa off",
+            "ffn-cpu-q8": r"-c 2048 -ngl 99 -ts 2,1 -ot blk\.[14]\.ffn_.*=CPU -ctk q8_0 -ctv q8_0",
         },
         # step35: full attention on layers 0 and 4, sliding (twice the heads) elsewhere
         "step35/8": {

@@ -190,11 +190,11 @@ def test_bad_placements_are_bad_input(gemma_gguf: Path) -> None:
 def test_an_architecture_without_a_recipe_is_refused_not_priced_as_llama(synthetic_gguf) -> None:
     # the llama recipe on another architecture put its buffers 8-25 % low, silently
     inv = load_local_inventory(_synthetic(synthetic_gguf, "qwen3"))
-    renamed = inv.model_copy(update={"architecture": "olmo2"})
+    renamed = inv.model_copy(update={"architecture": "orion"})
     placement, layers = _all_on(renamed, "CPU")
-    with pytest.raises(ComputeNotModelled, match=r"^olmo2: .*no compute-graph recipe") as refused:
+    with pytest.raises(ComputeNotModelled, match=r"^orion: .*no compute-graph recipe") as refused:
         estimate_compute(renamed, _workload(), placement, layers, ["CPU"])
-    assert refused.value.architecture == "olmo2"
+    assert refused.value.architecture == "orion"
 
 
 def test_an_architecture_without_attention_weights_is_refused(synthetic_gguf) -> None:

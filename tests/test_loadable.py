@@ -139,7 +139,7 @@ def _tiny_llama(tmp_path: Path) -> Inventory:
 
 
 def test_untabled_architecture_gets_the_generic_checks(tmp_path: Path) -> None:
-    inventory = _tiny_llama(tmp_path).model_copy(update={"architecture": "olmo2"})
+    inventory = _tiny_llama(tmp_path).model_copy(update={"architecture": "orion"})
     check_loadable(inventory)
     no_embedding = tuple(t for t in inventory.tensors if t.name != "token_embd.weight")
     with pytest.raises(BadInput, match=r"'token_embd\.weight' is missing"):

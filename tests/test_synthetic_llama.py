@@ -175,6 +175,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "seed_oss": "blk.1.post_attention_norm.weight",
     "smollm3": "blk.1.ffn_norm.weight",
     "glm4": "blk.1.post_ffw_norm.weight",
+    "olmo2": "output.weight",
 }
 
 

@@ -79,6 +79,7 @@ class Arch(StrEnum):
     SEED_OSS = "seed_oss"  # Seed-OSS-36B: qwen2's biased QKV, attn_post_norm as the FFN norm
     SMOLLM3 = "smollm3"  # SmolLM3-3B: llama without RoPE on every 4th layer
     GLM4 = "glm4"  # GLM-4-0414 dense: sandwich norms, fused gate/up FFN, half-rotary heads
+    OLMO2 = "olmo2"  # OLMo 2 / OLMo 3: post-norms only, full-width Q/K norms, OLMo 3's windows
 
 
 class RopeScaling(BaseModel):
@@ -634,6 +635,9 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         put(K.Attention.Indexer.TOP_K, bp.indexer_top_k)
         put(MsaKeys.BLOCK_SIZE, bp.indexer_block_size)
         put(MsaKeys.LOCAL_BLOCKS, bp.indexer_local_blocks)
+    if bp.architecture is Arch.OLMO2 and bp.sliding_window:
+        # conversion/olmo.py Olmo2Model (OLMo 3 without layer_types): every 4th layer is full
+        put(K.Attention.SLIDING_WINDOW_PATTERN, [(il + 1) % 4 != 0 for il in range(bp.n_layer)])
     _put_attention_geometry(bp, put)
     _put_rope_scaling(bp, put)
     if bp.sliding_window:
@@ -922,7 +926,7 @@ def _global_tensors(bp: Blueprint) -> list[TensorSpec]:
         # gpt-oss, minimax-m2/m3 and kimi-linear require output; others fall back to token_embd
         required = bp.architecture in (
             Arch.GPT_OSS, Arch.MINIMAX_M2, Arch.KIMI_LINEAR, Arch.DEEPSEEK4, Arch.STEP35,
-            Arch.GLM5_NEXT, Arch.MINIMAX_M3, Arch.MIMO2,
+            Arch.GLM5_NEXT, Arch.MINIMAX_M3, Arch.MIMO2, Arch.OLMO2,
         )  # fmt: skip
         specs.append(_spec(T.OUTPUT, None, (bp.n_embd, bp.n_vocab), required=required))
     if bp.architecture is Arch.GEMMA4:
@@ -1652,6 +1656,19 @@ def _glm4_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     ]
 
 
+def _olmo2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/olmo2.cpp: no norm before attention or the FFN, Q and K RMS-normed over
+    their whole width (heads n_embd / n_head wide), a norm after each of them."""
+    return [
+        *_attention_qkvo(bp, i),
+        _spec(T.ATTN_Q_NORM, i, (bp.n_head * bp.head_dim_k,)),
+        _spec(T.ATTN_K_NORM, i, (bp.n_head_kv * bp.head_dim_k,)),
+        _spec(T.ATTN_POST_NORM, i, (bp.n_embd,)),
+        *_dense_ffn(bp, i),
+        _spec(T.FFN_POST_NORM, i, (bp.n_embd,)),
+    ]
+
+
 def _gemma4_globals(bp: Blueprint) -> list[TensorSpec]:
     """gemma4.cpp globals beyond embedding and output norm: the proportional-rope factors of
     the global layers, the per-layer-embedding table, its projection and norm."""
@@ -1748,4 +1765,5 @@ _LAYER_BUILDERS = {
     # smollm3.cpp loads llama's dense layer (its no-RoPE layers differ only in the graph)
     Arch.SMOLLM3: _llama_layer,
     Arch.GLM4: _glm4_layer,
+    Arch.OLMO2: _olmo2_layer,
 }

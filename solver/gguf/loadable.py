@@ -278,6 +278,14 @@ _GLM4 = Family(
      _w(T.ATTN_POST_NORM, "E"), _w(T.FFN_NORM, "E"), _w(T.FFN_DOWN, "F", "E"),
      _w(T.FFN_UP, "E", "2*F"), _w(T.FFN_POST_NORM, "E")),
 )  # fmt: skip
+# olmo2: no pre-norms, Q/K norms over the whole projection, post-norms, output required
+_OLMO2 = Family(
+    "src/models/olmo2.cpp",
+    _GLOBALS_OUTPUT,
+    (_qkv("E", "HKV*HK", "HKV*HK"), _w(T.ATTN_OUT, "E", "E"), _w(T.ATTN_Q_NORM, "E"),
+     _w(T.ATTN_K_NORM, "HKV*HK"), _w(T.ATTN_POST_NORM, "E"), *_dense_ffn(),
+     _w(T.FFN_POST_NORM, "E")),
+)  # fmt: skip
 _QWEN2MOE = Family(
     "src/models/qwen2moe.cpp",
     _GLOBALS_OUTPUT,
@@ -850,6 +858,7 @@ FAMILIES: dict[str, Family] = {
     "seed_oss": _SEED_OSS,
     "smollm3": _SMOLLM3,
     "glm4": _GLM4,
+    "olmo2": _OLMO2,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.

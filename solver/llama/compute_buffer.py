@@ -355,13 +355,24 @@ def _layer_devices(
     tensor_devices: Mapping[str, str],
     layer_kv_devices: Sequence[str],
 ) -> list[str]:
-    """model.dev_layer(il): the KV device when KV is offloaded, else the layer's norm's."""
+    """model.dev_layer(il): the KV device when KV is offloaded, else the layer's norm's
+    (attn_norm's; olmo2 has none: the first of its other norms by name)."""
     if workload.offload_kqv:
         return list(layer_kv_devices)
-    return [
-        tensor_devices.get(f"blk.{il}.attn_norm.weight", layer_kv_devices[il])
-        for il in range(n_layer)
-    ]
+    norms: dict[int, list[str]] = {}
+    for name in tensor_devices:
+        parts = name.split(".")
+        if parts[0] == "blk" and name.endswith("norm.weight"):
+            norms.setdefault(int(parts[1]), []).append(name)
+
+    def device(il: int) -> str:
+        names = norms.get(il)
+        if not names:
+            return layer_kv_devices[il]
+        attn_norm = f"blk.{il}.attn_norm.weight"
+        return tensor_devices[attn_norm if attn_norm in names else min(names)]
+
+    return [device(il) for il in range(n_layer)]
 
 
 def _pins(

@@ -72,6 +72,8 @@ class ArchRecipe:
     # "kv" | "iswa" | "mla" | "dsa" (MLA over the indexer's top-k) | "msa" (GQA over the
     # indexer's top-k blocks)
     attention: str = "kv"
+    iswa_if_window: bool = False  # olmo2: "iswa" where the file has sliding-window layers
+    pre_norms: bool = True  # olmo2: no norm before attention or before the FFN
     rope: bool = True
     no_rope_layer_step: int = 0  # smollm3: layers il with (il + 1) % step == 0 skip RoPE
     rope_factors: bool = False  # llama/mistral3: model.get_rope_factors (per-layer duplicate)
@@ -211,6 +213,17 @@ RECIPES: dict[str, ArchRecipe] = {
         ffn_act="swiglu",
         mrope_if_sections=True,
     ),
+    # olmo2.cpp: no pre-norms, Q/K normed over all heads before the reshape, norms after
+    # attention (the layer's) and after the FFN (il -1), iswa attention where the file has
+    # sliding windows (OLMo 3). OLMo 2 / OLMo 3 7B and 32B (lmstudio-community/
+    # Olmo-3-7B-Instruct-GGUF, allenai's and unsloth's GGUFs)
+    "olmo2": ArchRecipe(
+        iswa_if_window=True,
+        pre_norms=False,
+        qk_norm_full=True,
+        post_attn_norm=True,
+        post_ffn_norm=True,
+    ),
 }
 
 
@@ -222,6 +235,7 @@ class _GraphInputs:
     inp_pos: Tensor
     attn_scale: Tensor | None  # temperature tuning, when the model has it
     out_ids: Tensor
+    attention: str  # the recipe's attention kind, resolved for this file (olmo2)
     routing: MoeRouting
     rs: RsInputs | None  # the recurrent state's copy input, for recipes with such layers
     top_k: SharedTopK  # dsa: the last full indexer's top-k, which shared layers reuse
@@ -250,7 +264,10 @@ def _graph_inputs(b: GraphBuilder, recipe: ArchRecipe) -> _GraphInputs:
         positions = MROPE_POSITIONS
     inp_pos = build_inp_pos(b, positions)  # not in the graph without RoPE
     rs = build_rs_inputs(b) if recipe.recurrent is not None else None
-    attn = build_attn_inp(b, recipe.attention)
+    kind = recipe.attention
+    if recipe.iswa_if_window and any(layer.is_swa for layer in hp.layers):
+        kind = "iswa"
+    attn = build_attn_inp(b, kind)
     out_ids = build_inp_out_ids(b)
     routing = MoeRouting(
         gating=hp.expert_gating_func or recipe.gating,
@@ -258,23 +275,24 @@ def _graph_inputs(b: GraphBuilder, recipe: ArchRecipe) -> _GraphInputs:
         w_scale=hp.expert_weights_scale,
         act=recipe.moe_act,
     )
-    return _GraphInputs(attn, inp_pos, attn_scale, out_ids, routing, rs, SharedTopK())
+    return _GraphInputs(attn, inp_pos, attn_scale, out_ids, kind, routing, rs, SharedTopK())
 
 
 def _layer(b: GraphBuilder, recipe: ArchRecipe, ins: _GraphInputs, il: int, inp_l: Tensor):
     """One transformer layer: the residual stream in, the residual stream out."""
-    inp_sa = inp_l
-    cur = b.build_norm(inp_l, b.lw(il, "attn_norm"), b.lw(il, "attn_norm", "bias"), il)
+    inp_sa = cur = inp_l
+    if recipe.pre_norms:
+        cur = b.build_norm(inp_l, b.lw(il, "attn_norm"), b.lw(il, "attn_norm", "bias"), il)
     cur = _attention(b, recipe, ins, il, cur)
     if il == b.hp.n_layer - 1 and not recipe.out_ids_after_loop:
         cur = g.get_rows(cur, ins.out_ids)
         inp_sa = g.get_rows(inp_sa, ins.out_ids)
     if recipe.post_attn_norm:
         cur = b.build_norm(cur, b.lw(il, "post_attention_norm"), None, il)
-    ffn_inp = g.add(cur, inp_sa)
+    cur = ffn_inp = g.add(cur, inp_sa)
     if recipe.attn_post_norm_as_ffn_norm:
         cur = b.build_norm(ffn_inp, b.lw(il, "post_attention_norm"), None, il)
-    else:
+    elif recipe.pre_norms:
         cur = b.build_norm(ffn_inp, b.lw(il, "ffn_norm"), None, il)
     cur = ffn_block(b, cur, il, recipe.ffn_act, ins.routing, recipe.shared_expert_gate)
     if recipe.post_ffn_norm:
@@ -303,7 +321,7 @@ def _attention(
         il,
         cur,
         ins.inp_pos,
-        kind=recipe.attention,
+        kind=ins.attention,
         rope=_layer_ropes(recipe, il),
         rope_freqs=_rope_factors(b, recipe, il),
         q_scale_after_rope=recipe.q_scale_after_rope,
