@@ -1895,6 +1895,39 @@ SOURCES: list[CatalogueSource] = [
             "glm4 loader takes them as optional)",
         ),
     ),
+    CatalogueSource(
+        name="olmo-2-1b",
+        blueprint=Blueprint(
+            architecture=Arch.OLMO2,
+            name="OLMo-2-0425-1B-Instruct",
+            n_layer=16,
+            n_embd=2048,
+            n_vocab=100352,
+            context_length=4096,
+            n_head=16,
+            n_head_kv=16,
+            n_ff=8192,
+            rms_norm_eps=1e-6,
+            rope_theta=5e5,
+            tokenizer=Tokenizer(model="gpt2", pre="dbrx", eos_token_id=100257),
+        ),
+        hyperparameters_source=(
+            "allenai/OLMo-2-0425-1B config.json as a public Rust port's test copies it verbatim "
+            "(Olmo2ForCausalLM: 16 layers, hidden 2048, 16 q / 16 kv heads, intermediate 8192, "
+            "vocab 100352, rope_theta 500000, rms eps 1e-6, untied embeddings, eos 100257, no "
+            "sliding window); OLMo 2's 4096-token context"
+        ),
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        notes=(
+            "1.48 B parameters",
+            "allenai/OLMo-2-0425-1B-Instruct-GGUF's Q4_K_M is 935,515,296 B (the Hub's size in a "
+            "public app's model list), 3,552,416 B (0.38 %) above fit's tensor bytes: about the "
+            "GGUF header of a 100352-token BPE vocabulary with its merges, which no file with "
+            "the same tokenizer measures here; not asserted (the test's bound is 0.2 % of the "
+            "file)",
+        ),
+    ),
     *LLAMA_SMALL_SOURCES,
 ]
 
