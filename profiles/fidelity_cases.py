@@ -61,6 +61,8 @@ SYNTHETIC_ARCHS += ("smollm3",)
 SYNTHETIC_ARCHS += ("glm4",)
 # olmo2 (OLMo 3's layout): post-norms only, full-width Q/K norms, sliding windows but every 4th
 SYNTHETIC_ARCHS += ("olmo2",)
+# lfm2 / lfm2moe: gated short convolutions with their conv state between attention layers
+SYNTHETIC_ARCHS += ("lfm2", "lfm2moe")
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 GLM4_MROPE = "glm4-mrope"  # glm4 with M-RoPE sections, as GLM-4.1V's text tower
@@ -420,6 +422,23 @@ SYNTHETIC = [
             "ub4-gather-slots": "-c 4096 -np 3 -ngl 99 -ts 1,2 -ub 4 --no-kv-unified",
             "ub16-gather-partial": "-c 2048 -np 2 -ngl 6 -ts 2,1 -ub 16 -fa off",
             "ub17-scatter": "-c 2048 -np 2 -ngl 99 -ts 1,1 -ub 17",
+        },
+        # lfm2: short-convolution layers (0, 1, 3, 4, 6, 7) and attention layers (2, 5)
+        "lfm2/8": {
+            "split-q8": "-c 2048 -ngl 99 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
+            "partial-nkvo-ub": "-c 2048 -np 2 -ngl 5 -ts 1,1 -nkvo -ub 128",
+            "ffn-cpu": r"-c 2048 -ngl 99 -ts 2,1 -ot blk\.[12]\.ffn_.*=CPU",
+            # -fa auto with the KV cache on the CPU: llama.cpp's probe finds flash attention
+            # scheduled on the CPU, not on its layer's device, and turns it off
+            "nkvo-fa-auto": "-c 2048 -np 1 -ngl 99 -ts 1,1 -nkvo",
+        },
+        # lfm2moe: lfm2's pattern, a dense first layer, then sigmoid-routed experts
+        "lfm2moe/8": {
+            "split": "-c 1024 -ngl 99 -ts 1,1",
+            "cpu-moe-q8": "-c 2048 -ngl 99 -ts 2,1 --cpu-moe -ctk q8_0 -ctv q8_0 -fa on",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,1 -fa off",
+            "partial-nkvo-ub": "-c 2048 -np 2 -ngl 6 -ts 1,2 -nkvo -ub 128",
         },
         # nemotron_h_moe: Mamba-2 (0, 4), MoE (1, 3, 5, 7) and attention (2, 6) layers
         "nemotron_h_moe/8": {

@@ -176,6 +176,8 @@ _ARCH_SPECIFIC_REQUIRED = {
     "smollm3": "blk.1.ffn_norm.weight",
     "glm4": "blk.1.post_ffw_norm.weight",
     "olmo2": "output.weight",
+    "lfm2": "blk.0.shortconv.conv.weight",
+    "lfm2moe": "blk.2.exp_probs_b.bias",
 }
 
 

@@ -80,6 +80,8 @@ class Arch(StrEnum):
     SMOLLM3 = "smollm3"  # SmolLM3-3B: llama without RoPE on every 4th layer
     GLM4 = "glm4"  # GLM-4-0414 dense: sandwich norms, fused gate/up FFN, half-rotary heads
     OLMO2 = "olmo2"  # OLMo 2 / OLMo 3: post-norms only, full-width Q/K norms, OLMo 3's windows
+    LFM2 = "lfm2"  # LiquidAI LFM2/LFM2.5: gated short-convolution layers between attention
+    LFM2MOE = "lfm2moe"  # LFM2-8B-A1B: lfm2's layers, sigmoid-routed experts past dense ones
 
 
 class RopeScaling(BaseModel):
@@ -246,8 +248,12 @@ class Blueprint(BaseModel):
     # llama4: every moe_layer_step-th layer is MoE (the others dense)
     moe_layer_step: int = Field(default=0, description="interleave_moe_layer_step")
     # nemotron_h_moe: one letter per layer (M Mamba-2 mixer, * attention, E MoE FFN); the
-    # Mamba-2 sizes are ssm_d_conv, ssm_d_state, ssm_n_group and ssm_dt_rank (its heads)
-    layer_pattern: str = Field(default="", description="hybrid_override_pattern")
+    # Mamba-2 sizes are ssm_d_conv, ssm_d_state, ssm_n_group and ssm_dt_rank (its heads).
+    # lfm2, lfm2moe: C a short-convolution layer, * attention (config.json's layer_types)
+    layer_pattern: str = Field(
+        default="", description="hybrid_override_pattern (lfm2: layer_types as C / *)"
+    )
+    shortconv_l_cache: int = Field(default=0, description="conv_L_cache (lfm2's conv window)")
     mamba_head_dim: int = Field(default=0, description="mamba_head_dim")
     # kimi-linear: KDA (Kimi delta attention) layers between MLA layers; the KDA layers' heads
     # are n_head wide of kda_head_dim, their Q/K/V short convolutions ssm_d_conv long
@@ -277,7 +283,7 @@ class Blueprint(BaseModel):
             raise BadInput(f"{self.name}: gemma4 needs both head widths and the layer pattern")
         moe_archs += (Arch.QWEN3NEXT, Arch.MINIMAX_M2, Arch.MISTRAL4, Arch.KIMI_LINEAR)
         moe_archs += (Arch.QWEN3VLMOE, Arch.STEP35, Arch.GLM5_NEXT, Arch.MINIMAX_M3)
-        moe_archs += (Arch.MIMO2,)
+        moe_archs += (Arch.MIMO2, Arch.LFM2MOE)
         if self.architecture in moe_archs and not (self.n_expert and self.n_expert_used):
             raise BadInput(f"{self.name}: {self.architecture} needs n_expert and n_expert_used")
         if self.n_expert_used > self.n_expert:
@@ -307,6 +313,8 @@ class Blueprint(BaseModel):
                 raise BadInput(f"{self.name}: value heads not a multiple of key heads")
         if self.architecture is Arch.NEMOTRON_H_MOE:
             self._check_nemotron_h()
+        if self.is_lfm2:
+            self._check_lfm2()
         if self.architecture is Arch.KIMI_LINEAR and not (
             self.kda_head_dim and self.ssm_d_conv and self.kv_lora_rank and self.v_head_dim
         ):
@@ -425,6 +433,25 @@ class Blueprint(BaseModel):
         if self.nextn_layers or self.ssm_d_inner % self.ssm_n_group:
             raise BadInput(f"{self.name}: MTP layers / uneven SSM groups are not modelled")
 
+    def _check_lfm2(self) -> None:
+        """lfm2.cpp / lfm2moe.cpp: one C or * per layer, a conv window over one saved column at
+        least (the graph asserts l_cache > 1), no sliding window (the iswa graph is not
+        modelled), a dense FFN on the leading layers (lfm2: all of them)."""
+        pattern = self.layer_pattern
+        if len(pattern) != self.n_layer or set(pattern) - set("C*"):
+            raise BadInput(f"{self.name}: {self.architecture} needs C or * per layer")
+        if self.shortconv_l_cache < 2 or self.sliding_window or not self.n_ff:
+            raise BadInput(f"{self.name}: {self.architecture} needs conv_L_cache > 1 and n_ff")
+
+    @property
+    def is_lfm2(self) -> bool:
+        """LFM2's short-convolution hybrids, dense or MoE."""
+        return self.architecture in (Arch.LFM2, Arch.LFM2MOE)
+
+    def is_shortconv_layer(self, layer: int) -> bool:
+        """lfm2, lfm2moe: a C in layer_pattern (the converter writes it no KV heads)."""
+        return self.is_lfm2 and self.layer_pattern[layer] == "C"
+
     @property
     def is_mla(self) -> bool:
         """deepseek2, deepseek32, glm-dsa and mistral4 (llama_model_mistral4 reuses
@@ -531,6 +558,8 @@ class Blueprint(BaseModel):
             # step35: moe_layers_enum ends with the trunk; mimo2: graph_mtp asserts a dense
             # FFN; their MTP blocks' FFN is dense
             return False
+        if self.architecture is Arch.LFM2:  # lfm2.cpp: n_layer_dense_lead = n_layer
+            return False
         return self.n_expert > 0 and layer >= self.leading_dense_layers
 
 
@@ -606,6 +635,8 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         put(K.LLM.INTERLEAVE_MOE_LAYER_STEP, bp.moe_layer_step)
     if bp.architecture is Arch.NEMOTRON_H_MOE:
         _put_nemotron_h(bp, put)
+    if bp.is_lfm2:
+        _put_lfm2(bp, put)
     if bp.architecture in (Arch.DEEPSEEK32, Arch.GLM_DSA):
         # conversion/deepseek.py DeepseekV32Model, conversion/glm.py GlmMoeDsaModel: the DSA
         # indexer's sizes (and glm-dsa's per-layer types, when config.json has them)
@@ -722,6 +753,17 @@ def _put_nemotron_h(bp: Blueprint, put) -> None:
     put(K.SSM.INNER_SIZE, bp.ssm_d_inner)
     put(K.SSM.TIME_STEP_RANK, bp.ssm_dt_rank)
     put(K.Attention.LAYERNORM_EPS, float(bp.rms_norm_eps))
+
+
+def _put_lfm2(bp: Blueprint, put) -> None:
+    """conversion/lfm2.py LFM2Model / LFM2MoeModel: KV heads only on attention layers (how the
+    loader tells the short-convolution layers apart), the vocabulary size, the conv window;
+    lfm2moe always writes its leading dense layers and sigmoid gating."""
+    put(K.Attention.HEAD_COUNT_KV, [0 if c == "C" else bp.n_head_kv for c in bp.layer_pattern])
+    put(K.LLM.VOCAB_SIZE, bp.n_vocab)
+    put(K.ShortConv.L_CACHE, bp.shortconv_l_cache)
+    if bp.architecture is Arch.LFM2MOE:
+        put(K.LLM.LEADING_DENSE_BLOCK_COUNT, bp.leading_dense_layers)
 
 
 def _put_kimi_linear(bp: Blueprint, put) -> None:
@@ -920,7 +962,8 @@ def _file_order(spec: TensorSpec) -> tuple[int, str]:
 def _global_tensors(bp: Blueprint) -> list[TensorSpec]:
     specs = [
         _spec(T.TOKEN_EMBD, None, (bp.n_embd, bp.n_vocab)),
-        _spec(T.OUTPUT_NORM, None, (bp.n_embd,)),
+        # lfm2.cpp loads its final norm as LLM_TENSOR_OUTPUT_NORM_LFM2 ("token_embd_norm")
+        _spec(T.TOKEN_EMBD_NORM if bp.is_lfm2 else T.OUTPUT_NORM, None, (bp.n_embd,)),
     ]
     if not bp.tied_embeddings:
         # gpt-oss, minimax-m2/m3 and kimi-linear require output; others fall back to token_embd
@@ -1411,6 +1454,29 @@ def _nemotron_h_moe_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     ]
 
 
+def _lfm2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/lfm2.cpp, lfm2moe.cpp: the operator norm, then a gated short convolution
+    (in-projection to B, C and x; the conv kernel, F32 after the converter squeezes it to 2-D;
+    the out-projection) or attention with per-head Q/K norms; the FFN norm and a dense FFN on
+    the leading layers, else routed experts with the required selection bias."""
+    specs = [_spec(T.ATTN_NORM, i, (bp.n_embd,)), _spec(T.FFN_NORM, i, (bp.n_embd,))]
+    if bp.is_shortconv_layer(i):
+        specs += [
+            _spec(T.SHORTCONV_CONV, i, (bp.shortconv_l_cache, bp.n_embd), source_type=F32),
+            _spec(T.SHORTCONV_INPROJ, i, (bp.n_embd, 3 * bp.n_embd)),
+            _spec(T.SHORTCONV_OUTPROJ, i, (bp.n_embd, bp.n_embd)),
+        ]
+    else:
+        specs += _attention_qkvo(bp, i)
+    if not bp.is_moe_layer(i):
+        return specs + _dense_ffn(bp, i)
+    return [
+        *specs,
+        *_routed_experts(bp, i),
+        _spec(T.FFN_EXP_PROBS_B, i, (bp.n_expert,), suffix="bias"),
+    ]
+
+
 def _minimax_m2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     """src/models/minimax-m2.cpp: Q and K RMS-normed over their whole width (all heads at
     once: attn_q_norm is n_head * head wide), then every layer routes to experts with the
@@ -1766,4 +1832,6 @@ _LAYER_BUILDERS = {
     Arch.SMOLLM3: _llama_layer,
     Arch.GLM4: _glm4_layer,
     Arch.OLMO2: _olmo2_layer,
+    Arch.LFM2: _lfm2_layer,
+    Arch.LFM2MOE: _lfm2_layer,
 }

@@ -632,6 +632,35 @@ _MINIMAX_M3 = Family(
 )
 
 
+# lfm2, lfm2moe: the final norm named token_embd_norm (LLM_TENSOR_OUTPUT_NORM_LFM2); per layer
+# the operator norm and a gated short convolution (recurrent: no KV heads) or attention with
+# per-head Q/K norms, sized by the attention layers' KV heads (HKVMAX: layer 0 is a conv
+# layer); the FFN norm, a dense FFN on the leading layers (lfm2: every layer), else experts
+# with the required selection bias. The ColBERT projection (dense_2) is optional.
+_LFM2 = Family(
+    "src/models/lfm2.cpp, lfm2moe.cpp",
+    (
+        _w(T.TOKEN_EMBD, "E", "V"),
+        _w(T.TOKEN_EMBD_NORM, "E"),
+        _w(T.OUTPUT, "E", "V", optional=True),
+    ),
+    (
+        _w(T.ATTN_NORM, "E"),
+        _w(T.FFN_NORM, "E"),
+        _w(T.SHORTCONV_CONV, "LC", "E", when=("recurrent",)),
+        _w(T.SHORTCONV_INPROJ, "E", "3*E", when=("recurrent",)),
+        _w(T.SHORTCONV_OUTPROJ, "E", "E", when=("recurrent",)),
+        _w(T.ATTN_Q_NORM, "HK", when=("attention",)),
+        _w(T.ATTN_K_NORM, "HK", when=("attention",)),
+        _qkv("E", "HKVMAX*HK", "HKVMAX*HV", ("attention",)),
+        _w(T.ATTN_OUT, "E", "E", when=("attention",)),
+        *_dense_ffn(("dense",)),
+        *_experts("FE", ("moe",)),
+        _b(T.FFN_EXP_PROBS_B, "X", when=("moe",)),
+    ),
+)
+
+
 def _kda(a_shape: tuple[str, ...]) -> tuple[Need | Either, ...]:
     """A KDA block (kimi-linear.cpp, glm5-next.cpp): Q/K/V with their own short convolutions,
     the low-rank forget gate with its dt bias and per-head decay A (``a_shape``), beta, the
@@ -859,6 +888,8 @@ FAMILIES: dict[str, Family] = {
     "smollm3": _SMOLLM3,
     "glm4": _GLM4,
     "olmo2": _OLMO2,
+    "lfm2": _LFM2,
+    "lfm2moe": _LFM2,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.
@@ -910,6 +941,7 @@ def _dimensions(inventory: Inventory) -> dict[str, int]:
         "DIG": state.inner_size // state.group_count if state and state.group_count else 0,
         "HKVMAX": max(att.n_head_kv, default=0),
         "KDA": state.kda_head_dim if state else 0,  # kimi-linear's KDA head width
+        "LC": _meta_int(inventory, Keys.ShortConv.L_CACHE),  # lfm2's conv window
         # gemma4: the sliding layers' K head width, the first global layer's KV heads, the
         # per-layer-embedding width and the trunk layers it spans
         "HKS": _meta_int(inventory, Keys.Attention.KEY_LENGTH_SWA) or att.key_length,

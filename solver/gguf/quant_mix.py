@@ -250,6 +250,7 @@ def allows_quantization(spec: TensorSpec, arch: Arch | None = None) -> bool:
         and "_norm.weight" not in name
         and "ffn_gate_inp.weight" not in name
         and "ssm_conv1d" not in name  # Mamba/DeltaNet's small conv kernels stay F32
+        and "shortconv.conv.weight" not in name  # and lfm2's
         and "ffn_gate_tid2eid.weight" not in name  # deepseek4's I32 hash-routing table
         # minimax-m3's MSA indexer projections ("tiny"), whatever the architecture
         and "indexer.k_proj.weight" not in name

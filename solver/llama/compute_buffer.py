@@ -47,7 +47,9 @@ The fused hyper-connection ops (deepseek4, glm5-next) are probed as llama_contex
 ``resolve_fused_ops`` does: on the one-token-per-sequence graph (the generation graph's
 shape) each fused node must be scheduled on its layer's device; where a fused ``hc_post``
 is not, both graphs are built with it unfused (``_hc_post_fused``). A failed pre or comb
-probe is refused (``ComputeNotModelled``): their unfused forms are not built.
+probe is refused (``ComputeNotModelled``): their unfused forms are not built. Before them,
+``-fa auto`` is probed the same way (``flash_attn_on_layer_devices``; ``solver.llama.memory``
+turns flash attention off where a layer's is scheduled elsewhere, as llama.cpp does).
 
 Not modelled at all: architectures without a recipe and recurrent/hybrid models other than
 qwen35/qwen35moe raise ``ComputeNotModelled`` (never priced as another architecture);
@@ -500,6 +502,34 @@ def _reserve_compiled(
     memo = prepared.memos.setdefault((id(cg), specs, r.n_copies), SegmentMemo())
     sizes = allocate(cg, sched, specs, r.n_copies, memo)
     return sizes, sched.n_splits, True
+
+
+def flash_attn_on_layer_devices(
+    inventory: Inventory,
+    workload: ComputeWorkload,
+    tensor_devices: Mapping[str, str],
+    layer_kv_devices: Sequence[str],
+    devices: Sequence[str],
+) -> bool:
+    """llama_context::resolve_fused_ops for ``-fa auto`` (its first probe): whether every
+    FLASH_ATTN_EXT node of the one-token-per-sequence graph (the generation graph's shape) is
+    scheduled on its layer's device (``model.dev_layer(il)``); else llama.cpp disables flash
+    attention ("Flash Attention is assigned to device CPU (usually due to missing support)"),
+    as when -nkvo leaves the KV cache on the CPU and the attention's neighbours there too
+    (lfm2). ``workload`` has flash attention on."""
+    prepared = prepare(inventory, workload)
+    r = _resolve(prepared, workload, tensor_devices, layer_kv_devices, devices)
+    cg = prepared.tg_compiled
+    # a node's layer: its segment less one (the graph functions start segment 1 + il per
+    # layer; the FA node carries no callback name, so no il of its own)
+    layers = (cg.segments[: cg.n_nodes] - 1).tolist()
+    n_layer = len(r.layer_backend)
+    attention = [(pos, layers[pos]) for pos, t in enumerate(cg.tensors[: cg.n_nodes])
+                 if t.op == "FLASH_ATTN_EXT" and 0 <= layers[pos] < n_layer]  # fmt: skip
+    if not attention:
+        return True
+    sched = _schedule(cg, r, workload.op_offload)
+    return all(sched.bid[pos] == r.layer_backend[il] for pos, il in attention)
 
 
 # resolve_fused_ops' order: each probe runs on the graph the earlier ones left

@@ -283,6 +283,8 @@ def tensor_op(tensor: Tensor) -> tuple[Op, Section]:
     # rest (conv1d, A, D, norms) element-wise
     if role.startswith("ssm_") and not role.startswith(_SSM_MUL_MAT):
         return Op.OTHER, Section.REPEATING
+    if role == "shortconv.conv":  # lfm2's kernel: GGML_OP_SSM_CONV
+        return Op.OTHER, Section.REPEATING
     return Op.MUL_MAT, Section.REPEATING
 
 

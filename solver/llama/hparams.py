@@ -208,6 +208,7 @@ class ModelHparams(BaseModel):
     ssm_dt_rank: int = 0
     ssm_n_group: int = 0
     n_embd_head_kda: int = 0  # kimi-linear: the KDA layers' head width (0: no KDA)
+    n_shortconv_l_cache: int = 0  # lfm2: the short convolutions' window (0: none)
     # qwen3vl / qwen3vlmoe: layers that add a deepstack slice of the input rows, which are
     # n_embd_inp() = n_embd * (1 + n_deepstack_layers) wide
     n_deepstack_layers: int = 0
@@ -413,6 +414,7 @@ def _ssm_sizes(inventory: Inventory) -> dict[str, int]:
         "ssm_dt_rank": state.time_step_rank,
         "ssm_n_group": state.group_count,
         "n_embd_head_kda": state.kda_head_dim,
+        "n_shortconv_l_cache": _int_meta(inventory, Keys.ShortConv.L_CACHE, 0),
     }
 
 

@@ -30,7 +30,11 @@ from solver.errors import BadInput
 from solver.gguf.inventory import Inventory
 from solver.hardware.scenario import Hardware
 from solver.llama.args import LaunchConfig
-from solver.llama.compute_buffer import ComputeEstimate, estimate_compute
+from solver.llama.compute_buffer import (
+    ComputeEstimate,
+    estimate_compute,
+    flash_attn_on_layer_devices,
+)
 from solver.llama.compute_graph import ComputeNotModelled
 from solver.llama.device_map import (
     CPU,
@@ -244,6 +248,7 @@ def estimate_memory(
     placement = place_tensors(tables, config, offload, cpu)
     kinds = {device.name: device.kind.value for device in offload}
     workload = resolve_workload(config, tables.hparams, placement.layer_devices, kinds)
+    workload = _probed_flash_attn(inventory, workload, placement)
     device_bufts = {device.name: device_buffer_type(device) for device in offload}
     kv = memory_buffers(
         tables.hparams,
@@ -329,25 +334,50 @@ def _output_buffer(
     return OutputBuffer(buffer_type=host or CPU_BUFFER.name, device=CPU, size=size)
 
 
+def _graph_kv_devices(placement: TensorPlacement) -> list[str]:
+    """Each layer's KV / state device as the compute graph sees it: a recurrent layer's state
+    lives where a KV cache would (its layer, or the CPU with -nkvo); a layer with neither
+    (nemotron-h's FFN layers) is on its layer's device (dev_layer)."""
+    rs = placement.layer_rs_devices or (None,) * len(placement.layer_kv_devices)
+    return [
+        kv or s or dev or CPU
+        for kv, s, dev in zip(placement.layer_kv_devices, rs, placement.layer_devices, strict=True)
+    ]
+
+
+def _probed_flash_attn(
+    inventory: Inventory, workload: ComputeWorkload, placement: TensorPlacement
+) -> ComputeWorkload:
+    """``-fa auto`` after llama_context's probe (``resolve_fused_ops``): off when the scheduler
+    puts a layer's flash attention on another device than the layer's. The caches were made
+    before the probe, so V stays untransposed."""
+    if workload.flash_attn_mode != "auto" or not workload.flash_attn or not placement.devices:
+        return workload
+    try:
+        on_layers = flash_attn_on_layer_devices(
+            inventory,
+            workload,
+            placement.tensor_devices,
+            _graph_kv_devices(placement),
+            [*placement.devices, CPU],
+        )
+    except ComputeNotModelled:
+        return workload  # no graph to probe: _compute says so
+    return workload if on_layers else workload.model_copy(update={"flash_attn": False})
+
+
 def _compute(
     inventory: Inventory, workload: ComputeWorkload, placement: TensorPlacement
 ) -> ComputeEstimate | ComputeNotModelled:
     """Compute buffers (at startup and at their peak) and graph splits from
     ``solver.llama.compute_buffer``; for an architecture whose compute graph it cannot build,
     the refusal saying why (weights, KV and state still are modelled)."""
-    # a recurrent layer's state lives where a KV cache would (its layer, or the CPU with -nkvo);
-    # a layer with neither (nemotron-h's FFN layers) is on its layer's device (dev_layer)
-    rs = placement.layer_rs_devices or (None,) * len(placement.layer_kv_devices)
-    layer_kv = [
-        kv or s or dev or CPU
-        for kv, s, dev in zip(placement.layer_kv_devices, rs, placement.layer_devices, strict=True)
-    ]
     try:
         estimate = estimate_compute(
             inventory,
             workload,
             placement.tensor_devices,
-            layer_kv,
+            _graph_kv_devices(placement),
             [*placement.devices, CPU],
         )
     except ComputeNotModelled as refused:

@@ -34,6 +34,8 @@ Modules, lower first:
   recurrent state, gated attention), a recipe's own ``build``.
 - ``kimi_linear``: kimi-linear's KDA block (per-Q/K/V short convolutions over one conv-state
   row, the fused delta rule), a recipe's ``recurrent`` block beside MLA layers.
+- ``lfm2``: lfm2's / lfm2moe's gated short-convolution block (``recurrent``'s conv window
+  over the saved columns, ``SSM_CONV``), a recipe's ``recurrent`` block beside attention.
 - ``qwen3next``: qwen3next's blocks (the legacy fused projection, repeated Q/K heads) in
   ``qwen35``'s hybrid skeleton.
 - ``nemotron_h``: the graph function of nemotron_h_moe (Mamba-2 mixers, attention, MoE FFNs).

@@ -11,7 +11,7 @@ To add an architecture the template fits, add a recipe; one whose layer differs 
 attention or a recurrent block) gets its own build function, made of the same blocks
 (``inputs``, ``attention``, ``ffn``), as the recipe's ``build`` (``qwen35``: gated DeltaNet).
 A layer kind beside attention in the template's layer is the recipe's ``recurrent`` block
-(``kimi-linear``: KDA between MLA layers).
+(``kimi-linear``: KDA between MLA layers; ``lfm2``: gated short convolutions).
 
 The architectures popular in 2026 that the pinned llama.cpp loads (``src/llama-arch.cpp``)
 and that had no recipe here (qwen3vl/-moe, glm-dsa, step35, mimo2, glm5-next, minimax-m3,
@@ -56,6 +56,7 @@ from solver.llama.compute_graph.inputs import (
     deepstack_slice,
 )
 from solver.llama.compute_graph.kimi_linear import check_kimi_layers, kda_block
+from solver.llama.compute_graph.lfm2 import check_lfm2_layers, shortconv_block
 from solver.llama.compute_graph.llama4 import build_llama4
 from solver.llama.compute_graph.msa import msa_attention
 from solver.llama.compute_graph.nemotron_h import build_nemotron_h
@@ -104,9 +105,24 @@ class ArchRecipe:
     check: Callable[[GraphBuilder], None] | None = None
     # the architecture's own graph function, instead of build_generic (it checks its layers)
     build: Callable[[GraphBuilder], None] | None = None
+    output_norm: str = "output_norm"  # lfm2: token_embd_norm (LLM_TENSOR_OUTPUT_NORM_LFM2)
+    # lfm2: both residual adds take the residual stream as their first operand, which orders
+    # the last layer's output-row selection of the stream before the mixer's (ggml visits a
+    # node's sources in order)
+    residual_first: bool = False
 
 
 _DEEPSEEK2 = ArchRecipe(attention="mla", moe_norm_w=None, h_nextn_output="norm")
+# lfm2.cpp (lfm2moe.cpp builds the same graph): short-convolution layers (recurrent) between
+# qwen3-like attention layers; a dense FFN, or sigmoid routing (the GGUF's gating) with
+# normalised weights and the selection bias; the final norm is token_embd_norm
+_LFM2 = ArchRecipe(
+    recurrent=shortconv_block,
+    check=check_lfm2_layers,
+    gating=GATING_SIGMOID,
+    output_norm="token_embd_norm",
+    residual_first=True,
+)
 
 RECIPES: dict[str, ArchRecipe] = {
     "llama": ArchRecipe(rope_factors=True),
@@ -224,6 +240,8 @@ RECIPES: dict[str, ArchRecipe] = {
         post_attn_norm=True,
         post_ffn_norm=True,
     ),
+    "lfm2": _LFM2,
+    "lfm2moe": _LFM2,
 }
 
 
@@ -289,7 +307,7 @@ def _layer(b: GraphBuilder, recipe: ArchRecipe, ins: _GraphInputs, il: int, inp_
         inp_sa = g.get_rows(inp_sa, ins.out_ids)
     if recipe.post_attn_norm:
         cur = b.build_norm(cur, b.lw(il, "post_attention_norm"), None, il)
-    cur = ffn_inp = g.add(cur, inp_sa)
+    cur = ffn_inp = _residual(recipe, inp_sa, cur)
     if recipe.attn_post_norm_as_ffn_norm:
         cur = b.build_norm(ffn_inp, b.lw(il, "post_attention_norm"), None, il)
     elif recipe.pre_norms:
@@ -298,9 +316,14 @@ def _layer(b: GraphBuilder, recipe: ArchRecipe, ins: _GraphInputs, il: int, inp_
     if recipe.post_ffn_norm:
         norm_il = il if recipe.post_ffn_norm_in_layer else -1
         cur = b.build_norm(cur, b.lw(il, "post_ffw_norm"), None, norm_il)
-    cur = g.add(cur, ffn_inp)
+    cur = _residual(recipe, ffn_inp, cur)
     b.cb(cur, "l_out", il)
     return cur
+
+
+def _residual(recipe: ArchRecipe, stream: Tensor, cur: Tensor) -> Tensor:
+    """The residual add, its operands in the architecture's order."""
+    return g.add(stream, cur) if recipe.residual_first else g.add(cur, stream)
 
 
 def _attention(
@@ -355,7 +378,8 @@ def _output_head(b: GraphBuilder, recipe: ArchRecipe, cur: Tensor, out_ids: Tens
         h_nextn = cur
     if recipe.out_ids_after_loop:
         cur = g.get_rows(cur, out_ids)
-    cur = b.build_norm(cur, b.w("output_norm.weight"), b.w("output_norm.bias"), -1)
+    norm = recipe.output_norm
+    cur = b.build_norm(cur, b.w(f"{norm}.weight"), b.w(f"{norm}.bias"), -1)
     if recipe.h_nextn_output == "norm":
         h_nextn = cur
     logits(b, cur, h_nextn, bias=True, softcap=True)

@@ -2,12 +2,12 @@
 
 What ``src/llama-graph.cpp`` and ``src/models/delta-net-base.cpp`` share between the
 architectures with a recurrent state (qwen35/qwen35moe, qwen3next, kimi-linear's KDA,
-nemotron_h's Mamba-2): ``build_rs_inputs`` (``llm_graph_input_rs``, the state-copy input,
-built once per graph), ``state_tensors`` (a layer's conv and delta-rule state rows of
-``llama_memory_recurrent``), ``build_rs`` (gather each sequence's state from the state cache),
-``conv_state`` (``build_conv_state``: the convolution window of saved columns plus the new
-tokens, its tail written back) and ``recurrent_attn`` (``build_recurrent_attn`` with the fused
-``GATED_DELTA_NET`` op, its new state copied back).
+nemotron_h's Mamba-2, lfm2's short convolutions): ``build_rs_inputs`` (``llm_graph_input_rs``,
+the state-copy input, built once per graph), ``state_tensors`` (a layer's conv and delta-rule
+state rows of ``llama_memory_recurrent``), ``build_rs`` (gather each sequence's state from the
+state cache), ``conv_state`` (``build_conv_state``: the convolution window of saved columns
+plus the new tokens, its tail written back) and ``recurrent_attn`` (``build_recurrent_attn``
+with the fused ``GATED_DELTA_NET`` op, its new state copied back).
 
 Contract: the graph at reserve (``init_full``): state head 0, no state to zero but the first
 (``rs_z`` 0), as many state cells as sequences, so no extra states are copied; rollback
