@@ -1928,6 +1928,59 @@ SOURCES: list[CatalogueSource] = [
             "file)",
         ),
     ),
+    CatalogueSource(
+        name="lfm2-8b-a1b",
+        blueprint=Blueprint(
+            architecture=Arch.LFM2MOE,
+            name="LFM2-8B-A1B",
+            n_layer=24,
+            n_embd=2048,
+            n_vocab=65536,
+            context_length=128000,
+            n_head=32,
+            n_head_kv=8,
+            n_ff=7168,
+            rms_norm_eps=1e-5,
+            rope_theta=1e6,
+            n_expert=32,
+            n_expert_used=4,
+            n_ff_exp=1792,
+            leading_dense_layers=2,
+            expert_gating="sigmoid",
+            expert_weights_norm=True,
+            expert_probs_bias=True,
+            # layer_types: full attention on layers 2, 6, 10, 14, 18 and 21, short convolutions
+            layer_pattern="".join("*" if i in (2, 6, 10, 14, 18, 21) else "C" for i in range(24)),
+            shortconv_l_cache=3,
+            qk_norm=True,
+            tied_embeddings=True,
+            tokenizer=Tokenizer(model="gpt2", pre="lfm2", eos_token_id=7),
+        ),
+        hyperparameters_source=(
+            "LiquidAI/LFM2-8B-A1B config.json as a public MLX port's tests trim it (lfm2_moe: 24 "
+            "layers, hidden 2048, 32 q / 8 kv heads, dense intermediate 7168 on the first 2 "
+            "layers, 32 experts top-4 of 1792 with the expert bias, normalised, scaling 1.0, "
+            "vocab 65536, 128000 positions, rope 1e6, norm eps 1e-5, conv_L_cache 3, no conv "
+            "bias, layer_types with full attention on layers 2, 6, 10, 14, 18, 21); tied "
+            "embeddings as LFM2 ties them"
+        ),
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        published={
+            "Q4_K_M": PublishedSize(
+                bytes=5_044_779_712,
+                source="LiquidAI/LFM2-8B-A1B-GGUF LFM2-8B-A1B-Q4_K_M.gguf: 5,044,779,712 bytes, "
+                "the Hub's size as a public app's model list records it",
+            )
+        },
+        notes=(
+            "8.34 B parameters (the card's 8.3B), 18 short-convolution and 6 attention layers",
+            "the published Q4_K_M is 2.4 MB (0.05 %) above fit's tensor bytes: its GGUF header "
+            "(a 65536-token vocabulary)",
+            "LFM2.5-8B-A1B keeps the layout with a 128000-token vocabulary and rope base 5e6: "
+            "not this entry",
+        ),
+    ),
     *LLAMA_SMALL_SOURCES,
 ]
 

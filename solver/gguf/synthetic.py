@@ -423,6 +423,7 @@ def miniature(bp: Blueprint) -> Blueprint:
             **_mini_gemma4(bp),
             **_mini_deepseek4(bp),
             **_mini_mimo2(bp),
+            **_mini_lfm2(bp),
             # minimax-m2.cpp sizes its experts by feed_forward_length: both stay one width
             **({"n_ff": 256} if bp.architecture is Arch.MINIMAX_M2 else {}),
             # seed_oss: heads twice n_embd / n_head wide, as the real model's (the tiny one's)
@@ -477,6 +478,15 @@ def _mini_mimo2(bp: Blueprint) -> dict[str, object]:
         "v_head_dim": 64,
         "rope_dim": 32,
     }
+
+
+def _mini_lfm2(bp: Blueprint) -> dict[str, object]:
+    """LFM2's layers up to its first attention layer (two short convolutions, then attention
+    in LFM2-8B-A1B), the pattern cut to them."""
+    if not bp.is_lfm2:
+        return {}
+    n_layer = max(2, min(bp.leading_dense_layers, 1) + 1, bp.layer_pattern.index("*") + 1)
+    return {"n_layer": n_layer, "layer_pattern": bp.layer_pattern[:n_layer]}
 
 
 def _mini_gemma4(bp: Blueprint) -> dict[str, object]:
