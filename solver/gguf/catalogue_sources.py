@@ -113,6 +113,11 @@ GLM_5_2_INDEXER_TYPES = tuple(layer < 2 or (layer - 2) % 4 == 0 for layer in ran
 # rope_freqs (64 F32)
 LLAMA3_TOKENIZER_HEADER = 4_920_739_232 - 4_912_898_048 - 64 * 4
 
+# The GGUF header of LFM2's 65536-token tokenizer: LiquidAI/LFM2-8B-A1B-GGUF's Q4_K_M
+# (5,044,779,712 B, the Hub's size in a public app's model list) less fit's lfm2-8b-a1b Q4_K_M
+# tensors (5,042,386,688 B)
+LFM2_TOKENIZER_HEADER = 5_044_779_712 - 5_042_386_688
+
 QWEN3_TOKENIZER = Tokenizer(model="gpt2", pre="qwen2", bos_token_id=151643, eos_token_id=151645)
 QWEN3_MOE_SHARED = {
     "architecture": Arch.QWEN3MOE,
@@ -1979,6 +1984,54 @@ SOURCES: list[CatalogueSource] = [
             "(a 65536-token vocabulary)",
             "LFM2.5-8B-A1B keeps the layout with a 128000-token vocabulary and rope base 5e6: "
             "not this entry",
+        ),
+    ),
+    CatalogueSource(
+        name="lfm2-350m",
+        blueprint=Blueprint(
+            architecture=Arch.LFM2,
+            name="LFM2-350M",
+            n_layer=16,
+            n_embd=1024,
+            n_vocab=65536,
+            context_length=128000,
+            n_head=16,
+            n_head_kv=8,
+            # block_ff_dim 6656 as conversion/lfm2.py adjusts it: 2/3 of it, up to a multiple
+            # of 256 (block_auto_adjust_ff_dim; the published file's size confirms it)
+            n_ff=4608,
+            rms_norm_eps=1e-5,
+            rope_theta=1e6,
+            layer_pattern="".join("*" if i in (2, 5, 8, 10, 12, 14) else "C" for i in range(16)),
+            shortconv_l_cache=3,
+            qk_norm=True,
+            tied_embeddings=True,
+            tokenizer=Tokenizer(model="gpt2", pre="lfm2", eos_token_id=7),
+        ),
+        hyperparameters_source=(
+            "LiquidAI/LFM2-350M config.json as a public MLX port's tests trim it (lfm2: 16 "
+            "layers, hidden 1024, 16 q / 8 kv heads, full_attn_idxs [2, 5, 8, 10, 12, 14], "
+            "block_ff_dim 6656, vocab 65536, 128000 positions, rope 1e6, norm eps 1e-5, "
+            "conv_L_cache 3, no conv bias); feed_forward_length 4608 as the pinned converter "
+            "adjusts block_ff_dim (2/3, rounded up to 256): the published Q4_K_M agrees with it "
+            "to 9 KB; an unadjusted 6656 would put fit's Q4_K_M 25 % above the file"
+        ),
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        published={
+            "Q4_K_M": PublishedSize(
+                bytes=229_309_376,
+                header_bytes=LFM2_TOKENIZER_HEADER,
+                source="LiquidAI/LFM2-350M-GGUF LFM2-350M-Q4_K_M.gguf: 229,309,376 bytes, the "
+                "Hub's size as a public app's model list records it",
+            )
+        },
+        notes=(
+            "354.48 M parameters",
+            "the published Q4_K_M is 2,383,808 B (1.04 %) above fit's tensor bytes: the GGUF "
+            "header of LFM2's 65536-token tokenizer, which LiquidAI's LFM2-8B-A1B Q4_K_M "
+            "measures at 2,393,024 B (its file less fit's lfm2-8b-a1b tensors); the tensor data "
+            "agree to 9 KB",
         ),
     ),
     *LLAMA_SMALL_SOURCES,
