@@ -63,10 +63,13 @@ SYNTHETIC_ARCHS += ("glm4",)
 SYNTHETIC_ARCHS += ("olmo2",)
 # lfm2 / lfm2moe: gated short convolutions with their conv state between attention layers
 SYNTHETIC_ARCHS += ("lfm2", "lfm2moe")
+# exaone4 (the 1.2B's layout): post-norms only, per-head Q/K norms before RoPE, rope factors
+SYNTHETIC_ARCHS += ("exaone4",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 GLM4_MROPE = "glm4-mrope"  # glm4 with M-RoPE sections, as GLM-4.1V's text tower
 OLMO2_FULL = "olmo2-full"  # olmo2 without sliding windows, as OLMo 2
+EXAONE4_SWA = "exaone4-swa"  # exaone4 with sliding windows (64 layers), as the 32B
 MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a miniature
 
 
@@ -115,7 +118,12 @@ def model_blueprint(model: str) -> tuple[Blueprint, str] | None:
         name, _, quant = model.removeprefix(MINI).partition(":")
         return miniature(catalogue_blueprint(name)), quant
     arch, _, layers = model.partition("/")
-    variant_of = {LLAMA_ROPE: "llama", GLM4_MROPE: "glm4", OLMO2_FULL: "olmo2"}
+    variant_of = {
+        LLAMA_ROPE: "llama",
+        GLM4_MROPE: "glm4",
+        OLMO2_FULL: "olmo2",
+        EXAONE4_SWA: "exaone4",
+    }
     blueprint = tiny_blueprint(variant_of.get(arch, arch))
     update: dict[str, object] = {}
     if layers:
@@ -137,6 +145,8 @@ def model_blueprint(model: str) -> tuple[Blueprint, str] | None:
         update["rope_sections"] = (4, 6, 6, 0)
     if arch == OLMO2_FULL:
         update["sliding_window"] = 0
+    if arch == EXAONE4_SWA:
+        update["sliding_window"] = 128
     return blueprint.model_copy(update=update), "Q4_K_M"
 
 
@@ -392,6 +402,20 @@ SYNTHETIC = [
             "partial-nkvo": "-c 2048 -np 2 -ngl 5 -ts 1,1 -nkvo",
             # no attn_norm: the layer's device (the pins' target) is another norm's
             "full-nkvo": "-c 2048 -np 2 -ngl 99 -ts 1,1 -nkvo",
+        },
+        # exaone4 as the 1.2B: rope factors on every layer
+        "exaone4/8": {
+            "split-q8": "-c 2048 -ngl 99 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
+            "partial-nkvo-ub": "-c 2048 -np 2 -ngl 5 -ts 2,1 -nkvo -ub 128",
+            "full-nkvo": "-c 2048 -np 2 -ngl 99 -ts 1,1 -nkvo",
+        },
+        # exaone4 as the 32B: 64 layers, sliding windows on three in four, NoPE global layers
+        "exaone4-swa/64": {
+            "cpu": "-c 1024",
+            "split": "-c 2048 -ngl 99 -ts 1,1",
+            "partial-fa-off-slots": "-c 4096 -np 3 -ngl 40 -ts 1,2 -fa off",
+            "swa-full-ub": "-c 2048 -ngl 99 -ts 2,1 --swa-full -ub 128",
         },
         # olmo2 as OLMo 2: one cache, no window
         "olmo2-full/6": {

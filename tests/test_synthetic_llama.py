@@ -178,6 +178,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "olmo2": "output.weight",
     "lfm2": "blk.0.shortconv.conv.weight",
     "lfm2moe": "blk.2.exp_probs_b.bias",
+    "exaone4": "blk.1.post_ffw_norm.weight",
 }
 
 

@@ -82,6 +82,7 @@ class Arch(StrEnum):
     OLMO2 = "olmo2"  # OLMo 2 / OLMo 3: post-norms only, full-width Q/K norms, OLMo 3's windows
     LFM2 = "lfm2"  # LiquidAI LFM2/LFM2.5: gated short-convolution layers between attention
     LFM2MOE = "lfm2moe"  # LFM2-8B-A1B: lfm2's layers, sigmoid-routed experts past dense ones
+    EXAONE4 = "exaone4"  # EXAONE 4.0: post-norms only, per-head Q/K norms, NoPE global layers
 
 
 class RopeScaling(BaseModel):
@@ -666,8 +667,9 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         put(K.Attention.Indexer.TOP_K, bp.indexer_top_k)
         put(MsaKeys.BLOCK_SIZE, bp.indexer_block_size)
         put(MsaKeys.LOCAL_BLOCKS, bp.indexer_local_blocks)
-    if bp.architecture is Arch.OLMO2 and bp.sliding_window:
-        # conversion/olmo.py Olmo2Model (OLMo 3 without layer_types): every 4th layer is full
+    if bp.architecture in (Arch.OLMO2, Arch.EXAONE4) and bp.sliding_window:
+        # conversion/olmo.py Olmo2Model (OLMo 3 without layer_types), conversion/exaone.py
+        # Exaone4Model (sliding_window_pattern "LLLG"): every 4th layer is full
         put(K.Attention.SLIDING_WINDOW_PATTERN, [(il + 1) % 4 != 0 for il in range(bp.n_layer)])
     _put_attention_geometry(bp, put)
     _put_rope_scaling(bp, put)
@@ -702,6 +704,8 @@ def _put_attention_geometry(bp: Blueprint, put) -> None:
     if bp.head_dim is not None or bp.architecture in (Arch.GEMMA3, Arch.GPT_OSS):
         put(K.Attention.KEY_LENGTH, bp.head_dim_k)
         put(K.Attention.VALUE_LENGTH, bp.head_dim_v)
+    if bp.architecture is Arch.EXAONE4:
+        put(K.LLM.VOCAB_SIZE, bp.n_vocab)  # conversion/exaone.py Exaone4Model
     if bp.architecture in (Arch.LLAMA, Arch.LLAMA4, Arch.SMOLLM3):
         # conversion/llama.py (SmolLM3Model is a LlamaModel): vocab size and rope dims
         # (= head dim; load_hparams checks it)
@@ -1735,6 +1739,17 @@ def _olmo2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     ]
 
 
+def _exaone4_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/exaone4.cpp: no norm before attention or the FFN, per-head Q/K norms
+    (qk_norm), a norm after each of them."""
+    return [
+        *_attention_qkvo(bp, i),
+        _spec(T.ATTN_POST_NORM, i, (bp.n_embd,)),
+        *_dense_ffn(bp, i),
+        _spec(T.FFN_POST_NORM, i, (bp.n_embd,)),
+    ]
+
+
 def _gemma4_globals(bp: Blueprint) -> list[TensorSpec]:
     """gemma4.cpp globals beyond embedding and output norm: the proportional-rope factors of
     the global layers, the per-layer-embedding table, its projection and norm."""
@@ -1834,4 +1849,5 @@ _LAYER_BUILDERS = {
     Arch.OLMO2: _olmo2_layer,
     Arch.LFM2: _lfm2_layer,
     Arch.LFM2MOE: _lfm2_layer,
+    Arch.EXAONE4: _exaone4_layer,
 }

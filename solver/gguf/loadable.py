@@ -286,6 +286,15 @@ _OLMO2 = Family(
      _w(T.ATTN_K_NORM, "HKV*HK"), _w(T.ATTN_POST_NORM, "E"), *_dense_ffn(),
      _w(T.FFN_POST_NORM, "E")),
 )  # fmt: skip
+# exaone4: no pre-norms, per-head Q/K norms, post-norms, llama3 rope factors optional; wo is
+# n_embd x n_embd (heads x head width must be n_embd); the NextN layers' tensors are
+# TENSOR_SKIP, so only the trunk is checked
+_EXAONE4 = Family(
+    "src/models/exaone4.cpp",
+    (*_GLOBALS, _w(T.ROPE_FREQS, "ROT/2", optional=True)),
+    (_qkv("H*HK", "HKV*HK", "HKV*HV"), _w(T.ATTN_OUT, "E", "E"), _w(T.ATTN_POST_NORM, "E"),
+     _w(T.ATTN_Q_NORM, "HK"), _w(T.ATTN_K_NORM, "HK"), *_dense_ffn(), _w(T.FFN_POST_NORM, "E")),
+)  # fmt: skip
 _QWEN2MOE = Family(
     "src/models/qwen2moe.cpp",
     _GLOBALS_OUTPUT,
@@ -890,6 +899,7 @@ FAMILIES: dict[str, Family] = {
     "olmo2": _OLMO2,
     "lfm2": _LFM2,
     "lfm2moe": _LFM2,
+    "exaone4": _EXAONE4,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.

@@ -291,6 +291,7 @@ def self_attention(
     sinks: Tensor | None = None,
     qk_norm_full: bool = False,
     head_gate: bool = False,
+    qk_norms_first: bool = False,
 ) -> Tensor:
     """The standard attention block of a layer, up to and including the output projection.
 
@@ -298,6 +299,7 @@ def self_attention(
     the whole projection before it is split into heads, as minimax-m2), RoPE (with
     ``rope_freqs``), gemma3's Q scale after RoPE, the temperature-tuning scale, attention,
     step35's head-wise gate (``head_gate``, when the file has ``attn_gate``), wo.
+    ``qk_norms_first`` (exaone4): K is normed before Q is roped.
     """
     hp = b.hp
     layer = hp.layers[il]
@@ -315,6 +317,9 @@ def self_attention(
         q, k, v = build_qkv(b, il, cur, head, layer.n_head, layer.n_head_kv, head_v=layer.head_v)
     if q_norm is not None:
         q = b.build_norm(q, q_norm, None, il)
+    if qk_norms_first and k_norm is not None:  # exaone4: both norms, then both ropes
+        k = b.build_norm(k, k_norm, None, il)
+        k_norm = None
     if rope:
         q = g.rope(q, inp_pos, rope_freqs)
     if k_norm is not None:

@@ -77,6 +77,8 @@ class ArchRecipe:
     pre_norms: bool = True  # olmo2: no norm before attention or before the FFN
     rope: bool = True
     no_rope_layer_step: int = 0  # smollm3: layers il with (il + 1) % step == 0 skip RoPE
+    rope_swa_layers_only: bool = False  # exaone4: with iswa attention, full layers skip RoPE
+    qk_norms_first: bool = False  # exaone4: Q and K normed before either is roped
     rope_factors: bool = False  # llama/mistral3: model.get_rope_factors (per-layer duplicate)
     q_scale_after_rope: bool = False  # gemma3: Qcur = ggml_scale(Qcur, f_attention_scale)
     post_attn_norm: bool = False  # gemma: attn_post_norm before the residual add
@@ -242,6 +244,18 @@ RECIPES: dict[str, ArchRecipe] = {
     ),
     "lfm2": _LFM2,
     "lfm2moe": _LFM2,
+    # exaone4.cpp: olmo2's layer with per-head Q/K norms (both before either RoPE), llama3
+    # rope factors, and with sliding windows (the 32B: 64 layers) RoPE on the sliding layers
+    # only. EXAONE 4.0 32B / 1.2B (LG's own LGAI-EXAONE/EXAONE-4.0-32B-GGUF)
+    "exaone4": ArchRecipe(
+        iswa_if_window=True,
+        pre_norms=False,
+        post_attn_norm=True,
+        post_ffn_norm=True,
+        rope_factors=True,
+        rope_swa_layers_only=True,
+        qk_norms_first=True,
+    ),
 }
 
 
@@ -345,22 +359,26 @@ def _attention(
         cur,
         ins.inp_pos,
         kind=ins.attention,
-        rope=_layer_ropes(recipe, il),
+        rope=_layer_ropes(b, recipe, ins, il),
         rope_freqs=_rope_factors(b, recipe, il),
         q_scale_after_rope=recipe.q_scale_after_rope,
         attn_scale=ins.attn_scale,
         sinks=layer_sinks(b, il) if recipe.sinks else None,
         qk_norm_full=recipe.qk_norm_full,
         head_gate=recipe.head_gate,
+        qk_norms_first=recipe.qk_norms_first,
     )
     if b.hp.f_attn_value_scale:
         cur = g.scale(cur)
     return cur
 
 
-def _layer_ropes(recipe: ArchRecipe, il: int) -> bool:
-    """Whether layer il applies RoPE (smollm3: not on every no_rope_layer_step-th layer)."""
+def _layer_ropes(b: GraphBuilder, recipe: ArchRecipe, ins: _GraphInputs, il: int) -> bool:
+    """Whether layer il applies RoPE (smollm3: not on every no_rope_layer_step-th layer;
+    exaone4 with sliding windows: only on the sliding layers)."""
     step = recipe.no_rope_layer_step
+    if recipe.rope_swa_layers_only and ins.attention == "iswa" and not b.hp.layers[il].is_swa:
+        return False
     return recipe.rope and not (step and (il + 1) % step == 0)
 
 
