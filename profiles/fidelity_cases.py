@@ -65,11 +65,15 @@ SYNTHETIC_ARCHS += ("olmo2",)
 SYNTHETIC_ARCHS += ("lfm2", "lfm2moe")
 # exaone4 (the 1.2B's layout): post-norms only, per-head Q/K norms before RoPE, rope factors
 SYNTHETIC_ARCHS += ("exaone4",)
+# granitehybrid: Mamba-2 layers, NoPE attention, experts plus a shared expert, Granite's scales
+SYNTHETIC_ARCHS += ("granitehybrid",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 GLM4_MROPE = "glm4-mrope"  # glm4 with M-RoPE sections, as GLM-4.1V's text tower
 OLMO2_FULL = "olmo2-full"  # olmo2 without sliding windows, as OLMo 2
 EXAONE4_SWA = "exaone4-swa"  # exaone4 with sliding windows (64 layers), as the 32B
+# granitehybrid as Bamba converts: attention with RoPE (rope.scaling.finetuned), a dense FFN
+GRANITE_BAMBA = "granitehybrid-bamba"
 MINI = "mini:"  # "mini:<catalogue model>:<quant>": the catalogue blueprint as a miniature
 
 
@@ -123,6 +127,7 @@ def model_blueprint(model: str) -> tuple[Blueprint, str] | None:
         GLM4_MROPE: "glm4",
         OLMO2_FULL: "olmo2",
         EXAONE4_SWA: "exaone4",
+        GRANITE_BAMBA: "granitehybrid",
     }
     blueprint = tiny_blueprint(variant_of.get(arch, arch))
     update: dict[str, object] = {}
@@ -147,6 +152,9 @@ def model_blueprint(model: str) -> tuple[Blueprint, str] | None:
         update["sliding_window"] = 0
     if arch == EXAONE4_SWA:
         update["sliding_window"] = 128
+    if arch == GRANITE_BAMBA:
+        update |= {"use_rope": True, "n_expert": 0, "n_expert_used": 0, "n_ff": 512,
+                   "n_ff_exp": 0, "n_ff_shexp": 0}  # fmt: skip
     return blueprint.model_copy(update=update), "Q4_K_M"
 
 
@@ -456,6 +464,19 @@ SYNTHETIC = [
             # -fa auto with the KV cache on the CPU: llama.cpp's probe finds flash attention
             # scheduled on the CPU, not on its layer's device, and turns it off
             "nkvo-fa-auto": "-c 2048 -np 1 -ngl 99 -ts 1,1 -nkvo",
+        },
+        # granitehybrid: Mamba-2 layers (0, 1, 3-5, 7) and NoPE attention layers (2, 6)
+        "granitehybrid/8": {
+            "split-q8": "-c 2048 -ngl 99 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
+            "cpu-moe-ub": "-c 2048 -np 2 -ngl 99 -ts 2,1 --cpu-moe -ub 128",
+            "partial-nkvo": "-c 2048 -np 2 -ngl 5 -ts 1,1 -nkvo",
+        },
+        # granitehybrid as Bamba: RoPE on the attention layers (2, 5), dense FFNs
+        f"{GRANITE_BAMBA}/6": {
+            "split": "-c 1024 -ngl 99 -ts 1,1",
+            "partial-fa-off-slots": "-c 4096 -np 3 -ngl 3 -ts 1,2 -fa off",
+            "ffn-cpu-ub": r"-c 2048 -ngl 99 -ts 2,1 -ot blk\.[25]\.ffn_.*=CPU -ub 128",
         },
         # lfm2moe: lfm2's pattern, a dense first layer, then sigmoid-routed experts
         "lfm2moe/8": {

@@ -179,6 +179,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "lfm2": "blk.0.shortconv.conv.weight",
     "lfm2moe": "blk.2.exp_probs_b.bias",
     "exaone4": "blk.1.post_ffw_norm.weight",
+    "granitehybrid": "blk.0.ssm_norm.weight",
 }
 
 

@@ -83,6 +83,9 @@ class Arch(StrEnum):
     LFM2 = "lfm2"  # LiquidAI LFM2/LFM2.5: gated short-convolution layers between attention
     LFM2MOE = "lfm2moe"  # LFM2-8B-A1B: lfm2's layers, sigmoid-routed experts past dense ones
     EXAONE4 = "exaone4"  # EXAONE 4.0: post-norms only, per-head Q/K norms, NoPE global layers
+    # IBM Granite 4.0 H: Mamba-2 layers and attention (no RoPE), a dense FFN or softmax-routed
+    # experts plus a shared expert on every layer, Granite's four scales
+    GRANITEHYBRID = "granitehybrid"
 
 
 class RopeScaling(BaseModel):
@@ -250,11 +253,19 @@ class Blueprint(BaseModel):
     moe_layer_step: int = Field(default=0, description="interleave_moe_layer_step")
     # nemotron_h_moe: one letter per layer (M Mamba-2 mixer, * attention, E MoE FFN); the
     # Mamba-2 sizes are ssm_d_conv, ssm_d_state, ssm_n_group and ssm_dt_rank (its heads).
-    # lfm2, lfm2moe: C a short-convolution layer, * attention (config.json's layer_types)
+    # lfm2, lfm2moe: C a short-convolution layer, * attention (config.json's layer_types);
+    # granitehybrid: M a Mamba-2 layer, * attention
     layer_pattern: str = Field(
-        default="", description="hybrid_override_pattern (lfm2: layer_types as C / *)"
+        default="", description="hybrid_override_pattern (lfm2, granite: layer_types as letters)"
     )
     shortconv_l_cache: int = Field(default=0, description="conv_L_cache (lfm2's conv window)")
+    # granitehybrid (Granite's multipliers; None: the converter writes no key) and whether its
+    # attention ropes (the converter's rope.scaling.finetuned: Bamba's yes, Granite 4.0 H's no)
+    embedding_scale: float | None = Field(default=None, description="embedding_multiplier")
+    residual_scale: float | None = Field(default=None, description="residual_multiplier")
+    logit_scale: float | None = Field(default=None, description="logits_scaling")
+    attention_scale: float | None = Field(default=None, description="attention_multiplier")
+    use_rope: bool = Field(default=True, description="position_embedding_type != 'nope'")
     mamba_head_dim: int = Field(default=0, description="mamba_head_dim")
     # kimi-linear: KDA (Kimi delta attention) layers between MLA layers; the KDA layers' heads
     # are n_head wide of kda_head_dim, their Q/K/V short convolutions ssm_d_conv long
@@ -316,6 +327,8 @@ class Blueprint(BaseModel):
             self._check_nemotron_h()
         if self.is_lfm2:
             self._check_lfm2()
+        if self.architecture is Arch.GRANITEHYBRID:
+            self._check_granitehybrid()
         if self.architecture is Arch.KIMI_LINEAR and not (
             self.kda_head_dim and self.ssm_d_conv and self.kv_lora_rank and self.v_head_dim
         ):
@@ -443,6 +456,19 @@ class Blueprint(BaseModel):
             raise BadInput(f"{self.name}: {self.architecture} needs C or * per layer")
         if self.shortconv_l_cache < 2 or self.sliding_window or not self.n_ff:
             raise BadInput(f"{self.name}: {self.architecture} needs conv_L_cache > 1 and n_ff")
+
+    def _check_granitehybrid(self) -> None:
+        """granite-hybrid.cpp: one M or * per layer, the Mamba-2 sizes with an inner size of
+        twice n_embd (its loader asserts it); experts as wide as feed_forward_length (the
+        loader sizes them by n_ff) with a shared expert of n_ff_shexp where set."""
+        pattern = self.layer_pattern
+        if len(pattern) != self.n_layer or set(pattern) - set("M*"):
+            raise BadInput(f"{self.name}: granitehybrid needs M or * per layer")
+        needed = (self.ssm_d_conv, self.ssm_d_state, self.ssm_n_group, self.mamba_head_dim)
+        if not all(needed) or self.ssm_d_inner != 2 * self.n_embd:
+            raise BadInput(f"{self.name}: granitehybrid needs the Mamba-2 sizes, inner 2 x n_embd")
+        if self.n_expert and self.n_ff_exp != self.n_ff:
+            raise BadInput(f"{self.name}: granitehybrid's experts are n_ff wide (n_ff_exp = n_ff)")
 
     @property
     def is_lfm2(self) -> bool:
@@ -638,6 +664,8 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         _put_nemotron_h(bp, put)
     if bp.is_lfm2:
         _put_lfm2(bp, put)
+    if bp.architecture is Arch.GRANITEHYBRID:
+        _put_granitehybrid(bp, put)
     if bp.architecture in (Arch.DEEPSEEK32, Arch.GLM_DSA):
         # conversion/deepseek.py DeepseekV32Model, conversion/glm.py GlmMoeDsaModel: the DSA
         # indexer's sizes (and glm-dsa's per-layer types, when config.json has them)
@@ -742,6 +770,33 @@ def _put_gated_delta_net(bp: Blueprint, put) -> None:
         put(K.Rope.DIMENSION_SECTIONS, list(bp.rope_sections))
 
 
+def _put_mamba2(bp: Blueprint, put) -> None:
+    """conversion/mamba.py Mamba2Model's sizes, as nemotron.py and granite.py write them: the
+    conv kernel, state size, groups, inner size and heads (as the time-step rank)."""
+    put(K.SSM.CONV_KERNEL, bp.ssm_d_conv)
+    put(K.SSM.STATE_SIZE, bp.ssm_d_state)
+    put(K.SSM.GROUP_COUNT, bp.ssm_n_group)
+    put(K.SSM.INNER_SIZE, bp.ssm_d_inner)
+    put(K.SSM.TIME_STEP_RANK, bp.ssm_dt_rank)
+
+
+def _put_granitehybrid(bp: Blueprint, put) -> None:
+    """conversion/granite.py GraniteHybridModel (over GraniteMoeModel, GraniteModel): KV heads
+    only on attention layers (how the loader tells the Mamba-2 layers apart), the shared
+    expert's width, Granite's multipliers as scales, the Mamba-2 sizes, whether attention
+    ropes (without RoPE the context length becomes 2^20)."""
+    put(K.Attention.HEAD_COUNT_KV, [bp.n_head_kv if c == "*" else 0 for c in bp.layer_pattern])
+    put(K.LLM.EXPERT_SHARED_FEED_FORWARD_LENGTH, bp.n_ff_shexp or None)
+    put(K.Attention.SCALE, _float_or_none(bp.attention_scale))
+    put(K.LLM.EMBEDDING_SCALE, _float_or_none(bp.embedding_scale))
+    put(K.LLM.RESIDUAL_SCALE, _float_or_none(bp.residual_scale))
+    put(K.LLM.LOGIT_SCALE, _float_or_none(bp.logit_scale))
+    _put_mamba2(bp, put)
+    put(K.Rope.SCALING_FINETUNED, bp.use_rope)
+    if not bp.use_rope:
+        put(K.LLM.CONTEXT_LENGTH, 1 << 20)
+
+
 def _put_nemotron_h(bp: Blueprint, put) -> None:
     """conversion/nemotron.py NemotronHModel over GraniteHybridModel: per-layer KV heads (0 but
     on attention layers) and FFN widths (the expert width on MoE layers, else 0), which is
@@ -751,11 +806,7 @@ def _put_nemotron_h(bp: Blueprint, put) -> None:
     put(K.Attention.HEAD_COUNT_KV, [bp.n_head_kv if c == "*" else 0 for c in pattern])
     put(K.LLM.FEED_FORWARD_LENGTH, [bp.n_ff_exp if c == "E" else 0 for c in pattern])
     put(K.LLM.EXPERT_SHARED_FEED_FORWARD_LENGTH, bp.n_ff_shexp)
-    put(K.SSM.CONV_KERNEL, bp.ssm_d_conv)
-    put(K.SSM.STATE_SIZE, bp.ssm_d_state)
-    put(K.SSM.GROUP_COUNT, bp.ssm_n_group)
-    put(K.SSM.INNER_SIZE, bp.ssm_d_inner)
-    put(K.SSM.TIME_STEP_RANK, bp.ssm_dt_rank)
+    _put_mamba2(bp, put)
     put(K.Attention.LAYERNORM_EPS, float(bp.rms_norm_eps))
 
 
@@ -1428,22 +1479,7 @@ def _nemotron_h_moe_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     specs = [_spec(T.ATTN_NORM, i, (bp.n_embd,))]
     kind = bp.layer_pattern[i]
     if kind == "M":
-        d_inner, n_group, d_state, n_head = (
-            bp.ssm_d_inner, bp.ssm_n_group, bp.ssm_d_state, bp.ssm_dt_rank
-        )  # fmt: skip
-        conv_dim = d_inner + 2 * n_group * d_state
-        return [
-            *specs,
-            _spec(T.SSM_IN, i, (bp.n_embd, conv_dim + d_inner + n_head)),
-            _spec(T.SSM_CONV1D, i, (bp.ssm_d_conv, conv_dim), source_type=F32),
-            _spec(T.SSM_CONV1D, i, (conv_dim,), suffix="bias"),
-            _spec(T.SSM_DT, i, (n_head,), suffix="bias"),
-            # A and D have no .weight suffix: F32 (conversion/base.py), never quantized
-            TensorSpec(name=f"blk.{i}.ssm_a", shape=(1, n_head), source_type=F32),
-            TensorSpec(name=f"blk.{i}.ssm_d", shape=(1, n_head), source_type=F32),
-            _spec(T.SSM_NORM, i, (d_inner // n_group, n_group)),
-            _spec(T.SSM_OUT, i, (d_inner, bp.n_embd)),
-        ]
+        return specs + _mamba2_mixer(bp, i)
     if kind == "*":
         return specs + _attention_qkvo(bp, i)
     width = bp.n_ff_shexp
@@ -1479,6 +1515,53 @@ def _lfm2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
         *_routed_experts(bp, i),
         _spec(T.FFN_EXP_PROBS_B, i, (bp.n_expert,), suffix="bias"),
     ]
+
+
+def _mamba2_mixer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """A Mamba-2 mixer (nemotron-h.cpp, granite-hybrid.cpp). The conv bias is optional to the
+    loaders but the graph adds it unconditionally, so it is required here."""
+    d_inner, n_group, d_state, n_head = (
+        bp.ssm_d_inner, bp.ssm_n_group, bp.ssm_d_state, bp.ssm_dt_rank
+    )  # fmt: skip
+    conv_dim = d_inner + 2 * n_group * d_state
+    return [
+        _spec(T.SSM_IN, i, (bp.n_embd, conv_dim + d_inner + n_head)),
+        _spec(T.SSM_CONV1D, i, (bp.ssm_d_conv, conv_dim), source_type=F32),
+        _spec(T.SSM_CONV1D, i, (conv_dim,), suffix="bias"),
+        _spec(T.SSM_DT, i, (n_head,), suffix="bias"),
+        # A and D have no .weight suffix: F32 (conversion/base.py), never quantized
+        TensorSpec(name=f"blk.{i}.ssm_a", shape=(1, n_head), source_type=F32),
+        TensorSpec(name=f"blk.{i}.ssm_d", shape=(1, n_head), source_type=F32),
+        _spec(T.SSM_NORM, i, (d_inner // n_group, n_group)),
+        _spec(T.SSM_OUT, i, (d_inner, bp.n_embd)),
+    ]
+
+
+def _granitehybrid_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/granite-hybrid.cpp: the attention norm, then a Mamba-2 mixer (M) or
+    attention (*: separate Q/K/V, the output bias optional); the FFN norm and a dense FFN (its
+    biases optional) or, with experts, the softmax router, experts n_ff wide (the gate
+    optional to the loader, but the converter writes it) and the shared expert."""
+    specs = [_spec(T.ATTN_NORM, i, (bp.n_embd,)), _spec(T.FFN_NORM, i, (bp.n_embd,))]
+    if bp.layer_pattern[i] == "M":
+        specs += _mamba2_mixer(bp, i)
+    else:
+        specs += _attention_qkvo(bp, i)
+        specs.append(_spec(T.ATTN_OUT, i, (bp.n_embd,), suffix="bias", required=False))
+    if not bp.n_expert:
+        return specs + _dense_ffn(bp, i)
+    gate = _name(T.FFN_GATE_EXP, i)
+    specs += [
+        spec.model_copy(update={"required": False}) if spec.name == gate else spec
+        for spec in _routed_experts(bp, i)
+    ]
+    if bp.n_ff_shexp:
+        specs += [
+            _spec(T.FFN_GATE_SHEXP, i, (bp.n_embd, bp.n_ff_shexp)),
+            _spec(T.FFN_DOWN_SHEXP, i, (bp.n_ff_shexp, bp.n_embd)),
+            _spec(T.FFN_UP_SHEXP, i, (bp.n_embd, bp.n_ff_shexp)),
+        ]
+    return specs
 
 
 def _minimax_m2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
@@ -1850,4 +1933,5 @@ _LAYER_BUILDERS = {
     Arch.LFM2: _lfm2_layer,
     Arch.LFM2MOE: _lfm2_layer,
     Arch.EXAONE4: _exaone4_layer,
+    Arch.GRANITEHYBRID: _granitehybrid_layer,
 }

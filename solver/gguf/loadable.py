@@ -521,19 +521,23 @@ _LLAMA4 = Family(
 # from the per-layer KV heads and FFN widths, so attention is sized by the attention layers'
 # KV heads (HKVMAX; layer 0 is a Mamba layer with none). The conv bias is optional to the
 # loader but the graph adds it unconditionally (without it llama-server crashes): required.
+# A Mamba-2 mixer (nemotron-h.cpp, granite-hybrid.cpp) on the recurrent layers
+_MAMBA2 = (
+    _w(T.SSM_IN, "E", "2*DI+2*NG*DS+DT", when=("recurrent",)),
+    _w(T.SSM_CONV1D, "DC", "DI+2*NG*DS", when=("recurrent",)),
+    _b(T.SSM_CONV1D, "DI+2*NG*DS", when=("recurrent",)),
+    _b(T.SSM_DT, "DT", when=("recurrent",)),
+    Need(T.SSM_A, ("1", "DT"), ("recurrent",), None),
+    Need(T.SSM_D, ("1", "DT"), ("recurrent",), None),
+    _w(T.SSM_NORM, "DIG", "NG", when=("recurrent",)),
+    _w(T.SSM_OUT, "DI", "E", when=("recurrent",)),
+)
 _NEMOTRON_H_MOE = Family(
     "src/models/nemotron-h.cpp",
     _GLOBALS,
     (
         _w(T.ATTN_NORM, "E"),
-        _w(T.SSM_IN, "E", "2*DI+2*NG*DS+DT", when=("recurrent",)),
-        _w(T.SSM_CONV1D, "DC", "DI+2*NG*DS", when=("recurrent",)),
-        _b(T.SSM_CONV1D, "DI+2*NG*DS", when=("recurrent",)),
-        _b(T.SSM_DT, "DT", when=("recurrent",)),
-        Need(T.SSM_A, ("1", "DT"), ("recurrent",), None),
-        Need(T.SSM_D, ("1", "DT"), ("recurrent",), None),
-        _w(T.SSM_NORM, "DIG", "NG", when=("recurrent",)),
-        _w(T.SSM_OUT, "DI", "E", when=("recurrent",)),
+        *_MAMBA2,
         _qkv("H*HK", "HKVMAX*HK", "HKVMAX*HV", ("attention_layer",)),
         _w(T.ATTN_OUT, "H*HK", "E", when=("attention_layer",)),
         _b(T.ATTN_OUT, "E", when=("attention_layer",), optional=True),
@@ -666,6 +670,30 @@ _LFM2 = Family(
         *_dense_ffn(("dense",)),
         *_experts("FE", ("moe",)),
         _b(T.FFN_EXP_PROBS_B, "X", when=("moe",)),
+    ),
+)
+
+
+# granitehybrid: per layer the attention norm and a Mamba-2 mixer or attention (sized by the
+# attention layers' KV heads; the output bias optional), the FFN norm, then a dense FFN with
+# optional biases, or (with experts) the router, experts n_ff wide (the gate optional) and,
+# where the shared width is set, the shared expert. The conv bias is required as nemotron's.
+_GRANITEHYBRID = Family(
+    "src/models/granite-hybrid.cpp",
+    _GLOBALS,
+    (
+        _w(T.ATTN_NORM, "E"),
+        *_MAMBA2,
+        _qkv("H*HK", "HKVMAX*HK", "HKVMAX*HV", ("attention",)),
+        _w(T.ATTN_OUT, "H*HK", "E", when=("attention",)),
+        _b(T.ATTN_OUT, "E", when=("attention",), optional=True),
+        _w(T.FFN_NORM, "E"),
+        *_dense_ffn(("no_experts",), biases=True),
+        _w(T.FFN_GATE_INP, "E", "X", when=("experts",)),
+        _w(T.FFN_GATE_EXP, "E", "F", "X", when=("experts",), optional=True),
+        _w(T.FFN_DOWN_EXP, "F", "E", "X", when=("experts",)),
+        _w(T.FFN_UP_EXP, "E", "F", "X", when=("experts",)),
+        *_shared_experts("FSHEXP", ("experts", "shexp_width")),
     ),
 )
 
@@ -900,6 +928,7 @@ FAMILIES: dict[str, Family] = {
     "lfm2": _LFM2,
     "lfm2moe": _LFM2,
     "exaone4": _EXAONE4,
+    "granitehybrid": _GRANITEHYBRID,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.
@@ -1036,6 +1065,8 @@ _CONDITIONS: dict[str, Callable[[Inventory, int, Mapping[str, int]], bool]] = {
     "moe": lambda inv, il, d: d["X"] > 0 and il >= inv.experts.leading_dense_layers,
     "dense": lambda inv, il, d: not (d["X"] > 0 and il >= inv.experts.leading_dense_layers),
     "shexp_width": lambda inv, il, d: d["FSHEXP"] > 0,
+    "experts": lambda inv, il, d: d["X"] > 0,
+    "no_experts": lambda inv, il, d: d["X"] == 0,
     "shexp_count": lambda inv, il, d: d["S"] > 0,
     "q_lora": lambda inv, il, d: d["QL"] > 0,
     "no_q_lora": lambda inv, il, d: d["QL"] == 0,

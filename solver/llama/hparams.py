@@ -77,6 +77,9 @@ _NO_FFN_FILTER_ARCHS = frozenset({"nemotron_h", "nemotron_h_moe"})
 # load_arch_hparams reads {arch}.n_deepstack_layers (granite's loaders derive the count from
 # a deepstack mapping instead; granite has no compute-graph recipe)
 DEEPSTACK_ARCHS = frozenset({"qwen3vl", "qwen3vlmoe"})
+# the loaders that read Granite's residual and logit scales and the rope switch (of those
+# with a compute-graph recipe)
+GRANITE_SCALE_ARCHS = frozenset({"granitehybrid"})
 
 # hparams.causal_attn = false in these loaders
 NON_CAUSAL_ARCHS = frozenset({"dream", "llada", "llada-moe", "gemma-embedding"})
@@ -194,6 +197,10 @@ class ModelHparams(BaseModel):
     f_attn_logit_softcapping: float = 0.0
     f_final_logit_softcapping: float = 0.0
     f_attn_value_scale: float = 0.0  # mimo2: the attention output's scale (0: none)
+    # granitehybrid: the residual branches' and the logits' scales (0: none)
+    f_residual_scale: float = 0.0
+    f_logit_scale: float = 0.0
+    rope_finetuned: bool = True  # granitehybrid: {arch}.rope.scaling.finetuned, its RoPE switch
     n_layer_kv_from_start: int = -1
     kv_layers: tuple[bool, ...] = Field(description="per layer: has its own KV cache")
     rs_layers: tuple[bool, ...] = Field(
@@ -379,6 +386,8 @@ def model_hparams(inventory: Inventory) -> ModelHparams:
         if arch in DEEPSTACK_ARCHS
         else 0,
         use_mrope=_use_mrope(inventory),
+        rope_finetuned=arch not in GRANITE_SCALE_ARCHS
+        or bool(inventory.metadata.get(Keys.Rope.SCALING_FINETUNED.format(arch=arch), True)),
     )
 
 
@@ -441,8 +450,11 @@ def _graph_scales(inventory: Inventory) -> dict[str, float]:
 
     # mimo2.cpp keeps a value scale other than 1 (dflash, unmodelled, reads it too)
     value_scale = scale(ATTENTION_VALUE_SCALE) if inventory.architecture == "mimo2" else 0.0
+    granite = inventory.architecture in GRANITE_SCALE_ARCHS
     return {
         "f_attn_value_scale": 0.0 if value_scale == 1.0 else value_scale,
+        "f_residual_scale": scale(Keys.LLM.RESIDUAL_SCALE) if granite else 0.0,
+        "f_logit_scale": scale(Keys.LLM.LOGIT_SCALE) if granite else 0.0,
         "f_embedding_scale": scale(Keys.LLM.EMBEDDING_SCALE),
         "f_attn_temp_scale": scale(Keys.Attention.TEMPERATURE_SCALE),
         "f_attn_logit_softcapping": scale(Keys.LLM.ATTN_LOGIT_SOFTCAPPING),

@@ -38,6 +38,8 @@ Modules, lower first:
   over the saved columns, ``SSM_CONV``), a recipe's ``recurrent`` block beside attention.
 - ``qwen3next``: qwen3next's blocks (the legacy fused projection, repeated Q/K heads) in
   ``qwen35``'s hybrid skeleton.
+- ``mamba2``: the Mamba-2 mixer (``SSM_CONV``, ``SSM_SCAN`` over the cached states), a
+  recipe's ``recurrent`` block (granitehybrid) and nemotron_h's.
 - ``nemotron_h``: the graph function of nemotron_h_moe (Mamba-2 mixers, attention, MoE FFNs).
 - ``llama4``: the graph function of llama4 (chunked and global layers, dense and MoE FFNs
   alternating).

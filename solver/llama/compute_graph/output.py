@@ -35,6 +35,8 @@ def logits(
     output_b = b.w("output.bias") if bias else None
     if output_b is not None:
         cur = g.add(cur, output_b)
+    if b.hp.f_logit_scale:  # granite: the logits divided by logits_scaling
+        cur = g.scale(cur)
     if softcap and b.hp.f_final_logit_softcapping:
         cur = g.scale(cur)
         cur = g.unary(cur, "tanh")

@@ -11,7 +11,8 @@ To add an architecture the template fits, add a recipe; one whose layer differs 
 attention or a recurrent block) gets its own build function, made of the same blocks
 (``inputs``, ``attention``, ``ffn``), as the recipe's ``build`` (``qwen35``: gated DeltaNet).
 A layer kind beside attention in the template's layer is the recipe's ``recurrent`` block
-(``kimi-linear``: KDA between MLA layers; ``lfm2``: gated short convolutions).
+(``kimi-linear``: KDA between MLA layers; ``lfm2``: gated short convolutions;
+``granitehybrid``: Mamba-2).
 
 The architectures popular in 2026 that the pinned llama.cpp loads (``src/llama-arch.cpp``)
 and that had no recipe here (qwen3vl/-moe, glm-dsa, step35, mimo2, glm5-next, minimax-m3,
@@ -58,6 +59,7 @@ from solver.llama.compute_graph.inputs import (
 from solver.llama.compute_graph.kimi_linear import check_kimi_layers, kda_block
 from solver.llama.compute_graph.lfm2 import check_lfm2_layers, shortconv_block
 from solver.llama.compute_graph.llama4 import build_llama4
+from solver.llama.compute_graph.mamba2 import check_mamba2_layers, mamba2_block
 from solver.llama.compute_graph.msa import msa_attention
 from solver.llama.compute_graph.nemotron_h import build_nemotron_h
 from solver.llama.compute_graph.output import logits
@@ -112,12 +114,16 @@ class ArchRecipe:
     # the last layer's output-row selection of the stream before the mixer's (ggml visits a
     # node's sources in order)
     residual_first: bool = False
+    rope_if_finetuned: bool = False  # granitehybrid: RoPE only where rope.scaling.finetuned
 
 
 _DEEPSEEK2 = ArchRecipe(attention="mla", moe_norm_w=None, h_nextn_output="norm")
 # lfm2.cpp (lfm2moe.cpp builds the same graph): short-convolution layers (recurrent) between
 # qwen3-like attention layers; a dense FFN, or sigmoid routing (the GGUF's gating) with
-# normalised weights and the selection bias; the final norm is token_embd_norm
+# normalised weights and the selection bias; the final norm is token_embd_norm. LFM2/LFM2.5
+# 230M-2.6B and LFM2-8B-A1B / LFM2.5-8B-A1B: LiquidAI's own GGUFs (LiquidAI/LFM2-350M-GGUF:
+# 5,369 downloads last month on its card), unsloth/LFM2-8B-A1B-GGUF (17.3K quant downloads,
+# llmrun.dev), mudler's APEX and NobodyWho's LFM2.5 GGUFs
 _LFM2 = ArchRecipe(
     recurrent=shortconv_block,
     check=check_lfm2_layers,
@@ -256,6 +262,15 @@ RECIPES: dict[str, ArchRecipe] = {
         rope_swa_layers_only=True,
         qk_norms_first=True,
     ),
+    # granite-hybrid.cpp: Mamba-2 layers (recurrent) between attention layers that rope only
+    # where rope.scaling.finetuned says so (Granite 4.0 H: NoPE; Bamba: RoPE); Granite's
+    # residual and logit scales (the template applies them wherever the hparams have them);
+    # a dense FFN, or softmax routing with normalised weights plus the shared expert. Granite
+    # 4.0 H Small/Tiny/Micro/1B/350M: lmstudio-community's granite-4.0-h-small/-tiny GGUFs
+    # (r/LocalLLaMA 1nzpjz8), unsloth's Granite-4.0-H GGUFs and their requantisations
+    "granitehybrid": ArchRecipe(
+        recurrent=mamba2_block, check=check_mamba2_layers, rope_if_finetuned=True
+    ),
 }
 
 
@@ -321,7 +336,7 @@ def _layer(b: GraphBuilder, recipe: ArchRecipe, ins: _GraphInputs, il: int, inp_
         inp_sa = g.get_rows(inp_sa, ins.out_ids)
     if recipe.post_attn_norm:
         cur = b.build_norm(cur, b.lw(il, "post_attention_norm"), None, il)
-    cur = ffn_inp = _residual(recipe, inp_sa, cur)
+    cur = ffn_inp = _residual(b, recipe, inp_sa, cur)
     if recipe.attn_post_norm_as_ffn_norm:
         cur = b.build_norm(ffn_inp, b.lw(il, "post_attention_norm"), None, il)
     elif recipe.pre_norms:
@@ -330,13 +345,16 @@ def _layer(b: GraphBuilder, recipe: ArchRecipe, ins: _GraphInputs, il: int, inp_
     if recipe.post_ffn_norm:
         norm_il = il if recipe.post_ffn_norm_in_layer else -1
         cur = b.build_norm(cur, b.lw(il, "post_ffw_norm"), None, norm_il)
-    cur = _residual(recipe, ffn_inp, cur)
+    cur = _residual(b, recipe, ffn_inp, cur)
     b.cb(cur, "l_out", il)
     return cur
 
 
-def _residual(recipe: ArchRecipe, stream: Tensor, cur: Tensor) -> Tensor:
-    """The residual add, its operands in the architecture's order."""
+def _residual(b: GraphBuilder, recipe: ArchRecipe, stream: Tensor, cur: Tensor) -> Tensor:
+    """The residual add, its operands in the architecture's order; the branch scaled first
+    where the model has a residual scale (granite)."""
+    if b.hp.f_residual_scale:
+        cur = g.scale(cur)
     return g.add(stream, cur) if recipe.residual_first else g.add(cur, stream)
 
 
@@ -375,8 +393,11 @@ def _attention(
 
 def _layer_ropes(b: GraphBuilder, recipe: ArchRecipe, ins: _GraphInputs, il: int) -> bool:
     """Whether layer il applies RoPE (smollm3: not on every no_rope_layer_step-th layer;
-    exaone4 with sliding windows: only on the sliding layers)."""
+    exaone4 with sliding windows: only on the sliding layers; granitehybrid: as
+    rope.scaling.finetuned says)."""
     step = recipe.no_rope_layer_step
+    if recipe.rope_if_finetuned and not b.hp.rope_finetuned:
+        return False
     if recipe.rope_swa_layers_only and ins.attention == "iswa" and not b.hp.layers[il].is_swa:
         return False
     return recipe.rope and not (step and (il + 1) % step == 0)

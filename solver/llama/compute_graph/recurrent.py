@@ -2,12 +2,13 @@
 
 What ``src/llama-graph.cpp`` and ``src/models/delta-net-base.cpp`` share between the
 architectures with a recurrent state (qwen35/qwen35moe, qwen3next, kimi-linear's KDA,
-nemotron_h's Mamba-2, lfm2's short convolutions): ``build_rs_inputs`` (``llm_graph_input_rs``,
-the state-copy input, built once per graph), ``state_tensors`` (a layer's conv and delta-rule
-state rows of ``llama_memory_recurrent``), ``build_rs`` (gather each sequence's state from the
-state cache), ``conv_state`` (``build_conv_state``: the convolution window of saved columns
-plus the new tokens, its tail written back) and ``recurrent_attn`` (``build_recurrent_attn``
-with the fused ``GATED_DELTA_NET`` op, its new state copied back).
+nemotron_h's and granitehybrid's Mamba-2 (``mamba2``), lfm2's short convolutions):
+``build_rs_inputs`` (``llm_graph_input_rs``, the state-copy input, built once per graph),
+``state_tensors`` (a layer's conv and delta-rule state rows of ``llama_memory_recurrent``),
+``build_rs`` (gather each sequence's state from the state cache), ``conv_state``
+(``build_conv_state``: the convolution window of saved columns plus the new tokens, its tail
+written back) and ``recurrent_attn`` (``build_recurrent_attn`` with the fused
+``GATED_DELTA_NET`` op, its new state copied back).
 
 Contract: the graph at reserve (``init_full``): state head 0, no state to zero but the first
 (``rs_z`` 0), as many state cells as sequences, so no extra states are copied; rollback
@@ -28,17 +29,24 @@ from solver.llama.compute_graph.builder import GraphBuilder
 
 @dataclass(frozen=True)
 class RsInputs:
-    """llm_graph_input_rs at reserve: the state-copy input and the state cells it gathers."""
+    """llm_graph_input_rs at reserve: the state-copy input and the state cells it gathers,
+    and the two views of it build_rs_inp_impl makes once for every layer (a view enters the
+    graph only where a layer reads it: Mamba-2's scan)."""
 
     s_copy: Tensor
     n_rs: int  # get_n_rs(): the whole state cache (init_full)
+    copy_main: Tensor  # s_copy_main: the first n_seqs ids (the scan's)
+    copy_tail: Tensor  # s_copy_extra: all but the first id (the state getter's gather)
 
 
 def build_rs_inputs(b: GraphBuilder) -> RsInputs:
     """llm_graph_input_rs: the state-copy input over the whole state cache (max(1, n_seq_max)
     cells at reserve)."""
     n_rs = max(1, b.ub.n_seqs)
-    return RsInputs(b.input(g.new_tensor(I32, n_rs), "rs_s_copy"), n_rs)
+    s_copy = b.input(g.new_tensor(I32, n_rs), "rs_s_copy")
+    copy_main = g.view_1d(s_copy, b.ub.n_seqs, 0)
+    copy_tail = g.view_1d(s_copy, n_rs - 1, g.row_size(I32, 1))
+    return RsInputs(s_copy, n_rs, copy_main, copy_tail)
 
 
 def state_tensors(b: GraphBuilder, il: int) -> tuple[Tensor, Tensor]:
