@@ -2034,6 +2034,67 @@ SOURCES: list[CatalogueSource] = [
             "agree to 9 KB",
         ),
     ),
+    CatalogueSource(
+        name="granite-4.0-h-tiny",
+        blueprint=Blueprint(
+            architecture=Arch.GRANITEHYBRID,
+            name="granite-4.0-h-tiny",
+            n_layer=40,
+            n_embd=1536,
+            n_vocab=100352,
+            context_length=1048576,  # the converter's 2**20 for a model without RoPE
+            n_head=12,
+            n_head_kv=4,
+            n_ff=512,
+            rms_norm_eps=1e-5,
+            n_expert=64,
+            n_expert_used=6,
+            n_ff_exp=512,
+            n_ff_shexp=1024,
+            # layer_types: attention on layers 5, 15, 25 and 35, Mamba-2 elsewhere
+            layer_pattern="".join("*" if i in (5, 15, 25, 35) else "M" for i in range(40)),
+            ssm_d_conv=4,
+            ssm_d_state=128,
+            ssm_n_group=1,
+            ssm_dt_rank=48,  # mamba_n_heads
+            mamba_head_dim=64,
+            use_rope=False,
+            embedding_scale=12.0,
+            residual_scale=0.22,
+            logit_scale=8.0,
+            attention_scale=0.0078125,
+            tied_embeddings=True,
+            tokenizer=Tokenizer(model="gpt2", pre="default"),
+        ),
+        hyperparameters_source=(
+            "ibm-granite/granite-4.0-h-tiny config.json as a public simulator's tests copy it "
+            "(granitemoehybrid: 40 layers, hidden 1536, 12 q / 4 kv heads, 64 experts top-6 of "
+            "512 plus a shared expert of 1024, vocab 100352, tied embeddings, Mamba-2 with "
+            "d_state 128, 1 group, 48 heads of 64, expand 2, conv 4, layer_types with attention "
+            "on layers 5, 15, 25, 35); Granite's multipliers (embedding 12, residual 0.22, "
+            "logits 8, attention 1/128) and no RoPE as fit's granitehybrid tiny blueprint "
+            "transcribes that config.json"
+        ),
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        published={
+            "Q4_K_M": PublishedSize(
+                bytes=4_230_976_352,
+                source="ibm-granite/granite-4.0-h-tiny-GGUF granite-4.0-h-tiny-Q4_K_M.gguf: "
+                "4,230,976,352 bytes, the Hub's size as a public app's model list records it",
+            )
+        },
+        notes=(
+            "6.94 B parameters (the card's 7B, 1B active)",
+            "the published Q4_K_M is 3,564,128 B (0.08 %) above fit's tensor bytes: its GGUF "
+            "header (a 100352-token vocabulary; OLMo 2's of the same size is 3,552,416 B over)",
+            "the catalogue lists the 4 attention layers' optional attn_output.bias (1536 F32 "
+            "each, 24,576 B in all) that granite-hybrid.cpp may load: Granite 4.0 H has no "
+            "attention bias, so its files lack them",
+            "the pre-tokenizer's name is not known here (pre 'default'); its arrays are not in "
+            "the totals",
+        ),
+    ),
     *LLAMA_SMALL_SOURCES,
 ]
 

@@ -424,6 +424,7 @@ def miniature(bp: Blueprint) -> Blueprint:
             **_mini_deepseek4(bp),
             **_mini_mimo2(bp),
             **_mini_lfm2(bp),
+            **_mini_granitehybrid(bp),
             # minimax-m2.cpp sizes its experts by feed_forward_length: both stay one width
             **({"n_ff": 256} if bp.architecture is Arch.MINIMAX_M2 else {}),
             # seed_oss: heads twice n_embd / n_head wide, as the real model's (the tiny one's)
@@ -487,6 +488,18 @@ def _mini_lfm2(bp: Blueprint) -> dict[str, object]:
         return {}
     n_layer = max(2, min(bp.leading_dense_layers, 1) + 1, bp.layer_pattern.index("*") + 1)
     return {"n_layer": n_layer, "layer_pattern": bp.layer_pattern[:n_layer]}
+
+
+def _mini_granitehybrid(bp: Blueprint) -> dict[str, object]:
+    """granitehybrid shrunk to its tiny blueprint's layout (Mamba-2, Mamba-2, attention,
+    Mamba-2) and Mamba-2 sizes (inner 2 x n_embd, as its loader asserts), experts as wide as
+    feed_forward_length; the model's own multipliers kept."""
+    if bp.architecture is not Arch.GRANITEHYBRID:
+        return {}
+    tiny = tiny_blueprint(Arch.GRANITEHYBRID)
+    fields = ("n_layer", "layer_pattern", "ssm_d_conv", "ssm_d_state", "ssm_n_group",
+              "ssm_dt_rank", "mamba_head_dim", "n_ff", "n_ff_exp", "n_ff_shexp")  # fmt: skip
+    return {name: getattr(tiny, name) for name in fields}
 
 
 def _mini_gemma4(bp: Blueprint) -> dict[str, object]:
