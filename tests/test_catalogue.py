@@ -119,6 +119,9 @@ def test_totals_agree_with_published_file_sizes(model: str, quant: str, entry: d
         ("lfm2-350m", 350e6, 5e6),
         # Granite 4.0 H Tiny's card: 7B total parameters (rounded)
         ("granite-4.0-h-tiny", 7e9, 0.1e9),
+        # EXAONE 4.0: 32B and 1.2B in their names (32.00 B, 1.28 B)
+        ("exaone-4.0-32b", 32e9, 0.1e9),
+        ("exaone-4.0-1.2b", 1.2e9, 0.1e9),
         # SmolLM3-3B: 3B in its name and card (3.08 B, tied embeddings counted once)
         ("smollm3-3b", 3e9, 0.1e9),
         # Seed-OSS-36B's safetensors index (a public transformers audit): 36,151,104,512

@@ -118,6 +118,25 @@ LLAMA3_TOKENIZER_HEADER = 4_920_739_232 - 4_912_898_048 - 64 * 4
 # tensors (5,042,386,688 B)
 LFM2_TOKENIZER_HEADER = 5_044_779_712 - 5_042_386_688
 
+# EXAONE 4.0's 32B (exaone4); the 1.2B keeps its attention and vocabulary
+EXAONE4_32B = {
+    "architecture": Arch.EXAONE4,
+    "n_layer": 64,
+    "n_embd": 5120,
+    "n_vocab": 102400,
+    "context_length": 131072,
+    "n_head": 40,
+    "n_head_kv": 8,
+    "head_dim": 128,
+    "n_ff": 27392,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 1e6,
+    "rope_scaling": RopeScaling(type="llama3", factor=16.0, original_context_length=8192),
+    "qk_norm": True,
+    "sliding_window": 4096,
+    "tokenizer": Tokenizer(model="gpt2", pre="exaone4"),
+}
+
 QWEN3_TOKENIZER = Tokenizer(model="gpt2", pre="qwen2", bos_token_id=151643, eos_token_id=151645)
 QWEN3_MOE_SHARED = {
     "architecture": Arch.QWEN3MOE,
@@ -2093,6 +2112,58 @@ SOURCES: list[CatalogueSource] = [
             "attention bias, so its files lack them",
             "the pre-tokenizer's name is not known here (pre 'default'); its arrays are not in "
             "the totals",
+        ),
+    ),
+    CatalogueSource(
+        name="exaone-4.0-32b",
+        blueprint=Blueprint(name="EXAONE-4.0-32B", **EXAONE4_32B),
+        hyperparameters_source=(
+            "LGAI-EXAONE/EXAONE-4.0-32B config.json as TensorRT-LLM's single-layer test copies it "
+            "(Exaone4ForCausalLM: hidden 5120, intermediate 27392, 40 q / 8 kv heads of 128, "
+            "vocab 102400, 131072 positions, rope_theta 1e6 with llama3 scaling x16 from 8192, "
+            "rms eps 1e-5, sliding_window_pattern 4 (LLLG), untied; its 64 layers and window "
+            "4096 as the test's notes give them)"
+        ),
+        quants=BIG_QUANTS,
+        default_quant="Q4_K_M",
+        notes=(
+            "32.00 B parameters",
+            "48 sliding-window layers of 4096 (three in four) and 16 global layers without "
+            "RoPE, as llama.cpp gives 64-layer exaone4 models",
+            "no published size of EXAONE-4.0-32B's GGUFs was found: totals not asserted",
+        ),
+    ),
+    CatalogueSource(
+        name="exaone-4.0-1.2b",
+        blueprint=Blueprint(
+            name="EXAONE-4.0-1.2B",
+            **EXAONE4_32B
+            | {
+                "n_layer": 30,
+                "n_embd": 2048,
+                "context_length": 65536,
+                "n_head": 32,
+                "head_dim": 64,
+                "n_ff": 4096,
+                "sliding_window": 0,
+                "tied_embeddings": True,
+            },
+        ),
+        hyperparameters_source=(
+            "LGAI-EXAONE/EXAONE-4.0-1.2B config.json as a public Go port's tests copy it "
+            "(Exaone4ForCausalLM: 30 layers, hidden 2048, intermediate 4096, 32 q / 8 kv heads "
+            "of 64, vocab 102400, 65536 positions, rope_theta 1e6 with llama3 scaling x16 from "
+            "8192, rms eps 1e-5); tied embeddings; llama.cpp gives it no sliding window (only "
+            "64-layer exaone4 models get one)"
+        ),
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        notes=(
+            "1.28 B parameters (tied embeddings)",
+            "LGAI-EXAONE/EXAONE-4.0-1.2B-GGUF's Q4_K_M is 812,437,792 B (the Hub's size in a "
+            "public app's model list), 4,207,776 B (0.52 %) above fit's tensor bytes: about the "
+            "GGUF header of a 102400-token vocabulary, which no file with the same tokenizer "
+            "measures here; not asserted (the test's bound is 0.2 % of the file)",
         ),
     ),
     *LLAMA_SMALL_SOURCES,
