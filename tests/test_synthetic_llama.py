@@ -180,6 +180,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "lfm2moe": "blk.2.exp_probs_b.bias",
     "exaone4": "blk.1.post_ffw_norm.weight",
     "granitehybrid": "blk.0.ssm_norm.weight",
+    "ernie4_5-moe": "blk.1.ffn_up_shexp.weight",
 }
 
 

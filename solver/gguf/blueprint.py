@@ -86,6 +86,7 @@ class Arch(StrEnum):
     # IBM Granite 4.0 H: Mamba-2 layers and attention (no RoPE), a dense FFN or softmax-routed
     # experts plus a shared expert on every layer, Granite's four scales
     GRANITEHYBRID = "granitehybrid"
+    ERNIE4_5_MOE = "ernie4_5-moe"  # ERNIE-4.5-21B-A3B: softmax experts with selection bias
 
 
 class RopeScaling(BaseModel):
@@ -339,6 +340,10 @@ class Blueprint(BaseModel):
             self._check_step35()
         if self.architecture is Arch.MIMO2:
             self._check_mimo2()
+        if self.architecture is Arch.ERNIE4_5_MOE and self.moe_layer_step != 1:
+            # ernie4-5.cpp loads experts on every layer past the dense ones, but the graph runs
+            # them only every moe_layer_step-th (llama.cpp fails on the others)
+            raise BadInput(f"{self.name}: ernie4_5-moe needs moe_layer_step 1")
         if self.architecture is Arch.MINIMAX_M2 and self.n_ff != self.n_ff_exp:
             # minimax-m2.cpp creates the experts n_ff (feed_forward_length) wide
             raise BadInput(f"{self.name}: minimax-m2 needs n_ff equal to n_ff_exp")
@@ -660,6 +665,11 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
     if bp.architecture is Arch.LLAMA4:
         # conversion/llama.py Llama4Model: the MoE interleave (the chunked window is implied)
         put(K.LLM.INTERLEAVE_MOE_LAYER_STEP, bp.moe_layer_step)
+    if bp.architecture is Arch.ERNIE4_5_MOE:
+        # conversion/ernie.py Ernie4_5MoeModel: moe_layer_interval and the shared experts'
+        # width (the converter's intermediate_size / num_key_value_heads)
+        put(K.LLM.INTERLEAVE_MOE_LAYER_STEP, bp.moe_layer_step)
+        put(K.LLM.EXPERT_SHARED_FEED_FORWARD_LENGTH, bp.n_ff_shexp or None)
     if bp.architecture is Arch.NEMOTRON_H_MOE:
         _put_nemotron_h(bp, put)
     if bp.is_lfm2:
@@ -1833,6 +1843,33 @@ def _exaone4_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     ]
 
 
+def _ernie4_5_moe_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/ernie4-5.cpp (load_arch_tensors, shared with ernie4_5): llama's attention,
+    then a dense FFN on the leading layers, else routed experts with the router's optional
+    selection bias and, when n_ff_shexp is set, a shared expert that wide."""
+    specs = [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,)),
+        *_attention_qkvo(bp, i),
+        _spec(T.FFN_NORM, i, (bp.n_embd,)),
+    ]
+    if not bp.is_moe_layer(i):
+        return specs + _dense_ffn(bp, i)
+    gate_exps = _name(T.FFN_GATE_EXP, i)  # the loader takes it as optional
+    specs += [
+        s.model_copy(update={"required": False}) if s.name == gate_exps else s
+        for s in _routed_experts(bp, i)
+    ]
+    if bp.expert_probs_bias:
+        specs.append(_spec(T.FFN_EXP_PROBS_B, i, (bp.n_expert,), suffix="bias", required=False))
+    if bp.n_ff_shexp:
+        specs += [
+            _spec(T.FFN_GATE_SHEXP, i, (bp.n_embd, bp.n_ff_shexp)),
+            _spec(T.FFN_DOWN_SHEXP, i, (bp.n_ff_shexp, bp.n_embd)),
+            _spec(T.FFN_UP_SHEXP, i, (bp.n_embd, bp.n_ff_shexp)),
+        ]
+    return specs
+
+
 def _gemma4_globals(bp: Blueprint) -> list[TensorSpec]:
     """gemma4.cpp globals beyond embedding and output norm: the proportional-rope factors of
     the global layers, the per-layer-embedding table, its projection and norm."""
@@ -1934,4 +1971,5 @@ _LAYER_BUILDERS = {
     Arch.LFM2MOE: _lfm2_layer,
     Arch.EXAONE4: _exaone4_layer,
     Arch.GRANITEHYBRID: _granitehybrid_layer,
+    Arch.ERNIE4_5_MOE: _ernie4_5_moe_layer,
 }

@@ -295,6 +295,21 @@ _EXAONE4 = Family(
     (_qkv("H*HK", "HKV*HK", "HKV*HV"), _w(T.ATTN_OUT, "E", "E"), _w(T.ATTN_POST_NORM, "E"),
      _w(T.ATTN_Q_NORM, "HK"), _w(T.ATTN_K_NORM, "HK"), *_dense_ffn(), _w(T.FFN_POST_NORM, "E")),
 )  # fmt: skip
+# ernie4_5-moe: llama's attention (wo bias optional), a dense FFN on the leading layers, else
+# experts (gate optional) with an optional selection bias and the shared expert when
+# expert_shared_feed_forward_length is set
+_ERNIE4_5_MOE = Family(
+    "src/models/ernie4-5.cpp",
+    _GLOBALS,
+    (_w(T.ATTN_NORM, "E"), _qkv("H*HK", "HKV*HK", "HKV*HK"), _w(T.ATTN_OUT, "H*HK", "E"),
+     _b(T.ATTN_OUT, "E", optional=True), _w(T.FFN_NORM, "E"),
+     _w(T.FFN_GATE_INP, "E", "X", when=("moe",)),
+     _b(T.FFN_EXP_PROBS_B, "X", when=("moe",), optional=True),
+     _w(T.FFN_GATE_EXP, "E", "FE", "X", when=("moe",), optional=True),
+     _w(T.FFN_DOWN_EXP, "FE", "E", "X", when=("moe",)),
+     _w(T.FFN_UP_EXP, "E", "FE", "X", when=("moe",)),
+     *_shared_experts("FSHEXP", ("moe", "shexp_width")), *_dense_ffn(("dense",))),
+)  # fmt: skip
 _QWEN2MOE = Family(
     "src/models/qwen2moe.cpp",
     _GLOBALS_OUTPUT,
@@ -929,6 +944,7 @@ FAMILIES: dict[str, Family] = {
     "lfm2moe": _LFM2,
     "exaone4": _EXAONE4,
     "granitehybrid": _GRANITEHYBRID,
+    "ernie4_5-moe": _ERNIE4_5_MOE,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.

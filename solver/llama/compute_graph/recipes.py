@@ -271,6 +271,11 @@ RECIPES: dict[str, ArchRecipe] = {
     "granitehybrid": ArchRecipe(
         recurrent=mamba2_block, check=check_mamba2_layers, rope_if_finetuned=True
     ),
+    # ernie4-5-moe.cpp: llama's layer; past the dense leading layers, softmax-routed experts
+    # (normalised weights, the optional selection bias) plus an ungated shared expert.
+    # ERNIE-4.5-21B-A3B (lmstudio-community/ERNIE-4.5-21B-A3B-PT-GGUF; huggingface.co/models?
+    # other=base_model:quantized:baidu/ERNIE-4.5-21B-A3B-PT)
+    "ernie4_5-moe": ArchRecipe(),
 }
 
 
