@@ -1549,15 +1549,17 @@ def _mamba2_mixer(bp: Blueprint, i: int) -> list[TensorSpec]:
 
 def _granitehybrid_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     """src/models/granite-hybrid.cpp: the attention norm, then a Mamba-2 mixer (M) or
-    attention (*: separate Q/K/V, the output bias optional); the FFN norm and a dense FFN (its
-    biases optional) or, with experts, the softmax router, experts n_ff wide (the gate
-    optional to the loader, but the converter writes it) and the shared expert."""
+    attention (*: separate Q/K/V; Q/K/V and output biases, optional to the loader, where the
+    checkpoint has attention_bias); the FFN norm and a dense FFN or, with experts, the softmax
+    router, experts n_ff wide (the gate optional to the loader, but the converter writes it)
+    and the shared expert."""
     specs = [_spec(T.ATTN_NORM, i, (bp.n_embd,)), _spec(T.FFN_NORM, i, (bp.n_embd,))]
     if bp.layer_pattern[i] == "M":
         specs += _mamba2_mixer(bp, i)
     else:
         specs += _attention_qkvo(bp, i)
-        specs.append(_spec(T.ATTN_OUT, i, (bp.n_embd,), suffix="bias", required=False))
+        if bp.attention_bias:
+            specs.append(_spec(T.ATTN_OUT, i, (bp.n_embd,), suffix="bias", required=False))
     if not bp.n_expert:
         return specs + _dense_ffn(bp, i)
     gate = _name(T.FFN_GATE_EXP, i)

@@ -2080,10 +2080,10 @@ SOURCES: list[CatalogueSource] = [
             use_rope=False,
             embedding_scale=12.0,
             residual_scale=0.22,
-            logit_scale=8.0,
+            logit_scale=6.0,
             attention_scale=0.0078125,
             tied_embeddings=True,
-            tokenizer=Tokenizer(model="gpt2", pre="default"),
+            tokenizer=Tokenizer(model="gpt2", pre="dbrx", bos_token_id=100257, eos_token_id=100257),
         ),
         hyperparameters_source=(
             "ibm-granite/granite-4.0-h-tiny config.json as a public simulator's tests copy it "
@@ -2091,8 +2091,9 @@ SOURCES: list[CatalogueSource] = [
             "512 plus a shared expert of 1024, vocab 100352, tied embeddings, Mamba-2 with "
             "d_state 128, 1 group, 48 heads of 64, expand 2, conv 4, layer_types with attention "
             "on layers 5, 15, 25, 35); Granite's multipliers (embedding 12, residual 0.22, "
-            "logits 8, attention 1/128) and no RoPE as fit's granitehybrid tiny blueprint "
-            "transcribes that config.json"
+            "logits 6, attention 1/128), no RoPE (rope.scaling.finetuned false), rms eps 1e-5 "
+            "and the dbrx pre-tokenizer with bos/eos 100257 as the GGUF's metadata reads in "
+            "Ollama's granite4:tiny-h listing"
         ),
         quants=COMMON_QUANTS,
         default_quant="Q4_K_M",
@@ -2105,13 +2106,10 @@ SOURCES: list[CatalogueSource] = [
         },
         notes=(
             "6.94 B parameters (the card's 7B, 1B active)",
-            "the published Q4_K_M is 3,564,128 B (0.08 %) above fit's tensor bytes: its GGUF "
+            "the published Q4_K_M is 3,588,704 B (0.08 %) above fit's tensor bytes: its GGUF "
             "header (a 100352-token vocabulary; OLMo 2's of the same size is 3,552,416 B over)",
-            "the catalogue lists the 4 attention layers' optional attn_output.bias (1536 F32 "
-            "each, 24,576 B in all) that granite-hybrid.cpp may load: Granite 4.0 H has no "
-            "attention bias, so its files lack them",
-            "the pre-tokenizer's name is not known here (pre 'default'); its arrays are not in "
-            "the totals",
+            "no attention biases (attention_bias false): the loader's optional Q/K/V and "
+            "output biases are not in the file",
         ),
     ),
     CatalogueSource(
