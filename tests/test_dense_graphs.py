@@ -1,12 +1,12 @@
 """Dense architectures over the generic template (``seed_oss``, ``smollm3``, ``glm4``,
-``olmo2``, ``exaone4``) against llama.cpp, node by node.
+``olmo2``, ``exaone4``, ``cohere2``) against llama.cpp, node by node.
 
 Their buffer sizes are the fidelity grid's (``CI_GRID``); some of what distinguishes them
-changes no byte there: smollm3's layers without RoPE (every 4th) and exaone4's global layers
-(with sliding windows) only drop their two ROPE nodes, glm4's post-norms add nodes of the
-residual stream's size. So fit's reserve graphs of each synthetic must have llama-server's
-node counts, every ROPE, every input's shape, and at every index the log names a node
-reading a graph input, a node of the logged op reading it.
+changes no byte there: smollm3's layers without RoPE (every 4th) and exaone4's and cohere2's
+global layers (with sliding windows) only drop their two ROPE nodes, glm4's post-norms add
+nodes of the residual stream's size. So fit's reserve graphs of each synthetic must have
+llama-server's node counts, every ROPE, every input's shape, and at every index the log names
+a node reading a graph input, a node of the logged op reading it.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from tests.graph_log import first_uses, fit_graphs, input_users
 ARGS = ["-c", "1024", "-np", "1"]
 # the layers without RoPE: smollm3's every 4th; exaone4 with sliding windows (64 layers, as the
 # 32B) ropes only its sliding layers, three in four
-NO_ROPE = {"smollm3/6": {3}, "exaone4-swa/64": set(range(3, 64, 4))}
+NO_ROPE = {"smollm3/6": {3}, "exaone4-swa/64": set(range(3, 64, 4)), "cohere2/6": {3}}
 MODELS = ["seed_oss/6", "smollm3/6", "glm4/6", "glm4-mrope/6", "olmo2/6", "olmo2-full/6",
-          "exaone4/6", "exaone4-swa/64"]  # fmt: skip
+          "exaone4/6", "exaone4-swa/64", "cohere2/6"]  # fmt: skip
 
 
 @pytest.mark.llama

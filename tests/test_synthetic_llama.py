@@ -181,6 +181,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "exaone4": "blk.1.post_ffw_norm.weight",
     "granitehybrid": "blk.0.ssm_norm.weight",
     "ernie4_5-moe": "blk.1.ffn_up_shexp.weight",
+    "cohere2": "blk.1.attn_norm.weight",
 }
 
 

@@ -87,6 +87,7 @@ class Arch(StrEnum):
     # experts plus a shared expert on every layer, Granite's four scales
     GRANITEHYBRID = "granitehybrid"
     ERNIE4_5_MOE = "ernie4_5-moe"  # ERNIE-4.5-21B-A3B: softmax experts with selection bias
+    COHERE2 = "cohere2"  # Command R7B / Command A: parallel blocks, LayerNorm, NoPE global layers
 
 
 class RopeScaling(BaseModel):
@@ -340,6 +341,11 @@ class Blueprint(BaseModel):
             self._check_step35()
         if self.architecture is Arch.MIMO2:
             self._check_mimo2()
+        if self.architecture is Arch.COHERE2 and not (
+            self.tied_embeddings and self.sliding_window and self.logit_scale
+        ):
+            # cohere2.cpp's loader has no output tensor and requires the window and the scale
+            raise BadInput(f"{self.name}: cohere2 needs tied embeddings, a window, logit_scale")
         if self.architecture is Arch.ERNIE4_5_MOE and self.moe_layer_step != 1:
             # ernie4-5.cpp loads experts on every layer past the dense ones, but the graph runs
             # them only every moe_layer_step-th (llama.cpp fails on the others)
@@ -636,7 +642,8 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
     put(K.Attention.HEAD_COUNT_KV, 1 if bp.is_mla else bp.n_head_kv)
     put(K.Rope.FREQ_BASE, float(bp.rope_theta))
     put(K.Rope.FREQ_BASE_SWA, _float_or_none(bp.rope_theta_swa))
-    put(K.Attention.LAYERNORM_RMS_EPS, float(bp.rms_norm_eps))
+    if bp.architecture is not Arch.COHERE2:  # cohere2 normalises with LayerNorm
+        put(K.Attention.LAYERNORM_RMS_EPS, float(bp.rms_norm_eps))
     if bp.n_expert:
         put(K.LLM.EXPERT_COUNT, bp.n_expert)
         put(K.LLM.EXPERT_USED_COUNT, bp.n_expert_used)
@@ -665,6 +672,8 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
     if bp.architecture is Arch.LLAMA4:
         # conversion/llama.py Llama4Model: the MoE interleave (the chunked window is implied)
         put(K.LLM.INTERLEAVE_MOE_LAYER_STEP, bp.moe_layer_step)
+    if bp.architecture is Arch.COHERE2:
+        _put_cohere2(bp, put)
     if bp.architecture is Arch.ERNIE4_5_MOE:
         # conversion/ernie.py Ernie4_5MoeModel: moe_layer_interval and the shared experts'
         # width (the converter's intermediate_size / num_key_value_heads)
@@ -817,6 +826,16 @@ def _put_nemotron_h(bp: Blueprint, put) -> None:
     put(K.LLM.FEED_FORWARD_LENGTH, [bp.n_ff_exp if c == "E" else 0 for c in pattern])
     put(K.LLM.EXPERT_SHARED_FEED_FORWARD_LENGTH, bp.n_ff_shexp)
     _put_mamba2(bp, put)
+    put(K.Attention.LAYERNORM_EPS, float(bp.rms_norm_eps))
+
+
+def _put_cohere2(bp: Blueprint, put) -> None:
+    """conversion/command_r.py Cohere2Model: the logit scale, the vocabulary size, the rotary
+    dims (rotary_pct of the head), the LayerNorm epsilon (the loader requires all three and
+    the window), and the sliding-window pattern (llama.cpp's default: every 4th layer full)."""
+    put(K.LLM.LOGIT_SCALE, _float_or_none(bp.logit_scale))
+    put(K.LLM.VOCAB_SIZE, bp.n_vocab)
+    put(K.Rope.DIMENSION_COUNT, bp.n_rot)
     put(K.Attention.LAYERNORM_EPS, float(bp.rms_norm_eps))
 
 
@@ -1872,6 +1891,16 @@ def _ernie4_5_moe_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     return specs
 
 
+def _cohere2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/cohere2.cpp: one LayerNorm (weight only) before attention and the FFN,
+    which run side by side; the converter drops the all-zero biases."""
+    return [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,)),
+        *_attention_qkvo(bp, i),
+        *_dense_ffn(bp, i),
+    ]
+
+
 def _gemma4_globals(bp: Blueprint) -> list[TensorSpec]:
     """gemma4.cpp globals beyond embedding and output norm: the proportional-rope factors of
     the global layers, the per-layer-embedding table, its projection and norm."""
@@ -1974,4 +2003,5 @@ _LAYER_BUILDERS = {
     Arch.EXAONE4: _exaone4_layer,
     Arch.GRANITEHYBRID: _granitehybrid_layer,
     Arch.ERNIE4_5_MOE: _ernie4_5_moe_layer,
+    Arch.COHERE2: _cohere2_layer,
 }

@@ -310,6 +310,14 @@ _ERNIE4_5_MOE = Family(
      _w(T.FFN_UP_EXP, "E", "FE", "X", when=("moe",)),
      *_shared_experts("FSHEXP", ("moe", "shexp_width")), *_dense_ffn(("dense",))),
 )  # fmt: skip
+# cohere2: one LayerNorm (weight only) before attention and the FFN side by side; the output
+# is token_embd, duplicated (the loader creates no output tensor)
+_COHERE2 = Family(
+    "src/models/cohere2.cpp",
+    _EMBEDDING,
+    (_w(T.ATTN_NORM, "E"), _qkv("E", "HKV*HK", "HKV*HK"), _w(T.ATTN_OUT, "E", "E"),
+     *_dense_ffn()),
+)  # fmt: skip
 _QWEN2MOE = Family(
     "src/models/qwen2moe.cpp",
     _GLOBALS_OUTPUT,
@@ -945,6 +953,7 @@ FAMILIES: dict[str, Family] = {
     "exaone4": _EXAONE4,
     "granitehybrid": _GRANITEHYBRID,
     "ernie4_5-moe": _ERNIE4_5_MOE,
+    "cohere2": _COHERE2,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.

@@ -454,7 +454,10 @@ def _graph_scales(inventory: Inventory) -> dict[str, float]:
     return {
         "f_attn_value_scale": 0.0 if value_scale == 1.0 else value_scale,
         "f_residual_scale": scale(Keys.LLM.RESIDUAL_SCALE) if granite else 0.0,
-        "f_logit_scale": scale(Keys.LLM.LOGIT_SCALE) if granite else 0.0,
+        # granite divides its logits by it, cohere2.cpp multiplies them by it
+        "f_logit_scale": scale(Keys.LLM.LOGIT_SCALE)
+        if granite or inventory.architecture == "cohere2"
+        else 0.0,
         "f_embedding_scale": scale(Keys.LLM.EMBEDDING_SCALE),
         "f_attn_temp_scale": scale(Keys.Attention.TEMPERATURE_SCALE),
         "f_attn_logit_softcapping": scale(Keys.LLM.ATTN_LOGIT_SOFTCAPPING),

@@ -77,6 +77,8 @@ class ArchRecipe:
     attention: str = "kv"
     iswa_if_window: bool = False  # olmo2: "iswa" where the file has sliding-window layers
     pre_norms: bool = True  # olmo2: no norm before attention or before the FFN
+    layer_norm: bool = False  # cohere2: LayerNorm (LLM_NORM) where the others RMS-norm
+    parallel: bool = False  # cohere2: attention and the FFN both read the normed input
     rope: bool = True
     no_rope_layer_step: int = 0  # smollm3: layers il with (il + 1) % step == 0 skip RoPE
     rope_swa_layers_only: bool = False  # exaone4: with iswa attention, full layers skip RoPE
@@ -276,6 +278,16 @@ RECIPES: dict[str, ArchRecipe] = {
     # ERNIE-4.5-21B-A3B (lmstudio-community/ERNIE-4.5-21B-A3B-PT-GGUF; huggingface.co/models?
     # other=base_model:quantized:baidu/ERNIE-4.5-21B-A3B-PT)
     "ernie4_5-moe": ArchRecipe(),
+    # cohere2.cpp: LayerNorm, attention and the FFN side by side, iswa attention with RoPE
+    # (and the rope factors) on the sliding layers only, the logits scaled (f_logit_scale).
+    # Command R7B / Command A (CohereLabs' c4ai-command-r7b-12-2024 and command-a GGUFs)
+    "cohere2": ArchRecipe(
+        attention="iswa",
+        layer_norm=True,
+        parallel=True,
+        rope_factors=True,
+        rope_swa_layers_only=True,
+    ),
 }
 
 
@@ -332,6 +344,8 @@ def _graph_inputs(b: GraphBuilder, recipe: ArchRecipe) -> _GraphInputs:
 
 def _layer(b: GraphBuilder, recipe: ArchRecipe, ins: _GraphInputs, il: int, inp_l: Tensor):
     """One transformer layer: the residual stream in, the residual stream out."""
+    if recipe.parallel:
+        return _parallel_layer(b, recipe, ins, il, inp_l)
     inp_sa = cur = inp_l
     if recipe.pre_norms:
         cur = b.build_norm(inp_l, b.lw(il, "attn_norm"), b.lw(il, "attn_norm", "bias"), il)
@@ -361,6 +375,21 @@ def _residual(b: GraphBuilder, recipe: ArchRecipe, stream: Tensor, cur: Tensor) 
     if b.hp.f_residual_scale:
         cur = g.scale(cur)
     return g.add(stream, cur) if recipe.residual_first else g.add(cur, stream)
+
+
+def _parallel_layer(
+    b: GraphBuilder, recipe: ArchRecipe, ins: _GraphInputs, il: int, inp_l: Tensor
+) -> Tensor:
+    """cohere2.cpp's layer: one norm, then attention and the FFN on its output, both added to
+    the residual stream (the FFN's first); the last layer's rows picked from all three."""
+    normed = b.build_norm(inp_l, b.lw(il, "attn_norm"), None, il, rms=not recipe.layer_norm)
+    cur = _attention(b, recipe, ins, il, normed)
+    if il == b.hp.n_layer - 1 and not recipe.out_ids_after_loop:
+        cur, inp_l, normed = (g.get_rows(t, ins.out_ids) for t in (cur, inp_l, normed))
+    ffn_out = ffn_block(b, normed, il, recipe.ffn_act, ins.routing, recipe.shared_expert_gate)
+    cur = g.add(g.add(ffn_out, inp_l), cur)
+    b.cb(cur, "l_out", il)
+    return cur
 
 
 def _attention(
@@ -423,7 +452,8 @@ def _output_head(b: GraphBuilder, recipe: ArchRecipe, cur: Tensor, out_ids: Tens
     if recipe.out_ids_after_loop:
         cur = g.get_rows(cur, out_ids)
     norm = recipe.output_norm
-    cur = b.build_norm(cur, b.w(f"{norm}.weight"), b.w(f"{norm}.bias"), -1)
+    rms = not recipe.layer_norm
+    cur = b.build_norm(cur, b.w(f"{norm}.weight"), b.w(f"{norm}.bias"), -1, rms=rms)
     if recipe.h_nextn_output == "norm":
         h_nextn = cur
     logits(b, cur, h_nextn, bias=True, softcap=True)
