@@ -122,6 +122,8 @@ def test_totals_agree_with_published_file_sizes(model: str, quant: str, entry: d
         # EXAONE 4.0: 32B and 1.2B in their names (32.00 B, 1.28 B)
         ("exaone-4.0-32b", 32e9, 0.1e9),
         ("exaone-4.0-1.2b", 1.2e9, 0.1e9),
+        # ERNIE-4.5-21B-A3B: "21.8B in all" (a public KV planner's count of its config)
+        ("ernie-4.5-21b-a3b", 21.8e9, 0.05e9),
         # SmolLM3-3B: 3B in its name and card (3.08 B, tied embeddings counted once)
         ("smollm3-3b", 3e9, 0.1e9),
         # Seed-OSS-36B's safetensors index (a public transformers audit): 36,151,104,512

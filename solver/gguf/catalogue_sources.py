@@ -2164,6 +2164,48 @@ SOURCES: list[CatalogueSource] = [
             "measures here; not asserted (the test's bound is 0.2 % of the file)",
         ),
     ),
+    CatalogueSource(
+        name="ernie-4.5-21b-a3b",
+        blueprint=Blueprint(
+            architecture=Arch.ERNIE4_5_MOE,
+            name="ERNIE-4.5-21B-A3B",
+            n_layer=28,
+            n_embd=2560,
+            n_vocab=103424,
+            context_length=131072,
+            n_head=20,
+            n_head_kv=4,
+            head_dim=128,
+            n_ff=12288,
+            rms_norm_eps=1e-5,
+            rope_theta=5e5,
+            n_expert=64,
+            n_expert_used=6,
+            n_ff_exp=1536,
+            n_expert_shared=2,
+            n_ff_shexp=3072,  # two shared experts of moe_intermediate_size, fused
+            leading_dense_layers=1,
+            moe_layer_step=1,
+            expert_probs_bias=True,
+            tied_embeddings=True,
+            tokenizer=Tokenizer(model="llama", pre="default", bos_token_id=1, eos_token_id=2),
+        ),
+        hyperparameters_source=(
+            "baidu/ERNIE-4.5-21B-A3B-PT config.json as public ports' tests copy it "
+            "(Ernie4_5_MoeForCausalLM: 28 layers, hidden 2560, 20 q / 4 kv heads of 128, dense "
+            "intermediate 12288 on layer 0, experts from layer 1 to 27 every layer: 64 of 1536, "
+            "top-6, 2 shared experts, vocab 103424, 131072 positions, rope 5e5, rms eps 1e-5, "
+            "tied embeddings); the router's e_score_correction_bias as the selection bias"
+        ),
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        notes=(
+            "21.83 B parameters (21.8B in all as public ports count it; 3B active)",
+            "unsloth/ERNIE-4.5-21B-A3B-PT-GGUF's Q4_K_M is 13,331,015,456 B (the Hub's size in "
+            "a public app's model list), 87.6 MB (0.66 %) above fit's standard mix: more than a "
+            "header, an Unsloth mix with tensors kept higher (not modelled, not asserted)",
+        ),
+    ),
     *LLAMA_SMALL_SOURCES,
 ]
 
