@@ -2206,6 +2206,62 @@ SOURCES: list[CatalogueSource] = [
             "header, an Unsloth mix with tensors kept higher (not modelled, not asserted)",
         ),
     ),
+    CatalogueSource(
+        name="command-a-03-2025",
+        blueprint=Blueprint(
+            architecture=Arch.COHERE2,
+            name="c4ai-command-a-03-2025",
+            n_layer=64,
+            n_embd=12288,
+            n_vocab=256000,
+            context_length=262144,
+            n_head=96,
+            n_head_kv=8,
+            head_dim=128,
+            n_ff=36864,
+            rms_norm_eps=1e-5,  # LayerNorm's epsilon
+            rope_theta=5e4,
+            logit_scale=0.25,
+            sliding_window=4096,
+            tied_embeddings=True,
+            tokenizer=Tokenizer(
+                model="gpt2", pre="command-r", bos_token_id=5, eos_token_id=255001, n_merges=253333
+            ),
+        ),
+        hyperparameters_source=(
+            "llama.cpp's log of a GGUF of Agatha-111B-v1, a fine-tune of CohereLabs/c4ai-command-"
+            "a-03-2025 on its architecture (ik_llama.cpp issue thread, 2025-07-20): cohere2, 64 "
+            "blocks, context 262144, embedding 12288, feed_forward 36864, 96 heads, 8 KV heads "
+            "of 128 (rope over all 128), rope base 50000, LayerNorm eps 1e-5, logit scale 0.25, "
+            "sliding window 4096 on three layers in four, vocab 256000 with 253333 merges, bos 5, "
+            "eos 255001, 514 tensors (tied embeddings)"
+        ),
+        quants=COMMON_QUANTS,
+        mixes=(
+            NamedMix(
+                label="Q4_K_M-Q8EMB",
+                file_type="Q4_K_M",
+                imatrix=True,
+                tensor_types=(("token_embd", "Q8_0"),),
+                source="the Agatha-111B-v1 Q4_K_M in that log: llama-quantize's Q4_K_M with "
+                "token_embd at Q8_0 (its census: 65 F32, 1 Q8_0, 384 Q4_K, 64 Q6_K; the "
+                "standard mix would keep the tied embedding at Q6_K)",
+            ),
+        ),
+        default_quant="Q4_K_M",
+        published={
+            "Q4_K_M-Q8EMB": PublishedSize(
+                bytes=round(63.224 * 2**30),
+                source="llama.cpp's 'model size = 63.224 GiB (4.890 BPW)' and 'model params = "
+                "111.058 B' for Agatha-111B-v1 Q4_K_M (ik_llama.cpp issue thread, 2025-07-20)",
+            )
+        },
+        notes=(
+            "111,057,580,032 parameters: the log's 111.058 B",
+            "the standard Q4_K_M (tied token_embd at Q6_K) is 0.709 GiB smaller than the "
+            "published file, which keeps token_embd at Q8_0: that recipe is Q4_K_M-Q8EMB",
+        ),
+    ),
     *LLAMA_SMALL_SOURCES,
 ]
 
