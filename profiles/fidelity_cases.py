@@ -71,6 +71,8 @@ SYNTHETIC_ARCHS += ("granitehybrid",)
 SYNTHETIC_ARCHS += ("ernie4_5-moe",)
 # cohere2: parallel attention and FFN after a LayerNorm, NoPE global layers, scaled logits
 SYNTHETIC_ARCHS += ("cohere2",)
+# dots1: multi-head attention with Q/K norms, a dense first layer, sigmoid experts and a shared
+SYNTHETIC_ARCHS += ("dots1",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 GLM4_MROPE = "glm4-mrope"  # glm4 with M-RoPE sections, as GLM-4.1V's text tower
@@ -434,6 +436,12 @@ SYNTHETIC = [
             "split-q8": "-c 2048 -ngl 99 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on",
             "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
             "swa-full-ub": "-c 4096 -ngl 99 -ts 2,1 --swa-full -ub 128",
+            "partial-nkvo": "-c 2048 -np 2 -ngl 5 -ts 1,1 -nkvo",
+        },
+        "dots1/8": {
+            "split-q8": "-c 2048 -ngl 99 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
+            "cpu-moe-ub": "-c 2048 -ngl 99 -ts 2,1 --cpu-moe -ub 128",
             "partial-nkvo": "-c 2048 -np 2 -ngl 5 -ts 1,1 -nkvo",
         },
         "ernie4_5-moe/8": {

@@ -182,6 +182,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "granitehybrid": "blk.0.ssm_norm.weight",
     "ernie4_5-moe": "blk.1.ffn_up_shexp.weight",
     "cohere2": "blk.1.attn_norm.weight",
+    "dots1": "blk.1.ffn_gate_shexp.weight",
 }
 
 

@@ -88,6 +88,7 @@ class Arch(StrEnum):
     GRANITEHYBRID = "granitehybrid"
     ERNIE4_5_MOE = "ernie4_5-moe"  # ERNIE-4.5-21B-A3B: softmax experts with selection bias
     COHERE2 = "cohere2"  # Command R7B / Command A: parallel blocks, LayerNorm, NoPE global layers
+    DOTS1 = "dots1"  # dots.llm1: per-head Q/K norms, MHA, experts with the selection bias
 
 
 class RopeScaling(BaseModel):
@@ -346,6 +347,9 @@ class Blueprint(BaseModel):
         ):
             # cohere2.cpp's loader has no output tensor and requires the window and the scale
             raise BadInput(f"{self.name}: cohere2 needs tied embeddings, a window, logit_scale")
+        if self.architecture is Arch.DOTS1 and self.n_head_kv != self.n_head:
+            # dots1.cpp sizes K and V by n_head (the model is multi-head)
+            raise BadInput(f"{self.name}: dots1 needs n_head_kv equal to n_head")
         if self.architecture is Arch.ERNIE4_5_MOE and self.moe_layer_step != 1:
             # ernie4-5.cpp loads experts on every layer past the dense ones, but the graph runs
             # them only every moe_layer_step-th (llama.cpp fails on the others)
@@ -1053,7 +1057,7 @@ def _global_tensors(bp: Blueprint) -> list[TensorSpec]:
         # gpt-oss, minimax-m2/m3 and kimi-linear require output; others fall back to token_embd
         required = bp.architecture in (
             Arch.GPT_OSS, Arch.MINIMAX_M2, Arch.KIMI_LINEAR, Arch.DEEPSEEK4, Arch.STEP35,
-            Arch.GLM5_NEXT, Arch.MINIMAX_M3, Arch.MIMO2, Arch.OLMO2,
+            Arch.GLM5_NEXT, Arch.MINIMAX_M3, Arch.MIMO2, Arch.OLMO2, Arch.DOTS1,
         )  # fmt: skip
         specs.append(_spec(T.OUTPUT, None, (bp.n_embd, bp.n_vocab), required=required))
     if bp.architecture is Arch.GEMMA4:
@@ -1901,6 +1905,23 @@ def _cohere2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     ]
 
 
+def _dots1_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/dots1.cpp: qwen3's attention (per-head Q/K norms); a dense FFN on the
+    leading layers, else routed experts with the router's optional selection bias and the
+    shared experts (n_expert_shared x the expert width)."""
+    specs = [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,)),
+        *_attention_qkvo(bp, i),
+        _spec(T.FFN_NORM, i, (bp.n_embd,)),
+    ]
+    if not bp.is_moe_layer(i):
+        return specs + _dense_ffn(bp, i)
+    specs += [*_routed_experts(bp, i), *_shared_experts(bp, i)]
+    if bp.expert_probs_bias:
+        specs.append(_spec(T.FFN_EXP_PROBS_B, i, (bp.n_expert,), suffix="bias", required=False))
+    return specs
+
+
 def _gemma4_globals(bp: Blueprint) -> list[TensorSpec]:
     """gemma4.cpp globals beyond embedding and output norm: the proportional-rope factors of
     the global layers, the per-layer-embedding table, its projection and norm."""
@@ -2004,4 +2025,5 @@ _LAYER_BUILDERS = {
     Arch.GRANITEHYBRID: _granitehybrid_layer,
     Arch.ERNIE4_5_MOE: _ernie4_5_moe_layer,
     Arch.COHERE2: _cohere2_layer,
+    Arch.DOTS1: _dots1_layer,
 }

@@ -318,6 +318,16 @@ _COHERE2 = Family(
     (_w(T.ATTN_NORM, "E"), _qkv("E", "HKV*HK", "HKV*HK"), _w(T.ATTN_OUT, "E", "E"),
      *_dense_ffn()),
 )  # fmt: skip
+# dots1: multi-head (K and V n_head wide), per-head Q/K norms, a dense FFN on the leading
+# layers, else experts with an optional selection bias and the shared experts; output required
+_DOTS1 = Family(
+    "src/models/dots1.cpp",
+    _GLOBALS_OUTPUT,
+    (_w(T.ATTN_NORM, "E"), _qkv("H*HK", "H*HK", "H*HK"), _w(T.ATTN_OUT, "H*HK", "E"),
+     _w(T.ATTN_K_NORM, "HK"), _w(T.ATTN_Q_NORM, "HK"), _w(T.FFN_NORM, "E"),
+     _b(T.FFN_EXP_PROBS_B, "X", when=("moe",), optional=True), *_experts("FE", ("moe",)),
+     *_shared_experts("FE*S", ("moe",)), *_dense_ffn(("dense",))),
+)  # fmt: skip
 _QWEN2MOE = Family(
     "src/models/qwen2moe.cpp",
     _GLOBALS_OUTPUT,
@@ -954,6 +964,7 @@ FAMILIES: dict[str, Family] = {
     "granitehybrid": _GRANITEHYBRID,
     "ernie4_5-moe": _ERNIE4_5_MOE,
     "cohere2": _COHERE2,
+    "dots1": _DOTS1,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.

@@ -278,6 +278,10 @@ RECIPES: dict[str, ArchRecipe] = {
     # ERNIE-4.5-21B-A3B (lmstudio-community/ERNIE-4.5-21B-A3B-PT-GGUF; huggingface.co/models?
     # other=base_model:quantized:baidu/ERNIE-4.5-21B-A3B-PT)
     "ernie4_5-moe": ArchRecipe(),
+    # dots1.cpp: qwen3moe's layer with the GGUF's gating, weight normalisation and scale, the
+    # selection bias and the ungated shared expert past the dense leading layers.
+    # dots.llm1 (rednote-hilab; no GGUF download listing found to rank it)
+    "dots1": ArchRecipe(moe_norm_w=None),
     # cohere2.cpp: LayerNorm, attention and the FFN side by side, iswa attention with RoPE
     # (and the rope factors) on the sliding layers only, the logits scaled (f_logit_scale).
     # Command R7B / Command A (CohereLabs' c4ai-command-r7b-12-2024 and command-a GGUFs)
