@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from solver.errors import BadInput
 from solver.ggml.alloc import INPLACE_OPS, DynAllocator, is_preallocated
 from solver.ggml.ops import FLAG_INPUT, FLAG_OUTPUT, VIEW_OPS, Graph, Tensor, same_layout
 
@@ -57,6 +58,10 @@ class BackendSpec:
     copy_kind: str  # size table of the copies it receives (op NONE: layout only)
     alignment: int
     offloads: bool  # takes CPU-weight ops with a large batch (CUDA offload_op)
+    # supports_op: the predicate's name in the graph's support table (None: every op); a
+    # backend of a family refuses ops reading pre-allocated data of another of the family
+    supports: str | None = None
+    family: str | None = None
 
 
 class CompiledGraph:
@@ -71,6 +76,7 @@ class CompiledGraph:
         graph: Graph,
         segments: Sequence[int],
         size_fns: dict[str, Callable[[Tensor], int]],
+        support_fns: dict[str, Callable[[Tensor], bool]] | None = None,
     ) -> None:
         ids = self._number(graph, segments)
         self._links(ids)
@@ -82,6 +88,8 @@ class CompiledGraph:
         self._size_fns = size_fns
         self._sizes: dict[str, list[int]] = {}
         self._sizes_np: dict[tuple[str, int], np.ndarray] = {}
+        self._support_fns = support_fns or {}
+        self._supported: dict[str, np.ndarray] = {}
         self.offloadable: np.ndarray | None = None
         self.pin_layers = False  # set by the caller: pins apply whatever the placement
         self.owner_map = np.zeros(1, dtype=np.int64)  # owner index -> caller's owner index
@@ -199,6 +207,17 @@ class CompiledGraph:
                     e_src.append(s)
         self.e_pos = np.array(e_pos, dtype=np.int64)
         self.e_src = np.array(e_src, dtype=np.int64)
+        # (node, source) pairs of every node whose source is itself pre-allocated (not a
+        # view of it: a view has no buffer while the scheduler runs), for supports_op's
+        # same-device rule
+        d_pos, d_src = [], []
+        for pos in range(self.n_nodes):
+            for s in self.src[pos]:
+                if s >= 0 and self.prealloc[s] and self.view_src[s] < 0:
+                    d_pos.append(pos)
+                    d_src.append(s)
+        self.d_pos = np.array(d_pos, dtype=np.int64)
+        self.d_src = np.array(d_src, dtype=np.int64)
 
     def _allocator_facts(self) -> None:
         """Allocator facts that do not depend on the placement: consumers and live views of
@@ -324,6 +343,15 @@ class CompiledGraph:
             arr = self._sizes_np[key] = (raw + alignment - 1) // alignment * alignment
         return arr
 
+    def supported(self, kind: str) -> np.ndarray:
+        """Per node: does the ``kind`` predicate of ``support_fns`` run it (computed once)."""
+        mask = self._supported.get(kind)
+        if mask is None:
+            fn = self._support_fns[kind]
+            mask = np.array([fn(t) for t in self.tensors[: self.n_nodes]], dtype=bool)
+            self._supported[kind] = mask
+        return mask
+
     def set_offloadable(self, fn: Callable[[Tensor], bool]) -> np.ndarray:
         if self.offloadable is None:
             self.offloadable = np.array([fn(t) for t in self.tensors[: self.n_nodes]])
@@ -370,17 +398,40 @@ class Schedule:
         return list(zip(self.c_src.tolist(), self.c_b.tolist(), self.c_pos.tolist(), strict=True))
 
 
+def support_matrix(
+    cg: CompiledGraph, specs: Sequence[BackendSpec], owner_backend: np.ndarray
+) -> np.ndarray | None:
+    """``ggml_backend_supports_op`` per (backend, node); None when every backend runs every
+    node (the common case, scheduled without the checks)."""
+    n_b = len(specs)
+    sup = np.ones((n_b, cg.n_nodes), dtype=bool)
+    for b, spec in enumerate(specs):
+        if spec.supports is not None:
+            sup[b] &= cg.supported(spec.supports)
+    if cg.d_pos.size:
+        src_b = owner_backend[cg.owner_of[cg.d_src]]
+        for b, spec in enumerate(specs):
+            if spec.family is None:
+                continue
+            peer = np.array([specs[o].family == spec.family and o != b for o in range(n_b)])
+            sup[b, cg.d_pos[peer[src_b]]] = False
+    return None if sup.all() else sup
+
+
 def schedule(
     cg: CompiledGraph,
     owner_backend: np.ndarray,
     n_backends: int,
-    offload_target: int,
+    offload_targets: Sequence[int],
     pins: dict[int, int],
+    supported: np.ndarray | None = None,
 ) -> Schedule:
-    """Passes 1-5 of ggml_backend_sched_split_graph (every backend supports every op)."""
+    """Passes 1-5 of ggml_backend_sched_split_graph. ``offload_targets``: the backends whose
+    ``offload_op`` takes a CPU-weight op, in priority order (none without op offload);
+    ``supported`` is ``support_matrix``'s (None: every backend supports every op)."""
     cpu = n_backends - 1
-    bid = _assign_from_buffers(cg, owner_backend, cpu, offload_target, pins)
-    comp_b = _expand_assignments(cg, bid, cpu)
+    bid = _assign_from_buffers(cg, owner_backend, cpu, offload_targets, pins, supported)
+    comp_b = _expand_assignments(cg, bid, cpu, owner_backend, supported)
     f_pos, f_src, f_copy, c_src, c_b, c_pos = _input_copies(cg, bid, owner_backend, n_backends)
     split_starts = _split_starts(cg, comp_b, f_pos, f_src, c_pos)
     return Schedule(
@@ -400,12 +451,13 @@ def _assign_from_buffers(
     cg: CompiledGraph,
     owner_backend: np.ndarray,
     cpu: int,
-    offload_target: int,
+    offload_targets: Sequence[int],
     pins: dict[int, int],
+    supported: np.ndarray | None = None,
 ) -> np.ndarray:
     """Pass 1: the backend of every tensor whose data has a buffer, graph inputs on the CPU,
-    nodes on the backend of the weight they read (or the offload target), then the pins;
-    -1 where still unassigned."""
+    nodes on the backend of the weight they read (or the offload target) if it runs them,
+    then the pins; -1 where still unassigned."""
     n_nodes = cg.n_nodes
     bid = np.full(cg.n_tensors, -1, dtype=np.int64)
     owned = cg.owner_of >= 0
@@ -414,9 +466,21 @@ def _assign_from_buffers(
     inputs = leaf_ids[cg.is_input[leaf_ids] & (bid[leaf_ids] == -1)]
     bid[inputs] = cpu
     node_b = bid[:n_nodes]  # view into bid
+    positions = np.arange(n_nodes)
+    if supported is not None:
+        _check_preallocated(cg, node_b, supported)
     by_weight = np.where(cg.p1_weight >= 0, owner_backend[np.maximum(cg.p1_weight, 0)], -1)
-    if offload_target >= 0 and cg.offloadable is not None:
-        by_weight = np.where((by_weight == cpu) & cg.offloadable, offload_target, by_weight)
+    if supported is not None:  # the weight's backend refuses the op: no backend (ggml: -1)
+        by_weight[(by_weight >= 0) & ~supported[np.maximum(by_weight, 0), positions]] = -1
+    if offload_targets and cg.offloadable is not None:
+        # the first backend (in priority order) that runs the op and wants it
+        todo = (by_weight == cpu) & cg.offloadable
+        offloaded = by_weight.copy()
+        for b in offload_targets:
+            take = todo if supported is None else todo & supported[b]
+            offloaded[take] = b
+            todo = todo & ~take
+        by_weight = offloaded
     take = (node_b == -1) & (by_weight != -1)
     node_b[take] = by_weight[take]
     for pos, b in pins.items():
@@ -424,20 +488,44 @@ def _assign_from_buffers(
     return bid
 
 
-def _expand_assignments(cg: CompiledGraph, bid: np.ndarray, cpu: int) -> np.ndarray:
+def _check_preallocated(cg: CompiledGraph, node_b: np.ndarray, supported: np.ndarray) -> None:
+    """ggml aborts on a node with data in a buffer whose backend refuses it; so does fit."""
+    owned = np.flatnonzero(node_b >= 0)
+    refused = owned[~supported[node_b[owned], owned]]
+    if refused.size:
+        t = cg.tensors[int(refused[0])]
+        raise BadInput(
+            f"llama.cpp aborts: pre-allocated tensor {t.name or t.op} in a buffer whose "
+            f"backend cannot run the operation ({t.op})"
+        )
+
+
+def _expand_assignments(
+    cg: CompiledGraph,
+    bid: np.ndarray,
+    cpu: int,
+    owner_backend: np.ndarray,
+    supported: np.ndarray | None = None,
+) -> np.ndarray:
     """Passes 2-4 on ``bid`` in place: compute nodes take the backend expanded to them (GPU
-    backends down and up, then any backend), view ops their view source's, the rest the
-    CPU. Returns the compute nodes' backends as the expansion left them."""
+    backends down and up, then any backend) where it runs them, refused ones the backend of
+    pass 3, view ops their view source's, the rest the CPU. Returns the compute nodes'
+    backends."""
     node_b = bid[: cg.n_nodes]  # view into bid
-    # pass 2: expand assignments over the compute (non view-op) nodes
+    # pass 2: expand assignments over the compute (non view-op) nodes; a node the carried
+    # backend refuses stays unassigned and does not stop the carry (ggml's set_if_supported)
     comp = cg.compute_pos
     v = node_b[comp].copy()
     for reverse, skip_cpu in ((False, True), (True, True), (False, False), (True, False)):
         carry = np.where(v == cpu, -1, v) if skip_cpu else v
         filled = _fill(v, carry, reverse)
         todo = (v == -1) & (filled != -1)
+        if supported is not None:
+            todo &= supported[np.maximum(filled, 0), comp]
         v[todo] = filled[todo]
     node_b[comp] = v
+    if supported is not None:
+        _assign_by_inputs(cg, bid, owner_backend, supported)
     # pass 4: view ops follow their view source
     vp = cg.view_pos
     if vp.size:
@@ -452,7 +540,41 @@ def _expand_assignments(cg: CompiledGraph, bid: np.ndarray, cpu: int) -> np.ndar
     if unset.any():
         srcs, first = np.unique(cg.e_src[unset], return_index=True)
         bid[srcs] = node_b[cg.e_pos[unset][first]]
-    return v
+    return node_b[comp].copy()
+
+
+def _assign_by_inputs(
+    cg: CompiledGraph, bid: np.ndarray, owner_backend: np.ndarray, supported: np.ndarray
+) -> None:
+    """Pass 3 (ggml: "upgrade nodes to higher prio backends"), in node order: a compute node
+    still unassigned (refused where the expansion reached it) goes to the backend that runs
+    it and can read most of its assigned inputs in place (ties: the higher priority)."""
+    n_b = supported.shape[0]
+    for pos in cg.compute_pos[bid[cg.compute_pos] == -1].tolist():
+        best = -1
+        for b in range(n_b):
+            if not supported[b, pos]:
+                continue
+            srcs = [s for s in cg.src[pos] if s >= 0]
+            n_ok = sum(_reads_in_place(cg, bid, owner_backend, s, b) for s in srcs)
+            if n_ok > best:
+                best = n_ok
+                bid[pos] = b
+
+
+def _reads_in_place(
+    cg: CompiledGraph, bid: np.ndarray, owner_backend: np.ndarray, s: int, b: int
+) -> bool:
+    """Pass 3's test of a source: assigned (itself or its view source) and in a buffer
+    backend ``b`` reads (ggml_backend_sched_buffer_supported: here, on ``b`` itself)."""
+    vs = cg.view_src[s]
+    if bid[s] == -1 and (vs < 0 or bid[vs] == -1):
+        return False
+    owner = cg.owner_of[s]
+    if owner >= 0:
+        return int(owner_backend[owner]) == b
+    tb = bid[s] if bid[s] != -1 or vs < 0 else bid[vs]
+    return int(tb) == b
 
 
 def _input_copies(

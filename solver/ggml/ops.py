@@ -10,7 +10,9 @@ which decides the order in which the allocator sees the nodes.
 Only what the scheduler and the allocator read is kept: op, type, ne, nb, view source,
 sources, input/output flags, and where a pre-allocated tensor lives (a model weight by its
 GGUF name, a KV-cache tensor by its layer). Op parameters are kept only where a backend's
-``supports_op`` / ``get_alloc_size`` depends on them.
+``supports_op`` / ``get_alloc_size`` depends on them (``solver.ggml.cuda_ops``): the unary /
+GLU kind, CONCAT's dim, SSM_SCAN's snapshots, a MUL_MAT's Hadamard hint, a MUL_MAT_ID's F32
+precision of src1.
 """
 
 from __future__ import annotations
@@ -143,15 +145,7 @@ class Tensor:
     def is_contiguous(self) -> bool:
         """ggml_is_contiguous: rows packed in order; a dimension of one element may have any
         stride (a permuted view of such a dimension is still contiguous)."""
-        block, size = GGML_QUANT_SIZES[T(self.type)]
-        if self.ne[0] != block and self.nb[0] != size:
-            return False
-        next_nb = size * (self.ne[0] // block)
-        for ne, nb in zip(self.ne[1:], self.nb[1:], strict=True):
-            if ne != 1 and nb != next_nb:
-                return False
-            next_nb *= ne
-        return True
+        return is_contiguous_m_n(self, 0, 4)
 
     def set_input(self) -> Tensor:
         self.flags |= FLAG_INPUT
@@ -160,6 +154,29 @@ class Tensor:
     def set_output(self) -> Tensor:
         self.flags |= FLAG_OUTPUT
         return self
+
+
+def is_contiguous_m_n(t: Tensor, m: int, n: int) -> bool:
+    """ggml_is_contiguous_m_n (ggml.c): dims 1..m may have any stride, dims m+1..n-1 follow
+    packed (``ggml_is_contiguous_1`` is (1, 4), ``_to_3`` (0, 3))."""
+    block, size = GGML_QUANT_SIZES[T(t.type)]
+    if t.ne[0] != block and t.nb[0] != size:
+        return False
+    next_nb = size * (t.ne[0] // block)
+    for i in range(1, n):
+        if i > m:
+            if t.ne[i] != 1 and t.nb[i] != next_nb:
+                return False
+            next_nb *= t.ne[i]
+        else:
+            next_nb = t.ne[i] * t.nb[i]
+    return True
+
+
+def is_contiguous_rows(t: Tensor) -> bool:
+    """ggml_is_contiguous_rows: the elements of a row are packed."""
+    block, size = GGML_QUANT_SIZES[T(t.type)]
+    return t.ne[0] == block or t.nb[0] == size
 
 
 def same_layout(a: Tensor, b: Tensor) -> bool:
@@ -298,7 +315,9 @@ def sum_rows(a: Tensor) -> Tensor:
 def concat(a: Tensor, b: Tensor, dim: int) -> Tensor:
     ne = list(a.ne)
     ne[dim] = a.ne[dim] + b.ne[dim]
-    return Tensor(a.type, ne, "CONCAT", (a, b))
+    t = Tensor(a.type, ne, "CONCAT", (a, b))
+    t.params = {"dim": dim}
+    return t
 
 
 def pad(a: Tensor, p0: int, p1: int = 0, p2: int = 0, p3: int = 0) -> Tensor:
@@ -416,7 +435,9 @@ def ssm_scan(
     """ggml_ssm_scan: F32, 1-D: y (x's elements), then K snapshots of each sequence's state
     (d_state x head_dim x n_head per id)."""
     n = x.n_elements + n_snap * s.ne[0] * s.ne[1] * s.ne[2] * ids.ne[0]
-    return Tensor(F32, (n,), "SSM_SCAN", (s, x, dt, a, b, c, ids))
+    t = Tensor(F32, (n,), "SSM_SCAN", (s, x, dt, a, b, c, ids))
+    t.params = {"n_snap": n_snap}  # op_params[0], K
+    return t
 
 
 # --- DeepSeek V4 hyper-connections (ggml_dsv4_hc_*) --------------------------------------

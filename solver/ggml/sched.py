@@ -23,7 +23,10 @@ pass for pass, one function per pass (``split_graph`` calls them in order):
 
 Backends are given in llama.cpp's priority order (GPUs/RPC first, CPU last). Each backend
 says which ops it runs (``supports_op``), whether it wants to take a CPU-weight op
-(``offload_op``), and its compute buffer type.
+(``offload_op``), and its compute buffer type. An op a backend refuses is left to the passes
+as ggml leaves it: pass 1 gives no backend to a node whose weight's backend refuses it, the
+expansions skip it, pass 3 gives it the backend (that runs it) reading most of its inputs in
+place. A pre-allocated node its buffer's backend refuses makes ggml abort; here BadInput.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from solver.errors import BadInput
 from solver.ggml.alloc import BufferType, is_preallocated
 from solver.ggml.ops import FLAG_INPUT, FLAG_OUTPUT, VIEW_OPS, Tensor, view_tensor
 
@@ -44,6 +48,10 @@ class Backend:
     supports_op: Callable[[Tensor], bool] = field(default=lambda t: True)
     offload_op: Callable[[Tensor], bool] = field(default=lambda t: False)
     host_weights: bool = False  # weights on this device are in a host buffer (CPU)
+    # backends of one family ("CUDA") refuse an op reading a pre-allocated tensor of another
+    # device of the family (ggml-cuda.cu:5255, "check if all the sources are allocated on
+    # this device")
+    family: str | None = None
 
 
 @dataclass
@@ -119,23 +127,41 @@ class _Assignment:
     def get(self, t: Tensor) -> int:
         return self.bid.get(t.uid, -1)
 
+    def supports(self, b: int, op: Tensor) -> bool:
+        """``ggml_backend_supports_op(backends[b], op)``."""
+        backend = self.backends[b]
+        if backend.family is not None:
+            for src in op.src:
+                if src is None or src.view_src is not None or not is_preallocated(src):
+                    continue  # a view has no buffer yet while the scheduler runs
+                owner = self.backends[self.buffer_backend(src)]
+                if owner.family == backend.family and owner is not backend:
+                    return False
+        return backend.supports_op(op)
+
 
 def _backend_from_buffer(a: _Assignment, t: Tensor, op: Tensor) -> int:
     """``ggml_backend_sched_backend_from_buffer``: the backend owning ``t``'s buffer, if it
     runs ``op``; else -1."""
     owner = a.buffer_backend(t)
-    if a.backends[owner].supports_op(op):
+    if a.supports(owner, op):
         return owner
     return -1
 
 
 def _backend_from_cur(a: _Assignment, t: Tensor, op_offload: bool) -> int:
     """``ggml_backend_sched_backend_id_from_cur``: the backend pass 1 gives ``t`` (-1: none)."""
-    if is_preallocated(t):
-        return _backend_from_buffer(a, t, t)
     vs = t.view_src
-    if vs is not None and is_preallocated(vs):
-        return _backend_from_buffer(a, vs, t)
+    data = t if is_preallocated(t) else vs if vs is not None and is_preallocated(vs) else None
+    if data is not None:
+        b = _backend_from_buffer(a, data, t)
+        if b == -1:
+            device = a.backends[a.buffer_backend(data)].device
+            raise BadInput(
+                f"llama.cpp aborts: pre-allocated tensor {t.name or data.name} in a {device} "
+                f"buffer that cannot run the operation ({t.op})"
+            )
+        return b
     if t.flags & FLAG_INPUT:
         return a.cpu
     if t.op in ("ROPE", "FLASH_ATTN_EXT"):
@@ -146,7 +172,7 @@ def _backend_from_cur(a: _Assignment, t: Tensor, op_offload: bool) -> int:
         src_backend = _backend_from_buffer(a, src, t)
         if op_offload and src_backend == a.cpu and a.backends[a.cpu].host_weights:
             for b in range(a.cpu):
-                if a.backends[b].supports_op(t) and a.backends[b].offload_op(t):
+                if a.supports(b, t) and a.backends[b].offload_op(t):
                     return b
         return src_backend
     return -1
@@ -199,7 +225,7 @@ def _expand(a: _Assignment, order: Sequence[Tensor], *, skip_cpu: bool) -> None:
         b = a.bid.get(node.uid, -1)
         if b != -1:
             cur = -1 if (skip_cpu and b == a.cpu) else b
-        elif cur != -1 and a.backends[cur].supports_op(node):
+        elif cur != -1 and a.supports(cur, node):
             a.bid[node.uid] = cur
 
 
@@ -213,7 +239,7 @@ def _assign_by_inputs(a: _Assignment, compute_nodes: Sequence[Tensor]) -> None:
             continue
         best = -1
         for b in range(len(a.backends)):
-            if not a.backends[b].supports_op(node):
+            if not a.supports(b, node):
                 continue
             n_supported = 0
             for src in node.src:
@@ -246,7 +272,7 @@ def _assign_remaining_srcs(a: _Assignment, nodes: Sequence[Tensor]) -> None:
                 a.bid[src.uid] = cur
         if cur == -1:
             for b in range(len(a.backends)):
-                if a.backends[b].supports_op(node):
+                if a.supports(b, node):
                     a.bid[node.uid] = b
                     break
 

@@ -36,12 +36,19 @@ Backends (``solver.ggml.sched.Backend``):
   attention gets room for F16 copies of a quantized K/V (``fattn.cu``,
   ``ggml_cuda_flash_attn_ext_get_alloc_size``) for multi-token batches, and ops reading
   CPU weights with a batch of >= 32 rows are offloaded to the GPU (``offload_op``), which
-  copies those weights into the GPU compute buffer. Not modelled: the CUDA backend's
-  ``graph_optimize`` fusion dependencies (shared-expert / top-k MoE fusions may keep a few
-  tensors alive longer, and the shared-expert fusion reorders three nodes), CUDA ops that
-  ``supports_op`` refuses (every op is taken as supported), the kernel choice behind the
-  F16 K/V copies (vector kernel assumed for at most 2 tokens per sequence), ``--no-host``
-  (CPU weights then sit in non-host repack buffers and are not offloaded).
+  copies those weights into the GPU compute buffer. Ops CUDA's ``supports_op`` refuses
+  (``solver.ggml.cuda_ops``, transcribed per op from the pinned ``ggml-cuda.cu`` under the
+  build assumptions stated there) are scheduled as ``ggml_backend_sched`` does: they run on
+  the CPU (or the backend reading most of their inputs), with the extra splits, copies and
+  CPU compute buffer that costs; ``ComputeEstimate.fallbacks`` names them (``fit memory`` /
+  ``fit solve`` say so in a note). The probes below see the same refusals. Found from
+  source, unvalidated: mistral4's expert down-projection (F32 precision of its input) and,
+  in catalogue miniatures only, a lightning indexer or SSM_SCAN whose shrunk heads have no
+  CUDA kernel. Not modelled: the CUDA backend's ``graph_optimize`` fusion dependencies
+  (shared-expert / top-k MoE fusions may keep a few tensors alive longer, and the
+  shared-expert fusion reorders three nodes), the kernel choice behind the F16 K/V copies
+  (vector kernel assumed for at most 2 tokens per sequence), ``--no-host`` (CPU weights then
+  sit in non-host repack buffers and are not offloaded).
 
 The fused hyper-connection ops (deepseek4, glm5-next) are probed as llama_context's
 ``resolve_fused_ops`` does: on the one-token-per-sequence graph (the generation graph's
@@ -51,22 +58,27 @@ probe is refused (``ComputeNotModelled``): their unfused forms are not built. Be
 ``-fa auto`` is probed the same way (``flash_attn_on_layer_devices``; ``solver.llama.memory``
 turns flash attention off where a layer's is scheduled elsewhere, as llama.cpp does).
 
-Not modelled at all: architectures without a recipe and recurrent/hybrid models other than
-qwen35/qwen35moe raise ``ComputeNotModelled`` (never priced as another architecture);
-``-sm row``/``tensor`` and ``--embeddings`` pooling are flagged ``approximate``.
+Not modelled at all: architectures without a recipe (``compute_graph.recipes``; of the
+recurrent and hybrid ones, qwen35/qwen35moe, qwen3next, nemotron_h_moe and kimi-linear have
+one, mamba, rwkv, jamba, falcon-h1 and the rest do not) and models whose layers their
+recipe does not build (e.g. nemotron-h MoE latents) raise ``ComputeNotModelled`` (never
+priced as another architecture; hybrids whose state fit does not size are refused before,
+by ``solver.llama.hparams``); ``-sm row``/``tensor`` and ``--embeddings`` pooling are
+flagged ``approximate``.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from solver.errors import BadInput
+from solver.ggml import cuda_ops
 from solver.ggml import ops as g
 from solver.ggml.alloc import BufferType, reserve
 from solver.ggml.engine import (
@@ -76,6 +88,7 @@ from solver.ggml.engine import (
     SegmentMemo,
     allocate,
     schedule,
+    support_matrix,
     upper_bound,
 )
 from solver.ggml.ops import Tensor
@@ -93,13 +106,33 @@ from solver.llama.compute_graph import (
 from solver.llama.workload import ComputeWorkload
 from solver.quantities import CPU
 
-__all__ = ["ComputeEstimate", "ComputeNotModelled", "estimate_compute", "reset_caches"]
+__all__ = [
+    "ComputeEstimate",
+    "ComputeNotModelled",
+    "OpFallback",
+    "estimate_compute",
+    "reset_caches",
+]
 
 TENSOR_ALIGNMENT = 32  # ggml-impl.h
 CUDA_ALIGNMENT = 128  # ggml-cuda.cu
 MATRIX_ROW_PADDING = 512  # ggml-cuda/common.cuh
 OP_OFFLOAD_MIN_BATCH = 32  # ggml-cuda.cu, GGML_OP_OFFLOAD_MIN_BATCH default
 SCHED_MAX_COPIES = 4  # GGML_SCHED_MAX_COPIES (pipeline parallelism)
+
+
+class OpFallback(BaseModel):
+    """Nodes of one op that CUDA refuses (``solver.ggml.cuda_ops``), run on another device."""
+
+    model_config = ConfigDict(frozen=True)
+
+    op: str = Field(description="ggml op, e.g. CONCAT")
+    device: str = Field(description="the device the scheduler runs them on (CPU, RPC0 ...)")
+    nodes: int = Field(description="nodes of the larger reserve graph")
+
+    @property
+    def text(self) -> str:
+        return f"{self.nodes} {self.op} node{'s' if self.nodes != 1 else ''} on {self.device}"
 
 
 class ComputeEstimate(BaseModel):
@@ -128,6 +161,9 @@ class ComputeEstimate(BaseModel):
     n_copies: int = Field(description="scheduler copies (4 with pipeline parallelism)")
     approximate: bool = Field(
         description="the launch uses what is not modelled: -sm row/tensor, --embeddings pooling"
+    )
+    fallbacks: tuple[OpFallback, ...] = Field(
+        default=(), description="ops a CUDA device refuses (supports_op) and where they run"
     )
 
 
@@ -199,13 +235,14 @@ SIZE_FUNCTIONS = {
     "cuda": _cuda_alloc_size,
     "cuda_layout": _cuda_layout_size,
 }
+SUPPORT_FUNCTIONS = {"cuda": cuda_ops.supports_op}
 
 
 def backend_spec(device: str) -> BackendSpec:
     """The compiled engine's view of a backend (same facts as ``make_backend``)."""
     if device_kind(device) == "CUDA":
         return BackendSpec(kind="cuda", copy_kind="cuda_layout", alignment=CUDA_ALIGNMENT,
-                           offloads=True)  # fmt: skip
+                           offloads=True, supports="cuda", family="CUDA")  # fmt: skip
     return BackendSpec(kind="plain", copy_kind="plain", alignment=TENSOR_ALIGNMENT, offloads=False)
 
 
@@ -221,7 +258,9 @@ def make_backend(device: str) -> Backend:
         return Backend(
             device=device,
             buft=BufferType(device, CUDA_ALIGNMENT, _cuda_alloc_size),
+            supports_op=cuda_ops.supports_op,
             offload_op=_cuda_offload,
+            family="CUDA",
         )
     # RPC to a CPU server, or an unknown GPU: plain sizes and ggml's default alignment
     return Backend(device=device, buft=BufferType(device, TENSOR_ALIGNMENT, Tensor.nbytes))
@@ -306,7 +345,9 @@ def prepare(
     tg = build_graph(model, cache, tg_ub)
 
     def compiled(built: BuiltGraph) -> CompiledGraph:
-        cg = CompiledGraph(built.graph, built.graph.node_segments, SIZE_FUNCTIONS)
+        cg = CompiledGraph(
+            built.graph, built.graph.node_segments, SIZE_FUNCTIONS, SUPPORT_FUNCTIONS
+        )
         cg.set_offloadable(_cuda_offload)
         cg.pin_layers = built.pin_layers
         return cg
@@ -379,13 +420,14 @@ def _layer_devices(
 
 def _pins(
     built: BuiltGraph,
-    n_backends: int,
+    backends: Sequence[Backend],
     layer_backend: Sequence[int],
     full_offload: bool,
 ) -> dict[int, int]:
-    """llama.cpp's ggml_backend_sched_set_tensor_backend calls for this graph (by node uid)."""
+    """llama.cpp's ggml_backend_sched_set_tensor_backend calls for this graph (by node uid);
+    graph_get_cb pins a layer's norm only to a backend that supports it."""
     pins: dict[int, int] = {}
-    cpu = n_backends - 1
+    cpu = len(backends) - 1
     pin_layers = built.pin_layers or full_offload
     for node in built.graph.nodes:
         pin = node.pin
@@ -393,8 +435,8 @@ def _pins(
             continue
         if pin[0] == "cpu":
             pins[node.uid] = cpu
-        elif pin_layers:
-            pins[node.uid] = layer_backend[pin[1]]
+        elif pin_layers and backends[b := layer_backend[pin[1]]].supports_op(node):
+            pins[node.uid] = b
     return pins
 
 
@@ -464,20 +506,62 @@ def _resolve(
 
 def _schedule(cg: CompiledGraph, r: _Resolved, op_offload: bool) -> Schedule:
     """The scheduler's passes over one reserve graph for this placement, with llama.cpp's
-    pins (the layer pins where the graph or the full offload applies them)."""
+    pins (the layer pins where the graph or the full offload applies them, and the backend
+    supports the node) and the ops each backend refuses."""
     n_backends = len(r.order)
     specs = tuple(backend_spec(d) for d in r.order)
-    offload_target = -1
-    if op_offload:
-        offload_target = next((i for i, s in enumerate(specs[:-1]) if s.offloads), -1)
+    owner_backend = r.owner_vec[cg.owner_map]
+    offload_targets = [i for i, s in enumerate(specs[:-1]) if s.offloads] if op_offload else []
+    supported = support_matrix(cg, specs, owner_backend)
     pins: dict[int, int] = {}
     pin_layers = cg.pin_layers or r.full_offload
     for pos, pin in cg.pins:
         if pin[0] == "cpu":
             pins[pos] = n_backends - 1
-        elif pin_layers:
+        elif pin_layers and (supported is None or supported[r.layer_backend[pin[1]], pos]):
             pins[pos] = r.layer_backend[pin[1]]
-    return schedule(cg, r.owner_vec[cg.owner_map], n_backends, offload_target, pins)
+    return schedule(cg, owner_backend, n_backends, offload_targets, pins, supported)
+
+
+@dataclass(frozen=True)
+class _Reserved:
+    """One reserve graph scheduled and allocated."""
+
+    sizes: list[int]  # bytes per backend
+    splits: int
+    fallbacks: dict[tuple[str, str], int]  # (op, device) -> nodes CUDA refuses, run there
+    exact: bool = True  # False: ``sizes`` is an upper bound
+
+
+def _fallbacks(
+    refused: Iterable[tuple[str, int]], order: Sequence[str]
+) -> dict[tuple[str, str], int]:
+    """(op, backend) of each compute node CUDA refuses, counted by op and the device that
+    runs it (the scheduler's fallback, which costs splits, copies and that device's buffer);
+    empty without a CUDA device."""
+    out: dict[tuple[str, str], int] = {}
+    if any(device_kind(d) == "CUDA" for d in order):
+        for op, b in refused:
+            out[(op, order[b])] = out.get((op, order[b]), 0) + 1
+    return out
+
+
+def _refused_nodes(nodes: Sequence[Tensor], node_backend: Sequence[int]) -> list[tuple[str, int]]:
+    """The readable path's compute nodes that CUDA refuses, with their backends."""
+    return [
+        (n.op, b)
+        for n, b in zip(nodes, node_backend, strict=True)
+        if n.op not in g.VIEW_OPS and n.op != "NONE" and not cuda_ops.supports_op(n)
+    ]
+
+
+def _merge_fallbacks(*graphs: dict[tuple[str, str], int]) -> tuple[OpFallback, ...]:
+    """Both reserve graphs' fallbacks, each (op, device) with the larger graph's count."""
+    merged: dict[tuple[str, str], int] = {}
+    for fallbacks in graphs:
+        for key, n in fallbacks.items():
+            merged[key] = max(merged.get(key, 0), n)
+    return tuple(OpFallback(op=op, device=dev, nodes=n) for (op, dev), n in sorted(merged.items()))
 
 
 def _reserve_compiled(
@@ -486,8 +570,8 @@ def _reserve_compiled(
     r: _Resolved,
     op_offload: bool,
     bound_against: Sequence[int] | None = None,
-) -> tuple[list[int], int, bool]:
-    """Schedule and allocate one reserve graph: (bytes per backend, splits, exact).
+) -> _Reserved:
+    """Schedule and allocate one reserve graph.
 
     With ``bound_against`` (the prompt graph's sizes), the allocation is skipped when an upper
     bound (every tensor of a backend allocated side by side) already proves this graph
@@ -495,13 +579,17 @@ def _reserve_compiled(
     """
     specs = tuple(backend_spec(d) for d in r.order)
     sched = _schedule(cg, r, op_offload)
+    fallbacks = {}
+    if any(s.supports == "cuda" for s in specs):
+        refused = np.flatnonzero(~cg.supported("cuda") & ~cg.is_view_op).tolist()
+        fallbacks = _fallbacks(((cg.ops[p], int(sched.bid[p])) for p in refused), r.order)
     if bound_against is not None:
         bound = upper_bound(cg, sched, specs, r.n_copies)
         if all(b <= a for a, b in zip(bound_against, bound, strict=True)):
-            return bound, sched.n_splits, False
+            return _Reserved(bound, sched.n_splits, fallbacks, exact=False)
     memo = prepared.memos.setdefault((id(cg), specs, r.n_copies), SegmentMemo())
     sizes = allocate(cg, sched, specs, r.n_copies, memo)
-    return sizes, sched.n_splits, True
+    return _Reserved(sizes, sched.n_splits, fallbacks)
 
 
 def flash_attn_on_layer_devices(
@@ -561,7 +649,7 @@ def _hc_post_fused(prepared: _Prepared, r: _Resolved, op_offload: bool) -> bool:
 
 def _reserve_reference(
     prepared: _Prepared, built: BuiltGraph, r: _Resolved, op_offload: bool
-) -> tuple[list[int], int]:
+) -> _Reserved:
     """The same reserve through the readable ports (solver.ggml.sched, solver.ggml.alloc)."""
     backends = [make_backend(d) for d in r.order]
 
@@ -573,7 +661,7 @@ def _reserve_reference(
         key = ("w", t.weight) if t.weight is not None else ("kv", t.kv_layer)
         return owner_backend[key]
 
-    pins = _pins(built, len(backends), r.layer_backend, r.full_offload)
+    pins = _pins(built, backends, r.layer_backend, r.full_offload)
     res = split_graph(
         built.graph.nodes,
         built.graph.leafs,
@@ -592,7 +680,8 @@ def _reserve_reference(
         [b.buft for b in backends],
         res.extra_flags,
     )
-    return sizes, res.n_splits
+    refused = _refused_nodes(res.nodes, res.node_backend)
+    return _Reserved(sizes, res.n_splits, _fallbacks(refused, r.order))
 
 
 def estimate_compute(
@@ -628,34 +717,32 @@ def estimate_compute(
         hit = prepared.results.get(key)
         if hit is not None:
             return hit
-    tg_exact = True
     if reference:
-        pp_sizes, pp_splits = _reserve_reference(prepared, prepared.pp, r, workload.op_offload)
-        tg_sizes, tg_splits = _reserve_reference(prepared, prepared.tg, r, workload.op_offload)
+        pp = _reserve_reference(prepared, prepared.pp, r, workload.op_offload)
+        tg = _reserve_reference(prepared, prepared.tg, r, workload.op_offload)
     else:
-        pp_sizes, pp_splits, _ = _reserve_compiled(
-            prepared, prepared.pp_compiled, r, workload.op_offload
-        )
-        tg_sizes, tg_splits, tg_exact = _reserve_compiled(
-            prepared, prepared.tg_compiled, r, workload.op_offload, bound_against=pp_sizes
+        pp = _reserve_compiled(prepared, prepared.pp_compiled, r, workload.op_offload)
+        tg = _reserve_compiled(
+            prepared, prepared.tg_compiled, r, workload.op_offload, bound_against=pp.sizes
         )
     order = r.order
-    total = [max(a, b) for a, b in zip(pp_sizes, tg_sizes, strict=True)]
+    total = [max(a, b) for a, b in zip(pp.sizes, tg.sizes, strict=True)]
     peak = total
     for cg in prepared.runtime_compiled:
-        sizes, _, _ = _reserve_compiled(prepared, cg, r, workload.op_offload)
+        sizes = _reserve_compiled(prepared, cg, r, workload.op_offload).sizes
         peak = [max(a, b) for a, b in zip(peak, sizes, strict=True)]
     estimate = ComputeEstimate(
         bytes_by_device=dict(zip(order, total, strict=True)),
         peak_bytes_by_device=dict(zip(order, peak, strict=True)),
-        graph_splits=pp_splits,
-        graph_splits_tg=tg_splits,
-        splits_by_batch={prepared.pp.n_tokens: pp_splits, prepared.tg.n_tokens: tg_splits},
-        pp_bytes_by_device=dict(zip(order, pp_sizes, strict=True)),
-        tg_bytes_by_device=dict(zip(order, tg_sizes, strict=True)),
-        tg_exact=tg_exact,
+        graph_splits=pp.splits,
+        graph_splits_tg=tg.splits,
+        splits_by_batch={prepared.pp.n_tokens: pp.splits, prepared.tg.n_tokens: tg.splits},
+        pp_bytes_by_device=dict(zip(order, pp.sizes, strict=True)),
+        tg_bytes_by_device=dict(zip(order, tg.sizes, strict=True)),
+        tg_exact=tg.exact,
         n_copies=r.n_copies,
         approximate=workload.split_mode not in ("layer", "none") or workload.embeddings,
+        fallbacks=_merge_fallbacks(pp.fallbacks, tg.fallbacks),
     )
     if not reference:
         if len(prepared.results) > 4096:

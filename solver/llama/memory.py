@@ -32,6 +32,7 @@ from solver.hardware.scenario import Hardware
 from solver.llama.args import LaunchConfig
 from solver.llama.compute_buffer import (
     ComputeEstimate,
+    OpFallback,
     estimate_compute,
     flash_attn_on_layer_devices,
 )
@@ -142,6 +143,9 @@ class MemoryReport(BaseModel):
     unmodelled: Unmodelled | None = Field(
         default=None, description="set when the compute buffers are not modelled"
     )
+    op_fallbacks: tuple[OpFallback, ...] = Field(
+        default=(), description="ops CUDA refuses (supports_op) and the device running them"
+    )
     notes: tuple[str, ...] = ()
 
     @property
@@ -175,6 +179,7 @@ class MemoryReport(BaseModel):
                 "compute_peak": self.compute_peak_buffers,
             },
             "context": self.workload.model_dump(),
+            "op_fallbacks": [f.model_dump() for f in self.op_fallbacks],
             "notes": list(self.notes),
         }
         if self.unmodelled is not None:
@@ -263,6 +268,7 @@ def estimate_memory(
     compute: dict[str, int] = {}
     peak: dict[str, int] = {}
     splits = splits_tg = None
+    fallbacks: tuple[OpFallback, ...] = ()
     if isinstance(estimate, ComputeNotModelled):
         unmodelled = Unmodelled(
             architecture=estimate.architecture, reason=estimate.reason, margin=unmodelled_margin
@@ -270,6 +276,7 @@ def estimate_memory(
     else:
         compute, peak = dict(estimate.bytes_by_device), dict(estimate.peak_bytes_by_device)
         splits, splits_tg = estimate.graph_splits, estimate.graph_splits_tg
+        fallbacks = estimate.fallbacks
     assumed = _assumed_compute(placement, unmodelled)
 
     names = [CPU, *placement.devices]
@@ -291,7 +298,7 @@ def estimate_memory(
             output=out,
             total=weights + repack + kv_bytes + out + (comp or 0),
         )
-    notes = _notes(config, unmodelled, _growth_note(compute, peak, workload))
+    notes = _notes(config, unmodelled, _growth_note(compute, peak, workload), fallbacks)
     return MemoryReport(
         devices=totals,
         graph_splits=splits,
@@ -305,6 +312,7 @@ def estimate_memory(
         workload=workload,
         placement=placement,
         unmodelled=unmodelled,
+        op_fallbacks=fallbacks,
         notes=notes,
     )
 
@@ -412,10 +420,22 @@ def _growth_note(startup: dict[str, int], peak: dict[str, int], workload: Comput
     )
 
 
-def _notes(config: LaunchConfig, unmodelled: Unmodelled | None, growth: str) -> tuple[str, ...]:
+def _notes(
+    config: LaunchConfig,
+    unmodelled: Unmodelled | None,
+    growth: str,
+    fallbacks: Sequence[OpFallback],
+) -> tuple[str, ...]:
     notes = [growth] if growth else []
     if unmodelled is not None:
         notes.append(unmodelled.note)
+    if fallbacks:
+        notes.append(
+            "CUDA refuses some ops (ggml-cuda.cu supports_op), so ggml runs "
+            + ", ".join(f.text for f in fallbacks)
+            + "; their graph splits, copies and compute buffer are counted above "
+            "(derived from the source, not validated on a GPU)"
+        )
     if config.fit:
         notes.append(
             "--fit is on (llama.cpp's default): llama.cpp may change -c/-ngl/-ts/-ot that were "

@@ -242,6 +242,10 @@ def run_experts(b: GraphBuilder, cur: Tensor, il: int, selected: Tensor, act: st
     else:
         cur = _activate(cur, act)
     experts = g.mul_mat_id(b.lw(il, "ffn_down_exps"), cur, selected)
+    if b.hp.arch == "mistral4":
+        # llama-graph.cpp build_moe_ffn: ggml_prec_set_src(experts, GGML_PREC_F32, 1), "src1
+        # can exceed F16 range"; ggml-cuda refuses it (solver.ggml.cuda_ops)
+        experts.params = {"prec_src1": "f32"}
     down_b = b.lw(il, "ffn_down_exps", "bias")
     if down_b is not None:
         experts = g.add_id(experts, down_b, selected)

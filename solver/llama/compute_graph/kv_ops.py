@@ -21,6 +21,7 @@ def hadamard(cur: Tensor, rot: Tensor) -> Tensor:
     else:
         res = g.reshape(cur, n, cur.n_elements // n)
     res = g.mul_mat(rot, res)
+    res.params = {"hint": "hadamard"}  # ggml_mul_mat_set_hint(GGML_HINT_SRC0_IS_HADAMARD)
     return g.reshape(res, *cur.ne)
 
 

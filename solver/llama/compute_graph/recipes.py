@@ -151,7 +151,8 @@ RECIPES: dict[str, ArchRecipe] = {
     ),
     "deepseek2": _DEEPSEEK2,
     # llama_model_mistral4::graph is deepseek2's; its one difference (F32 precision of the
-    # expert down-projection's input, llama-graph.cpp) changes no buffer
+    # expert down-projection's input, llama-graph.cpp; ffn.py) changes no CPU buffer, but
+    # CUDA refuses that MUL_MAT_ID
     "mistral4": _DEEPSEEK2,
     "deepseek32": ArchRecipe(attention="dsa", moe_norm_w=None, h_nextn_output="norm"),
     # glm-dsa.cpp: deepseek32's graph but for the "shared" indexer layers (dsa.SharedTopK);
