@@ -39,6 +39,7 @@ def test_deepseek4_miniature_runs_its_indexer_on_the_cpu(synthetic_gguf) -> None
     assert document["graph_splits"] == 2 + 2 * 2
     text = _memory(str(path), *ALL_ON_GPU, *Q8_CACHE, as_json=False)
     assert "2 LIGHTNING_INDEXER nodes on CPU" in text and "not validated on a GPU" in text
+    assert "not their time" in text  # the speed estimate does not price the fallback
 
 
 def test_deepseek_v4_flash_itself_runs_every_op_on_the_gpu() -> None:
@@ -58,3 +59,11 @@ def test_mistral_small_4_runs_its_expert_down_projection_on_the_cpu() -> None:
     inventory = load_catalogue_entry("mistral-small-4-119b")
     down = next(t for t in inventory.tensors if t.name == "blk.1.ffn_down_exps.weight")
     assert document["devices"]["CPU"]["compute"] > down.n_bytes
+
+
+def test_fit_solve_names_the_fallback_in_its_plan() -> None:
+    """The plan fit solve prints carries the memory report's note (split count included)."""
+    args = ["solve", "mistral-small-4-119b", "--hardware", "2x3090", "--ctx", "8192"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "36 MUL_MAT_ID nodes on CPU" in result.output

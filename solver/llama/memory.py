@@ -433,8 +433,9 @@ def _notes(
         notes.append(
             "CUDA refuses some ops (ggml-cuda.cu supports_op), so ggml runs "
             + ", ".join(f.text for f in fallbacks)
-            + "; their graph splits, copies and compute buffer are counted above "
-            "(derived from the source, not validated on a GPU)"
+            + "; their graph splits, copies and compute buffer are counted above, not their "
+            "time (the speed estimate assumes every op runs on its layer's device); derived "
+            "from the source, not validated on a GPU"
         )
     if config.fit:
         notes.append(
