@@ -183,6 +183,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "ernie4_5-moe": "blk.1.ffn_up_shexp.weight",
     "cohere2": "blk.1.attn_norm.weight",
     "dots1": "blk.1.ffn_gate_shexp.weight",
+    "bailingmoe2": "blk.0.attn_qkv.weight",
 }
 
 

@@ -89,6 +89,7 @@ class Arch(StrEnum):
     ERNIE4_5_MOE = "ernie4_5-moe"  # ERNIE-4.5-21B-A3B: softmax experts with selection bias
     COHERE2 = "cohere2"  # Command R7B / Command A: parallel blocks, LayerNorm, NoPE global layers
     DOTS1 = "dots1"  # dots.llm1: per-head Q/K norms, MHA, experts with the selection bias
+    BAILINGMOE2 = "bailingmoe2"  # Ling / Ring 2.0: fused QKV, Q/K norms, sigmoid experts
 
 
 class RopeScaling(BaseModel):
@@ -347,6 +348,11 @@ class Blueprint(BaseModel):
         ):
             # cohere2.cpp's loader has no output tensor and requires the window and the scale
             raise BadInput(f"{self.name}: cohere2 needs tied embeddings, a window, logit_scale")
+        if self.architecture is Arch.BAILINGMOE2 and (
+            self.n_head * self.head_dim_k != self.n_embd or not self.expert_gating
+        ):
+            # bailingmoe2.cpp: the fused QKV's Q part is n_embd wide; the gating key required
+            raise BadInput(f"{self.name}: bailingmoe2 needs n_head x head = n_embd, the gating")
         if self.architecture is Arch.DOTS1 and self.n_head_kv != self.n_head:
             # dots1.cpp sizes K and V by n_head (the model is multi-head)
             raise BadInput(f"{self.name}: dots1 needs n_head_kv equal to n_head")
@@ -678,6 +684,9 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         put(K.LLM.INTERLEAVE_MOE_LAYER_STEP, bp.moe_layer_step)
     if bp.architecture is Arch.COHERE2:
         _put_cohere2(bp, put)
+    if bp.architecture is Arch.BAILINGMOE2:
+        # conversion/bailingmoe.py BailingMoeV2Model: the shared experts' width
+        put(K.LLM.EXPERT_SHARED_FEED_FORWARD_LENGTH, bp.n_ff_shexp or None)
     if bp.architecture is Arch.ERNIE4_5_MOE:
         # conversion/ernie.py Ernie4_5MoeModel: moe_layer_interval and the shared experts'
         # width (the converter's intermediate_size / num_key_value_heads)
@@ -755,8 +764,9 @@ def _put_attention_geometry(bp: Blueprint, put) -> None:
     if bp.head_dim is not None or bp.architecture in (Arch.GEMMA3, Arch.GPT_OSS):
         put(K.Attention.KEY_LENGTH, bp.head_dim_k)
         put(K.Attention.VALUE_LENGTH, bp.head_dim_v)
-    if bp.architecture is Arch.EXAONE4:
-        put(K.LLM.VOCAB_SIZE, bp.n_vocab)  # conversion/exaone.py Exaone4Model
+    if bp.architecture in (Arch.EXAONE4, Arch.BAILINGMOE2):
+        # conversion/exaone.py Exaone4Model, conversion/bailingmoe.py BailingMoeV2Model
+        put(K.LLM.VOCAB_SIZE, bp.n_vocab)
     if bp.architecture in (Arch.LLAMA, Arch.LLAMA4, Arch.SMOLLM3):
         # conversion/llama.py (SmolLM3Model is a LlamaModel): vocab size and rope dims
         # (= head dim; load_hparams checks it)
@@ -764,7 +774,7 @@ def _put_attention_geometry(bp: Blueprint, put) -> None:
         put(K.Rope.DIMENSION_COUNT, bp.head_dim_k)
     elif bp.architecture in (
         Arch.GLM4MOE, Arch.QWEN35, Arch.QWEN35MOE, Arch.QWEN3NEXT, Arch.MINIMAX_M2,
-        Arch.DEEPSEEK4, Arch.MINIMAX_M3, Arch.MIMO2, Arch.GLM4,
+        Arch.DEEPSEEK4, Arch.MINIMAX_M3, Arch.MIMO2, Arch.GLM4, Arch.BAILINGMOE2,
     ):  # fmt: skip
         # conversion/glm.py, conversion/qwen.py, conversion/minimax.py: partial rotary
         # (partial_rotary_factor of the head: 0.5 for glm4, glm4moe and minimax-m2's
@@ -1058,6 +1068,7 @@ def _global_tensors(bp: Blueprint) -> list[TensorSpec]:
         required = bp.architecture in (
             Arch.GPT_OSS, Arch.MINIMAX_M2, Arch.KIMI_LINEAR, Arch.DEEPSEEK4, Arch.STEP35,
             Arch.GLM5_NEXT, Arch.MINIMAX_M3, Arch.MIMO2, Arch.OLMO2, Arch.DOTS1,
+            Arch.BAILINGMOE2,
         )  # fmt: skip
         specs.append(_spec(T.OUTPUT, None, (bp.n_embd, bp.n_vocab), required=required))
     if bp.architecture is Arch.GEMMA4:
@@ -1922,6 +1933,33 @@ def _dots1_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     return specs
 
 
+def _bailingmoe2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/bailingmoe2.cpp: the fused QKV (Q n_embd wide), per-head Q/K norms; a dense
+    FFN on the leading layers, else routed experts with the optional selection bias and the
+    shared experts ((n_ff_shexp or the expert width) x n_expert_shared wide)."""
+    kv_width = bp.n_head_kv * bp.head_dim_k
+    specs = [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,)),
+        _spec(T.ATTN_QKV, i, (bp.n_embd, bp.n_embd + 2 * kv_width)),
+        _spec(T.ATTN_OUT, i, (bp.n_head * bp.head_dim_k, bp.n_embd)),
+        _spec(T.ATTN_Q_NORM, i, (bp.head_dim_k,)),
+        _spec(T.ATTN_K_NORM, i, (bp.head_dim_k,)),
+        _spec(T.FFN_NORM, i, (bp.n_embd,)),
+    ]
+    if not bp.is_moe_layer(i):
+        return specs + _dense_ffn(bp, i)
+    width = (bp.n_ff_shexp or bp.n_ff_exp) * bp.n_expert_shared
+    specs += [
+        *_routed_experts(bp, i),
+        _spec(T.FFN_GATE_SHEXP, i, (bp.n_embd, width)),
+        _spec(T.FFN_DOWN_SHEXP, i, (width, bp.n_embd)),
+        _spec(T.FFN_UP_SHEXP, i, (bp.n_embd, width)),
+    ]
+    if bp.expert_probs_bias:
+        specs.append(_spec(T.FFN_EXP_PROBS_B, i, (bp.n_expert,), suffix="bias", required=False))
+    return specs
+
+
 def _gemma4_globals(bp: Blueprint) -> list[TensorSpec]:
     """gemma4.cpp globals beyond embedding and output norm: the proportional-rope factors of
     the global layers, the per-layer-embedding table, its projection and norm."""
@@ -2026,4 +2064,5 @@ _LAYER_BUILDERS = {
     Arch.ERNIE4_5_MOE: _ernie4_5_moe_layer,
     Arch.COHERE2: _cohere2_layer,
     Arch.DOTS1: _dots1_layer,
+    Arch.BAILINGMOE2: _bailingmoe2_layer,
 }

@@ -328,6 +328,17 @@ _DOTS1 = Family(
      _b(T.FFN_EXP_PROBS_B, "X", when=("moe",), optional=True), *_experts("FE", ("moe",)),
      *_shared_experts("FE*S", ("moe",)), *_dense_ffn(("dense",))),
 )  # fmt: skip
+# bailingmoe2: the fused QKV (Q n_embd wide) with per-head Q/K norms, a dense FFN on the
+# leading layers, else experts with an optional selection bias and the shared experts; output
+# required; the NextN layers' tensors are TENSOR_SKIP, so only the trunk is checked
+_BAILINGMOE2 = Family(
+    "src/models/bailingmoe2.cpp",
+    _GLOBALS_OUTPUT,
+    (_w(T.ATTN_NORM, "E"), _w(T.ATTN_QKV, "E", "E+HKV*HK+HKV*HK"), _w(T.ATTN_OUT, "H*HK", "E"),
+     _w(T.ATTN_Q_NORM, "HK"), _w(T.ATTN_K_NORM, "HK"), _w(T.FFN_NORM, "E"),
+     _b(T.FFN_EXP_PROBS_B, "X", when=("moe",), optional=True), *_experts("FE", ("moe",)),
+     *_shared_experts("FSHEXP_OR_FE*S", ("moe",)), *_dense_ffn(("dense",))),
+)  # fmt: skip
 _QWEN2MOE = Family(
     "src/models/qwen2moe.cpp",
     _GLOBALS_OUTPUT,
@@ -965,6 +976,7 @@ FAMILIES: dict[str, Family] = {
     "ernie4_5-moe": _ERNIE4_5_MOE,
     "cohere2": _COHERE2,
     "dots1": _DOTS1,
+    "bailingmoe2": _BAILINGMOE2,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.
@@ -1001,6 +1013,7 @@ def _dimensions(inventory: Inventory) -> dict[str, int]:
         "FE": n_ff_exp,
         "FSHEXP": n_ff_shexp,
         "FSHEXP_OR_F": n_ff_shexp or n_ff,
+        "FSHEXP_OR_FE": n_ff_shexp or n_ff_exp,  # bailingmoe2's shared expert
         "X": experts.count,
         "S": experts.shared,
         "QL": att.q_lora_rank,
@@ -1285,7 +1298,8 @@ def _shape(shape: Sequence[int]) -> str:
 _DIM_NAMES = {
     "E": "n_embd", "V": "n_vocab", "H": "n_head", "HKV": "n_head_kv", "HK": "head_k",
     "HV": "head_v", "ROT": "n_rot", "F": "n_ff", "FE": "n_ff_exp", "FSHEXP": "n_ff_shexp",
-    "FSHEXP_OR_F": "n_ff_shexp", "X": "n_expert", "S": "n_expert_shared",
+    "FSHEXP_OR_F": "n_ff_shexp", "FSHEXP_OR_FE": "n_ff_shexp",
+    "X": "n_expert", "S": "n_expert_shared",
     "QL": "q_lora_rank", "KVL": "kv_lora_rank", "KMLA": "key_length_mla",
     "VMLA": "value_length_mla", "DS": "ssm_d_state", "NG": "ssm_n_group", "DT": "ssm_dt_rank",
     "DC": "ssm_d_conv", "KDA": "kda_head_dim",

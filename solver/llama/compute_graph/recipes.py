@@ -283,6 +283,10 @@ RECIPES: dict[str, ArchRecipe] = {
     # selection bias and the ungated shared expert past the dense leading layers.
     # dots.llm1 (rednote-hilab; no GGUF download listing found to rank it)
     "dots1": ArchRecipe(moe_norm_w=None),
+    # bailingmoe2.cpp: dots1's layer over a fused QKV (half-rotary heads). Ling-mini-2.0 /
+    # Ling-flash-2.0 / Ring-flash-2.0 (inclusionAI; NVIDIA's Megatron Bridge supports them; no
+    # GGUF download listing found to rank them)
+    "bailingmoe2": ArchRecipe(moe_norm_w=None),
     # cohere2.cpp: LayerNorm, attention and the FFN side by side, iswa attention with RoPE
     # (and the rope factors) on the sliding layers only, the logits scaled (f_logit_scale).
     # Command R7B / Command A (CohereLabs' c4ai-command-r7b-12-2024 and command-a GGUFs)
