@@ -75,6 +75,8 @@ SYNTHETIC_ARCHS += ("cohere2",)
 SYNTHETIC_ARCHS += ("dots1",)
 # bailingmoe2: the fused QKV with Q/K norms, a dense first layer, sigmoid experts and a shared
 SYNTHETIC_ARCHS += ("bailingmoe2",)
+# apertus: per-head Q/K norms before RoPE, rope factors, an ungated xIELU FFN
+SYNTHETIC_ARCHS += ("apertus",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 GLM4_MROPE = "glm4-mrope"  # glm4 with M-RoPE sections, as GLM-4.1V's text tower
@@ -439,6 +441,12 @@ SYNTHETIC = [
             "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
             "swa-full-ub": "-c 4096 -ngl 99 -ts 2,1 --swa-full -ub 128",
             "partial-nkvo": "-c 2048 -np 2 -ngl 5 -ts 1,1 -nkvo",
+        },
+        "apertus/8": {
+            "split-q8": "-c 2048 -ngl 99 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
+            "partial-nkvo-ub": "-c 2048 -np 2 -ngl 5 -ts 2,1 -nkvo -ub 128",
+            "ffn-cpu": r"-c 2048 -ngl 99 -ts 1,1 -ot blk\.[25]\.ffn_.*=CPU",
         },
         "bailingmoe2/8": {
             "split-q8": "-c 2048 -ngl 99 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on",

@@ -184,6 +184,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "cohere2": "blk.1.attn_norm.weight",
     "dots1": "blk.1.ffn_gate_shexp.weight",
     "bailingmoe2": "blk.0.attn_qkv.weight",
+    "apertus": "blk.1.attn_q_norm.weight",
 }
 
 

@@ -90,6 +90,7 @@ class Arch(StrEnum):
     COHERE2 = "cohere2"  # Command R7B / Command A: parallel blocks, LayerNorm, NoPE global layers
     DOTS1 = "dots1"  # dots.llm1: per-head Q/K norms, MHA, experts with the selection bias
     BAILINGMOE2 = "bailingmoe2"  # Ling / Ring 2.0: fused QKV, Q/K norms, sigmoid experts
+    APERTUS = "apertus"  # Apertus: per-head Q/K norms, an ungated xIELU FFN
 
 
 class RopeScaling(BaseModel):
@@ -767,7 +768,9 @@ def _put_attention_geometry(bp: Blueprint, put) -> None:
     if bp.architecture in (Arch.EXAONE4, Arch.BAILINGMOE2):
         # conversion/exaone.py Exaone4Model, conversion/bailingmoe.py BailingMoeV2Model
         put(K.LLM.VOCAB_SIZE, bp.n_vocab)
-    if bp.architecture in (Arch.LLAMA, Arch.LLAMA4, Arch.SMOLLM3):
+    if bp.architecture is Arch.APERTUS:
+        _put_xielu(bp, put)
+    if bp.architecture in (Arch.LLAMA, Arch.LLAMA4, Arch.SMOLLM3, Arch.APERTUS):
         # conversion/llama.py (SmolLM3Model is a LlamaModel): vocab size and rope dims
         # (= head dim; load_hparams checks it)
         put(K.LLM.VOCAB_SIZE, bp.n_vocab)
@@ -841,6 +844,20 @@ def _put_nemotron_h(bp: Blueprint, put) -> None:
     put(K.LLM.EXPERT_SHARED_FEED_FORWARD_LENGTH, bp.n_ff_shexp)
     _put_mamba2(bp, put)
     put(K.Attention.LAYERNORM_EPS, float(bp.rms_norm_eps))
+
+
+# the xIELU activation's initial parameters (Apertus' modeling code: alpha_p = alpha_n = 0.8,
+# beta 0.5, eps -1e-6); the converter writes each layer's trained ones, which size nothing
+_XIELU_INIT = {"alpha_p": 0.8, "alpha_n": 0.8, "beta": 0.5, "eps": -1e-6}
+
+
+def _put_xielu(bp: Blueprint, put) -> None:
+    """conversion/llama.py ApertusModel: the xIELU parameters, one per layer (the loader
+    requires the keys; they carry no architecture prefix)."""
+    keys = {"alpha_p": K.xIELU.ALPHA_P, "alpha_n": K.xIELU.ALPHA_N, "beta": K.xIELU.BETA,
+            "eps": K.xIELU.EPS}  # fmt: skip
+    for name, key in keys.items():
+        put(key, [_XIELU_INIT[name]] * bp.n_layer)
 
 
 def _put_cohere2(bp: Blueprint, put) -> None:
@@ -1068,7 +1085,7 @@ def _global_tensors(bp: Blueprint) -> list[TensorSpec]:
         required = bp.architecture in (
             Arch.GPT_OSS, Arch.MINIMAX_M2, Arch.KIMI_LINEAR, Arch.DEEPSEEK4, Arch.STEP35,
             Arch.GLM5_NEXT, Arch.MINIMAX_M3, Arch.MIMO2, Arch.OLMO2, Arch.DOTS1,
-            Arch.BAILINGMOE2,
+            Arch.BAILINGMOE2, Arch.APERTUS,
         )  # fmt: skip
         specs.append(_spec(T.OUTPUT, None, (bp.n_embd, bp.n_vocab), required=required))
     if bp.architecture is Arch.GEMMA4:
@@ -1960,6 +1977,18 @@ def _bailingmoe2_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     return specs
 
 
+def _apertus_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/apertus.cpp: llama's attention with per-head Q/K norms (qk_norm), an
+    ungated FFN (up, xIELU, down)."""
+    return [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,)),
+        *_attention_qkvo(bp, i),
+        _spec(T.FFN_NORM, i, (bp.n_embd,)),
+        _spec(T.FFN_DOWN, i, (bp.n_ff, bp.n_embd)),
+        _spec(T.FFN_UP, i, (bp.n_embd, bp.n_ff)),
+    ]
+
+
 def _gemma4_globals(bp: Blueprint) -> list[TensorSpec]:
     """gemma4.cpp globals beyond embedding and output norm: the proportional-rope factors of
     the global layers, the per-layer-embedding table, its projection and norm."""
@@ -2065,4 +2094,5 @@ _LAYER_BUILDERS = {
     Arch.COHERE2: _cohere2_layer,
     Arch.DOTS1: _dots1_layer,
     Arch.BAILINGMOE2: _bailingmoe2_layer,
+    Arch.APERTUS: _apertus_layer,
 }

@@ -339,6 +339,18 @@ _BAILINGMOE2 = Family(
      _b(T.FFN_EXP_PROBS_B, "X", when=("moe",), optional=True), *_experts("FE", ("moe",)),
      *_shared_experts("FSHEXP_OR_FE*S", ("moe",)), *_dense_ffn(("dense",))),
 )  # fmt: skip
+# apertus: per-head Q/K norms (their biases optional, unused by the graph), an ungated FFN,
+# rope factors optional (llama3's or LongRoPE's), output required
+_APERTUS = Family(
+    "src/models/apertus.cpp",
+    (*_GLOBALS_OUTPUT, _w(T.ROPE_FREQS, "ROT/2", optional=True),
+     _w(T.ROPE_FACTORS_LONG, "ROT/2", optional=True),
+     _w(T.ROPE_FACTORS_SHORT, "ROT/2", optional=True)),
+    (_w(T.ATTN_NORM, "E"), _qkv("H*HK", "HKV*HK", "HKV*HK"), _w(T.ATTN_OUT, "H*HK", "E"),
+     _b(T.ATTN_OUT, "E", optional=True), _w(T.FFN_NORM, "E"), _w(T.FFN_DOWN, "F", "E"),
+     _w(T.FFN_UP, "E", "F"), _w(T.ATTN_Q_NORM, "HK"), _b(T.ATTN_Q_NORM, "HK", optional=True),
+     _w(T.ATTN_K_NORM, "HK"), _b(T.ATTN_K_NORM, "HK", optional=True)),
+)  # fmt: skip
 _QWEN2MOE = Family(
     "src/models/qwen2moe.cpp",
     _GLOBALS_OUTPUT,
@@ -977,6 +989,7 @@ FAMILIES: dict[str, Family] = {
     "cohere2": _COHERE2,
     "dots1": _DOTS1,
     "bailingmoe2": _BAILINGMOE2,
+    "apertus": _APERTUS,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.

@@ -70,11 +70,12 @@ def build_ffn(
 
 def _activate(cur: Tensor, act: str) -> Tensor:
     """An ungated FFN's activation; LLM_FFN_RELU_SQR (nemotron-h) is relu, then sqr;
-    LLM_FFN_SWIGLU (glm4, phi3: gate and up fused in one projection) the halves' GLU."""
+    LLM_FFN_SWIGLU (glm4: gate and up fused in one projection) the halves' GLU."""
     if act == "relu_sqr":
         return g.sqr(g.unary(cur, "relu"))
     if act == "swiglu":
         return g.glu(cur, act)
+    # xielu (apertus): ggml_xielu is a GGML_OP_UNARY like silu
     return g.unary(cur, act)
 
 

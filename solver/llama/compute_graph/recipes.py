@@ -287,6 +287,10 @@ RECIPES: dict[str, ArchRecipe] = {
     # Ling-flash-2.0 / Ring-flash-2.0 (inclusionAI; NVIDIA's Megatron Bridge supports them; no
     # GGUF download listing found to rank them)
     "bailingmoe2": ArchRecipe(moe_norm_w=None),
+    # apertus.cpp: llama's layer with per-head Q/K norms (both before either RoPE; their
+    # biases unused), rope factors, and an ungated FFN with the xIELU activation (a unary op).
+    # Apertus 8B / 70B (swiss-ai; no GGUF download listing found to rank them)
+    "apertus": ArchRecipe(rope_factors=True, qk_norms_first=True, ffn_act="xielu"),
     # cohere2.cpp: LayerNorm, attention and the FFN side by side, iswa attention with RoPE
     # (and the rope factors) on the sliding layers only, the logits scaled (f_logit_scale).
     # Command R7B / Command A (CohereLabs' c4ai-command-r7b-12-2024 and command-a GGUFs)
