@@ -77,6 +77,8 @@ SYNTHETIC_ARCHS += ("dots1",)
 SYNTHETIC_ARCHS += ("bailingmoe2",)
 # apertus: per-head Q/K norms before RoPE, rope factors, an ungated xIELU FFN
 SYNTHETIC_ARCHS += ("apertus",)
+# hunyuan-moe: Q/K norms after RoPE, experts beside a shared MLP built first
+SYNTHETIC_ARCHS += ("hunyuan-moe",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 GLM4_MROPE = "glm4-mrope"  # glm4 with M-RoPE sections, as GLM-4.1V's text tower
@@ -440,6 +442,12 @@ SYNTHETIC = [
             "split-q8": "-c 2048 -ngl 99 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on",
             "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
             "swa-full-ub": "-c 4096 -ngl 99 -ts 2,1 --swa-full -ub 128",
+            "partial-nkvo": "-c 2048 -np 2 -ngl 5 -ts 1,1 -nkvo",
+        },
+        "hunyuan-moe/8": {
+            "split-q8": "-c 2048 -ngl 99 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
+            "cpu-moe-ub": "-c 2048 -ngl 99 -ts 2,1 --cpu-moe -ub 128",
             "partial-nkvo": "-c 2048 -np 2 -ngl 5 -ts 1,1 -nkvo",
         },
         "apertus/8": {

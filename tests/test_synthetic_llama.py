@@ -185,6 +185,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "dots1": "blk.1.ffn_gate_shexp.weight",
     "bailingmoe2": "blk.0.attn_qkv.weight",
     "apertus": "blk.1.attn_q_norm.weight",
+    "hunyuan-moe": "blk.1.ffn_up_shexp.weight",
 }
 
 

@@ -91,6 +91,7 @@ class Arch(StrEnum):
     DOTS1 = "dots1"  # dots.llm1: per-head Q/K norms, MHA, experts with the selection bias
     BAILINGMOE2 = "bailingmoe2"  # Ling / Ring 2.0: fused QKV, Q/K norms, sigmoid experts
     APERTUS = "apertus"  # Apertus: per-head Q/K norms, an ungated xIELU FFN
+    HUNYUAN_MOE = "hunyuan-moe"  # Hunyuan-A13B: Q/K norms after RoPE, shared MLP beside experts
 
 
 class RopeScaling(BaseModel):
@@ -354,6 +355,9 @@ class Blueprint(BaseModel):
         ):
             # bailingmoe2.cpp: the fused QKV's Q part is n_embd wide; the gating key required
             raise BadInput(f"{self.name}: bailingmoe2 needs n_head x head = n_embd, the gating")
+        if self.architecture is Arch.HUNYUAN_MOE and self.n_ff != self.n_ff_exp:
+            # hunyuan-moe.cpp creates the experts n_ff (feed_forward_length) wide
+            raise BadInput(f"{self.name}: hunyuan-moe needs n_ff equal to n_ff_exp")
         if self.architecture is Arch.DOTS1 and self.n_head_kv != self.n_head:
             # dots1.cpp sizes K and V by n_head (the model is multi-head)
             raise BadInput(f"{self.name}: dots1 needs n_head_kv equal to n_head")
@@ -685,8 +689,9 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         put(K.LLM.INTERLEAVE_MOE_LAYER_STEP, bp.moe_layer_step)
     if bp.architecture is Arch.COHERE2:
         _put_cohere2(bp, put)
-    if bp.architecture is Arch.BAILINGMOE2:
-        # conversion/bailingmoe.py BailingMoeV2Model: the shared experts' width
+    if bp.architecture in (Arch.BAILINGMOE2, Arch.HUNYUAN_MOE):
+        # conversion/bailingmoe.py BailingMoeV2Model, conversion/hunyuan.py HunYuanMoEModel:
+        # the shared experts' width
         put(K.LLM.EXPERT_SHARED_FEED_FORWARD_LENGTH, bp.n_ff_shexp or None)
     if bp.architecture is Arch.ERNIE4_5_MOE:
         # conversion/ernie.py Ernie4_5MoeModel: moe_layer_interval and the shared experts'
@@ -1989,6 +1994,21 @@ def _apertus_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     ]
 
 
+def _hunyuan_moe_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/hunyuan-moe.cpp: llama's attention with per-head Q/K norms (qk_norm), then
+    on every layer routed experts n_ff wide beside a shared MLP (n_ff_shexp, else n_ff)."""
+    width = bp.n_ff_shexp or bp.n_ff
+    return [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,)),
+        *_attention_qkvo(bp, i),
+        _spec(T.FFN_NORM, i, (bp.n_embd,)),
+        *_routed_experts(bp, i),
+        _spec(T.FFN_GATE_SHEXP, i, (bp.n_embd, width)),
+        _spec(T.FFN_UP_SHEXP, i, (bp.n_embd, width)),
+        _spec(T.FFN_DOWN_SHEXP, i, (width, bp.n_embd)),
+    ]
+
+
 def _gemma4_globals(bp: Blueprint) -> list[TensorSpec]:
     """gemma4.cpp globals beyond embedding and output norm: the proportional-rope factors of
     the global layers, the per-layer-embedding table, its projection and norm."""
@@ -2095,4 +2115,5 @@ _LAYER_BUILDERS = {
     Arch.DOTS1: _dots1_layer,
     Arch.BAILINGMOE2: _bailingmoe2_layer,
     Arch.APERTUS: _apertus_layer,
+    Arch.HUNYUAN_MOE: _hunyuan_moe_layer,
 }

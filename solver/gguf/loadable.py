@@ -351,6 +351,15 @@ _APERTUS = Family(
      _w(T.FFN_UP, "E", "F"), _w(T.ATTN_Q_NORM, "HK"), _b(T.ATTN_Q_NORM, "HK", optional=True),
      _w(T.ATTN_K_NORM, "HK"), _b(T.ATTN_K_NORM, "HK", optional=True)),
 )  # fmt: skip
+# hunyuan-moe: per-head Q/K norms, experts n_ff wide (the loader's feed_forward_length) on
+# every layer beside a shared MLP (expert_shared_feed_forward_length, else n_ff)
+_HUNYUAN_MOE = Family(
+    "src/models/hunyuan-moe.cpp",
+    _GLOBALS,
+    (_w(T.ATTN_NORM, "E"), _qkv("H*HK", "HKV*HK", "HKV*HV"), _w(T.ATTN_OUT, "H*HK", "E"),
+     _w(T.ATTN_K_NORM, "HK"), _w(T.ATTN_Q_NORM, "HK"), _w(T.FFN_NORM, "E"), *_experts("F"),
+     *_shared_experts("FSHEXP_OR_F")),
+)  # fmt: skip
 _QWEN2MOE = Family(
     "src/models/qwen2moe.cpp",
     _GLOBALS_OUTPUT,
@@ -990,6 +999,7 @@ FAMILIES: dict[str, Family] = {
     "dots1": _DOTS1,
     "bailingmoe2": _BAILINGMOE2,
     "apertus": _APERTUS,
+    "hunyuan-moe": _HUNYUAN_MOE,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.

@@ -292,6 +292,7 @@ def self_attention(
     qk_norm_full: bool = False,
     head_gate: bool = False,
     qk_norms_first: bool = False,
+    qk_norms_after_rope: bool = False,
 ) -> Tensor:
     """The standard attention block of a layer, up to and including the output projection.
 
@@ -299,7 +300,8 @@ def self_attention(
     the whole projection before it is split into heads, as minimax-m2), RoPE (with
     ``rope_freqs``), gemma3's Q scale after RoPE, the temperature-tuning scale, attention,
     step35's head-wise gate (``head_gate``, when the file has ``attn_gate``), wo.
-    ``qk_norms_first`` (exaone4): K is normed before Q is roped.
+    ``qk_norms_first`` (exaone4): K is normed before Q is roped; ``qk_norms_after_rope``
+    (hunyuan-moe): both are roped, then K normed, then Q.
     """
     hp = b.hp
     layer = hp.layers[il]
@@ -315,6 +317,12 @@ def self_attention(
         q_norm = k_norm = None
     else:
         q, k, v = build_qkv(b, il, cur, head, layer.n_head, layer.n_head_kv, head_v=layer.head_v)
+    if qk_norms_after_rope:
+        q, k = (g.rope(t, inp_pos, rope_freqs) if rope else t for t in (q, k))
+        k = b.build_norm(k, k_norm, None, il) if k_norm is not None else k
+        q = b.build_norm(q, q_norm, None, il) if q_norm is not None else q
+        q_norm = k_norm = None
+        rope = False
     if q_norm is not None:
         q = b.build_norm(q, q_norm, None, il)
     if qk_norms_first and k_norm is not None:  # exaone4: both norms, then both ropes

@@ -101,13 +101,18 @@ def ffn_block(
     act: str,
     routing: MoeRouting,
     shared_expert_gate: bool = False,
+    shared_expert_first: bool = False,
 ) -> Tensor:
     """Dense FFN, or routed experts plus an optional shared expert, as the layer has them.
 
-    ``shared_expert_gate``: qwen2moe's sigmoid gate on the shared expert.
+    ``shared_expert_gate``: qwen2moe's sigmoid gate on the shared expert;
+    ``shared_expert_first``: hunyuan-moe builds the shared MLP before the experts.
     """
     if b.lw(il, "ffn_gate_inp") is None:
         return dense_ffn(b, cur, il, act)
+    if shared_expert_first and b.lw(il, "ffn_up_shexp") is not None:
+        shexp = _shared_expert(b, cur, il, routing.act)
+        return g.add(build_moe_ffn(b, cur, il, routing), shexp)
     moe_out = build_moe_ffn(b, cur, il, routing)
     if b.lw(il, "ffn_up_shexp") is None:
         return moe_out

@@ -83,6 +83,8 @@ class ArchRecipe:
     no_rope_layer_step: int = 0  # smollm3: layers il with (il + 1) % step == 0 skip RoPE
     rope_swa_layers_only: bool = False  # exaone4: with iswa attention, full layers skip RoPE
     qk_norms_first: bool = False  # exaone4: Q and K normed before either is roped
+    qk_norms_after_rope: bool = False  # hunyuan-moe: both roped, then K normed, then Q
+    shared_expert_first: bool = False  # hunyuan-moe: the shared MLP built before the experts
     rope_factors: bool = False  # llama/mistral3: model.get_rope_factors (per-layer duplicate)
     q_scale_after_rope: bool = False  # gemma3: Qcur = ggml_scale(Qcur, f_attention_scale)
     post_attn_norm: bool = False  # gemma: attn_post_norm before the residual add
@@ -291,6 +293,12 @@ RECIPES: dict[str, ArchRecipe] = {
     # biases unused), rope factors, and an ungated FFN with the xIELU activation (a unary op).
     # Apertus 8B / 70B (swiss-ai; no GGUF download listing found to rank them)
     "apertus": ArchRecipe(rope_factors=True, qk_norms_first=True, ffn_act="xielu"),
+    # hunyuan-moe.cpp: per-head Q/K norms after RoPE (K's first), the shared MLP built before
+    # the softmax-routed experts (normalised weights) and added after them. Hunyuan-A13B
+    # (tencent/Hunyuan-A13B-Instruct-GGUF)
+    "hunyuan-moe": ArchRecipe(
+        rope_factors=True, qk_norms_after_rope=True, shared_expert_first=True
+    ),
     # cohere2.cpp: LayerNorm, attention and the FFN side by side, iswa attention with RoPE
     # (and the rope factors) on the sliding layers only, the logits scaled (f_logit_scale).
     # Command R7B / Command A (CohereLabs' c4ai-command-r7b-12-2024 and command-a GGUFs)
@@ -373,7 +381,10 @@ def _layer(b: GraphBuilder, recipe: ArchRecipe, ins: _GraphInputs, il: int, inp_
         cur = b.build_norm(ffn_inp, b.lw(il, "post_attention_norm"), None, il)
     elif recipe.pre_norms:
         cur = b.build_norm(ffn_inp, b.lw(il, "ffn_norm"), None, il)
-    cur = ffn_block(b, cur, il, recipe.ffn_act, ins.routing, recipe.shared_expert_gate)
+    cur = ffn_block(
+        b, cur, il, recipe.ffn_act, ins.routing, recipe.shared_expert_gate,
+        recipe.shared_expert_first,
+    )  # fmt: skip
     if recipe.post_ffn_norm:
         norm_il = il if recipe.post_ffn_norm_in_layer else -1
         cur = b.build_norm(cur, b.lw(il, "post_ffw_norm"), None, norm_il)
@@ -432,6 +443,7 @@ def _attention(
         qk_norm_full=recipe.qk_norm_full,
         head_gate=recipe.head_gate,
         qk_norms_first=recipe.qk_norms_first,
+        qk_norms_after_rope=recipe.qk_norms_after_rope,
     )
     if b.hp.f_attn_value_scale:
         cur = g.scale(cur)
