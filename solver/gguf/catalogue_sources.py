@@ -2262,6 +2262,58 @@ SOURCES: list[CatalogueSource] = [
             "published file, which keeps token_embd at Q8_0: that recipe is Q4_K_M-Q8EMB",
         ),
     ),
+    CatalogueSource(
+        name="ling-mini-2.0",
+        blueprint=Blueprint(
+            architecture=Arch.BAILINGMOE2,
+            name="Ling-mini-2.0",
+            n_layer=20,
+            n_embd=2048,
+            n_vocab=157184,
+            context_length=32768,
+            n_head=16,
+            n_head_kv=4,
+            head_dim=128,
+            rope_dim=64,  # partial_rotary_factor 0.5
+            n_ff=5120,
+            rms_norm_eps=1e-6,
+            rope_theta=6e5,
+            n_expert=256,
+            n_expert_used=8,
+            n_ff_exp=512,
+            n_expert_shared=1,
+            n_ff_shexp=512,
+            leading_dense_layers=1,
+            expert_gating="sigmoid",
+            expert_weights_norm=True,
+            expert_weights_scale=2.5,
+            expert_probs_bias=True,
+            expert_groups=8,
+            expert_groups_used=4,
+            qk_norm=True,
+            tokenizer=Tokenizer(model="gpt2", pre="bailingmoe2"),
+        ),
+        hyperparameters_source=(
+            "inclusionAI's Ling/Ring-mini-2.0 config.json (BailingMoeV2ForCausalLM) as a public "
+            "porting note quotes it: 20 layers, hidden 2048, dense first layer of 5120, 16 q / "
+            "4 kv heads, 256 experts top-8 of 512 plus 1 shared, sigmoid routing with the expert "
+            "bias in 8 groups (top 4), scaling 2.5, normalised, qk norm; SGLang's test shrunk "
+            "from Ling-mini-2.0 for head_dim 128, partial rotary 0.5, rope 600000, rms eps 1e-6, "
+            "untied embeddings; vocab 157184 for the Bailing V2 family (a public model "
+            "registry); 32768 positions"
+        ),
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        notes=(
+            "16.26 B parameters (16B total, 1.4B active)",
+            "bartowski/inclusionAI_Ling-mini-2.0-GGUF's Q4_K_M is 9,941,894,336 B (the Hub's size "
+            "in a public app's model list), 36.3 MB (0.37 %) above fit's standard mix: its "
+            "header (a 157184-token vocabulary, some 6 MB) does not explain the rest; not "
+            "asserted",
+            "no MTP layer: one (a full MoE layer, some 0.8 B parameters) would put fit some "
+            "450 MB above the published Q4_K_M, which has none",
+        ),
+    ),
     *LLAMA_SMALL_SOURCES,
 ]
 
