@@ -2314,6 +2314,47 @@ SOURCES: list[CatalogueSource] = [
             "450 MB above the published Q4_K_M, which has none",
         ),
     ),
+    CatalogueSource(
+        name="dots-llm1-inst",
+        blueprint=Blueprint(
+            architecture=Arch.DOTS1,
+            name="dots.llm1.inst",
+            n_layer=62,
+            n_embd=4096,
+            n_vocab=152064,
+            context_length=32768,
+            n_head=32,
+            n_head_kv=32,
+            head_dim=128,
+            n_ff=10944,
+            rms_norm_eps=1e-5,
+            rope_theta=1e7,
+            n_expert=128,
+            n_expert_used=6,
+            n_ff_exp=1408,
+            n_expert_shared=2,
+            leading_dense_layers=1,
+            expert_gating="sigmoid",
+            expert_weights_norm=True,
+            expert_weights_scale=2.5,
+            expert_probs_bias=True,
+            qk_norm=True,
+            tokenizer=Tokenizer(model="gpt2", pre="qwen2", eos_token_id=151649),
+        ),
+        hyperparameters_source=(
+            "rednote-hilab/dots.llm1.inst config.json as a public MLX port's tests trim it "
+            "(dots1: 62 layers, hidden 4096, 32 heads with 32 KV heads (MHA), a dense first layer "
+            "of 10944, then 128 sigmoid experts top-6 of 1408 with the selection bias, "
+            "normalised, scaling 2.5, plus 2 shared experts, vocab 152064, 32768 positions, "
+            "rope 1e7, rms eps 1e-5, untied, eos 151649)"
+        ),
+        quants=BIG_QUANTS,
+        default_quant="Q4_K_M",
+        notes=(
+            "142.77 B parameters (the card's 142B total, 14B active)",
+            "no published size of a dots.llm1 GGUF was found: totals not asserted",
+        ),
+    ),
     *LLAMA_SMALL_SOURCES,
 ]
 
