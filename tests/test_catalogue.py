@@ -130,6 +130,8 @@ def test_totals_agree_with_published_file_sizes(model: str, quant: str, entry: d
         ("ling-mini-2.0", 16e9, 0.3e9),
         # dots.llm1's card: 142B total parameters (rounded)
         ("dots-llm1-inst", 142e9, 1e9),
+        # Apertus-8B: 8B in its name (8.05 B)
+        ("apertus-8b", 8e9, 0.1e9),
         # SmolLM3-3B: 3B in its name and card (3.08 B, tied embeddings counted once)
         ("smollm3-3b", 3e9, 0.1e9),
         # Seed-OSS-36B's safetensors index (a public transformers audit): 36,151,104,512

@@ -2355,6 +2355,47 @@ SOURCES: list[CatalogueSource] = [
             "no published size of a dots.llm1 GGUF was found: totals not asserted",
         ),
     ),
+    CatalogueSource(
+        name="apertus-8b",
+        blueprint=Blueprint(
+            architecture=Arch.APERTUS,
+            name="Apertus-8B-Instruct-2509",
+            n_layer=32,
+            n_embd=4096,
+            n_vocab=131072,
+            context_length=65536,
+            n_head=32,
+            n_head_kv=8,
+            n_ff=21504,
+            rms_norm_eps=1e-5,
+            rope_theta=12e6,
+            rope_scaling=RopeScaling(type="llama3", factor=8.0, original_context_length=8192),
+            qk_norm=True,
+            tokenizer=Tokenizer(model="gpt2", pre="default"),
+        ),
+        hyperparameters_source=(
+            "swiss-ai/Apertus-8B-Instruct-2509 config.json as Ollama's Apertus tests copy it "
+            "(ApertusForCausalLM: 32 layers, hidden 4096, intermediate 21504 (ungated, xIELU), 32 "
+            "q / 8 kv heads of 128 with Q/K norms, vocab 131072, 65536 positions, rope 1.2e7 "
+            "with llama3 scaling x8 from 8192, rms eps 1e-5, untied)"
+        ),
+        quants=COMMON_QUANTS,
+        default_quant="Q4_K_M",
+        published={
+            "Q4_K_M": PublishedSize(
+                bytes=5_057_885_568,
+                source="bartowski/swiss-ai_Apertus-8B-Instruct-2509-GGUF "
+                "swiss-ai_Apertus-8B-Instruct-2509-Q4_K_M.gguf: 5,057,885,568 bytes, the Hub's "
+                "size as a public app's model list records it",
+            )
+        },
+        notes=(
+            "8.05 B parameters",
+            "the published Q4_K_M is 7.9 MB (0.16 %) above fit's tensor bytes: its GGUF header "
+            "(a 131072-token vocabulary with its merges)",
+            "the pre-tokenizer's name is not known here (pre 'default')",
+        ),
+    ),
     *LLAMA_SMALL_SOURCES,
 ]
 
