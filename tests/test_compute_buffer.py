@@ -28,7 +28,13 @@ from profiles.fidelity_cases import (
 from solver.errors import BadInput
 from solver.gguf.inventory import Inventory, TensorGroup
 from solver.gguf.sources import load_local_inventory
-from solver.llama.compute_buffer import ComputeNotModelled, estimate_compute
+from solver.llama.compute_buffer import (
+    ComputeNotModelled,
+    cache_params,
+    estimate_compute,
+    reserve_ubatches,
+)
+from solver.llama.compute_graph import GraphModel, build_graph
 from solver.llama.compute_graph.recipes import RECIPES
 from solver.llama.workload import ComputeWorkload
 
@@ -232,3 +238,25 @@ def test_cuda_offload_copies_cpu_experts_into_the_gpu_buffer(synthetic_gguf) -> 
     assert offload.graph_splits > local.graph_splits
     # token generation (one row) is never offloaded
     assert offload.graph_splits_tg == local.graph_splits_tg == local.graph_splits
+
+
+@pytest.mark.parametrize(("arch", "routes"), [("mimo2", "sigmoid"), ("glm4moe", "SOFT_MAX")])
+def test_the_router_reads_the_gguf_gating_only_where_llama_cpp_does(
+    arch: str, routes: str, synthetic_gguf
+) -> None:
+    """A GGUF naming softmax gating: mimo2.cpp passes sigmoid to build_moe_ffn whatever the
+    file says (llama_model_mimo2 never reads expert_gating_func); glm4-moe.cpp reads it."""
+    blueprint = model_blueprint(f"{arch}/{SYNTHETIC_LAYERS}")[0]
+    (path,) = synthetic_gguf(blueprint.model_copy(update={"expert_gating": "softmax"}), "F16")
+    inv = load_local_inventory(path)
+    workload = _workload(n_ctx=256, n_ctx_seq=256, n_batch=256, n_ubatch=256, kv_cells_swa=256)
+    pp, _ = reserve_ubatches(workload)
+    graph = build_graph(GraphModel.of(inv), cache_params(workload), pp).graph
+    routers = [
+        n.params.get("unary", n.op) if n.op == "UNARY" else n.op
+        for n in graph.nodes
+        if n.src[0] is not None
+        and n.src[0].op == "MUL_MAT"
+        and (n.src[0].src[0].weight or "").endswith("ffn_gate_inp.weight")
+    ]
+    assert routers and set(routers) == {routes}

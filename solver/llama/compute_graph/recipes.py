@@ -93,7 +93,11 @@ class ArchRecipe:
     attn_post_norm_as_ffn_norm: bool = False  # gpt-oss: attn_post_norm is the FFN's pre-norm
     ffn_act: str = "silu"  # dense FFN activation
     moe_act: str = "silu"
-    gating: int = GATING_SOFTMAX  # default gating when the GGUF has no key
+    gating: int = GATING_SOFTMAX  # the router's gating function (GATING_*)
+    # whether the architecture's load_hparams reads {arch}.expert_gating_func, ``gating``
+    # being only its default then (deepseek2.cpp, glm4-moe.cpp, step35.cpp...); elsewhere the
+    # graph passes a fixed function to build_moe_ffn and llama.cpp ignores the GGUF's key
+    gating_from_gguf: bool = False
     moe_norm_w: bool | None = True  # None: from {arch}.expert_weights_norm
     tok_scale_sqrt_embd: bool = False  # gemma: inputs scaled by sqrt(n_embd)
     out_ids_after_loop: bool = False  # gpt-oss: rows selected after the last layer
@@ -121,7 +125,9 @@ class ArchRecipe:
     rope_if_finetuned: bool = False  # granitehybrid: RoPE only where rope.scaling.finetuned
 
 
-_DEEPSEEK2 = ArchRecipe(attention="mla", moe_norm_w=None, h_nextn_output="norm")
+_DEEPSEEK2 = ArchRecipe(
+    attention="mla", moe_norm_w=None, h_nextn_output="norm", gating_from_gguf=True
+)
 # lfm2.cpp (lfm2moe.cpp builds the same graph): short-convolution layers (recurrent) between
 # qwen3-like attention layers; a dense FFN, or sigmoid routing (the GGUF's gating) with
 # normalised weights and the selection bias; the final norm is token_embd_norm. LFM2/LFM2.5
@@ -132,6 +138,7 @@ _LFM2 = ArchRecipe(
     recurrent=shortconv_block,
     check=check_lfm2_layers,
     gating=GATING_SIGMOID,
+    gating_from_gguf=True,
     output_norm="token_embd_norm",
     residual_first=True,
 )
@@ -156,13 +163,26 @@ RECIPES: dict[str, ArchRecipe] = {
     # expert down-projection's input, llama-graph.cpp; ffn.py) changes no CPU buffer, but
     # CUDA refuses that MUL_MAT_ID
     "mistral4": _DEEPSEEK2,
-    "deepseek32": ArchRecipe(attention="dsa", moe_norm_w=None, h_nextn_output="norm"),
+    "deepseek32": ArchRecipe(
+        attention="dsa", moe_norm_w=None, h_nextn_output="norm", gating_from_gguf=True
+    ),
     # glm-dsa.cpp: deepseek32's graph but for the "shared" indexer layers (dsa.SharedTopK);
     # sigmoid routing when the GGUF names no gating function
     "glm-dsa": ArchRecipe(
-        attention="dsa", gating=GATING_SIGMOID, moe_norm_w=None, h_nextn_output="norm"
+        attention="dsa",
+        gating=GATING_SIGMOID,
+        gating_from_gguf=True,
+        moe_norm_w=None,
+        h_nextn_output="norm",
     ),
-    "glm4moe": ArchRecipe(attn_post_norm_as_ffn_norm=True, moe_norm_w=None, h_nextn_output="norm"),
+    # glm4-moe.cpp: sigmoid routing when the GGUF names no gating function
+    "glm4moe": ArchRecipe(
+        attn_post_norm_as_ffn_norm=True,
+        gating=GATING_SIGMOID,
+        gating_from_gguf=True,
+        moe_norm_w=None,
+        h_nextn_output="norm",
+    ),
     "gpt-oss": ArchRecipe(
         attention="iswa",
         attn_post_norm_as_ffn_norm=True,
@@ -184,11 +204,15 @@ RECIPES: dict[str, ArchRecipe] = {
     # kimi-linear.cpp: KDA layers (recurrent) between MLA layers without RoPE; sigmoid
     # routing (the GGUF's gating) with normalised weights plus an ungated shared expert
     "kimi-linear": ArchRecipe(
-        attention="mla", rope=False, recurrent=kda_block, check=check_kimi_layers
+        attention="mla",
+        rope=False,
+        gating_from_gguf=True,
+        recurrent=kda_block,
+        check=check_kimi_layers,
     ),
     # minimax-m2.cpp: qwen3moe's layer with full-width Q/K norms and sigmoid routing with the
     # selection bias; build_moe_ffn's norm_w is true (the GGUF writes the gating function)
-    "minimax-m2": ArchRecipe(qk_norm_full=True, gating=GATING_SIGMOID),
+    "minimax-m2": ArchRecipe(qk_norm_full=True, gating=GATING_SIGMOID, gating_from_gguf=True),
     # qwen3vl.cpp / qwen3vlmoe.cpp: qwen3's / qwen3moe's layer with IMRoPE (4 positions a
     # token; ggml_rope_multi has ggml_rope's shape) and the deepstack slices of the input rows
     # added after the first n_deepstack_layers layers (build_generic, from the hparams)
@@ -204,6 +228,7 @@ RECIPES: dict[str, ArchRecipe] = {
         rope_factors_full_only=True,
         head_gate=True,
         gating=GATING_SIGMOID,
+        gating_from_gguf=True,
         moe_norm_w=None,
         out_ids_after_loop=True,
         h_nextn_output="pre_norm",
@@ -216,12 +241,15 @@ RECIPES: dict[str, ArchRecipe] = {
         ffn_act="swiglu_oai",
         moe_act="swiglu_oai",
         gating=GATING_SIGMOID,
+        gating_from_gguf=True,
         moe_norm_w=None,
     ),
     # mimo2.cpp: full and sliding-window layers (iswa) with their own KV heads, V narrower
     # than K, optional sinks, the attention output scaled by f_attn_value_scale (the template
     # scales it wherever the hparams have one); a dense FFN or sigmoid-routed experts with
-    # normalised weights and the selection bias, as the layer's tensors say
+    # normalised weights and the selection bias, as the layer's tensors say. Sigmoid whatever
+    # the GGUF says: llama_model_mimo2 never reads expert_gating_func and its graph passes
+    # LLAMA_EXPERT_GATING_FUNC_TYPE_SIGMOID to build_moe_ffn
     "mimo2": ArchRecipe(attention="iswa", sinks=True, gating=GATING_SIGMOID),
     # seed-oss.cpp: qwen2's layer (Q/K/V biases, no wo bias) with attn_post_norm as the
     # FFN's pre-norm. Seed-OSS-36B-Instruct and its fine-tunes (NousResearch/Hermes-4.3-36B);
@@ -284,11 +312,11 @@ RECIPES: dict[str, ArchRecipe] = {
     # dots1.cpp: qwen3moe's layer with the GGUF's gating, weight normalisation and scale, the
     # selection bias and the ungated shared expert past the dense leading layers.
     # dots.llm1 (rednote-hilab; no GGUF download listing found to rank it)
-    "dots1": ArchRecipe(moe_norm_w=None),
+    "dots1": ArchRecipe(moe_norm_w=None, gating_from_gguf=True),
     # bailingmoe2.cpp: dots1's layer over a fused QKV (half-rotary heads). Ling-mini-2.0 /
     # Ling-flash-2.0 / Ring-flash-2.0 (inclusionAI; NVIDIA's Megatron Bridge supports them; no
     # GGUF download listing found to rank them)
-    "bailingmoe2": ArchRecipe(moe_norm_w=None),
+    "bailingmoe2": ArchRecipe(moe_norm_w=None, gating_from_gguf=True),
     # apertus.cpp: llama's layer with per-head Q/K norms (both before either RoPE; their
     # biases unused), rope factors, and an ungated FFN with the xIELU activation (a unary op).
     # Apertus 8B / 70B (swiss-ai; no GGUF download listing found to rank them)
@@ -355,7 +383,9 @@ def _graph_inputs(b: GraphBuilder, recipe: ArchRecipe) -> _GraphInputs:
     attn = build_attn_inp(b, kind)
     out_ids = build_inp_out_ids(b)
     routing = MoeRouting(
-        gating=hp.expert_gating_func or recipe.gating,
+        gating=(hp.expert_gating_func or recipe.gating)
+        if recipe.gating_from_gguf
+        else recipe.gating,
         norm_w=hp.expert_weights_norm if recipe.moe_norm_w is None else recipe.moe_norm_w,
         w_scale=hp.expert_weights_scale,
         act=recipe.moe_act,
