@@ -11,10 +11,17 @@ from solver.gguf.blueprint import gguf_metadata
 from solver.gguf.hparams import build_inventory
 from solver.gguf.inventory import Inventory, Recurrent
 from solver.gguf.quant_mix import parse_file_type
-from solver.gguf.sources import load_inventory
+from solver.gguf.sources import load_inventory, load_local_inventory
 from solver.gguf.synthetic import tiny_blueprint
 from solver.llama.args import parse_llama_args
-from solver.llama.device_map import CpuFeatures, DeviceKind, LlamaDevice, layer_split
+from solver.llama.device_map import (
+    CpuFeatures,
+    DeviceKind,
+    LlamaDevice,
+    ModelTensors,
+    Op,
+    layer_split,
+)
 from solver.llama.hparams import model_hparams
 from solver.llama.kv_cache import layer_kv_bytes
 from solver.llama.memory import estimate_memory
@@ -98,3 +105,16 @@ def test_glm_dsa_indexer_types_llama_cpp_refuses() -> None:
         model_hparams(_glm_dsa(indexer_types=(True, False)))
     with pytest.raises(BadInput, match="layer 0's lightning indexer is shared"):
         model_hparams(_glm_dsa(indexer_types=(False, True, True)))
+
+
+@pytest.mark.parametrize(("arch", "op"), [("deepseek4", Op.GET_ROWS), ("glm5-next", Op.OTHER)])
+def test_indexer_compressor_ape_is_tagged_as_its_architecture_reads_it(
+    arch: str, op: Op, synthetic_gguf
+) -> None:
+    """llama-arch.cpp's llm_tensor_info: blk.N.indexer_compressor_ape is GET_ROWS as
+    deepseek4.cpp creates it (INDEXER_COMPRESSOR_APE), ADD as glm5-next.cpp does
+    (INDEXER_KPOOL_APE); the op decides which devices may hold the weight."""
+    (path,) = synthetic_gguf(arch)
+    apes = [w for w in ModelTensors(load_local_inventory(path)).weights
+            if w.name.endswith("indexer_compressor_ape.weight")]  # fmt: skip
+    assert apes and {w.op for w in apes} == {op}

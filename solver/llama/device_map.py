@@ -211,6 +211,11 @@ _PER_LAYER_GLOBALS = ("rope_freqs", "rope_factors_long", "rope_factors_short")
 _GET_ROWS_ROLES = (
     "ffn_gate_tid2eid", "attn_compressor_ape", "indexer_compressor_ape", "nextn.embed_tokens"
 )  # fmt: skip
+# One GGUF name, two tensors in llama-arch.cpp: blk.N.indexer_compressor_ape is
+# LLM_TENSOR_INDEXER_COMPRESSOR_APE (GET_ROWS) as deepseek4.cpp creates it, but
+# LLM_TENSOR_INDEXER_KPOOL_APE (ADD: the pool gates plus the position embeddings) as
+# glm5-next.cpp does; llm_tensor_info is looked up by the enum the loader passes
+_ADD_ROLES_BY_ARCH = {"glm5-next": frozenset({"indexer_compressor_ape"})}
 # gemma4's per-layer-embedding projection and norm: global names, created for layer 0
 # (create_tensor(tn(..., "weight", 0))), so they live in layer 0's buffer
 _LAYER0_GLOBALS = ("per_layer_model_proj.", "per_layer_proj_norm.")
@@ -260,8 +265,9 @@ def _created_shape(tensor: Tensor, hparams: ModelHparams) -> tuple[int, ...]:
     return shape
 
 
-def tensor_op(tensor: Tensor) -> tuple[Op, Section]:
-    """The op llama.cpp checks a weight against (``llm_tensor_info``) and its layer list."""
+def tensor_op(tensor: Tensor, arch: str) -> tuple[Op, Section]:
+    """The op llama.cpp checks a weight against (``llm_tensor_info``) and its layer list,
+    for the architecture whose loader creates it."""
     suffix = tensor.name.rsplit(".", 1)[-1]
     role = tensor.role
     if tensor.layer is None:
@@ -276,6 +282,8 @@ def tensor_op(tensor: Tensor) -> tuple[Op, Section]:
         return Op.OTHER, Section.REPEATING
     if "_exps" in role or "_chexps" in role:
         return Op.MUL_MAT_ID, Section.REPEATING
+    if role in _ADD_ROLES_BY_ARCH.get(arch, ()):
+        return Op.OTHER, Section.REPEATING
     if role in _GET_ROWS_ROLES:
         return Op.GET_ROWS, Section.REPEATING
     # llm_tensor_info: the SSM projections (in, x, dt, out; DeltaNet's alpha and beta; KDA's
@@ -301,7 +309,7 @@ class ModelTensors:
             # GGUF writers lay tensor data out in header order, each padded to the alignment
             offset = next_offset.get(tensor.file_index, 0)
             next_offset[tensor.file_index] = offset + ggml_types.pad(tensor.n_bytes, alignment)
-            op, section = tensor_op(tensor)
+            op, section = tensor_op(tensor, inventory.architecture)
             weights.append(
                 WeightInfo(
                     name=tensor.name,
