@@ -137,7 +137,7 @@ def build_attn(
     for t in order:
         b.gf.expand(t)
     k, v = store_kv(b, cache_inp, kind, il, k_cur, v_cur, head_k, head_v, n_head_kv)
-    mask = cache_inp.mask if top_k is None else _top_k_mask(cache_inp.mask, top_k)
+    mask = cache_inp.mask if top_k is None else top_k_mask(cache_inp.mask, top_k)
     cur = build_attn_mha(b, q_cur, k, v, mask, sinks, v_mla)
     b.cb(cur, "kqv_out", il)
     if v_rot is not None:
@@ -145,14 +145,16 @@ def build_attn(
     return cur
 
 
-def _top_k_mask(kq_mask: Tensor, top_k: Tensor) -> Tensor:
-    """build_attn (llm_graph_input_attn_k_dsa): a mask of -inf but at the top-k cells (zeros
-    set at their rows), added to the causal mask."""
+def top_k_mask(kq_mask: Tensor, top_k: Tensor, zeros_type: int = F32) -> Tensor:
+    """build_attn (llm_graph_input_attn_k_dsa), deepseek4.cpp's build_top_k_mask: a mask of
+    -inf but at the ``top_k`` cells (zeros of ``zeros_type`` set at their rows: F32 in
+    llama-graph.cpp, the cache's F16 under flash attention in deepseek4.cpp), added to the
+    mask ``kq_mask``."""
     m = g.fill(kq_mask)
     m = g.view_4d(m, 1, m.ne[0], m.ne[1], m.ne[3], m.nb[0], m.nb[1], m.nb[2], 0)
     ne, nb = top_k.ne, top_k.nb
     top_k_3d = g.view_4d(top_k, ne[0], ne[1], ne[3], 1, nb[1], nb[2], ne[3] * nb[3], 0)
-    zeros = g.fill(g.new_tensor(F32, 1, top_k_3d.ne[0], top_k_3d.ne[1], top_k_3d.ne[2]))
+    zeros = g.fill(g.new_tensor(zeros_type, 1, *top_k_3d.ne[:3]))
     m = g.set_rows(m, zeros, top_k_3d)
     m = g.view_4d(m, m.ne[1], m.ne[2], 1, m.ne[3], m.nb[2], m.nb[3], m.nb[3], 0)
     return g.add(m, kq_mask)

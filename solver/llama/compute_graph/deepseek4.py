@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from solver.ggml import ops as g
 from solver.ggml.ops import F16, F32, Tensor
-from solver.llama.compute_graph.attention import build_attn_mha
+from solver.llama.compute_graph.attention import build_attn_mha, top_k_mask
 from solver.llama.compute_graph.builder import GraphBuilder
 from solver.llama.compute_graph.dsa import indexer_query, lightning_top_k
 from solver.llama.compute_graph.dsv4_cache import (
@@ -36,7 +36,12 @@ from solver.llama.compute_graph.dsv4_cache import (
     compressed_k,
     raw_cache,
 )
-from solver.llama.compute_graph.ffn import MoeRouting, build_ffn, build_moe_ffn
+from solver.llama.compute_graph.ffn import (
+    GATING_SQRT_SOFTPLUS,
+    MoeRouting,
+    build_moe_ffn,
+    shared_expert,
+)
 from solver.llama.compute_graph.hyper_connections import (
     HcWeights,
     hc_expand,
@@ -60,12 +65,8 @@ def build_deepseek4(b: GraphBuilder) -> None:
     b.gf.expand(dsv4.raw_mask)
     hc = b.lw(0, "hc_attn_fn").ne[0] // hp.n_embd
     inp_l = hc_expand(b, inp, hc)
-    routing = MoeRouting(
-        gating=hp.expert_gating_func,
-        norm_w=hp.expert_weights_norm,
-        w_scale=hp.expert_weights_scale,
-        act="silu",
-    )
+    # deepseek4.cpp requires the key, and refuses any function but sqrt-softplus
+    routing = MoeRouting.of(b, GATING_SQRT_SOFTPLUS, from_gguf=True)
     for il in range(hp.n_layer):
         b.gf.segment = 1 + il
         inp_l = _layer(b, dsv4, routing, il, inp_l, inp_pos)
@@ -100,11 +101,7 @@ def _layer(
     tid2eid = b.lw(il, "ffn_gate_tid2eid")
     selected = g.get_rows(tid2eid, b.inp_tokens) if tid2eid is not None else None
     moe_out = build_moe_ffn(b, cur, il, routing, selected=selected)
-    shexp = build_ffn(
-        b, cur, b.lw(il, "ffn_up_shexp"), b.lw(il, "ffn_gate_shexp"),
-        b.lw(il, "ffn_down_shexp"), "silu",
-    )  # fmt: skip
-    cur = hc_post(b, g.add(moe_out, shexp), residual, mix)
+    cur = hc_post(b, g.add(moe_out, shared_expert(b, cur, il, "silu")), residual, mix)
     b.cb(cur, "l_last", il)
     return cur
 
@@ -161,7 +158,8 @@ def _cache_attention(
         comp_k = compressed_k(b, comp, il, head)
         comp_k = g.view_4d(comp_k, *comp_k.ne[:2], comp.n_kv, comp_k.ne[3], *comp_k.nb[1:], 0)
         k = g.concat(k, comp_k, 2)
-        comp_mask = comp.mask if top_k is None else _top_k_mask(b, comp.mask, top_k)
+        zeros_type = F16 if b.cache.flash_attn else F32
+        comp_mask = comp.mask if top_k is None else top_k_mask(comp.mask, top_k, zeros_type)
         mask = g.concat(mask, comp_mask, 0)
     out = build_attn_mha(b, q, k, k, mask, b.lw(il, "attn_sinks"), None)
     if k_rot is not None:
@@ -178,20 +176,6 @@ def _lightning_top_k(
     k = compressed_k(b, lid, il, b.hp.indexer_head_size)
     k = g.view_4d(k, *k.ne[:2], lid.n_kv, k.ne[3], *k.nb[1:], 0)
     return lightning_top_k(b, il, q, k, cur, lid.mask)
-
-
-def _top_k_mask(b: GraphBuilder, kq_mask: Tensor, top_k: Tensor) -> Tensor:
-    """build_top_k_mask: -inf but at the top-k cells (zeros of the mask's type set at their
-    rows), plus the compressed cache's own mask."""
-    m = g.fill(kq_mask)
-    m = g.view_4d(m, 1, m.ne[0], m.ne[1], m.ne[3], m.nb[0], m.nb[1], m.nb[2], 0)
-    ne, nb = top_k.ne, top_k.nb
-    top_k_3d = g.view_4d(top_k, ne[0], ne[1], ne[3], 1, nb[1], nb[2], ne[3] * nb[3], 0)
-    zeros_type = F16 if b.cache.flash_attn else F32
-    zeros = g.fill(g.new_tensor(zeros_type, 1, *top_k_3d.ne[:3]))
-    m = g.set_rows(m, zeros, top_k_3d)
-    m = g.view_4d(m, m.ne[1], m.ne[2], 1, m.ne[3], m.nb[2], m.nb[3], m.nb[3], 0)
-    return g.add(m, kq_mask)
 
 
 def _output(b: GraphBuilder, il: int, out: Tensor, pos: Tensor) -> Tensor:

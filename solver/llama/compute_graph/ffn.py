@@ -34,6 +34,28 @@ class MoeRouting:
     w_scale: float  # scale of the weights (0 or 1: none)
     act: str  # expert activation: "silu", "gelu", "relu" or gpt-oss's "swiglu_oai"
 
+    @classmethod
+    def of(
+        cls,
+        b: GraphBuilder,
+        gating: int,
+        *,
+        from_gguf: bool = False,
+        norm_w: bool | None = None,
+        act: str = "silu",
+    ) -> MoeRouting:
+        """What a graph function passes build_moe_ffn: ``gating``, or the GGUF's gating
+        function where the architecture's load_hparams reads one (``from_gguf``; ``gating``
+        is its default then); the GGUF's weight normalisation unless ``norm_w`` fixes it;
+        the GGUF's weight scale."""
+        hp = b.hp
+        return cls(
+            gating=(hp.expert_gating_func or gating) if from_gguf else gating,
+            norm_w=hp.expert_weights_norm if norm_w is None else norm_w,
+            w_scale=hp.expert_weights_scale,
+            act=act,
+        )
+
 
 # --- dense --------------------------------------------------------------------------------
 
@@ -111,7 +133,7 @@ def ffn_block(
     if b.lw(il, "ffn_gate_inp") is None:
         return dense_ffn(b, cur, il, act)
     if shared_expert_first and b.lw(il, "ffn_up_shexp") is not None:
-        shexp = _shared_expert(b, cur, il, routing.act)
+        shexp = shared_expert(b, cur, il, routing.act)
         return g.add(build_moe_ffn(b, cur, il, routing), shexp)
     moe_out = build_moe_ffn(b, cur, il, routing)
     if b.lw(il, "ffn_up_shexp") is None:
@@ -120,12 +142,12 @@ def ffn_block(
         # qwen2moe.cpp: sigmoid gate as silu(x) / x, computed before the shared FFN
         gate_inp = b.build_lora_mm(b.lw(il, "ffn_gate_inp_shexp"), cur)
         gate = g.div(g.unary(gate_inp, "silu"), gate_inp)
-        shexp = _shared_expert(b, cur, il, routing.act)
+        shexp = shared_expert(b, cur, il, routing.act)
         return g.add(moe_out, g.mul(shexp, gate))
-    return g.add(moe_out, _shared_expert(b, cur, il, routing.act))
+    return g.add(moe_out, shared_expert(b, cur, il, routing.act))
 
 
-def _shared_expert(b: GraphBuilder, cur: Tensor, il: int, act: str) -> Tensor:
+def shared_expert(b: GraphBuilder, cur: Tensor, il: int, act: str) -> Tensor:
     """The shared expert, activated as the routed ones (minimax-m3: swigluoai)."""
     return build_ffn(
         b, cur, b.lw(il, "ffn_up_shexp"), b.lw(il, "ffn_gate_shexp"),

@@ -108,12 +108,7 @@ def build_glm5_next(b: GraphBuilder) -> None:
     out_ids = build_inp_out_ids(b)
     hc = b.lw(0, "hc_attn_fn").ne[0] // hp.n_embd
     inp_l = hc_expand(b, inp, hc)
-    routing = MoeRouting(
-        gating=hp.expert_gating_func or GATING_SIGMOID,
-        norm_w=hp.expert_weights_norm,
-        w_scale=hp.expert_weights_scale,
-        act="silu",
-    )
+    routing = MoeRouting.of(b, GATING_SIGMOID, from_gguf=True)  # glm5-next.cpp's default
     sel: Tensor | None = None
     for il in range(hp.n_layer):
         b.gf.segment = 1 + il

@@ -19,7 +19,12 @@ from solver.ggml import ops as g
 from solver.ggml.ops import F32, Tensor
 from solver.llama.compute_graph.attention import attn_output, build_attn, build_qkv, rope_factors
 from solver.llama.compute_graph.builder import GraphBuilder
-from solver.llama.compute_graph.ffn import build_ffn, dense_ffn, run_experts, sum_experts
+from solver.llama.compute_graph.ffn import (
+    dense_ffn,
+    run_experts,
+    shared_expert,
+    sum_experts,
+)
 from solver.llama.compute_graph.inputs import (
     AttnInputs,
     build_attn_inp,
@@ -112,11 +117,7 @@ def _layer(
         cur = dense_ffn(b, cur, il, "silu")
     else:
         moe_out = _moe_weight_before_ffn(b, cur, il)
-        shexp = build_ffn(
-            b, cur, b.lw(il, "ffn_up_shexp"), b.lw(il, "ffn_gate_shexp"),
-            b.lw(il, "ffn_down_shexp"), "silu",
-        )  # fmt: skip
-        cur = g.add(moe_out, shexp)
+        cur = g.add(moe_out, shared_expert(b, cur, il, "silu"))
     cur = g.add(cur, ffn_inp)
     b.cb(cur, "l_out", il)
     return cur

@@ -97,12 +97,7 @@ def _graph_inputs(b: GraphBuilder) -> _Inputs:
     rs = build_rs_inputs(b)
     attn = build_attn_inp(b, "kv")
     out_ids = build_inp_out_ids(b)
-    routing = MoeRouting(
-        gating=GATING_SIGMOID,
-        norm_w=b.hp.expert_weights_norm,
-        w_scale=b.hp.expert_weights_scale,
-        act="relu_sqr",
-    )
+    routing = MoeRouting.of(b, GATING_SIGMOID, act="relu_sqr")
     return _Inputs(rs, attn, out_ids, routing)
 
 

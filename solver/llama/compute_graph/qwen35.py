@@ -120,9 +120,7 @@ def _graph_inputs(b: GraphBuilder, blocks: HybridBlocks) -> _Inputs:
     inp_pos = blocks.positions(b)
     out_ids = build_inp_out_ids(b)
     # both graph functions pass softmax gating and weight normalisation whatever the GGUF says
-    routing = MoeRouting(
-        gating=GATING_SOFTMAX, norm_w=True, w_scale=b.hp.expert_weights_scale, act="silu"
-    )
+    routing = MoeRouting.of(b, GATING_SOFTMAX, norm_w=True)
     return _Inputs(rs, attn, inp_pos, out_ids, routing)
 
 

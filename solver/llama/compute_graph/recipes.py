@@ -382,12 +382,11 @@ def _graph_inputs(b: GraphBuilder, recipe: ArchRecipe) -> _GraphInputs:
         kind = "iswa"
     attn = build_attn_inp(b, kind)
     out_ids = build_inp_out_ids(b)
-    routing = MoeRouting(
-        gating=(hp.expert_gating_func or recipe.gating)
-        if recipe.gating_from_gguf
-        else recipe.gating,
-        norm_w=hp.expert_weights_norm if recipe.moe_norm_w is None else recipe.moe_norm_w,
-        w_scale=hp.expert_weights_scale,
+    routing = MoeRouting.of(
+        b,
+        recipe.gating,
+        from_gguf=recipe.gating_from_gguf,
+        norm_w=recipe.moe_norm_w,
         act=recipe.moe_act,
     )
     return _GraphInputs(attn, inp_pos, attn_scale, out_ids, kind, routing, rs, SharedTopK())
