@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+import solver.llama.compute_graph as package
+import solver.llama.compute_graph.recipes as recipes
 from profiles.fidelity_cases import (
     GEMMA,
     LLAMA_ROPE,
@@ -260,3 +262,14 @@ def test_the_router_reads_the_gguf_gating_only_where_llama_cpp_does(
         and (n.src[0].src[0].weight or "").endswith("ffn_gate_inp.weight")
     ]
     assert routers and set(routers) == {routes}
+
+
+def test_the_docstrings_list_what_has_a_recipe_and_what_has_none() -> None:
+    """compute_graph's docstring lists every recipe; recipes' table of popular architectures
+    without one names none that has one (an architecture leaves it when it is modelled)."""
+    listed = package.__doc__.split("Modelled, one recipe each")[1].split(".\n")[0]
+    names = listed.split("docstring):")[1].replace("\n", " ")
+    assert sorted(n.strip() for n in names.split(",")) == sorted(RECIPES)
+    table = recipes.__doc__.split("==============  ===")[2]
+    unmodelled = {line.split()[0] for line in table.splitlines() if line[:1].isalpha()}
+    assert unmodelled and not unmodelled & set(RECIPES)

@@ -14,6 +14,13 @@ architecture's graph) and for layers no recipe can build. Optional tensors (bias
 shared experts, a MoE router) are taken from the weights the way llama.cpp's loader finds
 them.
 
+Modelled, one recipe each (``recipes.RECIPES``; popular architectures still without one are
+in ``recipes``' docstring): apertus, bailingmoe2, cohere2, deepseek2, deepseek32, deepseek4,
+dots1, ernie4_5-moe, exaone4, gemma3, gemma4, glm-dsa, glm4, glm4moe, glm5-next, gpt-oss,
+granitehybrid, hunyuan-moe, kimi-linear, lfm2, lfm2moe, llama, llama4, mimo2, minimax-m2,
+minimax-m3, mistral3, mistral4, nemotron_h_moe, olmo2, qwen2, qwen2moe, qwen3, qwen35,
+qwen35moe, qwen3moe, qwen3next, qwen3vl, qwen3vlmoe, seed_oss, smollm3, step35.
+
 Modules, lower first:
 
 - ``builder``: ``GraphBuilder`` (``llm_graph_context``): weights, KV tensors, callbacks,
@@ -23,7 +30,9 @@ Modules, lower first:
 - ``attention``: QKV projections, attention over the cache, standard and MLA blocks.
 - ``ffn``: dense FFN, mixture-of-experts FFN (router, experts, sum), shared experts.
 - ``dsa``: deepseek32's and glm-dsa's sparse attention: the lightning indexer over its own K
-  cache, MLA through the top-k mask (glm-dsa's "shared" layers reuse a full layer's top-k).
+  cache, MLA through the top-k mask (glm-dsa's "shared" layers reuse a full layer's top-k);
+  the lightning indexer's pieces (query, key, weights, fused scores and top-k), which
+  ``deepseek4`` and ``glm5_next`` reuse.
 - ``msa``: minimax-m3's sparse attention: an indexer over its own K cache picks blocks of
   positions, then one grouped flash attention over the gathered blocks (decode) or the
   cache masked to them (batch).
