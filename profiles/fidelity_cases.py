@@ -79,6 +79,8 @@ SYNTHETIC_ARCHS += ("bailingmoe2",)
 SYNTHETIC_ARCHS += ("apertus",)
 # hunyuan-moe: Q/K norms after RoPE, experts beside a shared MLP built first
 SYNTHETIC_ARCHS += ("hunyuan-moe",)
+# phi3: fused QKV and gate/up, LongRoPE factors duplicated on every layer's device
+SYNTHETIC_ARCHS += ("phi3",)
 SYNTHETIC_LAYERS = 6
 LLAMA_ROPE = "llama-rope"  # llama with llama3 rope scaling: a rope_freqs tensor
 GLM4_MROPE = "glm4-mrope"  # glm4 with M-RoPE sections, as GLM-4.1V's text tower
@@ -144,7 +146,11 @@ def model_blueprint(model: str) -> tuple[Blueprint, str] | None:
     blueprint = tiny_blueprint(variant_of.get(arch, arch))
     update: dict[str, object] = {}
     if layers:
-        update = {"n_layer": int(layers), "name": f"fidelity-{arch}-{layers}l"}
+        # a tiny blueprint named apart from its architecture keeps that name: llama-vocab.cpp
+        # reads it (phi3's must not contain "phi3")
+        renamed = blueprint.name != f"tiny-{blueprint.architecture.value}"
+        stem = blueprint.name.removeprefix("tiny-") if renamed else arch
+        update = {"n_layer": int(layers), "name": f"fidelity-{stem}-{layers}l"}
         if blueprint.layer_pattern:  # nemotron_h_moe: the tiny pattern repeated
             update["layer_pattern"] = (blueprint.layer_pattern * int(layers))[: int(layers)]
         if blueprint.compress_ratios:  # deepseek4: the tiny ratios repeated
@@ -474,6 +480,13 @@ SYNTHETIC = [
             "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
             "cpu-moe-ub": "-c 2048 -ngl 99 -ts 2,1 --cpu-moe -ub 128",
             "partial-nkvo": "-c 2048 -np 2 -ngl 5 -ts 1,1 -nkvo",
+        },
+        # phi3: the long factors past the original 2048 positions, the short ones within
+        "phi3/8": {
+            "split-q8-long": "-c 4096 -ngl 99 -ts 1,1 -ctk q8_0 -ctv q8_0 -fa on",
+            "fa-off-slots": "-c 4096 -np 4 -ngl 99 -ts 1,2 -fa off",
+            "partial-nkvo-ub": "-c 2048 -np 2 -ngl 5 -ts 2,1 -nkvo -ub 128",
+            "ffn-cpu": r"-c 2048 -ngl 99 -ts 1,1 -ot blk\.[25]\.ffn_.*=CPU",
         },
         # olmo2 as OLMo 2: one cache, no window
         "olmo2-full/6": {

@@ -186,6 +186,7 @@ _ARCH_SPECIFIC_REQUIRED = {
     "bailingmoe2": "blk.0.attn_qkv.weight",
     "apertus": "blk.1.attn_q_norm.weight",
     "hunyuan-moe": "blk.1.ffn_up_shexp.weight",
+    "phi3": "blk.1.ffn_up.weight",
 }
 
 

@@ -92,6 +92,7 @@ class Arch(StrEnum):
     BAILINGMOE2 = "bailingmoe2"  # Ling / Ring 2.0: fused QKV, Q/K norms, sigmoid experts
     APERTUS = "apertus"  # Apertus: per-head Q/K norms, an ungated xIELU FFN
     HUNYUAN_MOE = "hunyuan-moe"  # Hunyuan-A13B: Q/K norms after RoPE, shared MLP beside experts
+    PHI3 = "phi3"  # Phi-4 / Phi-4-mini: fused QKV and gate/up, LongRoPE factors
 
 
 class RopeScaling(BaseModel):
@@ -99,7 +100,7 @@ class RopeScaling(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    type: Literal["linear", "yarn", "llama3"]
+    type: Literal["linear", "yarn", "llama3", "longrope"]
     factor: float
     original_context_length: int = 0
     # llama3 smoothing bounds (only used to describe the rope_freqs tensor's existence)
@@ -782,7 +783,7 @@ def _put_attention_geometry(bp: Blueprint, put) -> None:
         put(K.Rope.DIMENSION_COUNT, bp.head_dim_k)
     elif bp.architecture in (
         Arch.GLM4MOE, Arch.QWEN35, Arch.QWEN35MOE, Arch.QWEN3NEXT, Arch.MINIMAX_M2,
-        Arch.DEEPSEEK4, Arch.MINIMAX_M3, Arch.MIMO2, Arch.GLM4, Arch.BAILINGMOE2,
+        Arch.DEEPSEEK4, Arch.MINIMAX_M3, Arch.MIMO2, Arch.GLM4, Arch.BAILINGMOE2, Arch.PHI3,
     ):  # fmt: skip
         # conversion/glm.py, conversion/qwen.py, conversion/minimax.py: partial rotary
         # (partial_rotary_factor of the head: 0.5 for glm4, glm4moe and minimax-m2's
@@ -1004,6 +1005,15 @@ def _put_rope_scaling(bp: Blueprint, put) -> None:
     scaling = bp.rope_scaling
     if scaling is None or scaling.type == "llama3":
         return  # llama3 scaling travels as the rope_freqs tensor, not as keys
+    if scaling.type == "longrope":
+        # conversion/phi.py Phi3MiniModel: the factors travel as tensors; the original
+        # context (which picks long or short ones) and the attention factor as keys
+        orig = scaling.original_context_length
+        put(K.Rope.SCALING_ORIG_CTX_LEN, orig)
+        scale = bp.context_length / orig
+        attn = math.sqrt(1 + math.log(scale) / math.log(orig)) if scale > 1 else 1.0
+        put(K.Rope.SCALING_ATTN_FACTOR, attn)
+        return
     put(K.Rope.SCALING_TYPE, scaling.type)
     put(K.Rope.SCALING_FACTOR, float(scaling.factor))
     if scaling.type == "yarn":
@@ -1103,6 +1113,10 @@ def _global_tensors(bp: Blueprint) -> list[TensorSpec]:
             _spec(Dsv4Tensors.HC_HEAD_BASE, None, (hc,)),
             _spec(Dsv4Tensors.HC_HEAD_SCALE, None, (1,)),
         ]
+    if bp.rope_scaling is not None and bp.rope_scaling.type == "longrope":
+        # conversion/phi.py generate_extra_tensors: LongRoPE's long and short factors
+        for factors in (T.ROPE_FACTORS_LONG, T.ROPE_FACTORS_SHORT):
+            specs.append(_spec(factors, None, (bp.n_rot // 2,), required=False))
     if bp.rope_scaling is not None and bp.rope_scaling.type == "llama3":
         # conversion/llama.py generate_extra_tensors: llama3 rope factors as a tensor
         specs.append(_spec(T.ROPE_FREQS, None, (bp.n_rot // 2,), required=False))
@@ -2009,6 +2023,20 @@ def _hunyuan_moe_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
     ]
 
 
+def _phi3_layer(bp: Blueprint, i: int) -> list[TensorSpec]:
+    """src/models/phi3.cpp: Q, K and V fused in attn_qkv, gate and up in one ffn_up twice
+    n_ff wide (the converter keeps qkv_proj and gate_up_proj whole); no biases."""
+    kv_width = bp.n_head_kv * bp.head_dim_k
+    return [
+        _spec(T.ATTN_NORM, i, (bp.n_embd,)),
+        _spec(T.ATTN_QKV, i, (bp.n_embd, bp.n_head * bp.head_dim_k + 2 * kv_width)),
+        _spec(T.ATTN_OUT, i, (bp.n_head * bp.head_dim_k, bp.n_embd)),
+        _spec(T.FFN_NORM, i, (bp.n_embd,)),
+        _spec(T.FFN_DOWN, i, (bp.n_ff, bp.n_embd)),
+        _spec(T.FFN_UP, i, (bp.n_embd, 2 * bp.n_ff)),
+    ]
+
+
 def _gemma4_globals(bp: Blueprint) -> list[TensorSpec]:
     """gemma4.cpp globals beyond embedding and output norm: the proportional-rope factors of
     the global layers, the per-layer-embedding table, its projection and norm."""
@@ -2116,4 +2144,5 @@ _LAYER_BUILDERS = {
     Arch.BAILINGMOE2: _bailingmoe2_layer,
     Arch.APERTUS: _apertus_layer,
     Arch.HUNYUAN_MOE: _hunyuan_moe_layer,
+    Arch.PHI3: _phi3_layer,
 }

@@ -360,6 +360,15 @@ _HUNYUAN_MOE = Family(
      _w(T.ATTN_K_NORM, "HK"), _w(T.ATTN_Q_NORM, "HK"), _w(T.FFN_NORM, "E"), *_experts("F"),
      *_shared_experts("FSHEXP_OR_F")),
 )  # fmt: skip
+# phi3: QKV fused by the converter (the loader takes either, neither required, but the graph
+# needs one), gate and up fused in ffn_up (2 x n_ff), LongRoPE factors optional
+_PHI3 = Family(
+    "src/models/phi3.cpp",
+    (*_GLOBALS, _w(T.ROPE_FACTORS_LONG, "ROT/2", optional=True),
+     _w(T.ROPE_FACTORS_SHORT, "ROT/2", optional=True)),
+    (_w(T.ATTN_NORM, "E"), _qkv("E", "HKV*HK", "HKV*HK"), _w(T.ATTN_OUT, "E", "E"),
+     _w(T.FFN_NORM, "E"), _w(T.FFN_DOWN, "F", "E"), _w(T.FFN_UP, "E", "2*F")),
+)  # fmt: skip
 _QWEN2MOE = Family(
     "src/models/qwen2moe.cpp",
     _GLOBALS_OUTPUT,
@@ -1000,6 +1009,7 @@ FAMILIES: dict[str, Family] = {
     "bailingmoe2": _BAILINGMOE2,
     "apertus": _APERTUS,
     "hunyuan-moe": _HUNYUAN_MOE,
+    "phi3": _PHI3,
 }
 
 # Without a table: architectures whose loader takes token_embd as optional, or of another width.

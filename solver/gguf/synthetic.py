@@ -593,4 +593,5 @@ def tiny_blueprint(arch: Arch | str) -> Blueprint:
     for name in entry.use:
         settings.update(table.fragment[name])
     settings.update(entry.model_extra or {})
-    return Blueprint(architecture=arch, name=f"tiny-{arch.value}", **settings)
+    settings.setdefault("name", f"tiny-{arch.value}")
+    return Blueprint(architecture=arch, **settings)

@@ -139,6 +139,9 @@ class ArchRecipe:
     # the last layer's output-row selection of the stream before the mixer's (ggml visits a
     # node's sources in order)
     residual_first: bool = False
+    # phi3: only the FFN's residual add takes the stream first (attention's takes the branch
+    # first); the allocator reuses the first operand in place, so the order moves buffers
+    ffn_residual_first: bool = False
     rope_if_finetuned: bool = False  # granitehybrid: RoPE only where rope.scaling.finetuned
 
 
@@ -354,6 +357,13 @@ RECIPES: dict[str, ArchRecipe] = {
         rope_factors=True,
         rope_swa_layers_only=True,
     ),
+    # phi3.cpp: llama's layer with the fused QKV and gate/up (LLM_FFN_SWIGLU over ffn_up's
+    # halves), LongRoPE factors, Q scaled after RoPE, the FFN's residual add with the stream
+    # first (ggml_add(residual, cur)). Phi-4 and Phi-4-mini (microsoft/phi-4-gguf,
+    # unsloth/phi-4-GGUF, unsloth/Phi-4-mini-instruct-GGUF)
+    "phi3": ArchRecipe(
+        rope_factors=True, q_scale_after_rope=True, ffn_act="swiglu", ffn_residual_first=True
+    ),
 }
 
 
@@ -434,17 +444,20 @@ def _layer(b: GraphBuilder, recipe: ArchRecipe, ins: _GraphInputs, il: int, inp_
     if recipe.post_ffn_norm:
         norm_il = il if recipe.post_ffn_norm_in_layer else -1
         cur = b.build_norm(cur, b.lw(il, "post_ffw_norm"), None, norm_il)
-    cur = _residual(b, recipe, ffn_inp, cur)
+    cur = _residual(b, recipe, ffn_inp, cur, ffn=True)
     b.cb(cur, "l_out", il)
     return cur
 
 
-def _residual(b: GraphBuilder, recipe: ArchRecipe, stream: Tensor, cur: Tensor) -> Tensor:
-    """The residual add, its operands in the architecture's order; the branch scaled first
-    where the model has a residual scale (granite)."""
+def _residual(
+    b: GraphBuilder, recipe: ArchRecipe, stream: Tensor, cur: Tensor, *, ffn: bool = False
+) -> Tensor:
+    """The residual add, its operands in the architecture's order (``ffn``: the add after
+    the FFN); the branch scaled first where the model has a residual scale (granite)."""
     if b.hp.f_residual_scale:
         cur = g.scale(cur)
-    return g.add(stream, cur) if recipe.residual_first else g.add(cur, stream)
+    stream_first = recipe.residual_first or (ffn and recipe.ffn_residual_first)
+    return g.add(stream, cur) if stream_first else g.add(cur, stream)
 
 
 def _parallel_layer(
