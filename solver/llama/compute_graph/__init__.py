@@ -18,7 +18,7 @@ Modelled, one recipe each (``recipes.RECIPES``; popular architectures still with
 in ``recipes``' docstring): apertus, bailingmoe2, cohere2, deepseek2, deepseek32, deepseek4,
 dots1, ernie4_5-moe, exaone4, gemma3, gemma4, glm-dsa, glm4, glm4moe, glm5-next, gpt-oss,
 granitehybrid, hunyuan-moe, kimi-linear, lfm2, lfm2moe, llama, llama4, mimo2, minimax-m2,
-minimax-m3, mistral3, mistral4, nemotron_h_moe, olmo2, qwen2, qwen2moe, qwen3, qwen35,
+minimax-m3, mistral3, mistral4, nemotron_h_moe, olmo2, phi3, qwen2, qwen2moe, qwen3, qwen35,
 qwen35moe, qwen3moe, qwen3next, qwen3vl, qwen3vlmoe, seed_oss, smollm3, step35.
 
 Modules, lower first:

@@ -17,15 +17,13 @@ A layer kind beside attention in the template's layer is the recipe's ``recurren
 An architecture without a recipe is refused (``ComputeNotModelled``), never priced as
 another. Popular ones the pinned llama.cpp loads (``src/llama-arch.cpp``) that have none
 here, as of 2026-12 (qwen3vl/-moe, glm-dsa, step35, mimo2, glm5-next, minimax-m3,
-deepseek4, glm4, olmo2, lfm2/-moe, exaone4, granitehybrid, ernie4_5-moe, cohere2 and
-hunyuan-moe were on this list and are modelled now):
+deepseek4, glm4, olmo2, lfm2/-moe, exaone4, granitehybrid, ernie4_5-moe, cohere2,
+hunyuan-moe and phi3 were on this list and are modelled now):
 
 ==============  ================================================  ===========================
 architecture    models (Hugging Face)                             graph function
 ==============  ================================================  ===========================
 gemma2          google/gemma-2-2b-it, -9b-it, -27b-it             gemma2.cpp: soft-capping
-phi3            microsoft/Phi-3.5-mini-instruct, phi-4,           phi3.cpp: fused QKV
-                Phi-4-mini-instruct
 qwen2vl         Qwen/Qwen2.5-VL-3B/7B/32B/72B-Instruct            qwen2vl.cpp: M-RoPE
 gemma3n         google/gemma-3n-E2B-it, -E4B-it                   gemma3n.cpp: AltUp, Laurel
 falcon-h1       tiiuae/Falcon-H1-7B-Instruct, -34B-Instruct       falcon-h1.cpp: Mamba-2
