@@ -294,12 +294,22 @@ class Blueprint(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Blueprint:
-        moe_archs = (Arch.QWEN3MOE, Arch.DEEPSEEK2, Arch.GPT_OSS, Arch.GLM4MOE, Arch.QWEN35MOE)
-        moe_archs += (Arch.LLAMA4, Arch.DEEPSEEK32, Arch.DEEPSEEK4, Arch.GLM_DSA)
+        # 1. sizes every architecture shares; 2. what the architecture's own layers need;
+        # 3. the limits of its llama.cpp loader. The first thing wrong is the error.
+        self._check_sizes()
+        self._check_architecture()
+        self._check_loader_limits()
+        return self
+
+    def _check_sizes(self) -> None:
+        """Sizes the common layers read: gemma4's two head widths, the experts of a MoE
+        architecture (no more used than exist), MLA's dimensions."""
         if self.architecture is Arch.GEMMA4 and not (
             self.gemma4_head_dim_swa and self.gemma4_swa_period and self.head_dim
         ):
             raise BadInput(f"{self.name}: gemma4 needs both head widths and the layer pattern")
+        moe_archs = (Arch.QWEN3MOE, Arch.DEEPSEEK2, Arch.GPT_OSS, Arch.GLM4MOE, Arch.QWEN35MOE)
+        moe_archs += (Arch.LLAMA4, Arch.DEEPSEEK32, Arch.DEEPSEEK4, Arch.GLM_DSA)
         moe_archs += (Arch.QWEN3NEXT, Arch.MINIMAX_M2, Arch.MISTRAL4, Arch.KIMI_LINEAR)
         moe_archs += (Arch.QWEN3VLMOE, Arch.STEP35, Arch.GLM5_NEXT, Arch.MINIMAX_M3)
         moe_archs += (Arch.MIMO2, Arch.LFM2MOE)
@@ -309,6 +319,10 @@ class Blueprint(BaseModel):
             raise BadInput(f"{self.name}: n_expert_used {self.n_expert_used} > n_expert")
         if self.is_mla and not (self.kv_lora_rank and self.v_head_dim):
             raise BadInput(f"{self.name}: {self.architecture} needs the MLA dimensions")
+
+    def _check_architecture(self) -> None:
+        """Each architecture's own layers (its indexer, linear attention or state sizes) and
+        whole KV head groups."""
         if self.architecture in (Arch.DEEPSEEK32, Arch.GLM_DSA):
             self._check_dsa()
         if self.architecture is Arch.DEEPSEEK4:
@@ -320,16 +334,7 @@ class Blueprint(BaseModel):
         if self.n_head % self.n_head_kv:
             raise BadInput(f"{self.name}: n_head {self.n_head} not a multiple of n_head_kv")
         if self.is_gated_delta_net:
-            needed = (self.ssm_d_conv, self.ssm_d_state, self.ssm_n_group, self.ssm_dt_rank)
-            # qwen3next ropes with plain NEOX rope: no MRoPE sections
-            sections = self.rope_sections is not None or self.architecture is Arch.QWEN3NEXT
-            if not all(needed) or self.full_attention_interval < 1 or not sections:
-                raise BadInput(
-                    f"{self.name}: {self.architecture} needs the linear-attention sizes, "
-                    "full_attention_interval and rope sections"
-                )
-            if self.ssm_dt_rank % self.ssm_n_group:
-                raise BadInput(f"{self.name}: value heads not a multiple of key heads")
+            self._check_gated_delta_net()
         if self.architecture is Arch.NEMOTRON_H_MOE:
             self._check_nemotron_h()
         if self.is_lfm2:
@@ -346,6 +351,23 @@ class Blueprint(BaseModel):
             self._check_step35()
         if self.architecture is Arch.MIMO2:
             self._check_mimo2()
+
+    def _check_gated_delta_net(self) -> None:
+        """qwen35 / qwen3next: the linear-attention sizes, the full-attention interval and
+        the rope sections, value heads a whole multiple of key heads."""
+        needed = (self.ssm_d_conv, self.ssm_d_state, self.ssm_n_group, self.ssm_dt_rank)
+        # qwen3next ropes with plain NEOX rope: no MRoPE sections
+        sections = self.rope_sections is not None or self.architecture is Arch.QWEN3NEXT
+        if not all(needed) or self.full_attention_interval < 1 or not sections:
+            raise BadInput(
+                f"{self.name}: {self.architecture} needs the linear-attention sizes, "
+                "full_attention_interval and rope sections"
+            )
+        if self.ssm_dt_rank % self.ssm_n_group:
+            raise BadInput(f"{self.name}: value heads not a multiple of key heads")
+
+    def _check_loader_limits(self) -> None:
+        """What one architecture's llama.cpp loader or graph requires of its sizes."""
         if self.architecture is Arch.COHERE2 and not (
             self.tied_embeddings and self.sliding_window and self.logit_scale
         ):
@@ -369,7 +391,6 @@ class Blueprint(BaseModel):
         if self.architecture is Arch.MINIMAX_M2 and self.n_ff != self.n_ff_exp:
             # minimax-m2.cpp creates the experts n_ff (feed_forward_length) wide
             raise BadInput(f"{self.name}: minimax-m2 needs n_ff equal to n_ff_exp")
-        return self
 
     def _check_dsa(self) -> None:
         """deepseek32.cpp / glm-dsa.cpp: q compression (the indexer reads the compressed q),
@@ -649,6 +670,26 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
             meta[template.format(arch=arch)] = value
 
     # TextModel.set_gguf_parameters (conversion/base.py) and the architecture's override
+    _put_text_model(bp, put)
+    _put_experts(bp, put)
+    _put_architecture(bp, put)
+    _put_attention_geometry(bp, put)
+    _put_rope_scaling(bp, put)
+    if bp.sliding_window:
+        put(K.Attention.SLIDING_WINDOW, bp.sliding_window)
+
+    _put_tokenizer(bp, meta)
+    meta[K.General.QUANTIZATION_VERSION] = QUANTIZATION_VERSION
+    meta[K.General.FILE_TYPE] = int(file_type)
+    return meta
+
+
+def _float_or_none(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _put_text_model(bp: Blueprint, put) -> None:
+    """The sizes every converter writes (TextModel.set_gguf_parameters, conversion/base.py)."""
     put(K.LLM.BLOCK_COUNT, bp.n_layer_all)
     put(K.LLM.CONTEXT_LENGTH, bp.context_length)
     put(K.LLM.EMBEDDING_LENGTH, bp.n_embd)
@@ -660,6 +701,11 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
     put(K.Rope.FREQ_BASE_SWA, _float_or_none(bp.rope_theta_swa))
     if bp.architecture is not Arch.COHERE2:  # cohere2 normalises with LayerNorm
         put(K.Attention.LAYERNORM_RMS_EPS, float(bp.rms_norm_eps))
+
+
+def _put_experts(bp: Blueprint, put) -> None:
+    """The MoE keys: expert counts and widths, groups, gating, shared and dense layers,
+    the routing scale and norm, and the NextN (MTP) layer count."""
     if bp.n_expert:
         put(K.LLM.EXPERT_COUNT, bp.n_expert)
         put(K.LLM.EXPERT_USED_COUNT, bp.n_expert_used)
@@ -681,6 +727,10 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
         put(K.LLM.EXPERT_WEIGHTS_NORM, bool(bp.expert_weights_norm))
     if bp.nextn_layers:
         put(K.LLM.NEXTN_PREDICT_LAYERS, bp.nextn_layers)
+
+
+def _put_architecture(bp: Blueprint, put) -> None:
+    """The keys one architecture's converter override adds, in its writing order."""
     if bp.is_gated_delta_net:
         _put_gated_delta_net(bp, put)
     if bp.architecture is Arch.GEMMA4:
@@ -706,12 +756,7 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
     if bp.architecture is Arch.GRANITEHYBRID:
         _put_granitehybrid(bp, put)
     if bp.architecture in (Arch.DEEPSEEK32, Arch.GLM_DSA):
-        # conversion/deepseek.py DeepseekV32Model, conversion/glm.py GlmMoeDsaModel: the DSA
-        # indexer's sizes (and glm-dsa's per-layer types, when config.json has them)
-        put(K.Attention.Indexer.HEAD_COUNT, bp.indexer_n_head)
-        put(K.Attention.Indexer.KEY_LENGTH, bp.indexer_head_size)
-        put(K.Attention.Indexer.TOP_K, bp.indexer_top_k)
-        put(KpoolKeys.TYPES, list(bp.indexer_types) or None)
+        _put_dsa(bp, put)
     if bp.architecture in (Arch.KIMI_LINEAR, Arch.GLM5_NEXT):
         _put_kimi_linear(bp, put)
     if bp.architecture is Arch.GLM5_NEXT:
@@ -721,36 +766,40 @@ def gguf_metadata(bp: Blueprint, file_type: gguf.LlamaFileType) -> dict[str, Met
     if bp.architecture is Arch.MIMO2:
         _put_mimo2(bp, put)
     if bp.is_qwen3vl:
-        # conversion/qwen3vl.py Qwen3VL(Moe)TextModel: the deepstack count; conversion/base.py
-        # writes rope_parameters.mrope_section padded to 4
-        put(K.LLM.NUM_DEEPSTACK_LAYERS, bp.n_deepstack_layers)
-        put(K.Rope.DIMENSION_SECTIONS, list(bp.rope_sections or ()))
+        _put_qwen3vl(bp, put)
     if bp.architecture is Arch.STEP35:
         _put_step35(bp, put)
     if bp.architecture is Arch.MINIMAX_M3:
-        # conversion/minimax.py MiniMaxM3Model: the MSA indexer's sizes
-        put(K.Attention.Indexer.HEAD_COUNT, bp.indexer_n_head)
-        put(K.Attention.Indexer.KEY_LENGTH, bp.indexer_head_size)
-        put(K.Attention.Indexer.TOP_K, bp.indexer_top_k)
-        put(MsaKeys.BLOCK_SIZE, bp.indexer_block_size)
-        put(MsaKeys.LOCAL_BLOCKS, bp.indexer_local_blocks)
+        _put_minimax_m3(bp, put)
     if bp.architecture in (Arch.OLMO2, Arch.EXAONE4) and bp.sliding_window:
         # conversion/olmo.py Olmo2Model (OLMo 3 without layer_types), conversion/exaone.py
         # Exaone4Model (sliding_window_pattern "LLLG"): every 4th layer is full
         put(K.Attention.SLIDING_WINDOW_PATTERN, [(il + 1) % 4 != 0 for il in range(bp.n_layer)])
-    _put_attention_geometry(bp, put)
-    _put_rope_scaling(bp, put)
-    if bp.sliding_window:
-        put(K.Attention.SLIDING_WINDOW, bp.sliding_window)
-
-    _put_tokenizer(bp, meta)
-    meta[K.General.QUANTIZATION_VERSION] = QUANTIZATION_VERSION
-    meta[K.General.FILE_TYPE] = int(file_type)
-    return meta
 
 
-def _float_or_none(value: float | None) -> float | None:
-    return None if value is None else float(value)
+def _put_dsa(bp: Blueprint, put) -> None:
+    """conversion/deepseek.py DeepseekV32Model, conversion/glm.py GlmMoeDsaModel: the DSA
+    indexer's sizes (and glm-dsa's per-layer types, when config.json has them)."""
+    put(K.Attention.Indexer.HEAD_COUNT, bp.indexer_n_head)
+    put(K.Attention.Indexer.KEY_LENGTH, bp.indexer_head_size)
+    put(K.Attention.Indexer.TOP_K, bp.indexer_top_k)
+    put(KpoolKeys.TYPES, list(bp.indexer_types) or None)
+
+
+def _put_qwen3vl(bp: Blueprint, put) -> None:
+    """conversion/qwen3vl.py Qwen3VL(Moe)TextModel: the deepstack count; conversion/base.py
+    writes rope_parameters.mrope_section padded to 4."""
+    put(K.LLM.NUM_DEEPSTACK_LAYERS, bp.n_deepstack_layers)
+    put(K.Rope.DIMENSION_SECTIONS, list(bp.rope_sections or ()))
+
+
+def _put_minimax_m3(bp: Blueprint, put) -> None:
+    """conversion/minimax.py MiniMaxM3Model: the MSA indexer's sizes."""
+    put(K.Attention.Indexer.HEAD_COUNT, bp.indexer_n_head)
+    put(K.Attention.Indexer.KEY_LENGTH, bp.indexer_head_size)
+    put(K.Attention.Indexer.TOP_K, bp.indexer_top_k)
+    put(MsaKeys.BLOCK_SIZE, bp.indexer_block_size)
+    put(MsaKeys.LOCAL_BLOCKS, bp.indexer_local_blocks)
 
 
 def _put_attention_geometry(bp: Blueprint, put) -> None:
