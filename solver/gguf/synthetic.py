@@ -361,9 +361,22 @@ def miniature(bp: Blueprint) -> Blueprint:
     tensor list has the same names per layer kind, only dimensions and counts shrink. Loading
     the miniature in llama-server checks the full-size blueprint's tensor set.
     """
-    n_head = 4
-    mha = bp.n_head_kv == bp.n_head
-    n_expert = min(bp.n_expert, 8)
+    n_layer = _mini_layer_count(bp)
+    return bp.model_copy(
+        update={
+            **_mini_sizes(bp, n_layer),
+            **_mini_architecture(bp),
+            "tokenizer": bp.tokenizer.model_copy(
+                update={"bos_token_id": None, "eos_token_id": None, "n_merges": None}
+            ),
+            **_mini_expert_groups(bp),
+        }
+    )
+
+
+def _mini_layer_count(bp: Blueprint) -> int:
+    """Enough layers for every layer kind: past the dense ones, a full period of each
+    architecture's pattern, up to its first layer of a later kind."""
     n_layer = max(2, bp.leading_dense_layers + 1)
     if bp.is_gated_delta_net:
         # keep the layer pattern: at least one full-attention layer after the DeltaNet ones
@@ -383,67 +396,79 @@ def miniature(bp: Blueprint) -> Blueprint:
     if not all(bp.indexer_types):
         # up to the first layer that shares its indexer selection (GLM-5.2's IndexShare)
         n_layer = max(n_layer, bp.indexer_types.index(False) + 1)
-    groups = {}
-    if bp.expert_groups is not None:
-        # keep "grouped routing" when the model has it; llama.cpp wants used < groups
-        grouped = bp.expert_groups > 1
-        groups = {"expert_groups": 2 if grouped else 1, "expert_groups_used": 1}
-    return bp.model_copy(
-        update={
-            "name": f"mini-{bp.name}",
-            "n_layer": n_layer,
-            "n_embd": 256,
-            "n_vocab": 320,
-            "context_length": 4096,
-            "n_head": n_head,
-            "n_head_kv": n_head if mha else 2,
-            "head_dim": 64 if bp.head_dim is not None else None,
-            "rope_dim": 32 if bp.rope_dim is not None else None,
-            "n_ff": 512 if bp.n_ff else 0,
-            "n_expert": n_expert,
-            "n_expert_used": min(bp.n_expert_used, 2),
-            "n_ff_exp": 256 if bp.n_ff_exp else 0,
-            "leading_dense_layers": min(bp.leading_dense_layers, 1),
-            "q_lora_rank": 256 if bp.q_lora_rank else 0,
-            "kv_lora_rank": 256 if bp.kv_lora_rank else 0,
-            "qk_nope_head_dim": 64 if bp.qk_nope_head_dim else 0,
-            "qk_rope_head_dim": 32 if bp.qk_rope_head_dim else 0,
-            "v_head_dim": 64 if bp.v_head_dim else 0,
-            # minimax-m3's MSA asserts one indexer head per KV head
-            "indexer_n_head": (2 if bp.architecture is Arch.MINIMAX_M3 else 4)
-            if bp.indexer_n_head
-            else 0,
-            "indexer_head_size": 64 if bp.indexer_head_size else 0,
-            # top-k kept: above the miniature's cache sizes it picks every cell (n_top_k = n_kv)
-            "indexer_top_k": bp.indexer_top_k,
-            "indexer_types": bp.indexer_types[:n_layer],
-            "sliding_window": min(bp.sliding_window, 128),
-            **_mini_gated_delta_net(bp),
-            **_mini_nemotron_h(bp),
-            **_mini_gemma4(bp),
-            **_mini_deepseek4(bp),
-            **_mini_mimo2(bp),
-            **_mini_lfm2(bp),
-            **_mini_granitehybrid(bp),
-            # minimax-m2.cpp sizes its experts by feed_forward_length: both stay one width
-            **({"n_ff": 256} if bp.architecture is Arch.MINIMAX_M2 else {}),
-            # seed_oss: heads twice n_embd / n_head wide, as the real model's (the tiny one's)
-            **({"head_dim": 128} if bp.architecture is Arch.SEED_OSS else {}),
-            # step35: twice the full layers' query heads on sliding ones (as the tiny model)
-            **({"n_head_swa": 8, "n_ff_shexp": 256} if bp.architecture is Arch.STEP35 else {}),
-            "kda_head_dim": 64 if bp.kda_head_dim else 0,
-            # qwen3vl: MRoPE sections within the 64-wide head (the tiny model's)
-            **(
-                {"rope_sections": tiny_blueprint(bp.architecture).rope_sections}
-                if bp.is_qwen3vl
-                else {}
-            ),
-            "tokenizer": bp.tokenizer.model_copy(
-                update={"bos_token_id": None, "eos_token_id": None, "n_merges": None}
-            ),
-            **groups,
-        }
-    )
+    return n_layer
+
+
+def _mini_sizes(bp: Blueprint, n_layer: int) -> dict[str, object]:
+    """The sizes every architecture shrinks the same way: 256 wide, 4 heads (2 KV heads
+    unless multi-head), at most 8 experts; a size the model lacks stays absent."""
+    n_head = 4
+    mha = bp.n_head_kv == bp.n_head
+    n_expert = min(bp.n_expert, 8)
+    return {
+        "name": f"mini-{bp.name}",
+        "n_layer": n_layer,
+        "n_embd": 256,
+        "n_vocab": 320,
+        "context_length": 4096,
+        "n_head": n_head,
+        "n_head_kv": n_head if mha else 2,
+        "head_dim": 64 if bp.head_dim is not None else None,
+        "rope_dim": 32 if bp.rope_dim is not None else None,
+        "n_ff": 512 if bp.n_ff else 0,
+        "n_expert": n_expert,
+        "n_expert_used": min(bp.n_expert_used, 2),
+        "n_ff_exp": 256 if bp.n_ff_exp else 0,
+        "leading_dense_layers": min(bp.leading_dense_layers, 1),
+        "q_lora_rank": 256 if bp.q_lora_rank else 0,
+        "kv_lora_rank": 256 if bp.kv_lora_rank else 0,
+        "qk_nope_head_dim": 64 if bp.qk_nope_head_dim else 0,
+        "qk_rope_head_dim": 32 if bp.qk_rope_head_dim else 0,
+        "v_head_dim": 64 if bp.v_head_dim else 0,
+        # minimax-m3's MSA asserts one indexer head per KV head
+        "indexer_n_head": (2 if bp.architecture is Arch.MINIMAX_M3 else 4)
+        if bp.indexer_n_head
+        else 0,
+        "indexer_head_size": 64 if bp.indexer_head_size else 0,
+        # top-k kept: above the miniature's cache sizes it picks every cell (n_top_k = n_kv)
+        "indexer_top_k": bp.indexer_top_k,
+        "indexer_types": bp.indexer_types[:n_layer],
+        "sliding_window": min(bp.sliding_window, 128),
+    }
+
+
+def _mini_architecture(bp: Blueprint) -> dict[str, object]:
+    """Each architecture's own parts shrunk (its tiny blueprint's where they must agree)."""
+    return {
+        **_mini_gated_delta_net(bp),
+        **_mini_nemotron_h(bp),
+        **_mini_gemma4(bp),
+        **_mini_deepseek4(bp),
+        **_mini_mimo2(bp),
+        **_mini_lfm2(bp),
+        **_mini_granitehybrid(bp),
+        # minimax-m2.cpp sizes its experts by feed_forward_length: both stay one width
+        **({"n_ff": 256} if bp.architecture is Arch.MINIMAX_M2 else {}),
+        # seed_oss: heads twice n_embd / n_head wide, as the real model's (the tiny one's)
+        **({"head_dim": 128} if bp.architecture is Arch.SEED_OSS else {}),
+        # step35: twice the full layers' query heads on sliding ones (as the tiny model)
+        **({"n_head_swa": 8, "n_ff_shexp": 256} if bp.architecture is Arch.STEP35 else {}),
+        "kda_head_dim": 64 if bp.kda_head_dim else 0,
+        # qwen3vl: MRoPE sections within the 64-wide head (the tiny model's)
+        **(
+            {"rope_sections": tiny_blueprint(bp.architecture).rope_sections}
+            if bp.is_qwen3vl
+            else {}
+        ),
+    }
+
+
+def _mini_expert_groups(bp: Blueprint) -> dict[str, object]:
+    """Keep "grouped routing" when the model has it; llama.cpp wants used < groups."""
+    if bp.expert_groups is None:
+        return {}
+    grouped = bp.expert_groups > 1
+    return {"expert_groups": 2 if grouped else 1, "expert_groups_used": 1}
 
 
 def _mini_deepseek4(bp: Blueprint) -> dict[str, object]:

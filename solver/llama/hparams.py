@@ -323,54 +323,31 @@ def model_hparams(inventory: Inventory) -> ModelHparams:
     adds the per-layer head widths of SWA layers and MLA, and checks the memory type.
     """
     arch = inventory.architecture
-    n_layer_all = inventory.n_layers
     kind = memory_kind(inventory)
     attention = inventory.attention
-    swa_flags = list(attention.swa_layers) or [False] * n_layer_all
-    n_head = list(attention.n_head) or [0] * n_layer_all
-    n_head_kv = list(attention.n_head_kv) or n_head
     head_k_full = attention.key_length
-    head_v_full = attention.value_length
-    head_k_swa = _int_meta(inventory, Keys.Attention.KEY_LENGTH_SWA, head_k_full)
-    head_v_swa = _int_meta(inventory, Keys.Attention.VALUE_LENGTH_SWA, head_v_full)
-    layers = tuple(
-        LayerAttention(
-            n_head=n_head[il],
-            n_head_kv=n_head_kv[il],
-            head_k=head_k_swa if swa_flags[il] else head_k_full,
-            head_v=head_v_swa if swa_flags[il] else head_v_full,
-            is_swa=swa_flags[il],
-        )
-        for il in range(n_layer_all)
-    )
+    layers = _layer_attention(inventory)
     causal = inventory.metadata.get(Keys.Attention.CAUSAL.format(arch=arch), True)
     kv_layers, rs_layers = _memory_layers(inventory, kind)
     n_embd_r, n_embd_s = _recurrent_widths(inventory) if any(rs_layers) else (0, 0)
     return ModelHparams(
         arch=arch,
-        n_layer_all=n_layer_all,
+        n_layer_all=inventory.n_layers,
         n_layer_nextn=inventory.n_layers_nextn,
         n_embd=inventory.n_embd,
         n_vocab=inventory.n_vocab,
         n_ctx_train=inventory.context_length,
         causal_attn=bool(causal) and arch not in NON_CAUSAL_ARCHS,
         memory=kind,
-        n_swa=attention.sliding_window if any(swa_flags) else 0,
+        n_swa=attention.sliding_window if any(attention.swa_layers) else 0,
         layers=layers,
         n_embd_head_k=head_k_full,
-        n_embd_head_v=head_v_full,
+        n_embd_head_v=attention.value_length,
         n_embd_head_k_mla=attention.key_length_mla,
         n_embd_head_v_mla=attention.value_length_mla,
         n_rot=attention.rope_dim or head_k_full,
         n_lora_kv=attention.kv_lora_rank,
-        indexer_n_head=_int_meta(inventory, Keys.Attention.Indexer.HEAD_COUNT, 0),
-        indexer_head_size=_int_meta(inventory, Keys.Attention.Indexer.KEY_LENGTH, 0),
-        indexer_top_k=_int_meta(inventory, Keys.Attention.Indexer.TOP_K, 0),
-        indexer_kpool=_int_meta(inventory, KpoolKeys.KPOOL, 0),
-        indexer_kpool_select_tail=bool(_scalar_meta(inventory, KpoolKeys.KPOOL_SELECT_TAIL, True)),
-        lid_layers=_indexer_layers(inventory, kind, kv_layers),
-        indexer_block_size=_int_meta(inventory, MsaKeys.BLOCK_SIZE, 0),
-        indexer_local_blocks=_int_meta(inventory, MsaKeys.LOCAL_BLOCKS, 0),
+        **_indexer_hparams(inventory, kind, kv_layers),
         compress_ratios=_compress_ratios(inventory) if kind is MemoryKind.DSV4 else (),
         n_ctx_orig_yarn=int(_scalar_meta(inventory, Keys.Rope.SCALING_ORIG_CTX_LEN, 0))
         or inventory.context_length,
@@ -382,13 +359,65 @@ def model_hparams(inventory: Inventory) -> ModelHparams:
         n_embd_r=n_embd_r,
         n_embd_s=n_embd_s,
         **_ssm_sizes(inventory),
-        n_deepstack_layers=_int_meta(inventory, Keys.LLM.NUM_DEEPSTACK_LAYERS, 0)
+        **_position_hparams(inventory),
+    )
+
+
+def _layer_attention(inventory: Inventory) -> tuple[LayerAttention, ...]:
+    """Each layer's heads and head widths: sliding-window layers read the ``_swa`` widths
+    (llama_hparams::n_embd_head_k(il)), the others the full ones."""
+    n_layer_all = inventory.n_layers
+    attention = inventory.attention
+    swa_flags = list(attention.swa_layers) or [False] * n_layer_all
+    n_head = list(attention.n_head) or [0] * n_layer_all
+    n_head_kv = list(attention.n_head_kv) or n_head
+    head_k_full = attention.key_length
+    head_v_full = attention.value_length
+    head_k_swa = _int_meta(inventory, Keys.Attention.KEY_LENGTH_SWA, head_k_full)
+    head_v_swa = _int_meta(inventory, Keys.Attention.VALUE_LENGTH_SWA, head_v_full)
+    return tuple(
+        LayerAttention(
+            n_head=n_head[il],
+            n_head_kv=n_head_kv[il],
+            head_k=head_k_swa if swa_flags[il] else head_k_full,
+            head_v=head_v_swa if swa_flags[il] else head_v_full,
+            is_swa=swa_flags[il],
+        )
+        for il in range(n_layer_all)
+    )
+
+
+def _indexer_hparams(
+    inventory: Inventory, kind: MemoryKind, kv_layers: tuple[bool, ...]
+) -> dict[str, object]:
+    """The sparse-attention indexer's sizes (DSA, the k-pool, MSA's blocks) and the layers
+    that keep its cache; zeros for a model without one."""
+    return {
+        "indexer_n_head": _int_meta(inventory, Keys.Attention.Indexer.HEAD_COUNT, 0),
+        "indexer_head_size": _int_meta(inventory, Keys.Attention.Indexer.KEY_LENGTH, 0),
+        "indexer_top_k": _int_meta(inventory, Keys.Attention.Indexer.TOP_K, 0),
+        "indexer_kpool": _int_meta(inventory, KpoolKeys.KPOOL, 0),
+        "indexer_kpool_select_tail": bool(
+            _scalar_meta(inventory, KpoolKeys.KPOOL_SELECT_TAIL, True)
+        ),
+        "lid_layers": _indexer_layers(inventory, kind, kv_layers),
+        "indexer_block_size": _int_meta(inventory, MsaKeys.BLOCK_SIZE, 0),
+        "indexer_local_blocks": _int_meta(inventory, MsaKeys.LOCAL_BLOCKS, 0),
+    }
+
+
+def _position_hparams(inventory: Inventory) -> dict[str, object]:
+    """How positions reach the layers: the deepstack count (qwen3vl), M-RoPE, and whether
+    the rope scaling was fine-tuned (granite's key; every other architecture: true)."""
+    arch = inventory.architecture
+    finetuned = inventory.metadata.get(Keys.Rope.SCALING_FINETUNED.format(arch=arch), True)
+    return {
+        "n_deepstack_layers": _int_meta(inventory, Keys.LLM.NUM_DEEPSTACK_LAYERS, 0)
         if arch in DEEPSTACK_ARCHS
         else 0,
-        use_mrope=_use_mrope(inventory),
-        rope_finetuned=arch not in GRANITE_SCALE_ARCHS
-        or bool(inventory.metadata.get(Keys.Rope.SCALING_FINETUNED.format(arch=arch), True)),
-    )
+        "use_mrope": _use_mrope(inventory),
+        "rope_finetuned": arch not in GRANITE_SCALE_ARCHS or bool(finetuned),
+    }
 
 
 def _use_mrope(inventory: Inventory) -> bool:

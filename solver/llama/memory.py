@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -246,10 +247,7 @@ def estimate_memory(
     """
     tables = model_tables(inventory)
     cpu = cpu if cpu is not None else _local_cpu()
-    if rpc_free_bytes is None and hardware is not None:
-        rpc_memory = [gpu.memory_bytes for gpu in hardware.gpus if gpu.rpc_endpoint]
-        rpc_free_bytes = min(rpc_memory, default=None)
-    offload = model_devices(config, gpu_devices(hardware, devices), rpc_free_bytes)
+    offload = _offload_devices(config, hardware, devices, rpc_free_bytes)
     placement = place_tensors(tables, config, offload, cpu)
     kinds = {device.name: device.kind.value for device in offload}
     workload = resolve_workload(config, tables.hparams, placement.layer_devices, kinds)
@@ -263,46 +261,15 @@ def estimate_memory(
         device_bufts,
     )
     output = _output_buffer(tables, workload, placement, offload)
-    estimate = _compute(inventory, workload, placement)
-    unmodelled = None
-    compute: dict[str, int] = {}
-    peak: dict[str, int] = {}
-    splits = splits_tg = None
-    fallbacks: tuple[OpFallback, ...] = ()
-    if isinstance(estimate, ComputeNotModelled):
-        unmodelled = Unmodelled(
-            architecture=estimate.architecture, reason=estimate.reason, margin=unmodelled_margin
-        )
-    else:
-        compute, peak = dict(estimate.bytes_by_device), dict(estimate.peak_bytes_by_device)
-        splits, splits_tg = estimate.graph_splits, estimate.graph_splits_tg
-        fallbacks = estimate.fallbacks
+    parts = _compute_parts(_compute(inventory, workload, placement), unmodelled_margin)
+    unmodelled, compute, peak = parts.unmodelled, parts.startup, parts.peak
     assumed = _assumed_compute(placement, unmodelled)
-
-    names = [CPU, *placement.devices]
-    totals: dict[str, DeviceMemory] = {}
-    for name in names:
-        weights = sum(b.size for b in placement.buffers if b.device == name and not b.extra)
-        repack = sum(b.size for b in placement.buffers if b.device == name and b.extra)
-        kv_bytes = sum(b.size for b in kv if b.device == name)
-        out = output.size if output.device == name else 0
-        # not modelled: the margin where one is assumed, else None (left out of the total)
-        comp = peak.get(name, 0) if unmodelled is None else assumed.get(name)
-        startup = compute.get(name, 0) if unmodelled is None else comp
-        totals[name] = DeviceMemory(
-            weights=weights,
-            repack=repack,
-            kv=kv_bytes,
-            compute=comp,
-            compute_startup=startup,
-            output=out,
-            total=weights + repack + kv_bytes + out + (comp or 0),
-        )
-    notes = _notes(config, unmodelled, _growth_note(compute, peak, workload), fallbacks)
+    totals = _device_totals(placement, kv, output, parts, assumed)
+    notes = _notes(config, unmodelled, _growth_note(compute, peak, workload), parts.fallbacks)
     return MemoryReport(
         devices=totals,
-        graph_splits=splits,
-        graph_splits_tg=splits_tg,
+        graph_splits=parts.splits,
+        graph_splits_tg=parts.splits_tg,
         compute_modelled=unmodelled is None,
         model_buffers=placement.buffers,
         kv_buffers=kv,
@@ -312,9 +279,84 @@ def estimate_memory(
         workload=workload,
         placement=placement,
         unmodelled=unmodelled,
-        op_fallbacks=fallbacks,
+        op_fallbacks=parts.fallbacks,
         notes=notes,
     )
+
+
+def _offload_devices(
+    config: LaunchConfig,
+    hardware: Hardware | None,
+    devices: Sequence[str] | None,
+    rpc_free_bytes: int | None,
+) -> list[LlamaDevice]:
+    """The devices llama.cpp offloads to: the local GPUs, then ``config``'s RPC servers with
+    ``rpc_free_bytes`` free (default: the smallest memory of the rig's RPC devices)."""
+    if rpc_free_bytes is None and hardware is not None:
+        rpc_memory = [gpu.memory_bytes for gpu in hardware.gpus if gpu.rpc_endpoint]
+        rpc_free_bytes = min(rpc_memory, default=None)
+    return model_devices(config, gpu_devices(hardware, devices), rpc_free_bytes)
+
+
+class _ComputeParts(NamedTuple):
+    """The compute side of a report: bytes per device at startup and at their peak, graph
+    splits and op fallbacks when fit models the graph; else what is not modelled and why."""
+
+    unmodelled: Unmodelled | None
+    startup: dict[str, int]
+    peak: dict[str, int]
+    splits: int | None
+    splits_tg: int | None
+    fallbacks: tuple[OpFallback, ...]
+
+
+def _compute_parts(
+    estimate: ComputeEstimate | ComputeNotModelled, unmodelled_margin: int | None
+) -> _ComputeParts:
+    """Unpack ``_compute``'s answer; a refusal keeps the margin the caller assumes."""
+    if isinstance(estimate, ComputeNotModelled):
+        unmodelled = Unmodelled(
+            architecture=estimate.architecture, reason=estimate.reason, margin=unmodelled_margin
+        )
+        return _ComputeParts(unmodelled, {}, {}, None, None, ())
+    return _ComputeParts(
+        None,
+        dict(estimate.bytes_by_device),
+        dict(estimate.peak_bytes_by_device),
+        estimate.graph_splits,
+        estimate.graph_splits_tg,
+        estimate.fallbacks,
+    )
+
+
+def _device_totals(
+    placement: TensorPlacement,
+    kv: Sequence[KvBuffer],
+    output: OutputBuffer,
+    parts: _ComputeParts,
+    assumed: dict[str, int],
+) -> dict[str, DeviceMemory]:
+    """Each device's buffers summed, the CPU first; an unmodelled compute buffer counts as
+    the assumed margin, or as None (left out of the total) without one."""
+    modelled = parts.unmodelled is None
+    totals: dict[str, DeviceMemory] = {}
+    for name in [CPU, *placement.devices]:
+        weights = sum(b.size for b in placement.buffers if b.device == name and not b.extra)
+        repack = sum(b.size for b in placement.buffers if b.device == name and b.extra)
+        kv_bytes = sum(b.size for b in kv if b.device == name)
+        out = output.size if output.device == name else 0
+        comp = parts.peak.get(name, 0) if modelled else assumed.get(name)
+        startup = parts.startup.get(name, 0) if modelled else comp
+        totals[name] = DeviceMemory(
+            weights=weights,
+            repack=repack,
+            kv=kv_bytes,
+            compute=comp,
+            compute_startup=startup,
+            output=out,
+            total=weights + repack + kv_bytes + out + (comp or 0),
+        )
+    return totals
 
 
 _LOCAL_CPU: list[CpuFeatures] = []
